@@ -1,0 +1,115 @@
+/**
+ * The database: one Prisma client for the whole process. PostgreSQL through `@prisma/adapter-pg`
+ * when `DATABASE_URL` is set; otherwise the same client on embedded PGlite under `DATA_DIR`,
+ * migrated at boot, so a newcomer needs nothing installed.
+ */
+import { mkdirSync } from "node:fs"
+import { join } from "node:path"
+import { PGlite } from "@electric-sql/pglite"
+import { PrismaPg } from "@prisma/adapter-pg"
+import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
+import pg from "pg"
+import { PrismaPGlite } from "pglite-prisma-adapter"
+import { AppConfig } from "../config.ts"
+import { PrismaClient } from "./generated/client.ts"
+import { applyMigrations, migrationsDir, pgExecutor, pgliteExecutor } from "./migrations.ts"
+
+export class DbError extends Schema.TaggedError<DbError>()("DbError", {
+  operation: Schema.String,
+  cause: Schema.Defect
+}) {}
+
+export type DbEngine = "postgres" | "pglite"
+
+export interface DbShape {
+  readonly client: PrismaClient
+  readonly engine: DbEngine
+  /** Runs one Prisma call; a rejection becomes a `DbError` naming the operation. */
+  readonly query: <A>(operation: string, run: (client: PrismaClient) => Promise<A>) => Effect.Effect<A, DbError>
+  readonly ping: Effect.Effect<void, DbError>
+}
+
+const make = (client: PrismaClient, engine: DbEngine): DbShape => {
+  const query = <A>(operation: string, run: (client: PrismaClient) => Promise<A>) =>
+    Effect.tryPromise({ try: () => run(client), catch: (cause) => new DbError({ operation, cause }) })
+  return { client, engine, query, ping: Effect.asVoid(query("ping", (c) => c.$queryRaw`SELECT 1`)) }
+}
+
+const prismaResource = (build: () => PrismaClient) =>
+  Effect.acquireRelease(Effect.sync(build), (client) => Effect.promise(() => client.$disconnect()))
+
+export class Db extends Context.Tag("Db")<Db, DbShape>() {
+  /** PostgreSQL (production, CI): a pooled connection per process. */
+  static postgres(options: { readonly url: Redacted.Redacted; readonly poolMax: number; readonly migrate: boolean }) {
+    return Layer.scoped(
+      Db,
+      Effect.gen(function* () {
+        const connectionString = Redacted.value(options.url)
+        if (options.migrate) {
+          yield* Effect.acquireUseRelease(
+            Effect.tryPromise({
+              try: async () => {
+                const client = new pg.Client({ connectionString })
+                await client.connect()
+                return client
+              },
+              catch: (cause) => new DbError({ operation: "connect", cause })
+            }),
+            (client) =>
+              Effect.tryPromise({
+                try: () => applyMigrations(pgExecutor(client), migrationsDir),
+                catch: (cause) => new DbError({ operation: "migrate", cause })
+              }),
+            (client) => Effect.promise(() => client.end())
+          )
+        }
+        const client = yield* prismaResource(
+          () => new PrismaClient({ adapter: new PrismaPg({ connectionString, max: options.poolMax }) })
+        )
+        const db = make(client, "postgres")
+        yield* db.ping
+        return db
+      })
+    )
+  }
+
+  /** Embedded PGlite stored in `dir` (`memory://` for tests), migrated before use. */
+  static pglite(dir: string) {
+    return Layer.scoped(
+      Db,
+      Effect.gen(function* () {
+        if (!dir.startsWith("memory://")) mkdirSync(dir, { recursive: true })
+        const pglite = yield* Effect.acquireRelease(
+          Effect.tryPromise({
+            try: () => PGlite.create(dir),
+            catch: (cause) => new DbError({ operation: "open", cause })
+          }),
+          (db) => Effect.promise(() => db.close())
+        )
+        yield* Effect.tryPromise({
+          try: () => applyMigrations(pgliteExecutor(pglite), migrationsDir),
+          catch: (cause) => new DbError({ operation: "migrate", cause })
+        })
+        const client = yield* prismaResource(() => new PrismaClient({ adapter: new PrismaPGlite(pglite) }))
+        return make(client, "pglite")
+      })
+    )
+  }
+
+  /** The layer the processes use: PostgreSQL when configured, PGlite otherwise (said once in the log). */
+  static readonly layer = Layer.unwrapEffect(
+    Effect.gen(function* () {
+      const config = yield* AppConfig
+      if (Option.isSome(config.databaseUrl)) {
+        return Db.postgres({
+          url: config.databaseUrl.value,
+          poolMax: config.databasePoolMax,
+          migrate: config.migrateOnBoot
+        })
+      }
+      const dir = join(config.dataDir, "pglite")
+      yield* Effect.logWarning(`Db: DATABASE_URL is unset, using embedded PGlite in ${dir} (migrated at boot)`)
+      return Db.pglite(dir)
+    })
+  )
+}

@@ -1,0 +1,117 @@
+/**
+ * Server-wide HTTP plumbing, one global middleware around every route (HttpApi, docs, RPC,
+ * WebSocket): request id, one log line per request, security headers, CORS, the body limit,
+ * and the envelope for every failure the framework itself produces (unknown route, malformed
+ * JSON, oversized body, defects).
+ */
+import {
+  HttpLayerRouter,
+  HttpMiddleware,
+  HttpServerError,
+  HttpServerRequest,
+  HttpServerResponse
+} from "@effect/platform"
+import { Cause, Effect, Option } from "effect"
+import { randomUUID } from "node:crypto"
+import { ErrorCatalog, type ErrorCode } from "../../domain/errors.ts"
+import { AppConfig } from "../config.ts"
+
+export const errorResponse = (code: ErrorCode, message: string, details?: unknown) =>
+  HttpServerResponse.unsafeJson(
+    { success: false, error: details === undefined ? { code, message } : { code, message, details } },
+    { status: ErrorCatalog[code].status }
+  )
+
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+const requestIdOf = (request: HttpServerRequest.HttpServerRequest): string => {
+  const given = request.headers["x-request-id"]
+  return given !== undefined && SANE_REQUEST_ID.test(given) ? given : randomUUID()
+}
+
+/** The path without its query string: queries may carry tokens and never reach the logs. */
+const pathOf = (url: string): string => {
+  const end = url.indexOf("?")
+  return end === -1 ? url : url.slice(0, end)
+}
+
+const isBodyTooLarge = (error: HttpServerError.RequestError): boolean =>
+  error.cause instanceof Error && error.cause.message === "maxBytes exceeded"
+
+/** Maps what escaped the routes to the envelope; interruption (client gone) passes through. */
+const recover = (request: HttpServerRequest.HttpServerRequest) => (cause: Cause.Cause<unknown>) => {
+  if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
+  for (const error of [...Cause.failures(cause), ...Cause.defects(cause)]) {
+    if (!HttpServerError.isServerError(error)) continue
+    if (error._tag === "RouteNotFound") {
+      return Effect.succeed(errorResponse("ROUTE_NOT_FOUND", `No route for ${request.method} ${pathOf(request.url)}`))
+    }
+    if (error._tag === "RequestError") {
+      if (error.cause instanceof SyntaxError) {
+        return Effect.succeed(errorResponse("INVALID_JSON", "The request body is not valid JSON"))
+      }
+      if (isBodyTooLarge(error)) {
+        return Effect.succeed(errorResponse("PAYLOAD_TOO_LARGE", "The request body is too large"))
+      }
+      return Effect.succeed(errorResponse("BAD_REQUEST", "The request could not be read"))
+    }
+  }
+  return Effect.logError("Unhandled failure while serving a request", cause).pipe(
+    Effect.as(errorResponse("INTERNAL_ERROR", "An unexpected error occurred"))
+  )
+}
+
+const securityHeaders = (production: boolean): Record<string, string> => ({
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "referrer-policy": "no-referrer",
+  "cross-origin-opener-policy": "same-origin",
+  ...(production ? { "strict-transport-security": "max-age=31536000; includeSubDomains" } : {})
+})
+
+export const HttpPlumbing = HttpLayerRouter.middleware(
+  Effect.gen(function* () {
+    const config = yield* AppConfig
+    const headers = securityHeaders(config.isProduction)
+    const cors =
+      config.corsOrigins.length === 0
+        ? undefined
+        : HttpMiddleware.cors({
+            allowedOrigins: (origin) => config.corsOrigins.includes("*") || config.corsOrigins.includes(origin),
+            allowedHeaders: ["authorization", "content-type", "x-request-id"],
+            exposedHeaders: ["x-request-id", "retry-after"],
+            maxAge: 600
+          })
+    const tooLarge = (request: HttpServerRequest.HttpServerRequest) => {
+      const declared = Number(request.headers["content-length"] ?? "0")
+      return Number.isFinite(declared) && declared > config.maxBodyBytes
+    }
+
+    return (route) =>
+      Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+        const started = performance.now()
+        const requestId = requestIdOf(request)
+        return Effect.gen(function* () {
+          const handled = (cors === undefined ? route : cors(route)).pipe(
+            HttpServerRequest.withMaxBodySize(Option.some(config.maxBodyBytes)),
+            Effect.catchAllCause(recover(request))
+          )
+          const response = tooLarge(request)
+            ? errorResponse("PAYLOAD_TOO_LARGE", `The request body is larger than ${config.maxBodyBytes} bytes`, {
+                maxBytes: config.maxBodyBytes
+              })
+            : yield* handled
+          yield* Effect.logInfo(`${request.method} ${pathOf(request.url)} ${response.status}`).pipe(
+            Effect.annotateLogs({
+              method: request.method,
+              path: pathOf(request.url),
+              status: response.status,
+              durationMs: Math.round((performance.now() - started) * 100) / 100
+            })
+          )
+          return HttpServerResponse.setHeaders(response, { ...headers, "x-request-id": requestId })
+        }).pipe(Effect.annotateLogs("requestId", requestId))
+      })
+  }),
+  { global: true }
+)

@@ -1,0 +1,33 @@
+/**
+ * The whole HTTP contract: every group under `/api/v1` (plus the health probes), with the
+ * failures the server itself can answer on any route.
+ */
+import { HttpApi, OpenApi } from "@effect/platform"
+import { DecodeErrorEnvelope, InternalErrorEnvelope, InvalidJsonEnvelope, PayloadTooLargeEnvelope } from "./errors.ts"
+import { HealthGroup } from "./health.ts"
+
+/**
+ * `HttpApi.make` fixes the API's error schema to `HttpApiDecodeError`'s own wire shape, and the
+ * builder encodes every request decode failure with it. Swapping that (internal, pinned with
+ * @effect/platform 0.97) property for the envelope puts `VALIDATION_ERROR` on the wire and in
+ * OpenAPI; test/integration/http/errors.test.ts guards it.
+ */
+export const makeApi = <const Id extends string>(id: Id) => {
+  const api = HttpApi.make(id)
+  Object.defineProperty(api, "errorSchema", { value: DecodeErrorEnvelope })
+  return api
+}
+
+export class WingmateApi extends makeApi("wingmate")
+  .prefix("/api/v1")
+  .add(HealthGroup)
+  .addError(InvalidJsonEnvelope)
+  .addError(PayloadTooLargeEnvelope)
+  .addError(InternalErrorEnvelope)
+  .annotate(OpenApi.Title, "Wingmate API")
+  .annotate(OpenApi.Version, "1.0.0")
+  .annotate(
+    OpenApi.Description,
+    "Backend of the Wingmate dating assistant. Every response is an envelope: " +
+      "`{ success: true, data }` or `{ success: false, error: { code, message, details? } }`."
+  ) {}

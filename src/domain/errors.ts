@@ -1,0 +1,171 @@
+/**
+ * The error catalog: every failure the API can answer with, as a `Schema.TaggedError`, its
+ * stable wire `code` and its HTTP status. On the wire each one is the seed's envelope
+ * `{ success: false, error: { code, message, details? } }`; `ErrorEnvelope(Class)` is that
+ * wire form, given to `addError` so that handlers, OpenAPI and typed clients agree.
+ */
+import { HttpApiSchema } from "@effect/platform"
+import { HttpApiDecodeError } from "@effect/platform/HttpApiError"
+import { Schema } from "effect"
+
+const errorFields = {
+  message: Schema.String,
+  details: Schema.optional(Schema.Unknown)
+}
+
+/** The request did not match its schema (payload, path, query or headers). */
+export class ValidationError extends Schema.TaggedError<ValidationError>()("ValidationError", errorFields) {}
+/** The request could not be read (broken body, unsupported encoding). */
+export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", errorFields) {}
+/** The body is not valid JSON. */
+export class InvalidJson extends Schema.TaggedError<InvalidJson>()("InvalidJson", errorFields) {}
+/** Missing, malformed, expired or otherwise unacceptable credentials. */
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", errorFields) {}
+/** Authenticated, but not allowed to do this. */
+export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", errorFields) {}
+/** The resource does not exist (or is not the caller's). */
+export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", errorFields) {}
+/** No route matches the method and path. */
+export class RouteNotFound extends Schema.TaggedError<RouteNotFound>()("RouteNotFound", errorFields) {}
+/** The route exists, but not for this method. */
+export class MethodNotAllowed extends Schema.TaggedError<MethodNotAllowed>()("MethodNotAllowed", errorFields) {}
+/** The state of the resource forbids the operation (duplicate, already used, …). */
+export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", errorFields) {}
+/** The body is larger than the server accepts. */
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", errorFields) {}
+/** The media type is not accepted. */
+export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()(
+  "UnsupportedMediaType",
+  errorFields
+) {}
+/** Too many requests in the current window. */
+export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", errorFields) {}
+/** A dependency (database, cache) is not reachable. */
+export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()("ServiceUnavailable", errorFields) {}
+/** A bug or an unexpected failure; details are logged, never sent. */
+export class InternalError extends Schema.TaggedError<InternalError>()("InternalError", errorFields) {}
+
+/** Every `code` the API can send, with its HTTP status and the error class it belongs to. */
+export const ErrorCatalog = {
+  VALIDATION_ERROR: { status: 400, error: ValidationError },
+  BAD_REQUEST: { status: 400, error: BadRequest },
+  INVALID_JSON: { status: 400, error: InvalidJson },
+  UNAUTHORIZED: { status: 401, error: Unauthorized },
+  FORBIDDEN: { status: 403, error: Forbidden },
+  NOT_FOUND: { status: 404, error: NotFound },
+  ROUTE_NOT_FOUND: { status: 404, error: RouteNotFound },
+  METHOD_NOT_ALLOWED: { status: 405, error: MethodNotAllowed },
+  CONFLICT: { status: 409, error: Conflict },
+  PAYLOAD_TOO_LARGE: { status: 413, error: PayloadTooLarge },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, error: UnsupportedMediaType },
+  RATE_LIMITED: { status: 429, error: RateLimited },
+  INTERNAL_ERROR: { status: 500, error: InternalError },
+  SERVICE_UNAVAILABLE: { status: 503, error: ServiceUnavailable }
+} as const
+
+export type ErrorCode = keyof typeof ErrorCatalog
+
+interface ErrorClass<Self> {
+  new (props: { readonly message: string; readonly details?: unknown }): Self
+  readonly _tag: string
+}
+
+type CodeOf<Self> = {
+  [C in ErrorCode]: InstanceType<(typeof ErrorCatalog)[C]["error"]> extends Self ? C : never
+}[ErrorCode]
+
+/** The encoded side of every error: the seed's failure envelope. */
+export const ErrorBody = <const Code extends string>(code: Code) =>
+  Schema.Struct({
+    success: Schema.Literal(false),
+    error: Schema.Struct({
+      code: Schema.Literal(code),
+      message: Schema.String,
+      details: Schema.optional(Schema.Unknown)
+    })
+  })
+
+/**
+ * The wire form of an error class: the envelope on the wire, the class in handlers and typed
+ * clients, the status from the catalog (shown in OpenAPI).
+ */
+export const ErrorEnvelope = <Self extends { readonly message: string; readonly details?: unknown }, I>(
+  errorClass: ErrorClass<Self> & Schema.Schema<Self, I>,
+  code: CodeOf<Self>
+) =>
+  Schema.transform(ErrorBody(code), Schema.typeSchema(errorClass), {
+    strict: true,
+    decode: ({ error }) =>
+      new errorClass(
+        error.details === undefined ? { message: error.message } : { message: error.message, details: error.details }
+      ),
+    encode: (e) => ({
+      success: false as const,
+      error: e.details === undefined ? { code, message: e.message } : { code, message: e.message, details: e.details }
+    })
+  }).annotations({
+    ...HttpApiSchema.annotations({ status: ErrorCatalog[code].status }),
+    identifier: `${errorClass._tag}Envelope`,
+    description: `${ErrorCatalog[code].status} ${code}`
+  })
+
+/** One problem found while decoding a request: where, and what is wrong. */
+export const ValidationIssue = Schema.Struct({
+  path: Schema.String,
+  message: Schema.String
+})
+export type ValidationIssue = typeof ValidationIssue.Type
+
+const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
+  path.map((segment) => (typeof segment === "symbol" ? segment.toString() : String(segment))).join(".")
+
+/**
+ * The framework reports every request decode failure as `HttpApiDecodeError`; this is its wire
+ * form, a 400 `VALIDATION_ERROR` envelope with one `{ path, message }` per problem.
+ */
+export const DecodeErrorEnvelope = Schema.transform(
+  Schema.Struct({
+    success: Schema.Literal(false),
+    error: Schema.Struct({
+      code: Schema.Literal("VALIDATION_ERROR"),
+      message: Schema.String,
+      details: Schema.Struct({ issues: Schema.Array(ValidationIssue) })
+    })
+  }),
+  Schema.typeSchema(HttpApiDecodeError),
+  {
+    strict: true,
+    decode: ({ error }) =>
+      new HttpApiDecodeError({
+        message: error.message,
+        issues: error.details.issues.map((issue) => ({
+          _tag: "Type" as const,
+          path: issue.path === "" ? [] : issue.path.split("."),
+          message: issue.message
+        }))
+      }),
+    encode: (e) => ({
+      success: false as const,
+      error: {
+        code: "VALIDATION_ERROR" as const,
+        message: "The request is invalid: see details.issues",
+        details: { issues: e.issues.map((issue) => ({ path: formatPath(issue.path), message: issue.message })) }
+      }
+    })
+  }
+).annotations({
+  ...HttpApiSchema.annotations({ status: 400 }),
+  identifier: "ValidationErrorEnvelope",
+  description: "400 VALIDATION_ERROR: the request did not match its schema"
+})
+
+/** Every framework-level failure, shared by all groups. */
+export const InternalErrorEnvelope = ErrorEnvelope(InternalError, "INTERNAL_ERROR")
+export const UnauthorizedEnvelope = ErrorEnvelope(Unauthorized, "UNAUTHORIZED")
+export const NotFoundEnvelope = ErrorEnvelope(NotFound, "NOT_FOUND")
+export const ConflictEnvelope = ErrorEnvelope(Conflict, "CONFLICT")
+export const ServiceUnavailableEnvelope = ErrorEnvelope(ServiceUnavailable, "SERVICE_UNAVAILABLE")
+export const RateLimitedEnvelope = ErrorEnvelope(RateLimited, "RATE_LIMITED")
+export const PayloadTooLargeEnvelope = ErrorEnvelope(PayloadTooLarge, "PAYLOAD_TOO_LARGE")
+export const InvalidJsonEnvelope = ErrorEnvelope(InvalidJson, "INVALID_JSON")
+export const RouteNotFoundEnvelope = ErrorEnvelope(RouteNotFound, "ROUTE_NOT_FOUND")

@@ -1,0 +1,25 @@
+/** Plain HTTP from tests: status, headers and the parsed JSON body (or the text when not JSON). */
+import { Effect } from "effect"
+
+export interface HttpResult {
+  readonly status: number
+  readonly headers: Headers
+  readonly body: unknown
+  readonly text: string
+}
+
+export const http = (url: string, init?: RequestInit) =>
+  Effect.promise(async (): Promise<HttpResult> => {
+    const response = await fetch(url, init)
+    const text = await response.text()
+    let body: unknown = text
+    try {
+      body = JSON.parse(text)
+    } catch {
+      // not JSON: keep the text
+    }
+    return { status: response.status, headers: response.headers, body, text }
+  })
+
+export const postJson = (url: string, body: string, headers: Record<string, string> = {}) =>
+  http(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body })

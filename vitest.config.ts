@@ -1,0 +1,28 @@
+import { defineConfig } from "vitest/config"
+
+// Three projects: unit (layers swapped, no services), integration (this machine's PostgreSQL and
+// Redis through the real clients), e2e (real processes spoken to over HTTP and WebSocket).
+export default defineConfig({
+  test: {
+    projects: [
+      { test: { name: "unit", include: ["test/unit/**/*.test.ts"] } },
+      {
+        test: {
+          name: "integration",
+          include: ["test/integration/**/*.test.ts"],
+          globalSetup: ["test/support/database.global.ts"],
+          testTimeout: 30_000,
+          hookTimeout: 60_000
+        }
+      },
+      {
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 90_000
+        }
+      }
+    ]
+  }
+})
