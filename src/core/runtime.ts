@@ -19,4 +19,7 @@ const reportFailure = (cause: Cause.Cause<unknown>) => {
 }
 
 export const runMain = <E>(process: Layer.Layer<never, E>) =>
-  Layer.launch(process).pipe(Effect.tapErrorCause(reportFailure), NodeRuntime.runMain({ disableErrorReporting: true }))
+  Layer.launch(process).pipe(
+    Effect.tapErrorCause(reportFailure),
+    NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
+  )

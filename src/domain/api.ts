@@ -3,7 +3,13 @@
  * failures the server itself can answer on any route.
  */
 import { HttpApi, OpenApi } from "@effect/platform"
-import { DecodeErrorEnvelope, InternalErrorEnvelope, InvalidJsonEnvelope, PayloadTooLargeEnvelope } from "./errors.ts"
+import {
+  BadRequestEnvelope,
+  DecodeErrorEnvelope,
+  InternalErrorEnvelope,
+  InvalidJsonEnvelope,
+  PayloadTooLargeEnvelope
+} from "./errors.ts"
 import { HealthGroup } from "./health.ts"
 
 /**
@@ -22,6 +28,7 @@ export class WingmateApi extends makeApi("wingmate")
   .prefix("/api/v1")
   .add(HealthGroup)
   .addError(InvalidJsonEnvelope)
+  .addError(BadRequestEnvelope)
   .addError(PayloadTooLargeEnvelope)
   .addError(InternalErrorEnvelope)
   .annotate(OpenApi.Title, "Wingmate API")

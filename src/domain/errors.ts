@@ -168,4 +168,5 @@ export const ServiceUnavailableEnvelope = ErrorEnvelope(ServiceUnavailable, "SER
 export const RateLimitedEnvelope = ErrorEnvelope(RateLimited, "RATE_LIMITED")
 export const PayloadTooLargeEnvelope = ErrorEnvelope(PayloadTooLarge, "PAYLOAD_TOO_LARGE")
 export const InvalidJsonEnvelope = ErrorEnvelope(InvalidJson, "INVALID_JSON")
+export const BadRequestEnvelope = ErrorEnvelope(BadRequest, "BAD_REQUEST")
 export const RouteNotFoundEnvelope = ErrorEnvelope(RouteNotFound, "ROUTE_NOT_FOUND")

@@ -1,0 +1,157 @@
+/**
+ * End to end: `src/main/dev.ts` as a child process with no DATABASE_URL (embedded PGlite in a
+ * fresh data folder), spoken to over HTTP, stopped with SIGTERM.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { createServer } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+
+const root = join(import.meta.dirname, "..", "..")
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+
+/** The machine's environment without anything that would point the server at real services. */
+const cleanEnv = (overrides: Record<string, string>): NodeJS.ProcessEnv => {
+  const env = { ...process.env }
+  for (const key of ["DATABASE_URL", "REDIS_URL", "NODE_ENV", "PORT", "LOG_FORMAT", "LOG_LEVEL", "DATA_DIR"]) {
+    delete env[key]
+  }
+  return { ...env, ...overrides }
+}
+
+interface Running {
+  readonly child: ChildProcess
+  readonly output: () => string
+  readonly exited: Promise<number | null>
+}
+
+const start = (script: string, env: NodeJS.ProcessEnv): Running => {
+  const child = spawn(process.execPath, [script], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] })
+  let output = ""
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()))
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()))
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+  return { child, output: () => output, exited }
+}
+
+const waitForReady = async (url: string, deadlineMs: number): Promise<number> => {
+  const started = Date.now()
+  while (Date.now() - started < deadlineMs) {
+    try {
+      const response = await fetch(`${url}/health/ready`)
+      if (response.status === 200) return Date.now() - started
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  throw new Error(`not ready within ${deadlineMs} ms`)
+}
+
+describe("npm run dev on embedded defaults", () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "wingmate-e2e-"))
+  let server: Running
+  let url: string
+
+  beforeAll(async () => {
+    const port = await freePort()
+    url = `http://127.0.0.1:${port}`
+    server = start("src/main/dev.ts", cleanEnv({ PORT: String(port), DATA_DIR: dataDir, LOG_FORMAT: "json" }))
+    await waitForReady(url, 30_000)
+  })
+
+  afterAll(() => {
+    server.child.kill("SIGKILL")
+    rmSync(dataDir, { recursive: true, force: true })
+  })
+
+  it("is ready on PGlite, and says so in its log", async () => {
+    const response = await fetch(`${url}/health/ready`)
+    expect(response.status).toBe(200)
+    expect(await response.json()).toEqual({
+      success: true,
+      data: { status: "ready", checks: { database: "ok", redis: "not_configured" } }
+    })
+    expect(server.output()).toContain("DATABASE_URL is unset, using embedded PGlite")
+  })
+
+  it("serves its OpenAPI document and an interactive reference that needs no CDN", async () => {
+    const openapi = await fetch(`${url}/openapi.json`)
+    expect(openapi.status).toBe(200)
+    const document = (await openapi.json()) as { openapi: string; paths: Record<string, unknown> }
+    expect(document.openapi).toBe("3.1.0")
+    expect(Object.keys(document.paths)).toEqual(expect.arrayContaining(["/health/live", "/health/ready"]))
+    const docs = await fetch(`${url}/docs`)
+    expect(docs.status).toBe(200)
+    expect(docs.headers.get("content-type")).toContain("text/html")
+    const html = await docs.text()
+    expect(html).toContain("api-reference")
+    expect(html).not.toMatch(/<script[^>]+src=["']https?:/)
+    expect(html).not.toMatch(/<link[^>]+href=["']https?:/)
+  })
+
+  it("answers bad input with the envelope", async () => {
+    const response = await fetch(`${url}/api/v1/does-not-exist`, { method: "POST", body: "{" })
+    expect(response.status).toBe(404)
+    expect(await response.json()).toEqual({
+      success: false,
+      error: { code: "ROUTE_NOT_FOUND", message: "No route for POST /api/v1/does-not-exist" }
+    })
+  })
+
+  it("logs one JSON line per request with method, path, status, duration and request id", async () => {
+    await fetch(`${url}/health/live?secret=token-123`, { headers: { "x-request-id": "e2e-log-check" } })
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const lines = server
+      .output()
+      .split("\n")
+      .filter((line) => line.includes("e2e-log-check"))
+    expect(lines).toHaveLength(1)
+    const entry = JSON.parse(lines[0] ?? "{}") as { annotations: Record<string, unknown> }
+    expect(entry.annotations).toMatchObject({
+      method: "GET",
+      path: "/health/live",
+      status: 200,
+      requestId: "e2e-log-check",
+      durationMs: expect.any(Number)
+    })
+    expect(server.output()).not.toContain("token-123")
+  })
+
+  it("stops on SIGTERM with exit code 0", async () => {
+    server.child.kill("SIGTERM")
+    expect(await server.exited).toBe(0)
+    await expect(fetch(`${url}/health/live`)).rejects.toThrow()
+  })
+})
+
+describe("configuration errors at boot", () => {
+  it("exit 1 with one readable line per variable and no stack trace", async () => {
+    const run = start("src/main/api.ts", cleanEnv({ PORT: "not-a-port", NODE_ENV: "staging", MAX_BODY_BYTES: "0" }))
+    expect(await run.exited).toBe(1)
+    const output = run.output()
+    expect(output).toContain("Invalid configuration:")
+    expect(output).toMatch(/^ {2}PORT: invalid value/m)
+    expect(output).toMatch(/^ {2}NODE_ENV: invalid value/m)
+    expect(output).toMatch(/^ {2}MAX_BODY_BYTES: invalid value/m)
+    expect(output).not.toMatch(/^\s+at /m)
+  })
+
+  it("production refuses the embedded database unless asked", async () => {
+    const run = start("src/main/api.ts", cleanEnv({ NODE_ENV: "production" }))
+    expect(await run.exited).toBe(1)
+    expect(run.output()).toMatch(/^ {2}DATABASE_URL: missing: Required in production/m)
+  })
+})

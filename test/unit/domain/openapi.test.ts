@@ -1,0 +1,94 @@
+/** The OpenAPI document describes exactly the envelopes the server sends. */
+import { describe, expect, it } from "@effect/vitest"
+import { OpenApi } from "@effect/platform"
+import { WingmateApi } from "../../../src/domain/api.ts"
+import { ErrorCatalog } from "../../../src/domain/errors.ts"
+
+const doc: unknown = JSON.parse(JSON.stringify(OpenApi.fromApi(WingmateApi)))
+
+/** Walks the JSON document; undefined where the path does not exist. */
+const at = (value: unknown, ...path: ReadonlyArray<string>): unknown =>
+  path.reduce<unknown>(
+    (node, key) => (typeof node === "object" && node !== null ? (node as Record<string, unknown>)[key] : undefined),
+    value
+  )
+
+const entries = (value: unknown): Array<[string, unknown]> =>
+  typeof value === "object" && value !== null ? Object.entries(value) : []
+
+const refName = (schema: unknown): string | undefined => {
+  const ref = at(schema, "$ref")
+  return typeof ref === "string" ? ref.replace("#/components/schemas/", "") : undefined
+}
+
+const schemas = at(doc, "components", "schemas")
+const responseSchema = (path: string, status: string) =>
+  at(doc, "paths", path, "get", "responses", status, "content", "application/json", "schema")
+
+describe("OpenAPI document", () => {
+  it("documents the success envelope { success: true, data }", () => {
+    expect(responseSchema("/health/live", "200")).toMatchObject({
+      type: "object",
+      required: ["success", "data"],
+      properties: {
+        success: { type: "boolean", enum: [true] },
+        data: { type: "object", required: ["status", "uptimeSeconds"] }
+      }
+    })
+  })
+
+  it("documents each error as the failure envelope with its code and status", () => {
+    expect(refName(responseSchema("/health/ready", "503"))).toBe("ServiceUnavailableEnvelope")
+    expect(refName(responseSchema("/health/ready", "500"))).toBe("InternalErrorEnvelope")
+    expect(at(schemas, "ServiceUnavailableEnvelope")).toMatchObject({
+      type: "object",
+      required: ["success", "error"],
+      properties: {
+        success: { type: "boolean", enum: [false] },
+        error: {
+          type: "object",
+          required: ["code", "message"],
+          properties: { code: { type: "string", enum: ["SERVICE_UNAVAILABLE"] }, message: { type: "string" } }
+        }
+      }
+    })
+  })
+
+  it("documents validation failures as 400 VALIDATION_ERROR with per-field issues, not the framework's shape", () => {
+    const badRequest = responseSchema("/health/ready", "400")
+    expect(badRequest).toMatchObject({
+      anyOf: expect.arrayContaining([{ $ref: "#/components/schemas/ValidationErrorEnvelope" }])
+    })
+    expect(at(schemas, "ValidationErrorEnvelope")).toMatchObject({
+      properties: {
+        error: {
+          properties: {
+            code: { enum: ["VALIDATION_ERROR"] },
+            details: { properties: { issues: { type: "array" } } }
+          }
+        }
+      }
+    })
+    expect(entries(schemas).map(([name]) => name)).not.toContain("HttpApiDecodeError")
+  })
+
+  it("every documented error code comes from the catalog, with the catalog's status", () => {
+    let checked = 0
+    for (const [path, item] of entries(at(doc, "paths"))) {
+      for (const [status, response] of entries(at(item, "get", "responses"))) {
+        if (Number(status) < 400) continue
+        const schema = at(response, "content", "application/json", "schema")
+        const anyOf = at(schema, "anyOf")
+        const refs = Array.isArray(anyOf) ? anyOf.map(refName) : [refName(schema)]
+        for (const ref of refs) {
+          const code = at(schemas, ref ?? "", "properties", "error", "properties", "code", "enum", "0")
+          expect(typeof code, `${path} ${status}`).toBe("string")
+          const entry = Object.entries(ErrorCatalog).find(([catalogCode]) => catalogCode === code)?.[1]
+          expect(entry?.status, `${path} ${status} ${String(code)}`).toBe(Number(status))
+          checked++
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(5)
+  })
+})
