@@ -27,8 +27,6 @@ export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", erro
 export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", errorFields) {}
 /** No route matches the method and path. */
 export class RouteNotFound extends Schema.TaggedError<RouteNotFound>()("RouteNotFound", errorFields) {}
-/** The route exists, but not for this method. */
-export class MethodNotAllowed extends Schema.TaggedError<MethodNotAllowed>()("MethodNotAllowed", errorFields) {}
 /** The state of the resource forbids the operation (duplicate, already used, …). */
 export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", errorFields) {}
 /** The body is larger than the server accepts. */
@@ -54,7 +52,6 @@ export const ErrorCatalog = {
   FORBIDDEN: { status: 403, error: Forbidden },
   NOT_FOUND: { status: 404, error: NotFound },
   ROUTE_NOT_FOUND: { status: 404, error: RouteNotFound },
-  METHOD_NOT_ALLOWED: { status: 405, error: MethodNotAllowed },
   CONFLICT: { status: 409, error: Conflict },
   PAYLOAD_TOO_LARGE: { status: 413, error: PayloadTooLarge },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, error: UnsupportedMediaType },

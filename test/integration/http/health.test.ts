@@ -22,7 +22,11 @@ const adminQuery = (sql: string) =>
 describe("health probes", () => {
   it.live("live and ready answer 200 with PostgreSQL and Redis up", () =>
     Effect.gen(function* () {
-      const server = testServer({ db: TestDb(), redis: Redis.layer, config: { REDIS_URL: "redis://127.0.0.1:6379" } })
+      const server = testServer({
+        db: TestDb(),
+        redis: Redis.layer,
+        config: { REDIS_URL: process.env["TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379" }
+      })
       yield* Effect.gen(function* () {
         const url = yield* baseUrl
         const live = yield* http(`${url}/health/live`)

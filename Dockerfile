@@ -1,0 +1,31 @@
+# syntax=docker/dockerfile:1
+# Wingmate backend image: one image, two roles (api: `node src/main/api.ts`, worker later).
+# Node 22 runs the TypeScript sources directly (type stripping): there is no build output.
+
+# Production dependencies only, without install scripts (the postinstall needs dev tools).
+FROM node:22-alpine AS prod-deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+# Full install to generate the Prisma client and typecheck what ships.
+FROM node:22-alpine AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY . .
+RUN npm run db:generate && npm run typecheck
+
+FROM node:22-alpine AS runtime
+ENV NODE_ENV=production \
+    PORT=3000
+WORKDIR /app
+COPY --from=prod-deps --chown=node:node /app/node_modules ./node_modules
+COPY --from=build --chown=node:node /app/package.json ./package.json
+COPY --from=build --chown=node:node /app/src ./src
+COPY --from=build --chown=node:node /app/prisma ./prisma
+USER node
+EXPOSE 3000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s \
+  CMD wget -qO- "http://127.0.0.1:${PORT}/health/live" >/dev/null || exit 1
+CMD ["node", "src/main/api.ts"]
