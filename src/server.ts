@@ -5,18 +5,33 @@
 import { HttpApiScalar, HttpLayerRouter } from "@effect/platform"
 import { Layer } from "effect"
 import { AppConfig } from "./core/config.ts"
+import { TokenVerifier } from "./core/auth/token-verifier.ts"
 import { Db } from "./core/db/db.ts"
+import { Erasure } from "./core/erasure.ts"
 import { HttpPlumbing } from "./core/http/middleware.ts"
 import { NodeServerLive } from "./core/http/server.ts"
 import { LoggingLive } from "./core/logging.ts"
 import { Redis } from "./core/redis.ts"
 import { WingmateApi } from "./domain/api.ts"
 import { HealthHttpLive } from "./modules/health/health.http.ts"
+import { AuthenticationLive, TokenAuthenticationLive } from "./modules/users/authentication.ts"
+import { UsersHttpLive } from "./modules/users/users.http.ts"
+import { UsersService } from "./modules/users/users.service.ts"
+import { ClerkWebhooks } from "./modules/webhooks/clerk-webhooks.service.ts"
+import { WebhooksHttpLive } from "./modules/webhooks/webhooks.http.ts"
 
-const ApiHandlers = Layer.mergeAll(HealthHttpLive)
+/** The feature services behind the handlers (one instance each, shared by middleware and handlers). */
+const Modules = Layer.mergeAll(AuthenticationLive, TokenAuthenticationLive, ClerkWebhooks.Default).pipe(
+  Layer.provideMerge(UsersService.Default)
+)
+
+const ApiHandlers = Layer.mergeAll(HealthHttpLive, UsersHttpLive, WebhooksHttpLive).pipe(Layer.provide(Modules))
 
 export const HttpRoutes = Layer.mergeAll(
-  HttpLayerRouter.addHttpApi(WingmateApi, { openapiPath: "/openapi.json" }).pipe(Layer.provide(ApiHandlers)),
+  HttpLayerRouter.addHttpApi(WingmateApi, { openapiPath: "/openapi.json" }).pipe(
+    Layer.provide(ApiHandlers),
+    Layer.provide(Modules)
+  ),
   HttpApiScalar.layerHttpLayerRouter({
     api: WingmateApi,
     path: "/docs",
@@ -25,8 +40,8 @@ export const HttpRoutes = Layer.mergeAll(
   HttpPlumbing
 )
 
-/** What every route may use: database, Redis. */
-export const Infrastructure = Layer.mergeAll(Db.layer, Redis.layer)
+/** What the modules run on: database, Redis, token verification, the erasure registry. */
+export const Infrastructure = Layer.mergeAll(Db.layer, Redis.layer, TokenVerifier.layer, Erasure.Default)
 
 /** Serves routes on the Node server; the server stays in the output so tests can read its address. */
 export const serveRoutes = <E, R>(routes: Layer.Layer<never, E, R>) =>

@@ -13,6 +13,13 @@ const positiveInt = (name: string, fallback: number) =>
     Config.withDefault(fallback)
   )
 
+/** A comma-separated list; blanks dropped. */
+const list = (name: string) =>
+  Config.array(Config.string(), name).pipe(
+    Config.map((items): ReadonlyArray<string> => items.map((item) => item.trim()).filter((item) => item !== "")),
+    Config.withDefault<ReadonlyArray<string>>([])
+  )
+
 const raw = Config.all({
   nodeEnv: Config.literal("development", "production", "test")("NODE_ENV").pipe(Config.withDefault("development")),
   host: Config.string("HOST").pipe(Config.withDefault("0.0.0.0")),
@@ -27,32 +34,61 @@ const raw = Config.all({
   migrateOnBoot: Config.boolean("DATABASE_MIGRATE_ON_BOOT").pipe(Config.withDefault(false)),
   dataDir: Config.string("DATA_DIR").pipe(Config.withDefault(".data")),
   redisUrl: nonEmptyRedacted("REDIS_URL"),
-  corsOrigins: Config.array(Config.string(), "CORS_ORIGINS").pipe(
-    Config.map((origins): ReadonlyArray<string> =>
-      origins.map((origin) => origin.trim()).filter((origin) => origin !== "")
-    ),
-    Config.withDefault<ReadonlyArray<string>>([])
-  ),
+  corsOrigins: list("CORS_ORIGINS"),
   maxBodyBytes: positiveInt("MAX_BODY_BYTES", 10 * 1024 * 1024),
   shutdownTimeoutMs: positiveInt("SHUTDOWN_TIMEOUT_MS", 10_000),
-  allowEmbeddedInProduction: Config.boolean("ALLOW_EMBEDDED_IN_PRODUCTION").pipe(Config.withDefault(false))
+  allowEmbeddedInProduction: Config.boolean("ALLOW_EMBEDDED_IN_PRODUCTION").pipe(Config.withDefault(false)),
+  // PEM public keys are often stored on one line with literal "\n" escapes.
+  clerkJwtKey: Config.option(Config.string("CLERK_JWT_KEY")).pipe(
+    Config.map(Option.map((pem) => pem.replaceAll("\\n", "\n").trim())),
+    Config.map(Option.filter((pem) => pem !== ""))
+  ),
+  clerkSecretKey: nonEmptyRedacted("CLERK_SECRET_KEY"),
+  clerkAuthorizedParties: list("CLERK_AUTHORIZED_PARTIES"),
+  clerkWebhookSigningSecret: nonEmptyRedacted("CLERK_WEBHOOK_SIGNING_SECRET"),
+  authClockSkewMs: Config.integer("AUTH_CLOCK_SKEW_MS").pipe(
+    Config.validate({ message: "Expected 0 to 60000 milliseconds", validation: (n) => n >= 0 && n <= 60_000 }),
+    Config.withDefault(5_000)
+  ),
+  userCacheTtlMs: positiveInt("USER_CACHE_TTL_MS", 30_000)
 })
 
 export type AppConfigShape = Effect.Effect.Success<typeof load>
 
-const load = Effect.gen(function* () {
-  const env = yield* raw
-  if (env.nodeEnv === "production" && Option.isNone(env.databaseUrl) && !env.allowEmbeddedInProduction) {
-    return yield* Effect.fail(
+/** What production cannot do without, on top of what each variable's own decoding checks. */
+const productionProblems = (env: Config.Config.Success<typeof raw>): ReadonlyArray<ConfigError.ConfigError> => {
+  if (env.nodeEnv !== "production") return []
+  const problems: Array<ConfigError.ConfigError> = []
+  if (Option.isNone(env.databaseUrl) && !env.allowEmbeddedInProduction) {
+    problems.push(
       ConfigError.MissingData(
         ["DATABASE_URL"],
         "Required in production (an embedded database is refused unless ALLOW_EMBEDDED_IN_PRODUCTION=true)"
       )
     )
   }
+  if (Option.isNone(env.clerkJwtKey) && Option.isNone(env.clerkSecretKey)) {
+    problems.push(
+      ConfigError.MissingData(["CLERK_JWT_KEY"], "Required in production, or CLERK_SECRET_KEY (dev auth is refused)")
+    )
+  }
+  if (Option.isNone(env.clerkWebhookSigningSecret)) {
+    problems.push(ConfigError.MissingData(["CLERK_WEBHOOK_SIGNING_SECRET"], "Required in production (user sync)"))
+  }
+  return problems
+}
+
+const load = Effect.gen(function* () {
+  const env = yield* raw
+  const [first, ...rest] = productionProblems(env)
+  if (first !== undefined) {
+    return yield* Effect.fail(rest.reduce((all, problem) => ConfigError.And(all, problem), first))
+  }
   return {
     ...env,
     isProduction: env.nodeEnv === "production",
+    /** No Clerk key outside production: tokens are signed and verified with a local dev key pair. */
+    devAuth: env.nodeEnv !== "production" && Option.isNone(env.clerkJwtKey) && Option.isNone(env.clerkSecretKey),
     logFormat: Option.getOrElse(env.logFormat, () => (env.nodeEnv === "production" ? "json" : "pretty"))
   } as const
 })

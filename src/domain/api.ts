@@ -11,6 +11,8 @@ import {
   PayloadTooLargeEnvelope
 } from "./errors.ts"
 import { HealthGroup } from "./health.ts"
+import { UsersGroup } from "./users.ts"
+import { WebhooksGroup } from "./webhooks.ts"
 
 /**
  * `HttpApi.make` fixes the API's error schema to `HttpApiDecodeError`'s own wire shape, and the
@@ -25,6 +27,8 @@ export const makeApi = <const Id extends string>(id: Id) => {
 }
 
 export class WingmateApi extends makeApi("wingmate")
+  .add(UsersGroup)
+  .add(WebhooksGroup)
   .prefix("/api/v1")
   .add(HealthGroup)
   .addError(InvalidJsonEnvelope)

@@ -19,6 +19,8 @@ export class ValidationError extends Schema.TaggedError<ValidationError>()("Vali
 export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", errorFields) {}
 /** The body is not valid JSON. */
 export class InvalidJson extends Schema.TaggedError<InvalidJson>()("InvalidJson", errorFields) {}
+/** A webhook whose signature is missing, wrong or stale; nothing was processed. */
+export class InvalidSignature extends Schema.TaggedError<InvalidSignature>()("InvalidSignature", errorFields) {}
 /** Missing, malformed, expired or otherwise unacceptable credentials. */
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", errorFields) {}
 /** Authenticated, but not allowed to do this. */
@@ -48,6 +50,7 @@ export const ErrorCatalog = {
   VALIDATION_ERROR: { status: 400, error: ValidationError },
   BAD_REQUEST: { status: 400, error: BadRequest },
   INVALID_JSON: { status: 400, error: InvalidJson },
+  INVALID_SIGNATURE: { status: 400, error: InvalidSignature },
   UNAUTHORIZED: { status: 401, error: Unauthorized },
   FORBIDDEN: { status: 403, error: Forbidden },
   NOT_FOUND: { status: 404, error: NotFound },
@@ -166,4 +169,5 @@ export const RateLimitedEnvelope = ErrorEnvelope(RateLimited, "RATE_LIMITED")
 export const PayloadTooLargeEnvelope = ErrorEnvelope(PayloadTooLarge, "PAYLOAD_TOO_LARGE")
 export const InvalidJsonEnvelope = ErrorEnvelope(InvalidJson, "INVALID_JSON")
 export const BadRequestEnvelope = ErrorEnvelope(BadRequest, "BAD_REQUEST")
+export const InvalidSignatureEnvelope = ErrorEnvelope(InvalidSignature, "INVALID_SIGNATURE")
 export const RouteNotFoundEnvelope = ErrorEnvelope(RouteNotFound, "ROUTE_NOT_FOUND")

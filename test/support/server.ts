@@ -7,12 +7,17 @@ import { ConfigProvider, Effect, Layer, Logger, LogLevel } from "effect"
 import { AppConfig } from "../../src/core/config.ts"
 import { type Db } from "../../src/core/db/db.ts"
 import { Redis } from "../../src/core/redis.ts"
+import type { TokenVerifier } from "../../src/core/auth/token-verifier.ts"
+import { Erasure } from "../../src/core/erasure.ts"
+import { TestTokenVerifier } from "./auth.ts"
 import { HttpRoutes, serveRoutes } from "../../src/server.ts"
 
 export interface TestServerOptions<RE = never, RR = never> {
   readonly config?: Record<string, string>
   readonly db: Layer.Layer<Db, unknown>
   readonly redis?: Layer.Layer<Redis, unknown, AppConfig>
+  /** Token verification; default: the test key pair of test/support/auth.ts. */
+  readonly auth?: Layer.Layer<TokenVerifier>
   /** Extra routes mounted beside the real ones (e.g. test-only probes). */
   readonly routes?: Layer.Layer<never, RE, RR>
 }
@@ -26,6 +31,8 @@ export const testServer = <RE = never, RR = never>(options: TestServerOptions<RE
   serveRoutes(options.routes ? Layer.mergeAll(HttpRoutes, options.routes) : HttpRoutes).pipe(
     Layer.provide(options.db),
     Layer.provide(options.redis ?? Redis.none),
+    Layer.provide(options.auth ?? TestTokenVerifier),
+    Layer.provide(Erasure.Default),
     Layer.provideMerge(AppConfig.Default),
     Layer.provide(Logger.minimumLogLevel(LogLevel.None)),
     Layer.provide(testConfig(options.config))

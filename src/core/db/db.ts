@@ -11,13 +11,17 @@ import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
 import pg from "pg"
 import { PrismaPGlite } from "pglite-prisma-adapter"
 import { AppConfig } from "../config.ts"
-import { PrismaClient } from "./generated/client.ts"
+import { Prisma, PrismaClient } from "./generated/client.ts"
 import { applyMigrations, migrationsDir, pgExecutor, pgliteExecutor } from "./migrations.ts"
 
 export class DbError extends Schema.TaggedError<DbError>()("DbError", {
   operation: Schema.String,
   cause: Schema.Defect
 }) {}
+
+/** A unique constraint refused the write (Prisma's P2002): the row exists already. */
+export const isUniqueViolation = (error: DbError): boolean =>
+  error.cause instanceof Prisma.PrismaClientKnownRequestError && error.cause.code === "P2002"
 
 export type DbEngine = "postgres" | "pglite"
 

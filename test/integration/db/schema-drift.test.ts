@@ -28,7 +28,7 @@ describe("schema drift", () => {
     "a schema with an extra model and column is reported with the SQL of the missing migration",
     async () => {
       const original = await readFile(schemaPath, "utf8")
-      const withColumn = original.replace(/^(\s*)email(\s+)String(\s+)@unique$/m, "$&\n$1nickname String?")
+      const withColumn = original.replace(/^model User \{$/m, "$&\n  nickname String?")
       expect(withColumn).not.toBe(original)
       const dir = await mkdtemp(path.join(tmpdir(), "wingmate-schema-"))
       temporaryDirs.push(dir)

@@ -9,6 +9,13 @@ const load = (env: Record<string, string>) =>
     Effect.either
   )
 
+const productionBasics = {
+  NODE_ENV: "production",
+  DATABASE_URL: "postgresql://h/db",
+  CLERK_JWT_KEY: "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----",
+  CLERK_WEBHOOK_SIGNING_SECRET: "whsec_dGVzdA=="
+}
+
 describe("AppConfig", () => {
   it.effect("defaults describe the embedded development setup", () =>
     Effect.gen(function* () {
@@ -37,8 +44,7 @@ describe("AppConfig", () => {
     Effect.gen(function* () {
       const config = yield* Effect.flatten(
         load({
-          NODE_ENV: "production",
-          DATABASE_URL: "postgresql://h/db",
+          ...productionBasics,
           CORS_ORIGINS: "https://a.test, https://b.test"
         })
       )
@@ -60,17 +66,35 @@ describe("AppConfig", () => {
     })
   )
 
-  it.effect("production without a database refuses the embedded fallback unless asked", () =>
+  it.effect("production names everything it cannot run without, and refuses dev auth", () =>
     Effect.gen(function* () {
       const refused = yield* load({ NODE_ENV: "production" })
       expect(Either.isLeft(refused)).toBe(true)
       if (Either.isLeft(refused)) {
         expect(describeConfigError(refused.left)).toEqual([
-          "DATABASE_URL: missing: Required in production (an embedded database is refused unless ALLOW_EMBEDDED_IN_PRODUCTION=true)"
+          "DATABASE_URL: missing: Required in production (an embedded database is refused unless ALLOW_EMBEDDED_IN_PRODUCTION=true)",
+          "CLERK_JWT_KEY: missing: Required in production, or CLERK_SECRET_KEY (dev auth is refused)",
+          "CLERK_WEBHOOK_SIGNING_SECRET: missing: Required in production (user sync)"
         ])
       }
-      const allowed = yield* load({ NODE_ENV: "production", ALLOW_EMBEDDED_IN_PRODUCTION: "true" })
-      expect(Either.isRight(allowed)).toBe(true)
+      const embedded = yield* load({ ...productionBasics, DATABASE_URL: "", ALLOW_EMBEDDED_IN_PRODUCTION: "true" })
+      expect(Either.isRight(embedded)).toBe(true)
+      const complete = yield* Effect.flatten(load(productionBasics))
+      expect(complete.devAuth).toBe(false)
+    })
+  )
+
+  it.effect("dev auth is on only without Clerk keys outside production; a one-line PEM gets its newlines back", () =>
+    Effect.gen(function* () {
+      expect((yield* Effect.flatten(load({}))).devAuth).toBe(true)
+      const withKey = yield* Effect.flatten(
+        load({ CLERK_JWT_KEY: "-----BEGIN PUBLIC KEY-----\\nABC\\n-----END PUBLIC KEY-----" })
+      )
+      expect(withKey.devAuth).toBe(false)
+      expect(Option.getOrThrow(withKey.clerkJwtKey)).toBe("-----BEGIN PUBLIC KEY-----\nABC\n-----END PUBLIC KEY-----")
+      const withSecret = yield* Effect.flatten(load({ CLERK_SECRET_KEY: "sk_test_x", CLERK_AUTHORIZED_PARTIES: "a,b" }))
+      expect(withSecret.devAuth).toBe(false)
+      expect(withSecret.clerkAuthorizedParties).toEqual(["a", "b"])
     })
   )
 })

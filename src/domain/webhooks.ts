@@ -1,0 +1,34 @@
+/** Inbound webhooks. Clerk's are signed (svix) and delivered at least once. */
+import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import { Schema } from "effect"
+import { Envelope } from "./envelope.ts"
+import { InvalidSignatureEnvelope, ServiceUnavailableEnvelope } from "./errors.ts"
+
+/** What Clerk sends; the handler verifies the raw body before reading any of it. */
+export const ClerkWebhookEvent = Schema.Struct({
+  type: Schema.String,
+  data: Schema.Record({ key: Schema.String, value: Schema.Unknown })
+}).annotations({ identifier: "ClerkWebhookEvent" })
+
+export const WebhookReceipt = Schema.Struct({
+  /** false when this `svix-id` was already processed (a redelivery): nothing was done again. */
+  processed: Schema.Boolean,
+  /** false for event types this backend does not use. */
+  handled: Schema.Boolean
+}).annotations({ identifier: "WebhookReceipt" })
+export type WebhookReceipt = typeof WebhookReceipt.Type
+
+export class WebhooksGroup extends HttpApiGroup.make("webhooks")
+  .add(
+    HttpApiEndpoint.post("clerk", "/clerk")
+      .setPayload(ClerkWebhookEvent)
+      .addSuccess(Envelope(WebhookReceipt))
+      .addError(InvalidSignatureEnvelope)
+      .addError(ServiceUnavailableEnvelope)
+      .annotate(
+        OpenApi.Description,
+        "Clerk user events (user.created, user.updated, user.deleted), verified with the svix-id, " +
+          "svix-timestamp and svix-signature headers on the raw body. Redeliveries have one effect."
+      )
+  )
+  .prefix("/webhooks") {}

@@ -1,0 +1,139 @@
+/**
+ * Users: the seed's loadUser (Clerk id → internal user, provisioned just in time and cached),
+ * the profile, and account erasure through the registered erasure steps.
+ */
+import { Cache, Data, Duration, Effect, Exit, Option, Schema } from "effect"
+import { AppConfig } from "../../core/config.ts"
+import { Erasure } from "../../core/erasure.ts"
+import type { VerifiedToken } from "../../core/auth/token-verifier.ts"
+import type { UpdateProfile, UserProfile } from "../../domain/users.ts"
+import { NotFound } from "../../domain/errors.ts"
+import { LanguageTag, Tone } from "../../domain/tones.ts"
+import { type ProfileFields, type User, UsersRepo } from "./users.repo.ts"
+
+/** The token belongs to an account its owner erased: it must not be provisioned again. */
+export class AccountErased extends Schema.TaggedError<AccountErased>()("AccountErased", {}) {}
+
+export interface ResolvedUser {
+  readonly id: string
+  readonly clerkId: string
+}
+
+/** What identifies a user and seeds its row; stable across the tokens of one user, so it keys the cache. */
+class IdentityKey extends Data.Class<{
+  readonly clerkId: string
+  readonly email: string | undefined
+  readonly firstName: string | undefined
+  readonly lastName: string | undefined
+}> {}
+
+// Rows written before a schema change may hold values the contract no longer accepts.
+const decodeOrNull =
+  <A, I>(schema: Schema.Schema<A, I>) =>
+  (value: string | null): A | null =>
+    value === null ? null : Option.getOrNull(Schema.decodeUnknownOption(schema)(value))
+
+const toneOrNull = decodeOrNull(Tone)
+const languageOrNull = decodeOrNull(LanguageTag)
+
+export const toProfile = (user: User): UserProfile => ({
+  id: user.id,
+  email: user.email,
+  firstName: user.firstName,
+  lastName: user.lastName,
+  imageUrl: user.imageUrl,
+  preferredLanguage: languageOrNull(user.preferredLanguage),
+  defaultTone: toneOrNull(user.defaultTone),
+  createdAt: user.createdAt,
+  updatedAt: user.updatedAt
+})
+
+export class UsersService extends Effect.Service<UsersService>()("UsersService", {
+  effect: Effect.gen(function* () {
+    const repo = yield* UsersRepo
+    const erasure = yield* Erasure
+    const config = yield* AppConfig
+
+    const resolveUncached = (key: IdentityKey) =>
+      Effect.gen(function* () {
+        const existing = yield* repo.findByClerkId(key.clerkId)
+        if (existing) return { id: existing.id, clerkId: existing.clerkId }
+        if (yield* repo.isErased(key.clerkId)) return yield* new AccountErased()
+        const created = yield* repo.provision(key.clerkId, {
+          email: key.email ?? null,
+          firstName: key.firstName ?? null,
+          lastName: key.lastName ?? null
+        })
+        yield* Effect.logInfo("User provisioned from a token before Clerk's webhook").pipe(
+          Effect.annotateLogs("userId", created.id)
+        )
+        return { id: created.id, clerkId: created.clerkId }
+      })
+
+    // Concurrent first requests of one user share a single lookup; failures are not remembered.
+    const mapping = yield* Cache.makeWith({
+      capacity: 50_000,
+      lookup: resolveUncached,
+      timeToLive: Exit.match({
+        onFailure: () => Duration.zero,
+        onSuccess: () => Duration.millis(config.userCacheTtlMs)
+      })
+    })
+
+    const resolve = (token: VerifiedToken) =>
+      mapping.get(
+        new IdentityKey({
+          clerkId: token.clerkId,
+          email: token.email,
+          firstName: token.firstName,
+          lastName: token.lastName
+        })
+      )
+
+    const profile = (userId: string) =>
+      repo
+        .findById(userId)
+        .pipe(
+          Effect.flatMap((user) =>
+            user === null ? Effect.fail(new NotFound({ message: "No such user" })) : Effect.succeed(toProfile(user))
+          )
+        )
+
+    const updateProfile = (userId: string, patch: UpdateProfile) => {
+      const fields: ProfileFields = {
+        ...(patch.firstName === undefined ? {} : { firstName: patch.firstName }),
+        ...(patch.lastName === undefined ? {} : { lastName: patch.lastName }),
+        ...(patch.preferredLanguage === undefined ? {} : { preferredLanguage: patch.preferredLanguage }),
+        ...(patch.defaultTone === undefined ? {} : { defaultTone: patch.defaultTone })
+      }
+      return repo.update(userId, fields).pipe(Effect.map(toProfile))
+    }
+
+    /**
+     * Erases the account of `clerkId` and everything registered with the erasure mechanism.
+     * The tombstone comes first, so no request provisions the account again meanwhile; calling
+     * it again (or for an unknown account) is harmless.
+     */
+    const erase = (clerkId: string) =>
+      Effect.gen(function* () {
+        yield* repo.markErased(clerkId)
+        const user = yield* repo.findByClerkId(clerkId)
+        if (user) {
+          yield* erasure.run({ id: user.id, clerkId })
+          yield* repo.remove(user.id)
+          yield* Effect.logInfo("Account erased").pipe(Effect.annotateLogs("userId", user.id))
+        }
+        yield* mapping.invalidateAll
+      })
+
+    /** Clerk's view of a user (webhook); an erased account is not brought back. */
+    const syncFromClerk = (clerkId: string, fields: ProfileFields, clerkUpdatedAt: Date) =>
+      Effect.gen(function* () {
+        if (yield* repo.isErased(clerkId)) return "erased" as const
+        return yield* repo.syncFromClerk(clerkId, fields, clerkUpdatedAt)
+      })
+
+    return { resolve, profile, updateProfile, erase, syncFromClerk } as const
+  }),
+  dependencies: [UsersRepo.Default]
+}) {}

@@ -1,0 +1,127 @@
+/**
+ * Clerk webhooks: svix signature checked on the raw body, each delivery processed once (its
+ * `svix-id` is recorded with the effect), user events mirrored into our users.
+ */
+import { verifyWebhook } from "@clerk/backend/webhooks"
+import { Effect, Option, Redacted, Schema } from "effect"
+import { AppConfig } from "../../core/config.ts"
+import { Db } from "../../core/db/db.ts"
+import { InvalidSignature, ServiceUnavailable } from "../../domain/errors.ts"
+import type { WebhookReceipt } from "../../domain/webhooks.ts"
+import { UsersService } from "../users/users.service.ts"
+
+const ClerkUser = Schema.Struct({
+  id: Schema.String,
+  email_addresses: Schema.optionalWith(
+    Schema.Array(Schema.Struct({ id: Schema.String, email_address: Schema.String })),
+    { default: () => [] }
+  ),
+  primary_email_address_id: Schema.optional(Schema.NullOr(Schema.String)),
+  first_name: Schema.optional(Schema.NullOr(Schema.String)),
+  last_name: Schema.optional(Schema.NullOr(Schema.String)),
+  image_url: Schema.optional(Schema.NullOr(Schema.String)),
+  updated_at: Schema.optional(Schema.Number)
+})
+
+const DeletedUser = Schema.Struct({ id: Schema.String })
+
+const Event = Schema.Struct({ type: Schema.String, data: Schema.Unknown, timestamp: Schema.optional(Schema.Number) })
+
+export interface WebhookDelivery {
+  readonly body: string
+  readonly headers: Readonly<Record<string, string | undefined>>
+}
+
+const invalid = (message: string) => new InvalidSignature({ message })
+
+export class ClerkWebhooks extends Effect.Service<ClerkWebhooks>()("ClerkWebhooks", {
+  effect: Effect.gen(function* () {
+    const config = yield* AppConfig
+    const db = yield* Db
+    const users = yield* UsersService
+
+    const verify = (secret: Redacted.Redacted, delivery: WebhookDelivery) =>
+      Effect.tryPromise({
+        try: () =>
+          verifyWebhook(
+            new Request("http://localhost/api/v1/webhooks/clerk", {
+              method: "POST",
+              headers: {
+                "content-type": "application/json",
+                "svix-id": delivery.headers["svix-id"] ?? "",
+                "svix-timestamp": delivery.headers["svix-timestamp"] ?? "",
+                "svix-signature": delivery.headers["svix-signature"] ?? ""
+              },
+              body: delivery.body
+            }),
+            { signingSecret: Redacted.value(secret) }
+          ),
+        catch: () => invalid("The webhook signature is missing, invalid or stale")
+      }).pipe(
+        Effect.flatMap((event) =>
+          Schema.decodeUnknown(Event)(event).pipe(
+            Effect.mapError(() => invalid("The webhook body is not a Clerk event"))
+          )
+        )
+      )
+
+    const apply = (event: typeof Event.Type) =>
+      Effect.gen(function* () {
+        switch (event.type) {
+          case "user.created":
+          case "user.updated": {
+            const user = yield* Schema.decodeUnknown(ClerkUser)(event.data)
+            const primary = user.email_addresses.find((address) => address.id === user.primary_email_address_id)
+            yield* users.syncFromClerk(
+              user.id,
+              {
+                email: primary?.email_address.toLowerCase() ?? null,
+                firstName: user.first_name ?? null,
+                lastName: user.last_name ?? null,
+                imageUrl: user.image_url ?? null
+              },
+              new Date(user.updated_at ?? event.timestamp ?? Date.now())
+            )
+            return true
+          }
+          case "user.deleted": {
+            const user = yield* Schema.decodeUnknown(DeletedUser)(event.data)
+            yield* users.erase(user.id)
+            return true
+          }
+          default:
+            return false
+        }
+      })
+
+    const receive = (delivery: WebhookDelivery): Effect.Effect<WebhookReceipt, InvalidSignature | ServiceUnavailable> =>
+      Effect.gen(function* () {
+        const secret = yield* Option.match(config.clerkWebhookSigningSecret, {
+          onNone: () =>
+            Effect.fail(new ServiceUnavailable({ message: "Clerk webhooks are not configured on this server" })),
+          onSome: Effect.succeed
+        })
+        const event = yield* verify(secret, delivery)
+        const deliveryId = delivery.headers["svix-id"] ?? ""
+        const claimed = yield* db.query("webhookDeliveries.claim", (c) =>
+          c.webhookDelivery.createMany({
+            data: [{ id: deliveryId, source: "clerk", type: event.type }],
+            skipDuplicates: true
+          })
+        )
+        if (claimed.count === 0) return { processed: false, handled: false }
+        const handled = yield* apply(event).pipe(
+          Effect.catchTag("ParseError", () =>
+            Effect.logWarning(`Clerk webhook ${event.type} had an unexpected shape; ignored`).pipe(Effect.as(false))
+          ),
+          // Undo the claim so that Clerk's retry of this delivery is processed.
+          Effect.tapError(() =>
+            db.query("webhookDeliveries.release", (c) => c.webhookDelivery.deleteMany({ where: { id: deliveryId } }))
+          )
+        )
+        return { processed: true, handled }
+      }).pipe(Effect.catchTags({ DbError: Effect.die, ErasureFailed: Effect.die }))
+
+    return { receive } as const
+  })
+}) {}
