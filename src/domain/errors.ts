@@ -119,6 +119,20 @@ export type ValidationIssue = typeof ValidationIssue.Type
 const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
   path.map((segment) => (typeof segment === "symbol" ? segment.toString() : String(segment))).join(".")
 
+/** One issue per field: a union reports each failed member; their messages are joined. */
+const issuesByPath = (
+  issues: ReadonlyArray<{ readonly path: ReadonlyArray<PropertyKey>; readonly message: string }>
+) => {
+  const byPath = new Map<string, Array<string>>()
+  for (const issue of issues) {
+    const path = formatPath(issue.path)
+    const messages = byPath.get(path) ?? []
+    if (!messages.includes(issue.message)) messages.push(issue.message)
+    byPath.set(path, messages)
+  }
+  return Array.from(byPath, ([path, messages]) => ({ path, message: messages.join("; ") }))
+}
+
 /**
  * The framework reports every request decode failure as `HttpApiDecodeError`; this is its wire
  * form, a 400 `VALIDATION_ERROR` envelope with one `{ path, message }` per problem.
@@ -149,7 +163,7 @@ export const DecodeErrorEnvelope = Schema.transform(
       error: {
         code: "VALIDATION_ERROR" as const,
         message: "The request is invalid: see details.issues",
-        details: { issues: e.issues.map((issue) => ({ path: formatPath(issue.path), message: issue.message })) }
+        details: { issues: issuesByPath(e.issues) }
       }
     })
   }

@@ -1,9 +1,13 @@
 /** The tones a user can ask for, shared by profiles, openers and session suggestions. */
 import { Schema } from "effect"
 
-export const Tone = Schema.Literal("playful", "flirty", "witty", "sincere", "bold").annotations({
+export const TONES = ["playful", "flirty", "witty", "sincere", "bold"] as const
+
+export const Tone = Schema.Literal(...TONES).annotations({
   identifier: "Tone",
-  description: "playful, flirty, witty, sincere or bold"
+  description: TONES.join(", "),
+  // One issue naming the set, instead of one per literal.
+  message: () => ({ message: `Expected one of ${TONES.join(", ")}`, override: true })
 })
 export type Tone = typeof Tone.Type
 

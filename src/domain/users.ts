@@ -20,12 +20,23 @@ export type UserProfile = typeof UserProfile.Type
 
 const Name = Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(100))
 
+/** A field that may be cleared with `null`, reported as one issue when wrong. */
+const nullable = <A, I>(schema: Schema.Schema<A, I>, expected: string) =>
+  Schema.optionalWith(
+    Schema.NullOr(schema).annotations({
+      message: () => ({ message: `Expected ${expected}, or null to clear it`, override: true })
+    }),
+    {
+      exact: true
+    }
+  )
+
 /** Only these fields can be changed by the user; anything else is rejected, never written. `null` clears. */
 export const UpdateProfile = Schema.Struct({
-  firstName: Schema.optional(Schema.NullOr(Name)),
-  lastName: Schema.optional(Schema.NullOr(Name)),
-  preferredLanguage: Schema.optional(Schema.NullOr(LanguageTag)),
-  defaultTone: Schema.optional(Schema.NullOr(Tone))
+  firstName: nullable(Name, "a name of 1 to 100 characters"),
+  lastName: nullable(Name, "a name of 1 to 100 characters"),
+  preferredLanguage: nullable(LanguageTag, "a BCP 47 language tag such as en or fr-CA"),
+  defaultTone: nullable(Tone, "one of playful, flirty, witty, sincere, bold")
 }).annotations({
   identifier: "UpdateProfile",
   parseOptions: { onExcessProperty: "error", errors: "all" }

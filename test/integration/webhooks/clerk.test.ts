@@ -1,0 +1,195 @@
+/**
+ * Clerk webhooks over real HTTP: svix signatures on the raw body, at-least-once deliveries with
+ * one effect, user sync and erasure, against the real PostgreSQL.
+ */
+import { describe, expect, layer } from "@effect/vitest"
+import { Effect } from "effect"
+import { bearer, newClerkId, tokenFor } from "../../support/auth.ts"
+import { sql, TestDb } from "../../support/database.ts"
+import { http } from "../../support/http.ts"
+import { baseUrl, testServer } from "../../support/server.ts"
+import { clerkUserEvent, signDelivery, TEST_WEBHOOK_SECRET, type SignedDelivery } from "../../support/webhooks.ts"
+
+const deliver = (delivery: SignedDelivery) =>
+  Effect.flatMap(baseUrl, (url) =>
+    http(`${url}/api/v1/webhooks/clerk`, { method: "POST", headers: delivery.headers, body: delivery.body })
+  )
+
+const userRow = (clerkId: string) =>
+  Effect.map(sql("SELECT * FROM users WHERE clerk_id = $1", [clerkId]), (rows) => rows[0])
+
+const deliveryRows = (id: string) => sql("SELECT * FROM webhook_deliveries WHERE id = $1", [id])
+
+const invalidSignature = {
+  success: false,
+  error: { code: "INVALID_SIGNATURE", message: "The webhook signature is missing, invalid or stale" }
+}
+
+layer(testServer({ db: TestDb(), config: { CLERK_WEBHOOK_SIGNING_SECRET: TEST_WEBHOOK_SECRET } }), {
+  timeout: 60_000
+})("Clerk webhooks", (it) => {
+  it.effect("user.created creates the user with the primary email, names and image", () =>
+    Effect.gen(function* () {
+      const clerkId = newClerkId("hook")
+      const res = yield* deliver(
+        signDelivery(
+          clerkUserEvent("user.created", {
+            id: clerkId,
+            email: `${clerkId}@Test.dev`,
+            firstName: "Ada",
+            lastName: "Lovelace",
+            imageUrl: "https://img.clerk.test/ada.png"
+          })
+        )
+      )
+      expect(res.status).toBe(200)
+      expect(res.body).toEqual({ success: true, data: { processed: true, handled: true } })
+      expect(yield* userRow(clerkId)).toMatchObject({
+        email: `${clerkId}@test.dev`,
+        first_name: "Ada",
+        last_name: "Lovelace",
+        image_url: "https://img.clerk.test/ada.png"
+      })
+    })
+  )
+
+  it.effect("user.updated changes the synced fields; an older update arriving late is ignored", () =>
+    Effect.gen(function* () {
+      const clerkId = newClerkId("upd")
+      const now = Date.now()
+      yield* deliver(
+        signDelivery(clerkUserEvent("user.created", { id: clerkId, firstName: "Old", updatedAt: now - 10_000 }))
+      )
+      yield* deliver(signDelivery(clerkUserEvent("user.updated", { id: clerkId, firstName: "New", updatedAt: now })))
+      const late = yield* deliver(
+        signDelivery(clerkUserEvent("user.updated", { id: clerkId, firstName: "Stale", updatedAt: now - 5_000 }))
+      )
+      expect(late.status).toBe(200)
+      expect(yield* userRow(clerkId)).toMatchObject({ first_name: "New" })
+    })
+  )
+
+  it.effect("the same svix-id delivered twice has one effect", () =>
+    Effect.gen(function* () {
+      const clerkId = newClerkId("dup")
+      const id = `msg_dup_${clerkId}`
+      const first = yield* deliver(
+        signDelivery(clerkUserEvent("user.created", { id: clerkId, firstName: "Once" }), { id })
+      )
+      expect(first.body).toEqual({ success: true, data: { processed: true, handled: true } })
+      // The row changes in between; a replay of the old delivery must not write it back.
+      yield* sql("UPDATE users SET first_name = 'Edited' WHERE clerk_id = $1", [clerkId])
+      const replay = yield* deliver(
+        signDelivery(
+          clerkUserEvent("user.created", { id: clerkId, firstName: "Once", updatedAt: Date.now() + 60_000 }),
+          {
+            id
+          }
+        )
+      )
+      expect(replay.status).toBe(200)
+      expect(replay.body).toEqual({ success: true, data: { processed: false, handled: false } })
+      expect(yield* userRow(clerkId)).toMatchObject({ first_name: "Edited" })
+      expect(yield* deliveryRows(id)).toHaveLength(1)
+    })
+  )
+
+  it.effect("concurrent redeliveries of one svix-id are processed once", () =>
+    Effect.gen(function* () {
+      const clerkId = newClerkId("race")
+      const delivery = signDelivery(clerkUserEvent("user.created", { id: clerkId, firstName: "Race" }))
+      const answers = yield* Effect.all(
+        Array.from({ length: 8 }, () => deliver(delivery)),
+        { concurrency: "unbounded" }
+      )
+      expect(answers.every((answer) => answer.status === 200)).toBe(true)
+      const processed = answers.filter((answer) => (answer.body as { data: { processed: boolean } }).data.processed)
+      expect(processed).toHaveLength(1)
+    })
+  )
+
+  describe("refused deliveries write nothing", () => {
+    it.effect("a tampered body → 400 INVALID_SIGNATURE", () =>
+      Effect.gen(function* () {
+        const clerkId = newClerkId("tamper")
+        const signed = signDelivery(clerkUserEvent("user.created", { id: clerkId, firstName: "Real" }))
+        const res = yield* deliver({ ...signed, body: signed.body.replace("Real", "Fake") })
+        expect(res.status).toBe(400)
+        expect(res.body).toEqual(invalidSignature)
+        expect(yield* userRow(clerkId)).toBeUndefined()
+        expect(yield* deliveryRows(signed.headers["svix-id"] ?? "")).toHaveLength(0)
+      })
+    )
+
+    it.effect("a stale timestamp (replayed capture) → 400 INVALID_SIGNATURE", () =>
+      Effect.gen(function* () {
+        const clerkId = newClerkId("stale")
+        const res = yield* deliver(
+          signDelivery(clerkUserEvent("user.created", { id: clerkId }), {
+            timestamp: Math.floor(Date.now() / 1000) - 60 * 60
+          })
+        )
+        expect(res.status).toBe(400)
+        expect(res.body).toEqual(invalidSignature)
+        expect(yield* userRow(clerkId)).toBeUndefined()
+      })
+    )
+
+    it.effect("another secret, or no signature headers → 400 INVALID_SIGNATURE", () =>
+      Effect.gen(function* () {
+        const clerkId = newClerkId("wrongkey")
+        const event = clerkUserEvent("user.created", { id: clerkId })
+        const wrongKey = yield* deliver(signDelivery(event, { secret: "whsec_d3Jvbmcgc2VjcmV0IGZvciB0ZXN0cw==" }))
+        expect(wrongKey.status).toBe(400)
+        const unsigned = yield* deliver({
+          body: JSON.stringify(event),
+          headers: { "content-type": "application/json" }
+        })
+        expect(unsigned.status).toBe(400)
+        expect(unsigned.body).toEqual(invalidSignature)
+        expect(yield* userRow(clerkId)).toBeUndefined()
+      })
+    )
+  })
+
+  it.effect("an unknown event type → 2xx, ignored", () =>
+    Effect.gen(function* () {
+      const res = yield* deliver(signDelivery({ type: "session.created", object: "event", data: { id: "sess_1" } }))
+      expect(res.status).toBe(200)
+      expect(res.body).toEqual({ success: true, data: { processed: true, handled: false } })
+    })
+  )
+
+  it.effect("user.deleted erases the account; its token no longer works; later updates do not resurrect it", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const clerkId = newClerkId("del")
+      const token = tokenFor({ clerkId, email: `${clerkId}@test.dev` })
+      expect((yield* http(`${url}/api/v1/users/me`, { headers: bearer(token) })).status).toBe(200)
+      const deleted = yield* deliver(
+        signDelivery({ type: "user.deleted", object: "event", data: { id: clerkId, object: "user", deleted: true } })
+      )
+      expect(deleted.body).toEqual({ success: true, data: { processed: true, handled: true } })
+      expect(yield* userRow(clerkId)).toBeUndefined()
+      const after = yield* http(`${url}/api/v1/users/me`, { headers: bearer(token) })
+      expect(after.status).toBe(401)
+      yield* deliver(signDelivery(clerkUserEvent("user.updated", { id: clerkId, firstName: "Zombie" })))
+      expect(yield* userRow(clerkId)).toBeUndefined()
+    })
+  )
+})
+
+layer(testServer({ db: TestDb() }), { timeout: 60_000 })("Clerk webhooks without a signing secret", (it) => {
+  it.effect("answer 503 SERVICE_UNAVAILABLE and write nothing", () =>
+    Effect.gen(function* () {
+      const clerkId = newClerkId("nosecret")
+      const res = yield* deliver(signDelivery(clerkUserEvent("user.created", { id: clerkId })))
+      expect(res.status).toBe(503)
+      expect(res.body).toEqual({
+        success: false,
+        error: { code: "SERVICE_UNAVAILABLE", message: "Clerk webhooks are not configured on this server" }
+      })
+      expect(yield* userRow(clerkId)).toBeUndefined()
+    })
+  )
+})
