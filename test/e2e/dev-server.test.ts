@@ -37,8 +37,8 @@ interface Running {
   readonly exited: Promise<number | null>
 }
 
-const start = (script: string, env: NodeJS.ProcessEnv): Running => {
-  const child = spawn(process.execPath, [script], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] })
+const start = (script: string, env: NodeJS.ProcessEnv, args: ReadonlyArray<string> = []): Running => {
+  const child = spawn(process.execPath, [script, ...args], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] })
   let output = ""
   child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()))
   child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()))
@@ -130,6 +130,24 @@ describe("npm run dev on embedded defaults", () => {
     expect(server.output()).not.toContain("token-123")
   })
 
+  it("npm run dev:token -- alice gives a token that /api/v1/users/me accepts; no token gets 401", async () => {
+    const script = start("scripts/dev-token.ts", cleanEnv({ DATA_DIR: dataDir }), ["alice"])
+    expect(await script.exited).toBe(0)
+    const token = script.output().trim().split("\n").at(-1) ?? ""
+    const me = await fetch(`${url}/api/v1/users/me`, { headers: { authorization: `Bearer ${token}` } })
+    expect(me.status).toBe(200)
+    expect(await me.json()).toMatchObject({
+      success: true,
+      data: { email: "alice@dev.wingmate.local", firstName: "Alice" }
+    })
+    const anonymous = await fetch(`${url}/api/v1/users/me`)
+    expect(anonymous.status).toBe(401)
+    expect(await anonymous.json()).toEqual({
+      success: false,
+      error: { code: "UNAUTHORIZED", message: "Authentication failed", details: { reason: "missing-token" } }
+    })
+  })
+
   it("stops on SIGTERM with exit code 0", async () => {
     server.child.kill("SIGTERM")
     expect(await server.exited).toBe(0)
@@ -149,9 +167,12 @@ describe("configuration errors at boot", () => {
     expect(output).not.toMatch(/^\s+at /m)
   })
 
-  it("production refuses the embedded database unless asked", async () => {
+  it("production refuses the embedded database and dev auth", async () => {
     const run = start("src/main/api.ts", cleanEnv({ NODE_ENV: "production" }))
     expect(await run.exited).toBe(1)
     expect(run.output()).toMatch(/^ {2}DATABASE_URL: missing: Required in production/m)
+    expect(run.output()).toMatch(
+      /^ {2}CLERK_JWT_KEY: missing: Required in production, or CLERK_SECRET_KEY \(dev auth is refused\)/m
+    )
   })
 })

@@ -72,10 +72,24 @@ describe("OpenAPI document", () => {
     expect(entries(schemas).map(([name]) => name)).not.toContain("HttpApiDecodeError")
   })
 
+  it("protected endpoints declare the bearer scheme; health and webhooks do not", () => {
+    expect(at(doc, "components", "securitySchemes", "bearer")).toMatchObject({ type: "http", scheme: "bearer" })
+    for (const method of ["get", "patch", "delete"]) {
+      expect(at(doc, "paths", "/api/v1/users/me", method, "security"), method).toEqual([{ bearer: [] }])
+    }
+    expect(at(doc, "paths", "/health/ready", "get", "security")).toEqual([])
+    expect(at(doc, "paths", "/api/v1/webhooks/clerk", "post", "security")).toEqual([])
+    expect(
+      refName(at(doc, "paths", "/api/v1/users/me", "get", "responses", "401", "content", "application/json", "schema"))
+    ).toBe("UnauthorizedEnvelope")
+  })
+
   it("every documented error code comes from the catalog, with the catalog's status", () => {
     let checked = 0
     for (const [path, item] of entries(at(doc, "paths"))) {
-      for (const [status, response] of entries(at(item, "get", "responses"))) {
+      for (const [status, response] of ["get", "post", "patch", "delete"].flatMap((method) =>
+        entries(at(item, method, "responses"))
+      )) {
         if (Number(status) < 400) continue
         const schema = at(response, "content", "application/json", "schema")
         const anyOf = at(schema, "anyOf")
