@@ -8,6 +8,7 @@ import { AppConfig } from "./core/config.ts"
 import { TokenVerifier } from "./core/auth/token-verifier.ts"
 import { Db } from "./core/db/db.ts"
 import { Erasure } from "./core/erasure.ts"
+import { JsonBodiesLive } from "./core/http/json-bodies.ts"
 import { HttpPlumbing } from "./core/http/middleware.ts"
 import { NodeServerLive } from "./core/http/server.ts"
 import { LoggingLive } from "./core/logging.ts"
@@ -30,7 +31,8 @@ const ApiHandlers = Layer.mergeAll(HealthHttpLive, UsersHttpLive, WebhooksHttpLi
 export const HttpRoutes = Layer.mergeAll(
   HttpLayerRouter.addHttpApi(WingmateApi, { openapiPath: "/openapi.json" }).pipe(
     Layer.provide(ApiHandlers),
-    Layer.provide(Modules)
+    Layer.provide(Modules),
+    Layer.provide(JsonBodiesLive)
   ),
   HttpApiScalar.layerHttpLayerRouter({
     api: WingmateApi,

@@ -2,13 +2,14 @@
  * The whole HTTP contract: every group under `/api/v1` (plus the health probes), with the
  * failures the server itself can answer on any route.
  */
-import { HttpApi, OpenApi } from "@effect/platform"
+import { HttpApi, HttpApiMiddleware, OpenApi } from "@effect/platform"
 import {
   BadRequestEnvelope,
   DecodeErrorEnvelope,
   InternalErrorEnvelope,
   InvalidJsonEnvelope,
-  PayloadTooLargeEnvelope
+  PayloadTooLargeEnvelope,
+  UnsupportedMediaTypeEnvelope
 } from "./errors.ts"
 import { HealthGroup } from "./health.ts"
 import { UsersGroup } from "./users.ts"
@@ -26,6 +27,14 @@ export const makeApi = <const Id extends string>(id: Id) => {
   return api
 }
 
+/**
+ * Request bodies are JSON: a body of another media type answers 415 before any decoding (the
+ * framework would otherwise hand text or bytes to the payload schema).
+ */
+export class JsonBodies extends HttpApiMiddleware.Tag<JsonBodies>()("JsonBodies", {
+  failure: UnsupportedMediaTypeEnvelope
+}) {}
+
 export class WingmateApi extends makeApi("wingmate")
   .add(UsersGroup)
   .add(WebhooksGroup)
@@ -35,6 +44,7 @@ export class WingmateApi extends makeApi("wingmate")
   .addError(BadRequestEnvelope)
   .addError(PayloadTooLargeEnvelope)
   .addError(InternalErrorEnvelope)
+  .middleware(JsonBodies)
   .annotate(OpenApi.Title, "Wingmate API")
   .annotate(OpenApi.Version, "1.0.0")
   .annotate(

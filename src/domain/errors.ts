@@ -184,4 +184,5 @@ export const PayloadTooLargeEnvelope = ErrorEnvelope(PayloadTooLarge, "PAYLOAD_T
 export const InvalidJsonEnvelope = ErrorEnvelope(InvalidJson, "INVALID_JSON")
 export const BadRequestEnvelope = ErrorEnvelope(BadRequest, "BAD_REQUEST")
 export const InvalidSignatureEnvelope = ErrorEnvelope(InvalidSignature, "INVALID_SIGNATURE")
+export const UnsupportedMediaTypeEnvelope = ErrorEnvelope(UnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE")
 export const RouteNotFoundEnvelope = ErrorEnvelope(RouteNotFound, "ROUTE_NOT_FOUND")

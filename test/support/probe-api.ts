@@ -5,7 +5,8 @@
  */
 import { HttpApiBuilder, HttpApiEndpoint, HttpApiGroup, HttpLayerRouter } from "@effect/platform"
 import { Effect, Layer, Schema } from "effect"
-import { makeApi } from "../../src/domain/api.ts"
+import { JsonBodiesLive } from "../../src/core/http/json-bodies.ts"
+import { JsonBodies, makeApi } from "../../src/domain/api.ts"
 import { Envelope } from "../../src/domain/envelope.ts"
 import { InternalErrorEnvelope, InvalidJsonEnvelope, PayloadTooLargeEnvelope } from "../../src/domain/errors.ts"
 
@@ -28,7 +29,8 @@ export class ProbeApi extends makeApi("probe")
   .prefix("/api/v1")
   .addError(InvalidJsonEnvelope)
   .addError(PayloadTooLargeEnvelope)
-  .addError(InternalErrorEnvelope) {}
+  .addError(InternalErrorEnvelope)
+  .middleware(JsonBodies) {}
 
 export const SECRET_DEFECT_TEXT = "connection string postgres://user:hunter2@db"
 
@@ -38,4 +40,7 @@ const ProbeHandlers = HttpApiBuilder.group(ProbeApi, "probe", (handlers) =>
     .handle("defect", () => Effect.die(new Error(SECRET_DEFECT_TEXT)))
 )
 
-export const ProbeRoutes = HttpLayerRouter.addHttpApi(ProbeApi).pipe(Layer.provide(ProbeHandlers))
+export const ProbeRoutes = HttpLayerRouter.addHttpApi(ProbeApi).pipe(
+  Layer.provide(ProbeHandlers),
+  Layer.provide(JsonBodiesLive)
+)

@@ -113,6 +113,32 @@ layer(testServer({ db: TestDb(), routes: ProbeRoutes }), { timeout: 60_000 })("H
     })
   )
 
+  it.effect("a body that is not JSON → 415 UNSUPPORTED_MEDIA_TYPE, never handed to the schema", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      for (const contentType of ["text/plain", "application/octet-stream", "application/x-www-form-urlencoded"]) {
+        const res = yield* http(`${url}/api/v1/probe/echo`, {
+          method: "POST",
+          headers: { "content-type": contentType },
+          body: "name=Ada&age=36"
+        })
+        expect(res.status, contentType).toBe(415)
+        expect(res.body).toEqual({
+          success: false,
+          error: {
+            code: "UNSUPPORTED_MEDIA_TYPE",
+            message: "Request bodies must be JSON (Content-Type: application/json)",
+            details: { contentType }
+          }
+        })
+      }
+      const json = yield* postJson(`${url}/api/v1/probe/echo`, JSON.stringify({ name: "Ada", age: 36 }), {
+        "content-type": "application/json; charset=utf-8"
+      })
+      expect(json.status).toBe(200)
+    })
+  )
+
   it.effect("unknown route → 404 ROUTE_NOT_FOUND", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl

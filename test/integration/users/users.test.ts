@@ -141,6 +141,22 @@ layer(testServer({ db: TestDb(), routes: ProbeErasureStep }), { timeout: 60_000 
       })
     )
 
+    it.effect("a body of bytes is refused with 415, not applied (regression: it answered 200)", () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const { alice } = yield* twoUsers(url)
+        const [before] = yield* userRows(alice.clerkId)
+        const res = yield* http(`${url}/api/v1/users/me`, {
+          method: "PATCH",
+          headers: { "content-type": "application/octet-stream", ...alice.headers },
+          body: new Uint8Array([0, 1, 2])
+        })
+        expect(res.status).toBe(415)
+        expect(res.body).toMatchObject({ success: false, error: { code: "UNSUPPORTED_MEDIA_TYPE" } })
+        expect(yield* userRows(alice.clerkId)).toEqual([before])
+      })
+    )
+
     it.effect("invalid values are named per field", () =>
       Effect.gen(function* () {
         const url = yield* baseUrl
