@@ -23,3 +23,12 @@ export const http = (url: string, init?: RequestInit) =>
 
 export const postJson = (url: string, body: string, headers: Record<string, string> = {}) =>
   http(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body })
+
+/** The `details.issues[].path` of a VALIDATION_ERROR envelope, sorted. */
+export const issuePaths = (body: unknown): Array<string> => {
+  const issues =
+    typeof body === "object" && body !== null && "error" in body
+      ? (body as { error?: { details?: { issues?: Array<{ path: string }> } } }).error?.details?.issues
+      : undefined
+  return (issues ?? []).map((issue) => issue.path).sort()
+}

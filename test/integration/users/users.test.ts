@@ -5,7 +5,7 @@ import { Erasure, type ErasedUser } from "../../../src/core/erasure.ts"
 import { clerkIdHash } from "../../../src/modules/users/users.repo.ts"
 import { bearer, newClerkId, tokenFor } from "../../support/auth.ts"
 import { sql, TestDb } from "../../support/database.ts"
-import { http } from "../../support/http.ts"
+import { http, issuePaths } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
 
