@@ -132,10 +132,7 @@ layer(testServer({ db: TestDb(), routes: ProbeErasureStep }), { timeout: 60_000 
         })
         expect(res.status).toBe(400)
         expect(res.body).toMatchObject({ success: false, error: { code: "VALIDATION_ERROR" } })
-        const paths = (
-          res.body as { error: { details: { issues: Array<{ path: string }> } } }
-        ).error.details.issues.map((issue) => issue.path)
-        expect(paths.sort()).toEqual(["clerkId", "email", "id"])
+        expect(issuePaths(res.body)).toEqual(["clerkId", "email", "id"])
         const [after] = yield* userRows(alice.clerkId)
         expect(after).toEqual(before)
       })
@@ -167,10 +164,7 @@ layer(testServer({ db: TestDb(), routes: ProbeErasureStep }), { timeout: 60_000 
           firstName: ""
         })
         expect(res.status).toBe(400)
-        const paths = (
-          res.body as { error: { details: { issues: Array<{ path: string }> } } }
-        ).error.details.issues.map((issue) => issue.path)
-        expect(paths.sort()).toEqual(["defaultTone", "firstName", "preferredLanguage"])
+        expect(issuePaths(res.body)).toEqual(["defaultTone", "firstName", "preferredLanguage"])
       })
     )
 
