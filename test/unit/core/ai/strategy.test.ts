@@ -1,0 +1,381 @@
+/**
+ * The chain's rules with scripted providers and the TestClock: fallback, no fallback on invalid
+ * requests, corrective retry, circuit breaker, spend cap, streams committed after the first delta.
+ * (The same rules against the real SDKs and wire fakes: test/integration/ai.)
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Duration, Effect, Either, Fiber, Layer, Ref, Schema, Stream, TestClock } from "effect"
+import { AiLedger, type LedgerEntry } from "../../../../src/core/ai/ledger.ts"
+import {
+  type AiProvider,
+  ProviderError,
+  type ProviderId,
+  type ProviderRequest,
+  type StreamEvent
+} from "../../../../src/core/ai/provider.ts"
+import { AiStrategy, type AiStrategyOptions } from "../../../../src/core/ai/strategy.ts"
+import { DEFAULT_PRICES } from "../../../../src/core/ai/ledger.ts"
+
+type Script =
+  | { readonly _tag: "answer"; readonly text: string; readonly input?: number; readonly output?: number }
+  | { readonly _tag: "fail"; readonly kind: ProviderError["kind"]; readonly status?: number }
+  | { readonly _tag: "hang" }
+  | { readonly _tag: "stream"; readonly deltas: ReadonlyArray<string>; readonly failAfter?: number }
+
+interface Scripted extends AiProvider {
+  readonly calls: Ref.Ref<ReadonlyArray<ProviderRequest>>
+  readonly closed: Ref.Ref<number>
+}
+
+const scripted = (id: ProviderId, scripts: ReadonlyArray<Script>, fallback?: Script) =>
+  Effect.gen(function* () {
+    const calls = yield* Ref.make<ReadonlyArray<ProviderRequest>>([])
+    const closed = yield* Ref.make(0)
+    const next = (request: ProviderRequest) =>
+      Ref.modify(calls, (all): [Script, ReadonlyArray<ProviderRequest>] => [
+        scripts[all.length] ?? fallback ?? { _tag: "answer", text: "{}" },
+        [...all, request]
+      ])
+    const failure = (script: Extract<Script, { _tag: "fail" }>) =>
+      new ProviderError({
+        provider: id,
+        kind: script.kind,
+        message: script.kind,
+        ...(script.status === undefined ? {} : { status: script.status })
+      })
+    const provider: Scripted = {
+      id,
+      model: `${id}-model`,
+      timeoutMs: 1_000,
+      calls,
+      closed,
+      generate: (request) =>
+        Effect.flatMap(next(request), (script) => {
+          switch (script._tag) {
+            case "answer":
+              return Effect.succeed({
+                text: script.text,
+                usage: { inputTokens: script.input ?? 100, outputTokens: script.output ?? 50 }
+              })
+            case "fail":
+              return Effect.fail(failure(script))
+            default:
+              return Effect.never
+          }
+        }),
+      stream: (request) =>
+        Stream.unwrap(
+          Effect.map(next(request), (script): Stream.Stream<StreamEvent, ProviderError> => {
+            switch (script._tag) {
+              case "fail":
+                return Stream.fail(failure(script))
+              case "hang":
+                return Stream.never
+              case "answer":
+                return Stream.make<[StreamEvent]>({ _tag: "Delta", text: script.text })
+              case "stream": {
+                const deltas = script.deltas.map((text): StreamEvent => ({ _tag: "Delta", text }))
+                const body =
+                  script.failAfter === undefined
+                    ? Stream.fromIterable([
+                        ...deltas,
+                        { _tag: "Usage", usage: { inputTokens: 10, outputTokens: 20 } } satisfies StreamEvent
+                      ])
+                    : Stream.fromIterable(deltas.slice(0, script.failAfter)).pipe(
+                        Stream.concat(Stream.fail(new ProviderError({ provider: id, kind: "network", message: "cut" })))
+                      )
+                return body
+              }
+            }
+          })
+        ).pipe(Stream.ensuring(Ref.update(closed, (n) => n + 1)))
+    }
+    return provider
+  })
+
+const Answer = Schema.Struct({ opener: Schema.String.pipe(Schema.minLength(1)) })
+
+const setup = (providers: ReadonlyArray<AiProvider>, overrides: Partial<AiStrategyOptions> = {}) =>
+  Effect.gen(function* () {
+    const entries = yield* Ref.make<ReadonlyArray<LedgerEntry>>([])
+    const strategy = yield* AiStrategy.make({
+      providers,
+      prices: DEFAULT_PRICES,
+      breaker: { failures: 3, cooldownMs: 30_000 },
+      dailyCapMicros: 0,
+      ...overrides
+    }).pipe(Effect.provide(Layer.succeed(AiLedger, AiLedger.inMemory(entries))))
+    return { strategy, entries }
+  })
+
+const ask = { feature: "test", userId: "user_1" }
+const request = { schema: Answer, prompt: "Write an opener" }
+
+describe("AiStrategy.generateObject", () => {
+  it.effect("the primary answers: value, metadata, one ledger row with the cost", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [
+        { _tag: "answer", text: '{"opener":"Hi"}', input: 1000, output: 200 }
+      ])
+      const openai = yield* scripted("gpt-4o", [])
+      const { strategy, entries } = yield* setup([gemini, openai])
+      const result = yield* strategy.generateObject(ask, request)
+      expect(result.value).toEqual({ opener: "Hi" })
+      expect(result).toMatchObject({ provider: "gemini-flash", model: "gemini-flash-model", local: false })
+      // 1000 × 0.30 + 200 × 2.50 micro-units per token
+      expect(result.costMicros).toBe(800)
+      expect(yield* Ref.get(openai.calls)).toHaveLength(0)
+      expect(yield* Ref.get(entries)).toMatchObject([
+        {
+          provider: "gemini-flash",
+          outcome: "ok",
+          inputTokens: 1000,
+          outputTokens: 200,
+          costMicros: 800,
+          userId: "user_1"
+        }
+      ])
+      const sent = (yield* Ref.get(gemini.calls))[0]
+      expect(sent?.json?.schema).toMatchObject({ type: "object", required: ["opener"] })
+    })
+  )
+
+  it.effect("a timeout moves on to the next provider", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [{ _tag: "hang" }])
+      const openai = yield* scripted("gpt-4o", [{ _tag: "answer", text: '{"opener":"Fallback"}' }])
+      const { strategy, entries } = yield* setup([gemini, openai])
+      const fiber = yield* Effect.fork(strategy.generateObject(ask, request))
+      yield* TestClock.adjust(Duration.millis(1_001))
+      const result = yield* Fiber.join(fiber)
+      expect(result).toMatchObject({ value: { opener: "Fallback" }, provider: "gpt-4o" })
+      expect((yield* Ref.get(entries)).map((e) => [e.provider, e.outcome, e.errorKind])).toEqual([
+        ["gemini-flash", "timeout", "timeout"],
+        ["gpt-4o", "ok", undefined]
+      ])
+    })
+  )
+
+  it.effect("429 and 5xx move on; an invalid request stops the chain", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [{ _tag: "fail", kind: "rate_limited", status: 429 }])
+      const openai = yield* scripted("gpt-4o", [{ _tag: "fail", kind: "server", status: 503 }])
+      const claude = yield* scripted("claude-sonnet", [{ _tag: "answer", text: '{"opener":"Third"}' }])
+      const { strategy } = yield* setup([gemini, openai, claude])
+      expect((yield* strategy.generateObject(ask, request)).provider).toBe("claude-sonnet")
+
+      const rejecting = yield* scripted("gemini-flash", [{ _tag: "fail", kind: "invalid_request", status: 400 }])
+      const untouched = yield* scripted("gpt-4o", [])
+      const second = yield* setup([rejecting, untouched])
+      const error = yield* Effect.flip(second.strategy.generateObject(ask, request))
+      expect(error).toMatchObject({ _tag: "AiRejected", provider: "gemini-flash", status: 400 })
+      expect(yield* Ref.get(untouched.calls)).toHaveLength(0)
+    })
+  )
+
+  it.effect("all down: one typed error listing every attempt", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [{ _tag: "fail", kind: "server", status: 500 }])
+      const openai = yield* scripted("gpt-4o", [{ _tag: "fail", kind: "network" }])
+      const claude = yield* scripted("claude-sonnet", [{ _tag: "fail", kind: "auth", status: 401 }])
+      const { strategy } = yield* setup([gemini, openai, claude])
+      const error = yield* Effect.flip(strategy.generateObject(ask, request))
+      expect(error).toEqual(
+        expect.objectContaining({
+          _tag: "AiUnavailable",
+          attempts: [
+            { provider: "gemini-flash", model: "gemini-flash-model", outcome: "error", kind: "server", status: 500 },
+            { provider: "gpt-4o", model: "gpt-4o-model", outcome: "error", kind: "network" },
+            { provider: "claude-sonnet", model: "claude-sonnet-model", outcome: "error", kind: "auth", status: 401 }
+          ]
+        })
+      )
+    })
+  )
+
+  it.effect("invalid output gets one corrective retry on the same provider", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [
+        { _tag: "answer", text: '{"opener": ""}' },
+        { _tag: "answer", text: '{"opener":"Fixed"}' }
+      ])
+      const { strategy, entries } = yield* setup([gemini])
+      const result = yield* strategy.generateObject(ask, request)
+      expect(result.value).toEqual({ opener: "Fixed" })
+      const calls = yield* Ref.get(gemini.calls)
+      expect(calls).toHaveLength(2)
+      expect(calls[1]?.prompt).toContain("Your previous answer was not valid")
+      // Both calls' tokens are paid for.
+      expect(result.usage).toEqual({ inputTokens: 200, outputTokens: 100 })
+      expect(yield* Ref.get(entries)).toHaveLength(1)
+    })
+  )
+
+  it.effect("invalid twice: AiInvalidOutput, no third call", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [
+        { _tag: "answer", text: "not json" },
+        { _tag: "answer", text: '{"wrong":true}' }
+      ])
+      const openai = yield* scripted("gpt-4o", [])
+      const { strategy } = yield* setup([gemini, openai])
+      const error = yield* Effect.flip(strategy.generateObject(ask, request))
+      expect(error._tag).toBe("AiInvalidOutput")
+      expect(yield* Ref.get(gemini.calls)).toHaveLength(2)
+      expect(yield* Ref.get(openai.calls)).toHaveLength(0)
+    })
+  )
+
+  it.effect("the circuit opens after consecutive failures, skips the provider, then lets one trial through", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [], { _tag: "fail", kind: "server", status: 500 })
+      const openai = yield* scripted("gpt-4o", [], { _tag: "answer", text: '{"opener":"Backup"}' })
+      const { strategy, entries } = yield* setup([gemini, openai])
+      for (let i = 0; i < 3; i++) yield* strategy.generateObject(ask, request)
+      expect(yield* strategy.circuit("gemini-flash")).toBe("open")
+      yield* strategy.generateObject(ask, request)
+      expect(yield* Ref.get(gemini.calls)).toHaveLength(3)
+      expect((yield* Ref.get(entries)).filter((e) => e.outcome === "skipped")).toHaveLength(1)
+
+      yield* TestClock.adjust(Duration.seconds(31))
+      expect(yield* strategy.circuit("gemini-flash")).toBe("half-open")
+      yield* strategy.generateObject(ask, request)
+      expect(yield* Ref.get(gemini.calls)).toHaveLength(4)
+      expect(yield* strategy.circuit("gemini-flash")).toBe("open")
+    })
+  )
+
+  it.effect("a successful trial closes the circuit", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted(
+        "gemini-flash",
+        [
+          { _tag: "fail", kind: "server" },
+          { _tag: "fail", kind: "server" },
+          { _tag: "fail", kind: "server" }
+        ],
+        { _tag: "answer", text: '{"opener":"Back"}' }
+      )
+      const openai = yield* scripted("gpt-4o", [], { _tag: "answer", text: '{"opener":"Backup"}' })
+      const { strategy } = yield* setup([gemini, openai])
+      for (let i = 0; i < 3; i++) yield* strategy.generateObject(ask, request)
+      yield* TestClock.adjust(Duration.seconds(31))
+      expect((yield* strategy.generateObject(ask, request)).provider).toBe("gemini-flash")
+      expect(yield* strategy.circuit("gemini-flash")).toBe("closed")
+    })
+  )
+
+  it.effect("the daily spend cap answers before any provider is called", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [], {
+        _tag: "answer",
+        text: '{"opener":"Hi"}',
+        input: 1000,
+        output: 1000
+      })
+      const { strategy } = yield* setup([gemini], { dailyCapMicros: 5_000 })
+      yield* strategy.generateObject(ask, request)
+      yield* strategy.generateObject(ask, request)
+      const error = yield* Effect.flip(strategy.generateObject(ask, request))
+      expect(error).toMatchObject({ _tag: "AiQuotaExceeded", spentMicros: 5_600, capMicros: 5_000 })
+      if (error._tag === "AiQuotaExceeded") expect(error.retryAfterSeconds).toBeGreaterThan(0)
+      expect(yield* Ref.get(gemini.calls)).toHaveLength(2)
+      // Another user is not capped by this one's spend.
+      expect((yield* strategy.generateObject({ ...ask, userId: "user_2" }, request)).provider).toBe("gemini-flash")
+    })
+  )
+})
+
+describe("AiStrategy.streamText", () => {
+  const collect = (stream: Stream.Stream<unknown, unknown>) =>
+    Effect.map(Stream.runCollect(stream), (chunk) => Chunk.toReadonlyArray(chunk))
+
+  it.effect("deltas, then Completed with usage and cost", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [{ _tag: "stream", deltas: ["Hey ", "there"] }])
+      const { strategy, entries } = yield* setup([gemini])
+      const events = yield* collect(strategy.streamText(ask, { prompt: "hi" }))
+      expect(events).toEqual([
+        { _tag: "Delta", text: "Hey " },
+        { _tag: "Delta", text: "there" },
+        expect.objectContaining({
+          _tag: "Completed",
+          provider: "gemini-flash",
+          usage: { inputTokens: 10, outputTokens: 20 },
+          costMicros: 53
+        })
+      ])
+      expect(yield* Ref.get(entries)).toMatchObject([{ outcome: "ok", inputTokens: 10, outputTokens: 20 }])
+      expect(yield* Ref.get(gemini.closed)).toBe(1)
+    })
+  )
+
+  it.effect("a failure before the first delta falls back; the failed request is closed", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [{ _tag: "stream", deltas: [], failAfter: 0 }])
+      const openai = yield* scripted("gpt-4o", [{ _tag: "stream", deltas: ["From ", "OpenAI"] }])
+      const { strategy } = yield* setup([gemini, openai])
+      const events = yield* collect(strategy.streamText(ask, { prompt: "hi" }))
+      expect(events.slice(0, 2)).toEqual([
+        { _tag: "Delta", text: "From " },
+        { _tag: "Delta", text: "OpenAI" }
+      ])
+      expect(events[2]).toMatchObject({ _tag: "Completed", provider: "gpt-4o" })
+      expect(yield* Ref.get(gemini.closed)).toBe(1)
+    })
+  )
+
+  it.effect("no first delta within the timeout falls back", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [{ _tag: "hang" }])
+      const openai = yield* scripted("gpt-4o", [{ _tag: "stream", deltas: ["Late"] }])
+      const { strategy } = yield* setup([gemini, openai])
+      const fiber = yield* Effect.fork(collect(strategy.streamText(ask, { prompt: "hi" })))
+      yield* TestClock.adjust(Duration.millis(1_001))
+      const events = yield* Fiber.join(fiber)
+      expect(events[0]).toEqual({ _tag: "Delta", text: "Late" })
+      expect(yield* Ref.get(gemini.closed)).toBe(1)
+    })
+  )
+
+  it.effect("a failure after the first delta is reported, not restarted elsewhere", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [{ _tag: "stream", deltas: ["Hey ", "there"], failAfter: 1 }])
+      const openai = yield* scripted("gpt-4o", [])
+      const { strategy, entries } = yield* setup([gemini, openai])
+      const seen = yield* Ref.make<ReadonlyArray<unknown>>([])
+      const result = yield* strategy.streamText(ask, { prompt: "hi" }).pipe(
+        Stream.tap((event) => Ref.update(seen, (all) => [...all, event])),
+        Stream.runDrain,
+        Effect.either
+      )
+      expect(yield* Ref.get(seen)).toEqual([{ _tag: "Delta", text: "Hey " }])
+      expect(Either.isLeft(result) && result.left).toMatchObject({
+        _tag: "AiStreamFailed",
+        provider: "gemini-flash",
+        deltas: 1
+      })
+      expect(yield* Ref.get(openai.calls)).toHaveLength(0)
+      expect(yield* Ref.get(entries)).toMatchObject([
+        { provider: "gemini-flash", outcome: "error", errorKind: "network" }
+      ])
+    })
+  )
+
+  it.effect("interrupting the consumer closes the provider's stream and records a cancelled call", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [{ _tag: "stream", deltas: ["one "] }])
+      const slow: AiProvider = {
+        ...gemini,
+        stream: (req) => Stream.concat(gemini.stream(req), Stream.never)
+      }
+      const { strategy, entries } = yield* setup([slow])
+      const first = yield* Effect.fork(
+        strategy.streamText(ask, { prompt: "hi" }).pipe(Stream.take(1), Stream.runCollect)
+      )
+      yield* Fiber.join(first)
+      expect(yield* Ref.get(gemini.closed)).toBe(1)
+      expect(yield* Ref.get(entries)).toMatchObject([{ outcome: "cancelled" }])
+    })
+  )
+})
