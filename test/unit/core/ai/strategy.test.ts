@@ -15,6 +15,7 @@ import {
 } from "../../../../src/core/ai/provider.ts"
 import { AiStrategy, type AiStrategyOptions } from "../../../../src/core/ai/strategy.ts"
 import { DEFAULT_PRICES } from "../../../../src/core/ai/ledger.ts"
+import { recordingTracer } from "../../../support/tracing.ts"
 
 type Script =
   | { readonly _tag: "answer"; readonly text: string; readonly input?: number; readonly output?: number }
@@ -376,6 +377,30 @@ describe("AiStrategy.streamText", () => {
       yield* Fiber.join(first)
       expect(yield* Ref.get(gemini.closed)).toBe(1)
       expect(yield* Ref.get(entries)).toMatchObject([{ outcome: "cancelled" }])
+    })
+  )
+})
+
+describe("observability", () => {
+  it.effect("one span per attempt with provider, model and outcome: the trace shows the fallback path", () =>
+    Effect.gen(function* () {
+      const { tracer, spans } = recordingTracer()
+      const gemini = yield* scripted("gemini-flash", [{ _tag: "fail", kind: "rate_limited", status: 429 }])
+      const openai = yield* scripted("gpt-4o", [{ _tag: "answer", text: '{"opener":"Hi"}' }])
+      const { strategy } = yield* setup([gemini, openai])
+      yield* strategy.generateObject(ask, request).pipe(Effect.withTracer(tracer))
+      const attempts = spans.filter((span) => span.name === "ai.attempt")
+      expect(
+        attempts.map((span) => [
+          span.attributes.get("ai.provider"),
+          span.attributes.get("ai.model"),
+          span.attributes.get("ai.outcome")
+        ])
+      ).toEqual([
+        ["gemini-flash", "gemini-flash-model", "rate_limited"],
+        ["gpt-4o", "gpt-4o-model", "ok"]
+      ])
+      expect(attempts.every((span) => span.ended && span.attributes.get("ai.feature") === "test")).toBe(true)
     })
   )
 })

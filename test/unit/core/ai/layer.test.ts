@@ -1,0 +1,82 @@
+/** The chain as configuration builds it: order, keys, the local provider, production's refusal. */
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Either, Layer, Logger, LogLevel, Schema } from "effect"
+import { AiLedger } from "../../../../src/core/ai/ledger.ts"
+import { AiStrategyLive } from "../../../../src/core/ai/layer.ts"
+import { AiStrategy } from "../../../../src/core/ai/strategy.ts"
+import { AppConfig, describeConfigError } from "../../../../src/core/config.ts"
+
+const strategyWith = (env: Record<string, string>) =>
+  AiStrategy.pipe(
+    Effect.provide(
+      AiStrategyLive.pipe(
+        Layer.provide(AiLedger.memory),
+        Layer.provide(AppConfig.Default),
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))),
+        Layer.provide(Logger.minimumLogLevel(LogLevel.None))
+      )
+    ),
+    Effect.either
+  )
+
+const production = {
+  NODE_ENV: "production",
+  DATABASE_URL: "postgresql://h/db",
+  CLERK_JWT_KEY: "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----",
+  CLERK_WEBHOOK_SIGNING_SECRET: "whsec_dGVzdA==",
+  S3_BUCKET: "wingmate-test"
+}
+
+const Opener = Schema.Struct({
+  opener: Schema.String.pipe(Schema.minLength(3)),
+  score: Schema.Int.pipe(Schema.between(1, 5))
+})
+
+describe("AiStrategyLive", () => {
+  it.effect("no key outside production: the local provider alone, deterministic and labelled", () =>
+    Effect.gen(function* () {
+      const strategy = yield* Effect.flatten(strategyWith({}))
+      expect(strategy.providers).toEqual([{ id: "local", model: "local-deterministic" }])
+      const first = yield* strategy.generateObject({ feature: "test" }, { schema: Opener, prompt: "same prompt" })
+      const again = yield* strategy.generateObject({ feature: "test" }, { schema: Opener, prompt: "same prompt" })
+      expect(first.local).toBe(true)
+      expect(first.provider).toBe("local")
+      expect(Schema.is(Opener)(first.value)).toBe(true)
+      expect(again.value).toEqual(first.value)
+      expect(first.costMicros).toBe(0)
+    })
+  )
+
+  it.effect("keys decide the chain; the configured order is kept; keyless providers are left out", () =>
+    Effect.gen(function* () {
+      const strategy = yield* Effect.flatten(
+        strategyWith({
+          AI_PROVIDER_STRATEGY_PRIMARY: "gemini-flash",
+          AI_PROVIDER_STRATEGY_FALLBACKS: "claude-sonnet,gpt-4o",
+          OPENAI_API_KEY: "sk-test",
+          ANTHROPIC_API_KEY: "sk-ant-test",
+          ANTHROPIC_MODEL: "claude-x"
+        })
+      )
+      expect(strategy.providers).toEqual([
+        { id: "claude-sonnet", model: "claude-x" },
+        { id: "gpt-4o", model: "gpt-4o" }
+      ])
+    })
+  )
+
+  it.effect("production without any AI key refuses to start; a bad provider name is named", () =>
+    Effect.gen(function* () {
+      const refused = yield* strategyWith(production)
+      expect(Either.isLeft(refused) && describeConfigError(refused.left)).toEqual([
+        "GEMINI_API_KEY: missing: Production needs at least one AI provider key (GEMINI_API_KEY, OPENAI_API_KEY or ANTHROPIC_API_KEY)"
+      ])
+      const running = yield* Effect.flatten(strategyWith({ ...production, GEMINI_API_KEY: "g-key" }))
+      expect(running.providers.map((provider) => provider.id)).toEqual(["gemini-flash"])
+      const bad = yield* strategyWith({ AI_PROVIDER_STRATEGY_PRIMARY: "gpt-5-turbo" })
+      expect(Either.isLeft(bad) && describeConfigError(bad.left)[0]).toMatch(
+        /^AI_PROVIDER_STRATEGY_PRIMARY: invalid value/
+      )
+    })
+  )
+})
