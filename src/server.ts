@@ -8,25 +8,39 @@ import { AppConfig } from "./core/config.ts"
 import { TokenVerifier } from "./core/auth/token-verifier.ts"
 import { Db } from "./core/db/db.ts"
 import { Erasure } from "./core/erasure.ts"
+import { ImageProcessor } from "./core/image/image-processor.ts"
 import { JsonBodiesLive } from "./core/http/json-bodies.ts"
 import { HttpPlumbing } from "./core/http/middleware.ts"
 import { NodeServerLive } from "./core/http/server.ts"
 import { LoggingLive } from "./core/logging.ts"
 import { Redis } from "./core/redis.ts"
+import { LocalStorageRoutes } from "./core/storage/local-routes.ts"
+import { Storage } from "./core/storage/storage.ts"
 import { WingmateApi } from "./domain/api.ts"
 import { HealthHttpLive } from "./modules/health/health.http.ts"
+import { UploadsHttpLive } from "./modules/uploads/uploads.http.ts"
+import { UploadsErasureLive, UploadsService, UploadsSweeperLive } from "./modules/uploads/uploads.service.ts"
 import { AuthenticationLive, TokenAuthenticationLive } from "./modules/users/authentication.ts"
 import { UsersHttpLive } from "./modules/users/users.http.ts"
 import { UsersService } from "./modules/users/users.service.ts"
 import { ClerkWebhooks } from "./modules/webhooks/clerk-webhooks.service.ts"
 import { WebhooksHttpLive } from "./modules/webhooks/webhooks.http.ts"
 
-/** The feature services behind the handlers (one instance each, shared by middleware and handlers). */
-const Modules = Layer.mergeAll(AuthenticationLive, TokenAuthenticationLive, ClerkWebhooks.Default).pipe(
-  Layer.provideMerge(UsersService.Default)
-)
+/**
+ * The feature services behind the handlers (one instance each, shared by middleware and handlers),
+ * with their erasure steps and background fibers.
+ */
+const Modules = Layer.mergeAll(
+  AuthenticationLive,
+  TokenAuthenticationLive,
+  ClerkWebhooks.Default,
+  UploadsErasureLive,
+  UploadsSweeperLive
+).pipe(Layer.provideMerge(Layer.merge(UsersService.Default, UploadsService.Default)))
 
-const ApiHandlers = Layer.mergeAll(HealthHttpLive, UsersHttpLive, WebhooksHttpLive).pipe(Layer.provide(Modules))
+const ApiHandlers = Layer.mergeAll(HealthHttpLive, UsersHttpLive, WebhooksHttpLive, UploadsHttpLive).pipe(
+  Layer.provide(Modules)
+)
 
 export const HttpRoutes = Layer.mergeAll(
   HttpLayerRouter.addHttpApi(WingmateApi, { openapiPath: "/openapi.json" }).pipe(
@@ -39,11 +53,22 @@ export const HttpRoutes = Layer.mergeAll(
     path: "/docs",
     scalar: { withDefaultFonts: false }
   }),
+  LocalStorageRoutes,
   HttpPlumbing
 )
 
-/** What the modules run on: database, Redis, token verification, the erasure registry. */
-export const Infrastructure = Layer.mergeAll(Db.layer, Redis.layer, TokenVerifier.layer, Erasure.Default)
+/**
+ * What the modules run on: database, Redis, token verification, the erasure registry, object
+ * storage (whose local form also serves its own URLs through `LocalStorageRoutes`), images.
+ */
+export const Infrastructure = Layer.mergeAll(
+  Db.layer,
+  Redis.layer,
+  TokenVerifier.layer,
+  Erasure.Default,
+  Storage.layer,
+  ImageProcessor.layer
+)
 
 /** Serves routes on the Node server; the server stays in the output so tests can read its address. */
 export const serveRoutes = <E, R>(routes: Layer.Layer<never, E, R>) =>

@@ -13,6 +13,44 @@ const positiveInt = (name: string, fallback: number) =>
     Config.withDefault(fallback)
   )
 
+const intBetween = (name: string, min: number, max: number, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: `Expected an integer from ${min} to ${max}`, validation: (n) => n >= min && n <= max }),
+    Config.withDefault(fallback)
+  )
+
+const nonEmptyString = (name: string) =>
+  Config.option(Config.string(name)).pipe(
+    Config.map(Option.map((value) => value.trim())),
+    Config.map(Option.filter((value) => value !== ""))
+  )
+
+// Validation goes straight on the named primitive: after a map, errors lose the variable's name.
+
+/** An absolute http(s) URL without a trailing slash; empty counts as unset. */
+const httpUrl = (name: string) =>
+  Config.option(
+    Config.string(name).pipe(
+      Config.validate({
+        message: "Expected an absolute http:// or https:// URL",
+        validation: (value) => value.trim() === "" || /^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/.test(value.trim())
+      }),
+      Config.map((value) => value.trim().replace(/\/+$/, ""))
+    )
+  ).pipe(Config.map(Option.filter((value) => value !== "")))
+
+/** A secret of at least `minLength` characters; empty counts as unset. */
+const strongSecret = (name: string, minLength: number) =>
+  Config.option(
+    Config.string(name).pipe(
+      Config.validate({
+        message: `Expected at least ${minLength} characters`,
+        validation: (secret) => secret.trim() === "" || secret.length >= minLength
+      }),
+      Config.map(Redacted.make)
+    )
+  ).pipe(Config.map(Option.filter((value) => Redacted.value(value).trim() !== "")))
+
 /** A comma-separated list; blanks dropped. */
 const list = (name: string) =>
   Config.array(Config.string(), name).pipe(
@@ -50,13 +88,78 @@ const raw = Config.all({
     Config.validate({ message: "Expected 0 to 60000 milliseconds", validation: (n) => n >= 0 && n <= 60_000 }),
     Config.withDefault(5_000)
   ),
-  userCacheTtlMs: positiveInt("USER_CACHE_TTL_MS", 30_000)
+  userCacheTtlMs: positiveInt("USER_CACHE_TTL_MS", 30_000),
+  storage: Config.all({
+    driver: Config.option(Config.literal("s3", "local")("STORAGE_DRIVER")),
+    bucket: nonEmptyString("S3_BUCKET"),
+    region: Config.string("S3_REGION").pipe(Config.withDefault("us-east-1")),
+    endpoint: httpUrl("S3_ENDPOINT"),
+    accessKeyId: nonEmptyString("S3_ACCESS_KEY_ID"),
+    secretAccessKey: nonEmptyRedacted("S3_SECRET_ACCESS_KEY"),
+    forcePathStyle: Config.boolean("S3_FORCE_PATH_STYLE").pipe(Config.withDefault(false)),
+    publicBaseUrl: httpUrl("PUBLIC_BASE_URL"),
+    signingSecret: strongSecret("UPLOAD_SIGNING_SECRET", 32)
+  }),
+  uploads: Config.all({
+    maxBytes: positiveInt("UPLOAD_MAX_BYTES", 10 * 1024 * 1024),
+    urlTtlSeconds: intBetween("UPLOAD_URL_TTL_SECONDS", 30, 3600, 300),
+    retentionSeconds: positiveInt("UPLOAD_RETENTION_SECONDS", 24 * 60 * 60),
+    sweepIntervalSeconds: positiveInt("UPLOAD_SWEEP_INTERVAL_SECONDS", 600)
+  }),
+  images: Config.all({
+    maxEdge: intBetween("IMAGE_MAX_EDGE", 64, 8192, 1280),
+    thumbnailEdge: intBetween("IMAGE_THUMBNAIL_EDGE", 16, 1024, 320),
+    maxPixels: positiveInt("IMAGE_MAX_PIXELS", 40_000_000),
+    format: Config.literal("webp", "jpeg")("IMAGE_FORMAT").pipe(Config.withDefault("webp")),
+    quality: intBetween("IMAGE_QUALITY", 1, 100, 80),
+    concurrency: intBetween("IMAGE_CONCURRENCY", 1, 64, 2)
+  })
 })
 
 export type AppConfigShape = Effect.Effect.Success<typeof load>
 
+type RawConfig = Config.Config.Success<typeof raw>
+
+/** S3 when asked for, or when a bucket is configured; the local disk otherwise. */
+const storageDriverOf = (env: RawConfig): "s3" | "local" =>
+  Option.getOrElse(env.storage.driver, () => (Option.isSome(env.storage.bucket) ? "s3" : "local"))
+
+/** Variables that are valid one by one but not together. */
+const consistencyProblems = (env: RawConfig): ReadonlyArray<ConfigError.ConfigError> => {
+  const problems: Array<ConfigError.ConfigError> = []
+  const driver = storageDriverOf(env)
+  if (driver === "s3" && Option.isNone(env.storage.bucket)) {
+    problems.push(ConfigError.MissingData(["S3_BUCKET"], "Required with STORAGE_DRIVER=s3"))
+  }
+  if (Option.isSome(env.storage.accessKeyId) !== Option.isSome(env.storage.secretAccessKey)) {
+    problems.push(
+      ConfigError.MissingData(
+        [Option.isSome(env.storage.accessKeyId) ? "S3_SECRET_ACCESS_KEY" : "S3_ACCESS_KEY_ID"],
+        "S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together (or neither: the AWS SDK's default credentials)"
+      )
+    )
+  }
+  if (env.uploads.retentionSeconds < env.uploads.urlTtlSeconds) {
+    problems.push(
+      ConfigError.InvalidData(
+        ["UPLOAD_RETENTION_SECONDS"],
+        `Must be at least UPLOAD_URL_TTL_SECONDS (${env.uploads.urlTtlSeconds}): an upload URL must not outlive its record`
+      )
+    )
+  }
+  if (driver === "local" && env.uploads.maxBytes > env.maxBodyBytes) {
+    problems.push(
+      ConfigError.InvalidData(
+        ["UPLOAD_MAX_BYTES"],
+        `Must not exceed MAX_BODY_BYTES (${env.maxBodyBytes}) with local storage: the api receives the bytes itself`
+      )
+    )
+  }
+  return problems
+}
+
 /** What production cannot do without, on top of what each variable's own decoding checks. */
-const productionProblems = (env: Config.Config.Success<typeof raw>): ReadonlyArray<ConfigError.ConfigError> => {
+const productionProblems = (env: RawConfig): ReadonlyArray<ConfigError.ConfigError> => {
   if (env.nodeEnv !== "production") return []
   const problems: Array<ConfigError.ConfigError> = []
   if (Option.isNone(env.databaseUrl) && !env.allowEmbeddedInProduction) {
@@ -75,12 +178,25 @@ const productionProblems = (env: Config.Config.Success<typeof raw>): ReadonlyArr
   if (Option.isNone(env.clerkWebhookSigningSecret)) {
     problems.push(ConfigError.MissingData(["CLERK_WEBHOOK_SIGNING_SECRET"], "Required in production (user sync)"))
   }
+  if (storageDriverOf(env) === "local" && !env.allowEmbeddedInProduction) {
+    problems.push(
+      Option.isSome(env.storage.driver)
+        ? ConfigError.InvalidData(
+            ["STORAGE_DRIVER"],
+            "local disk storage is refused in production unless ALLOW_EMBEDDED_IN_PRODUCTION=true"
+          )
+        : ConfigError.MissingData(
+            ["S3_BUCKET"],
+            "Required in production (local disk storage is refused unless ALLOW_EMBEDDED_IN_PRODUCTION=true)"
+          )
+    )
+  }
   return problems
 }
 
 const load = Effect.gen(function* () {
   const env = yield* raw
-  const [first, ...rest] = productionProblems(env)
+  const [first, ...rest] = [...consistencyProblems(env), ...productionProblems(env)]
   if (first !== undefined) {
     return yield* Effect.fail(rest.reduce((all, problem) => ConfigError.And(all, problem), first))
   }
@@ -89,6 +205,12 @@ const load = Effect.gen(function* () {
     isProduction: env.nodeEnv === "production",
     /** No Clerk key outside production: tokens are signed and verified with a local dev key pair. */
     devAuth: env.nodeEnv !== "production" && Option.isNone(env.clerkJwtKey) && Option.isNone(env.clerkSecretKey),
+    storage: {
+      ...env.storage,
+      driver: storageDriverOf(env),
+      /** The origin the local storage signs its URLs with (what the app can reach). */
+      publicBaseUrl: Option.getOrElse(env.storage.publicBaseUrl, () => `http://localhost:${env.port}`)
+    },
     logFormat: Option.getOrElse(env.logFormat, () => (env.nodeEnv === "production" ? "json" : "pretty"))
   } as const
 })

@@ -12,6 +12,7 @@ import {
   UnsupportedMediaTypeEnvelope
 } from "./errors.ts"
 import { HealthGroup } from "./health.ts"
+import { UploadsGroup } from "./uploads.ts"
 import { UsersGroup } from "./users.ts"
 import { WebhooksGroup } from "./webhooks.ts"
 
@@ -38,6 +39,7 @@ export class JsonBodies extends HttpApiMiddleware.Tag<JsonBodies>()("JsonBodies"
 export class WingmateApi extends makeApi("wingmate")
   .add(UsersGroup)
   .add(WebhooksGroup)
+  .add(UploadsGroup)
   .prefix("/api/v1")
   .add(HealthGroup)
   .addError(InvalidJsonEnvelope)

@@ -38,6 +38,42 @@ export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaTyp
   "UnsupportedMediaType",
   errorFields
 ) {}
+/** A signed URL (local storage) whose signature does not match what it grants. */
+export class UrlSignatureInvalid extends Schema.TaggedError<UrlSignatureInvalid>()(
+  "UrlSignatureInvalid",
+  errorFields
+) {}
+/** A signed URL past its expiry. */
+export class UrlExpired extends Schema.TaggedError<UrlExpired>()("UrlExpired", errorFields) {}
+/** The body's length differs from the length signed into the upload URL. */
+export class ContentLengthMismatch extends Schema.TaggedError<ContentLengthMismatch>()(
+  "ContentLengthMismatch",
+  errorFields
+) {}
+/** The upload's bytes have not reached storage (yet): PUT them to the upload URL first. */
+export class UploadNotReceived extends Schema.TaggedError<UploadNotReceived>()("UploadNotReceived", errorFields) {}
+/** The upload URL expired and nothing was uploaded: ask for a new upload. */
+export class UploadExpired extends Schema.TaggedError<UploadExpired>()("UploadExpired", errorFields) {}
+/** The upload was already used by another session or opener. */
+export class UploadAlreadyUsed extends Schema.TaggedError<UploadAlreadyUsed>()("UploadAlreadyUsed", errorFields) {}
+/** The stored object's size differs from the declared size. */
+export class UploadSizeMismatch extends Schema.TaggedError<UploadSizeMismatch>()("UploadSizeMismatch", errorFields) {}
+/** The stored object's content type differs from the declared type. */
+export class UploadTypeMismatch extends Schema.TaggedError<UploadTypeMismatch>()("UploadTypeMismatch", errorFields) {}
+/** The stored bytes are not an image of the declared format (checked by their magic bytes). */
+export class UploadContentMismatch extends Schema.TaggedError<UploadContentMismatch>()(
+  "UploadContentMismatch",
+  errorFields
+) {}
+/** The upload was declared for another purpose (a profile screenshot used as a chat, or the reverse). */
+export class UploadPurposeMismatch extends Schema.TaggedError<UploadPurposeMismatch>()(
+  "UploadPurposeMismatch",
+  errorFields
+) {}
+/** The image has more pixels than the server decodes (a decompression bomb, or simply too big). */
+export class ImageTooLarge extends Schema.TaggedError<ImageTooLarge>()("ImageTooLarge", errorFields) {}
+/** The image cannot be decoded: corrupt, truncated, or not an image at all. */
+export class ImageUnreadable extends Schema.TaggedError<ImageUnreadable>()("ImageUnreadable", errorFields) {}
 /** Too many requests in the current window. */
 export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", errorFields) {}
 /** A dependency (database, cache) is not reachable. */
@@ -58,6 +94,18 @@ export const ErrorCatalog = {
   CONFLICT: { status: 409, error: Conflict },
   PAYLOAD_TOO_LARGE: { status: 413, error: PayloadTooLarge },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, error: UnsupportedMediaType },
+  URL_SIGNATURE_INVALID: { status: 403, error: UrlSignatureInvalid },
+  URL_EXPIRED: { status: 403, error: UrlExpired },
+  CONTENT_LENGTH_MISMATCH: { status: 400, error: ContentLengthMismatch },
+  UPLOAD_NOT_RECEIVED: { status: 409, error: UploadNotReceived },
+  UPLOAD_EXPIRED: { status: 410, error: UploadExpired },
+  UPLOAD_ALREADY_USED: { status: 409, error: UploadAlreadyUsed },
+  UPLOAD_SIZE_MISMATCH: { status: 422, error: UploadSizeMismatch },
+  UPLOAD_TYPE_MISMATCH: { status: 422, error: UploadTypeMismatch },
+  UPLOAD_CONTENT_MISMATCH: { status: 422, error: UploadContentMismatch },
+  UPLOAD_PURPOSE_MISMATCH: { status: 422, error: UploadPurposeMismatch },
+  IMAGE_TOO_LARGE: { status: 422, error: ImageTooLarge },
+  IMAGE_UNREADABLE: { status: 422, error: ImageUnreadable },
   RATE_LIMITED: { status: 429, error: RateLimited },
   INTERNAL_ERROR: { status: 500, error: InternalError },
   SERVICE_UNAVAILABLE: { status: 503, error: ServiceUnavailable }
@@ -186,3 +234,15 @@ export const BadRequestEnvelope = ErrorEnvelope(BadRequest, "BAD_REQUEST")
 export const InvalidSignatureEnvelope = ErrorEnvelope(InvalidSignature, "INVALID_SIGNATURE")
 export const UnsupportedMediaTypeEnvelope = ErrorEnvelope(UnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE")
 export const RouteNotFoundEnvelope = ErrorEnvelope(RouteNotFound, "ROUTE_NOT_FOUND")
+export const UrlSignatureInvalidEnvelope = ErrorEnvelope(UrlSignatureInvalid, "URL_SIGNATURE_INVALID")
+export const UrlExpiredEnvelope = ErrorEnvelope(UrlExpired, "URL_EXPIRED")
+export const ContentLengthMismatchEnvelope = ErrorEnvelope(ContentLengthMismatch, "CONTENT_LENGTH_MISMATCH")
+export const UploadNotReceivedEnvelope = ErrorEnvelope(UploadNotReceived, "UPLOAD_NOT_RECEIVED")
+export const UploadExpiredEnvelope = ErrorEnvelope(UploadExpired, "UPLOAD_EXPIRED")
+export const UploadAlreadyUsedEnvelope = ErrorEnvelope(UploadAlreadyUsed, "UPLOAD_ALREADY_USED")
+export const UploadSizeMismatchEnvelope = ErrorEnvelope(UploadSizeMismatch, "UPLOAD_SIZE_MISMATCH")
+export const UploadTypeMismatchEnvelope = ErrorEnvelope(UploadTypeMismatch, "UPLOAD_TYPE_MISMATCH")
+export const UploadContentMismatchEnvelope = ErrorEnvelope(UploadContentMismatch, "UPLOAD_CONTENT_MISMATCH")
+export const UploadPurposeMismatchEnvelope = ErrorEnvelope(UploadPurposeMismatch, "UPLOAD_PURPOSE_MISMATCH")
+export const ImageTooLargeEnvelope = ErrorEnvelope(ImageTooLarge, "IMAGE_TOO_LARGE")
+export const ImageUnreadableEnvelope = ErrorEnvelope(ImageUnreadable, "IMAGE_UNREADABLE")

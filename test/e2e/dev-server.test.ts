@@ -7,7 +7,9 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import sharp from "sharp"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import type { Ticket } from "../support/uploads.ts"
 
 const root = join(import.meta.dirname, "..", "..")
 
@@ -25,7 +27,9 @@ const freePort = () =>
 /** The machine's environment without anything that would point the server at real services. */
 const cleanEnv = (overrides: Record<string, string>): NodeJS.ProcessEnv => {
   const env = { ...process.env }
-  for (const key of ["DATABASE_URL", "REDIS_URL", "NODE_ENV", "PORT", "LOG_FORMAT", "LOG_LEVEL", "DATA_DIR"]) {
+  const pointers = ["DATABASE_URL", "REDIS_URL", "NODE_ENV", "PORT", "LOG_FORMAT", "LOG_LEVEL", "DATA_DIR"]
+  const storage = ["STORAGE_DRIVER", "S3_BUCKET", "PUBLIC_BASE_URL", "UPLOAD_SIGNING_SECRET", "UPLOAD_MAX_BYTES"]
+  for (const key of [...pointers, ...storage]) {
     delete env[key]
   }
   return { ...env, ...overrides }
@@ -148,6 +152,42 @@ describe("npm run dev on embedded defaults", () => {
     })
   })
 
+  it("uploads a PNG in the app's two steps to the local storage; the server then knows it as verified", async () => {
+    expect(server.output()).toContain("S3_BUCKET is unset, using the local disk")
+    const script = start("scripts/dev-token.ts", cleanEnv({ DATA_DIR: dataDir }), ["bob"])
+    expect(await script.exited).toBe(0)
+    const auth = { authorization: `Bearer ${script.output().trim().split("\n").at(-1) ?? ""}` }
+    const png = await sharp({ create: { width: 390, height: 844, channels: 3, background: "#f0f0ff" } })
+      .png()
+      .toBuffer()
+
+    const created = await fetch(`${url}/api/v1/uploads`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ contentType: "image/png", contentLength: png.length, purpose: "session" })
+    })
+    expect(created.status).toBe(201)
+    const ticket = ((await created.json()) as { data: Ticket }).data
+    expect(ticket).toMatchObject({
+      method: "PUT",
+      headers: { "Content-Type": "image/png", "Content-Length": String(png.length) }
+    })
+
+    const put = await fetch(ticket.url, { method: ticket.method, headers: ticket.headers, body: png })
+    expect(put.status).toBe(200)
+
+    const status = await fetch(`${url}/api/v1/uploads/${ticket.uploadId}`, { headers: auth })
+    expect(status.status).toBe(200)
+    expect(await status.json()).toMatchObject({
+      success: true,
+      data: { id: ticket.uploadId, status: "verified", contentType: "image/png", contentLength: png.length }
+    })
+    // The signed URL (its signature) never reaches the log.
+    const signature = new URL(ticket.url).searchParams.get("signature") ?? ""
+    expect(signature).not.toBe("")
+    expect(server.output()).not.toContain(signature)
+  })
+
   it("stops on SIGTERM with exit code 0", async () => {
     server.child.kill("SIGTERM")
     expect(await server.exited).toBe(0)
@@ -167,12 +207,13 @@ describe("configuration errors at boot", () => {
     expect(output).not.toMatch(/^\s+at /m)
   })
 
-  it("production refuses the embedded database and dev auth", async () => {
+  it("production refuses the embedded database, dev auth and local storage", async () => {
     const run = start("src/main/api.ts", cleanEnv({ NODE_ENV: "production" }))
     expect(await run.exited).toBe(1)
     expect(run.output()).toMatch(/^ {2}DATABASE_URL: missing: Required in production/m)
     expect(run.output()).toMatch(
       /^ {2}CLERK_JWT_KEY: missing: Required in production, or CLERK_SECRET_KEY \(dev auth is refused\)/m
     )
+    expect(run.output()).toMatch(/^ {2}S3_BUCKET: missing: Required in production \(local disk storage is refused/m)
   })
 })

@@ -32,3 +32,9 @@ export const issuePaths = (body: unknown): Array<string> => {
       : undefined
   return (issues ?? []).map((issue) => issue.path).sort()
 }
+
+/** The failure envelope the server answers with: `{ success: false, error: { code, message, details? } }`. */
+export const failure = (code: string, message: string, details?: unknown) => ({
+  success: false,
+  error: details === undefined ? { code, message } : { code, message, details }
+})

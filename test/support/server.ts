@@ -2,17 +2,24 @@
  * Starts the real api server in-process on a free port, with its configuration from a map and
  * the database layer of the caller's choice, and speaks real HTTP to it.
  */
-import { HttpServer } from "@effect/platform"
-import { ConfigProvider, Effect, Layer, Logger, LogLevel } from "effect"
+import { HttpLayerRouter, HttpServer } from "@effect/platform"
+import { Clock, ConfigProvider, Effect, Layer, Logger, LogLevel, Option, Redacted } from "effect"
+import { randomBytes } from "node:crypto"
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { AppConfig } from "../../src/core/config.ts"
 import { type Db } from "../../src/core/db/db.ts"
 import { Redis } from "../../src/core/redis.ts"
 import type { TokenVerifier } from "../../src/core/auth/token-verifier.ts"
 import { Erasure } from "../../src/core/erasure.ts"
+import { NodeServerLive } from "../../src/core/http/server.ts"
+import { ImageProcessor } from "../../src/core/image/image-processor.ts"
+import { Storage } from "../../src/core/storage/storage.ts"
 import { TestTokenVerifier } from "./auth.ts"
-import { HttpRoutes, serveRoutes } from "../../src/server.ts"
+import { HttpRoutes } from "../../src/server.ts"
 
-export interface TestServerOptions<RE = never, RR = never> {
+export interface TestServerOptions<RE = never, RR = never, RS = never> {
   readonly config?: Record<string, string>
   readonly db: Layer.Layer<Db, unknown>
   readonly redis?: Layer.Layer<Redis, unknown, AppConfig>
@@ -20,22 +27,16 @@ export interface TestServerOptions<RE = never, RR = never> {
   readonly auth?: Layer.Layer<TokenVerifier>
   /** Extra routes mounted beside the real ones (e.g. test-only probes). */
   readonly routes?: Layer.Layer<never, RE, RR>
+  /**
+   * Object storage; default: `localTestStorage()`, the local disk in a fresh temporary folder,
+   * its URLs served by this very server. `Storage.s3(...)` for an S3-compatible server.
+   */
+  readonly storage?: Layer.Layer<Storage, unknown, AppConfig | HttpServer.HttpServer | RS>
 }
 
 export const testConfig = (overrides: Record<string, string> = {}) =>
   Layer.setConfigProvider(
     ConfigProvider.fromMap(new Map(Object.entries({ NODE_ENV: "test", PORT: "0", HOST: "127.0.0.1", ...overrides })))
-  )
-
-export const testServer = <RE = never, RR = never>(options: TestServerOptions<RE, RR>) =>
-  serveRoutes(options.routes ? Layer.mergeAll(HttpRoutes, options.routes) : HttpRoutes).pipe(
-    Layer.provide(options.db),
-    Layer.provide(options.redis ?? Redis.none),
-    Layer.provide(options.auth ?? TestTokenVerifier),
-    Layer.provide(Erasure.Default),
-    Layer.provideMerge(AppConfig.Default),
-    Layer.provide(Logger.minimumLogLevel(LogLevel.None)),
-    Layer.provide(testConfig(options.config))
   )
 
 /** The base URL of the server built by `testServer`. */
@@ -44,3 +45,48 @@ export const baseUrl = HttpServer.HttpServer.pipe(
     server.address._tag === "TcpAddress" ? `http://127.0.0.1:${server.address.port}` : "http://unix-socket"
   )
 )
+
+/**
+ * Local storage for a test server: files under `root` (default: a temporary folder removed with
+ * the server), URLs signed for the server's own address with UPLOAD_SIGNING_SECRET when the
+ * test's configuration sets it (a random secret otherwise).
+ */
+export const localTestStorage = (options: { readonly root?: string } = {}) =>
+  Layer.unwrapScoped(
+    Effect.gen(function* () {
+      const root =
+        options.root ??
+        (yield* Effect.acquireRelease(
+          Effect.promise(() => mkdtemp(join(tmpdir(), "wingmate-storage-"))),
+          (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
+        ))
+      const config = yield* AppConfig
+      return Storage.local({
+        root,
+        publicBaseUrl: yield* baseUrl,
+        secret: Option.match(config.storage.signingSecret, {
+          onNone: () => randomBytes(32),
+          onSome: (secret) => Buffer.from(Redacted.value(secret))
+        })
+      })
+    })
+  )
+
+export const testServer = <RE = never, RR = never, RS = never>(options: TestServerOptions<RE, RR, RS>) =>
+  HttpLayerRouter.serve(options.routes ? Layer.mergeAll(HttpRoutes, options.routes) : HttpRoutes, {
+    disableLogger: true
+  }).pipe(
+    // Storage may need the server's address (the local form signs URLs for it).
+    Layer.provide(options.storage ?? localTestStorage()),
+    Layer.provideMerge(NodeServerLive),
+    Layer.provide(ImageProcessor.layer),
+    Layer.provide(options.db),
+    Layer.provide(options.redis ?? Redis.none),
+    Layer.provide(options.auth ?? TestTokenVerifier),
+    Layer.provide(Erasure.Default),
+    Layer.provideMerge(AppConfig.Default),
+    Layer.provide(Logger.minimumLogLevel(LogLevel.None)),
+    Layer.provide(testConfig(options.config)),
+    // The server keeps real time even where @effect/vitest gives the test a TestClock.
+    Layer.provide(Layer.setClock(Clock.make()))
+  )

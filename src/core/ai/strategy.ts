@@ -284,14 +284,12 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
             Effect.gen(function* () {
               const started = yield* Clock.currentTimeMillis
               const ask = (req: ProviderRequest) =>
-                provider
-                  .generate(req)
-                  .pipe(
-                    Effect.timeoutFail({
-                      duration: Duration.millis(provider.timeoutMs),
-                      onTimeout: () => timeoutError(provider)
-                    })
-                  )
+                provider.generate(req).pipe(
+                  Effect.timeoutFail({
+                    duration: Duration.millis(provider.timeoutMs),
+                    onTimeout: () => timeoutError(provider)
+                  })
+                )
               const first = yield* ask(base)
               let usage = first.usage
               let decoded = yield* Effect.either(decode(first.text))

@@ -22,6 +22,17 @@ export const errorResponse = (code: ErrorCode, message: string, details?: unknow
     { status: ErrorCatalog[code].status }
   )
 
+const codeByTag = new Map<string, ErrorCode>(
+  (Object.keys(ErrorCatalog) as Array<ErrorCode>).map((code) => [ErrorCatalog[code].error._tag, code])
+)
+
+/** The envelope of a catalog error, for routes outside the HttpApi (whose errors the builder encodes). */
+export const catalogErrorResponse = (error: {
+  readonly _tag: string
+  readonly message: string
+  readonly details?: unknown
+}) => errorResponse(codeByTag.get(error._tag) ?? "INTERNAL_ERROR", error.message, error.details)
+
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
 const requestIdOf = (request: HttpServerRequest.HttpServerRequest): string => {

@@ -13,8 +13,12 @@ const productionBasics = {
   NODE_ENV: "production",
   DATABASE_URL: "postgresql://h/db",
   CLERK_JWT_KEY: "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----",
-  CLERK_WEBHOOK_SIGNING_SECRET: "whsec_dGVzdA=="
+  CLERK_WEBHOOK_SIGNING_SECRET: "whsec_dGVzdA==",
+  S3_BUCKET: "wingmate-uploads"
 }
+
+const problemsOf = (env: Record<string, string>) =>
+  Effect.map(load(env), Either.match({ onLeft: describeConfigError, onRight: () => [] }))
 
 describe("AppConfig", () => {
   it.effect("defaults describe the embedded development setup", () =>
@@ -74,11 +78,20 @@ describe("AppConfig", () => {
         expect(describeConfigError(refused.left)).toEqual([
           "DATABASE_URL: missing: Required in production (an embedded database is refused unless ALLOW_EMBEDDED_IN_PRODUCTION=true)",
           "CLERK_JWT_KEY: missing: Required in production, or CLERK_SECRET_KEY (dev auth is refused)",
-          "CLERK_WEBHOOK_SIGNING_SECRET: missing: Required in production (user sync)"
+          "CLERK_WEBHOOK_SIGNING_SECRET: missing: Required in production (user sync)",
+          "S3_BUCKET: missing: Required in production (local disk storage is refused unless ALLOW_EMBEDDED_IN_PRODUCTION=true)"
         ])
       }
-      const embedded = yield* load({ ...productionBasics, DATABASE_URL: "", ALLOW_EMBEDDED_IN_PRODUCTION: "true" })
+      const embedded = yield* load({
+        ...productionBasics,
+        DATABASE_URL: "",
+        S3_BUCKET: "",
+        ALLOW_EMBEDDED_IN_PRODUCTION: "true"
+      })
       expect(Either.isRight(embedded)).toBe(true)
+      expect(yield* problemsOf({ ...productionBasics, STORAGE_DRIVER: "local" })).toEqual([
+        "STORAGE_DRIVER: invalid value: local disk storage is refused in production unless ALLOW_EMBEDDED_IN_PRODUCTION=true"
+      ])
       const complete = yield* Effect.flatten(load(productionBasics))
       expect(complete.devAuth).toBe(false)
     })
@@ -95,6 +108,85 @@ describe("AppConfig", () => {
       const withSecret = yield* Effect.flatten(load({ CLERK_SECRET_KEY: "sk_test_x", CLERK_AUTHORIZED_PARTIES: "a,b" }))
       expect(withSecret.devAuth).toBe(false)
       expect(withSecret.clerkAuthorizedParties).toEqual(["a", "b"])
+    })
+  )
+
+  it.effect("storage: the local disk by default, S3 when a bucket is configured; upload and image defaults", () =>
+    Effect.gen(function* () {
+      const local = yield* Effect.flatten(load({ PORT: "4100" }))
+      expect(local.storage.driver).toBe("local")
+      expect(local.storage.publicBaseUrl).toBe("http://localhost:4100")
+      expect(Option.isNone(local.storage.signingSecret)).toBe(true)
+      expect(local.uploads).toEqual({
+        maxBytes: 10 * 1024 * 1024,
+        urlTtlSeconds: 300,
+        retentionSeconds: 86_400,
+        sweepIntervalSeconds: 600
+      })
+      expect(local.images).toEqual({
+        maxEdge: 1280,
+        thumbnailEdge: 320,
+        maxPixels: 40_000_000,
+        format: "webp",
+        quality: 80,
+        concurrency: 2
+      })
+
+      const s3 = yield* Effect.flatten(
+        load({
+          S3_BUCKET: "shots",
+          S3_REGION: "auto",
+          S3_ENDPOINT: "https://acct.r2.cloudflarestorage.com/",
+          S3_ACCESS_KEY_ID: "AKID",
+          S3_SECRET_ACCESS_KEY: "s3cr3t-value",
+          PUBLIC_BASE_URL: "https://api.wingmate.test/"
+        })
+      )
+      expect(s3.storage).toMatchObject({
+        driver: "s3",
+        bucket: Option.some("shots"),
+        region: "auto",
+        endpoint: Option.some("https://acct.r2.cloudflarestorage.com"),
+        accessKeyId: Option.some("AKID"),
+        forcePathStyle: false,
+        publicBaseUrl: "https://api.wingmate.test"
+      })
+      expect(String(Option.getOrThrow(s3.storage.secretAccessKey))).not.toContain("s3cr3t")
+      expect((yield* Effect.flatten(load({ S3_BUCKET: "shots", STORAGE_DRIVER: "local" }))).storage.driver).toBe(
+        "local"
+      )
+    })
+  )
+
+  it.effect("storage settings that cannot work together are refused, each on its own line", () =>
+    Effect.gen(function* () {
+      expect(yield* problemsOf({ STORAGE_DRIVER: "s3" })).toEqual([
+        "S3_BUCKET: missing: Required with STORAGE_DRIVER=s3"
+      ])
+      expect(yield* problemsOf({ S3_BUCKET: "b", S3_ACCESS_KEY_ID: "AKID" })).toEqual([
+        "S3_SECRET_ACCESS_KEY: missing: S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together (or neither: the AWS SDK's default credentials)"
+      ])
+      expect(yield* problemsOf({ UPLOAD_MAX_BYTES: "20000000" })).toEqual([
+        "UPLOAD_MAX_BYTES: invalid value: Must not exceed MAX_BODY_BYTES (10485760) with local storage: the api receives the bytes itself"
+      ])
+      expect(yield* problemsOf({ S3_BUCKET: "b", UPLOAD_MAX_BYTES: "20000000" })).toEqual([])
+      expect(yield* problemsOf({ UPLOAD_RETENTION_SECONDS: "60" })).toEqual([
+        "UPLOAD_RETENTION_SECONDS: invalid value: Must be at least UPLOAD_URL_TTL_SECONDS (300): an upload URL must not outlive its record"
+      ])
+      const malformed = yield* problemsOf({
+        PUBLIC_BASE_URL: "localhost:3000",
+        UPLOAD_SIGNING_SECRET: "short",
+        UPLOAD_URL_TTL_SECONDS: "86400",
+        IMAGE_FORMAT: "gif",
+        STORAGE_DRIVER: "gcs"
+      })
+      expect(malformed.map((line) => line.split(":")[0]).sort()).toEqual([
+        "IMAGE_FORMAT",
+        "PUBLIC_BASE_URL",
+        "STORAGE_DRIVER",
+        "UPLOAD_SIGNING_SECRET",
+        "UPLOAD_URL_TTL_SECONDS"
+      ])
     })
   )
 })

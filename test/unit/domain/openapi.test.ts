@@ -105,4 +105,26 @@ describe("OpenAPI document", () => {
     }
     expect(checked).toBeGreaterThan(5)
   })
+
+  it("documents uploads: 201 ticket envelope, 413 and 415 on create, 404 on read, bearer on both", () => {
+    const create = at(doc, "paths", "/api/v1/uploads", "post")
+    expect(at(create, "security")).toEqual([{ bearer: [] }])
+    expect(at(create, "responses", "201", "content", "application/json", "schema")).toMatchObject({
+      required: ["success", "data"],
+      properties: { data: { $ref: "#/components/schemas/UploadTicket" } }
+    })
+    const errorOf = (operation: unknown, status: string) =>
+      refName(at(operation, "responses", status, "content", "application/json", "schema"))
+    expect(errorOf(create, "413")).toBe("PayloadTooLargeEnvelope")
+    expect(errorOf(create, "415")).toBe("UnsupportedMediaTypeEnvelope")
+    expect(at(schemas, "CreateUpload", "required")).toEqual(["contentType", "contentLength", "purpose"])
+    expect(at(schemas, "UploadTicket", "properties", "method")).toEqual({ type: "string", enum: ["PUT"] })
+
+    const read = at(doc, "paths", "/api/v1/uploads/{uploadId}", "get")
+    expect(at(read, "security")).toEqual([{ bearer: [] }])
+    expect(errorOf(read, "404")).toBe("NotFoundEnvelope")
+    expect(at(schemas, "UploadStatus")).toMatchObject({
+      enum: ["pending", "verified", "rejected", "expired", "used"]
+    })
+  })
 })

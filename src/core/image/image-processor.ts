@@ -1,0 +1,135 @@
+/**
+ * Image normalisation on sharp (libvips), for OCR and for keeping screenshots private:
+ * the header is read first and an image over the pixel limit is refused before any pixel is
+ * decoded (decompression bombs); corrupt or truncated data fails; EXIF orientation is applied,
+ * then every piece of metadata (EXIF, GPS, XMP, ICC, comments) is dropped; the image is resized
+ * to a maximum edge and encoded (WebP or JPEG) with a thumbnail and a SHA-256 content hash.
+ * A semaphore bounds how many images are processed at once (memory and CPU).
+ */
+import { Context, Effect, Layer, Schema } from "effect"
+import { createHash } from "node:crypto"
+import sharp, { type Sharp } from "sharp"
+import { AppConfig } from "../config.ts"
+
+export class ImageError extends Schema.TaggedError<ImageError>()("ImageError", {
+  reason: Schema.Literal("too-large", "unreadable"),
+  message: Schema.String,
+  details: Schema.optional(Schema.Unknown)
+}) {}
+
+export type OutputFormat = "webp" | "jpeg"
+
+export interface ImageOptions {
+  /** Longest edge of the normalised image, in pixels (never enlarged). */
+  readonly maxEdge: number
+  readonly thumbnailEdge: number
+  /** Width × height above which an image is refused without being decoded. */
+  readonly maxPixels: number
+  readonly format: OutputFormat
+  /** 1–100. */
+  readonly quality: number
+  /** Images processed at the same time. */
+  readonly concurrency: number
+  /** A single image taking longer fails (libvips stops working on it). */
+  readonly timeoutSeconds?: number
+}
+
+export interface EncodedImage {
+  readonly bytes: Uint8Array
+  readonly contentType: "image/webp" | "image/jpeg"
+  readonly width: number
+  readonly height: number
+}
+
+export interface NormalizedImage {
+  readonly image: EncodedImage
+  readonly thumbnail: EncodedImage
+  /** SHA-256 (hex) of the normalised image's bytes. */
+  readonly contentHash: string
+  /** What was decoded: format and size as stored (before orientation). */
+  readonly source: { readonly format: string; readonly width: number; readonly height: number }
+}
+
+export interface ImageProcessorShape {
+  readonly normalize: (input: Uint8Array) => Effect.Effect<NormalizedImage, ImageError>
+}
+
+const DECODABLE = new Set(["png", "jpeg", "webp"])
+
+const unreadable = (cause: unknown) =>
+  new ImageError({
+    reason: "unreadable",
+    message: "The image cannot be decoded: it is corrupt, truncated or not a PNG, JPEG or WebP image",
+    details: { decoder: cause instanceof Error ? cause.message : String(cause) }
+  })
+
+export const makeImageProcessor = (options: ImageOptions) =>
+  Effect.gen(function* () {
+    const permits = yield* Effect.makeSemaphore(options.concurrency)
+    const contentType = options.format === "webp" ? ("image/webp" as const) : ("image/jpeg" as const)
+    const timeout = { seconds: options.timeoutSeconds ?? 30 }
+
+    const encode = (pipeline: Sharp) =>
+      options.format === "webp"
+        ? pipeline.webp({ quality: options.quality })
+        : pipeline.flatten({ background: "#ffffff" }).jpeg({ quality: options.quality, mozjpeg: true })
+
+    const fit = (edge: number) => ({ width: edge, height: edge, fit: "inside" as const, withoutEnlargement: true })
+
+    const run = <A>(work: () => Promise<A>) => Effect.tryPromise({ try: work, catch: unreadable })
+
+    const normalizeNow = (input: Uint8Array) =>
+      Effect.gen(function* () {
+        // The header alone: dimensions are known before anything is decoded.
+        const header = yield* run(() => sharp(input).metadata())
+        const { width, height, format } = header
+        if (width === undefined || height === undefined || !DECODABLE.has(format)) {
+          return yield* unreadable(new Error(`unsupported format ${format}`))
+        }
+        if (width * height > options.maxPixels) {
+          return yield* new ImageError({
+            reason: "too-large",
+            message: `The image is ${width}×${height} pixels; at most ${options.maxPixels} pixels are accepted`,
+            details: { width, height, maxPixels: options.maxPixels }
+          })
+        }
+        const decoded = sharp(input, {
+          // Also enforced by libvips itself, should the header lie.
+          limitInputPixels: options.maxPixels,
+          failOn: "truncated",
+          sequentialRead: true
+        }).timeout(timeout)
+        // autoOrient applies the EXIF orientation; the output keeps no metadata at all (sharp's
+        // default without keepMetadata/withMetadata): EXIF, GPS, XMP, IPTC and ICC are dropped.
+        const image = yield* run(() =>
+          encode(decoded.autoOrient().resize(fit(options.maxEdge))).toBuffer({ resolveWithObject: true })
+        )
+        const thumbnail = yield* run(() =>
+          encode(sharp(image.data).timeout(timeout).resize(fit(options.thumbnailEdge))).toBuffer({
+            resolveWithObject: true
+          })
+        )
+        return {
+          image: { bytes: image.data, contentType, width: image.info.width, height: image.info.height },
+          thumbnail: { bytes: thumbnail.data, contentType, width: thumbnail.info.width, height: thumbnail.info.height },
+          contentHash: createHash("sha256").update(image.data).digest("hex"),
+          source: { format, width, height }
+        } satisfies NormalizedImage
+      })
+
+    return {
+      normalize: (input: Uint8Array) =>
+        permits.withPermits(1)(normalizeNow(input)).pipe(Effect.withSpan("ImageProcessor.normalize"))
+    } satisfies ImageProcessorShape
+  })
+
+export class ImageProcessor extends Context.Tag("ImageProcessor")<ImageProcessor, ImageProcessorShape>() {
+  static fromOptions(options: ImageOptions): Layer.Layer<ImageProcessor> {
+    return Layer.effect(ImageProcessor, makeImageProcessor(options))
+  }
+
+  /** Limits, size and format from the configuration (IMAGE_*). */
+  static readonly layer: Layer.Layer<ImageProcessor, never, AppConfig> = Layer.unwrapEffect(
+    Effect.map(AppConfig, (config) => ImageProcessor.fromOptions(config.images))
+  )
+}

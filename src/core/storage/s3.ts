@@ -1,0 +1,196 @@
+/**
+ * Storage on AWS S3, Cloudflare R2 or any S3-compatible store, through `@aws-sdk/client-s3`.
+ * Uploads are pre-signed PUTs with Content-Type and Content-Length in the signature (R2 has no
+ * POST policies), so the store itself refuses another type or size.
+ */
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException
+} from "@aws-sdk/client-s3"
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner"
+import { Clock, Effect, Option, Redacted } from "effect"
+import { type ByteRange, StorageError, type StorageShape } from "./model.ts"
+
+export interface S3Options {
+  readonly bucket: string
+  readonly region: string
+  /** For R2 (`https://<account>.r2.cloudflarestorage.com`) or another S3-compatible store. */
+  readonly endpoint?: string | undefined
+  readonly forcePathStyle?: boolean | undefined
+  /** Static credentials; without them the SDK's default chain (environment, instance role, …). */
+  readonly credentials?:
+    { readonly accessKeyId: string; readonly secretAccessKey: Redacted.Redacted<string> } | undefined
+}
+
+const isMissing = (cause: unknown): boolean =>
+  cause instanceof S3ServiceException &&
+  (cause.name === "NotFound" || cause.name === "NoSuchKey" || cause.$metadata.httpStatusCode === 404)
+
+/** DeleteObjects takes at most 1000 keys per call. */
+const chunks = <A>(items: ReadonlyArray<A>, size: number): Array<Array<A>> =>
+  Array.from({ length: Math.ceil(items.length / size) }, (_, index) => items.slice(index * size, (index + 1) * size))
+
+export const makeS3Storage = (options: S3Options) =>
+  Effect.gen(function* () {
+    const client = yield* Effect.acquireRelease(
+      Effect.sync(
+        () =>
+          new S3Client({
+            region: options.region,
+            ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+            forcePathStyle: options.forcePathStyle ?? false,
+            ...(options.credentials === undefined
+              ? {}
+              : {
+                  credentials: {
+                    accessKeyId: options.credentials.accessKeyId,
+                    secretAccessKey: Redacted.value(options.credentials.secretAccessKey)
+                  }
+                }),
+            // Checksums only where the API requires them: a default CRC32 on presigned PUTs would
+            // oblige the app to compute and send it (and R2 refuses some of them).
+            requestChecksumCalculation: "WHEN_REQUIRED",
+            responseChecksumValidation: "WHEN_REQUIRED"
+          })
+      ),
+      (client) => Effect.sync(() => client.destroy())
+    )
+    const Bucket = options.bucket
+
+    const call = <A>(operation: string, run: (signal: AbortSignal) => Promise<A>) =>
+      Effect.tryPromise({ try: run, catch: (cause) => new StorageError({ operation, cause }) })
+
+    /** A call whose 404 means "no such object". */
+    const optional = <A>(operation: string, run: (signal: AbortSignal) => Promise<A>) =>
+      Effect.tryPromise({
+        try: (signal) =>
+          run(signal).then(
+            (value) => Option.some(value),
+            (cause: unknown) => (isMissing(cause) ? Option.none<A>() : Promise.reject(cause))
+          ),
+        catch: (cause) => new StorageError({ operation, cause })
+      })
+
+    const expiresAt = (seconds: number) => Effect.map(Clock.currentTimeMillis, (now) => new Date(now + seconds * 1000))
+
+    const remove = (keys: ReadonlyArray<string>) =>
+      Effect.forEach(
+        chunks(keys, 1000),
+        (batch) =>
+          call("s3.deleteObjects", (abortSignal) =>
+            client.send(
+              new DeleteObjectsCommand({
+                Bucket,
+                Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true }
+              }),
+              { abortSignal }
+            )
+          ).pipe(
+            Effect.flatMap((output) =>
+              output.Errors !== undefined && output.Errors.length > 0
+                ? Effect.fail(
+                    new StorageError({
+                      operation: "s3.deleteObjects",
+                      cause: new Error(`${output.Errors.length} object(s) not deleted: ${output.Errors[0]?.Code}`)
+                    })
+                  )
+                : Effect.void
+            )
+          ),
+        { discard: true }
+      )
+
+    const storage: StorageShape = {
+      driver: "s3",
+      signUpload: (grant) =>
+        Effect.gen(function* () {
+          const url = yield* call("s3.signUpload", () =>
+            getSignedUrl(
+              client,
+              new PutObjectCommand({
+                Bucket,
+                Key: grant.key,
+                ContentType: grant.contentType,
+                ContentLength: grant.contentLength
+              }),
+              { expiresIn: grant.expiresInSeconds, signableHeaders: new Set(["content-type", "content-length"]) }
+            )
+          )
+          return {
+            url,
+            method: "PUT" as const,
+            headers: { "Content-Type": grant.contentType, "Content-Length": String(grant.contentLength) },
+            expiresAt: yield* expiresAt(grant.expiresInSeconds)
+          }
+        }),
+      signDownload: (key, expiresInSeconds) =>
+        Effect.gen(function* () {
+          const url = yield* call("s3.signDownload", () =>
+            getSignedUrl(client, new GetObjectCommand({ Bucket, Key: key }), { expiresIn: expiresInSeconds })
+          )
+          return { url, method: "GET" as const, headers: {}, expiresAt: yield* expiresAt(expiresInSeconds) }
+        }),
+      head: (key) =>
+        optional("s3.head", (abortSignal) =>
+          client.send(new HeadObjectCommand({ Bucket, Key: key }), { abortSignal })
+        ).pipe(
+          Effect.map(Option.map((output) => ({ size: output.ContentLength ?? 0, contentType: output.ContentType })))
+        ),
+      get: (key, range?: ByteRange) =>
+        optional("s3.get", async (abortSignal) => {
+          const output = await client.send(
+            new GetObjectCommand({
+              Bucket,
+              Key: key,
+              ...(range === undefined ? {} : { Range: `bytes=${range.start}-${range.end}` })
+            }),
+            { abortSignal }
+          )
+          return output.Body === undefined ? new Uint8Array() : await output.Body.transformToByteArray()
+        }),
+      put: (key, body, contentType) =>
+        call("s3.put", (abortSignal) =>
+          client.send(
+            new PutObjectCommand({
+              Bucket,
+              Key: key,
+              Body: body,
+              ContentType: contentType,
+              ContentLength: body.length
+            }),
+            { abortSignal }
+          )
+        ).pipe(Effect.asVoid),
+      remove,
+      removePrefix: (prefix) =>
+        Effect.gen(function* () {
+          let removed = 0
+          let token: string | undefined = undefined
+          do {
+            const continuationToken: string | undefined = token
+            const page: ListObjectsV2CommandOutput = yield* call("s3.list", (abortSignal) =>
+              client.send(
+                new ListObjectsV2Command({
+                  Bucket,
+                  Prefix: prefix,
+                  ...(continuationToken === undefined ? {} : { ContinuationToken: continuationToken })
+                }),
+                { abortSignal }
+              )
+            )
+            const keys = (page.Contents ?? []).flatMap((object) => (object.Key === undefined ? [] : [object.Key]))
+            yield* remove(keys)
+            removed += keys.length
+            token = page.IsTruncated === true ? page.NextContinuationToken : undefined
+          } while (token !== undefined)
+          return removed
+        })
+    }
+    return storage
+  })

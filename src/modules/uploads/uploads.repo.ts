@@ -1,0 +1,93 @@
+/** Prisma access for uploads. Status changes are conditional updates: concurrent readers agree. */
+import { Effect } from "effect"
+import { Db } from "../../core/db/db.ts"
+import type { Upload, UploadPurpose } from "../../core/db/generated/client.ts"
+
+export type { Upload }
+
+export interface NewUpload {
+  readonly userId: string
+  readonly key: string
+  readonly purpose: UploadPurpose
+  readonly contentType: string
+  readonly contentLength: number
+  readonly expiresAt: Date
+}
+
+export interface ProcessedFields {
+  readonly imageKey: string
+  readonly thumbnailKey: string
+  readonly contentHash: string
+  readonly width: number
+  readonly height: number
+  readonly processedAt: Date
+}
+
+export class UploadsRepo extends Effect.Service<UploadsRepo>()("UploadsRepo", {
+  effect: Effect.gen(function* () {
+    const db = yield* Db
+
+    const create = (upload: NewUpload) => db.query("uploads.create", (c) => c.upload.create({ data: upload }))
+
+    const findById = (id: string) => db.query("uploads.findById", (c) => c.upload.findUnique({ where: { id } }))
+
+    /** Pending → verified; answers the row as it is afterwards (whoever won). */
+    const markVerified = (id: string, at: Date) =>
+      db.query("uploads.markVerified", async (c) => {
+        await c.upload.updateMany({ where: { id, status: "pending" }, data: { status: "verified", verifiedAt: at } })
+        return c.upload.findUnique({ where: { id } })
+      })
+
+    /** Pending → rejected, with the catalog code and message saying why. */
+    const markRejected = (id: string, code: string, note: string) =>
+      db.query("uploads.markRejected", async (c) => {
+        await c.upload.updateMany({
+          where: { id, status: "pending" },
+          data: { status: "rejected", rejectionCode: code, rejectionNote: note }
+        })
+        return c.upload.findUnique({ where: { id } })
+      })
+
+    /** Verified → used; false when another request took it first. */
+    const markUsed = (id: string, at: Date) =>
+      db
+        .query("uploads.markUsed", (c) =>
+          c.upload.updateMany({ where: { id, status: "verified" }, data: { status: "used", usedAt: at } })
+        )
+        .pipe(Effect.map((result) => result.count === 1))
+
+    const markProcessed = (id: string, fields: ProcessedFields) =>
+      db.query("uploads.markProcessed", (c) => c.upload.update({ where: { id }, data: fields }))
+
+    /** Uploads no feature took, created before `cutoff`, oldest first. */
+    const findUnusedBefore = (cutoff: Date, take: number) =>
+      db.query("uploads.findUnusedBefore", (c) =>
+        c.upload.findMany({
+          where: { status: { not: "used" }, createdAt: { lt: cutoff } },
+          orderBy: { createdAt: "asc" },
+          take
+        })
+      )
+
+    /** Deletes the row unless a feature took it meanwhile; true when it was deleted. */
+    const removeIfUnused = (id: string) =>
+      db
+        .query("uploads.removeIfUnused", (c) => c.upload.deleteMany({ where: { id, status: { not: "used" } } }))
+        .pipe(Effect.map((result) => result.count === 1))
+
+    const removeAllOf = (userId: string) =>
+      db.query("uploads.removeAllOf", (c) => c.upload.deleteMany({ where: { userId } }))
+
+    return {
+      create,
+      findById,
+      markVerified,
+      markRejected,
+      markUsed,
+      markProcessed,
+      findUnusedBefore,
+      removeIfUnused,
+      removeAllOf
+    } as const
+  })
+}) {}

@@ -1,0 +1,417 @@
+/**
+ * Uploads: pre-signed URLs for images the app sends straight to storage, their verification
+ * (the object exists, its size and type match the declaration, its bytes are that format), their
+ * use by a feature (sessions, openers) and their normalisation; unused uploads are swept away.
+ *
+ * Other modules call `verify`, `use` and `process` with an upload id, never with a URL: nothing
+ * here fetches a user-supplied URL.
+ */
+import { Clock, Duration, Effect, Layer, Option, Schedule } from "effect"
+import { randomBytes } from "node:crypto"
+import { AppConfig } from "../../core/config.ts"
+import { Erasure } from "../../core/erasure.ts"
+import { ImageProcessor, type ImageError } from "../../core/image/image-processor.ts"
+import { detectImageType, MAGIC_BYTES } from "../../core/image/magic.ts"
+import { type StorageError, userPrefix } from "../../core/storage/model.ts"
+import { Storage } from "../../core/storage/storage.ts"
+import { ownedBy } from "../../core/ownership.ts"
+import {
+  ImageTooLarge,
+  ImageUnreadable,
+  PayloadTooLarge,
+  UnsupportedMediaType,
+  UploadAlreadyUsed,
+  UploadContentMismatch,
+  UploadExpired,
+  UploadNotReceived,
+  UploadPurposeMismatch,
+  UploadSizeMismatch,
+  UploadTypeMismatch
+} from "../../domain/errors.ts"
+import {
+  type AcceptedImageType,
+  AcceptedImageTypes,
+  type CreateUpload,
+  type Upload as UploadView,
+  type UploadPurpose,
+  type UploadTicket
+} from "../../domain/uploads.ts"
+import { type Upload, UploadsRepo } from "./uploads.repo.ts"
+
+/** An upload whose bytes are in storage and match its declaration. */
+export interface VerifiedUpload {
+  readonly id: string
+  readonly userId: string
+  readonly key: string
+  readonly purpose: UploadPurpose
+  readonly contentType: AcceptedImageType
+  readonly contentLength: number
+}
+
+/** The normalised image derived from an upload, and where it is stored. */
+export interface ProcessedUpload {
+  readonly uploadId: string
+  readonly imageKey: string
+  readonly thumbnailKey: string
+  readonly contentHash: string
+  readonly width: number
+  readonly height: number
+}
+
+const HEIC_TYPES = new Set(["image/heic", "image/heif", "image/heic-sequence", "image/heif-sequence"])
+
+/** `Image/JPG; charset=x` → `image/jpeg`. */
+const canonicalType = (contentType: string): string => {
+  const type = (contentType.split(";")[0] ?? "").trim().toLowerCase()
+  return type === "image/jpg" || type === "image/pjpeg" ? "image/jpeg" : type
+}
+
+const acceptedType = (contentType: string): AcceptedImageType | undefined =>
+  AcceptedImageTypes.find((accepted) => accepted === contentType)
+
+const EXTENSIONS: Record<string, string> = { "image/webp": "webp", "image/jpeg": "jpg" }
+
+type RejectionCode = "UPLOAD_SIZE_MISMATCH" | "UPLOAD_TYPE_MISMATCH" | "UPLOAD_CONTENT_MISMATCH"
+
+type StorageCheck =
+  | { readonly _tag: "Absent" }
+  | { readonly _tag: "Matches" }
+  | { readonly _tag: "Mismatch"; readonly code: RejectionCode; readonly note: string }
+
+const mismatch = (code: RejectionCode, note: string): StorageCheck => ({ _tag: "Mismatch", code, note })
+
+/** How many rows one sweep looks at per round. */
+const SWEEP_BATCH = 100
+
+/** A stored rejection, as the error the caller gets. */
+const rejectionError = (upload: Upload) => {
+  const message = upload.rejectionNote ?? "The uploaded object does not match its declaration"
+  switch (upload.rejectionCode) {
+    case "UPLOAD_SIZE_MISMATCH":
+      return new UploadSizeMismatch({ message })
+    case "UPLOAD_TYPE_MISMATCH":
+      return new UploadTypeMismatch({ message })
+    default:
+      return new UploadContentMismatch({ message })
+  }
+}
+
+const imageFailure = (error: ImageError) =>
+  error.reason === "too-large"
+    ? new ImageTooLarge({ message: error.message, details: error.details })
+    : new ImageUnreadable({ message: error.message })
+
+export class UploadsService extends Effect.Service<UploadsService>()("UploadsService", {
+  effect: Effect.gen(function* () {
+    const repo = yield* UploadsRepo
+    const storage = yield* Storage
+    const images = yield* ImageProcessor
+    const config = yield* AppConfig
+    const limits = config.uploads
+
+    const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
+
+    const create = (userId: string, input: CreateUpload) =>
+      Effect.gen(function* () {
+        const declared = canonicalType(input.contentType)
+        const details = { contentType: input.contentType, accepted: AcceptedImageTypes }
+        if (HEIC_TYPES.has(declared)) {
+          return yield* new UnsupportedMediaType({
+            message:
+              "HEIC/HEIF images are not accepted: the app must convert them to JPEG (or PNG or WebP) before uploading",
+            details
+          })
+        }
+        const contentType = acceptedType(declared)
+        if (contentType === undefined) {
+          return yield* new UnsupportedMediaType({ message: "Only PNG, JPEG and WebP images are accepted", details })
+        }
+        if (input.contentLength > limits.maxBytes) {
+          return yield* new PayloadTooLarge({
+            message: `An upload may be at most ${limits.maxBytes} bytes`,
+            details: { maxBytes: limits.maxBytes, contentLength: input.contentLength }
+          })
+        }
+        // The key is the server's: under the owner's prefix, with a random name.
+        const key = `${userPrefix(userId)}uploads/${randomBytes(16).toString("hex")}`
+        const signed = yield* storage.signUpload({
+          key,
+          contentType,
+          contentLength: input.contentLength,
+          expiresInSeconds: limits.urlTtlSeconds
+        })
+        const upload = yield* repo.create({
+          userId,
+          key,
+          purpose: input.purpose,
+          contentType,
+          contentLength: input.contentLength,
+          expiresAt: signed.expiresAt
+        })
+        yield* Effect.logInfo("Upload URL issued").pipe(Effect.annotateLogs({ uploadId: upload.id, userId }))
+        return {
+          uploadId: upload.id,
+          url: signed.url,
+          method: "PUT",
+          headers: signed.headers,
+          expiresAt: signed.expiresAt
+        } satisfies UploadTicket
+      })
+
+    /** The stored object against the declaration: absent, matching, or the first mismatch found. */
+    const check = (upload: Upload): Effect.Effect<StorageCheck, StorageError> =>
+      Effect.gen(function* () {
+        const info = yield* storage.head(upload.key)
+        if (Option.isNone(info)) return { _tag: "Absent" }
+        const { size, contentType } = info.value
+        if (size !== upload.contentLength) {
+          return mismatch(
+            "UPLOAD_SIZE_MISMATCH",
+            `The uploaded object is ${size} bytes; ${upload.contentLength} were declared`
+          )
+        }
+        if (contentType === undefined || canonicalType(contentType) !== upload.contentType) {
+          return mismatch(
+            "UPLOAD_TYPE_MISMATCH",
+            `The uploaded object is stored as ${contentType ?? "no type"}; ${upload.contentType} was declared`
+          )
+        }
+        const head = yield* storage.get(upload.key, { start: 0, end: MAGIC_BYTES - 1 })
+        if (Option.isNone(head)) return { _tag: "Absent" }
+        const detected = detectImageType(head.value)
+        if (detected !== upload.contentType) {
+          const actual = detected === undefined ? "not a PNG, JPEG or WebP image" : `a ${detected} image`
+          return mismatch(
+            "UPLOAD_CONTENT_MISMATCH",
+            `The uploaded bytes are ${actual}; ${upload.contentType} was declared`
+          )
+        }
+        return { _tag: "Matches" }
+      })
+
+    /**
+     * A pending upload is checked against storage: its bytes arrived and match (→ verified), or
+     * they do not (→ rejected, and the object is deleted), or they have not arrived (unchanged).
+     */
+    const inspect = (upload: Upload) =>
+      Effect.gen(function* () {
+        if (upload.status !== "pending") return upload
+        const problem = yield* check(upload)
+        if (problem._tag === "Absent") return upload
+        if (problem._tag === "Matches") {
+          const verified = yield* repo.markVerified(upload.id, yield* now)
+          yield* Effect.logInfo("Upload verified").pipe(Effect.annotateLogs({ uploadId: upload.id }))
+          return verified ?? upload
+        }
+        const rejected = yield* repo.markRejected(upload.id, problem.code, problem.note)
+        yield* Effect.logWarning("Upload rejected").pipe(
+          Effect.annotateLogs({ uploadId: upload.id, code: problem.code })
+        )
+        yield* storage
+          .remove([upload.key])
+          .pipe(Effect.catchAll((error) => Effect.logWarning("Could not delete a rejected upload's object", error)))
+        return rejected ?? upload
+      })
+
+    /** The caller's upload, inspected; another user's answers exactly like a missing one. */
+    const load = (userId: string, uploadId: string) =>
+      repo.findById(uploadId).pipe(Effect.flatMap(ownedBy(userId, "Upload")), Effect.flatMap(inspect))
+
+    const isExpired = (upload: Upload, at: Date) =>
+      upload.status === "pending" && upload.expiresAt.getTime() < at.getTime()
+
+    const toView = (upload: Upload, at: Date): UploadView => ({
+      id: upload.id,
+      purpose: upload.purpose,
+      contentType: upload.contentType,
+      contentLength: upload.contentLength,
+      status: isExpired(upload, at) ? "expired" : upload.status,
+      rejection:
+        upload.status === "rejected"
+          ? { code: upload.rejectionCode ?? "UPLOAD_CONTENT_MISMATCH", message: rejectionError(upload).message }
+          : null,
+      expiresAt: upload.expiresAt,
+      verifiedAt: upload.verifiedAt,
+      createdAt: upload.createdAt
+    })
+
+    /** GET /uploads/:id: the status, after checking a pending upload against storage. */
+    const status = (userId: string, uploadId: string) =>
+      Effect.gen(function* () {
+        const upload = yield* load(userId, uploadId)
+        return toView(upload, yield* now)
+      })
+
+    const verified = (upload: Upload) =>
+      Effect.gen(function* () {
+        if (upload.status === "rejected") return yield* rejectionError(upload)
+        if (upload.status === "pending") {
+          return yield* isExpired(upload, yield* now)
+            ? new UploadExpired({ message: "The upload URL expired before the image was uploaded: start a new upload" })
+            : new UploadNotReceived({ message: "The image has not been uploaded yet: PUT it to the upload URL first" })
+        }
+        const contentType = acceptedType(upload.contentType)
+        if (contentType === undefined) {
+          return yield* new UploadContentMismatch({ message: `${upload.contentType} is not an accepted image type` })
+        }
+        return {
+          id: upload.id,
+          userId: upload.userId,
+          key: upload.key,
+          purpose: upload.purpose,
+          contentType,
+          contentLength: upload.contentLength
+        } satisfies VerifiedUpload
+      })
+
+    /**
+     * The caller's upload if its bytes are in storage and match the declaration; otherwise the
+     * 4xx saying which check failed. Does not consume it.
+     */
+    const verify = (userId: string, uploadId: string) => Effect.flatMap(load(userId, uploadId), verified)
+
+    /** Verifies the upload and takes it for `purpose` (once: a second use is refused). */
+    const use = (userId: string, uploadId: string, purpose: UploadPurpose) =>
+      Effect.gen(function* () {
+        const upload = yield* load(userId, uploadId)
+        if (upload.status === "used") {
+          return yield* new UploadAlreadyUsed({ message: "This upload was already used: upload the image again" })
+        }
+        const checked = yield* verified(upload)
+        if (checked.purpose !== purpose) {
+          return yield* new UploadPurposeMismatch({
+            message: `This upload was declared for ${checked.purpose}, not ${purpose}`,
+            details: { declared: checked.purpose, requested: purpose }
+          })
+        }
+        if (!(yield* repo.markUsed(upload.id, yield* now))) {
+          return yield* new UploadAlreadyUsed({ message: "This upload was already used: upload the image again" })
+        }
+        return checked
+      })
+
+    /**
+     * The normalised image of a verified (or used) upload: decoded within the pixel limit,
+     * oriented, stripped of metadata, resized, encoded, with a thumbnail; stored next to the
+     * original and recorded. Done once; later calls answer the record.
+     */
+    const process = (userId: string, uploadId: string) =>
+      Effect.gen(function* () {
+        const upload = yield* load(userId, uploadId)
+        const checked = yield* verified(upload)
+        if (
+          upload.imageKey !== null &&
+          upload.thumbnailKey !== null &&
+          upload.contentHash !== null &&
+          upload.width !== null &&
+          upload.height !== null
+        ) {
+          return {
+            uploadId: upload.id,
+            imageKey: upload.imageKey,
+            thumbnailKey: upload.thumbnailKey,
+            contentHash: upload.contentHash,
+            width: upload.width,
+            height: upload.height
+          } satisfies ProcessedUpload
+        }
+        const bytes = yield* storage.get(checked.key)
+        if (Option.isNone(bytes)) {
+          return yield* new UploadNotReceived({ message: "The uploaded image is no longer in storage" })
+        }
+        const normalized = yield* images.normalize(bytes.value).pipe(Effect.mapError(imageFailure))
+        // The bytes may have been replaced since verification (the URL allows PUT until it expires).
+        if (`image/${normalized.source.format}` !== checked.contentType) {
+          return yield* new UploadContentMismatch({
+            message: `The uploaded bytes are a ${normalized.source.format} image; ${checked.contentType} was declared`
+          })
+        }
+        const extension = EXTENSIONS[normalized.image.contentType] ?? "img"
+        const imageKey = `${checked.key}.${extension}`
+        const thumbnailKey = `${checked.key}.thumb.${extension}`
+        yield* storage.put(imageKey, normalized.image.bytes, normalized.image.contentType)
+        yield* storage.put(thumbnailKey, normalized.thumbnail.bytes, normalized.thumbnail.contentType)
+        yield* repo.markProcessed(upload.id, {
+          imageKey,
+          thumbnailKey,
+          contentHash: normalized.contentHash,
+          width: normalized.image.width,
+          height: normalized.image.height,
+          processedAt: yield* now
+        })
+        return {
+          uploadId: upload.id,
+          imageKey,
+          thumbnailKey,
+          contentHash: normalized.contentHash,
+          width: normalized.image.width,
+          height: normalized.image.height
+        } satisfies ProcessedUpload
+      })
+
+    /**
+     * Deletes the uploads no feature took within UPLOAD_RETENTION_SECONDS, rows and objects.
+     * Each row goes first (unless it was taken meanwhile), then its objects.
+     */
+    const sweep = Effect.gen(function* () {
+      const cutoff = new Date((yield* Clock.currentTimeMillis) - limits.retentionSeconds * 1000)
+      let removed = 0
+      let batch: ReadonlyArray<Upload> = []
+      do {
+        batch = yield* repo.findUnusedBefore(cutoff, SWEEP_BATCH)
+        for (const upload of batch) {
+          if (!(yield* repo.removeIfUnused(upload.id))) continue
+          const keys = [upload.key, upload.imageKey, upload.thumbnailKey].filter((key) => key !== null)
+          yield* storage
+            .remove(keys)
+            .pipe(
+              Effect.catchAll((error) =>
+                Effect.logWarning("Sweep: objects of an expired upload were not deleted", error)
+              )
+            )
+          removed++
+        }
+      } while (batch.length === SWEEP_BATCH)
+      if (removed > 0) yield* Effect.logInfo(`Sweep: ${removed} unused upload(s) deleted`)
+      return removed
+    })
+
+    /** Everything the user uploaded or derived: objects under their prefix, then the rows. */
+    const eraseUser = (userId: string) =>
+      Effect.gen(function* () {
+        const objects = yield* storage.removePrefix(userPrefix(userId))
+        const rows = yield* repo.removeAllOf(userId)
+        yield* Effect.logInfo("Uploads erased").pipe(Effect.annotateLogs({ objects, rows: rows.count }))
+      })
+
+    return { create, status, verify, use, process, sweep, eraseUser } as const
+  }),
+  dependencies: [UploadsRepo.Default]
+}) {}
+
+/** Registers the uploads' erasure step: stored objects (originals and derived images) and rows. */
+export const UploadsErasureLive = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const erasure = yield* Erasure
+    const uploads = yield* UploadsService
+    yield* erasure.register({ name: "uploads", erase: (user) => uploads.eraseUser(user.id) })
+  })
+)
+
+/** Runs `sweep` every `interval` (first after one interval) for as long as the scope lives; failures are logged. */
+export const sweepEvery = <E, R>(interval: Duration.DurationInput, sweep: Effect.Effect<unknown, E, R>) =>
+  sweep.pipe(
+    Effect.catchAllCause((cause) => Effect.logWarning("Sweep of unused uploads failed", cause)),
+    Effect.schedule(Schedule.spaced(interval)),
+    Effect.forkScoped,
+    Effect.asVoid
+  )
+
+/** The background sweeper of unused uploads (UPLOAD_SWEEP_INTERVAL_SECONDS). */
+export const UploadsSweeperLive = Layer.scopedDiscard(
+  Effect.gen(function* () {
+    const config = yield* AppConfig
+    const uploads = yield* UploadsService
+    yield* sweepEvery(Duration.seconds(config.uploads.sweepIntervalSeconds), uploads.sweep)
+  })
+)
