@@ -5,6 +5,8 @@
 import { HttpApiScalar, HttpLayerRouter } from "@effect/platform"
 import { Layer } from "effect"
 import { AppConfig } from "./core/config.ts"
+import { AiStrategyLive } from "./core/ai/layer.ts"
+import { AiLedgerDb } from "./core/ai/ledger-db.ts"
 import { TokenVerifier } from "./core/auth/token-verifier.ts"
 import { Db } from "./core/db/db.ts"
 import { Erasure } from "./core/erasure.ts"
@@ -57,17 +59,17 @@ export const HttpRoutes = Layer.mergeAll(
   HttpPlumbing
 )
 
+/** The AI chain from configuration, with its cost ledger in the database. */
+export const AiLive = AiStrategyLive.pipe(Layer.provide(AiLedgerDb))
+
 /**
- * What the modules run on: database, Redis, token verification, the erasure registry, object
+ * What the modules run on: the AI chain, database, Redis, token verification, the erasure registry, object
  * storage (whose local form also serves its own URLs through `LocalStorageRoutes`), images.
  */
-export const Infrastructure = Layer.mergeAll(
-  Db.layer,
-  Redis.layer,
-  TokenVerifier.layer,
-  Erasure.Default,
-  Storage.layer,
-  ImageProcessor.layer
+export const Infrastructure = AiLive.pipe(
+  Layer.provideMerge(
+    Layer.mergeAll(Db.layer, Redis.layer, TokenVerifier.layer, Erasure.Default, Storage.layer, ImageProcessor.layer)
+  )
 )
 
 /** Serves routes on the Node server; the server stays in the output so tests can read its address. */

@@ -74,6 +74,16 @@ export class UploadPurposeMismatch extends Schema.TaggedError<UploadPurposeMisma
 export class ImageTooLarge extends Schema.TaggedError<ImageTooLarge>()("ImageTooLarge", errorFields) {}
 /** The image cannot be decoded: corrupt, truncated, or not an image at all. */
 export class ImageUnreadable extends Schema.TaggedError<ImageUnreadable>()("ImageUnreadable", errorFields) {}
+/** The profile states or implies a minor, or the request asks for what the safety policy refuses. */
+export class SafetyBlocked extends Schema.TaggedError<SafetyBlocked>()("SafetyBlocked", errorFields) {}
+/** A daily quota (generations, or AI spend) is used up; `Retry-After` says when it resets. */
+export class QuotaExceeded extends Schema.TaggedError<QuotaExceeded>()("QuotaExceeded", errorFields) {}
+/** Every AI provider failed or was skipped; `details.attempts` says how each did. */
+export class AiUnavailable extends Schema.TaggedError<AiUnavailable>()("AiUnavailable", errorFields) {}
+/** The AI provider refused the request itself (another provider would too). */
+export class AiRequestRejected extends Schema.TaggedError<AiRequestRejected>()("AiRequestRejected", errorFields) {}
+/** The AI answer did not match the expected shape, even after a corrective retry. */
+export class AiInvalidOutput extends Schema.TaggedError<AiInvalidOutput>()("AiInvalidOutput", errorFields) {}
 /** Too many requests in the current window. */
 export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", errorFields) {}
 /** A dependency (database, cache) is not reachable. */
@@ -106,7 +116,12 @@ export const ErrorCatalog = {
   UPLOAD_PURPOSE_MISMATCH: { status: 422, error: UploadPurposeMismatch },
   IMAGE_TOO_LARGE: { status: 422, error: ImageTooLarge },
   IMAGE_UNREADABLE: { status: 422, error: ImageUnreadable },
+  SAFETY_BLOCKED: { status: 422, error: SafetyBlocked },
+  AI_REQUEST_REJECTED: { status: 422, error: AiRequestRejected },
   RATE_LIMITED: { status: 429, error: RateLimited },
+  QUOTA_EXCEEDED: { status: 429, error: QuotaExceeded },
+  AI_INVALID_OUTPUT: { status: 502, error: AiInvalidOutput },
+  AI_UNAVAILABLE: { status: 503, error: AiUnavailable },
   INTERNAL_ERROR: { status: 500, error: InternalError },
   SERVICE_UNAVAILABLE: { status: 503, error: ServiceUnavailable }
 } as const
@@ -246,3 +261,8 @@ export const UploadContentMismatchEnvelope = ErrorEnvelope(UploadContentMismatch
 export const UploadPurposeMismatchEnvelope = ErrorEnvelope(UploadPurposeMismatch, "UPLOAD_PURPOSE_MISMATCH")
 export const ImageTooLargeEnvelope = ErrorEnvelope(ImageTooLarge, "IMAGE_TOO_LARGE")
 export const ImageUnreadableEnvelope = ErrorEnvelope(ImageUnreadable, "IMAGE_UNREADABLE")
+export const SafetyBlockedEnvelope = ErrorEnvelope(SafetyBlocked, "SAFETY_BLOCKED")
+export const QuotaExceededEnvelope = ErrorEnvelope(QuotaExceeded, "QUOTA_EXCEEDED")
+export const AiUnavailableEnvelope = ErrorEnvelope(AiUnavailable, "AI_UNAVAILABLE")
+export const AiRequestRejectedEnvelope = ErrorEnvelope(AiRequestRejected, "AI_REQUEST_REJECTED")
+export const AiInvalidOutputEnvelope = ErrorEnvelope(AiInvalidOutput, "AI_INVALID_OUTPUT")

@@ -17,7 +17,8 @@ import { NodeServerLive } from "../../src/core/http/server.ts"
 import { ImageProcessor } from "../../src/core/image/image-processor.ts"
 import { Storage } from "../../src/core/storage/storage.ts"
 import { TestTokenVerifier } from "./auth.ts"
-import { HttpRoutes } from "../../src/server.ts"
+import type { AiStrategy } from "../../src/core/ai/strategy.ts"
+import { AiLive, HttpRoutes } from "../../src/server.ts"
 
 export interface TestServerOptions<RE = never, RR = never, RS = never> {
   readonly config?: Record<string, string>
@@ -32,6 +33,11 @@ export interface TestServerOptions<RE = never, RR = never, RS = never> {
    * its URLs served by this very server. `Storage.s3(...)` for an S3-compatible server.
    */
   readonly storage?: Layer.Layer<Storage, unknown, AppConfig | HttpServer.HttpServer | RS>
+  /**
+   * The AI chain; default: the real one built from the test's configuration (no key: the local
+   * provider; `OPENAI_API_KEY` + `OPENAI_BASE_URL` at a wire fake, and so on), ledger in the database.
+   */
+  readonly ai?: Layer.Layer<AiStrategy, unknown, Db | AppConfig>
 }
 
 export const testConfig = (overrides: Record<string, string> = {}) =>
@@ -80,6 +86,7 @@ export const testServer = <RE = never, RR = never, RS = never>(options: TestServ
     Layer.provide(options.storage ?? localTestStorage()),
     Layer.provideMerge(NodeServerLive),
     Layer.provide(ImageProcessor.layer),
+    Layer.provide(options.ai ?? AiLive),
     Layer.provide(options.db),
     Layer.provide(options.redis ?? Redis.none),
     Layer.provide(options.auth ?? TestTokenVerifier),
