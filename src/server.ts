@@ -25,6 +25,11 @@ import { UploadsErasureLive, UploadsService, UploadsSweeperLive } from "./module
 import { AuthenticationLive, TokenAuthenticationLive } from "./modules/users/authentication.ts"
 import { UsersHttpLive } from "./modules/users/users.http.ts"
 import { UsersService } from "./modules/users/users.service.ts"
+import { UsersRepo } from "./modules/users/users.repo.ts"
+import { MatchesHttpLive } from "./modules/matches/matches.http.ts"
+import { MatchesService } from "./modules/matches/matches.service.ts"
+import { OpenersHttpLive } from "./modules/openers/openers.http.ts"
+import { OpenersService } from "./modules/openers/openers.service.ts"
 import { ClerkWebhooks } from "./modules/webhooks/clerk-webhooks.service.ts"
 import { WebhooksHttpLive } from "./modules/webhooks/webhooks.http.ts"
 
@@ -38,11 +43,20 @@ const Modules = Layer.mergeAll(
   ClerkWebhooks.Default,
   UploadsErasureLive,
   UploadsSweeperLive
-).pipe(Layer.provideMerge(Layer.merge(UsersService.Default, UploadsService.Default)))
-
-const ApiHandlers = Layer.mergeAll(HealthHttpLive, UsersHttpLive, WebhooksHttpLive, UploadsHttpLive).pipe(
-  Layer.provide(Modules)
+).pipe(
+  Layer.provideMerge(OpenersService.Default),
+  Layer.provideMerge(MatchesService.Default),
+  Layer.provideMerge(Layer.mergeAll(UsersService.Default, UploadsService.Default, UsersRepo.Default))
 )
+
+const ApiHandlers = Layer.mergeAll(
+  HealthHttpLive,
+  UsersHttpLive,
+  WebhooksHttpLive,
+  UploadsHttpLive,
+  MatchesHttpLive,
+  OpenersHttpLive
+).pipe(Layer.provide(Modules))
 
 export const HttpRoutes = Layer.mergeAll(
   HttpLayerRouter.addHttpApi(WingmateApi, { openapiPath: "/openapi.json" }).pipe(

@@ -113,6 +113,10 @@ const raw = Config.all({
     format: Config.literal("webp", "jpeg")("IMAGE_FORMAT").pipe(Config.withDefault("webp")),
     quality: intBetween("IMAGE_QUALITY", 1, 100, 80),
     concurrency: intBetween("IMAGE_CONCURRENCY", 1, 64, 2)
+  }),
+  openers: Config.all({
+    dailyLimit: intBetween("OPENERS_DAILY_LIMIT", 1, 10_000, 50),
+    safetyPolicy: Config.literal("standard", "strict")("OPENERS_SAFETY_POLICY").pipe(Config.withDefault("standard"))
   })
 })
 

@@ -12,6 +12,8 @@ import {
   UnsupportedMediaTypeEnvelope
 } from "./errors.ts"
 import { HealthGroup } from "./health.ts"
+import { MatchesGroup } from "./matches.ts"
+import { OpenersGroup } from "./openers.ts"
 import { UploadsGroup } from "./uploads.ts"
 import { UsersGroup } from "./users.ts"
 import { WebhooksGroup } from "./webhooks.ts"
@@ -38,6 +40,8 @@ export class JsonBodies extends HttpApiMiddleware.Tag<JsonBodies>()("JsonBodies"
 
 export class WingmateApi extends makeApi("wingmate")
   .add(UsersGroup)
+  .add(MatchesGroup)
+  .add(OpenersGroup)
   .add(WebhooksGroup)
   .add(UploadsGroup)
   .prefix("/api/v1")

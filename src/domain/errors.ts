@@ -266,3 +266,8 @@ export const QuotaExceededEnvelope = ErrorEnvelope(QuotaExceeded, "QUOTA_EXCEEDE
 export const AiUnavailableEnvelope = ErrorEnvelope(AiUnavailable, "AI_UNAVAILABLE")
 export const AiRequestRejectedEnvelope = ErrorEnvelope(AiRequestRejected, "AI_REQUEST_REJECTED")
 export const AiInvalidOutputEnvelope = ErrorEnvelope(AiInvalidOutput, "AI_INVALID_OUTPUT")
+
+/** The catalog code of an error instance (for places that write the envelope themselves, like SSE). */
+export const codeOf = (error: { readonly _tag: string }): ErrorCode =>
+  (Object.keys(ErrorCatalog) as Array<ErrorCode>).find((code) => ErrorCatalog[code].error._tag === error._tag) ??
+  "INTERNAL_ERROR"

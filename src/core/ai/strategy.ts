@@ -81,6 +81,8 @@ export interface TextRequest {
 }
 
 export type TextEvent =
+  /** The provider that answers, known before its first delta (it will not change after). */
+  | { readonly _tag: "Started"; readonly provider: ProviderId; readonly model: string; readonly local: boolean }
   | { readonly _tag: "Delta"; readonly text: string }
   | ({ readonly _tag: "Completed"; readonly ttftMs: number } & CallMeta)
 
@@ -425,11 +427,18 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
                     ttftMs
                   })
                 })
+                const startedEvent: TextEvent = {
+                  _tag: "Started",
+                  provider: provider.id,
+                  model: provider.model,
+                  local: provider.id === "local"
+                }
                 const events: Stream.Stream<TextEvent, AiError> = Stream.fromIterable(head).pipe(
                   Stream.concat(rest),
                   Stream.tap(observe),
                   Stream.filterMap((event) => (event._tag === "Delta" ? Option.some<TextEvent>(event) : Option.none())),
                   Stream.catchAll((error) => Stream.fromEffect(failedAfterText(error))),
+                  (stream) => Stream.concat(Stream.make(startedEvent), stream),
                   Stream.concat(Stream.fromEffect(completed)),
                   Stream.ensuring(Effect.zipRight(cancelled, Scope.close(scope, Exit.void)))
                 )

@@ -39,11 +39,17 @@ export const aiErrorToWire = (error: AiError): Effect.Effect<never, AiWireError>
       )
     case "AiRejected":
       return Effect.fail(
-        new AiRequestRejected({ message: "The AI provider refused this request", details: { provider: error.provider } })
+        new AiRequestRejected({
+          message: "The AI provider refused this request",
+          details: { provider: error.provider }
+        })
       )
     case "AiInvalidOutput":
       return Effect.fail(
-        new AiInvalidOutputWire({ message: "The AI answer was unusable; try again", details: { provider: error.provider } })
+        new AiInvalidOutputWire({
+          message: "The AI answer was unusable; try again",
+          details: { provider: error.provider }
+        })
       )
   }
 }

@@ -297,6 +297,7 @@ describe("AiStrategy.streamText", () => {
       const { strategy, entries } = yield* setup([gemini])
       const events = yield* collect(strategy.streamText(ask, { prompt: "hi" }))
       expect(events).toEqual([
+        { _tag: "Started", provider: "gemini-flash", model: "gemini-flash-model", local: false },
         { _tag: "Delta", text: "Hey " },
         { _tag: "Delta", text: "there" },
         expect.objectContaining({
@@ -317,11 +318,12 @@ describe("AiStrategy.streamText", () => {
       const openai = yield* scripted("gpt-4o", [{ _tag: "stream", deltas: ["From ", "OpenAI"] }])
       const { strategy } = yield* setup([gemini, openai])
       const events = yield* collect(strategy.streamText(ask, { prompt: "hi" }))
-      expect(events.slice(0, 2)).toEqual([
+      expect(events.slice(0, 3)).toEqual([
+        { _tag: "Started", provider: "gpt-4o", model: "gpt-4o-model", local: false },
         { _tag: "Delta", text: "From " },
         { _tag: "Delta", text: "OpenAI" }
       ])
-      expect(events[2]).toMatchObject({ _tag: "Completed", provider: "gpt-4o" })
+      expect(events[3]).toMatchObject({ _tag: "Completed", provider: "gpt-4o" })
       expect(yield* Ref.get(gemini.closed)).toBe(1)
     })
   )
@@ -334,7 +336,7 @@ describe("AiStrategy.streamText", () => {
       const fiber = yield* Effect.fork(collect(strategy.streamText(ask, { prompt: "hi" })))
       yield* TestClock.adjust(Duration.millis(1_001))
       const events = yield* Fiber.join(fiber)
-      expect(events[0]).toEqual({ _tag: "Delta", text: "Late" })
+      expect(events[1]).toEqual({ _tag: "Delta", text: "Late" })
       expect(yield* Ref.get(gemini.closed)).toBe(1)
     })
   )
@@ -350,7 +352,7 @@ describe("AiStrategy.streamText", () => {
         Stream.runDrain,
         Effect.either
       )
-      expect(yield* Ref.get(seen)).toEqual([{ _tag: "Delta", text: "Hey " }])
+      expect((yield* Ref.get(seen)).slice(1)).toEqual([{ _tag: "Delta", text: "Hey " }])
       expect(Either.isLeft(result) && result.left).toMatchObject({
         _tag: "AiStreamFailed",
         provider: "gemini-flash",
@@ -372,7 +374,7 @@ describe("AiStrategy.streamText", () => {
       }
       const { strategy, entries } = yield* setup([slow])
       const first = yield* Effect.fork(
-        strategy.streamText(ask, { prompt: "hi" }).pipe(Stream.take(1), Stream.runCollect)
+        strategy.streamText(ask, { prompt: "hi" }).pipe(Stream.take(2), Stream.runCollect)
       )
       yield* Fiber.join(first)
       expect(yield* Ref.get(gemini.closed)).toBe(1)

@@ -1,0 +1,42 @@
+/**
+ * Keyset pagination, newest first, on (createdAt, id): stable under inserts, no OFFSET scans.
+ * The cursor is opaque to clients (base64url of the last item's key).
+ */
+import { HttpApiDecodeError } from "@effect/platform/HttpApiError"
+import { Effect } from "effect"
+
+export interface Keyed {
+  readonly id: string
+  readonly createdAt: Date
+}
+
+const encode = (row: Keyed) => Buffer.from(`${row.createdAt.toISOString()}|${row.id}`).toString("base64url")
+
+/** The Prisma `where` for the rows after `cursor`; a cursor that does not decode is a 400 on `cursor`. */
+export const afterCursor = (cursor: string | undefined) => {
+  if (cursor === undefined) return Effect.succeed({})
+  const [iso, id] = Buffer.from(cursor, "base64url").toString("utf8").split("|")
+  const createdAt = new Date(iso ?? "")
+  if (id === undefined || !/^[a-z0-9]{1,64}$/i.test(id) || Number.isNaN(createdAt.getTime())) {
+    return Effect.fail(
+      new HttpApiDecodeError({
+        message: "Invalid cursor",
+        issues: [{ _tag: "Type", path: ["cursor"], message: "Expected the nextCursor of a previous page" }]
+      })
+    )
+  }
+  return Effect.succeed({ OR: [{ createdAt: { lt: createdAt } }, { createdAt, id: { lt: id } }] })
+}
+
+/** Order for `afterCursor`; fetch `limit + 1` rows and hand them to `toPage`. */
+export const newestFirst = [{ createdAt: "desc" as const }, { id: "desc" as const }]
+
+export const toPage = <Row extends Keyed, Item>(
+  rows: ReadonlyArray<Row>,
+  limit: number,
+  toItem: (row: Row) => Item
+) => {
+  const items = rows.slice(0, limit)
+  const last = items.at(-1)
+  return { items: items.map(toItem), nextCursor: rows.length > limit && last !== undefined ? encode(last) : null }
+}

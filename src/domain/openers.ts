@@ -1,0 +1,152 @@
+/** Magic Openers: first messages for a match, streamed as they are written; feedback shapes the next ones. */
+import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import { Schema } from "effect"
+import { Authentication } from "./auth.ts"
+import { Envelope } from "./envelope.ts"
+import {
+  AiInvalidOutputEnvelope,
+  AiRequestRejectedEnvelope,
+  AiUnavailableEnvelope,
+  NotFoundEnvelope,
+  QuotaExceededEnvelope,
+  SafetyBlockedEnvelope
+} from "./errors.ts"
+import { Page, PageParams, ResourceId } from "./pagination.ts"
+import { LanguageTag, Tone } from "./tones.ts"
+
+const Text = (max: number) => Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(max))
+
+export const InlineProfile = Schema.Struct({
+  name: Schema.optional(Text(100)),
+  bio: Schema.optional(Text(2000)),
+  interests: Schema.optional(Schema.Array(Text(60)).pipe(Schema.maxItems(30)))
+}).annotations({ identifier: "InlineProfile" })
+
+export const GenerateOpeners = Schema.Struct({
+  /** A saved match (its profile, screenshot and previous openers are used)… */
+  matchId: Schema.optional(ResourceId),
+  /** …or a profile given inline. One of the two is required. */
+  profile: Schema.optional(InlineProfile),
+  /** Default: the user's default tone, else playful. */
+  tone: Schema.optional(Tone),
+  /** BCP 47. Default: the user's preferred language, else en. */
+  language: Schema.optional(LanguageTag),
+  count: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 5)), { default: () => 3 })
+})
+  .pipe(
+    Schema.filter((input) =>
+      input.matchId !== undefined || input.profile !== undefined
+        ? undefined
+        : { path: ["matchId"], message: "Give a matchId or an inline profile" }
+    )
+  )
+  .annotations({ identifier: "GenerateOpeners", parseOptions: { onExcessProperty: "error", errors: "all" } })
+export type GenerateOpeners = typeof GenerateOpeners.Type
+
+export const Feedback = Schema.Literal("liked", "disliked")
+
+export const Opener = Schema.Struct({
+  id: Schema.String,
+  matchId: Schema.NullOr(Schema.String),
+  batchId: Schema.String,
+  position: Schema.Int,
+  text: Schema.String,
+  tone: Tone,
+  language: Schema.String,
+  promptVersion: Schema.String,
+  provider: Schema.String,
+  model: Schema.String,
+  feedback: Schema.NullOr(Feedback),
+  dislikeReason: Schema.NullOr(Schema.String),
+  createdAt: Schema.DateFromString
+}).annotations({ identifier: "Opener" })
+export type Opener = typeof Opener.Type
+
+export const Usage = Schema.Struct({ inputTokens: Schema.Int, outputTokens: Schema.Int })
+
+/** How a generation went: who answered (`local: true` for the offline provider) and what it cost. */
+export const GenerationMeta = Schema.Struct({
+  batchId: Schema.String,
+  provider: Schema.String,
+  model: Schema.String,
+  local: Schema.Boolean,
+  usage: Usage,
+  costMicros: Schema.Int,
+  /** Lines the model wrote that were not kept (unsafe, duplicate, malformed). */
+  blocked: Schema.Int
+}).annotations({ identifier: "GenerationMeta" })
+
+export const GenerationResult = Schema.Struct({
+  openers: Schema.Array(Opener),
+  meta: GenerationMeta
+}).annotations({ identifier: "GenerationResult" })
+export type GenerationResult = typeof GenerationResult.Type
+
+/** The Server-Sent Events sent with `Accept: text/event-stream`, in order. */
+export const OpenerEvents = Schema.String.pipe(
+  HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/event-stream" })
+).annotations({
+  description:
+    "event: delta  data: {index, text}: a piece of opener `index` as it is written.\n" +
+    "event: done   data: {index, opener}: opener `index` is complete, checked and saved (its text is the authoritative one).\n" +
+    "event: blocked data: {index, reason}: a line the model wrote was not kept (unsafe, duplicate, malformed).\n" +
+    "event: final  data: GenerationMeta: the generation ended; usage and cost.\n" +
+    "event: error  data: {code, message}: the generation failed (openers already done stay saved)."
+})
+
+export const ListOpenersParams = Schema.Struct({
+  ...PageParams.fields,
+  matchId: Schema.optional(ResourceId)
+})
+
+export const DislikeOpener = Schema.Struct({
+  reason: Schema.optional(Schema.Trim.pipe(Schema.maxLength(300)))
+}).annotations({ identifier: "DislikeOpener", parseOptions: { onExcessProperty: "error" } })
+
+const OpenerPath = Schema.Struct({ openerId: ResourceId })
+
+export class OpenersGroup extends HttpApiGroup.make("openers")
+  .add(
+    HttpApiEndpoint.post("generate", "/generate")
+      .setPayload(GenerateOpeners)
+      .addSuccess(Envelope(GenerationResult))
+      .addSuccess(OpenerEvents)
+      .addError(NotFoundEnvelope)
+      .addError(SafetyBlockedEnvelope)
+      .addError(QuotaExceededEnvelope)
+      .addError(AiUnavailableEnvelope)
+      .addError(AiRequestRejectedEnvelope)
+      .addError(AiInvalidOutputEnvelope)
+      .annotate(
+        OpenApi.Description,
+        "Writes `count` openers. With `Accept: text/event-stream` they stream as Server-Sent Events " +
+          "(see the text/event-stream response); otherwise the saved openers come in the envelope. " +
+          "A client that disconnects stops the generation; only complete, checked openers are saved."
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("list", "/")
+      .setUrlParams(ListOpenersParams)
+      .addSuccess(Envelope(Page(Opener)))
+  )
+  .add(
+    HttpApiEndpoint.post("like", "/:openerId/like")
+      .setPath(OpenerPath)
+      .addSuccess(Envelope(Opener))
+      .addError(NotFoundEnvelope)
+  )
+  .add(
+    HttpApiEndpoint.del("unlike", "/:openerId/like")
+      .setPath(OpenerPath)
+      .addSuccess(Envelope(Opener))
+      .addError(NotFoundEnvelope)
+  )
+  .add(
+    HttpApiEndpoint.post("dislike", "/:openerId/dislike")
+      .setPath(OpenerPath)
+      .setPayload(DislikeOpener)
+      .addSuccess(Envelope(Opener))
+      .addError(NotFoundEnvelope)
+  )
+  .middleware(Authentication)
+  .prefix("/magic-openers") {}

@@ -1,0 +1,36 @@
+/** `/api/v1/matches`: thin handlers over MatchesService. */
+import { HttpApiBuilder } from "@effect/platform"
+import { Effect } from "effect"
+import { WingmateApi } from "../../domain/api.ts"
+import { CurrentUser } from "../../domain/auth.ts"
+import { MatchesService } from "./matches.service.ts"
+
+export const MatchesHttpLive = HttpApiBuilder.group(WingmateApi, "matches", (handlers) =>
+  Effect.gen(function* () {
+    const matches = yield* MatchesService
+    const withUser = <A, E, R>(f: (userId: string) => Effect.Effect<A, E, R>) =>
+      Effect.flatMap(CurrentUser, (user) => f(user.id))
+    return handlers
+      .handle("create", ({ payload }) =>
+        withUser((userId) => matches.create(userId, payload)).pipe(
+          Effect.catchTags({ DbError: Effect.die, StorageError: Effect.die })
+        )
+      )
+      .handle("list", ({ urlParams }) =>
+        withUser((userId) => matches.list(userId, urlParams.limit, urlParams.cursor)).pipe(
+          Effect.catchTag("DbError", Effect.die)
+        )
+      )
+      .handle("get", ({ path }) =>
+        withUser((userId) => matches.view(userId, path.matchId)).pipe(Effect.catchTag("DbError", Effect.die))
+      )
+      .handle("update", ({ path, payload }) =>
+        withUser((userId) => matches.update(userId, path.matchId, payload)).pipe(
+          Effect.catchTags({ DbError: Effect.die, StorageError: Effect.die })
+        )
+      )
+      .handle("delete", ({ path }) =>
+        withUser((userId) => matches.remove(userId, path.matchId)).pipe(Effect.catchTag("DbError", Effect.die))
+      )
+  })
+)

@@ -1,0 +1,60 @@
+/** Prisma access for openers; every query is scoped to its owner. */
+import { Effect } from "effect"
+import { Db } from "../../core/db/db.ts"
+import type { Opener, Prisma } from "../../core/db/generated/client.ts"
+import { afterCursor, newestFirst } from "../../core/pagination.ts"
+
+export type { Opener }
+
+export class OpenersRepo extends Effect.Service<OpenersRepo>()("OpenersRepo", {
+  effect: Effect.gen(function* () {
+    const db = yield* Db
+    return {
+      create: (data: Prisma.OpenerUncheckedCreateInput) => db.query("openers.create", (c) => c.opener.create({ data })),
+      find: (userId: string, id: string) =>
+        db.query("openers.find", (c) => c.opener.findFirst({ where: { id, userId } })),
+      list: (userId: string, matchId: string | undefined, limit: number, cursor: string | undefined) =>
+        Effect.flatMap(afterCursor(cursor), (after) =>
+          db.query("openers.list", (c) =>
+            c.opener.findMany({
+              where: { userId, ...(matchId === undefined ? {} : { matchId }), ...after },
+              orderBy: newestFirst,
+              take: limit + 1
+            })
+          )
+        ),
+      setFeedback: (
+        userId: string,
+        id: string,
+        data: {
+          readonly feedback: string | null
+          readonly dislikeReason: string | null
+          readonly feedbackAt: Date | null
+        }
+      ) =>
+        db.query("openers.feedback", async (c) => {
+          const { count } = await c.opener.updateMany({ where: { id, userId }, data })
+          return count === 0 ? null : c.opener.findFirst({ where: { id, userId } })
+        }),
+      /** The openers that shape the next prompt: the user's liked and disliked ones, this match's previous ones. */
+      history: (userId: string, matchId: string | undefined) =>
+        db.query("openers.history", async (c) => {
+          const [liked, disliked, previous] = await Promise.all([
+            c.opener.findMany({ where: { userId, feedback: "liked" }, orderBy: { feedbackAt: "desc" }, take: 5 }),
+            c.opener.findMany({ where: { userId, feedback: "disliked" }, orderBy: { feedbackAt: "desc" }, take: 5 }),
+            matchId === undefined
+              ? Promise.resolve([])
+              : c.opener.findMany({ where: { userId, matchId }, orderBy: { createdAt: "desc" }, take: 50 })
+          ])
+          return { liked, disliked, previous }
+        }),
+      /** Generations (batches with at least one saved opener) since `since`. */
+      generationsSince: (userId: string, since: Date) =>
+        db
+          .query("openers.generationsSince", (c) =>
+            c.opener.groupBy({ by: ["batchId"], where: { userId, createdAt: { gte: since } } })
+          )
+          .pipe(Effect.map((groups) => groups.length))
+    } as const
+  })
+}) {}

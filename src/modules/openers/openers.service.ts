@@ -1,0 +1,340 @@
+/**
+ * Magic Openers: resolve the profile (a match, its screenshot read once by the vision model, or an
+ * inline profile), refuse minors, check the daily quota, build the prompt from the user's feedback
+ * and the match's history, then stream the model's lines: each line becomes an opener once it is
+ * complete, clean, safe and new, and only then is it saved.
+ */
+import { Clock, Effect, Option, Schema, Stream } from "effect"
+import { randomUUID } from "node:crypto"
+import { AiStrategy } from "../../core/ai/strategy.ts"
+import { AppConfig } from "../../core/config.ts"
+import { retryAfter } from "../../core/http/retry-after.ts"
+import { notFound } from "../../core/ownership.ts"
+import { toPage } from "../../core/pagination.ts"
+import { Storage } from "../../core/storage/storage.ts"
+import { QuotaExceeded, SafetyBlocked } from "../../domain/errors.ts"
+import { ExtractedProfile } from "../../domain/matches.ts"
+import type { GenerateOpeners, Opener as OpenerView } from "../../domain/openers.ts"
+import { Tone } from "../../domain/tones.ts"
+import { extractedOf, matchTexts } from "../matches/matches.service.ts"
+import { MatchesService } from "../matches/matches.service.ts"
+import { UploadsService } from "../uploads/uploads.service.ts"
+import { UsersRepo } from "../users/users.repo.ts"
+import { type Opener, OpenersRepo } from "./openers.repo.ts"
+import {
+  localOpeners,
+  OPENERS_PROMPT_VERSION,
+  type OpenerProfile,
+  openersPrompt,
+  openersSystem
+} from "./prompts/openers-v1.ts"
+import { profilePrompt, profileSystem } from "./prompts/profile-v1.ts"
+import { impliesMinor, normalizeOpener, outputAllowed } from "./safety.ts"
+
+export type BlockedReason = "unsafe" | "duplicate" | "too_long"
+
+export type OpenerEvent =
+  | { readonly _tag: "delta"; readonly index: number; readonly text: string }
+  | { readonly _tag: "done"; readonly index: number; readonly opener: OpenerView }
+  | { readonly _tag: "blocked"; readonly index: number; readonly reason: BlockedReason }
+  | {
+      readonly _tag: "final"
+      readonly meta: {
+        readonly batchId: string
+        readonly provider: string
+        readonly model: string
+        readonly local: boolean
+        readonly usage: { readonly inputTokens: number; readonly outputTokens: number }
+        readonly costMicros: number
+        readonly blocked: number
+      }
+    }
+
+const MAX_OPENER_CHARS = 300
+
+export const toOpenerView = (opener: Opener): OpenerView => ({
+  id: opener.id,
+  matchId: opener.matchId,
+  batchId: opener.batchId,
+  position: opener.position,
+  text: opener.text,
+  tone: Schema.is(Tone)(opener.tone) ? opener.tone : "playful",
+  language: opener.language,
+  promptVersion: opener.promptVersion,
+  provider: opener.provider,
+  model: opener.model,
+  feedback: opener.feedback === "liked" || opener.feedback === "disliked" ? opener.feedback : null,
+  dislikeReason: opener.dislikeReason,
+  createdAt: opener.createdAt
+})
+
+/** Numbering, bullets and quotes the model may add despite the instructions. */
+export const cleanLine = (line: string) =>
+  line
+    .trim()
+    .replace(/^(?:\d{1,2}[.)]|[-*•])\s+/, "")
+    .replace(/^["“”']+|["“”']+$/g, "")
+    .trim()
+
+const minorRefused = () =>
+  new SafetyBlocked({
+    message: "This profile states or implies someone under 18: Wingmate does not help with that",
+    details: { reason: "minor" }
+  })
+
+export class OpenersService extends Effect.Service<OpenersService>()("OpenersService", {
+  effect: Effect.gen(function* () {
+    const repo = yield* OpenersRepo
+    const users = yield* UsersRepo
+    const matches = yield* MatchesService
+    const uploads = yield* UploadsService
+    const storage = yield* Storage
+    const ai = yield* AiStrategy
+    const config = yield* AppConfig
+
+    /** Reads a match's profile screenshot once with the vision model and keeps the result on the match. */
+    const readScreenshot = (userId: string, matchId: string, uploadId: string) =>
+      Effect.gen(function* () {
+        const processed = yield* uploads.process(userId, uploadId)
+        const bytes = yield* storage.get(processed.imageKey)
+        if (Option.isNone(bytes)) return Option.none<ExtractedProfile>()
+        const result = yield* ai.generateObject(
+          { feature: "openers.profile", userId },
+          {
+            schema: ExtractedProfile,
+            system: profileSystem,
+            prompt: profilePrompt,
+            image: { bytes: bytes.value, mimeType: config.images.format === "webp" ? "image/webp" : "image/jpeg" },
+            localValue: () => ({ name: null, age: null, bio: null, prompts: [], interests: [] })
+          }
+        )
+        yield* matches.saveExtracted(userId, matchId, result.value)
+        return Option.some(result.value)
+      }).pipe(
+        // A screenshot that cannot be read does not stop the generation: the other fields remain.
+        Effect.catchTags({
+          UploadNotReceived: () => Effect.succeed(Option.none<ExtractedProfile>()),
+          UploadExpired: () => Effect.succeed(Option.none<ExtractedProfile>()),
+          UploadSizeMismatch: () => Effect.succeed(Option.none<ExtractedProfile>()),
+          UploadTypeMismatch: () => Effect.succeed(Option.none<ExtractedProfile>()),
+          UploadContentMismatch: () => Effect.succeed(Option.none<ExtractedProfile>()),
+          ImageTooLarge: () => Effect.succeed(Option.none<ExtractedProfile>()),
+          ImageUnreadable: () => Effect.succeed(Option.none<ExtractedProfile>()),
+          NotFound: () => Effect.succeed(Option.none<ExtractedProfile>())
+        })
+      )
+
+    const resolveProfile = (userId: string, input: GenerateOpeners) =>
+      Effect.gen(function* () {
+        if (input.matchId === undefined) {
+          const profile: OpenerProfile = input.profile ?? {}
+          if (impliesMinor([profile.name, profile.bio, ...(profile.interests ?? [])])) return yield* minorRefused()
+          return { matchId: undefined, profile }
+        }
+        let match = yield* matches.get(userId, input.matchId)
+        if (match.profileUploadId !== null && match.extractedProfile === null) {
+          const read = yield* readScreenshot(userId, match.id, match.profileUploadId)
+          if (Option.isSome(read)) match = yield* matches.get(userId, match.id)
+        }
+        if (impliesMinor(matchTexts(match))) return yield* minorRefused()
+        const extracted = extractedOf(match)
+        if (extracted?.age !== null && extracted?.age !== undefined && extracted.age < 18) return yield* minorRefused()
+        const profile: OpenerProfile = {
+          name: match.name,
+          bio: match.bio ?? extracted?.bio,
+          interests: [...new Set([...match.interests, ...(extracted?.interests ?? [])])],
+          prompts: extracted?.prompts ?? [],
+          notes: match.notes,
+          platform: match.platform
+        }
+        return { matchId: match.id, profile }
+      })
+
+    const checkQuota = (userId: string) =>
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        const dayStart = new Date(now)
+        dayStart.setUTCHours(0, 0, 0, 0)
+        const used = yield* repo.generationsSince(userId, dayStart)
+        if (used >= config.openers.dailyLimit) {
+          const seconds = Math.ceil((dayStart.getTime() + 86_400_000 - now) / 1000)
+          yield* retryAfter(seconds)
+          return yield* new QuotaExceeded({
+            message: `Daily limit of ${config.openers.dailyLimit} opener generations reached`,
+            details: { limit: config.openers.dailyLimit, retryAfterSeconds: seconds }
+          })
+        }
+      })
+
+    /**
+     * Checks before any model call (ownership, minors, quota), then the stream of events. The
+     * stream fails with the AI chain's error; openers already done stay saved.
+     */
+    const generate = (userId: string, input: GenerateOpeners) =>
+      Effect.gen(function* () {
+        const { matchId, profile } = yield* resolveProfile(userId, input)
+        yield* checkQuota(userId)
+        const user = yield* users.findById(userId)
+        const tone: Tone = input.tone ?? (Schema.is(Tone)(user?.defaultTone) ? user.defaultTone : "playful")
+        const language = input.language ?? user?.preferredLanguage ?? "en"
+        const history = yield* repo.history(userId, matchId)
+        const promptInput = {
+          profile,
+          tone,
+          language,
+          count: input.count,
+          liked: history.liked.map((o) => o.text),
+          disliked: history.disliked.map((o) => ({ text: o.text, reason: o.dislikeReason })),
+          previous: history.previous.map((o) => o.text)
+        }
+        const batchId = randomUUID().replaceAll("-", "")
+        const seen = new Set(promptInput.previous.map(normalizeOpener))
+
+        return Stream.suspend(() => {
+          let buffer = ""
+          let index = 0
+          let blocked = 0
+
+          const finishLine = (raw: string): Effect.Effect<ReadonlyArray<OpenerEvent>, never> =>
+            Effect.gen(function* () {
+              const text = cleanLine(raw)
+              if (text === "") return []
+              const position = index++
+              if (position >= input.count) return []
+              const reason: BlockedReason | undefined =
+                text.length > MAX_OPENER_CHARS
+                  ? "too_long"
+                  : !outputAllowed(text, config.openers.safetyPolicy)
+                    ? "unsafe"
+                    : seen.has(normalizeOpener(text))
+                      ? "duplicate"
+                      : undefined
+              if (reason !== undefined) {
+                blocked++
+                return [{ _tag: "blocked", index: position, reason }]
+              }
+              seen.add(normalizeOpener(text))
+              const saved = yield* repo
+                .create({
+                  userId,
+                  matchId: matchId ?? null,
+                  batchId,
+                  position,
+                  text,
+                  tone,
+                  language,
+                  promptVersion: OPENERS_PROMPT_VERSION,
+                  provider: meta.provider,
+                  model: meta.model
+                })
+                .pipe(Effect.orDie)
+              return [{ _tag: "done", index: position, opener: toOpenerView(saved) }]
+            })
+
+          // Who answers: set by the strategy's Started event, before any text.
+          const meta = { provider: "unknown", model: "unknown" }
+
+          return ai
+            .streamText(
+              { feature: "openers", userId },
+              {
+                system: openersSystem(promptInput),
+                prompt: openersPrompt(promptInput),
+                maxOutputTokens: 120 * input.count + 60,
+                temperature: 0.9,
+                localText: () => localOpeners(promptInput)
+              }
+            )
+            .pipe(
+              Stream.mapEffect((event): Effect.Effect<ReadonlyArray<OpenerEvent>, never> => {
+                if (event._tag === "Started") {
+                  meta.provider = event.provider
+                  meta.model = event.model
+                  return Effect.succeed([])
+                }
+                if (event._tag === "Completed") {
+                  const last = buffer
+                  buffer = ""
+                  return Effect.map(finishLine(last), (events) => [
+                    ...events,
+                    {
+                      _tag: "final",
+                      meta: {
+                        batchId,
+                        provider: event.provider,
+                        model: event.model,
+                        local: event.local,
+                        usage: event.usage,
+                        costMicros: event.costMicros,
+                        blocked
+                      }
+                    }
+                  ])
+                }
+                return Effect.gen(function* () {
+                  const out: Array<OpenerEvent> = []
+                  const parts = event.text.split("\n")
+                  for (let i = 0; i < parts.length; i++) {
+                    const part = parts[i] ?? ""
+                    buffer += part
+                    if (part !== "" && index < input.count && buffer.trim() !== "") {
+                      out.push({ _tag: "delta", index, text: part })
+                    }
+                    if (i < parts.length - 1) {
+                      const line = buffer
+                      buffer = ""
+                      out.push(...(yield* finishLine(line)))
+                    }
+                  }
+                  return out
+                })
+              }),
+              Stream.flattenIterables
+            )
+        })
+      })
+
+    const feedback = (
+      userId: string,
+      openerId: string,
+      change: (current: Opener) => { feedback: string | null; dislikeReason: string | null; feedbackAt: Date | null }
+    ) =>
+      Effect.gen(function* () {
+        const current = yield* repo.find(userId, openerId)
+        if (current === null) return yield* notFound("Opener")
+        const next = change(current)
+        if (next.feedback === current.feedback && next.dislikeReason === current.dislikeReason)
+          return toOpenerView(current)
+        const updated = yield* repo.setFeedback(userId, openerId, next)
+        if (updated === null) return yield* notFound("Opener")
+        return toOpenerView(updated)
+      })
+
+    const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
+
+    return {
+      generate,
+      list: (userId: string, matchId: string | undefined, limit: number, cursor: string | undefined) =>
+        Effect.map(repo.list(userId, matchId, limit, cursor), (rows) => toPage(rows, limit, toOpenerView)),
+      like: (userId: string, openerId: string) =>
+        Effect.flatMap(now, (at) =>
+          feedback(userId, openerId, () => ({ feedback: "liked", dislikeReason: null, feedbackAt: at }))
+        ),
+      unlike: (userId: string, openerId: string) =>
+        feedback(userId, openerId, (current) =>
+          current.feedback === "liked"
+            ? { feedback: null, dislikeReason: null, feedbackAt: null }
+            : { feedback: current.feedback, dislikeReason: current.dislikeReason, feedbackAt: current.feedbackAt }
+        ),
+      dislike: (userId: string, openerId: string, reason: string | undefined) =>
+        Effect.flatMap(now, (at) =>
+          feedback(userId, openerId, () => ({
+            feedback: "disliked",
+            dislikeReason: reason === undefined || reason === "" ? null : reason,
+            feedbackAt: at
+          }))
+        )
+    } as const
+  }),
+  dependencies: [OpenersRepo.Default]
+}) {}
