@@ -1,5 +1,5 @@
 /** Magic Openers: first messages for a match, streamed as they are written; feedback shapes the next ones. */
-import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Authentication } from "./auth.ts"
 import { Envelope } from "./envelope.ts"
@@ -83,16 +83,32 @@ export const GenerationResult = Schema.Struct({
 export type GenerationResult = typeof GenerationResult.Type
 
 /** The Server-Sent Events sent with `Accept: text/event-stream`, in order. */
-export const OpenerEvents = Schema.String.pipe(
-  HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/event-stream" })
-).annotations({
-  description:
-    "event: delta  data: {index, text}: a piece of opener `index` as it is written.\n" +
-    "event: done   data: {index, opener}: opener `index` is complete, checked and saved (its text is the authoritative one).\n" +
-    "event: blocked data: {index, reason}: a line the model wrote was not kept (unsafe, duplicate, malformed).\n" +
-    "event: final  data: GenerationMeta: the generation ended; usage and cost.\n" +
-    "event: error  data: {code, message}: the generation failed (openers already done stay saved)."
-})
+const SSE_DESCRIPTION =
+  "Server-Sent Events, in order:\n" +
+  "- `event: delta`, data `{index, text}`: a piece of opener `index` as it is written;\n" +
+  "- `event: done`, data `{index, opener}`: opener `index` is complete, checked and saved (its text is the authoritative one);\n" +
+  "- `event: blocked`, data `{index, reason}`: a line the model wrote was not kept (`unsafe`, `duplicate`, `too_long`);\n" +
+  "- `event: final`, data `GenerationMeta`: the generation ended, with usage and cost;\n" +
+  "- `event: error`, data `{code, message}`: the generation failed (openers already done stay saved)."
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null
+
+/** The 200 response also comes as `text/event-stream` (HttpApi documents one schema per status). */
+const withEventStream = (operation: Record<string, unknown>): Record<string, unknown> => {
+  const responses = isRecord(operation["responses"]) ? operation["responses"] : {}
+  const ok = isRecord(responses["200"]) ? responses["200"] : {}
+  const content = isRecord(ok["content"]) ? ok["content"] : {}
+  return {
+    ...operation,
+    responses: {
+      ...responses,
+      "200": {
+        ...ok,
+        content: { ...content, "text/event-stream": { schema: { type: "string", description: SSE_DESCRIPTION } } }
+      }
+    }
+  }
+}
 
 export const ListOpenersParams = Schema.Struct({
   ...PageParams.fields,
@@ -110,7 +126,6 @@ export class OpenersGroup extends HttpApiGroup.make("openers")
     HttpApiEndpoint.post("generate", "/generate")
       .setPayload(GenerateOpeners)
       .addSuccess(Envelope(GenerationResult))
-      .addSuccess(OpenerEvents)
       .addError(NotFoundEnvelope)
       .addError(SafetyBlockedEnvelope)
       .addError(QuotaExceededEnvelope)
@@ -123,6 +138,7 @@ export class OpenersGroup extends HttpApiGroup.make("openers")
           "(see the text/event-stream response); otherwise the saved openers come in the envelope. " +
           "A client that disconnects stops the generation; only complete, checked openers are saved."
       )
+      .annotate(OpenApi.Transform, withEventStream)
   )
   .add(
     HttpApiEndpoint.get("list", "/")

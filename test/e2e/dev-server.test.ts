@@ -188,6 +188,48 @@ describe("npm run dev on embedded defaults", () => {
     expect(server.output()).not.toContain(signature)
   })
 
+  it("streams openers from the local provider as Server-Sent Events; they appear in the history", async () => {
+    const script = start("scripts/dev-token.ts", cleanEnv({ DATA_DIR: dataDir }), ["carol"])
+    expect(await script.exited).toBe(0)
+    const auth = { authorization: `Bearer ${script.output().trim().split("\n").at(-1) ?? ""}` }
+    const created = await fetch(`${url}/api/v1/matches`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ name: "Sam", bio: "Climber, coffee snob", interests: ["climbing"] })
+    })
+    expect(created.status).toBe(201)
+    const matchId = ((await created.json()) as { data: { id: string } }).data.id
+    const generated = await fetch(`${url}/api/v1/magic-openers/generate`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json", accept: "text/event-stream" },
+      body: JSON.stringify({ matchId, count: 2, tone: "witty" })
+    })
+    expect(generated.status).toBe(200)
+    expect(generated.headers.get("content-type")).toContain("text/event-stream")
+    const frames = (await generated.text())
+      .split("\n\n")
+      .filter((frame) => frame.startsWith("event: "))
+      .map((frame) => {
+        const [eventLine = "", dataLine = ""] = frame.split("\n")
+        return {
+          event: eventLine.slice("event: ".length),
+          data: JSON.parse(dataLine.slice("data: ".length)) as unknown
+        }
+      })
+    const names = frames.map((frame) => frame.event)
+    expect(names[0]).toBe("delta")
+    expect(names.filter((name) => name === "done")).toHaveLength(2)
+    expect(names.at(-1)).toBe("final")
+    expect(frames.at(-1)?.data).toMatchObject({ provider: "local", local: true, blocked: 0 })
+    const saved = frames.flatMap((frame) =>
+      frame.event === "done" ? [(frame.data as { opener: { id: string; text: string } }).opener] : []
+    )
+    expect(saved.every((opener) => opener.text.includes("[local"))).toBe(true)
+    const history = await fetch(`${url}/api/v1/magic-openers?matchId=${matchId}`, { headers: auth })
+    const items = ((await history.json()) as { data: { items: Array<{ id: string }> } }).data.items
+    expect(items.map((item) => item.id).sort()).toEqual(saved.map((opener) => opener.id).sort())
+  })
+
   it("stops on SIGTERM with exit code 0", async () => {
     server.child.kill("SIGTERM")
     expect(await server.exited).toBe(0)

@@ -84,6 +84,12 @@ describe("OpenAPI document", () => {
     ).toBe("UnauthorizedEnvelope")
   })
 
+  it("the openers generation documents both answers: the JSON envelope and the event stream", () => {
+    const content = at(doc, "paths", "/api/v1/magic-openers/generate", "post", "responses", "200", "content")
+    expect(entries(content).map(([type]) => type)).toEqual(["application/json", "text/event-stream"])
+    expect(at(content, "text/event-stream", "schema", "description")).toContain("event: done")
+  })
+
   it("every documented error code comes from the catalog, with the catalog's status", () => {
     let checked = 0
     for (const [path, item] of entries(at(doc, "paths"))) {
