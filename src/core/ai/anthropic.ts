@@ -1,19 +1,18 @@
 /** Anthropic (`claude-sonnet` in the chain) through the official SDK: Messages, structured output through a forced tool, streaming. */
 import Anthropic from "@anthropic-ai/sdk"
 import { Effect, Redacted, Stream } from "effect"
-import { type AiProvider, classify, type ProviderRequest, type StreamEvent } from "./provider.ts"
+import {
+  type AiProvider,
+  classify,
+  type SdkProviderOptions,
+  type ProviderRequest,
+  type StreamEvent
+} from "./provider.ts"
 import { base64, streamFromSdk } from "./sdk-stream.ts"
-
-export interface AnthropicOptions {
-  readonly apiKey: Redacted.Redacted
-  readonly model: string
-  readonly timeoutMs: number
-  readonly baseUrl?: string | undefined
-}
 
 const DEFAULT_MAX_TOKENS = 1024
 
-export const makeAnthropicProvider = (options: AnthropicOptions): AiProvider => {
+export const makeAnthropicProvider = (options: SdkProviderOptions): AiProvider => {
   const client = new Anthropic({
     apiKey: Redacted.value(options.apiKey),
     maxRetries: 0,

@@ -1,15 +1,15 @@
 /** Google Gemini (`gemini-flash` in the chain) through @google/genai: generateContent, JSON schema output, SSE streaming. */
 import { GoogleGenAI } from "@google/genai"
 import { Effect, Redacted, Stream } from "effect"
-import { type AiProvider, classify, type ProviderRequest, type StreamEvent, type Usage } from "./provider.ts"
+import {
+  type AiProvider,
+  classify,
+  type SdkProviderOptions,
+  type ProviderRequest,
+  type StreamEvent,
+  type Usage
+} from "./provider.ts"
 import { base64, streamFromSdk } from "./sdk-stream.ts"
-
-export interface GeminiOptions {
-  readonly apiKey: Redacted.Redacted
-  readonly model: string
-  readonly timeoutMs: number
-  readonly baseUrl?: string | undefined
-}
 
 interface UsageMetadata {
   readonly promptTokenCount?: number | undefined
@@ -21,7 +21,7 @@ const usageOf = (metadata: UsageMetadata | undefined): Usage => ({
   outputTokens: metadata?.candidatesTokenCount ?? 0
 })
 
-export const makeGeminiProvider = (options: GeminiOptions): AiProvider => {
+export const makeGeminiProvider = (options: SdkProviderOptions): AiProvider => {
   const client = new GoogleGenAI({
     apiKey: Redacted.value(options.apiKey),
     ...(options.baseUrl === undefined ? {} : { httpOptions: { baseUrl: options.baseUrl.replace(/\/$/, "") } })

@@ -19,38 +19,22 @@ export const AiStrategyLive = Layer.effect(
     const config = yield* AiConfig
     const app = yield* AppConfig
     const order = [...new Set<ProviderId>([config.primary, ...config.fallbacks])]
+    const sdks = {
+      "gemini-flash": { settings: config.gemini, make: makeGeminiProvider, timeoutMs: config.geminiTimeoutMs },
+      "gpt-4o": { settings: config.openai, make: makeOpenAiProvider, timeoutMs: config.timeoutMs },
+      "claude-sonnet": { settings: config.anthropic, make: makeAnthropicProvider, timeoutMs: config.timeoutMs }
+    } as const
     const build = (id: ProviderId): Option.Option<AiProvider> => {
-      switch (id) {
-        case "gemini-flash":
-          return Option.map(config.gemini.apiKey, (apiKey) =>
-            makeGeminiProvider({
-              apiKey,
-              model: config.gemini.model,
-              timeoutMs: config.geminiTimeoutMs,
-              baseUrl: Option.getOrUndefined(config.gemini.baseUrl)
-            })
-          )
-        case "gpt-4o":
-          return Option.map(config.openai.apiKey, (apiKey) =>
-            makeOpenAiProvider({
-              apiKey,
-              model: config.openai.model,
-              timeoutMs: config.timeoutMs,
-              baseUrl: Option.getOrUndefined(config.openai.baseUrl)
-            })
-          )
-        case "claude-sonnet":
-          return Option.map(config.anthropic.apiKey, (apiKey) =>
-            makeAnthropicProvider({
-              apiKey,
-              model: config.anthropic.model,
-              timeoutMs: config.timeoutMs,
-              baseUrl: Option.getOrUndefined(config.anthropic.baseUrl)
-            })
-          )
-        case "local":
-          return app.isProduction ? Option.none() : Option.some(makeLocalProvider())
-      }
+      if (id === "local") return app.isProduction ? Option.none() : Option.some(makeLocalProvider())
+      const sdk = sdks[id]
+      return Option.map(sdk.settings.apiKey, (apiKey) =>
+        sdk.make({
+          apiKey,
+          model: sdk.settings.model,
+          timeoutMs: sdk.timeoutMs,
+          baseUrl: Option.getOrUndefined(sdk.settings.baseUrl)
+        })
+      )
     }
     const providers: Array<AiProvider> = []
     for (const id of order) {

@@ -1,17 +1,16 @@
 /** OpenAI (`gpt-4o` in the chain) through the official SDK: Chat Completions, JSON schema output, streaming with usage. */
 import { Effect, Redacted } from "effect"
 import OpenAI from "openai"
-import { type AiProvider, classify, type ProviderRequest, type StreamEvent } from "./provider.ts"
+import {
+  type AiProvider,
+  classify,
+  type SdkProviderOptions,
+  type ProviderRequest,
+  type StreamEvent
+} from "./provider.ts"
 import { base64, streamFromSdk } from "./sdk-stream.ts"
 
-export interface OpenAiOptions {
-  readonly apiKey: Redacted.Redacted
-  readonly model: string
-  readonly timeoutMs: number
-  readonly baseUrl?: string | undefined
-}
-
-export const makeOpenAiProvider = (options: OpenAiOptions): AiProvider => {
+export const makeOpenAiProvider = (options: SdkProviderOptions): AiProvider => {
   // Retries and timeouts belong to the chain, which aborts the request on interruption.
   const client = new OpenAI({
     apiKey: Redacted.value(options.apiKey),

@@ -3,7 +3,7 @@
  * image) and a stream of text deltas ending with usage. Each SDK layer maps its own errors to
  * `ProviderError`, whose `kind` decides whether the chain moves on to the next provider.
  */
-import { type Effect, Schema, type Stream } from "effect"
+import { type Effect, type Redacted, Schema, type Stream } from "effect"
 
 export const ProviderId = Schema.Literal("gemini-flash", "gpt-4o", "claude-sonnet", "local")
 export type ProviderId = typeof ProviderId.Type
@@ -66,6 +66,15 @@ export class ProviderError extends Schema.TaggedError<ProviderError>()("Provider
 }) {}
 
 export const isTransient = (error: ProviderError) => error.kind !== "invalid_request"
+
+/** What each SDK layer is built from. */
+export interface SdkProviderOptions {
+  readonly apiKey: Redacted.Redacted
+  readonly model: string
+  readonly timeoutMs: number
+  /** Another endpoint speaking the same API (proxy, gateway, test fake). */
+  readonly baseUrl?: string | undefined
+}
 
 export interface AiProvider {
   readonly id: ProviderId
