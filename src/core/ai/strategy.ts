@@ -246,6 +246,12 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
                   })
                 })
               ),
+              // A caller that goes away mid-attempt (client disconnect, an outer timeout) is recorded too.
+              Effect.onInterrupt(() =>
+                Effect.flatMap(Clock.currentTimeMillis, (now) =>
+                  record(context, provider, { outcome: "cancelled", latencyMs: now - started })
+                )
+              ),
               Effect.withSpan("ai.attempt", {
                 attributes: { "ai.provider": provider.id, "ai.model": provider.model, "ai.feature": context.feature }
               }),

@@ -266,6 +266,19 @@ describe("AiStrategy.generateObject", () => {
     })
   )
 
+  it.effect("an attempt interrupted by the caller is recorded as cancelled", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [{ _tag: "hang" }])
+      const { strategy, entries } = yield* setup([gemini])
+      const fiber = yield* Effect.fork(strategy.generateObject(ask, request))
+      yield* TestClock.adjust(Duration.millis(100))
+      yield* Fiber.interrupt(fiber)
+      expect(yield* Ref.get(entries)).toMatchObject([
+        { provider: "gemini-flash", outcome: "cancelled", latencyMs: 100 }
+      ])
+    })
+  )
+
   it.effect("the daily spend cap answers before any provider is called", () =>
     Effect.gen(function* () {
       const gemini = yield* scripted("gemini-flash", [], {
