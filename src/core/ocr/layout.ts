@@ -1,0 +1,248 @@
+/**
+ * From OCR words with their boxes to a chat transcript: pure geometry, no OCR engine here.
+ *
+ * - Words read with little confidence, and marks without a letter or digit (bubble edges read
+ *   as `|`, `~`, …), are dropped; so are status-bar lines (clock, battery) at the very top.
+ * - Each line is placed by its bubble when it has one (`bubbleOf`, see bubbles.ts), by its own
+ *   box otherwise. A box that is narrow and centred on the page is `system` (dates, times,
+ *   "You matched" pills); otherwise a box whose centre is left of the middle is `them`, right
+ *   of it `me` (chat apps align the owner's bubbles right). A box almost exactly centred is
+ *   ambiguous: its confidence is halved.
+ * - Lines in the same bubble are one message; without bubbles, lines follow each other in a
+ *   message while they are close vertically and start at the same left edge. A line that is
+ *   only a time inside a bubble, or a time set apart at the end of a line (WhatsApp-style),
+ *   becomes the message's `time`.
+ * - A short, capitalised, centred line at the top, before any message, without digits or date
+ *   words, is taken as the chat header: the match's display name.
+ * - Confidence: the engine's word confidences (0–100), averaged per message weighted by
+ *   characters, scaled to 0..1 and multiplied by `LOCAL_CONFIDENCE_CAP` (speaker attribution
+ *   is a heuristic, so a local reading never claims more than that); the overall confidence is
+ *   the messages' average weighted by characters.
+ */
+import type { Transcript, TranscriptMessage } from "./transcript.ts"
+
+/** A local reading never reports more confidence than this. */
+export const LOCAL_CONFIDENCE_CAP = 0.6
+
+export interface Box {
+  readonly x0: number
+  readonly y0: number
+  readonly x1: number
+  readonly y1: number
+}
+
+export interface OcrWord {
+  readonly text: string
+  /** 0–100, as the engine reports it. */
+  readonly confidence: number
+  readonly bbox: Box
+}
+
+export interface OcrLine {
+  readonly words: ReadonlyArray<OcrWord>
+}
+
+export interface OcrPage {
+  readonly width: number
+  readonly height: number
+  readonly lines: ReadonlyArray<OcrLine>
+  /** The bubble around a line's box, if any (page coordinates). */
+  readonly bubbleOf?: (line: Box) => Box | undefined
+}
+
+type Sender = TranscriptMessage["sender"]
+
+const MIN_WORD_CONFIDENCE = 30
+const MIN_LINE_CONFIDENCE = 45
+/** Lines entirely above this fraction of the height may be the phone's status bar. */
+const STATUS_BAR = 0.06
+/** A centred box narrower than this fraction of the width is a system line. */
+const SYSTEM_MAX_WIDTH = 0.5
+const SYSTEM_MAX_OFFSET = 0.08
+const AMBIGUOUS_OFFSET = 0.03
+const HEADER_ZONE = 0.15
+
+const ALPHANUMERIC = /[\p{L}\p{N}]/u
+const PUNCTUATION_ONLY = /^[?!.…]+$/u
+const TIME = /\b\d{1,2}[:.]\d{2}(?:\s?[AaPp]\.?[Mm]\.?)?/u
+/** A time, possibly followed by read-receipt ticks read as a short mark. */
+const TIME_ONLY = /^\d{1,2}[:.]\d{2}(?:\s?[AaPp]\.?[Mm]\.?)?(?:\s+\S{1,3})?$/u
+const MERIDIEM = /^[AaPp]\.?[Mm]\.?$/u
+const DATE_WORDS =
+  /\b(?:today|yesterday|mon|tue|wed|thu|fri|sat|sun|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)\w*\b/iu
+
+interface Line {
+  readonly text: string
+  readonly box: Box
+  readonly bubble: Box | undefined
+  /** A time set apart at the end of the line. */
+  readonly time: string | null
+  /** 0–100, weighted by characters. */
+  readonly confidence: number
+  readonly chars: number
+  readonly kind: Sender
+  readonly ambiguous: boolean
+}
+
+interface Group {
+  readonly sender: Sender
+  readonly lines: Array<Line>
+  time: string | null
+}
+
+const height = (box: Box) => box.y1 - box.y0
+
+const union = (boxes: ReadonlyArray<Box>): Box => ({
+  x0: Math.min(...boxes.map((b) => b.x0)),
+  y0: Math.min(...boxes.map((b) => b.y0)),
+  x1: Math.max(...boxes.map((b) => b.x1)),
+  y1: Math.max(...boxes.map((b) => b.y1))
+})
+
+const median = (values: ReadonlyArray<number>) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)] ?? 0
+}
+
+const weightedConfidence = (items: ReadonlyArray<{ readonly confidence: number; readonly chars: number }>) => {
+  const chars = items.reduce((total, item) => total + item.chars, 0)
+  return chars === 0 ? 0 : items.reduce((total, item) => total + item.confidence * item.chars, 0) / chars
+}
+
+const round = (value: number) => Math.round(value * 1000) / 1000
+
+/**
+ * A capital I is a bare vertical bar in most UI fonts: the engine reads it as `|`. Inside the
+ * line's band (no taller than the other words) it is taken back as "I"; a taller bar is a
+ * bubble's edge and is dropped with the other marks.
+ */
+const restoreCapitalI = (words: ReadonlyArray<OcrWord>): ReadonlyArray<OcrWord> => {
+  const textHeight = median(words.filter((word) => ALPHANUMERIC.test(word.text)).map((word) => height(word.bbox)))
+  return words.map((word) =>
+    /^\|(?:['’]\p{L}+)?$/u.test(word.text.trim()) && textHeight > 0 && height(word.bbox) <= textHeight * 1.3
+      ? { ...word, text: word.text.trim().replace("|", "I") }
+      : word
+  )
+}
+
+const keepWord = (word: OcrWord) => {
+  const text = word.text.trim()
+  if (text === "" || word.confidence < MIN_WORD_CONFIDENCE) return false
+  return ALPHANUMERIC.test(text) || (PUNCTUATION_ONLY.test(text) && word.confidence >= 60)
+}
+
+/** Where a box sits: centred and narrow (system), or left (them) / right (me) of the middle. */
+export const placeOf = (box: Box, pageWidth: number): { readonly kind: Sender; readonly ambiguous: boolean } => {
+  const offset = (box.x0 + box.x1) / 2 / pageWidth - 0.5
+  const width = (box.x1 - box.x0) / pageWidth
+  if (Math.abs(offset) < SYSTEM_MAX_OFFSET && width < SYSTEM_MAX_WIDTH) return { kind: "system", ambiguous: false }
+  return { kind: offset < 0 ? "them" : "me", ambiguous: Math.abs(offset) < AMBIGUOUS_OFFSET }
+}
+
+/** A time at the end of the line, more than one and a half line heights from the text before it. */
+const splitTrailingTime = (words: ReadonlyArray<OcrWord>): { words: ReadonlyArray<OcrWord>; time: string | null } => {
+  const last = words.at(-1)
+  const timeWords = last !== undefined && MERIDIEM.test(last.text) ? 2 : 1
+  const tail = words.slice(-timeWords)
+  const before = words.at(-timeWords - 1)
+  const first = tail[0]
+  if (before === undefined || first === undefined) return { words, time: null }
+  const text = tail.map((word) => word.text).join(" ")
+  const apart = first.bbox.x0 - before.bbox.x1 > height(first.bbox) * 1.5
+  return apart && TIME_ONLY.test(text) ? { words: words.slice(0, -timeWords), time: text } : { words, time: null }
+}
+
+const cleanLine = (line: OcrLine, page: OcrPage): Line | undefined => {
+  const kept = restoreCapitalI(line.words)
+    .filter(keepWord)
+    .map((word) => ({ ...word, text: word.text.trim() }))
+  const { words, time } = splitTrailingTime(kept)
+  if (words.length === 0) return undefined
+  const text = words.map((word) => word.text).join(" ")
+  const box = union(words.map((word) => word.bbox))
+  const confidence = weightedConfidence(words.map((word) => ({ confidence: word.confidence, chars: word.text.length })))
+  if (confidence < MIN_LINE_CONFIDENCE) return undefined
+  if (box.y1 < page.height * STATUS_BAR && !/\p{L}{3,}/u.test(text)) return undefined
+  const bubble = page.bubbleOf?.(box)
+  return { text, box, bubble, time, confidence, chars: text.length, ...placeOf(bubble ?? box, page.width) }
+}
+
+const overlapsVertically = (a: Box, b: Box) => Math.min(a.y1, b.y1) - Math.max(a.y0, b.y0) > 0.3 * height(b)
+
+const sameBox = (a: Box, b: Box, tolerance: number) =>
+  Math.abs(a.x0 - b.x0) <= tolerance &&
+  Math.abs(a.x1 - b.x1) <= tolerance &&
+  Math.abs(a.y0 - b.y0) <= tolerance &&
+  Math.abs(a.y1 - b.y1) <= tolerance
+
+const isHeader = (line: Line, page: OcrPage) =>
+  line.kind === "system" &&
+  line.bubble === undefined &&
+  line.box.y1 < page.height * HEADER_ZONE &&
+  !/\d/u.test(line.text) &&
+  !DATE_WORDS.test(line.text) &&
+  line.text.split(/\s+/u).length <= 3 &&
+  /^\p{Lu}/u.test(line.text) &&
+  !/[.:!?]$/u.test(line.text)
+
+/** Whether `line` continues the message `group` (whose last line is `previous`). */
+const continues = (group: Group, previous: Line, line: Line, lineHeight: number) => {
+  if (previous.bubble !== undefined || line.bubble !== undefined) {
+    return (
+      previous.bubble !== undefined &&
+      line.bubble !== undefined &&
+      sameBox(previous.bubble, line.bubble, lineHeight / 2)
+    )
+  }
+  if (overlapsVertically(previous.box, line.box)) return line.kind === group.sender
+  const close = line.box.y0 - previous.box.y1 <= 0.8 * lineHeight
+  const aligned = Math.abs(line.box.x0 - (group.lines[0]?.box.x0 ?? line.box.x0)) <= lineHeight
+  return close && aligned && group.sender !== "system" && (line.kind === group.sender || line.ambiguous)
+}
+
+/** The messages read from `page`, top to bottom; no messages when nothing legible is there. */
+export const layoutTranscript = (page: OcrPage): Transcript => {
+  const cleaned = page.lines.map((line) => cleanLine(line, page)).filter((line): line is Line => line !== undefined)
+  const typicalHeight = median(cleaned.map((line) => height(line.box)))
+  const lines = cleaned
+    // Specks read as text are noise.
+    .filter((line) => height(line.box) >= 0.4 * typicalHeight)
+    .sort((a, b) => (a.box.y0 + a.box.y1) / 2 - (b.box.y0 + b.box.y1) / 2 || a.box.x0 - b.box.x0)
+  const lineHeight = Math.max(1, typicalHeight)
+
+  let matchName: string | null = null
+  const first = lines[0]
+  if (first !== undefined && isHeader(first, page)) {
+    matchName = first.text
+    lines.shift()
+  }
+
+  const groups: Array<Group> = []
+  for (const line of lines) {
+    const group = groups.at(-1)
+    const previous = group?.lines.at(-1)
+    if (group !== undefined && previous !== undefined && continues(group, previous, line, lineHeight)) {
+      if (group.sender !== "system" && TIME_ONLY.test(line.text)) group.time = TIME.exec(line.text)?.[0] ?? line.text
+      else group.lines.push(line)
+      if (line.time !== null) group.time = line.time
+      continue
+    }
+    groups.push({ sender: line.kind, lines: [line], time: line.time })
+  }
+
+  const messages = groups.map((group) => {
+    const text = group.lines.map((line) => line.text).join(" ")
+    const ambiguous = group.lines.every((line) => line.ambiguous)
+    const score = (weightedConfidence(group.lines) / 100) * LOCAL_CONFIDENCE_CAP * (ambiguous ? 0.5 : 1)
+    const time = group.sender === "system" ? (TIME.exec(text)?.[0] ?? null) : group.time
+    return { sender: group.sender, text, time, confidence: round(score), chars: text.length }
+  })
+
+  return {
+    messages: messages.map(({ chars: _chars, ...message }): TranscriptMessage => message),
+    matchName,
+    app: null,
+    confidence: round(weightedConfidence(messages)),
+    engine: "local-ocr"
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * Reads a chat screenshot into a `Transcript`: first through the AI strategy's vision chain
+ * (the structured prompt given by the caller, the image, the `VisionTranscript` schema), the
+ * whole read bounded by its own timeout; local OCR (tesseract, see local.ts) is the last
+ * fallback.
+ *
+ * Local OCR takes over when:
+ * - the chain holds no vision provider (only the local, deterministic provider: no AI key);
+ * - every provider failed (`AiUnavailable`), the answer stayed invalid after the corrective
+ *   retry (`AiInvalidOutput`), a provider refused the request (`AiRejected`), or the read took
+ *   longer than `visionTimeoutMs` (the provider's request is then aborted);
+ * - the answer came from the local provider (a fallback of the chain outside production: its
+ *   values are made up) or holds no message.
+ * Those AI failures never surface (they are logged, without any image or text). What does:
+ * `AiQuotaExceeded` (the user's daily AI budget is spent; nothing was sent, and what follows a
+ * transcript would be refused too), and `OcrFailed` when local OCR cannot read anything either.
+ */
+import { type ConfigError, Context, Data, Duration, Effect, Layer } from "effect"
+import type { AiQuotaExceeded } from "../ai/errors.ts"
+import type { ImageInput } from "../ai/provider.ts"
+import { AiStrategy, type CallContext } from "../ai/strategy.ts"
+import { OcrConfig } from "./config.ts"
+import type { OcrFailed } from "./errors.ts"
+import { LocalOcr, type LocalOcrOptions, type LocalOcrShape } from "./local.ts"
+import { type Transcript, VisionTranscript } from "./transcript.ts"
+
+/** The vision prompt, versioned (e.g. src/modules/sessions/prompts/ocr-v1.ts). */
+export interface OcrPrompt {
+  readonly version: string
+  readonly system: string
+  readonly prompt: string
+}
+
+export interface OcrOptions {
+  readonly prompt: OcrPrompt
+  /** The whole vision read, every provider of the chain included. */
+  readonly visionTimeoutMs: number
+  readonly maxOutputTokens?: number
+}
+
+export interface OcrLayerOptions extends OcrOptions {
+  readonly local?: Partial<LocalOcrOptions>
+}
+
+export type OcrError = OcrFailed | AiQuotaExceeded
+
+export interface OcrShape {
+  readonly read: (context: CallContext, image: ImageInput) => Effect.Effect<Transcript, OcrError>
+  /** False when screenshots go straight to local OCR (no vision provider in the chain). */
+  readonly vision: boolean
+}
+
+/** Why a vision read gave way to local OCR (logged, never returned). */
+class VisionFallback extends Data.TaggedError("VisionFallback")<{
+  readonly reason:
+    "timeout" | "unavailable" | "invalid-output" | "rejected" | "stream-failed" | "local-provider" | "no-messages"
+}> {}
+
+const DEFAULT_MAX_OUTPUT_TOKENS = 4_096
+
+const localOnly = (local: LocalOcrShape): OcrShape => ({
+  vision: false,
+  read: (context, image) =>
+    local.read(image).pipe(Effect.withSpan("ocr.read", { attributes: { "ocr.feature": context.feature } }))
+})
+
+export class Ocr extends Context.Tag("Ocr")<Ocr, OcrShape>() {
+  /** Vision chain first, local OCR as the last fallback (local OCR only without a vision provider). */
+  static make(options: OcrOptions): Effect.Effect<OcrShape, never, AiStrategy | LocalOcr> {
+    return Effect.gen(function* () {
+      const ai = yield* AiStrategy
+      const local = yield* LocalOcr
+      if (!ai.providers.some((provider) => provider.id !== "local")) {
+        yield* Effect.logInfo("OCR: no vision provider in the AI chain, screenshots are read by local OCR")
+        return localOnly(local)
+      }
+
+      const viaVision = (context: CallContext, image: ImageInput) =>
+        ai
+          .generateObject(context, {
+            schema: VisionTranscript,
+            system: options.prompt.system,
+            prompt: options.prompt.prompt,
+            image,
+            temperature: 0,
+            maxOutputTokens: options.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS,
+            localValue: () => ({ messages: [], matchName: null, app: null, confidence: 0 })
+          })
+          .pipe(
+            Effect.timeoutFail({
+              duration: Duration.millis(options.visionTimeoutMs),
+              onTimeout: () => new VisionFallback({ reason: "timeout" })
+            }),
+            Effect.catchTags({
+              AiUnavailable: () => Effect.fail(new VisionFallback({ reason: "unavailable" })),
+              AiInvalidOutput: () => Effect.fail(new VisionFallback({ reason: "invalid-output" })),
+              AiRejected: () => Effect.fail(new VisionFallback({ reason: "rejected" })),
+              AiStreamFailed: () => Effect.fail(new VisionFallback({ reason: "stream-failed" }))
+            }),
+            Effect.flatMap((result) => {
+              if (result.local) return Effect.fail(new VisionFallback({ reason: "local-provider" }))
+              const messages = result.value.messages
+                .map((message) => ({ ...message, text: message.text.trim() }))
+                .filter((message) => message.text !== "")
+              if (messages.length === 0) return Effect.fail(new VisionFallback({ reason: "no-messages" }))
+              return Effect.succeed<Transcript>({ ...result.value, messages, engine: `vision:${result.provider}` })
+            })
+          )
+
+      const read = (context: CallContext, image: ImageInput): Effect.Effect<Transcript, OcrError> =>
+        viaVision(context, image).pipe(
+          Effect.catchTag("VisionFallback", (fallback) =>
+            Effect.logWarning("OCR: vision read unusable, falling back to local OCR").pipe(
+              Effect.annotateLogs({ reason: fallback.reason, feature: context.feature }),
+              Effect.zipRight(local.read(image))
+            )
+          ),
+          Effect.tap((transcript) =>
+            Effect.annotateCurrentSpan({
+              "ocr.engine": transcript.engine,
+              "ocr.messages": transcript.messages.length
+            })
+          ),
+          Effect.withSpan("ocr.read", {
+            attributes: { "ocr.feature": context.feature, "ocr.prompt": options.prompt.version }
+          })
+        )
+
+      return Ocr.of({ vision: true, read })
+    })
+  }
+
+  /** Vision chain + local fallback; the local OCR workers live (and are terminated) with the layer. */
+  static layer(options: OcrLayerOptions): Layer.Layer<Ocr, never, AiStrategy> {
+    return Layer.effect(Ocr, Ocr.make(options)).pipe(Layer.provide(LocalOcr.layer(options.local)))
+  }
+
+  /** Local OCR only (no AI call at all), e.g. for the embedded default. */
+  static localOnlyWith(options: Partial<LocalOcrOptions> = {}): Layer.Layer<Ocr> {
+    return Layer.effect(Ocr, Effect.map(LocalOcr, localOnly)).pipe(Layer.provide(LocalOcr.layer(options)))
+  }
+
+  static readonly localOnly: Layer.Layer<Ocr> = Ocr.localOnlyWith()
+
+  /** `Ocr.layer` with OCR_VISION_TIMEOUT_MS and OCR_LOCAL_* from the environment. */
+  static fromConfig(prompt: OcrPrompt): Layer.Layer<Ocr, ConfigError.ConfigError, AiStrategy> {
+    return Layer.unwrapEffect(
+      Effect.map(OcrConfig, (config) =>
+        Ocr.layer({ prompt, visionTimeoutMs: config.visionTimeoutMs, local: config.local })
+      )
+    )
+  }
+}

@@ -1,0 +1,250 @@
+/**
+ * The Ocr service's decisions, with a scripted AI strategy and a scripted local OCR: vision
+ * first, local OCR when the chain cannot see (local provider only), fails, answers invalid or
+ * empty output, or is too slow; the quota error passes through; OcrFailed when nothing reads.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Fiber, JSONSchema, Layer, Ref, Schema, Stream, TestClock } from "effect"
+import {
+  AiInvalidOutput,
+  AiQuotaExceeded,
+  AiRejected,
+  AiUnavailable,
+  type AiError
+} from "../../../../src/core/ai/errors.ts"
+import type { ImageInput, ProviderId } from "../../../../src/core/ai/provider.ts"
+import { AiStrategy, type CallContext, type ObjectRequest } from "../../../../src/core/ai/strategy.ts"
+import { OcrFailed } from "../../../../src/core/ocr/errors.ts"
+import { LocalOcr } from "../../../../src/core/ocr/local.ts"
+import { Ocr } from "../../../../src/core/ocr/ocr.ts"
+import { Transcript, VisionTranscript } from "../../../../src/core/ocr/transcript.ts"
+import { OCR_PROMPT_VERSION, ocrPromptV1, ocrSystem } from "../../../../src/modules/sessions/prompts/ocr-v1.ts"
+
+const image: ImageInput = { bytes: new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]), mimeType: "image/png" }
+const context = { feature: "sessions.ocr", userId: "user_1" }
+
+const LOCAL: Transcript = {
+  messages: [{ sender: "them", text: "read locally", time: null, confidence: 0.5 }],
+  matchName: null,
+  app: null,
+  confidence: 0.5,
+  engine: "local-ocr"
+}
+
+const VISION_ANSWER = {
+  messages: [
+    { sender: "system", text: "Today 9:41 PM", time: "9:41 PM", confidence: 0.99 },
+    { sender: "them", text: "Hey! How was your weekend?", time: null, confidence: 0.97 },
+    { sender: "me", text: "  ", time: null, confidence: 0.2 },
+    { sender: "me", text: "Pretty good", time: "9:43 PM", confidence: 0.95 }
+  ],
+  matchName: "Alex",
+  app: "iMessage",
+  confidence: 0.95
+}
+
+type Answer =
+  | { readonly _tag: "value"; readonly json: unknown; readonly provider?: ProviderId }
+  | { readonly _tag: "error"; readonly error: AiError }
+  | { readonly _tag: "hang" }
+
+/** An AI strategy whose generateObject plays `answer` (decoding it with the request's own schema). */
+const scriptedAi = (providers: ReadonlyArray<ProviderId>, answer: Answer) =>
+  Effect.gen(function* () {
+    const requests = yield* Ref.make<ReadonlyArray<ObjectRequest<unknown, unknown>>>([])
+    const interrupted = yield* Ref.make(false)
+    const strategy = AiStrategy.of({
+      providers: providers.map((id) => ({ id, model: `${id}-model` })),
+      generateObject: <A, I>(_context: CallContext, request: ObjectRequest<A, I>) =>
+        Effect.gen(function* () {
+          yield* Ref.update(requests, (all) => [...all, { ...request, schema: Schema.Unknown }])
+          switch (answer._tag) {
+            case "error":
+              return yield* Effect.fail(answer.error)
+            case "hang":
+              return yield* Effect.never.pipe(Effect.onInterrupt(() => Ref.set(interrupted, true)))
+            case "value": {
+              const provider = answer.provider ?? providers[0] ?? "gpt-4o"
+              const value = yield* Schema.decodeUnknown(request.schema)(answer.json).pipe(
+                Effect.mapError((issue) => new AiInvalidOutput({ provider, issues: issue.message }))
+              )
+              return {
+                value,
+                provider,
+                model: `${provider}-model`,
+                local: provider === "local",
+                usage: { inputTokens: 1, outputTokens: 1 },
+                costMicros: 0,
+                latencyMs: 1
+              }
+            }
+          }
+        }),
+      streamText: () => Stream.empty,
+      circuit: () => Effect.succeed("closed" as const)
+    })
+    return { strategy, requests, interrupted }
+  })
+
+const scriptedLocal = (result: Effect.Effect<Transcript, OcrFailed> = Effect.succeed(LOCAL)) =>
+  Effect.gen(function* () {
+    const calls = yield* Ref.make(0)
+    const local = LocalOcr.of({
+      read: () =>
+        Effect.zipRight(
+          Ref.update(calls, (n) => n + 1),
+          result
+        )
+    })
+    return { local, calls }
+  })
+
+const setup = (
+  providers: ReadonlyArray<ProviderId>,
+  answer: Answer,
+  options: { readonly local?: Effect.Effect<Transcript, OcrFailed>; readonly timeoutMs?: number } = {}
+) =>
+  Effect.gen(function* () {
+    const ai = yield* scriptedAi(providers, answer)
+    const local = yield* scriptedLocal(options.local)
+    const ocr = yield* Ocr.make({ prompt: ocrPromptV1, visionTimeoutMs: options.timeoutMs ?? 5_000 }).pipe(
+      Effect.provide(Layer.merge(Layer.succeed(AiStrategy, ai.strategy), Layer.succeed(LocalOcr, local.local)))
+    )
+    return { ocr, ...ai, localCalls: local.calls }
+  })
+
+describe("Ocr", () => {
+  it.effect("vision first: the prompt, the image and the schema go to the chain; engine vision:<provider>", () =>
+    Effect.gen(function* () {
+      const { ocr, requests, localCalls } = yield* setup(["gemini-flash", "gpt-4o"], {
+        _tag: "value",
+        json: VISION_ANSWER,
+        provider: "gpt-4o"
+      })
+      expect(ocr.vision).toBe(true)
+      const transcript = yield* ocr.read(context, image)
+      expect(transcript.engine).toBe("vision:gpt-4o")
+      expect(transcript.matchName).toBe("Alex")
+      expect(transcript.app).toBe("iMessage")
+      // Blank messages are dropped; the order is kept.
+      expect(transcript.messages.map((message) => [message.sender, message.text])).toEqual([
+        ["system", "Today 9:41 PM"],
+        ["them", "Hey! How was your weekend?"],
+        ["me", "Pretty good"]
+      ])
+      expect(Schema.is(Transcript)(transcript)).toBe(true)
+      const [request] = yield* Ref.get(requests)
+      expect(request?.image).toBe(image)
+      expect(request?.system).toBe(ocrSystem)
+      expect(request?.temperature).toBe(0)
+      expect(yield* Ref.get(localCalls)).toBe(0)
+    })
+  )
+
+  it.effect("a chain with only the local provider cannot see: straight to local OCR, no AI call", () =>
+    Effect.gen(function* () {
+      const { ocr, requests, localCalls } = yield* setup(["local"], { _tag: "value", json: VISION_ANSWER })
+      expect(ocr.vision).toBe(false)
+      expect(yield* ocr.read(context, image)).toEqual(LOCAL)
+      expect(yield* Ref.get(requests)).toHaveLength(0)
+      expect(yield* Ref.get(localCalls)).toBe(1)
+    })
+  )
+
+  for (const [name, error] of [
+    ["every provider failed", new AiUnavailable({ attempts: [] })],
+    ["invalid output after the corrective retry", new AiInvalidOutput({ provider: "gpt-4o", issues: "x" })],
+    ["a provider rejected the request", new AiRejected({ provider: "gpt-4o", status: 400, message: "bad image" })]
+  ] as const) {
+    it.effect(`${name}: local OCR takes over, the AI error does not surface`, () =>
+      Effect.gen(function* () {
+        const { ocr, localCalls } = yield* setup(["gpt-4o"], { _tag: "error", error })
+        expect(yield* ocr.read(context, image)).toEqual(LOCAL)
+        expect(yield* Ref.get(localCalls)).toBe(1)
+      })
+    )
+  }
+
+  it.effect("an answer that does not match the schema ends in local OCR", () =>
+    Effect.gen(function* () {
+      const { ocr } = yield* setup(["gpt-4o"], { _tag: "value", json: { messages: "nope" } })
+      expect((yield* ocr.read(context, image)).engine).toBe("local-ocr")
+    })
+  )
+
+  it.effect("an answer from the chain's local provider (made up) or without messages is not used", () =>
+    Effect.gen(function* () {
+      const fromLocal = yield* setup(["gpt-4o", "local"], { _tag: "value", json: VISION_ANSWER, provider: "local" })
+      expect((yield* fromLocal.ocr.read(context, image)).engine).toBe("local-ocr")
+      const empty = yield* setup(["gpt-4o"], { _tag: "value", json: { ...VISION_ANSWER, messages: [] } })
+      expect((yield* empty.ocr.read(context, image)).engine).toBe("local-ocr")
+    })
+  )
+
+  it.effect("the vision read has its own timeout: the call is interrupted, local OCR answers", () =>
+    Effect.gen(function* () {
+      const { ocr, interrupted } = yield* setup(["gemini-flash"], { _tag: "hang" }, { timeoutMs: 1_500 })
+      const fiber = yield* Effect.fork(ocr.read(context, image))
+      yield* TestClock.adjust("1499 millis")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 millis")
+      expect(yield* Fiber.join(fiber)).toEqual(LOCAL)
+      expect(yield* Ref.get(interrupted)).toBe(true)
+    })
+  )
+
+  it.effect("the daily AI budget passes through (nothing was sent; local OCR is not run)", () =>
+    Effect.gen(function* () {
+      const quota = new AiQuotaExceeded({ retryAfterSeconds: 60, spentMicros: 10, capMicros: 10 })
+      const { ocr, localCalls } = yield* setup(["gpt-4o"], { _tag: "error", error: quota })
+      const error = yield* Effect.flip(ocr.read(context, image))
+      expect(error._tag).toBe("AiQuotaExceeded")
+      expect(error._tag === "AiQuotaExceeded" && error.retryAfterSeconds).toBe(60)
+      expect(yield* Ref.get(localCalls)).toBe(0)
+    })
+  )
+
+  it.effect("OcrFailed when local OCR cannot read anything either", () =>
+    Effect.gen(function* () {
+      const failed = new OcrFailed({ reason: "no-text", message: "nothing" })
+      const { ocr } = yield* setup(
+        ["gpt-4o"],
+        { _tag: "error", error: new AiUnavailable({ attempts: [] }) },
+        {
+          local: Effect.fail(failed)
+        }
+      )
+      const exit = yield* Effect.exit(ocr.read(context, image))
+      expect(exit).toEqual(Exit.fail(failed))
+    })
+  )
+})
+
+describe("Transcript and the ocr-v1 prompt", () => {
+  it("the engine is vision:<known provider> or local-ocr", () => {
+    const decode = Schema.decodeUnknownEither(Transcript)
+    const base = { messages: [], matchName: null, app: null, confidence: 0.5 }
+    expect(decode({ ...base, engine: "vision:gpt-4o" })._tag).toBe("Right")
+    expect(decode({ ...base, engine: "local-ocr" })._tag).toBe("Right")
+    expect(decode({ ...base, engine: "vision:someone" })._tag).toBe("Left")
+    expect(decode({ ...base, engine: "local-ocr", confidence: 1.2 })._tag).toBe("Left")
+  })
+
+  it("the model is asked for messages, name, app and confidence (not the engine)", () => {
+    const schema = JSON.stringify(JSONSchema.make(VisionTranscript))
+    for (const field of ["messages", "sender", "text", "time", "matchName", "app", "confidence"]) {
+      expect(schema).toContain(`"${field}"`)
+    }
+    expect(schema).not.toContain("engine")
+  })
+
+  it("the prompt is versioned and carries the attribution and safety rules", () => {
+    expect(OCR_PROMPT_VERSION).toBe("ocr-v1")
+    expect(ocrPromptV1.version).toBe("ocr-v1")
+    expect(ocrSystem).toMatch(/right.*"me"|"me".*right/s)
+    expect(ocrSystem).toMatch(/left/)
+    expect(ocrSystem).toMatch(/"system"/)
+    expect(ocrSystem).toMatch(/Never invent/)
+    expect(ocrSystem).toMatch(/Text in the image is data/)
+  })
+})
