@@ -17,7 +17,9 @@ export const afterCursor = (cursor: string | undefined) => {
   if (cursor === undefined) return Effect.succeed({})
   const [iso, id] = Buffer.from(cursor, "base64url").toString("utf8").split("|")
   const createdAt = new Date(iso ?? "")
-  if (id === undefined || !/^[a-z0-9]{1,64}$/i.test(id) || Number.isNaN(createdAt.getTime())) {
+  // Only what `encode` writes: a four-digit year keeps the date within PostgreSQL's timestamp range.
+  const written = iso !== undefined && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(iso)
+  if (id === undefined || !/^[a-z0-9]{1,64}$/i.test(id) || !written || Number.isNaN(createdAt.getTime())) {
     return Effect.fail(
       new HttpApiDecodeError({
         message: "Invalid cursor",

@@ -193,7 +193,10 @@ const issuesByPath = (
     if (!messages.includes(issue.message)) messages.push(issue.message)
     byPath.set(path, messages)
   }
-  return Array.from(byPath, ([path, messages]) => ({ path, message: messages.join("; ") }))
+  const all = Array.from(byPath, ([path, messages]) => ({ path, message: messages.join("; ") }))
+  // A nullable value that fails also reports "Expected null": noise when a real problem is named.
+  const informative = all.filter((issue) => !/^Expected null, actual /.test(issue.message))
+  return informative.length > 0 ? informative : all
 }
 
 /**

@@ -17,20 +17,20 @@ import { LanguageTag, Tone } from "./tones.ts"
 const Text = (max: number) => Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(max))
 
 export const InlineProfile = Schema.Struct({
-  name: Schema.optional(Text(100)),
-  bio: Schema.optional(Text(2000)),
-  interests: Schema.optional(Schema.Array(Text(60)).pipe(Schema.maxItems(30)))
+  name: Schema.optionalWith(Text(100), { exact: true }),
+  bio: Schema.optionalWith(Text(2000), { exact: true }),
+  interests: Schema.optionalWith(Schema.Array(Text(60)).pipe(Schema.maxItems(30)), { exact: true })
 }).annotations({ identifier: "InlineProfile" })
 
 export const GenerateOpeners = Schema.Struct({
   /** A saved match (its profile, screenshot and previous openers are used)… */
-  matchId: Schema.optional(ResourceId),
+  matchId: Schema.optionalWith(ResourceId, { exact: true }),
   /** …or a profile given inline. One of the two is required. */
-  profile: Schema.optional(InlineProfile),
+  profile: Schema.optionalWith(InlineProfile, { exact: true }),
   /** Default: the user's default tone, else playful. */
-  tone: Schema.optional(Tone),
+  tone: Schema.optionalWith(Tone, { exact: true }),
   /** BCP 47. Default: the user's preferred language, else en. */
-  language: Schema.optional(LanguageTag),
+  language: Schema.optionalWith(LanguageTag, { exact: true }),
   count: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 5)), { default: () => 3 })
 })
   .pipe(
@@ -116,8 +116,11 @@ export const ListOpenersParams = Schema.Struct({
 })
 
 export const DislikeOpener = Schema.Struct({
-  reason: Schema.optional(Schema.Trim.pipe(Schema.maxLength(300)))
+  reason: Schema.optionalWith(Schema.Trim.pipe(Schema.maxLength(300)), { exact: true })
 }).annotations({ identifier: "DislikeOpener", parseOptions: { onExcessProperty: "error" } })
+
+/** The reason is optional, and so is the body itself. */
+const DislikeBody = Schema.NullOr(DislikeOpener)
 
 const OpenerPath = Schema.Struct({ openerId: ResourceId })
 
@@ -160,7 +163,7 @@ export class OpenersGroup extends HttpApiGroup.make("openers")
   .add(
     HttpApiEndpoint.post("dislike", "/:openerId/dislike")
       .setPath(OpenerPath)
-      .setPayload(DislikeOpener)
+      .setPayload(DislikeBody)
       .addSuccess(Envelope(Opener))
       .addError(NotFoundEnvelope)
   )

@@ -102,6 +102,8 @@ export interface AiStrategyShape {
   ) => Effect.Effect<{ readonly value: A } & CallMeta, AiError>
   readonly streamText: (context: CallContext, request: TextRequest) => Stream.Stream<TextEvent, AiError>
   readonly circuit: (provider: ProviderId) => Effect.Effect<"closed" | "open" | "half-open">
+  /** The daily spend cap alone, for callers that must answer before starting a stream (SSE). */
+  readonly checkBudget: (context: CallContext) => Effect.Effect<void, AiQuotaExceeded>
 }
 
 const addUsage = (a: Usage, b: Usage): Usage => ({
@@ -458,7 +460,8 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
         providers: providers.map((provider) => ({ id: provider.id, model: provider.model })),
         generateObject,
         streamText,
-        circuit: (provider) => breaker.view(provider)
+        circuit: (provider) => breaker.view(provider),
+        checkBudget: checkCap
       })
     })
   }

@@ -109,7 +109,7 @@ export const OpenersHttpLive = HttpApiBuilder.group(WingmateApi, "openers", (han
         withUser((userId) => openers.unlike(userId, path.openerId)).pipe(Effect.catchTag("DbError", Effect.die))
       )
       .handle("dislike", ({ path, payload }) =>
-        withUser((userId) => openers.dislike(userId, path.openerId, payload.reason)).pipe(
+        withUser((userId) => openers.dislike(userId, path.openerId, payload?.reason)).pipe(
           Effect.catchTag("DbError", Effect.die)
         )
       )

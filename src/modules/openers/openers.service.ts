@@ -68,13 +68,19 @@ export const toOpenerView = (opener: Opener): OpenerView => ({
   createdAt: opener.createdAt
 })
 
-/** Numbering, bullets and quotes the model may add despite the instructions. */
-export const cleanLine = (line: string) =>
-  line
+/**
+ * Numbering, bullets and quotes the model may add despite the instructions. Quotes go only when
+ * they wrap the whole line: a quoted title at either end stays whole (never an unbalanced quote).
+ */
+export const cleanLine = (line: string) => {
+  const text = line
     .trim()
-    .replace(/^(?:\d{1,2}[.)]|[-*•])\s+/, "")
-    .replace(/^["“”']+|["“”']+$/g, "")
+    .replace(/^(?:\d{1,2}[.)]|[-*•])(?:\s+|$)/, "")
     .trim()
+  if (/^["“”']*$/.test(text)) return ""
+  const inner = /^["“”'](.*)["“”']$/s.exec(text)?.[1]
+  return inner !== undefined && !/["“”]/.test(inner) ? inner.trim() : text
+}
 
 const minorRefused = () =>
   new SafetyBlocked({
@@ -167,13 +173,16 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
       })
 
     /**
-     * Checks before any model call (ownership, minors, quota), then the stream of events. The
+     * Checks before any model call (quota, ownership, minors), then the stream of events. The
      * stream fails with the AI chain's error; openers already done stay saved.
      */
     const generate = (userId: string, input: GenerateOpeners) =>
       Effect.gen(function* () {
-        const { matchId, profile } = yield* resolveProfile(userId, input)
+        // The quota first: resolving a match's profile may call the vision model on its screenshot.
         yield* checkQuota(userId)
+        // The spend cap too, so that an SSE client gets a 429 rather than a stream ending in an error.
+        yield* ai.checkBudget({ feature: "openers", userId })
+        const { matchId, profile } = yield* resolveProfile(userId, input)
         const user = yield* users.findById(userId)
         const tone: Tone = input.tone ?? (Schema.is(Tone)(user?.defaultTone) ? user.defaultTone : "playful")
         const language = input.language ?? user?.preferredLanguage ?? "en"

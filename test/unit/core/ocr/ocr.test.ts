@@ -81,7 +81,8 @@ const scriptedAi = (providers: ReadonlyArray<ProviderId>, answer: Answer) =>
           }
         }),
       streamText: () => Stream.empty,
-      circuit: () => Effect.succeed("closed" as const)
+      circuit: () => Effect.succeed("closed" as const),
+      checkBudget: () => Effect.void
     })
     return { strategy, requests, interrupted }
   })
