@@ -9,6 +9,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import sharp from "sharp"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { startFakeProvider } from "../fakes/ai/index.ts"
 import type { Ticket } from "../support/uploads.ts"
 
 const root = join(import.meta.dirname, "..", "..")
@@ -234,6 +235,53 @@ describe("npm run dev on embedded defaults", () => {
     server.child.kill("SIGTERM")
     expect(await server.exited).toBe(0)
     await expect(fetch(`${url}/health/live`)).rejects.toThrow()
+  })
+})
+
+describe("graceful shutdown", () => {
+  it("SIGTERM lets an in-flight request finish, then exits 0", async () => {
+    const fake = await startFakeProvider("openai")
+    const dataDir = mkdtempSync(join(tmpdir(), "wingmate-e2e-shutdown-"))
+    try {
+      // The model takes 1.5 s to answer: the request is in flight when SIGTERM arrives.
+      fake.setFallback({ kind: "ok", text: "Coffee or tea, Sam?\nClimbing tips for a beginner?", delayMs: 1_500 })
+      const port = await freePort()
+      const url = `http://127.0.0.1:${port}`
+      const server = start(
+        "src/main/dev.ts",
+        cleanEnv({
+          PORT: String(port),
+          DATA_DIR: dataDir,
+          OPENAI_API_KEY: "test-key",
+          OPENAI_BASE_URL: fake.url,
+          AI_PROVIDER_STRATEGY_PRIMARY: "gpt-4o",
+          AI_PROVIDER_STRATEGY_FALLBACKS: "gpt-4o"
+        })
+      )
+      await waitForReady(url, 30_000)
+      const token = start("scripts/dev-token.ts", cleanEnv({ DATA_DIR: dataDir }), ["dave"])
+      expect(await token.exited).toBe(0)
+      const auth = { authorization: `Bearer ${token.output().trim().split("\n").at(-1) ?? ""}` }
+      const inFlight = fetch(`${url}/api/v1/magic-openers/generate`, {
+        method: "POST",
+        headers: { ...auth, "content-type": "application/json" },
+        body: JSON.stringify({ profile: { name: "Sam", interests: ["climbing"] }, count: 2 })
+      })
+      while (fake.requests.length === 0) await new Promise((resolve) => setTimeout(resolve, 20))
+      server.child.kill("SIGTERM")
+      const response = await inFlight
+      expect(response.status).toBe(200)
+      const body = (await response.json()) as { data: { openers: Array<{ text: string }> } }
+      expect(body.data.openers.map((opener) => opener.text)).toEqual([
+        "Coffee or tea, Sam?",
+        "Climbing tips for a beginner?"
+      ])
+      expect(await server.exited).toBe(0)
+      await expect(fetch(`${url}/health/live`)).rejects.toThrow()
+    } finally {
+      await fake.close()
+      rmSync(dataDir, { recursive: true, force: true })
+    }
   })
 })
 
