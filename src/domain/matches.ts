@@ -14,9 +14,8 @@ import {
   UploadSizeMismatchEnvelope,
   UploadTypeMismatchEnvelope
 } from "./errors.ts"
+import { Text } from "./fields.ts"
 import { Page, PageParams, ResourceId } from "./pagination.ts"
-
-const Text = (max: number) => Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(max))
 
 /** What the vision model read from a profile screenshot. */
 export const ExtractedProfile = Schema.Struct({

@@ -11,10 +11,9 @@ import {
   QuotaExceededEnvelope,
   SafetyBlockedEnvelope
 } from "./errors.ts"
+import { Text } from "./fields.ts"
 import { Page, PageParams, ResourceId } from "./pagination.ts"
 import { LanguageTag, Tone } from "./tones.ts"
-
-const Text = (max: number) => Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(max))
 
 export const InlineProfile = Schema.Struct({
   name: Schema.optionalWith(Text(100), { exact: true }),

@@ -3,6 +3,7 @@ import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/p
 import { Schema } from "effect"
 import { Authentication, TokenAuthentication } from "./auth.ts"
 import { Envelope } from "./envelope.ts"
+import { Text } from "./fields.ts"
 import { LanguageTag, Tone } from "./tones.ts"
 
 export const UserProfile = Schema.Struct({
@@ -18,7 +19,7 @@ export const UserProfile = Schema.Struct({
 }).annotations({ identifier: "User" })
 export type UserProfile = typeof UserProfile.Type
 
-const Name = Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(100))
+const Name = Text(100)
 
 /** A field that may be cleared with `null`, reported as one issue when wrong. */
 const nullable = <A, I>(schema: Schema.Schema<A, I>, expected: string) =>
