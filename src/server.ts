@@ -9,6 +9,8 @@ import { AiStrategyLive } from "./core/ai/layer.ts"
 import { AiLedgerDb } from "./core/ai/ledger-db.ts"
 import { TokenVerifier } from "./core/auth/token-verifier.ts"
 import { Db } from "./core/db/db.ts"
+import { Ocr } from "./core/ocr/ocr.ts"
+import { ProgressBus } from "./core/progress/progress-bus.ts"
 import { Erasure } from "./core/erasure.ts"
 import { ImageProcessor } from "./core/image/image-processor.ts"
 import { JsonBodiesLive } from "./core/http/json-bodies.ts"
@@ -30,6 +32,11 @@ import { MatchesHttpLive } from "./modules/matches/matches.http.ts"
 import { MatchesService } from "./modules/matches/matches.service.ts"
 import { OpenersHttpLive } from "./modules/openers/openers.http.ts"
 import { OpenersService } from "./modules/openers/openers.service.ts"
+import { ocrPromptV1 } from "./modules/sessions/prompts/ocr-v1.ts"
+import { SessionsHttpLive } from "./modules/sessions/sessions.http.ts"
+import { SessionJobs } from "./modules/sessions/sessions.jobs.ts"
+import { SessionPipeline, SessionsConsumerLive } from "./modules/sessions/sessions.pipeline.ts"
+import { SessionsErasureLive, SessionsService } from "./modules/sessions/sessions.service.ts"
 import { ClerkWebhooks } from "./modules/webhooks/clerk-webhooks.service.ts"
 import { WebhooksHttpLive } from "./modules/webhooks/webhooks.http.ts"
 
@@ -42,8 +49,10 @@ const Modules = Layer.mergeAll(
   TokenAuthenticationLive,
   ClerkWebhooks.Default,
   UploadsErasureLive,
-  UploadsSweeperLive
+  UploadsSweeperLive,
+  SessionsErasureLive
 ).pipe(
+  Layer.provideMerge(SessionsService.Default),
   Layer.provideMerge(OpenersService.Default),
   Layer.provideMerge(MatchesService.Default),
   Layer.provideMerge(Layer.mergeAll(UsersService.Default, UploadsService.Default, UsersRepo.Default))
@@ -55,7 +64,8 @@ const ApiHandlers = Layer.mergeAll(
   WebhooksHttpLive,
   UploadsHttpLive,
   MatchesHttpLive,
-  OpenersHttpLive
+  OpenersHttpLive,
+  SessionsHttpLive
 ).pipe(Layer.provide(Modules))
 
 export const HttpRoutes = Layer.mergeAll(
@@ -80,10 +90,23 @@ export const AiLive = AiStrategyLive.pipe(Layer.provide(AiLedgerDb))
  * What the modules run on: the AI chain, database, Redis, token verification, the erasure registry, object
  * storage (whose local form also serves its own URLs through `LocalStorageRoutes`), images.
  */
-export const Infrastructure = AiLive.pipe(
+export const Infrastructure = Layer.mergeAll(Ocr.fromConfig(ocrPromptV1), ProgressBus.layer, SessionJobs.layer).pipe(
   Layer.provideMerge(
-    Layer.mergeAll(Db.layer, Redis.layer, TokenVerifier.layer, Erasure.Default, Storage.layer, ImageProcessor.layer)
+    AiLive.pipe(
+      Layer.provideMerge(
+        Layer.mergeAll(Db.layer, Redis.layer, TokenVerifier.layer, Erasure.Default, Storage.layer, ImageProcessor.layer)
+      )
+    )
   )
+)
+
+/**
+ * The sessions worker: the queue's consumer (a pool of fibers) running the pipeline, on the
+ * same infrastructure as the api (in `dev`, the very same in-process queue and progress bus).
+ */
+export const SessionsWorker = SessionsConsumerLive.pipe(
+  Layer.provide(SessionPipeline.Default),
+  Layer.provide(MatchesService.Default.pipe(Layer.provideMerge(UploadsService.Default)))
 )
 
 /** Serves routes on the Node server; the server stays in the output so tests can read its address. */
@@ -92,6 +115,20 @@ export const serveRoutes = <E, R>(routes: Layer.Layer<never, E, R>) =>
 
 /** The whole api process, given only its configuration. */
 export const ApiServer = serveRoutes(HttpRoutes).pipe(
+  Layer.provide(Infrastructure),
+  Layer.provide(LoggingLive),
+  Layer.provide(AppConfig.Default)
+)
+
+/** `npm run dev`: the api and the sessions worker in one process, sharing the queue and the progress bus. */
+export const DevServer = Layer.mergeAll(serveRoutes(HttpRoutes), SessionsWorker).pipe(
+  Layer.provide(Infrastructure),
+  Layer.provide(LoggingLive),
+  Layer.provide(AppConfig.Default)
+)
+
+/** The worker process: only the sessions consumer (no HTTP server). */
+export const WorkerProcess = SessionsWorker.pipe(
   Layer.provide(Infrastructure),
   Layer.provide(LoggingLive),
   Layer.provide(AppConfig.Default)

@@ -3,6 +3,7 @@
  * `.env.example` and the README list the same variables; keep the three in step.
  */
 import { Config, ConfigError, Effect, LogLevel, Option, Redacted } from "effect"
+import { queueConfig } from "./queue/config.ts"
 
 const nonEmptyRedacted = (name: string) =>
   Config.option(Config.redacted(name)).pipe(Config.map(Option.filter((value) => Redacted.value(value).trim() !== "")))
@@ -114,6 +115,7 @@ const raw = Config.all({
     quality: intBetween("IMAGE_QUALITY", 1, 100, 80),
     concurrency: intBetween("IMAGE_CONCURRENCY", 1, 64, 2)
   }),
+  queue: queueConfig,
   openers: Config.all({
     dailyLimit: intBetween("OPENERS_DAILY_LIMIT", 1, 10_000, 50),
     safetyPolicy: Config.literal("standard", "strict")("OPENERS_SAFETY_POLICY").pipe(Config.withDefault("standard"))

@@ -14,6 +14,7 @@ import {
 import { HealthGroup } from "./health.ts"
 import { MatchesGroup } from "./matches.ts"
 import { OpenersGroup } from "./openers.ts"
+import { SessionsGroup } from "./sessions.ts"
 import { UploadsGroup } from "./uploads.ts"
 import { UsersGroup } from "./users.ts"
 import { WebhooksGroup } from "./webhooks.ts"
@@ -44,6 +45,7 @@ export class WingmateApi extends makeApi("wingmate")
   .add(OpenersGroup)
   .add(WebhooksGroup)
   .add(UploadsGroup)
+  .add(SessionsGroup)
   .prefix("/api/v1")
   .add(HealthGroup)
   .addError(InvalidJsonEnvelope)

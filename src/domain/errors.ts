@@ -84,6 +84,8 @@ export class AiUnavailable extends Schema.TaggedError<AiUnavailable>()("AiUnavai
 export class AiRequestRejected extends Schema.TaggedError<AiRequestRejected>()("AiRequestRejected", errorFields) {}
 /** The AI answer did not match the expected shape, even after a corrective retry. */
 export class AiInvalidOutput extends Schema.TaggedError<AiInvalidOutput>()("AiInvalidOutput", errorFields) {}
+/** No text could be read from a screenshot (blank, no chat, or the OCR engines failed). */
+export class OcrUnreadable extends Schema.TaggedError<OcrUnreadable>()("OcrUnreadable", errorFields) {}
 /** Too many requests in the current window. */
 export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", errorFields) {}
 /** A dependency (database, cache) is not reachable. */
@@ -118,6 +120,7 @@ export const ErrorCatalog = {
   IMAGE_UNREADABLE: { status: 422, error: ImageUnreadable },
   SAFETY_BLOCKED: { status: 422, error: SafetyBlocked },
   AI_REQUEST_REJECTED: { status: 422, error: AiRequestRejected },
+  OCR_FAILED: { status: 422, error: OcrUnreadable },
   RATE_LIMITED: { status: 429, error: RateLimited },
   QUOTA_EXCEEDED: { status: 429, error: QuotaExceeded },
   AI_INVALID_OUTPUT: { status: 502, error: AiInvalidOutput },
@@ -269,6 +272,7 @@ export const QuotaExceededEnvelope = ErrorEnvelope(QuotaExceeded, "QUOTA_EXCEEDE
 export const AiUnavailableEnvelope = ErrorEnvelope(AiUnavailable, "AI_UNAVAILABLE")
 export const AiRequestRejectedEnvelope = ErrorEnvelope(AiRequestRejected, "AI_REQUEST_REJECTED")
 export const AiInvalidOutputEnvelope = ErrorEnvelope(AiInvalidOutput, "AI_INVALID_OUTPUT")
+export const OcrUnreadableEnvelope = ErrorEnvelope(OcrUnreadable, "OCR_FAILED")
 
 /** The catalog code of an error instance (for places that write the envelope themselves, like SSE). */
 export const codeOf = (error: { readonly _tag: string }): ErrorCode =>

@@ -18,7 +18,11 @@ import { ImageProcessor } from "../../src/core/image/image-processor.ts"
 import { Storage } from "../../src/core/storage/storage.ts"
 import { TestTokenVerifier } from "./auth.ts"
 import type { AiStrategy } from "../../src/core/ai/strategy.ts"
-import { AiLive, HttpRoutes } from "../../src/server.ts"
+import { Ocr } from "../../src/core/ocr/ocr.ts"
+import { ProgressBus } from "../../src/core/progress/progress-bus.ts"
+import { ocrPromptV1 } from "../../src/modules/sessions/prompts/ocr-v1.ts"
+import { SessionJobs } from "../../src/modules/sessions/sessions.jobs.ts"
+import { AiLive, HttpRoutes, SessionsWorker } from "../../src/server.ts"
 
 export interface TestServerOptions<RE = never, RR = never, RS = never> {
   readonly config?: Record<string, string>
@@ -38,6 +42,11 @@ export interface TestServerOptions<RE = never, RR = never, RS = never> {
    * provider; `OPENAI_API_KEY` + `OPENAI_BASE_URL` at a wire fake, and so on), ledger in the database.
    */
   readonly ai?: Layer.Layer<AiStrategy, unknown, Db | AppConfig>
+  /**
+   * Runs the sessions worker (the queue's consumer) in the same server, on the same queue and
+   * progress bus, as `npm run dev` does; default false (sessions stay queued).
+   */
+  readonly consumer?: boolean
 }
 
 export const testConfig = (overrides: Record<string, string> = {}) =>
@@ -79,13 +88,17 @@ export const localTestStorage = (options: { readonly root?: string } = {}) =>
   )
 
 export const testServer = <RE = never, RR = never, RS = never>(options: TestServerOptions<RE, RR, RS>) =>
-  HttpLayerRouter.serve(options.routes ? Layer.mergeAll(HttpRoutes, options.routes) : HttpRoutes, {
-    disableLogger: true
-  }).pipe(
+  Layer.mergeAll(
+    HttpLayerRouter.serve(options.routes ? Layer.mergeAll(HttpRoutes, options.routes) : HttpRoutes, {
+      disableLogger: true
+    }),
+    options.consumer === true ? SessionsWorker : Layer.empty
+  ).pipe(
     // Storage may need the server's address (the local form signs URLs for it).
     Layer.provide(options.storage ?? localTestStorage()),
     Layer.provideMerge(NodeServerLive),
     Layer.provide(ImageProcessor.layer),
+    Layer.provide(Layer.mergeAll(Ocr.fromConfig(ocrPromptV1), ProgressBus.layer, SessionJobs.layer)),
     Layer.provide(options.ai ?? AiLive),
     Layer.provide(options.db),
     Layer.provide(options.redis ?? Redis.none),

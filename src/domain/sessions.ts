@@ -1,0 +1,190 @@
+/**
+ * Sessions: chat screenshots read into a transcript (OCR), with suggested replies streamed back.
+ * `POST /sessions` answers 202 at once; a worker runs the pipeline and publishes its progress,
+ * which `GET /sessions/:id/events` streams as Server-Sent Events (resumable with `Last-Event-ID`).
+ */
+import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import { Schema } from "effect"
+import { Authentication } from "./auth.ts"
+import { Envelope } from "./envelope.ts"
+import {
+  ImageTooLargeEnvelope,
+  ImageUnreadableEnvelope,
+  NotFoundEnvelope,
+  ServiceUnavailableEnvelope,
+  UploadAlreadyUsedEnvelope,
+  UploadContentMismatchEnvelope,
+  UploadExpiredEnvelope,
+  UploadNotReceivedEnvelope,
+  UploadPurposeMismatchEnvelope,
+  UploadSizeMismatchEnvelope,
+  UploadTypeMismatchEnvelope
+} from "./errors.ts"
+import { Text } from "./fields.ts"
+import { Feedback } from "./openers.ts"
+import { Page, PageParams, ResourceId } from "./pagination.ts"
+import { LanguageTag, Tone } from "./tones.ts"
+
+export const SessionStatus = Schema.Literal("queued", "processing", "completed", "failed", "cancelled")
+export type SessionStatus = typeof SessionStatus.Type
+
+export const SessionPhase = Schema.Literal("normalise", "ocr", "transcript", "suggestions")
+export type SessionPhase = typeof SessionPhase.Type
+
+export const CreateSession = Schema.Struct({
+  /** The chat screenshots, in order (uploads with purpose `session`). */
+  uploadIds: Schema.Array(ResourceId).pipe(Schema.minItems(1), Schema.maxItems(10)),
+  matchId: Schema.optionalWith(ResourceId, { exact: true }),
+  /** Default: the user's default tone, else playful. */
+  tone: Schema.optionalWith(Tone, { exact: true }),
+  /** BCP 47. Default: the user's preferred language, else en. */
+  language: Schema.optionalWith(LanguageTag, { exact: true }),
+  /** What the user wants the suggestions to consider. */
+  context: Schema.optionalWith(Text(500), { exact: true })
+})
+  .pipe(
+    Schema.filter((input) =>
+      new Set(input.uploadIds).size === input.uploadIds.length
+        ? undefined
+        : { path: ["uploadIds"], message: "Each upload may appear once" }
+    )
+  )
+  .annotations({ identifier: "CreateSession", parseOptions: { onExcessProperty: "error", errors: "all" } })
+export type CreateSession = typeof CreateSession.Type
+
+export const SessionSender = Schema.Literal("me", "them", "system")
+
+export const SessionMessage = Schema.Struct({
+  sender: SessionSender,
+  text: Schema.String,
+  time: Schema.NullOr(Schema.String),
+  confidence: Schema.Number
+}).annotations({ identifier: "SessionMessage" })
+export type SessionMessage = typeof SessionMessage.Type
+
+export const SessionSuggestion = Schema.Struct({
+  id: Schema.String,
+  batch: Schema.Int,
+  position: Schema.Int,
+  text: Schema.String,
+  tone: Tone,
+  feedback: Schema.NullOr(Feedback)
+}).annotations({ identifier: "SessionSuggestion" })
+export type SessionSuggestion = typeof SessionSuggestion.Type
+
+/** A session as listed. */
+export const SessionSummary = Schema.Struct({
+  id: Schema.String,
+  matchId: Schema.NullOr(Schema.String),
+  status: SessionStatus,
+  phase: Schema.NullOr(SessionPhase),
+  errorCode: Schema.NullOr(Schema.String),
+  tone: Tone,
+  language: Schema.String,
+  imageCount: Schema.Int,
+  createdAt: Schema.DateFromString,
+  completedAt: Schema.NullOr(Schema.DateFromString)
+}).annotations({ identifier: "SessionSummary" })
+export type SessionSummary = typeof SessionSummary.Type
+
+/** A session with its transcript and suggestions. */
+export const Session = Schema.Struct({
+  ...SessionSummary.fields,
+  context: Schema.NullOr(Schema.String),
+  transcript: Schema.Array(SessionMessage),
+  suggestions: Schema.Array(SessionSuggestion)
+}).annotations({ identifier: "Session" })
+export type Session = typeof Session.Type
+
+/**
+ * What the progress feed carries (also the `data` of each SSE event, `event:` being the tag in
+ * lower case): state changes, the transcript once persisted, suggestion deltas and the
+ * suggestions as saved, then one terminal event.
+ */
+export const SessionEvent = Schema.Union(
+  Schema.TaggedStruct("Status", { status: SessionStatus, phase: Schema.NullOr(SessionPhase) }),
+  Schema.TaggedStruct("Transcript", { messages: Schema.Array(SessionMessage) }),
+  Schema.TaggedStruct("Delta", { index: Schema.Int, text: Schema.String }),
+  Schema.TaggedStruct("Suggestion", { index: Schema.Int, suggestion: SessionSuggestion }),
+  Schema.TaggedStruct("Completed", {}),
+  Schema.TaggedStruct("Failed", { code: Schema.String, message: Schema.String }),
+  Schema.TaggedStruct("Cancelled", {})
+)
+export type SessionEvent = typeof SessionEvent.Type
+
+/** The state kept with the feed: what a late listener gets as its snapshot. */
+export const SessionProgressState = Schema.Struct({
+  status: SessionStatus,
+  phase: Schema.NullOr(SessionPhase),
+  errorCode: Schema.NullOr(Schema.String)
+})
+export type SessionProgressState = typeof SessionProgressState.Type
+
+const EVENTS_DESCRIPTION =
+  "Server-Sent Events, `id:` being the event's sequence number (send it back as `Last-Event-ID` to resume):\n" +
+  "- `event: snapshot`, data `{status, phase, errorCode}`: the state so far (first, when resuming is not possible);\n" +
+  "- `event: status`, data `{status, phase}`;\n" +
+  "- `event: transcript`, data `{messages}`: the merged transcript, before any suggestion;\n" +
+  "- `event: delta`, data `{index, text}`: a piece of suggestion `index`;\n" +
+  "- `event: suggestion`, data `{index, suggestion}`: suggestion `index`, complete, checked and saved;\n" +
+  "- `event: completed`, `event: failed` (data `{code, message}`) or `event: cancelled`: the stream ends."
+
+const SessionPath = Schema.Struct({ sessionId: ResourceId })
+
+export class SessionsGroup extends HttpApiGroup.make("sessions")
+  .add(
+    HttpApiEndpoint.post("create", "/")
+      .setPayload(CreateSession)
+      .addSuccess(Envelope(Session), { status: 202 })
+      .addError(NotFoundEnvelope)
+      .addError(UploadNotReceivedEnvelope)
+      .addError(UploadExpiredEnvelope)
+      .addError(UploadAlreadyUsedEnvelope)
+      .addError(UploadSizeMismatchEnvelope)
+      .addError(UploadTypeMismatchEnvelope)
+      .addError(UploadContentMismatchEnvelope)
+      .addError(UploadPurposeMismatchEnvelope)
+      .addError(ImageTooLargeEnvelope)
+      .addError(ImageUnreadableEnvelope)
+      .addError(ServiceUnavailableEnvelope)
+      .annotate(
+        OpenApi.Description,
+        "Takes the uploads (each must be the caller's, uploaded, verified and unused; a refusal names the " +
+          "upload in `details.uploadId`) and queues the session; follow it with `GET /sessions/:id/events` or poll."
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("list", "/")
+      .setUrlParams(PageParams)
+      .addSuccess(Envelope(Page(SessionSummary)))
+  )
+  .add(
+    HttpApiEndpoint.get("get", "/:sessionId")
+      .setPath(SessionPath)
+      .addSuccess(Envelope(Session))
+      .addError(NotFoundEnvelope)
+  )
+  .add(
+    HttpApiEndpoint.get("events", "/:sessionId/events")
+      .setPath(SessionPath)
+      .addSuccess(
+        HttpApiSchema.Text({ contentType: "text/event-stream" }).annotations({ description: EVENTS_DESCRIPTION })
+      )
+      .addError(NotFoundEnvelope)
+  )
+  .add(
+    HttpApiEndpoint.post("cancel", "/:sessionId/cancel")
+      .setPath(SessionPath)
+      .addSuccess(Envelope(Session))
+      .addError(NotFoundEnvelope)
+      .addError(ServiceUnavailableEnvelope)
+  )
+  .add(
+    HttpApiEndpoint.del("delete", "/:sessionId")
+      .setPath(SessionPath)
+      .addSuccess(HttpApiSchema.NoContent)
+      .addError(NotFoundEnvelope)
+      .addError(ServiceUnavailableEnvelope)
+  )
+  .middleware(Authentication)
+  .prefix("/sessions") {}

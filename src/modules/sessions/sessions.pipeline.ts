@@ -1,0 +1,390 @@
+/**
+ * The sessions pipeline, run by the queue's consumer for one session:
+ *   normalise every image (uploads.process) → OCR each image in parallel (the Ocr service; the
+ *   same image hash of the same user reuses the earlier result) → merge in order without the
+ *   overlap of consecutive screenshots → persist the transcript and publish it → stream the
+ *   suggestions (deltas published; each complete, checked line saved) → completed.
+ * Each phase is idempotent (rows keyed by position, conditional updates), so a retry resumes
+ * without duplicates; a cancelled or deleted session stops it. The originals are deleted from
+ * storage once OCR has succeeded. Failures end as `failed` with a catalog code (transient ones
+ * are retried by the queue first). Nothing logged carries message text or image bytes.
+ */
+import { Clock, Data, Effect, Layer, Option, Schema, Stream } from "effect"
+import type { AiError } from "../../core/ai/errors.ts"
+import { AiStrategy } from "../../core/ai/strategy.ts"
+import { AppConfig } from "../../core/config.ts"
+import { OcrFailed } from "../../core/ocr/errors.ts"
+import { Ocr } from "../../core/ocr/ocr.ts"
+import { Transcript } from "../../core/ocr/transcript.ts"
+import { JobFailedPermanently, type Job } from "../../core/queue/job-queue.ts"
+import { Storage } from "../../core/storage/storage.ts"
+import { codeOf, type ErrorCode, SafetyBlocked } from "../../domain/errors.ts"
+import type { SessionEvent, SessionPhase, SessionProgressState } from "../../domain/sessions.ts"
+import { Tone } from "../../domain/tones.ts"
+import { matchTexts } from "../matches/matches.service.ts"
+import { MatchesService } from "../matches/matches.service.ts"
+import { cleanLine } from "../openers/openers.service.ts"
+import { impliesMinor, normalizeOpener, outputAllowed } from "../openers/safety.ts"
+import { UploadsService } from "../uploads/uploads.service.ts"
+import { mergeTranscripts } from "./merge.ts"
+import {
+  declined,
+  localSuggestions,
+  SUGGESTIONS_PROMPT_VERSION,
+  type SuggestionsPromptInput,
+  suggestionsPrompt,
+  suggestionsSystem
+} from "./prompts/suggestions-v1.ts"
+import { SessionJobs, type SessionJob, sessionFeed } from "./sessions.jobs.ts"
+import { SessionsRepo } from "./sessions.repo.ts"
+import { toMessage, toSuggestion } from "./sessions.service.ts"
+
+export const SUGGESTION_COUNT = 3
+const MAX_SUGGESTION_CHARS = 300
+
+/** The session was cancelled, finished or deleted meanwhile: the job stops quietly. */
+class Stopped extends Data.TaggedError("Stopped")<Record<never, never>> {}
+
+const AI_CODES: Record<AiError["_tag"], ErrorCode> = {
+  AiUnavailable: "AI_UNAVAILABLE",
+  AiStreamFailed: "AI_UNAVAILABLE",
+  AiRejected: "AI_REQUEST_REJECTED",
+  AiInvalidOutput: "AI_INVALID_OUTPUT",
+  AiQuotaExceeded: "QUOTA_EXCEEDED"
+}
+
+const isAiTag = (tag: string): tag is AiError["_tag"] => tag in AI_CODES
+
+/** The catalog code a failed session reports. */
+export const failureCode = (error: { readonly _tag: string }): ErrorCode =>
+  isAiTag(error._tag) ? AI_CODES[error._tag] : error._tag === "OcrFailed" ? "OCR_FAILED" : codeOf(error)
+
+/** Failures worth another attempt: a provider or a dependency that may come back. */
+const TRANSIENT = new Set(["AiUnavailable", "AiStreamFailed", "DbError", "StorageError", "ProgressBusError"])
+
+const FAILURE_MESSAGES: Partial<Record<ErrorCode, string>> = {
+  OCR_FAILED: "No chat could be read from the screenshots",
+  AI_UNAVAILABLE: "No AI provider could answer; try again shortly",
+  QUOTA_EXCEEDED: "Today's AI budget for this account is used up",
+  SAFETY_BLOCKED: "This conversation involves someone under 18: Wingmate does not help with that"
+}
+
+export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionPipeline", {
+  effect: Effect.gen(function* () {
+    const repo = yield* SessionsRepo
+    const uploads = yield* UploadsService
+    const matches = yield* MatchesService
+    const storage = yield* Storage
+    const ocr = yield* Ocr
+    const ai = yield* AiStrategy
+    const config = yield* AppConfig
+    const feed = yield* sessionFeed
+    const mimeType = config.images.format === "webp" ? ("image/webp" as const) : ("image/jpeg" as const)
+
+    const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
+
+    const run = (payload: SessionJob) =>
+      Effect.gen(function* () {
+        const { sessionId, userId } = payload
+        const session = yield* repo.findForJob(sessionId)
+        if (session === null || session.userId !== userId) return
+        if (session.status !== "queued" && session.status !== "processing") return
+
+        const timings: Record<string, number> = {}
+        const state = (phase: SessionPhase | null): SessionProgressState => ({
+          status: "processing",
+          phase,
+          errorCode: null
+        })
+        const publish = (event: SessionEvent, next?: SessionProgressState) =>
+          feed.publish(sessionId, event, next === undefined ? {} : { state: next }).pipe(
+            Effect.catchAll((error) => Effect.logWarning("Session progress not published", error)),
+            Effect.asVoid
+          )
+        const enter = (phase: SessionPhase) =>
+          Effect.gen(function* () {
+            const advanced = yield* repo.advance(sessionId, {
+              status: "processing",
+              phase,
+              startedAt: session.startedAt ?? (yield* now),
+              timings
+            })
+            if (!advanced) return yield* new Stopped()
+            yield* publish({ _tag: "Status", status: "processing", phase }, state(phase))
+          })
+        const timed = <A, E, R>(phase: SessionPhase, effect: Effect.Effect<A, E, R>) =>
+          Effect.gen(function* () {
+            const start = yield* Clock.currentTimeMillis
+            const result = yield* effect
+            timings[phase] = (yield* Clock.currentTimeMillis) - start
+            return result
+          })
+
+        // Normalise and OCR, unless an earlier attempt already saved the transcript.
+        let stored = session.messages
+        if (stored.length === 0) {
+          yield* enter("normalise")
+          const images = yield* timed(
+            "normalise",
+            Effect.forEach(
+              session.images,
+              (image) =>
+                image.contentHash !== null && image.imageKey !== null && image.thumbnailKey !== null
+                  ? Effect.succeed({ contentHash: image.contentHash, imageKey: image.imageKey })
+                  : Effect.tap(uploads.process(userId, image.uploadId), (processed) =>
+                      repo.setImage(image.id, {
+                        contentHash: processed.contentHash,
+                        imageKey: processed.imageKey,
+                        thumbnailKey: processed.thumbnailKey
+                      })
+                    ),
+              { concurrency: 2 }
+            )
+          )
+
+          yield* enter("ocr")
+          const transcripts = yield* timed(
+            "ocr",
+            Effect.forEach(
+              images,
+              (image) =>
+                Effect.gen(function* () {
+                  const cached = yield* repo.cachedOcr(userId, image.contentHash)
+                  if (cached !== null) {
+                    const decoded = Schema.decodeUnknownOption(Transcript)(cached.transcript)
+                    if (Option.isSome(decoded)) return decoded.value
+                  }
+                  const bytes = yield* storage.get(image.imageKey)
+                  if (Option.isNone(bytes)) {
+                    return yield* new OcrFailed({
+                      reason: "unreadable-image",
+                      message: "The image is no longer stored"
+                    })
+                  }
+                  const transcript = yield* ocr.read(
+                    { feature: "sessions.ocr", userId },
+                    { bytes: bytes.value, mimeType }
+                  )
+                  yield* repo.cacheOcr(
+                    userId,
+                    image.contentHash,
+                    Schema.encodeSync(Transcript)(transcript),
+                    transcript.engine
+                  )
+                  return transcript
+                }),
+              { concurrency: "unbounded" }
+            )
+          )
+
+          const merged = mergeTranscripts(transcripts.map((transcript) => transcript.messages))
+          if (merged.length === 0) {
+            return yield* new OcrFailed({ reason: "no-text", message: "No message was read from the screenshots" })
+          }
+          yield* enter("transcript")
+          yield* timed(
+            "transcript",
+            repo.saveTranscript(
+              sessionId,
+              merged.map((message) => ({
+                sender: message.sender,
+                text: message.text,
+                time: message.time,
+                confidence: message.confidence
+              }))
+            )
+          )
+          // OCR succeeded: the original screenshots go (the normalised image and thumbnail stay with the session).
+          yield* storage
+            .remove(session.images.map((image) => image.upload.key))
+            .pipe(Effect.catchAll((error) => Effect.logWarning("Session originals not deleted", error)))
+          stored = yield* repo.messages(sessionId)
+        }
+        const transcript = stored.map(toMessage)
+        yield* publish({ _tag: "Transcript", messages: transcript })
+
+        // Suggestions.
+        yield* enter("suggestions")
+        const match = session.matchId === null ? null : yield* Effect.option(matches.get(userId, session.matchId))
+        const matchRow = match === null ? null : Option.getOrNull(match)
+        if (impliesMinor([...(matchRow === null ? [] : matchTexts(matchRow)), ...transcript.map((m) => m.text)])) {
+          return yield* new SafetyBlocked({ message: "minor" })
+        }
+        const feedback = yield* repo.feedbackOf(userId)
+        const tone: Tone = Schema.is(Tone)(session.tone) ? session.tone : "playful"
+        const input: SuggestionsPromptInput = {
+          transcript,
+          tone,
+          language: session.language,
+          count: SUGGESTION_COUNT,
+          matchName: matchRow?.name ?? null,
+          matchNotes: matchRow?.notes ?? null,
+          context: session.context,
+          liked: feedback.liked.map((s) => s.text),
+          disliked: feedback.disliked.map((s) => ({ text: s.text, reason: s.dislikeReason })),
+          declined: declined(transcript)
+        }
+        const meta = { provider: "unknown", model: "unknown", costMicros: 0 }
+        let buffer = ""
+        let index = 0
+        const seen = new Set<string>()
+
+        const finishLine = (raw: string) =>
+          Effect.gen(function* () {
+            const text = cleanLine(raw)
+            if (text === "" || index >= SUGGESTION_COUNT) return
+            if (
+              text.length > MAX_SUGGESTION_CHARS ||
+              !outputAllowed(text, config.openers.safetyPolicy) ||
+              seen.has(normalizeOpener(text))
+            ) {
+              return
+            }
+            seen.add(normalizeOpener(text))
+            const position = index++
+            const saved = yield* repo.saveSuggestion({
+              sessionId,
+              batch: 0,
+              position,
+              text,
+              tone,
+              promptVersion: SUGGESTIONS_PROMPT_VERSION,
+              provider: meta.provider,
+              model: meta.model
+            })
+            yield* publish({ _tag: "Suggestion", index: position, suggestion: toSuggestion(saved) })
+          })
+
+        yield* timed(
+          "suggestions",
+          ai
+            .streamText(
+              { feature: "sessions.suggestions", userId },
+              {
+                system: suggestionsSystem(input),
+                prompt: suggestionsPrompt(input),
+                maxOutputTokens: 120 * SUGGESTION_COUNT + 60,
+                temperature: 0.8,
+                localText: () => localSuggestions(input)
+              }
+            )
+            .pipe(
+              Stream.runForEach((event) => {
+                if (event._tag === "Started") {
+                  meta.provider = event.provider
+                  meta.model = event.model
+                  return Effect.void
+                }
+                if (event._tag === "Completed") {
+                  meta.costMicros = event.costMicros
+                  const last = buffer
+                  buffer = ""
+                  return finishLine(last)
+                }
+                return Effect.gen(function* () {
+                  const parts = event.text.split("\n")
+                  for (let i = 0; i < parts.length; i++) {
+                    const part = parts[i] ?? ""
+                    buffer += part
+                    if (part !== "" && index < SUGGESTION_COUNT && buffer.trim() !== "") {
+                      yield* publish({ _tag: "Delta", index, text: part })
+                    }
+                    if (i < parts.length - 1) {
+                      const line = buffer
+                      buffer = ""
+                      yield* finishLine(line)
+                    }
+                  }
+                })
+              })
+            )
+        )
+        yield* repo.trimSuggestions(sessionId, 0, index)
+
+        const completed = yield* repo.advance(sessionId, {
+          status: "completed",
+          phase: null,
+          completedAt: yield* now,
+          costMicros: meta.costMicros,
+          timings
+        })
+        if (!completed) return yield* new Stopped()
+        yield* publish({ _tag: "Completed" }, { status: "completed", phase: null, errorCode: null })
+        yield* Effect.logInfo("Session completed").pipe(
+          Effect.annotateLogs({ sessionId, messages: transcript.length, suggestions: index })
+        )
+      }).pipe(Effect.catchTag("Stopped", () => Effect.void))
+
+    const markFailed = (sessionId: string, code: ErrorCode) =>
+      Effect.gen(function* () {
+        const failed = yield* repo.advance(sessionId, {
+          status: "failed",
+          phase: null,
+          errorCode: code,
+          completedAt: yield* now
+        })
+        if (!failed) return
+        yield* feed
+          .publish(
+            sessionId,
+            { _tag: "Failed", code, message: FAILURE_MESSAGES[code] ?? "The session could not be completed" },
+            { state: { status: "failed", phase: null, errorCode: code } }
+          )
+          .pipe(Effect.catchAll((error) => Effect.logWarning("Session progress not published", error)))
+        yield* Effect.logWarning("Session failed").pipe(Effect.annotateLogs({ sessionId, code }))
+      })
+
+    const onFailure = <E extends { readonly _tag: string }>(
+      job: Job<SessionJob>,
+      error: E
+    ): Effect.Effect<never, E | JobFailedPermanently> => {
+      const code = failureCode(error)
+      if (TRANSIENT.has(error._tag) && job.attempt < job.maxAttempts) {
+        return Effect.zipRight(
+          Effect.logWarning("Session attempt failed, to be retried").pipe(
+            Effect.annotateLogs({ sessionId: job.id, attempt: job.attempt, code })
+          ),
+          Effect.fail(error)
+        )
+      }
+      return Effect.zipRight(
+        markFailed(job.payload.sessionId, code).pipe(Effect.orDie),
+        Effect.fail(new JobFailedPermanently({ reason: code }))
+      )
+    }
+
+    /** The queue's handler: transient failures retried while attempts remain, then `failed` with a code. */
+    const handle = (job: Job<SessionJob>) =>
+      run(job.payload).pipe(
+        Effect.catchAll((error) => onFailure(job, error)),
+        Effect.catchAllDefect((defect) =>
+          job.attempt < job.maxAttempts
+            ? Effect.die(defect)
+            : Effect.zipRight(
+                Effect.logError("Session failed unexpectedly", defect).pipe(Effect.annotateLogs({ sessionId: job.id })),
+                Effect.zipRight(
+                  markFailed(job.payload.sessionId, "INTERNAL_ERROR").pipe(Effect.orDie),
+                  Effect.fail(new JobFailedPermanently({ reason: "INTERNAL_ERROR" }))
+                )
+              )
+        ),
+        Effect.withSpan("sessions.job", { attributes: { "session.id": job.id, "job.attempt": job.attempt } })
+      )
+
+    return { run, handle } as const
+  }),
+  dependencies: [SessionsRepo.Default]
+}) {}
+
+/**
+ * The consumer: a pool of fibers (QUEUE_CONCURRENCY) running the pipeline until the layer's
+ * scope closes (then running jobs finish or are handed back).
+ */
+export const SessionsConsumerLive = Layer.scopedDiscard(
+  Effect.gen(function* () {
+    const jobs = yield* SessionJobs
+    const pipeline = yield* SessionPipeline
+    yield* Effect.logInfo(`Sessions consumer: ${jobs.backend} queue "${jobs.name}"`)
+    yield* jobs.consume(pipeline.handle)
+  })
+)

@@ -1,0 +1,137 @@
+/**
+ * Prisma access for sessions. Reads for the API are scoped to their owner; the worker reads by
+ * id. Every write of the pipeline is idempotent (unique keys, conditional updates), so a retried
+ * job never duplicates a row, and a cancelled or deleted session is never brought back.
+ */
+import { Effect } from "effect"
+import { Db } from "../../core/db/db.ts"
+import type { Prisma, Session } from "../../core/db/generated/client.ts"
+import { afterCursor, newestFirst } from "../../core/pagination.ts"
+
+export type { Session }
+
+/** Statuses in which the pipeline may still write. */
+const RUNNING: Array<"queued" | "processing"> = ["queued", "processing"]
+
+const detail = {
+  images: { orderBy: { position: "asc" as const }, include: { upload: { select: { key: true } } } },
+  messages: { orderBy: { position: "asc" as const } },
+  suggestions: { orderBy: [{ batch: "asc" as const }, { position: "asc" as const }] }
+}
+
+export interface MessageRow {
+  readonly sender: string
+  readonly text: string
+  readonly time: string | null
+  readonly confidence: number
+}
+
+export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo", {
+  effect: Effect.gen(function* () {
+    const db = yield* Db
+    return {
+      create: (data: Omit<Prisma.SessionUncheckedCreateInput, "images">, uploadIds: ReadonlyArray<string>) =>
+        db.query("sessions.create", (c) =>
+          c.session.create({
+            data: { ...data, images: { create: uploadIds.map((uploadId, position) => ({ uploadId, position })) } },
+            include: detail
+          })
+        ),
+      find: (userId: string, id: string) =>
+        db.query("sessions.find", (c) => c.session.findFirst({ where: { id, userId }, include: detail })),
+      /** The worker's read: by id only (the job carries the owner, checked by the caller). */
+      findForJob: (id: string) =>
+        db.query("sessions.findForJob", (c) => c.session.findUnique({ where: { id }, include: detail })),
+      list: (userId: string, limit: number, cursor: string | undefined) =>
+        Effect.flatMap(afterCursor(cursor), (after) =>
+          db.query("sessions.list", (c) =>
+            c.session.findMany({
+              where: { userId, ...after },
+              orderBy: newestFirst,
+              take: limit + 1,
+              include: { _count: { select: { images: true } } }
+            })
+          )
+        ),
+      /** Updates a session still queued or processing; false when it was cancelled, finished or deleted. */
+      advance: (id: string, data: Prisma.SessionUncheckedUpdateManyInput) =>
+        db
+          .query("sessions.advance", (c) => c.session.updateMany({ where: { id, status: { in: RUNNING } }, data }))
+          .pipe(Effect.map(({ count }) => count > 0)),
+      cancel: (userId: string, id: string, at: Date) =>
+        db
+          .query("sessions.cancel", (c) =>
+            c.session.updateMany({
+              where: { id, userId, status: { in: RUNNING } },
+              data: { status: "cancelled", phase: null, completedAt: at }
+            })
+          )
+          .pipe(Effect.map(({ count }) => count > 0)),
+      remove: (userId: string, id: string) =>
+        db
+          .query("sessions.remove", (c) => c.session.deleteMany({ where: { id, userId } }))
+          .pipe(Effect.map(({ count }) => count > 0)),
+      idsOf: (userId: string) =>
+        db
+          .query("sessions.idsOf", (c) => c.session.findMany({ where: { userId }, select: { id: true } }))
+          .pipe(Effect.map((rows) => rows.map((row) => row.id))),
+      setImage: (imageId: string, data: { contentHash: string; imageKey: string; thumbnailKey: string }) =>
+        db.query("sessions.setImage", (c) => c.sessionImage.update({ where: { id: imageId }, data })),
+      cachedOcr: (userId: string, contentHash: string) =>
+        db.query("sessions.cachedOcr", (c) =>
+          c.ocrResult.findUnique({ where: { userId_contentHash: { userId, contentHash } } })
+        ),
+      cacheOcr: (userId: string, contentHash: string, transcript: Prisma.InputJsonValue, provider: string) =>
+        db.query("sessions.cacheOcr", (c) =>
+          c.ocrResult.createMany({ data: [{ userId, contentHash, transcript, provider }], skipDuplicates: true })
+        ),
+      /** The merged transcript, once: a retry finds the rows already there. */
+      saveTranscript: (sessionId: string, messages: ReadonlyArray<MessageRow>) =>
+        db.query("sessions.saveTranscript", (c) =>
+          c.transcriptMessage.createMany({
+            data: messages.map((message, position) => ({ sessionId, position, ...message })),
+            skipDuplicates: true
+          })
+        ),
+      messages: (sessionId: string) =>
+        db.query("sessions.messages", (c) =>
+          c.transcriptMessage.findMany({ where: { sessionId }, orderBy: { position: "asc" } })
+        ),
+      /** A suggestion at (batch, position): a retry replaces what the failed attempt wrote. */
+      saveSuggestion: (data: Prisma.SuggestionUncheckedCreateInput) =>
+        db.query("sessions.saveSuggestion", (c) =>
+          c.suggestion.upsert({
+            where: {
+              sessionId_batch_position: { sessionId: data.sessionId, batch: data.batch, position: data.position }
+            },
+            create: data,
+            update: { text: data.text, tone: data.tone, provider: data.provider, model: data.model, feedback: null }
+          })
+        ),
+      /** Suggestions of `batch` past `count` (left by an earlier attempt that wrote more). */
+      trimSuggestions: (sessionId: string, batch: number, count: number) =>
+        db.query("sessions.trimSuggestions", (c) =>
+          c.suggestion.deleteMany({ where: { sessionId, batch, position: { gte: count } } })
+        ),
+      /** The user's liked and disliked suggestions, to shape the prompt. */
+      feedbackOf: (userId: string) =>
+        db.query("sessions.feedbackOf", async (c) => {
+          const [liked, disliked] = await Promise.all([
+            c.suggestion.findMany({
+              where: { session: { userId }, feedback: "liked" },
+              orderBy: { feedbackAt: "desc" },
+              take: 5
+            }),
+            c.suggestion.findMany({
+              where: { session: { userId }, feedback: "disliked" },
+              orderBy: { feedbackAt: "desc" },
+              take: 5
+            })
+          ])
+          return { liked, disliked }
+        })
+    } as const
+  })
+}) {}
+
+export type SessionDetail = NonNullable<Effect.Effect.Success<ReturnType<SessionsRepo["find"]>>>

@@ -1,0 +1,282 @@
+/**
+ * Sessions, the api side: create (take the uploads, save the session, queue its job), read,
+ * list, follow (the progress feed), cancel and delete. The pipeline itself runs in the worker
+ * (sessions.pipeline.ts).
+ */
+import { Clock, Effect, Layer, Option, Schema, Stream } from "effect"
+import { Erasure } from "../../core/erasure.ts"
+import { notFound } from "../../core/ownership.ts"
+import { toPage } from "../../core/pagination.ts"
+import type { ProgressItem } from "../../core/progress/progress-bus.ts"
+import { Storage } from "../../core/storage/storage.ts"
+import {
+  NotFound,
+  ServiceUnavailable,
+  UploadAlreadyUsed,
+  UploadContentMismatch,
+  UploadExpired,
+  UploadNotReceived,
+  UploadPurposeMismatch,
+  UploadSizeMismatch,
+  UploadTypeMismatch
+} from "../../domain/errors.ts"
+import {
+  type CreateSession,
+  type Session as SessionView,
+  type SessionEvent,
+  type SessionMessage,
+  SessionPhase,
+  type SessionProgressState,
+  SessionSender,
+  type SessionSuggestion,
+  type SessionSummary
+} from "../../domain/sessions.ts"
+import { Tone } from "../../domain/tones.ts"
+import { MatchesService } from "../matches/matches.service.ts"
+import { UploadsService } from "../uploads/uploads.service.ts"
+import { UsersRepo } from "../users/users.repo.ts"
+import { type SessionDetail, SessionsRepo } from "./sessions.repo.ts"
+import { SessionJobs, sessionFeed } from "./sessions.jobs.ts"
+
+const toneOf = (value: string | null | undefined): Tone => (Schema.is(Tone)(value) ? value : "playful")
+const phaseOf = (value: string | null): SessionPhase | null => (Schema.is(SessionPhase)(value) ? value : null)
+
+export const toMessage = (row: {
+  readonly sender: string
+  readonly text: string
+  readonly time: string | null
+  readonly confidence: number
+}): SessionMessage => ({
+  sender: Schema.is(SessionSender)(row.sender) ? row.sender : "system",
+  text: row.text,
+  time: row.time,
+  confidence: row.confidence
+})
+
+export const toSuggestion = (row: {
+  readonly id: string
+  readonly batch: number
+  readonly position: number
+  readonly text: string
+  readonly tone: string
+  readonly feedback: string | null
+}): SessionSuggestion => ({
+  id: row.id,
+  batch: row.batch,
+  position: row.position,
+  text: row.text,
+  tone: toneOf(row.tone),
+  feedback: row.feedback === "liked" || row.feedback === "disliked" ? row.feedback : null
+})
+
+const summaryOf = (
+  row: Omit<SessionDetail, "images" | "messages" | "suggestions">,
+  imageCount: number
+): SessionSummary => ({
+  id: row.id,
+  matchId: row.matchId,
+  status: row.status,
+  phase: phaseOf(row.phase),
+  errorCode: row.errorCode,
+  tone: toneOf(row.tone),
+  language: row.language,
+  imageCount,
+  createdAt: row.createdAt,
+  completedAt: row.completedAt
+})
+
+export const toSessionView = (row: SessionDetail): SessionView => ({
+  ...summaryOf(row, row.images.length),
+  context: row.context,
+  transcript: row.messages.map(toMessage),
+  suggestions: row.suggestions.map(toSuggestion)
+})
+
+const stateOf = (row: SessionDetail): SessionProgressState => ({
+  status: row.status,
+  phase: phaseOf(row.phase),
+  errorCode: row.errorCode
+})
+
+const isTerminalStatus = (status: string) => status === "completed" || status === "failed" || status === "cancelled"
+
+/** One SSE frame: `id:` is the seq, `event:` the tag in lower case. */
+const frame = (seq: number, event: string, data: unknown) =>
+  `id: ${seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`
+
+const eventFrame = (seq: number, event: SessionEvent) => {
+  const { _tag, ...data } = event
+  return frame(seq, _tag.toLowerCase(), data)
+}
+
+type UseError = Effect.Effect.Error<ReturnType<UploadsService["use"]>>
+
+/** Names the upload a refusal is about (`details.uploadId`), keeping the code and message. */
+const naming =
+  (uploadId: string) =>
+  (error: UseError): UseError => {
+    const details = { uploadId }
+    switch (error._tag) {
+      case "NotFound":
+        return new NotFound({ message: error.message, details })
+      case "UploadAlreadyUsed":
+        return new UploadAlreadyUsed({ message: error.message, details })
+      case "UploadNotReceived":
+        return new UploadNotReceived({ message: error.message, details })
+      case "UploadExpired":
+        return new UploadExpired({ message: error.message, details })
+      case "UploadSizeMismatch":
+        return new UploadSizeMismatch({ message: error.message, details })
+      case "UploadTypeMismatch":
+        return new UploadTypeMismatch({ message: error.message, details })
+      case "UploadContentMismatch":
+        return new UploadContentMismatch({ message: error.message, details })
+      case "UploadPurposeMismatch":
+        return new UploadPurposeMismatch({
+          message: error.message,
+          details: { ...(typeof error.details === "object" && error.details !== null ? error.details : {}), uploadId }
+        })
+      default:
+        return error
+    }
+  }
+
+const queueDown = () => new ServiceUnavailable({ message: "The job queue is unavailable; try again shortly" })
+
+export class SessionsService extends Effect.Service<SessionsService>()("SessionsService", {
+  effect: Effect.gen(function* () {
+    const repo = yield* SessionsRepo
+    const uploads = yield* UploadsService
+    const matches = yield* MatchesService
+    const users = yield* UsersRepo
+    const jobs = yield* SessionJobs
+    const feed = yield* sessionFeed
+    const storage = yield* Storage
+
+    const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
+
+    const load = (userId: string, id: string) =>
+      Effect.flatMap(repo.find(userId, id), (row) =>
+        row === null ? Effect.fail(notFound("Session")) : Effect.succeed(row)
+      )
+
+    const publishQuietly = (id: string, event: SessionEvent, state: SessionProgressState) =>
+      feed.publish(id, event, { state }).pipe(
+        Effect.catchAll((error) => Effect.logWarning("Session progress not published", error)),
+        Effect.asVoid
+      )
+
+    const create = (userId: string, input: CreateSession) =>
+      Effect.gen(function* () {
+        if (input.matchId !== undefined) yield* matches.get(userId, input.matchId)
+        // Every upload is checked before any is taken: a refusal leaves the others usable.
+        for (const uploadId of input.uploadIds)
+          yield* uploads.verify(userId, uploadId).pipe(Effect.mapError(naming(uploadId)))
+        for (const uploadId of input.uploadIds)
+          yield* uploads.use(userId, uploadId, "session").pipe(Effect.mapError(naming(uploadId)))
+        const user = yield* users.findById(userId)
+        const row = yield* repo.create(
+          {
+            userId,
+            matchId: input.matchId ?? null,
+            tone: input.tone ?? toneOf(user?.defaultTone),
+            language: input.language ?? user?.preferredLanguage ?? "en",
+            context: input.context ?? null
+          },
+          input.uploadIds
+        )
+        yield* publishQuietly(row.id, { _tag: "Status", status: "queued", phase: null }, stateOf(row))
+        yield* jobs.enqueue(row.id, { sessionId: row.id, userId }).pipe(Effect.mapError(queueDown))
+        yield* Effect.logInfo("Session queued").pipe(
+          Effect.annotateLogs({ sessionId: row.id, images: input.uploadIds.length })
+        )
+        return toSessionView(row)
+      })
+
+    /**
+     * The progress as SSE frames: what the listener missed (or a snapshot), then live events,
+     * until a terminal one. A session already finished whose progress has expired gets its
+     * state from the database and the stream ends.
+     */
+    const events = (userId: string, id: string, lastEventId: string | undefined) =>
+      Effect.gen(function* () {
+        const row = yield* load(userId, id)
+        const parsed = lastEventId === undefined ? Number.NaN : Number(lastEventId)
+        const afterSeq = Number.isSafeInteger(parsed) && parsed >= 0 ? parsed : undefined
+        const fallback = stateOf(row)
+        const finished = isTerminalStatus(row.status)
+        const toFrame = (item: ProgressItem<SessionEvent, SessionProgressState>) =>
+          item._tag === "Snapshot"
+            ? frame(
+                item.seq,
+                "snapshot",
+                Option.getOrElse(item.state, () => fallback)
+              )
+            : eventFrame(item.seq, item.event)
+        return feed.subscribe(id, { afterSeq }).pipe(
+          Stream.takeUntil((item) => item._tag === "Snapshot" && !item.terminal && item.seq === 0 && finished),
+          Stream.map(toFrame)
+        )
+      })
+
+    const cancel = (userId: string, id: string) =>
+      Effect.gen(function* () {
+        yield* load(userId, id)
+        if (yield* repo.cancel(userId, id, yield* now)) {
+          yield* jobs.remove(id).pipe(Effect.mapError(queueDown))
+          const row = yield* load(userId, id)
+          yield* publishQuietly(id, { _tag: "Cancelled" }, stateOf(row))
+          yield* Effect.logInfo("Session cancelled").pipe(Effect.annotateLogs({ sessionId: id }))
+          return toSessionView(row)
+        }
+        return toSessionView(yield* load(userId, id))
+      })
+
+    /** The job, the progress, the stored images, then the rows (which cascade). */
+    const remove = (userId: string, id: string) =>
+      Effect.gen(function* () {
+        const row = yield* load(userId, id)
+        yield* jobs.remove(id).pipe(Effect.mapError(queueDown))
+        yield* feed.clear(id).pipe(Effect.catchAll((error) => Effect.logWarning("Session progress not cleared", error)))
+        const keys = row.images.flatMap((image) =>
+          [image.upload.key, image.imageKey, image.thumbnailKey].filter((key) => key !== null)
+        )
+        if (keys.length > 0) yield* storage.remove(keys)
+        yield* repo.remove(userId, id)
+      })
+
+    /** Account erasure: the queued jobs and progress topics of every session (rows cascade, objects go with uploads). */
+    const eraseUser = (userId: string) =>
+      Effect.gen(function* () {
+        const ids = yield* repo.idsOf(userId)
+        yield* Effect.forEach(ids, (id) => Effect.zipRight(jobs.remove(id), feed.clear(id)), {
+          concurrency: 8,
+          discard: true
+        })
+        yield* Effect.logInfo("Sessions erased").pipe(Effect.annotateLogs({ sessions: ids.length }))
+      })
+
+    return {
+      create,
+      get: (userId: string, id: string) => Effect.map(load(userId, id), toSessionView),
+      list: (userId: string, limit: number, cursor: string | undefined) =>
+        Effect.map(repo.list(userId, limit, cursor), (rows) =>
+          toPage(rows, limit, (row) => summaryOf(row, row._count.images))
+        ),
+      events,
+      cancel,
+      remove,
+      eraseUser
+    } as const
+  }),
+  dependencies: [SessionsRepo.Default]
+}) {}
+
+/** Registers the sessions' erasure step: queued jobs and progress state. */
+export const SessionsErasureLive = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const erasure = yield* Erasure
+    const sessions = yield* SessionsService
+    yield* erasure.register({ name: "sessions", erase: (user) => sessions.eraseUser(user.id) })
+  })
+)
