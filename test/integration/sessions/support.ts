@@ -1,0 +1,80 @@
+/** Helpers of the sessions tests: uploads of generated screenshots, sessions through the API, SSE. */
+import { Effect } from "effect"
+import { http, postJson } from "../../support/http.ts"
+import { sendBytes, ticketFor } from "../../support/uploads.ts"
+
+export interface WireSession {
+  readonly id: string
+  readonly status: string
+  readonly phase: string | null
+  readonly errorCode: string | null
+  readonly transcript: ReadonlyArray<{ sender: string; text: string; time: string | null; confidence: number }>
+  readonly suggestions: ReadonlyArray<{ id: string; text: string; tone: string; feedback: string | null }>
+}
+
+/** Uploads `bytes` (a PNG) for a session: the upload id. */
+export const uploadPng = (url: string, headers: Record<string, string>, bytes: Uint8Array) =>
+  Effect.gen(function* () {
+    const ticket = yield* ticketFor(url, headers, bytes)
+    const sent = yield* sendBytes(ticket, bytes)
+    if (sent.status !== 200) return yield* Effect.dieMessage(`upload PUT refused: ${sent.status}`)
+    return ticket.uploadId
+  })
+
+export const createSession = (url: string, headers: Record<string, string>, payload: unknown) =>
+  postJson(`${url}/api/v1/sessions`, JSON.stringify(payload), headers)
+
+export const getSession = (url: string, headers: Record<string, string>, id: string) =>
+  http(`${url}/api/v1/sessions/${id}`, { headers })
+
+/** Polls GET until the session leaves queued/processing (or the deadline passes). */
+export const awaitFinished = (url: string, headers: Record<string, string>, id: string, timeoutMs = 60_000) =>
+  Effect.gen(function* () {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const res = yield* getSession(url, headers, id)
+      const session = (res.body as { data: WireSession }).data
+      if (session.status !== "queued" && session.status !== "processing") return session
+      if (Date.now() > deadline) return yield* Effect.dieMessage(`session still ${session.status}`)
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 200)))
+    }
+  })
+
+export interface SseFrame {
+  readonly id: string | undefined
+  readonly event: string
+  readonly data: unknown
+}
+
+/** Reads the events stream until it ends (a terminal event), with `Last-Event-ID` if given. */
+export const readEvents = (
+  url: string,
+  headers: Record<string, string>,
+  id: string,
+  lastEventId?: string,
+  timeoutMs = 60_000
+) =>
+  Effect.promise(async () => {
+    const response = await fetch(`${url}/api/v1/sessions/${id}/events`, {
+      headers: {
+        accept: "text/event-stream",
+        ...headers,
+        ...(lastEventId === undefined ? {} : { "last-event-id": lastEventId })
+      },
+      signal: AbortSignal.timeout(timeoutMs)
+    })
+    const text = await response.text()
+    const frames: Array<SseFrame> = []
+    for (const block of text.split("\n\n")) {
+      let event = "message"
+      let frameId: string | undefined
+      const data: Array<string> = []
+      for (const line of block.split("\n")) {
+        if (line.startsWith("id: ")) frameId = line.slice(4)
+        else if (line.startsWith("event: ")) event = line.slice(7)
+        else if (line.startsWith("data: ")) data.push(line.slice(6))
+      }
+      if (data.length > 0) frames.push({ id: frameId, event, data: JSON.parse(data.join("\n")) as unknown })
+    }
+    return { status: response.status, contentType: response.headers.get("content-type"), frames, text }
+  })
