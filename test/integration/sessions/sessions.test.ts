@@ -180,4 +180,17 @@ layer(testServer({ db: TestDb() }), { timeout: 60_000 })("sessions: cancel and d
       expect(yield* sql("SELECT 1 FROM session_images WHERE session_id = $1", [id])).toHaveLength(0)
     })
   )
+
+  it.effect("account erasure removes the queued sessions (job, progress, rows)", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice } = yield* twoUsers(url)
+      const uploadId = yield* uploadPng(url, alice.headers, screenshot)
+      const created = yield* createSession(url, alice.headers, { uploadIds: [uploadId] })
+      expect(created.status).toBe(202)
+      const erased = yield* http(`${url}/api/v1/users/me`, { method: "DELETE", headers: alice.headers })
+      expect(erased.status).toBe(204)
+      expect(yield* sql("SELECT 1 FROM sessions WHERE user_id = $1", [alice.id])).toHaveLength(0)
+    })
+  )
 })
