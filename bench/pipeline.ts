@@ -20,9 +20,9 @@
  *   (--cpu-prof); BENCH_DATABASE_ADMIN_URL (default: TEST_DATABASE_ADMIN_URL or
  *   postgresql://postgres@127.0.0.1:5432/postgres), REDIS_URL (default redis://127.0.0.1:6379).
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process"
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { availableParallelism, loadavg, tmpdir } from "node:os"
 import { join } from "node:path"
@@ -298,10 +298,41 @@ const rawPass = async (images: ReadonlyArray<Image>): Promise<number> => {
   return performance.now() - started
 }
 
+/** CPU time (user + system, every thread) of a child process so far, in ms; undefined off Linux. */
+const clockTicks = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100
+  } catch {
+    return 100
+  }
+})()
+const cpuMsOf = (pid: number | undefined): number | undefined => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks
+  } catch {
+    return undefined
+  }
+}
+const ownCpuMs = () => {
+  const usage = process.cpuUsage()
+  return (usage.user + usage.system) / 1000
+}
+
+/** CPU ms spent during a batch: the worker, the api, and this process (clients and the fake). */
+interface CpuSpent {
+  readonly worker: number | undefined
+  readonly api: number | undefined
+  readonly bench: number
+}
+
 interface Round {
   readonly round: number
   readonly batchMs: number
   readonly rawMs: number
+  readonly cpu: CpuSpent
+  readonly rawCpuMs: number
   readonly samples: ReadonlyArray<Sample>
 }
 
@@ -400,11 +431,19 @@ try {
   const batch = async (token: string, batchImages: ReadonlyArray<Image>) => {
     const uploadIds: Array<string> = []
     for (const image of batchImages) uploadIds.push(await upload(url, token, image.bytes))
+    const before = { worker: cpuMsOf(worker.child.pid), api: cpuMsOf(apiProcess.child.pid), bench: ownCpuMs() }
     const started = performance.now()
     const samples = await Promise.all(uploadIds.map((uploadId) => runSession(url, token, uploadId)))
     const batchMs = performance.now() - started
+    const spent = (after: number | undefined, at: number | undefined) =>
+      after === undefined || at === undefined ? undefined : after - at
+    const cpu: CpuSpent = {
+      worker: spent(cpuMsOf(worker.child.pid), before.worker),
+      api: spent(cpuMsOf(apiProcess.child.pid), before.api),
+      bench: ownCpuMs() - before.bench
+    }
     for (const sample of samples) if (sample.id !== undefined) sessionIds.push(sample.id)
-    return { samples, batchMs }
+    return { samples, batchMs, cpu }
   }
 
   // Warm-up (JIT, connections, Lua scripts) of both paths, not counted.
@@ -413,9 +452,11 @@ try {
   const warmupIds = sessionIds.length
 
   for (let round = 0; round < rounds; round++) {
-    const { samples, batchMs } = await batch(tokens[round + 1] ?? "", images)
+    const { samples, batchMs, cpu } = await batch(tokens[round + 1] ?? "", images)
+    const rawCpuStart = ownCpuMs()
     const rawMs = await rawPass(images)
-    results.push({ round: round + 1, batchMs, rawMs, samples })
+    const rawCpuMs = ownCpuMs() - rawCpuStart
+    results.push({ round: round + 1, batchMs, rawMs, cpu, rawCpuMs, samples })
   }
 
   // Where the time went: the worker's own per-phase timings (`sessions.timings`; normalise includes
@@ -502,6 +543,18 @@ console.log("| --- | ---: | ---: | ---: |")
 for (const phase of phases) {
   console.log(`| ${phase.phase} | ${f(phase.meanMs)} | ${f(phase.p50Ms)} | ${f(phase.p99Ms)} |`)
 }
+const perImage = (pick: (round: Round) => number | undefined) => {
+  const values = results.map(pick)
+  return values.some((value) => value === undefined)
+    ? "n/a"
+    : f(values.reduce<number>((sum, value) => sum + (value ?? 0), 0) / (sessionsPerRound * rounds))
+}
+console.log("\n| CPU time (user + system, all threads) | ms per session or image |")
+console.log("| --- | ---: |")
+console.log(`| worker process (pipeline, sharp included) | ${perImage((round) => round.cpu.worker)} |`)
+console.log(`| api process (create, uploads verify, SSE) | ${perImage((round) => round.cpu.api)} |`)
+console.log(`| this process (HTTP clients, fake provider) | ${perImage((round) => round.cpu.bench)} |`)
+console.log(`| raw sharp (same work per image) | ${perImage((round) => round.rawCpuMs)} |`)
 if (failures.length > 0) console.log(`\nNot completed: ${failures.join(", ")}`)
 
 mkdirSync(join(root, "bench/results"), { recursive: true })
