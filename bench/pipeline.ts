@@ -16,8 +16,8 @@
  *
  *   npm run bench:pipeline               (20 sessions × 3 rounds)
  *   npm run bench:pipeline -- --quick    (10 sessions × 1 round)
- *   BENCH_SESSIONS, BENCH_ROUNDS override; BENCH_WORKER_CPU_PROF=<dir> profiles the worker
- *   (--cpu-prof); BENCH_DATABASE_ADMIN_URL (default: TEST_DATABASE_ADMIN_URL or
+ *   BENCH_SESSIONS, BENCH_ROUNDS override; BENCH_CPU_PROF=<dir> profiles the api and the worker
+ *   (node --cpu-prof, written when they exit; the file names carry the pids printed at start); BENCH_DATABASE_ADMIN_URL (default: TEST_DATABASE_ADMIN_URL or
  *   postgresql://postgres@127.0.0.1:5432/postgres), REDIS_URL (default redis://127.0.0.1:6379).
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process"
@@ -42,7 +42,7 @@ const quick = process.argv.includes("--quick")
 const sessionsPerRound = Number(process.env["BENCH_SESSIONS"] ?? (quick ? "10" : "20"))
 const rounds = Number(process.env["BENCH_ROUNDS"] ?? (quick ? "1" : "3"))
 const warmupSessions = 2
-const cpuProfDir = process.env["BENCH_WORKER_CPU_PROF"]
+const cpuProfDir = process.env["BENCH_CPU_PROF"]
 const adminUrl =
   process.env["BENCH_DATABASE_ADMIN_URL"] ??
   process.env["TEST_DATABASE_ADMIN_URL"] ??
@@ -415,16 +415,15 @@ try {
     AI_DAILY_SPEND_CAP_MICROS: "0",
     PROGRESS_TTL_SECONDS: "600"
   }
-  const apiProcess = start("api", "src/main/api.ts", env)
-  children.push(apiProcess)
   if (cpuProfDir !== undefined) mkdirSync(cpuProfDir, { recursive: true })
-  const worker = start(
-    "worker",
-    "src/main/worker.ts",
-    env,
-    cpuProfDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", cpuProfDir]
-  )
+  const profile = cpuProfDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", cpuProfDir]
+  const apiProcess = start("api", "src/main/api.ts", env, profile)
+  children.push(apiProcess)
+  const worker = start("worker", "src/main/worker.ts", env, profile)
   children.push(worker)
+  if (cpuProfDir !== undefined) {
+    console.log(`CPU profiles in ${cpuProfDir}: api pid ${apiProcess.child.pid}, worker pid ${worker.child.pid}`)
+  }
   await waitFor("api ready", async () => (await fetch(`${url}/health/ready`)).status === 200, apiProcess)
   await waitFor("worker consuming", () => Promise.resolve(worker.output().includes("Consumer started")), worker)
 
