@@ -26,6 +26,9 @@ export interface MessageRow {
   readonly confidence: number
 }
 
+/** A fix names a position the transcript does not have: the transaction is rolled back. */
+class MissingMessage extends Error {}
+
 export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo", {
   effect: Effect.gen(function* () {
     const db = yield* Db
@@ -113,6 +116,60 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
         db.query("sessions.trimSuggestions", (c) =>
           c.suggestion.deleteMany({ where: { sessionId, batch, position: { gte: count } } })
         ),
+      /**
+       * The user's fixes, in one transaction, only while the session is completed or failed:
+       * false (nothing written) when a message is missing or the session moved meanwhile.
+       */
+      fixMessages: (
+        sessionId: string,
+        fixes: ReadonlyArray<{ readonly position: number; readonly sender?: string; readonly text?: string }>
+      ) =>
+        db
+          .query("sessions.fixMessages", (c) =>
+            c.$transaction(async (tx) => {
+              const locked = await tx.session.updateMany({
+                where: { id: sessionId, status: { in: ["completed", "failed"] } },
+                data: { updatedAt: new Date() }
+              })
+              if (locked.count === 0) return false
+              for (const fix of fixes) {
+                const updated = await tx.transcriptMessage.updateMany({
+                  where: { sessionId, position: fix.position },
+                  data: {
+                    ...(fix.sender === undefined ? {} : { sender: fix.sender }),
+                    ...(fix.text === undefined ? {} : { text: fix.text }),
+                    confidence: 1
+                  }
+                })
+                if (updated.count === 0) throw new MissingMessage()
+              }
+              return true
+            })
+          )
+          .pipe(
+            Effect.catchIf(
+              (error) => error.cause instanceof MissingMessage,
+              () => Effect.succeed(false)
+            )
+          ),
+      /** A suggestion of one of the user's sessions, or null. */
+      findSuggestion: (userId: string, sessionId: string, suggestionId: string) =>
+        db.query("sessions.findSuggestion", (c) =>
+          c.suggestion.findFirst({ where: { id: suggestionId, sessionId, session: { userId } } })
+        ),
+      setFeedback: (
+        suggestionId: string,
+        data: {
+          readonly feedback: string | null
+          readonly dislikeReason: string | null
+          readonly feedbackAt: Date | null
+        }
+      ) => db.query("sessions.setFeedback", (c) => c.suggestion.update({ where: { id: suggestionId }, data })),
+      /** The next batch number of a session (0 when it has none). */
+      nextBatch: (sessionId: string) =>
+        db
+          .query("sessions.nextBatch", (c) => c.suggestion.aggregate({ where: { sessionId }, _max: { batch: true } }))
+          .pipe(Effect.map((result) => (result._max.batch ?? -1) + 1)),
       /** The user's liked and disliked suggestions, to shape the prompt. */
       feedbackOf: (userId: string) =>
         db.query("sessions.feedbackOf", async (c) => {

@@ -19,6 +19,10 @@ export interface SuggestionsPromptInput {
   readonly disliked: ReadonlyArray<{ readonly text: string; readonly reason: string | null }>
   /** The other person declined or asked to stop: only respectful replies or a graceful exit. */
   readonly declined: boolean
+  /** What the user asks of this batch (regeneration), ≤ 300 characters. */
+  readonly instruction: string | null
+  /** Earlier suggestions of the session: never to be repeated. */
+  readonly avoid: ReadonlyArray<string>
 }
 
 const TONE_GUIDE: Record<Tone, string> = {
@@ -71,6 +75,13 @@ export const suggestionsPrompt = (input: SuggestionsPromptInput) => {
           .map((d) => `- ${quote(d.text, 200)}${d.reason ? ` (reason: ${quote(d.reason, 200)})` : ""}`)
           .join("\n")}`
       : "",
+    input.instruction ? `The user asks for this batch: ${quote(input.instruction, 300)}` : "",
+    input.avoid.length > 0
+      ? `Never repeat or paraphrase these replies, already suggested:\n${input.avoid
+          .slice(-30)
+          .map((t) => `- ${quote(t, 200)}`)
+          .join("\n")}`
+      : "",
     `Now write the ${input.count} replies, one per line.`
   ]
     .filter((part) => part !== "")
@@ -97,5 +108,9 @@ export const localSuggestions = (input: SuggestionsPromptInput): string => {
     `Same here, honestly. Want to swap stories over coffee sometime? [local 4]`,
     `You have good taste. What else should I know about you? [local 5]`
   ]
-  return lines.slice(0, input.count).join("\n")
+  const avoid = new Set(input.avoid)
+  return lines
+    .filter((line) => !avoid.has(line))
+    .slice(0, input.count)
+    .join("\n")
 }
