@@ -170,6 +170,33 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
         db
           .query("sessions.nextBatch", (c) => c.suggestion.aggregate({ where: { sessionId }, _max: { batch: true } }))
           .pipe(Effect.map((result) => (result._max.batch ?? -1) + 1)),
+      /**
+       * Earlier sessions of the user with this match (newest first, at most `sessions`), each with
+       * its last `messages` transcript messages (in order): context for the suggestions.
+       */
+      earlierWithMatch: (
+        userId: string,
+        matchId: string,
+        excludeSessionId: string,
+        bounds: { readonly sessions: number; readonly messages: number }
+      ) =>
+        db
+          .query("sessions.earlierWithMatch", (c) =>
+            c.session.findMany({
+              where: { userId, matchId, id: { not: excludeSessionId }, messages: { some: {} } },
+              orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+              take: bounds.sessions,
+              select: {
+                createdAt: true,
+                messages: { orderBy: { position: "desc" }, take: bounds.messages, select: { sender: true, text: true } }
+              }
+            })
+          )
+          .pipe(
+            Effect.map((rows) =>
+              rows.map((row) => ({ createdAt: row.createdAt, messages: [...row.messages].reverse() }))
+            )
+          ),
       /** The user's liked and disliked suggestions, to shape the prompt. */
       feedbackOf: (userId: string) =>
         db.query("sessions.feedbackOf", async (c) => {

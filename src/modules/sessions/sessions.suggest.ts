@@ -29,6 +29,9 @@ import { toSuggestion } from "./sessions.views.ts"
 
 export const SUGGESTION_COUNT = 3
 const MAX_SUGGESTION_CHARS = 300
+/** Context bounds: the earlier sessions with the match, and the last messages of each. */
+const EARLIER_SESSIONS = 3
+const EARLIER_MESSAGES = 8
 
 export interface BatchRequest {
   readonly sessionId: string
@@ -72,6 +75,13 @@ export class SessionSuggester extends Effect.Service<SessionSuggester>()("Sessio
           return yield* new SafetyBlocked({ message: "minor" })
         }
         const feedback = yield* repo.feedbackOf(userId)
+        const earlier =
+          match === null
+            ? []
+            : yield* repo.earlierWithMatch(userId, match.id, sessionId, {
+                sessions: EARLIER_SESSIONS,
+                messages: EARLIER_MESSAGES
+              })
         const tone: Tone = Schema.is(Tone)(request.tone) ? request.tone : "playful"
         const input: SuggestionsPromptInput = {
           transcript,
@@ -80,6 +90,9 @@ export class SessionSuggester extends Effect.Service<SessionSuggester>()("Sessio
           count: SUGGESTION_COUNT,
           matchName: match?.name ?? null,
           matchNotes: match?.notes ?? null,
+          matchBio: match?.bio ?? null,
+          matchInterests: match?.interests ?? [],
+          earlier: earlier.map((session) => session.messages),
           context: request.context,
           liked: feedback.liked.map((s) => s.text),
           disliked: feedback.disliked.map((s) => ({ text: s.text, reason: s.dislikeReason })),

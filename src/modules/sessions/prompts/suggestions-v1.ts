@@ -14,6 +14,11 @@ export interface SuggestionsPromptInput {
   readonly count: number
   readonly matchName: string | null
   readonly matchNotes: string | null
+  /** The match's profile (bio, interests), when the session has a match. */
+  readonly matchBio: string | null
+  readonly matchInterests: ReadonlyArray<string>
+  /** Earlier conversations with this match (newest first), each its last messages. */
+  readonly earlier: ReadonlyArray<ReadonlyArray<{ readonly sender: string; readonly text: string }>>
   readonly context: string | null
   readonly liked: ReadonlyArray<string>
   readonly disliked: ReadonlyArray<{ readonly text: string; readonly reason: string | null }>
@@ -64,7 +69,19 @@ export const suggestionsPrompt = (input: SuggestionsPromptInput) => {
   const lines = input.transcript.slice(-40).map((message) => `${message.sender}: ${quote(message.text, 400)}`)
   return [
     input.matchName ? `The other person: ${quote(input.matchName, 80)}` : "",
+    input.matchBio ? `Their profile bio: ${quote(input.matchBio)}` : "",
+    input.matchInterests.length > 0
+      ? `Their interests: ${input.matchInterests.map((interest) => quote(interest, 60)).join(", ")}`
+      : "",
     input.matchNotes ? `The user's notes about them: ${quote(input.matchNotes)}` : "",
+    input.earlier.length > 0
+      ? `Earlier conversations with them (newest first, last messages only):\n${input.earlier
+          .map(
+            (messages, i) =>
+              `Conversation ${i + 1}:\n${messages.map((m) => `${m.sender}: ${quote(m.text, 200)}`).join("\n")}`
+          )
+          .join("\n")}`
+      : "",
     input.context ? `What the user wants: ${quote(input.context)}` : "",
     `Conversation ("me" is the user, "them" the other person):\n${lines.join("\n")}`,
     input.liked.length > 0
