@@ -9,7 +9,7 @@
  * storage once OCR has succeeded. Failures end as `failed` with a catalog code (transient ones
  * are retried by the queue first). Nothing logged carries message text or image bytes.
  */
-import { Clock, Data, Effect, Layer, Option, Schema } from "effect"
+import { Clock, Data, Duration, Effect, Layer, Option, Schema } from "effect"
 import type { AiError } from "../../core/ai/errors.ts"
 import { AppConfig } from "../../core/config.ts"
 import { OcrFailed } from "../../core/ocr/errors.ts"
@@ -19,12 +19,14 @@ import { JobFailedPermanently, type Job } from "../../core/queue/job-queue.ts"
 import { Storage } from "../../core/storage/storage.ts"
 import { codeOf, type ErrorCode } from "../../domain/errors.ts"
 import type { SessionEvent, SessionPhase, SessionProgressState } from "../../domain/sessions.ts"
-import { UploadsService } from "../uploads/uploads.service.ts"
+import { sweepEvery, UploadsService } from "../uploads/uploads.service.ts"
 import { mergeTranscripts } from "./merge.ts"
 import { SessionJobs, type SessionJob, sessionFeed } from "./sessions.jobs.ts"
 import { SessionsRepo } from "./sessions.repo.ts"
 import { toMessage } from "./sessions.views.ts"
 import { SessionSuggester } from "./sessions.suggest.ts"
+
+const SWEEP_BATCH = 100
 
 /** The session was cancelled, finished or deleted meanwhile: the job stops quietly. */
 class Stopped extends Data.TaggedError("Stopped")<Record<never, never>> {}
@@ -177,10 +179,16 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
               }))
             )
           )
-          // OCR succeeded: the original screenshots go (the normalised image and thumbnail stay with the session).
-          yield* storage
-            .remove(session.images.map((image) => image.upload.key))
-            .pipe(Effect.catchAll((error) => Effect.logWarning("Session originals not deleted", error)))
+          // OCR succeeded: the original screenshots go, now or after the retention (the normalised
+          // image and thumbnail stay with the session).
+          const retention = config.sessions.screenshotRetentionSeconds
+          if (retention > 0) {
+            yield* repo.setOriginalsExpiry(sessionId, new Date((yield* Clock.currentTimeMillis) + retention * 1000))
+          } else {
+            yield* storage
+              .remove(session.images.map((image) => image.upload.key))
+              .pipe(Effect.catchAll((error) => Effect.logWarning("Session originals not deleted", error)))
+          }
           stored = yield* repo.messages(sessionId)
         }
         const transcript = stored.map(toMessage)
@@ -277,7 +285,22 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
         Effect.withSpan("sessions.job", { attributes: { "session.id": job.id, "job.attempt": job.attempt } })
       )
 
-    return { run, handle } as const
+    /** Deletes the originals whose retention is over (SESSION_SCREENSHOT_RETENTION_SECONDS > 0). */
+    const sweepOriginals = Effect.gen(function* () {
+      let removed = 0
+      for (;;) {
+        const due = yield* repo.originalsDue(yield* now, SWEEP_BATCH)
+        for (const row of due) {
+          yield* storage.remove(row.images.map((image) => image.upload.key))
+          yield* repo.setOriginalsExpiry(row.id, null)
+          removed++
+        }
+        if (due.length < SWEEP_BATCH) break
+      }
+      if (removed > 0) yield* Effect.logInfo("Sweep: session originals deleted").pipe(Effect.annotateLogs({ removed }))
+    })
+
+    return { run, handle, sweepOriginals } as const
   }),
   dependencies: [SessionsRepo.Default, SessionSuggester.Default]
 }) {}
@@ -292,5 +315,15 @@ export const SessionsConsumerLive = Layer.scopedDiscard(
     const pipeline = yield* SessionPipeline
     yield* Effect.logInfo(`Sessions consumer: ${jobs.backend} queue "${jobs.name}"`)
     yield* jobs.consume(pipeline.handle)
+  })
+)
+
+/** The sweeper of retained originals, beside the consumer (every UPLOAD_SWEEP_INTERVAL_SECONDS). */
+export const SessionsSweeperLive = Layer.scopedDiscard(
+  Effect.gen(function* () {
+    const pipeline = yield* SessionPipeline
+    const config = yield* AppConfig
+    if (config.sessions.screenshotRetentionSeconds === 0) return
+    yield* sweepEvery(Duration.seconds(config.uploads.sweepIntervalSeconds), pipeline.sweepOriginals)
   })
 )

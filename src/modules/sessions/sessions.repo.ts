@@ -197,6 +197,21 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
               rows.map((row) => ({ createdAt: row.createdAt, messages: [...row.messages].reverse() }))
             )
           ),
+      /** When the session's original screenshots are to be deleted (SESSION_SCREENSHOT_RETENTION_SECONDS > 0). */
+      setOriginalsExpiry: (id: string, at: Date | null) =>
+        db.query("sessions.setOriginalsExpiry", (c) =>
+          c.session.updateMany({ where: { id }, data: { originalsExpireAt: at } })
+        ),
+      /** Sessions whose originals are due, oldest first, with the originals' keys. */
+      originalsDue: (now: Date, limit: number) =>
+        db.query("sessions.originalsDue", (c) =>
+          c.session.findMany({
+            where: { originalsExpireAt: { lte: now } },
+            orderBy: { originalsExpireAt: "asc" },
+            take: limit,
+            select: { id: true, images: { select: { upload: { select: { key: true } } } } }
+          })
+        ),
       /** The user's liked and disliked suggestions, to shape the prompt. */
       feedbackOf: (userId: string) =>
         db.query("sessions.feedbackOf", async (c) => {
