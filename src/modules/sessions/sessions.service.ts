@@ -3,7 +3,8 @@
  * list, follow (the progress feed), cancel and delete. The pipeline itself runs in the worker
  * (sessions.pipeline.ts).
  */
-import { Clock, Effect, Layer, Option, Schema, Stream } from "effect"
+import { Clock, Duration, Effect, Layer, Option, Ref, Schema, Stream } from "effect"
+import { AppConfig } from "../../core/config.ts"
 import { Erasure } from "../../core/erasure.ts"
 import { notFound } from "../../core/ownership.ts"
 import { toPage } from "../../core/pagination.ts"
@@ -126,6 +127,7 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
     const feed = yield* sessionFeed
     const storage = yield* Storage
     const suggester = yield* SessionSuggester
+    const config = yield* AppConfig
 
     const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
 
@@ -139,6 +141,24 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         Effect.catchAll((error) => Effect.logWarning("Session progress not published", error)),
         Effect.asVoid
       )
+
+    const notQueued = (id: string) =>
+      Effect.gen(function* () {
+        const failed = yield* repo.advance(id, {
+          status: "failed",
+          phase: null,
+          errorCode: "SERVICE_UNAVAILABLE",
+          completedAt: yield* now
+        })
+        if (failed) {
+          yield* publishQuietly(
+            id,
+            { _tag: "Failed", code: "SERVICE_UNAVAILABLE", message: "The job queue is unavailable; try again shortly" },
+            { status: "failed", phase: null, errorCode: "SERVICE_UNAVAILABLE" }
+          )
+        }
+        yield* Effect.logWarning("Session not queued: failed").pipe(Effect.annotateLogs({ sessionId: id }))
+      }).pipe(Effect.catchAll((error) => Effect.logError("Session not queued, nor marked failed", error)))
 
     const create = (userId: string, input: CreateSession) =>
       Effect.gen(function* () {
@@ -160,7 +180,11 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
           input.uploadIds
         )
         yield* publishQuietly(row.id, { _tag: "Status", status: "queued", phase: null }, stateOf(row))
-        yield* jobs.enqueue(row.id, { sessionId: row.id, userId }).pipe(Effect.mapError(queueDown))
+        // Not queued: the session must not stay `queued` forever, so it fails with the code the client gets.
+        yield* jobs.enqueue(row.id, { sessionId: row.id, userId }).pipe(
+          Effect.tapError(() => notQueued(row.id)),
+          Effect.mapError(queueDown)
+        )
         yield* Effect.logInfo("Session queued").pipe(
           Effect.annotateLogs({ sessionId: row.id, images: input.uploadIds.length })
         )
@@ -187,10 +211,31 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
                 Option.getOrElse(item.state, () => fallback)
               )
             : eventFrame(item.seq, item.event)
-        return feed.subscribe(id, { afterSeq }).pipe(
+        const lastSeq = yield* Ref.make(afterSeq ?? 0)
+        const live = feed.subscribe(id, { afterSeq }).pipe(
           Stream.takeUntil((item) => item._tag === "Snapshot" && !item.terminal && item.seq === 0 && finished),
+          Stream.tap((item) => Ref.set(lastSeq, item.seq)),
           Stream.map(toFrame)
         )
+        // The progress may be gone (an in-memory bus after a restart, an expired topic) or never
+        // end: the database is checked every SESSION_EVENTS_DB_CHECK_MS; once the session is
+        // terminal there and no terminal event came for one more check, its state goes out as a
+        // snapshot and the stream ends.
+        const check = Duration.millis(config.sessions.eventsDbCheckMs)
+        const watchdog = Stream.fromEffect(
+          Effect.gen(function* () {
+            for (;;) {
+              yield* Effect.sleep(check)
+              const current = yield* repo.find(userId, id)
+              if (current === null) return Option.none<string>()
+              if (isTerminalStatus(current.status)) {
+                yield* Effect.sleep(check)
+                return Option.some(frame(yield* Ref.get(lastSeq), "snapshot", stateOf(current)))
+              }
+            }
+          })
+        ).pipe(Stream.filterMap((snapshot) => snapshot))
+        return Stream.merge(live, watchdog, { haltStrategy: "either" })
       })
 
     const cancel = (userId: string, id: string) =>
