@@ -165,6 +165,11 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
           readonly feedbackAt: Date | null
         }
       ) => db.query("sessions.setFeedback", (c) => c.suggestion.update({ where: { id: suggestionId }, data })),
+      /** A regeneration's cost, added to the session's. */
+      addCost: (id: string, costMicros: number) =>
+        db.query("sessions.addCost", (c) =>
+          c.session.updateMany({ where: { id }, data: { costMicros: { increment: costMicros } } })
+        ),
       /** The next batch number of a session (0 when it has none). */
       nextBatch: (sessionId: string) =>
         db

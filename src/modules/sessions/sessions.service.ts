@@ -329,7 +329,10 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
           avoid: row.suggestions.map((suggestion) => suggestion.text)
         }
         yield* Effect.logInfo("Session suggestions regenerated").pipe(Effect.annotateLogs({ sessionId: id, batch }))
-        return { batch, events: suggester.stream(request) }
+        const events = suggester
+          .stream(request)
+          .pipe(Stream.tap((event) => ("_tag" in event ? Effect.void : repo.addCost(id, event.costMicros))))
+        return { batch, events }
       })
 
     const feedback = (

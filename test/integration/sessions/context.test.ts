@@ -111,7 +111,15 @@ layer(
       )
 
       // Regenerating the second session: the instruction, and its three suggestions never again.
-      openai.enqueue({ kind: "ok", text: "My arms are still shaking\nA brand new one\nAnother new one" })
+      const [before] = yield* sql<{ cost_micros: number }>("SELECT cost_micros FROM sessions WHERE id = $1", [
+        secondDone.id
+      ])
+      // gpt-4o list prices: 1000 tokens in at 2.5 $/M + 100 out at 10 $/M = 3500 micro-units.
+      openai.enqueue({
+        kind: "ok",
+        text: "My arms are still shaking\nA brand new one\nAnother new one",
+        usage: { input: 1_000, output: 100 }
+      })
       const regenerated = yield* postJson(
         `${url}/api/v1/sessions/${secondDone.id}/suggestions`,
         JSON.stringify({ instruction: "Ask her out" }),
@@ -130,6 +138,10 @@ layer(
           (s) => s.text
         )
       ).toEqual(["A brand new one", "Another new one"])
+      // The regeneration's cost is added to the session's.
+      expect(yield* sql("SELECT cost_micros FROM sessions WHERE id = $1", [secondDone.id])).toEqual([
+        { cost_micros: (before?.cost_micros ?? 0) + 3_500 }
+      ])
       // Vision requests: one per session, none for the regeneration.
       expect(openai.requests.filter((request) => !request.stream)).toHaveLength(2)
       expect(
