@@ -35,7 +35,7 @@ import { OpenersService } from "./modules/openers/openers.service.ts"
 import { ocrPromptV1 } from "./modules/sessions/prompts/ocr-v1.ts"
 import { SessionsHttpLive } from "./modules/sessions/sessions.http.ts"
 import { SessionJobs } from "./modules/sessions/sessions.jobs.ts"
-import { SessionPipeline, SessionsConsumerLive } from "./modules/sessions/sessions.pipeline.ts"
+import { SessionPipeline, SessionsConsumerLive, SessionsSweeperLive } from "./modules/sessions/sessions.pipeline.ts"
 import { SessionsErasureLive, SessionsService } from "./modules/sessions/sessions.service.ts"
 import { ClerkWebhooks } from "./modules/webhooks/clerk-webhooks.service.ts"
 import { WebhooksHttpLive } from "./modules/webhooks/webhooks.http.ts"
@@ -104,7 +104,7 @@ export const Infrastructure = Layer.mergeAll(Ocr.fromConfig(ocrPromptV1), Progre
  * The sessions worker: the queue's consumer (a pool of fibers) running the pipeline, on the
  * same infrastructure as the api (in `dev`, the very same in-process queue and progress bus).
  */
-export const SessionsWorker = SessionsConsumerLive.pipe(
+export const SessionsWorker = Layer.mergeAll(SessionsConsumerLive, SessionsSweeperLive).pipe(
   Layer.provide(SessionPipeline.Default),
   Layer.provide(MatchesService.Default.pipe(Layer.provideMerge(UploadsService.Default)))
 )

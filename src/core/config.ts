@@ -107,6 +107,12 @@ const raw = Config.all({
     retentionSeconds: positiveInt("UPLOAD_RETENTION_SECONDS", 24 * 60 * 60),
     sweepIntervalSeconds: positiveInt("UPLOAD_SWEEP_INTERVAL_SECONDS", 600)
   }),
+  sessions: Config.all({
+    /** 0: the original screenshots are deleted right after OCR succeeds; > 0: kept this long, then swept. */
+    screenshotRetentionSeconds: intBetween("SESSION_SCREENSHOT_RETENTION_SECONDS", 0, 30 * 24 * 60 * 60, 0),
+    /** How often an open events stream checks the session in the database (its progress may be gone). */
+    eventsDbCheckMs: intBetween("SESSION_EVENTS_DB_CHECK_MS", 100, 60_000, 5_000)
+  }),
   images: Config.all({
     maxEdge: intBetween("IMAGE_MAX_EDGE", 64, 8192, 1280),
     thumbnailEdge: intBetween("IMAGE_THUMBNAIL_EDGE", 16, 1024, 320),

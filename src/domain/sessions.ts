@@ -8,9 +8,15 @@ import { Schema } from "effect"
 import { Authentication } from "./auth.ts"
 import { Envelope } from "./envelope.ts"
 import {
+  AiInvalidOutputEnvelope,
+  AiRequestRejectedEnvelope,
+  AiUnavailableEnvelope,
+  ConflictEnvelope,
   ImageTooLargeEnvelope,
   ImageUnreadableEnvelope,
   NotFoundEnvelope,
+  QuotaExceededEnvelope,
+  SafetyBlockedEnvelope,
   ServiceUnavailableEnvelope,
   UploadAlreadyUsedEnvelope,
   UploadContentMismatchEnvelope,
@@ -21,7 +27,7 @@ import {
   UploadTypeMismatchEnvelope
 } from "./errors.ts"
 import { Text } from "./fields.ts"
-import { Feedback } from "./openers.ts"
+import { DislikeOpener, Feedback } from "./openers.ts"
 import { Page, PageParams, ResourceId } from "./pagination.ts"
 import { LanguageTag, Tone } from "./tones.ts"
 
@@ -129,7 +135,63 @@ const EVENTS_DESCRIPTION =
   "- `event: suggestion`, data `{index, suggestion}`: suggestion `index`, complete, checked and saved;\n" +
   "- `event: completed`, `event: failed` (data `{code, message}`) or `event: cancelled`: the stream ends."
 
+/**
+ * The user's fixes to a transcript: each names a message by `position` and sets its `sender`
+ * and/or `text` (a fixed message gets confidence 1). Setting the same values again changes
+ * nothing (idempotent). Only for a completed or failed session.
+ */
+export const TranscriptFix = Schema.Struct({
+  position: Schema.Int.pipe(Schema.nonNegative()),
+  sender: Schema.optionalWith(SessionSender, { exact: true }),
+  text: Schema.optionalWith(Text(2000), { exact: true })
+}).pipe(
+  Schema.filter((fix) =>
+    fix.sender !== undefined || fix.text !== undefined
+      ? undefined
+      : { path: ["sender"], message: "Give a sender, a text or both" }
+  )
+)
+export type TranscriptFix = typeof TranscriptFix.Type
+
+export const PatchTranscript = Schema.Struct({
+  messages: Schema.Array(TranscriptFix).pipe(Schema.minItems(1), Schema.maxItems(200))
+})
+  .pipe(
+    Schema.filter((input) =>
+      new Set(input.messages.map((m) => m.position)).size === input.messages.length
+        ? undefined
+        : { path: ["messages"], message: "Each position may appear once" }
+    )
+  )
+  .annotations({ identifier: "PatchTranscript", parseOptions: { onExcessProperty: "error", errors: "all" } })
+export type PatchTranscript = typeof PatchTranscript.Type
+
+/** A new batch of suggestions from the stored transcript (no OCR again). */
+export const RegenerateSuggestions = Schema.Struct({
+  /** Default: the session's tone. */
+  tone: Schema.optionalWith(Tone, { exact: true }),
+  /** What to do differently, e.g. "shorter, ask about her dog". */
+  instruction: Schema.optionalWith(Text(300), { exact: true })
+}).annotations({
+  identifier: "RegenerateSuggestions",
+  parseOptions: { onExcessProperty: "error", errors: "all" }
+})
+export type RegenerateSuggestions = typeof RegenerateSuggestions.Type
+
+/** The new batch, as saved. */
+export const SuggestionBatch = Schema.Struct({
+  batch: Schema.Int,
+  suggestions: Schema.Array(SessionSuggestion)
+}).annotations({ identifier: "SuggestionBatch" })
+export type SuggestionBatch = typeof SuggestionBatch.Type
+
+const REGENERATE_SSE =
+  "With `Accept: text/event-stream`, Server-Sent Events in order: `event: delta` data `{index, text}`, " +
+  "`event: suggestion` data `{index, suggestion}` (complete, checked and saved), then `event: final` data " +
+  "`{batch}` or `event: error` data `{code, message}`. Otherwise the saved batch in the envelope."
+
 const SessionPath = Schema.Struct({ sessionId: ResourceId })
+const SuggestionPath = Schema.Struct({ sessionId: ResourceId, suggestionId: ResourceId })
 
 export class SessionsGroup extends HttpApiGroup.make("sessions")
   .add(
@@ -170,6 +232,58 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
       .addSuccess(
         HttpApiSchema.Text({ contentType: "text/event-stream" }).annotations({ description: EVENTS_DESCRIPTION })
       )
+      .addError(NotFoundEnvelope)
+  )
+  .add(
+    HttpApiEndpoint.patch("patchTranscript", "/:sessionId/transcript")
+      .setPath(SessionPath)
+      .setPayload(PatchTranscript)
+      .addSuccess(Envelope(Session))
+      .addError(NotFoundEnvelope)
+      .addError(ConflictEnvelope)
+      .annotate(
+        OpenApi.Description,
+        "Fixes speakers or words of the transcript (by position; idempotent). 409 CONFLICT unless the " +
+          "session is completed or failed; a position not in the transcript is a VALIDATION_ERROR."
+      )
+  )
+  .add(
+    HttpApiEndpoint.post("regenerate", "/:sessionId/suggestions")
+      .setPath(SessionPath)
+      .setPayload(RegenerateSuggestions)
+      .addSuccess(Envelope(SuggestionBatch))
+      .addError(NotFoundEnvelope)
+      .addError(ConflictEnvelope)
+      .addError(SafetyBlockedEnvelope)
+      .addError(QuotaExceededEnvelope)
+      .addError(AiUnavailableEnvelope)
+      .addError(AiRequestRejectedEnvelope)
+      .addError(AiInvalidOutputEnvelope)
+      .annotate(
+        OpenApi.Description,
+        "Writes a new batch of suggestions from the stored transcript, with another tone and/or an " +
+          "instruction, never repeating an earlier suggestion of the session. 409 CONFLICT unless the " +
+          "session is completed with a transcript. " +
+          REGENERATE_SSE
+      )
+  )
+  .add(
+    HttpApiEndpoint.post("like", "/:sessionId/suggestions/:suggestionId/like")
+      .setPath(SuggestionPath)
+      .addSuccess(Envelope(SessionSuggestion))
+      .addError(NotFoundEnvelope)
+  )
+  .add(
+    HttpApiEndpoint.del("unlike", "/:sessionId/suggestions/:suggestionId/like")
+      .setPath(SuggestionPath)
+      .addSuccess(Envelope(SessionSuggestion))
+      .addError(NotFoundEnvelope)
+  )
+  .add(
+    HttpApiEndpoint.post("dislike", "/:sessionId/suggestions/:suggestionId/dislike")
+      .setPath(SuggestionPath)
+      .setPayload(Schema.NullOr(DislikeOpener))
+      .addSuccess(Envelope(SessionSuggestion))
       .addError(NotFoundEnvelope)
   )
   .add(

@@ -47,6 +47,8 @@ export interface TestServerOptions<RE = never, RR = never, RS = never> {
    * progress bus, as `npm run dev` does; default false (sessions stay queued).
    */
   readonly consumer?: boolean
+  /** The sessions queue; default: from the configuration (BullMQ with REDIS_URL, else in-process). */
+  readonly jobs?: Layer.Layer<SessionJobs, never, AppConfig>
 }
 
 export const testConfig = (overrides: Record<string, string> = {}) =>
@@ -98,7 +100,7 @@ export const testServer = <RE = never, RR = never, RS = never>(options: TestServ
     Layer.provide(options.storage ?? localTestStorage()),
     Layer.provideMerge(NodeServerLive),
     Layer.provide(ImageProcessor.layer),
-    Layer.provide(Layer.mergeAll(Ocr.fromConfig(ocrPromptV1), ProgressBus.layer, SessionJobs.layer)),
+    Layer.provide(Layer.mergeAll(Ocr.fromConfig(ocrPromptV1), ProgressBus.layer, options.jobs ?? SessionJobs.layer)),
     Layer.provide(options.ai ?? AiLive),
     Layer.provide(options.db),
     Layer.provide(options.redis ?? Redis.none),

@@ -3,10 +3,47 @@
  * Server-Sent Events (`id:` = seq, resumable with `Last-Event-ID`), with a keep-alive comment.
  */
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
-import { Effect, Schedule, Stream } from "effect"
+import { Chunk, Effect, Schedule, Stream } from "effect"
+import { type AiWireError, aiErrorToWire } from "../../core/ai/wire.ts"
 import { WingmateApi } from "../../domain/api.ts"
 import { CurrentUser } from "../../domain/auth.ts"
+import { codeOf, type SafetyBlocked } from "../../domain/errors.ts"
+import type { SuggestionBatch } from "../../domain/sessions.ts"
 import { SessionsService } from "./sessions.service.ts"
+import type { BatchError, BatchEvent, BatchResult } from "./sessions.suggest.ts"
+
+const keepAlive = Stream.schedule(Stream.repeatValue(": keep-alive\n\n"), Schedule.spaced("15 seconds"))
+
+const sseFrame = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`
+
+/** A failure of the batch as the API names it (SafetyBlocked is already a wire error). */
+const batchErrorToWire = (error: BatchError): Effect.Effect<never, SafetyBlocked | AiWireError> =>
+  error._tag === "SafetyBlocked"
+    ? Effect.fail(error)
+    : error._tag === "DbError"
+      ? Effect.die(error)
+      : aiErrorToWire(error)
+
+/** The regeneration as SSE: delta, suggestion, then final `{batch}` or error `{code, message}`. */
+const regenerationSse = (batch: number, events: Stream.Stream<BatchEvent | BatchResult, BatchError>) =>
+  events.pipe(
+    Stream.map((event) =>
+      !("_tag" in event)
+        ? sseFrame("final", { batch })
+        : event._tag === "Delta"
+          ? sseFrame("delta", { index: event.index, text: event.text })
+          : sseFrame("suggestion", { index: event.index, suggestion: event.suggestion })
+    ),
+    Stream.catchAll((error) =>
+      Stream.fromEffect(
+        Effect.map(Effect.flip(batchErrorToWire(error)), (wire) =>
+          sseFrame("error", { code: codeOf(wire), message: wire.message })
+        )
+      )
+    ),
+    Stream.merge(keepAlive, { haltStrategy: "left" }),
+    Stream.encodeText
+  )
 
 export const SessionsHttpLive = HttpApiBuilder.group(WingmateApi, "sessions", (handlers) =>
   Effect.gen(function* () {
@@ -33,9 +70,7 @@ export const SessionsHttpLive = HttpApiBuilder.group(WingmateApi, "sessions", (h
             HttpServerResponse.stream(
               frames.pipe(
                 Stream.catchAll(() => Stream.empty),
-                Stream.merge(Stream.schedule(Stream.repeatValue(": keep-alive\n\n"), Schedule.spaced("15 seconds")), {
-                  haltStrategy: "left"
-                }),
+                Stream.merge(keepAlive, { haltStrategy: "left" }),
                 Stream.encodeText
               ),
               {
@@ -45,6 +80,47 @@ export const SessionsHttpLive = HttpApiBuilder.group(WingmateApi, "sessions", (h
             )
           )
         ).pipe(Effect.catchTag("DbError", Effect.die))
+      )
+      .handle("patchTranscript", ({ path, payload }) =>
+        withUser((userId) => sessions.patchTranscript(userId, path.sessionId, payload)).pipe(
+          Effect.catchTag("DbError", Effect.die)
+        )
+      )
+      .handle("regenerate", ({ path, payload, request }) =>
+        withUser((userId) =>
+          Effect.gen(function* () {
+            const { batch, events } = yield* sessions.regenerate(userId, path.sessionId, payload)
+            if ((request.headers["accept"] ?? "").includes("text/event-stream")) {
+              return HttpServerResponse.stream(regenerationSse(batch, events), {
+                contentType: "text/event-stream",
+                headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
+              })
+            }
+            const all = Chunk.toReadonlyArray(yield* Stream.runCollect(events).pipe(Effect.catchAll(batchErrorToWire)))
+            const result: SuggestionBatch = {
+              batch,
+              suggestions: all.flatMap((event) =>
+                "_tag" in event && event._tag === "Suggestion" ? [event.suggestion] : []
+              )
+            }
+            return result
+          })
+        ).pipe(Effect.catchTag("DbError", Effect.die))
+      )
+      .handle("like", ({ path }) =>
+        withUser((userId) => sessions.like(userId, path.sessionId, path.suggestionId)).pipe(
+          Effect.catchTag("DbError", Effect.die)
+        )
+      )
+      .handle("unlike", ({ path }) =>
+        withUser((userId) => sessions.unlike(userId, path.sessionId, path.suggestionId)).pipe(
+          Effect.catchTag("DbError", Effect.die)
+        )
+      )
+      .handle("dislike", ({ path, payload }) =>
+        withUser((userId) => sessions.dislike(userId, path.sessionId, path.suggestionId, payload?.reason)).pipe(
+          Effect.catchTag("DbError", Effect.die)
+        )
       )
       .handle("cancel", ({ path }) =>
         withUser((userId) => sessions.cancel(userId, path.sessionId)).pipe(Effect.catchTag("DbError", Effect.die))

@@ -9,38 +9,24 @@
  * storage once OCR has succeeded. Failures end as `failed` with a catalog code (transient ones
  * are retried by the queue first). Nothing logged carries message text or image bytes.
  */
-import { Clock, Data, Effect, Layer, Option, Schema, Stream } from "effect"
+import { Clock, Data, Duration, Effect, Layer, Option, Schema } from "effect"
 import type { AiError } from "../../core/ai/errors.ts"
-import { AiStrategy } from "../../core/ai/strategy.ts"
 import { AppConfig } from "../../core/config.ts"
 import { OcrFailed } from "../../core/ocr/errors.ts"
 import { Ocr } from "../../core/ocr/ocr.ts"
 import { Transcript } from "../../core/ocr/transcript.ts"
 import { JobFailedPermanently, type Job } from "../../core/queue/job-queue.ts"
 import { Storage } from "../../core/storage/storage.ts"
-import { codeOf, type ErrorCode, SafetyBlocked } from "../../domain/errors.ts"
+import { codeOf, type ErrorCode } from "../../domain/errors.ts"
 import type { SessionEvent, SessionPhase, SessionProgressState } from "../../domain/sessions.ts"
-import { Tone } from "../../domain/tones.ts"
-import { matchTexts } from "../matches/matches.service.ts"
-import { MatchesService } from "../matches/matches.service.ts"
-import { cleanLine } from "../openers/openers.service.ts"
-import { impliesMinor, normalizeOpener, outputAllowed } from "../openers/safety.ts"
-import { UploadsService } from "../uploads/uploads.service.ts"
+import { sweepEvery, UploadsService } from "../uploads/uploads.service.ts"
 import { mergeTranscripts } from "./merge.ts"
-import {
-  declined,
-  localSuggestions,
-  SUGGESTIONS_PROMPT_VERSION,
-  type SuggestionsPromptInput,
-  suggestionsPrompt,
-  suggestionsSystem
-} from "./prompts/suggestions-v1.ts"
 import { SessionJobs, type SessionJob, sessionFeed } from "./sessions.jobs.ts"
 import { SessionsRepo } from "./sessions.repo.ts"
-import { toMessage, toSuggestion } from "./sessions.service.ts"
+import { toMessage } from "./sessions.views.ts"
+import { SessionSuggester } from "./sessions.suggest.ts"
 
-export const SUGGESTION_COUNT = 3
-const MAX_SUGGESTION_CHARS = 300
+const SWEEP_BATCH = 100
 
 /** The session was cancelled, finished or deleted meanwhile: the job stops quietly. */
 class Stopped extends Data.TaggedError("Stopped")<Record<never, never>> {}
@@ -73,10 +59,9 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
   effect: Effect.gen(function* () {
     const repo = yield* SessionsRepo
     const uploads = yield* UploadsService
-    const matches = yield* MatchesService
     const storage = yield* Storage
     const ocr = yield* Ocr
-    const ai = yield* AiStrategy
+    const suggester = yield* SessionSuggester
     const config = yield* AppConfig
     const feed = yield* sessionFeed
     const mimeType = config.images.format === "webp" ? ("image/webp" as const) : ("image/jpeg" as const)
@@ -194,124 +179,53 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
               }))
             )
           )
-          // OCR succeeded: the original screenshots go (the normalised image and thumbnail stay with the session).
-          yield* storage
-            .remove(session.images.map((image) => image.upload.key))
-            .pipe(Effect.catchAll((error) => Effect.logWarning("Session originals not deleted", error)))
+          // OCR succeeded: the original screenshots go, now or after the retention (the normalised
+          // image and thumbnail stay with the session).
+          const retention = config.sessions.screenshotRetentionSeconds
+          if (retention > 0) {
+            yield* repo.setOriginalsExpiry(sessionId, new Date((yield* Clock.currentTimeMillis) + retention * 1000))
+          } else {
+            yield* storage
+              .remove(session.images.map((image) => image.upload.key))
+              .pipe(Effect.catchAll((error) => Effect.logWarning("Session originals not deleted", error)))
+          }
           stored = yield* repo.messages(sessionId)
         }
         const transcript = stored.map(toMessage)
         yield* publish({ _tag: "Transcript", messages: transcript })
 
-        // Suggestions.
+        // Suggestions (batch 0; a retry rewrites it).
         yield* enter("suggestions")
-        const match = session.matchId === null ? null : yield* Effect.option(matches.get(userId, session.matchId))
-        const matchRow = match === null ? null : Option.getOrNull(match)
-        if (impliesMinor([...(matchRow === null ? [] : matchTexts(matchRow)), ...transcript.map((m) => m.text)])) {
-          return yield* new SafetyBlocked({ message: "minor" })
-        }
-        const feedback = yield* repo.feedbackOf(userId)
-        const tone: Tone = Schema.is(Tone)(session.tone) ? session.tone : "playful"
-        const input: SuggestionsPromptInput = {
-          transcript,
-          tone,
-          language: session.language,
-          count: SUGGESTION_COUNT,
-          matchName: matchRow?.name ?? null,
-          matchNotes: matchRow?.notes ?? null,
-          context: session.context,
-          liked: feedback.liked.map((s) => s.text),
-          disliked: feedback.disliked.map((s) => ({ text: s.text, reason: s.dislikeReason })),
-          declined: declined(transcript)
-        }
-        const meta = { provider: "unknown", model: "unknown", costMicros: 0 }
-        let buffer = ""
-        let index = 0
-        const seen = new Set<string>()
-
-        const finishLine = (raw: string) =>
-          Effect.gen(function* () {
-            const text = cleanLine(raw)
-            if (text === "" || index >= SUGGESTION_COUNT) return
-            if (
-              text.length > MAX_SUGGESTION_CHARS ||
-              !outputAllowed(text, config.openers.safetyPolicy) ||
-              seen.has(normalizeOpener(text))
-            ) {
-              return
-            }
-            seen.add(normalizeOpener(text))
-            const position = index++
-            const saved = yield* repo.saveSuggestion({
-              sessionId,
-              batch: 0,
-              position,
-              text,
-              tone,
-              promptVersion: SUGGESTIONS_PROMPT_VERSION,
-              provider: meta.provider,
-              model: meta.model
-            })
-            yield* publish({ _tag: "Suggestion", index: position, suggestion: toSuggestion(saved) })
-          })
-
-        yield* timed(
+        const result = yield* timed(
           "suggestions",
-          ai
-            .streamText(
-              { feature: "sessions.suggestions", userId },
-              {
-                system: suggestionsSystem(input),
-                prompt: suggestionsPrompt(input),
-                maxOutputTokens: 120 * SUGGESTION_COUNT + 60,
-                temperature: 0.8,
-                localText: () => localSuggestions(input)
-              }
-            )
-            .pipe(
-              Stream.runForEach((event) => {
-                if (event._tag === "Started") {
-                  meta.provider = event.provider
-                  meta.model = event.model
-                  return Effect.void
-                }
-                if (event._tag === "Completed") {
-                  meta.costMicros = event.costMicros
-                  const last = buffer
-                  buffer = ""
-                  return finishLine(last)
-                }
-                return Effect.gen(function* () {
-                  const parts = event.text.split("\n")
-                  for (let i = 0; i < parts.length; i++) {
-                    const part = parts[i] ?? ""
-                    buffer += part
-                    if (part !== "" && index < SUGGESTION_COUNT && buffer.trim() !== "") {
-                      yield* publish({ _tag: "Delta", index, text: part })
-                    }
-                    if (i < parts.length - 1) {
-                      const line = buffer
-                      buffer = ""
-                      yield* finishLine(line)
-                    }
-                  }
-                })
-              })
-            )
+          suggester.write(
+            {
+              sessionId,
+              userId,
+              matchId: session.matchId,
+              batch: 0,
+              tone: session.tone,
+              language: session.language,
+              context: session.context,
+              instruction: null,
+              transcript,
+              avoid: []
+            },
+            (event) => publish(event)
+          )
         )
-        yield* repo.trimSuggestions(sessionId, 0, index)
 
         const completed = yield* repo.advance(sessionId, {
           status: "completed",
           phase: null,
           completedAt: yield* now,
-          costMicros: meta.costMicros,
+          costMicros: result.costMicros,
           timings
         })
         if (!completed) return yield* new Stopped()
         yield* publish({ _tag: "Completed" }, { status: "completed", phase: null, errorCode: null })
         yield* Effect.logInfo("Session completed").pipe(
-          Effect.annotateLogs({ sessionId, messages: transcript.length, suggestions: index })
+          Effect.annotateLogs({ sessionId, messages: transcript.length, suggestions: result.count })
         )
       }).pipe(Effect.catchTag("Stopped", () => Effect.void))
 
@@ -371,9 +285,24 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
         Effect.withSpan("sessions.job", { attributes: { "session.id": job.id, "job.attempt": job.attempt } })
       )
 
-    return { run, handle } as const
+    /** Deletes the originals whose retention is over (SESSION_SCREENSHOT_RETENTION_SECONDS > 0). */
+    const sweepOriginals = Effect.gen(function* () {
+      let removed = 0
+      for (;;) {
+        const due = yield* repo.originalsDue(yield* now, SWEEP_BATCH)
+        for (const row of due) {
+          yield* storage.remove(row.images.map((image) => image.upload.key))
+          yield* repo.setOriginalsExpiry(row.id, null)
+          removed++
+        }
+        if (due.length < SWEEP_BATCH) break
+      }
+      if (removed > 0) yield* Effect.logInfo("Sweep: session originals deleted").pipe(Effect.annotateLogs({ removed }))
+    })
+
+    return { run, handle, sweepOriginals } as const
   }),
-  dependencies: [SessionsRepo.Default]
+  dependencies: [SessionsRepo.Default, SessionSuggester.Default]
 }) {}
 
 /**
@@ -386,5 +315,15 @@ export const SessionsConsumerLive = Layer.scopedDiscard(
     const pipeline = yield* SessionPipeline
     yield* Effect.logInfo(`Sessions consumer: ${jobs.backend} queue "${jobs.name}"`)
     yield* jobs.consume(pipeline.handle)
+  })
+)
+
+/** The sweeper of retained originals, beside the consumer (every UPLOAD_SWEEP_INTERVAL_SECONDS). */
+export const SessionsSweeperLive = Layer.scopedDiscard(
+  Effect.gen(function* () {
+    const pipeline = yield* SessionPipeline
+    const config = yield* AppConfig
+    if (config.sessions.screenshotRetentionSeconds === 0) return
+    yield* sweepEvery(Duration.seconds(config.uploads.sweepIntervalSeconds), pipeline.sweepOriginals)
   })
 )

@@ -26,6 +26,9 @@ export interface MessageRow {
   readonly confidence: number
 }
 
+/** A fix names a position the transcript does not have: the transaction is rolled back. */
+class MissingMessage extends Error {}
+
 export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo", {
   effect: Effect.gen(function* () {
     const db = yield* Db
@@ -112,6 +115,107 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
       trimSuggestions: (sessionId: string, batch: number, count: number) =>
         db.query("sessions.trimSuggestions", (c) =>
           c.suggestion.deleteMany({ where: { sessionId, batch, position: { gte: count } } })
+        ),
+      /**
+       * The user's fixes, in one transaction, only while the session is completed or failed:
+       * false (nothing written) when a message is missing or the session moved meanwhile.
+       */
+      fixMessages: (
+        sessionId: string,
+        fixes: ReadonlyArray<{ readonly position: number; readonly sender?: string; readonly text?: string }>
+      ) =>
+        db
+          .query("sessions.fixMessages", (c) =>
+            c.$transaction(async (tx) => {
+              const locked = await tx.session.updateMany({
+                where: { id: sessionId, status: { in: ["completed", "failed"] } },
+                data: { updatedAt: new Date() }
+              })
+              if (locked.count === 0) return false
+              for (const fix of fixes) {
+                const updated = await tx.transcriptMessage.updateMany({
+                  where: { sessionId, position: fix.position },
+                  data: {
+                    ...(fix.sender === undefined ? {} : { sender: fix.sender }),
+                    ...(fix.text === undefined ? {} : { text: fix.text }),
+                    confidence: 1
+                  }
+                })
+                if (updated.count === 0) throw new MissingMessage()
+              }
+              return true
+            })
+          )
+          .pipe(
+            Effect.catchIf(
+              (error) => error.cause instanceof MissingMessage,
+              () => Effect.succeed(false)
+            )
+          ),
+      /** A suggestion of one of the user's sessions, or null. */
+      findSuggestion: (userId: string, sessionId: string, suggestionId: string) =>
+        db.query("sessions.findSuggestion", (c) =>
+          c.suggestion.findFirst({ where: { id: suggestionId, sessionId, session: { userId } } })
+        ),
+      setFeedback: (
+        suggestionId: string,
+        data: {
+          readonly feedback: string | null
+          readonly dislikeReason: string | null
+          readonly feedbackAt: Date | null
+        }
+      ) => db.query("sessions.setFeedback", (c) => c.suggestion.update({ where: { id: suggestionId }, data })),
+      /** A regeneration's cost, added to the session's. */
+      addCost: (id: string, costMicros: number) =>
+        db.query("sessions.addCost", (c) =>
+          c.session.updateMany({ where: { id }, data: { costMicros: { increment: costMicros } } })
+        ),
+      /** The next batch number of a session (0 when it has none). */
+      nextBatch: (sessionId: string) =>
+        db
+          .query("sessions.nextBatch", (c) => c.suggestion.aggregate({ where: { sessionId }, _max: { batch: true } }))
+          .pipe(Effect.map((result) => (result._max.batch ?? -1) + 1)),
+      /**
+       * Earlier sessions of the user with this match (newest first, at most `sessions`), each with
+       * its last `messages` transcript messages (in order): context for the suggestions.
+       */
+      earlierWithMatch: (
+        userId: string,
+        matchId: string,
+        excludeSessionId: string,
+        bounds: { readonly sessions: number; readonly messages: number }
+      ) =>
+        db
+          .query("sessions.earlierWithMatch", (c) =>
+            c.session.findMany({
+              where: { userId, matchId, id: { not: excludeSessionId }, messages: { some: {} } },
+              orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+              take: bounds.sessions,
+              select: {
+                createdAt: true,
+                messages: { orderBy: { position: "desc" }, take: bounds.messages, select: { sender: true, text: true } }
+              }
+            })
+          )
+          .pipe(
+            Effect.map((rows) =>
+              rows.map((row) => ({ createdAt: row.createdAt, messages: [...row.messages].reverse() }))
+            )
+          ),
+      /** When the session's original screenshots are to be deleted (SESSION_SCREENSHOT_RETENTION_SECONDS > 0). */
+      setOriginalsExpiry: (id: string, at: Date | null) =>
+        db.query("sessions.setOriginalsExpiry", (c) =>
+          c.session.updateMany({ where: { id }, data: { originalsExpireAt: at } })
+        ),
+      /** Sessions whose originals are due, oldest first, with the originals' keys. */
+      originalsDue: (now: Date, limit: number) =>
+        db.query("sessions.originalsDue", (c) =>
+          c.session.findMany({
+            where: { originalsExpireAt: { lte: now } },
+            orderBy: { originalsExpireAt: "asc" },
+            take: limit,
+            select: { id: true, images: { select: { upload: { select: { key: true } } } } }
+          })
         ),
       /** The user's liked and disliked suggestions, to shape the prompt. */
       feedbackOf: (userId: string) =>

@@ -3,13 +3,16 @@
  * list, follow (the progress feed), cancel and delete. The pipeline itself runs in the worker
  * (sessions.pipeline.ts).
  */
-import { Clock, Effect, Layer, Option, Schema, Stream } from "effect"
+import { Clock, Duration, Effect, Layer, Option, Ref, Schema, Stream } from "effect"
+import { AppConfig } from "../../core/config.ts"
 import { Erasure } from "../../core/erasure.ts"
 import { notFound } from "../../core/ownership.ts"
 import { toPage } from "../../core/pagination.ts"
 import type { ProgressItem } from "../../core/progress/progress-bus.ts"
 import { Storage } from "../../core/storage/storage.ts"
 import {
+  BadRequest,
+  Conflict,
   NotFound,
   ServiceUnavailable,
   UploadAlreadyUsed,
@@ -22,52 +25,23 @@ import {
 } from "../../domain/errors.ts"
 import {
   type CreateSession,
+  type PatchTranscript,
+  type RegenerateSuggestions,
   type Session as SessionView,
   type SessionEvent,
-  type SessionMessage,
   SessionPhase,
   type SessionProgressState,
-  SessionSender,
-  type SessionSuggestion,
   type SessionSummary
 } from "../../domain/sessions.ts"
-import { Tone } from "../../domain/tones.ts"
 import { MatchesService } from "../matches/matches.service.ts"
 import { UploadsService } from "../uploads/uploads.service.ts"
 import { UsersRepo } from "../users/users.repo.ts"
 import { type SessionDetail, SessionsRepo } from "./sessions.repo.ts"
+import { toMessage, toneOf, toSuggestion } from "./sessions.views.ts"
 import { SessionJobs, sessionFeed } from "./sessions.jobs.ts"
+import { type BatchRequest, SessionSuggester } from "./sessions.suggest.ts"
 
-const toneOf = (value: string | null | undefined): Tone => (Schema.is(Tone)(value) ? value : "playful")
 const phaseOf = (value: string | null): SessionPhase | null => (Schema.is(SessionPhase)(value) ? value : null)
-
-export const toMessage = (row: {
-  readonly sender: string
-  readonly text: string
-  readonly time: string | null
-  readonly confidence: number
-}): SessionMessage => ({
-  sender: Schema.is(SessionSender)(row.sender) ? row.sender : "system",
-  text: row.text,
-  time: row.time,
-  confidence: row.confidence
-})
-
-export const toSuggestion = (row: {
-  readonly id: string
-  readonly batch: number
-  readonly position: number
-  readonly text: string
-  readonly tone: string
-  readonly feedback: string | null
-}): SessionSuggestion => ({
-  id: row.id,
-  batch: row.batch,
-  position: row.position,
-  text: row.text,
-  tone: toneOf(row.tone),
-  feedback: row.feedback === "liked" || row.feedback === "disliked" ? row.feedback : null
-})
 
 const summaryOf = (
   row: Omit<SessionDetail, "images" | "messages" | "suggestions">,
@@ -152,6 +126,8 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
     const jobs = yield* SessionJobs
     const feed = yield* sessionFeed
     const storage = yield* Storage
+    const suggester = yield* SessionSuggester
+    const config = yield* AppConfig
 
     const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
 
@@ -165,6 +141,24 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         Effect.catchAll((error) => Effect.logWarning("Session progress not published", error)),
         Effect.asVoid
       )
+
+    const notQueued = (id: string) =>
+      Effect.gen(function* () {
+        const failed = yield* repo.advance(id, {
+          status: "failed",
+          phase: null,
+          errorCode: "SERVICE_UNAVAILABLE",
+          completedAt: yield* now
+        })
+        if (failed) {
+          yield* publishQuietly(
+            id,
+            { _tag: "Failed", code: "SERVICE_UNAVAILABLE", message: "The job queue is unavailable; try again shortly" },
+            { status: "failed", phase: null, errorCode: "SERVICE_UNAVAILABLE" }
+          )
+        }
+        yield* Effect.logWarning("Session not queued: failed").pipe(Effect.annotateLogs({ sessionId: id }))
+      }).pipe(Effect.catchAll((error) => Effect.logError("Session not queued, nor marked failed", error)))
 
     const create = (userId: string, input: CreateSession) =>
       Effect.gen(function* () {
@@ -186,7 +180,11 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
           input.uploadIds
         )
         yield* publishQuietly(row.id, { _tag: "Status", status: "queued", phase: null }, stateOf(row))
-        yield* jobs.enqueue(row.id, { sessionId: row.id, userId }).pipe(Effect.mapError(queueDown))
+        // Not queued: the session must not stay `queued` forever, so it fails with the code the client gets.
+        yield* jobs.enqueue(row.id, { sessionId: row.id, userId }).pipe(
+          Effect.tapError(() => notQueued(row.id)),
+          Effect.mapError(queueDown)
+        )
         yield* Effect.logInfo("Session queued").pipe(
           Effect.annotateLogs({ sessionId: row.id, images: input.uploadIds.length })
         )
@@ -213,10 +211,31 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
                 Option.getOrElse(item.state, () => fallback)
               )
             : eventFrame(item.seq, item.event)
-        return feed.subscribe(id, { afterSeq }).pipe(
+        const lastSeq = yield* Ref.make(afterSeq ?? 0)
+        const live = feed.subscribe(id, { afterSeq }).pipe(
           Stream.takeUntil((item) => item._tag === "Snapshot" && !item.terminal && item.seq === 0 && finished),
+          Stream.tap((item) => Ref.set(lastSeq, item.seq)),
           Stream.map(toFrame)
         )
+        // The progress may be gone (an in-memory bus after a restart, an expired topic) or never
+        // end: the database is checked every SESSION_EVENTS_DB_CHECK_MS; once the session is
+        // terminal there and no terminal event came for one more check, its state goes out as a
+        // snapshot and the stream ends.
+        const check = Duration.millis(config.sessions.eventsDbCheckMs)
+        const watchdog = Stream.fromEffect(
+          Effect.gen(function* () {
+            for (;;) {
+              yield* Effect.sleep(check)
+              const current = yield* repo.find(userId, id)
+              if (current === null) return Option.none<string>()
+              if (isTerminalStatus(current.status)) {
+                yield* Effect.sleep(check)
+                return Option.some(frame(yield* Ref.get(lastSeq), "snapshot", stateOf(current)))
+              }
+            }
+          })
+        ).pipe(Stream.filterMap((snapshot) => snapshot))
+        return Stream.merge(live, watchdog, { haltStrategy: "either" })
       })
 
     const cancel = (userId: string, id: string) =>
@@ -256,8 +275,105 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         yield* Effect.logInfo("Sessions erased").pipe(Effect.annotateLogs({ sessions: ids.length }))
       })
 
+    /** The user's fixes to the transcript: only once the pipeline is done with it. */
+    const patchTranscript = (userId: string, id: string, input: PatchTranscript) =>
+      Effect.gen(function* () {
+        const row = yield* load(userId, id)
+        if (row.status !== "completed" && row.status !== "failed") {
+          return yield* new Conflict({
+            message: "The transcript can be fixed once the session is completed or failed",
+            details: { status: row.status }
+          })
+        }
+        const known = new Set(row.messages.map((message) => message.position))
+        const missing = input.messages.map((fix) => fix.position).filter((position) => !known.has(position))
+        if (missing.length > 0) {
+          return yield* new BadRequest({
+            message: "The transcript has no message at these positions",
+            details: { positions: missing }
+          })
+        }
+        if (!(yield* repo.fixMessages(id, input.messages))) {
+          return yield* new Conflict({ message: "The session changed meanwhile; try again" })
+        }
+        yield* Effect.logInfo("Session transcript fixed").pipe(
+          Effect.annotateLogs({ sessionId: id, messages: input.messages.length })
+        )
+        return toSessionView(yield* load(userId, id))
+      })
+
+    /**
+     * A new batch from the stored transcript (no OCR), with the session's earlier suggestions
+     * never repeated: the events of its writing, ending with the batch's result.
+     */
+    const regenerate = (userId: string, id: string, input: RegenerateSuggestions) =>
+      Effect.gen(function* () {
+        const row = yield* load(userId, id)
+        if (row.status !== "completed" || row.messages.length === 0) {
+          return yield* new Conflict({
+            message: "Suggestions can be regenerated once the session is completed",
+            details: { status: row.status }
+          })
+        }
+        const batch = yield* repo.nextBatch(id)
+        const request: BatchRequest = {
+          sessionId: id,
+          userId,
+          matchId: row.matchId,
+          batch,
+          tone: input.tone ?? row.tone,
+          language: row.language,
+          context: row.context,
+          instruction: input.instruction ?? null,
+          transcript: row.messages.map(toMessage),
+          avoid: row.suggestions.map((suggestion) => suggestion.text)
+        }
+        yield* Effect.logInfo("Session suggestions regenerated").pipe(Effect.annotateLogs({ sessionId: id, batch }))
+        const events = suggester
+          .stream(request)
+          .pipe(Stream.tap((event) => ("_tag" in event ? Effect.void : repo.addCost(id, event.costMicros))))
+        return { batch, events }
+      })
+
+    const feedback = (
+      userId: string,
+      sessionId: string,
+      suggestionId: string,
+      change: (current: { feedback: string | null; dislikeReason: string | null; feedbackAt: Date | null }) => {
+        feedback: string | null
+        dislikeReason: string | null
+        feedbackAt: Date | null
+      }
+    ) =>
+      Effect.gen(function* () {
+        const current = yield* repo.findSuggestion(userId, sessionId, suggestionId)
+        if (current === null) return yield* notFound("Suggestion")
+        const next = change(current)
+        if (next.feedback === current.feedback && next.dislikeReason === current.dislikeReason)
+          return toSuggestion(current)
+        return toSuggestion(yield* repo.setFeedback(suggestionId, next))
+      })
+
     return {
       create,
+      patchTranscript,
+      regenerate,
+      like: (userId: string, sessionId: string, suggestionId: string) =>
+        Effect.flatMap(now, (at) =>
+          feedback(userId, sessionId, suggestionId, () => ({ feedback: "liked", dislikeReason: null, feedbackAt: at }))
+        ),
+      unlike: (userId: string, sessionId: string, suggestionId: string) =>
+        feedback(userId, sessionId, suggestionId, (current) =>
+          current.feedback === "liked" ? { feedback: null, dislikeReason: null, feedbackAt: null } : current
+        ),
+      dislike: (userId: string, sessionId: string, suggestionId: string, reason: string | undefined) =>
+        Effect.flatMap(now, (at) =>
+          feedback(userId, sessionId, suggestionId, () => ({
+            feedback: "disliked",
+            dislikeReason: reason === undefined || reason === "" ? null : reason,
+            feedbackAt: at
+          }))
+        ),
       get: (userId: string, id: string) => Effect.map(load(userId, id), toSessionView),
       list: (userId: string, limit: number, cursor: string | undefined) =>
         Effect.map(repo.list(userId, limit, cursor), (rows) =>
@@ -269,7 +385,7 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
       eraseUser
     } as const
   }),
-  dependencies: [SessionsRepo.Default]
+  dependencies: [SessionsRepo.Default, SessionSuggester.Default]
 }) {}
 
 /** Registers the sessions' erasure step: queued jobs and progress state. */

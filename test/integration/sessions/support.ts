@@ -78,3 +78,18 @@ export const readEvents = (
     }
     return { status: response.status, contentType: response.headers.get("content-type"), frames, text }
   })
+
+/** A wire fake's answers: the vision read of any screenshot (two messages), then three suggestions. */
+export const FAKE_VISION = {
+  kind: "ok" as const,
+  text: JSON.stringify({
+    messages: [
+      { sender: "them", text: "Are you free on Saturday?", time: null, confidence: 0.95 },
+      { sender: "me", text: "I might be, what's the plan?", time: null, confidence: 0.95 }
+    ],
+    matchName: "Sam",
+    app: null,
+    confidence: 0.95
+  })
+}
+export const FAKE_SUGGESTIONS = { kind: "ok" as const, text: "Coffee sounds great\nA walk by the river?\nSurprise me" }

@@ -14,11 +14,20 @@ export interface SuggestionsPromptInput {
   readonly count: number
   readonly matchName: string | null
   readonly matchNotes: string | null
+  /** The match's profile (bio, interests), when the session has a match. */
+  readonly matchBio: string | null
+  readonly matchInterests: ReadonlyArray<string>
+  /** Earlier conversations with this match (newest first), each its last messages. */
+  readonly earlier: ReadonlyArray<ReadonlyArray<{ readonly sender: string; readonly text: string }>>
   readonly context: string | null
   readonly liked: ReadonlyArray<string>
   readonly disliked: ReadonlyArray<{ readonly text: string; readonly reason: string | null }>
   /** The other person declined or asked to stop: only respectful replies or a graceful exit. */
   readonly declined: boolean
+  /** What the user asks of this batch (regeneration), ≤ 300 characters. */
+  readonly instruction: string | null
+  /** Earlier suggestions of the session: never to be repeated. */
+  readonly avoid: ReadonlyArray<string>
 }
 
 const TONE_GUIDE: Record<Tone, string> = {
@@ -60,7 +69,19 @@ export const suggestionsPrompt = (input: SuggestionsPromptInput) => {
   const lines = input.transcript.slice(-40).map((message) => `${message.sender}: ${quote(message.text, 400)}`)
   return [
     input.matchName ? `The other person: ${quote(input.matchName, 80)}` : "",
+    input.matchBio ? `Their profile bio: ${quote(input.matchBio)}` : "",
+    input.matchInterests.length > 0
+      ? `Their interests: ${input.matchInterests.map((interest) => quote(interest, 60)).join(", ")}`
+      : "",
     input.matchNotes ? `The user's notes about them: ${quote(input.matchNotes)}` : "",
+    input.earlier.length > 0
+      ? `Earlier conversations with them (newest first, last messages only):\n${input.earlier
+          .map(
+            (messages, i) =>
+              `Conversation ${i + 1}:\n${messages.map((m) => `${m.sender}: ${quote(m.text, 200)}`).join("\n")}`
+          )
+          .join("\n")}`
+      : "",
     input.context ? `What the user wants: ${quote(input.context)}` : "",
     `Conversation ("me" is the user, "them" the other person):\n${lines.join("\n")}`,
     input.liked.length > 0
@@ -69,6 +90,13 @@ export const suggestionsPrompt = (input: SuggestionsPromptInput) => {
     input.disliked.length > 0
       ? `Replies this user disliked (avoid what made them bad):\n${input.disliked
           .map((d) => `- ${quote(d.text, 200)}${d.reason ? ` (reason: ${quote(d.reason, 200)})` : ""}`)
+          .join("\n")}`
+      : "",
+    input.instruction ? `The user asks for this batch: ${quote(input.instruction, 300)}` : "",
+    input.avoid.length > 0
+      ? `Never repeat or paraphrase these replies, already suggested:\n${input.avoid
+          .slice(-30)
+          .map((t) => `- ${quote(t, 200)}`)
           .join("\n")}`
       : "",
     `Now write the ${input.count} replies, one per line.`
@@ -97,5 +125,9 @@ export const localSuggestions = (input: SuggestionsPromptInput): string => {
     `Same here, honestly. Want to swap stories over coffee sometime? [local 4]`,
     `You have good taste. What else should I know about you? [local 5]`
   ]
-  return lines.slice(0, input.count).join("\n")
+  const avoid = new Set(input.avoid)
+  return lines
+    .filter((line) => !avoid.has(line))
+    .slice(0, input.count)
+    .join("\n")
 }

@@ -1,0 +1,201 @@
+/**
+ * Writing one batch of suggestions for a session, shared by the pipeline (batch 0, in the
+ * worker) and regeneration (later batches, in the api): the prompt with its context, the
+ * provider's stream split into lines, each line cleaned and checked like an opener, exact
+ * repeats of the session's earlier suggestions dropped, each kept line saved at
+ * (batch, position) — idempotent, so a retried attempt replaces what it wrote.
+ */
+import { Effect, Exit, Option, Queue, Schema, Stream, Take } from "effect"
+import type { AiError } from "../../core/ai/errors.ts"
+import { AiStrategy } from "../../core/ai/strategy.ts"
+import { AppConfig } from "../../core/config.ts"
+import type { DbError } from "../../core/db/db.ts"
+import { SafetyBlocked } from "../../domain/errors.ts"
+import type { SessionMessage, SessionSuggestion } from "../../domain/sessions.ts"
+import { Tone } from "../../domain/tones.ts"
+import { MatchesService, matchTexts } from "../matches/matches.service.ts"
+import { cleanLine } from "../openers/openers.service.ts"
+import { impliesMinor, normalizeOpener, outputAllowed } from "../openers/safety.ts"
+import {
+  declined,
+  localSuggestions,
+  SUGGESTIONS_PROMPT_VERSION,
+  type SuggestionsPromptInput,
+  suggestionsPrompt,
+  suggestionsSystem
+} from "./prompts/suggestions-v1.ts"
+import { SessionsRepo } from "./sessions.repo.ts"
+import { toSuggestion } from "./sessions.views.ts"
+
+export const SUGGESTION_COUNT = 3
+const MAX_SUGGESTION_CHARS = 300
+/** Context bounds: the earlier sessions with the match, and the last messages of each. */
+const EARLIER_SESSIONS = 3
+const EARLIER_MESSAGES = 8
+
+export interface BatchRequest {
+  readonly sessionId: string
+  readonly userId: string
+  readonly matchId: string | null
+  readonly batch: number
+  readonly tone: string
+  readonly language: string
+  readonly context: string | null
+  readonly instruction: string | null
+  readonly transcript: ReadonlyArray<SessionMessage>
+  /** Earlier suggestions of the session (other batches): in the never-repeat section, exact repeats dropped. */
+  readonly avoid: ReadonlyArray<string>
+}
+
+export type BatchEvent =
+  | { readonly _tag: "Delta"; readonly index: number; readonly text: string }
+  | { readonly _tag: "Suggestion"; readonly index: number; readonly suggestion: SessionSuggestion }
+
+export type BatchError = AiError | DbError | SafetyBlocked
+
+export interface BatchResult {
+  readonly count: number
+  readonly costMicros: number
+}
+
+export class SessionSuggester extends Effect.Service<SessionSuggester>()("SessionSuggester", {
+  effect: Effect.gen(function* () {
+    const repo = yield* SessionsRepo
+    const matches = yield* MatchesService
+    const ai = yield* AiStrategy
+    const config = yield* AppConfig
+
+    /** Writes the batch, calling `emit` for each delta and each saved suggestion. */
+    const write = <R>(request: BatchRequest, emit: (event: BatchEvent) => Effect.Effect<void, never, R>) =>
+      Effect.gen(function* () {
+        const { sessionId, userId, batch, transcript } = request
+        const match =
+          request.matchId === null ? null : Option.getOrNull(yield* Effect.option(matches.get(userId, request.matchId)))
+        if (impliesMinor([...(match === null ? [] : matchTexts(match)), ...transcript.map((m) => m.text)])) {
+          return yield* new SafetyBlocked({ message: "minor" })
+        }
+        const feedback = yield* repo.feedbackOf(userId)
+        const earlier =
+          match === null
+            ? []
+            : yield* repo.earlierWithMatch(userId, match.id, sessionId, {
+                sessions: EARLIER_SESSIONS,
+                messages: EARLIER_MESSAGES
+              })
+        const tone: Tone = Schema.is(Tone)(request.tone) ? request.tone : "playful"
+        const input: SuggestionsPromptInput = {
+          transcript,
+          tone,
+          language: request.language,
+          count: SUGGESTION_COUNT,
+          matchName: match?.name ?? null,
+          matchNotes: match?.notes ?? null,
+          matchBio: match?.bio ?? null,
+          matchInterests: match?.interests ?? [],
+          earlier: earlier.map((session) => session.messages),
+          context: request.context,
+          liked: feedback.liked.map((s) => s.text),
+          disliked: feedback.disliked.map((s) => ({ text: s.text, reason: s.dislikeReason })),
+          declined: declined(transcript),
+          instruction: request.instruction,
+          avoid: request.avoid
+        }
+        const meta = { provider: "unknown", model: "unknown", costMicros: 0 }
+        let buffer = ""
+        let index = 0
+        const seen = new Set<string>(request.avoid.map(normalizeOpener))
+
+        const finishLine = (raw: string) =>
+          Effect.gen(function* () {
+            const text = cleanLine(raw)
+            if (text === "" || index >= SUGGESTION_COUNT) return
+            if (
+              text.length > MAX_SUGGESTION_CHARS ||
+              !outputAllowed(text, config.openers.safetyPolicy) ||
+              seen.has(normalizeOpener(text))
+            ) {
+              return
+            }
+            seen.add(normalizeOpener(text))
+            const position = index++
+            const saved = yield* repo.saveSuggestion({
+              sessionId,
+              batch,
+              position,
+              text,
+              tone,
+              promptVersion: SUGGESTIONS_PROMPT_VERSION,
+              provider: meta.provider,
+              model: meta.model
+            })
+            yield* emit({ _tag: "Suggestion", index: position, suggestion: toSuggestion(saved) })
+          })
+
+        yield* ai
+          .streamText(
+            { feature: "sessions.suggestions", userId },
+            {
+              system: suggestionsSystem(input),
+              prompt: suggestionsPrompt(input),
+              maxOutputTokens: 120 * SUGGESTION_COUNT + 60,
+              temperature: 0.8,
+              localText: () => localSuggestions(input)
+            }
+          )
+          .pipe(
+            Stream.runForEach((event) => {
+              if (event._tag === "Started") {
+                meta.provider = event.provider
+                meta.model = event.model
+                return Effect.void
+              }
+              if (event._tag === "Completed") {
+                meta.costMicros = event.costMicros
+                const last = buffer
+                buffer = ""
+                return finishLine(last)
+              }
+              return Effect.gen(function* () {
+                const parts = event.text.split("\n")
+                for (let i = 0; i < parts.length; i++) {
+                  const part = parts[i] ?? ""
+                  buffer += part
+                  if (part !== "" && index < SUGGESTION_COUNT && buffer.trim() !== "") {
+                    yield* emit({ _tag: "Delta", index, text: part })
+                  }
+                  if (i < parts.length - 1) {
+                    const line = buffer
+                    buffer = ""
+                    yield* finishLine(line)
+                  }
+                }
+              })
+            })
+          )
+        yield* repo.trimSuggestions(sessionId, batch, index)
+        const result: BatchResult = { count: index, costMicros: meta.costMicros }
+        return result
+      })
+
+    /** The same as a stream of events ending with the result; interrupting it stops the provider. */
+    const stream = (request: BatchRequest) =>
+      Stream.unwrapScoped(
+        Effect.gen(function* () {
+          const queue = yield* Queue.unbounded<Take.Take<BatchEvent | BatchResult, BatchError>>()
+          yield* write(request, (event) => Queue.offer(queue, Take.of(event))).pipe(
+            Effect.exit,
+            Effect.flatMap((exit) =>
+              Exit.isSuccess(exit)
+                ? Queue.offerAll(queue, [Take.of(exit.value), Take.end])
+                : Queue.offer(queue, Take.failCause(exit.cause))
+            ),
+            Effect.forkScoped
+          )
+          return Stream.flattenTake(Stream.fromQueue(queue))
+        })
+      )
+
+    return { write, stream } as const
+  }),
+  dependencies: [SessionsRepo.Default]
+}) {}

@@ -1,0 +1,34 @@
+/** Rows to wire views: shared by the api, the pipeline and the suggester. */
+import { Schema } from "effect"
+import { type SessionMessage, SessionSender, type SessionSuggestion } from "../../domain/sessions.ts"
+import { Tone } from "../../domain/tones.ts"
+
+export const toneOf = (value: string | null | undefined): Tone => (Schema.is(Tone)(value) ? value : "playful")
+
+export const toMessage = (row: {
+  readonly sender: string
+  readonly text: string
+  readonly time: string | null
+  readonly confidence: number
+}): SessionMessage => ({
+  sender: Schema.is(SessionSender)(row.sender) ? row.sender : "system",
+  text: row.text,
+  time: row.time,
+  confidence: row.confidence
+})
+
+export const toSuggestion = (row: {
+  readonly id: string
+  readonly batch: number
+  readonly position: number
+  readonly text: string
+  readonly tone: string
+  readonly feedback: string | null
+}): SessionSuggestion => ({
+  id: row.id,
+  batch: row.batch,
+  position: row.position,
+  text: row.text,
+  tone: toneOf(row.tone),
+  feedback: row.feedback === "liked" || row.feedback === "disliked" ? row.feedback : null
+})

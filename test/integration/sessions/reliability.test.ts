@@ -1,0 +1,130 @@
+/**
+ * Reliability on the real BullMQ and Redis (one process, consumer included), the AI chain at a
+ * wire fake of OpenAI (which reads the screenshot and writes the suggestions):
+ * - cancel while the suggestion step runs: the attempt is interrupted (the provider's request
+ *   aborted), the session ends `cancelled`, and no suggestion row is written;
+ * - the suggestion stream failing mid-answer once, then answering on the retry (QUEUE_ATTEMPTS
+ *   2): `completed`, the transcript once, the three suggestions once.
+ */
+import { expect, layer } from "@effect/vitest"
+import { Effect } from "effect"
+import { randomBytes } from "node:crypto"
+import { afterAll, beforeEach } from "vitest"
+import { Redis } from "../../../src/core/redis.ts"
+import { startFakeOpenAI } from "../../fakes/ai/index.ts"
+import { tinyImage } from "../../fixtures/images.ts"
+import { sql, TestDb } from "../../support/database.ts"
+import { http } from "../../support/http.ts"
+import { baseUrl, testServer } from "../../support/server.ts"
+import { twoUsers } from "../../support/users.ts"
+import { eventually } from "../openers/support.ts"
+import {
+  awaitFinished,
+  createSession,
+  FAKE_SUGGESTIONS as SUGGESTIONS,
+  FAKE_VISION as VISION,
+  readEvents,
+  uploadPng,
+  type WireSession
+} from "./support.ts"
+
+const openai = await startFakeOpenAI()
+afterAll(() => openai.close())
+beforeEach(() => openai.reset())
+
+const streamed = () => openai.requests.filter((request) => request.stream).length
+
+layer(
+  testServer({
+    db: TestDb(),
+    redis: Redis.layer,
+    consumer: true,
+    config: {
+      REDIS_URL: process.env["TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379",
+      QUEUE_PREFIX: `wm-test-${randomBytes(4).toString("hex")}`,
+      QUEUE_ATTEMPTS: "2",
+      QUEUE_BACKOFF_MS: "0",
+      OPENAI_API_KEY: "test",
+      OPENAI_BASE_URL: openai.url,
+      AI_PROVIDER_STRATEGY_PRIMARY: "gpt-4o",
+      AI_PROVIDER_STRATEGY_FALLBACKS: "claude-sonnet",
+      AI_BREAKER_FAILURES: "1000",
+      AI_DAILY_SPEND_CAP_MICROS: "0",
+      AI_TIMEOUT_MS: "60000"
+    }
+  }),
+  { timeout: 120_000 }
+)("sessions: reliability (BullMQ, Redis)", (it) => {
+  it.effect("cancel while the suggestions are being written: interrupted, cancelled, no row after", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice } = yield* twoUsers(url)
+      openai.enqueue(VISION, { kind: "hang" })
+      const aborted = openai.nextClientAbort()
+      const uploadId = yield* uploadPng(url, alice.headers, yield* Effect.promise(() => tinyImage("png")))
+      const created = yield* createSession(url, alice.headers, { uploadIds: [uploadId] })
+      const id = (created.body as { data: WireSession }).data.id
+      yield* eventually(Effect.sync(streamed), (count) => count === 1, 400)
+      expect(streamed()).toBe(1)
+
+      const cancelled = yield* http(`${url}/api/v1/sessions/${id}/cancel`, { method: "POST", headers: alice.headers })
+      expect(cancelled.status).toBe(200)
+      expect(cancelled.body).toMatchObject({ success: true, data: { id, status: "cancelled", phase: null } })
+      // The running attempt was interrupted: the provider saw its request aborted.
+      yield* Effect.promise(() => aborted)
+
+      const events = yield* readEvents(url, alice.headers, id, "0")
+      const kinds = events.frames.map((frame) => frame.event)
+      expect(kinds.at(-1)).toBe("cancelled")
+      expect(kinds).not.toContain("suggestion")
+      expect(kinds).not.toContain("completed")
+      const done = yield* awaitFinished(url, alice.headers, id)
+      expect(done).toMatchObject({ status: "cancelled", errorCode: null, suggestions: [] })
+      expect(yield* sql("SELECT 1 FROM suggestions WHERE session_id = $1", [id])).toEqual([])
+      const [row] = yield* sql<{ status: string }>("SELECT status FROM sessions WHERE id = $1", [id])
+      expect(row?.status).toBe("cancelled")
+      // Nothing asked the provider again (no retry of a cancelled job).
+      expect(streamed()).toBe(1)
+    })
+  )
+
+  it.effect("the suggestion stream fails mid-answer once, the retry completes the session once", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice } = yield* twoUsers(url)
+      openai.enqueue(VISION, { kind: "cut", afterChunks: 1, chunks: ["Half a sugg", "estion"] }, SUGGESTIONS)
+      const uploadId = yield* uploadPng(url, alice.headers, yield* Effect.promise(() => tinyImage("png", 70, 50)))
+      const created = yield* createSession(url, alice.headers, { uploadIds: [uploadId] })
+      const id = (created.body as { data: WireSession }).data.id
+
+      const events = yield* readEvents(url, alice.headers, id, "0")
+      const kinds = events.frames.map((frame) => frame.event)
+      expect(kinds.at(-1)).toBe("completed")
+      expect(kinds).not.toContain("failed")
+      expect(kinds.filter((kind) => kind === "suggestion")).toHaveLength(3)
+
+      const done = yield* awaitFinished(url, alice.headers, id)
+      expect(done).toMatchObject({ status: "completed", errorCode: null })
+      expect(done.transcript.map((message) => [message.sender, message.text])).toEqual([
+        ["them", "Are you free on Saturday?"],
+        ["me", "I might be, what's the plan?"]
+      ])
+      expect(done.suggestions.map((suggestion) => suggestion.text)).toEqual([
+        "Coffee sounds great",
+        "A walk by the river?",
+        "Surprise me"
+      ])
+      expect(yield* sql("SELECT position FROM transcript_messages WHERE session_id = $1", [id])).toHaveLength(2)
+      expect(
+        yield* sql("SELECT batch, position FROM suggestions WHERE session_id = $1 ORDER BY position", [id])
+      ).toEqual([
+        { batch: 0, position: 0 },
+        { batch: 0, position: 1 },
+        { batch: 0, position: 2 }
+      ])
+      // One vision read (the retry resumed from the saved transcript), two suggestion streams.
+      expect(openai.requests.filter((request) => !request.stream)).toHaveLength(1)
+      expect(streamed()).toBe(2)
+    })
+  )
+})
