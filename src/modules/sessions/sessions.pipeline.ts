@@ -76,6 +76,8 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
         if (session.status !== "queued" && session.status !== "processing") return
 
         const timings: Record<string, number> = {}
+        // When processing first began: kept across phases and across retries.
+        const startedAt = session.startedAt ?? (yield* now)
         const state = (phase: SessionPhase | null): SessionProgressState => ({
           status: "processing",
           phase,
@@ -91,7 +93,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
             const advanced = yield* repo.advance(sessionId, {
               status: "processing",
               phase,
-              startedAt: session.startedAt ?? (yield* now),
+              startedAt,
               timings
             })
             if (!advanced) return yield* new Stopped()

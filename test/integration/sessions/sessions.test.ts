@@ -84,6 +84,14 @@ layer(testServer({ db: TestDb(), redis: Redis.layer, config: redisConfig, consum
         )
         expect(row?.status).toBe("completed")
         expect(Object.keys(row?.timings ?? {}).sort()).toEqual(["normalise", "ocr", "suggestions", "transcript"])
+        // started_at is when processing began (regression: each phase overwrote it with its own start).
+        const [times] = yield* sql<{ started_before_transcript: boolean }>(
+          `SELECT s.started_at <= (SELECT min(m.created_at) FROM transcript_messages m WHERE m.session_id = s.id)
+             AS started_before_transcript
+           FROM sessions s WHERE s.id = $1`,
+          [session.id]
+        )
+        expect(times?.started_before_transcript).toBe(true)
 
         // A late listener gets the terminal snapshot and the stream ends.
         const late = yield* readEvents(url, alice.headers, session.id)
