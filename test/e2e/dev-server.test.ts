@@ -2,68 +2,14 @@
  * End to end: `src/main/dev.ts` as a child process with no DATABASE_URL (embedded PGlite in a
  * fresh data folder), spoken to over HTTP, stopped with SIGTERM.
  */
-import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import sharp from "sharp"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startFakeProvider } from "../fakes/ai/index.ts"
 import type { Ticket } from "../support/uploads.ts"
-
-const root = join(import.meta.dirname, "..", "..")
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
-
-/** The machine's environment without anything that would point the server at real services. */
-const cleanEnv = (overrides: Record<string, string>): NodeJS.ProcessEnv => {
-  const env = { ...process.env }
-  const pointers = ["DATABASE_URL", "REDIS_URL", "NODE_ENV", "PORT", "LOG_FORMAT", "LOG_LEVEL", "DATA_DIR"]
-  const storage = ["STORAGE_DRIVER", "S3_BUCKET", "PUBLIC_BASE_URL", "UPLOAD_SIGNING_SECRET", "UPLOAD_MAX_BYTES"]
-  for (const key of [...pointers, ...storage]) {
-    delete env[key]
-  }
-  return { ...env, ...overrides }
-}
-
-interface Running {
-  readonly child: ChildProcess
-  readonly output: () => string
-  readonly exited: Promise<number | null>
-}
-
-const start = (script: string, env: NodeJS.ProcessEnv, args: ReadonlyArray<string> = []): Running => {
-  const child = spawn(process.execPath, [script, ...args], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] })
-  let output = ""
-  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()))
-  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()))
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
-  return { child, output: () => output, exited }
-}
-
-const waitForReady = async (url: string, deadlineMs: number): Promise<number> => {
-  const started = Date.now()
-  while (Date.now() - started < deadlineMs) {
-    try {
-      const response = await fetch(`${url}/health/ready`)
-      if (response.status === 200) return Date.now() - started
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
-  throw new Error(`not ready within ${deadlineMs} ms`)
-}
+import { cleanEnv, freePort, type Running, start, waitForReady } from "../support/processes.ts"
 
 describe("npm run dev on embedded defaults", () => {
   const dataDir = mkdtempSync(join(tmpdir(), "wingmate-e2e-"))

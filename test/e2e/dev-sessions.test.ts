@@ -3,76 +3,13 @@
  * REDIS_URL and no AI key (PGlite, in-process queue and progress bus, local OCR, local provider):
  * upload a PNG chat screenshot, create a session, poll GET until `completed`.
  */
-import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { assertFontsRender, chatScreenshotPng } from "../fixtures/chat-screenshot.ts"
 import type { Ticket } from "../support/uploads.ts"
-
-const root = join(import.meta.dirname, "..", "..")
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
-
-/** The machine's environment without anything that points at real services or providers. */
-const cleanEnv = (overrides: Record<string, string>): NodeJS.ProcessEnv => {
-  const env = { ...process.env }
-  for (const key of Object.keys(env)) {
-    if (/^(DATABASE_|REDIS_|S3_|STORAGE_|QUEUE_|PROGRESS_|OCR_|AI_|GEMINI_|OPENAI_|ANTHROPIC_)/.test(key))
-      delete env[key]
-  }
-  for (const key of [
-    "NODE_ENV",
-    "PORT",
-    "LOG_FORMAT",
-    "LOG_LEVEL",
-    "DATA_DIR",
-    "PUBLIC_BASE_URL",
-    "UPLOAD_SIGNING_SECRET"
-  ]) {
-    delete env[key]
-  }
-  return { ...env, ...overrides }
-}
-
-interface Running {
-  readonly child: ChildProcess
-  readonly output: () => string
-  readonly exited: Promise<number | null>
-}
-
-const start = (script: string, env: NodeJS.ProcessEnv, args: ReadonlyArray<string> = []): Running => {
-  const child = spawn(process.execPath, [script, ...args], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] })
-  let output = ""
-  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()))
-  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()))
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
-  return { child, output: () => output, exited }
-}
-
-const waitForReady = async (url: string, deadlineMs: number) => {
-  const started = Date.now()
-  while (Date.now() - started < deadlineMs) {
-    try {
-      if ((await fetch(`${url}/health/ready`)).status === 200) return
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
-  throw new Error(`not ready within ${deadlineMs} ms`)
-}
+import { cleanEnv, freePort, type Running, start, waitForReady } from "../support/processes.ts"
 
 interface WireSession {
   readonly id: string
