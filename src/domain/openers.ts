@@ -81,6 +81,18 @@ export const GenerationResult = Schema.Struct({
 }).annotations({ identifier: "GenerationResult" })
 export type GenerationResult = typeof GenerationResult.Type
 
+export const BlockedReason = Schema.Literal("unsafe", "duplicate", "too_long")
+export type BlockedReason = typeof BlockedReason.Type
+
+/** One event of a streamed generation (SSE, WebSocket and RPC carry the same ones). */
+export const OpenerEvent = Schema.Union(
+  Schema.TaggedStruct("delta", { index: Schema.Int, text: Schema.String }),
+  Schema.TaggedStruct("done", { index: Schema.Int, opener: Opener }),
+  Schema.TaggedStruct("blocked", { index: Schema.Int, reason: BlockedReason }),
+  Schema.TaggedStruct("final", { meta: GenerationMeta })
+).annotations({ identifier: "OpenerEvent" })
+export type OpenerEvent = typeof OpenerEvent.Type
+
 /** The Server-Sent Events sent with `Accept: text/event-stream`, in order. */
 const SSE_DESCRIPTION =
   "Server-Sent Events, in order:\n" +

@@ -126,6 +126,16 @@ export const SessionProgressState = Schema.Struct({
 })
 export type SessionProgressState = typeof SessionProgressState.Type
 
+/**
+ * One item of a followed session (SSE, WebSocket, RPC): the state so far (first, when resuming
+ * after the listener's last seq is not possible) or an event. `seq` orders them; resume after it.
+ */
+export const SessionStreamItem = Schema.Union(
+  Schema.TaggedStruct("Snapshot", { seq: Schema.Int, state: SessionProgressState }),
+  Schema.TaggedStruct("Event", { seq: Schema.Int, event: SessionEvent })
+).annotations({ identifier: "SessionStreamItem" })
+export type SessionStreamItem = typeof SessionStreamItem.Type
+
 const EVENTS_DESCRIPTION =
   "Server-Sent Events, `id:` being the event's sequence number (send it back as `Last-Event-ID` to resume):\n" +
   "- `event: snapshot`, data `{status, phase, errorCode}`: the state so far (first, when resuming is not possible);\n" +

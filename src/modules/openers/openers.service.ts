@@ -14,7 +14,7 @@ import { toPage } from "../../core/pagination.ts"
 import { Storage } from "../../core/storage/storage.ts"
 import { QuotaExceeded, SafetyBlocked } from "../../domain/errors.ts"
 import { ExtractedProfile } from "../../domain/matches.ts"
-import type { GenerateOpeners, Opener as OpenerView } from "../../domain/openers.ts"
+import type { BlockedReason, GenerateOpeners, Opener as OpenerView, OpenerEvent } from "../../domain/openers.ts"
 import { Tone } from "../../domain/tones.ts"
 import { extractedOf, matchTexts } from "../matches/matches.service.ts"
 import { MatchesService } from "../matches/matches.service.ts"
@@ -31,24 +31,7 @@ import {
 import { profilePrompt, profileSystem } from "./prompts/profile-v1.ts"
 import { impliesMinor, normalizeOpener, outputAllowed } from "./safety.ts"
 
-export type BlockedReason = "unsafe" | "duplicate" | "too_long"
-
-export type OpenerEvent =
-  | { readonly _tag: "delta"; readonly index: number; readonly text: string }
-  | { readonly _tag: "done"; readonly index: number; readonly opener: OpenerView }
-  | { readonly _tag: "blocked"; readonly index: number; readonly reason: BlockedReason }
-  | {
-      readonly _tag: "final"
-      readonly meta: {
-        readonly batchId: string
-        readonly provider: string
-        readonly model: string
-        readonly local: boolean
-        readonly usage: { readonly inputTokens: number; readonly outputTokens: number }
-        readonly costMicros: number
-        readonly blocked: number
-      }
-    }
+export type { BlockedReason, OpenerEvent }
 
 const MAX_OPENER_CHARS = 300
 

@@ -8,13 +8,26 @@ import { type AiWireError, aiErrorToWire } from "../../core/ai/wire.ts"
 import { WingmateApi } from "../../domain/api.ts"
 import { CurrentUser } from "../../domain/auth.ts"
 import { codeOf, type SafetyBlocked } from "../../domain/errors.ts"
-import type { SuggestionBatch } from "../../domain/sessions.ts"
+import type { SessionStreamItem, SuggestionBatch } from "../../domain/sessions.ts"
 import { SessionsService } from "./sessions.service.ts"
 import type { BatchError, BatchEvent, BatchResult } from "./sessions.suggest.ts"
 
 const keepAlive = Stream.schedule(Stream.repeatValue(": keep-alive\n\n"), Schedule.spaced("15 seconds"))
 
 const sseFrame = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`
+
+/** `Last-Event-ID` as a seq to resume after; anything else starts from a snapshot. */
+const lastEventId = (header: string | undefined) => {
+  const parsed = header === undefined ? Number.NaN : Number(header)
+  return Number.isSafeInteger(parsed) && parsed >= 0 ? parsed : undefined
+}
+
+/** A followed session's item as SSE: `id:` is the seq, `event:` the tag in lower case. */
+const itemFrame = (item: SessionStreamItem) => {
+  if (item._tag === "Snapshot") return `id: ${item.seq}\nevent: snapshot\ndata: ${JSON.stringify(item.state)}\n\n`
+  const { _tag, ...data } = item.event
+  return `id: ${item.seq}\nevent: ${_tag.toLowerCase()}\ndata: ${JSON.stringify(data)}\n\n`
+}
 
 /** A failure of the batch as the API names it (SafetyBlocked is already a wire error). */
 const batchErrorToWire = (error: BatchError): Effect.Effect<never, SafetyBlocked | AiWireError> =>
@@ -66,9 +79,10 @@ export const SessionsHttpLive = HttpApiBuilder.group(WingmateApi, "sessions", (h
       )
       .handle("events", ({ path, request }) =>
         withUser((userId) =>
-          Effect.map(sessions.events(userId, path.sessionId, request.headers["last-event-id"]), (frames) =>
+          Effect.map(sessions.follow(userId, path.sessionId, lastEventId(request.headers["last-event-id"])), (items) =>
             HttpServerResponse.stream(
-              frames.pipe(
+              items.pipe(
+                Stream.map(itemFrame),
                 Stream.catchAll(() => Stream.empty),
                 Stream.merge(keepAlive, { haltStrategy: "left" }),
                 Stream.encodeText

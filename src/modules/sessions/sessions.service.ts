@@ -31,6 +31,7 @@ import {
   type SessionEvent,
   SessionPhase,
   type SessionProgressState,
+  type SessionStreamItem,
   type SessionSummary
 } from "../../domain/sessions.ts"
 import { MatchesService } from "../matches/matches.service.ts"
@@ -73,15 +74,6 @@ const stateOf = (row: SessionDetail): SessionProgressState => ({
 })
 
 const isTerminalStatus = (status: string) => status === "completed" || status === "failed" || status === "cancelled"
-
-/** One SSE frame: `id:` is the seq, `event:` the tag in lower case. */
-const frame = (seq: number, event: string, data: unknown) =>
-  `id: ${seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`
-
-const eventFrame = (seq: number, event: SessionEvent) => {
-  const { _tag, ...data } = event
-  return frame(seq, _tag.toLowerCase(), data)
-}
 
 type UseError = Effect.Effect.Error<ReturnType<UploadsService["use"]>>
 
@@ -192,30 +184,24 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
       })
 
     /**
-     * The progress as SSE frames: what the listener missed (or a snapshot), then live events,
-     * until a terminal one. A session already finished whose progress has expired gets its
-     * state from the database and the stream ends.
+     * The progress: what the listener missed after `afterSeq` (or a snapshot), then live events,
+     * until a terminal one. A session already finished whose progress has expired gets its state
+     * from the database and the stream ends. SSE, WebSocket and RPC all follow this.
      */
-    const events = (userId: string, id: string, lastEventId: string | undefined) =>
+    const follow = (userId: string, id: string, afterSeq: number | undefined) =>
       Effect.gen(function* () {
         const row = yield* load(userId, id)
-        const parsed = lastEventId === undefined ? Number.NaN : Number(lastEventId)
-        const afterSeq = Number.isSafeInteger(parsed) && parsed >= 0 ? parsed : undefined
         const fallback = stateOf(row)
         const finished = isTerminalStatus(row.status)
-        const toFrame = (item: ProgressItem<SessionEvent, SessionProgressState>) =>
+        const toItem = (item: ProgressItem<SessionEvent, SessionProgressState>): SessionStreamItem =>
           item._tag === "Snapshot"
-            ? frame(
-                item.seq,
-                "snapshot",
-                Option.getOrElse(item.state, () => fallback)
-              )
-            : eventFrame(item.seq, item.event)
+            ? { _tag: "Snapshot", seq: item.seq, state: Option.getOrElse(item.state, () => fallback) }
+            : { _tag: "Event", seq: item.seq, event: item.event }
         const lastSeq = yield* Ref.make(afterSeq ?? 0)
         const live = feed.subscribe(id, { afterSeq }).pipe(
           Stream.takeUntil((item) => item._tag === "Snapshot" && !item.terminal && item.seq === 0 && finished),
           Stream.tap((item) => Ref.set(lastSeq, item.seq)),
-          Stream.map(toFrame)
+          Stream.map(toItem)
         )
         // The progress may be gone (an in-memory bus after a restart, an expired topic) or never
         // end: the database is checked every SESSION_EVENTS_DB_CHECK_MS; once the session is
@@ -227,10 +213,15 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
             for (;;) {
               yield* Effect.sleep(check)
               const current = yield* repo.find(userId, id)
-              if (current === null) return Option.none<string>()
+              if (current === null) return Option.none<SessionStreamItem>()
               if (isTerminalStatus(current.status)) {
                 yield* Effect.sleep(check)
-                return Option.some(frame(yield* Ref.get(lastSeq), "snapshot", stateOf(current)))
+                const snapshot: SessionStreamItem = {
+                  _tag: "Snapshot",
+                  seq: yield* Ref.get(lastSeq),
+                  state: stateOf(current)
+                }
+                return Option.some(snapshot)
               }
             }
           })
@@ -379,7 +370,7 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         Effect.map(repo.list(userId, limit, cursor), (rows) =>
           toPage(rows, limit, (row) => summaryOf(row, row._count.images))
         ),
-      events,
+      follow,
       cancel,
       remove,
       eraseUser
