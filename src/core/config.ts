@@ -4,6 +4,7 @@
  */
 import { Config, ConfigError, Effect, LogLevel, Option, Redacted } from "effect"
 import { queueConfig } from "./queue/config.ts"
+import { rateLimitsConfig, trustProxyConfig } from "./rate-limit/config.ts"
 
 const nonEmptyRedacted = (name: string) =>
   Config.option(Config.redacted(name)).pipe(Config.map(Option.filter((value) => Redacted.value(value).trim() !== "")))
@@ -122,6 +123,9 @@ const raw = Config.all({
     concurrency: intBetween("IMAGE_CONCURRENCY", 1, 64, 2)
   }),
   queue: queueConfig,
+  rateLimits: rateLimitsConfig,
+  /** Proxy hops whose `X-Forwarded-For` entries are trusted for the client IP (0: the socket's address). */
+  trustProxy: trustProxyConfig,
   openers: Config.all({
     dailyLimit: intBetween("OPENERS_DAILY_LIMIT", 1, 10_000, 50),
     safetyPolicy: Config.literal("standard", "strict")("OPENERS_SAFETY_POLICY").pipe(Config.withDefault("standard"))
