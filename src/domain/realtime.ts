@@ -55,7 +55,12 @@ export const ServerFrame = Schema.Union(
     event: Schema.String,
     data: Schema.Unknown
   }),
-  Schema.Struct({ type: Schema.Literal("opener.delta"), requestId: Schema.String, index: Schema.Int, text: Schema.String }),
+  Schema.Struct({
+    type: Schema.Literal("opener.delta"),
+    requestId: Schema.String,
+    index: Schema.Int,
+    text: Schema.String
+  }),
   Schema.Struct({ type: Schema.Literal("opener.saved"), requestId: Schema.String, index: Schema.Int, opener: Opener }),
   Schema.Struct({
     type: Schema.Literal("opener.blocked"),

@@ -4,7 +4,20 @@
  * FiberMaps, so closing the socket (or the server) interrupts all of them, provider requests
  * included.
  */
-import { Clock, Deferred, Duration, Effect, Exit, FiberMap, Option, ParseResult, Queue, Ref, Schema, Stream } from "effect"
+import {
+  Clock,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  FiberMap,
+  Option,
+  ParseResult,
+  Queue,
+  Ref,
+  Schema,
+  Stream
+} from "effect"
 import type { RawData, WebSocket } from "ws"
 import type { AiError } from "../../core/ai/errors.ts"
 import { aiErrorToWire } from "../../core/ai/wire.ts"
@@ -13,13 +26,7 @@ import { AppConfig } from "../../core/config.ts"
 import { RateLimiter, type RateRule } from "../../core/rate-limit/rate-limiter.ts"
 import { codeOf, issuesByPath } from "../../domain/errors.ts"
 import { GenerateOpeners, type OpenerEvent } from "../../domain/openers.ts"
-import {
-  CLIENT_FRAME_TYPES,
-  ClientFrame,
-  CloseCode,
-  ServerFrame,
-  SocketErrorCode
-} from "../../domain/realtime.ts"
+import { CLIENT_FRAME_TYPES, ClientFrame, CloseCode, ServerFrame, SocketErrorCode } from "../../domain/realtime.ts"
 import type { SessionStreamItem } from "../../domain/sessions.ts"
 import { OpenersService } from "../openers/openers.service.ts"
 import { SessionsService } from "../sessions/sessions.service.ts"
@@ -151,7 +158,8 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
         const close = (code: number, reason: string) => Effect.sync(() => closeSocket(code, reason))
 
         ws.on("message", (data, isBinary) => {
-          if (!Queue.unsafeOffer(inbox, { data, isBinary })) closeSocket(CloseCode.Flooding, "Too many frames in flight")
+          if (!Queue.unsafeOffer(inbox, { data, isBinary }))
+            closeSocket(CloseCode.Flooding, "Too many frames in flight")
         })
         ws.on("close", () => Deferred.unsafeDone(closed, Exit.void))
         // Protocol errors (a frame above the hard cap, bad framing): `ws` closes the socket itself.
@@ -177,12 +185,6 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
 
         const sendError = (code: string, message: string, extra: { requestId?: string; details?: unknown } = {}) =>
           send({ type: "error", code, message, ...extra })
-
-        const sendWireError = (error: WireError, requestId?: string) =>
-          sendError(codeOf(error), error.message, {
-            ...(requestId === undefined ? {} : { requestId }),
-            ...(error.details === undefined ? {} : { details: error.details })
-          })
 
         const internal = (what: string, requestId?: string) => (cause: unknown) =>
           Effect.zipRight(
@@ -252,9 +254,13 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
           Effect.gen(function* () {
             const following = yield* FiberMap.has(subscriptions, sessionId)
             if (!following && (yield* FiberMap.size(subscriptions)) >= config.maxSubscriptions) {
-              return yield* sendError("BAD_REQUEST", `At most ${config.maxSubscriptions} sessions can be followed at once`, {
-                details: { sessionId }
-              })
+              return yield* sendError(
+                "BAD_REQUEST",
+                `At most ${config.maxSubscriptions} sessions can be followed at once`,
+                {
+                  details: { sessionId }
+                }
+              )
             }
             const followed = yield* Effect.either(sessions.follow(user.userId, sessionId, afterSeq))
             if (followed._tag === "Left") {
@@ -307,7 +313,10 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
               )
             }
             const { type: _type, requestId: _requestId, ...body } = raw
-            const input = Schema.decodeUnknownEither(GenerateOpeners)(body, { errors: "all", onExcessProperty: "error" })
+            const input = Schema.decodeUnknownEither(GenerateOpeners)(body, {
+              errors: "all",
+              onExcessProperty: "error"
+            })
             if (input._tag === "Left") {
               return yield* sendError("VALIDATION_ERROR", "The request is invalid: see details.issues", {
                 requestId,
@@ -339,9 +348,7 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
         const withinLimits = (user: Option.Option<Authenticated>) =>
           Effect.gen(function* () {
             const byIp = yield* allow(limits.wsMessageIp, `ip:${ip}`)
-            const byUser = Option.isSome(user)
-              ? yield* allow(limits.wsMessageUser, `user:${user.value.clerkId}`)
-              : byIp
+            const byUser = Option.isSome(user) ? yield* allow(limits.wsMessageUser, `user:${user.value.clerkId}`) : byIp
             if (byIp.allowed && byUser.allowed) return true
             const now = yield* Clock.currentTimeMillis
             if (now - (yield* Ref.get(lastRateLimitNotice)) >= 1_000) {
@@ -382,7 +389,8 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
               })
             }
             const frame = decoded.right
-            if (frame.type === "ping") return yield* send(frame.t === undefined ? { type: "pong" } : { type: "pong", t: frame.t })
+            if (frame.type === "ping")
+              return yield* send(frame.t === undefined ? { type: "pong" } : { type: "pong", t: frame.t })
             if (frame.type === "auth") return yield* authenticate(frame.token)
             if (Option.isNone(user)) {
               return yield* sendError("UNAUTHORIZED", "Send `auth` first", {
@@ -395,7 +403,11 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
               case "unsubscribe":
                 return yield* unsubscribe(frame.sessionId)
               case "opener.generate":
-                return yield* generate(user.value, frame.requestId, typeof json === "object" && json !== null ? { ...json } : {})
+                return yield* generate(
+                  user.value,
+                  frame.requestId,
+                  typeof json === "object" && json !== null ? { ...json } : {}
+                )
               case "abort":
                 return yield* abort(frame.requestId)
             }

@@ -7,7 +7,7 @@
 import { Effect, FiberSet, Layer } from "effect"
 import type { IncomingMessage } from "node:http"
 import type { Duplex } from "node:stream"
-import { WebSocketServer } from "ws"
+import { type WebSocket, WebSocketServer } from "ws"
 import { AppConfig } from "../../core/config.ts"
 import { clientAddress } from "../../core/http/client-address.ts"
 import { Upgrades } from "../../core/http/upgrades.ts"
@@ -68,7 +68,7 @@ export const RealtimeGatewayLive = Layer.scopedDiscard(
             )
           }
         }
-        const ws = yield* Effect.async<import("ws").WebSocket>((resume) =>
+        const ws = yield* Effect.async<WebSocket>((resume) =>
           wss.handleUpgrade(request, socket, head, (ws) => resume(Effect.succeed(ws)))
         )
         yield* connections.serve(ws, ip)
@@ -78,4 +78,4 @@ export const RealtimeGatewayLive = Layer.scopedDiscard(
       runFork(accept(request, socket, head))
     })
   })
-).pipe(Layer.provide(RealtimeConnections.Default))
+).pipe(Layer.provide(RealtimeConnections.Default), Layer.provide(Upgrades.Default))

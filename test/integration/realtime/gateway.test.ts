@@ -28,7 +28,6 @@ const protocolServer = testServer({
     OPENAI_API_KEY: "test",
     OPENAI_BASE_URL: openai.url,
     AI_PROVIDER_STRATEGY_PRIMARY: "gpt-4o",
-    AI_PROVIDER_STRATEGY_FALLBACKS: "",
     AI_BREAKER_FAILURES: "1000",
     AI_DAILY_SPEND_CAP_MICROS: "0",
     OPENERS_DAILY_LIMIT: "10000",
@@ -46,7 +45,7 @@ const protocolServer = testServer({
 })
 
 layer(protocolServer, { timeout: 60_000 })("realtime gateway: protocol", (it) => {
-  it.effect("only auth and ping before authentication; then auth.ok with the internal user id", () =>
+  it.scoped("only auth and ping before authentication; then auth.ok with the internal user id", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
       const { alice } = yield* twoUsers(url)
@@ -69,7 +68,7 @@ layer(protocolServer, { timeout: 60_000 })("realtime gateway: protocol", (it) =>
     })
   )
 
-  it.effect("a bad token: UNAUTHORIZED with the reason, then closed 4401", () =>
+  it.scoped("a bad token: UNAUTHORIZED with the reason, then closed 4401", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
       const socket = yield* connect(url)
@@ -83,7 +82,7 @@ layer(protocolServer, { timeout: 60_000 })("realtime gateway: protocol", (it) =>
     })
   )
 
-  it.effect("an expiring token gets auth.expiring; a fresh token keeps the connection, an expired one closes it", () =>
+  it.scoped("an expiring token gets auth.expiring; a fresh token keeps the connection, an expired one closes it", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
       const { alice } = yield* twoUsers(url)
@@ -107,7 +106,7 @@ layer(protocolServer, { timeout: 60_000 })("realtime gateway: protocol", (it) =>
     })
   )
 
-  it.effect("re-authenticating as another user is refused; the connection stays with its user", () =>
+  it.scoped("re-authenticating as another user is refused; the connection stays with its user", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
       const { alice, bob } = yield* twoUsers(url)
@@ -119,14 +118,18 @@ layer(protocolServer, { timeout: 60_000 })("realtime gateway: protocol", (it) =>
     })
   )
 
-  it.effect("malformed, unknown, invalid, binary and oversized frames get error frames; the connection survives", () =>
+  it.scoped("malformed, unknown, invalid, binary and oversized frames get error frames; the connection survives", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
       const { alice } = yield* twoUsers(url)
       const socket = yield* connectAs(url, alice.token)
 
       yield* socket.sendRaw("{not json")
-      expect(yield* socket.next()).toEqual({ type: "error", code: "INVALID_JSON", message: "The frame is not valid JSON" })
+      expect(yield* socket.next()).toEqual({
+        type: "error",
+        code: "INVALID_JSON",
+        message: "The frame is not valid JSON"
+      })
       yield* socket.sendRaw("[1,2]")
       expect(yield* socket.next()).toMatchObject({ type: "error", code: "VALIDATION_ERROR" })
       yield* socket.send({ type: "launch.missiles" })
@@ -152,7 +155,7 @@ layer(protocolServer, { timeout: 60_000 })("realtime gateway: protocol", (it) =>
     })
   )
 
-  it.effect("a frame far above the limit ends the connection (1009)", () =>
+  it.scoped("a frame far above the limit ends the connection (1009)", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
       const socket = yield* connect(url)
@@ -161,7 +164,7 @@ layer(protocolServer, { timeout: 60_000 })("realtime gateway: protocol", (it) =>
     })
   )
 
-  it.effect("a message flood is rate limited for that user only", () =>
+  it.scoped("a message flood is rate limited for that user only", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
       const { alice, bob } = yield* twoUsers(url)
@@ -183,7 +186,7 @@ layer(protocolServer, { timeout: 60_000 })("realtime gateway: protocol", (it) =>
     })
   )
 
-  it.effect("connections per user are capped: the third gets RATE_LIMITED and 4429", () =>
+  it.scoped("connections per user are capped: the third gets RATE_LIMITED and 4429", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
       const { alice } = yield* twoUsers(url)
@@ -196,7 +199,7 @@ layer(protocolServer, { timeout: 60_000 })("realtime gateway: protocol", (it) =>
     })
   )
 
-  it.effect("opener.generate streams deltas, saved openers and done", () =>
+  it.scoped("opener.generate streams deltas, saved openers and done", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
       const { alice } = yield* twoUsers(url)
@@ -220,7 +223,7 @@ layer(protocolServer, { timeout: 60_000 })("realtime gateway: protocol", (it) =>
     })
   )
 
-  it.effect("abort stops an in-flight generation and its provider request", () =>
+  it.scoped("abort stops an in-flight generation and its provider request", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
       const { alice } = yield* twoUsers(url)
@@ -239,7 +242,7 @@ layer(protocolServer, { timeout: 60_000 })("realtime gateway: protocol", (it) =>
     })
   )
 
-  it.effect("generation failures come as opener.error with the API's code", () =>
+  it.scoped("generation failures come as opener.error with the API's code", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
       const { alice } = yield* twoUsers(url)
@@ -247,7 +250,7 @@ layer(protocolServer, { timeout: 60_000 })("realtime gateway: protocol", (it) =>
       const socket = yield* connectAs(url, alice.token)
       yield* socket.send({ type: "opener.generate", requestId: "g3", profile: { name: "Sam" } })
       expect(yield* socket.next(ofType("opener.error"))).toMatchObject({ requestId: "g3", code: "AI_UNAVAILABLE" })
-      yield* socket.send({ type: "opener.generate", requestId: "g4", matchId: "no-such-match" })
+      yield* socket.send({ type: "opener.generate", requestId: "g4", matchId: "nosuchmatch0000000000000" })
       expect(yield* socket.next(ofType("opener.error"))).toMatchObject({ requestId: "g4", code: "NOT_FOUND" })
     })
   )
@@ -265,7 +268,7 @@ layer(
   }),
   { timeout: 30_000 }
 )("realtime gateway: timeouts", (it) => {
-  it.effect("no auth in time: closed 4401", () =>
+  it.scoped("no auth in time: closed 4401", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
       const socket = yield* connect(url)
@@ -274,7 +277,7 @@ layer(
     })
   )
 
-  it.effect("a silent connection is closed 4408; one that pings stays open", () =>
+  it.scoped("a silent connection is closed 4408; one that pings stays open", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
       const { alice } = yield* twoUsers(url)
@@ -290,7 +293,7 @@ layer(
     })
   )
 
-  it.effect("a client that does not read is closed once its buffer is full (1013)", () =>
+  it.scoped("a client that does not read is closed once its buffer is full (1013)", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
       const { alice } = yield* twoUsers(url)
