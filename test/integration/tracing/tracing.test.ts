@@ -44,7 +44,11 @@ const fakeCollector = Effect.acquireRelease(
         request.on("end", () => {
           const raw = Buffer.concat(chunks)
           const body = request.headers["content-encoding"] === "gzip" ? gunzipSync(raw) : raw
-          received.push({ path: request.url, contentType: request.headers["content-type"], body: body.toString("utf8") })
+          received.push({
+            path: request.url,
+            contentType: request.headers["content-type"],
+            body: body.toString("utf8")
+          })
           response.writeHead(200, { "content-type": "application/json" }).end("{}")
         })
       })
@@ -84,7 +88,9 @@ const ExportRequest = Schema.Struct({
   resourceSpans: Schema.Array(
     Schema.Struct({
       resource: Schema.Struct({ attributes: Attributes }),
-      scopeSpans: Schema.Array(Schema.Struct({ spans: Schema.optionalWith(Schema.Array(OtlpSpan), { default: () => [] }) }))
+      scopeSpans: Schema.Array(
+        Schema.Struct({ spans: Schema.optionalWith(Schema.Array(OtlpSpan), { default: () => [] }) })
+      )
     })
   )
 })
@@ -100,7 +106,10 @@ interface Span {
 }
 
 const valueOf = (value: typeof AnyValue.Type): unknown =>
-  value.stringValue ?? (value.intValue === undefined ? undefined : Number(value.intValue)) ?? value.doubleValue ?? value.boolValue
+  value.stringValue ??
+  (value.intValue === undefined ? undefined : Number(value.intValue)) ??
+  value.doubleValue ??
+  value.boolValue
 
 const attributesOf = (attributes: typeof Attributes.Type) =>
   Object.fromEntries(attributes.map((attribute) => [attribute.key, valueOf(attribute.value)]))
@@ -174,9 +183,7 @@ it.scopedLive(
       expect(new Set(spans.map((span) => span.service))).toEqual(new Set(["wingmate-test"]))
 
       // The request that created the session: the platform's server span, with its route and status.
-      const posts = spans.filter(
-        (span) => span.kind === SERVER && span.attributes["http.route"] === "/api/v1/sessions"
-      )
+      const posts = spans.filter((span) => span.kind === SERVER && span.attributes["http.route"] === "/api/v1/sessions")
       expect(posts.map((span) => [span.name, span.attributes["http.request.method"]])).toEqual([
         ["http.server POST", "POST"]
       ])
@@ -231,7 +238,11 @@ it.scopedLive(
       const attempts = trace.filter((span) => span.name === "ai.attempt")
       expect(attempts.length).toBeGreaterThan(0)
       for (const attempt of attempts) {
-        expect(attempt.attributes).toMatchObject({ "ai.provider": "local", "ai.model": "local-deterministic", "ai.outcome": "ok" })
+        expect(attempt.attributes).toMatchObject({
+          "ai.provider": "local",
+          "ai.model": "local-deterministic",
+          "ai.outcome": "ok"
+        })
       }
       for (const attempt of attempts) expect(within(attempt, phase("suggestions"))).toBe(true)
       const read = one("ocr.read")

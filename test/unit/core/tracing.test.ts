@@ -13,7 +13,9 @@ import { Payload, payload } from "../../fixtures/queue-contract.ts"
 const tracing = (config: Record<string, string>) =>
   TracingLive("api").pipe(
     Layer.provide(AppConfig.Default),
-    Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries({ NODE_ENV: "test", ...config })))))
+    Layer.provide(
+      Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries({ NODE_ENV: "test", ...config }))))
+    )
   )
 
 describe("TracingLive", () => {
@@ -86,7 +88,9 @@ describe("trace context through the in-process queue", () => {
       const queue = yield* makeInProcessJobQueue(Payload, { queueName: "traced" })
       const seen = yield* Deferred.make<Tracer.Span>()
       // The consumer's fibers start outside any span: only the job can bring the context.
-      yield* queue.consume(() => Effect.flatMap(Effect.currentSpan, (span) => Deferred.succeed(seen, span)).pipe(Effect.orDie))
+      yield* queue.consume(() =>
+        Effect.flatMap(Effect.currentSpan, (span) => Deferred.succeed(seen, span)).pipe(Effect.orDie)
+      )
       const request = yield* Effect.withSpan(
         Effect.zipRight(queue.enqueue("job-1", payload(1)), Effect.orDie(Effect.currentSpan)),
         "request"
