@@ -53,6 +53,29 @@ const strongSecret = (name: string, minLength: number) =>
     )
   ).pipe(Config.map(Option.filter((value) => Redacted.value(value).trim() !== "")))
 
+const LOG_LEVELS: Record<string, LogLevel.LogLevel> = {
+  trace: LogLevel.Trace,
+  debug: LogLevel.Debug,
+  info: LogLevel.Info,
+  warning: LogLevel.Warning,
+  warn: LogLevel.Warning,
+  error: LogLevel.Error,
+  fatal: LogLevel.Fatal,
+  none: LogLevel.None,
+  off: LogLevel.None,
+  all: LogLevel.All
+}
+
+/** The names the README documents (`Warning`, `None`) and Effect's own labels (`WARN`, `OFF`), any case. */
+const logLevel = (name: string) =>
+  Config.string(name).pipe(
+    Config.validate({
+      message: "Expected one of Trace, Debug, Info, Warning, Error, Fatal, None, All",
+      validation: (value) => Object.hasOwn(LOG_LEVELS, value.trim().toLowerCase())
+    }),
+    Config.map((value) => LOG_LEVELS[value.trim().toLowerCase()] ?? LogLevel.Info)
+  )
+
 /** A comma-separated list; blanks dropped. */
 const list = (name: string) =>
   Config.array(Config.string(), name).pipe(
@@ -67,7 +90,7 @@ const raw = Config.all({
     Config.validate({ message: "Expected a port between 0 and 65535", validation: (n) => n >= 0 && n <= 65535 }),
     Config.withDefault(3000)
   ),
-  logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
+  logLevel: logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
   logFormat: Config.option(Config.literal("json", "pretty")("LOG_FORMAT")),
   databaseUrl: nonEmptyRedacted("DATABASE_URL"),
   databasePoolMax: positiveInt("DATABASE_POOL_MAX", 10),
