@@ -11,6 +11,7 @@ import { TokenVerifier } from "./core/auth/token-verifier.ts"
 import { Db } from "./core/db/db.ts"
 import { Ocr } from "./core/ocr/ocr.ts"
 import { ProgressBus } from "./core/progress/progress-bus.ts"
+import { RateLimiter } from "./core/rate-limit/rate-limiter.ts"
 import { Erasure } from "./core/erasure.ts"
 import { ImageProcessor } from "./core/image/image-processor.ts"
 import { JsonBodiesLive } from "./core/http/json-bodies.ts"
@@ -88,9 +89,14 @@ export const AiLive = AiStrategyLive.pipe(Layer.provide(AiLedgerDb))
 
 /**
  * What the modules run on: the AI chain, database, Redis, token verification, the erasure registry, object
- * storage (whose local form also serves its own URLs through `LocalStorageRoutes`), images.
+ * storage (whose local form also serves its own URLs through `LocalStorageRoutes`), images, rate limits.
  */
-export const Infrastructure = Layer.mergeAll(Ocr.fromConfig(ocrPromptV1), ProgressBus.layer, SessionJobs.layer).pipe(
+export const Infrastructure = Layer.mergeAll(
+  Ocr.fromConfig(ocrPromptV1),
+  ProgressBus.layer,
+  SessionJobs.layer,
+  RateLimiter.layer
+).pipe(
   Layer.provideMerge(
     AiLive.pipe(
       Layer.provideMerge(

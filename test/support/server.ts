@@ -20,6 +20,7 @@ import { TestTokenVerifier } from "./auth.ts"
 import type { AiStrategy } from "../../src/core/ai/strategy.ts"
 import { Ocr } from "../../src/core/ocr/ocr.ts"
 import { ProgressBus } from "../../src/core/progress/progress-bus.ts"
+import { RateLimiter } from "../../src/core/rate-limit/rate-limiter.ts"
 import { ocrPromptV1 } from "../../src/modules/sessions/prompts/ocr-v1.ts"
 import { SessionJobs } from "../../src/modules/sessions/sessions.jobs.ts"
 import { AiLive, HttpRoutes, SessionsWorker } from "../../src/server.ts"
@@ -49,11 +50,27 @@ export interface TestServerOptions<RE = never, RR = never, RS = never> {
   readonly consumer?: boolean
   /** The sessions queue; default: from the configuration (BullMQ with REDIS_URL, else in-process). */
   readonly jobs?: Layer.Layer<SessionJobs, never, AppConfig>
+  /**
+   * The rate limiter; default: from the configuration (Redis with the `redis` option, else memory).
+   * Limits are off unless the test's configuration sets RATE_LIMIT_ENABLED=true.
+   */
+  readonly rateLimiter?: Layer.Layer<RateLimiter, unknown, AppConfig | Redis>
 }
 
 export const testConfig = (overrides: Record<string, string> = {}) =>
   Layer.setConfigProvider(
-    ConfigProvider.fromMap(new Map(Object.entries({ NODE_ENV: "test", PORT: "0", HOST: "127.0.0.1", ...overrides })))
+    ConfigProvider.fromMap(
+      new Map(
+        Object.entries({
+          NODE_ENV: "test",
+          PORT: "0",
+          HOST: "127.0.0.1",
+          // Suites make many requests from one address and user; rate-limit tests turn limits on.
+          RATE_LIMIT_ENABLED: "false",
+          ...overrides
+        })
+      )
+    )
   )
 
 /** The base URL of the server built by `testServer`. */
@@ -100,7 +117,14 @@ export const testServer = <RE = never, RR = never, RS = never>(options: TestServ
     Layer.provide(options.storage ?? localTestStorage()),
     Layer.provideMerge(NodeServerLive),
     Layer.provide(ImageProcessor.layer),
-    Layer.provide(Layer.mergeAll(Ocr.fromConfig(ocrPromptV1), ProgressBus.layer, options.jobs ?? SessionJobs.layer)),
+    Layer.provide(
+      Layer.mergeAll(
+        Ocr.fromConfig(ocrPromptV1),
+        ProgressBus.layer,
+        options.jobs ?? SessionJobs.layer,
+        options.rateLimiter ?? RateLimiter.layer
+      )
+    ),
     Layer.provide(options.ai ?? AiLive),
     Layer.provide(options.db),
     Layer.provide(options.redis ?? Redis.none),
