@@ -121,6 +121,11 @@ describe("REST rate limits (memory)", () => {
       )
       expect(answers.map((res) => res.status)).toEqual([200, 200, 200, 200, 200, 200, 200])
       expect(answers.map((res) => res.headers.get("ratelimit-limit"))).toEqual(Array(7).fill(null))
+      // The OpenAPI document says so too: 429 on the API's routes, not on the probes.
+      const paths = (answers[3]!.body as { paths: Record<string, { get?: { responses: Record<string, unknown> } }> })
+        .paths
+      expect(paths["/api/v1/users/me"]?.get?.responses["429"]).toMatchObject({ description: "429 RATE_LIMITED" })
+      expect(paths["/health/live"]?.get?.responses["429"]).toBeUndefined()
       // The one request the API allows is still there.
       expect((yield* get("/api/v1/users/me")).status).toBe(401)
       expectRateLimited(yield* get("/api/v1/users/me"), 1, 60)
