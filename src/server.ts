@@ -1,6 +1,6 @@
 /**
- * The api process: every route on one HTTP server (HttpApi, its OpenAPI document and docs; RPC
- * and WebSocket join here), the plumbing around them, and the layers they run on.
+ * The api process: every route on one HTTP server (HttpApi, its OpenAPI document and docs, the
+ * WebSocket gateway at /ws; RPC joins here), the plumbing around them, and the layers they run on.
  */
 import { HttpApiScalar, HttpLayerRouter } from "@effect/platform"
 import { Layer } from "effect"
@@ -38,6 +38,7 @@ import { SessionsHttpLive } from "./modules/sessions/sessions.http.ts"
 import { SessionJobs } from "./modules/sessions/sessions.jobs.ts"
 import { SessionPipeline, SessionsConsumerLive, SessionsSweeperLive } from "./modules/sessions/sessions.pipeline.ts"
 import { SessionsErasureLive, SessionsService } from "./modules/sessions/sessions.service.ts"
+import { RealtimeGatewayLive } from "./modules/realtime/realtime.gateway.ts"
 import { ClerkWebhooks } from "./modules/webhooks/clerk-webhooks.service.ts"
 import { WebhooksHttpLive } from "./modules/webhooks/webhooks.http.ts"
 
@@ -81,7 +82,8 @@ export const HttpRoutes = Layer.mergeAll(
     scalar: { withDefaultFonts: false }
   }),
   LocalStorageRoutes,
-  HttpPlumbing
+  HttpPlumbing,
+  RealtimeGatewayLive.pipe(Layer.provide(Modules))
 )
 
 /** The AI chain from configuration, with its cost ledger in the database. */

@@ -129,6 +129,24 @@ const raw = Config.all({
   openers: Config.all({
     dailyLimit: intBetween("OPENERS_DAILY_LIMIT", 1, 10_000, 50),
     safetyPolicy: Config.literal("standard", "strict")("OPENERS_SAFETY_POLICY").pipe(Config.withDefault("standard"))
+  }),
+  realtime: Config.all({
+    /** A new connection must send `auth` within this time. */
+    authTimeoutMs: intBetween("WS_AUTH_TIMEOUT_MS", 100, 120_000, 10_000),
+    /** A connection that sends nothing (not even `ping`) for this long is closed. */
+    idleTimeoutMs: intBetween("WS_IDLE_TIMEOUT_MS", 200, 3_600_000, 60_000),
+    /** How long before the token's expiry `auth.expiring` is sent. */
+    expiryWarningMs: intBetween("WS_EXPIRY_WARNING_MS", 0, 3_600_000, 60_000),
+    /** Frames above this get an error frame; frames above 4× this end the connection (1009). */
+    maxFrameBytes: intBetween("WS_MAX_FRAME_BYTES", 256, 1_048_576, 16_384),
+    /** Bytes queued for a client that does not read; past it the connection closes (1013). */
+    maxBufferedBytes: intBetween("WS_MAX_BUFFERED_BYTES", 1024, 64 * 1_048_576, 1_048_576),
+    /** Open connections per user on one api instance. */
+    maxConnectionsPerUser: intBetween("WS_MAX_CONNECTIONS_PER_USER", 1, 1000, 5),
+    /** Sessions followed at once on one connection. */
+    maxSubscriptions: intBetween("WS_MAX_SUBSCRIPTIONS", 1, 1000, 20),
+    /** Opener generations in flight at once on one connection. */
+    maxGenerations: intBetween("WS_MAX_GENERATIONS", 1, 100, 2)
   })
 })
 

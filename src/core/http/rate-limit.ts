@@ -15,6 +15,7 @@ import { ErrorCatalog } from "../../domain/errors.ts"
 import { TokenVerifier } from "../auth/token-verifier.ts"
 import { AppConfig } from "../config.ts"
 import { type RateDecision, RateLimiter } from "../rate-limit/rate-limiter.ts"
+import { forwardedAddress } from "./client-address.ts"
 
 const LIMITED_PREFIX = "/api/v1"
 
@@ -24,28 +25,9 @@ const isLimitedPath = (url: string): boolean => {
   return path === LIMITED_PREFIX || path.startsWith(`${LIMITED_PREFIX}/`)
 }
 
-/** IPv4-mapped IPv6 (`::ffff:1.2.3.4`) is the IPv4 address: one client, one key. */
-const normalizeIp = (address: string): string => {
-  const trimmed = address.trim()
-  return /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(trimmed) ? trimmed.slice(7) : trimmed.toLowerCase()
-}
-
-/**
- * The client's address: the socket's, or with `trustedHops` proxies in front, the entry of
- * `X-Forwarded-For` the outermost trusted proxy appended (the ones left of it are the client's
- * own claims, spoofable).
- */
-export const clientIpOf = (request: HttpServerRequest.HttpServerRequest, trustedHops: number): string => {
-  const socket = Option.getOrElse(request.remoteAddress, () => "unknown")
-  const forwarded = request.headers["x-forwarded-for"]
-  if (trustedHops === 0 || forwarded === undefined) return normalizeIp(socket)
-  const hops = forwarded
-    .split(",")
-    .map((entry) => entry.trim())
-    .filter((entry) => entry !== "")
-  const client = hops[Math.max(0, hops.length - trustedHops)]
-  return normalizeIp(client ?? socket)
-}
+/** The client's address as the WebSocket gateway sees it (client-address.ts), from the request. */
+export const clientIpOf = (request: HttpServerRequest.HttpServerRequest, trustedHops: number): string =>
+  forwardedAddress(request.headers["x-forwarded-for"], Option.getOrUndefined(request.remoteAddress), trustedHops)
 
 const bearerOf = (request: HttpServerRequest.HttpServerRequest): string | undefined =>
   /^Bearer\s+(\S+)\s*$/i.exec(request.headers["authorization"] ?? "")?.[1]
