@@ -18,6 +18,7 @@ import { JsonBodiesLive } from "./core/http/json-bodies.ts"
 import { HttpPlumbing } from "./core/http/middleware.ts"
 import { NodeServerLive } from "./core/http/server.ts"
 import { LoggingLive } from "./core/logging.ts"
+import { TracingLive } from "./core/tracing.ts"
 import { Redis } from "./core/redis.ts"
 import { LocalStorageRoutes } from "./core/storage/local-routes.ts"
 import { Storage } from "./core/storage/storage.ts"
@@ -124,6 +125,7 @@ export const serveRoutes = <E, R>(routes: Layer.Layer<never, E, R>) =>
 /** The whole api process, given only its configuration. */
 export const ApiServer = serveRoutes(HttpRoutes).pipe(
   Layer.provide(Infrastructure),
+  Layer.provide(TracingLive("api")),
   Layer.provide(LoggingLive),
   Layer.provide(AppConfig.Default)
 )
@@ -131,6 +133,7 @@ export const ApiServer = serveRoutes(HttpRoutes).pipe(
 /** `npm run dev`: the api and the sessions worker in one process, sharing the queue and the progress bus. */
 export const DevServer = Layer.mergeAll(serveRoutes(HttpRoutes), SessionsWorker).pipe(
   Layer.provide(Infrastructure),
+  Layer.provide(TracingLive("dev")),
   Layer.provide(LoggingLive),
   Layer.provide(AppConfig.Default)
 )
@@ -138,6 +141,7 @@ export const DevServer = Layer.mergeAll(serveRoutes(HttpRoutes), SessionsWorker)
 /** The worker process: only the sessions consumer (no HTTP server). */
 export const WorkerProcess = SessionsWorker.pipe(
   Layer.provide(Infrastructure),
+  Layer.provide(TracingLive("worker")),
   Layer.provide(LoggingLive),
   Layer.provide(AppConfig.Default)
 )

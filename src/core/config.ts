@@ -126,6 +126,12 @@ const raw = Config.all({
   rateLimits: rateLimitsConfig,
   /** Proxy hops whose `X-Forwarded-For` entries are trusted for the client IP (0: the socket's address). */
   trustProxy: trustProxyConfig,
+  tracing: Config.all({
+    /** OTLP/HTTP collector base URL (`/v1/traces` is appended); unset: spans are not exported. */
+    endpoint: httpUrl("OTEL_EXPORTER_OTLP_ENDPOINT"),
+    /** Overrides the process's own name (`wingmate-api`, `wingmate-worker`, `wingmate-dev`). */
+    serviceName: nonEmptyString("OTEL_SERVICE_NAME")
+  }),
   openers: Config.all({
     dailyLimit: intBetween("OPENERS_DAILY_LIMIT", 1, 10_000, 50),
     safetyPolicy: Config.literal("standard", "strict")("OPENERS_SAFETY_POLICY").pipe(Config.withDefault("standard"))

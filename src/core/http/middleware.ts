@@ -15,6 +15,7 @@ import { Cause, Effect, Option } from "effect"
 import { randomUUID } from "node:crypto"
 import { ErrorCatalog, type ErrorCode } from "../../domain/errors.ts"
 import { AppConfig } from "../config.ts"
+import { annotateRequestSpan } from "../tracing.ts"
 import { restRateLimit } from "./rate-limit.ts"
 
 export const errorResponse = (code: ErrorCode, message: string, details?: unknown) =>
@@ -111,6 +112,7 @@ export const HttpPlumbing = HttpLayerRouter.middleware(
         const started = performance.now()
         const requestId = requestIdOf(request)
         return Effect.gen(function* () {
+          yield* annotateRequestSpan(request, requestId)
           const limited = rateLimited(route)
           const handled = (cors === undefined ? limited : cors(limited)).pipe(
             HttpServerRequest.withMaxBodySize(Option.some(config.maxBodyBytes)),
