@@ -413,7 +413,9 @@ try {
     AI_PROVIDER_STRATEGY_PRIMARY: "gpt-4o",
     AI_PROVIDER_STRATEGY_FALLBACKS: "gpt-4o",
     AI_DAILY_SPEND_CAP_MICROS: "0",
-    PROGRESS_TTL_SECONDS: "600"
+    PROGRESS_TTL_SECONDS: "600",
+    // One client address and a few users send every request: the bench measures the pipeline, not the limits.
+    RATE_LIMIT_ENABLED: "false"
   }
   if (cpuProfDir !== undefined) mkdirSync(cpuProfDir, { recursive: true })
   const profile = cpuProfDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", cpuProfDir]

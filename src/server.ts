@@ -92,13 +92,13 @@ export const AiLive = AiStrategyLive.pipe(Layer.provide(AiLedgerDb))
 
 /**
  * What the modules run on: the AI chain, database, Redis, token verification, the erasure registry, object
- * storage (whose local form also serves its own URLs through `LocalStorageRoutes`), images.
+ * storage (whose local form also serves its own URLs through `LocalStorageRoutes`), images, rate limits.
  */
 export const Infrastructure = Layer.mergeAll(
   Ocr.fromConfig(ocrPromptV1),
   ProgressBus.layer,
-  RateLimiter.layer,
-  SessionJobs.layer
+  SessionJobs.layer,
+  RateLimiter.layer
 ).pipe(
   Layer.provideMerge(
     AiLive.pipe(

@@ -9,6 +9,7 @@ import {
   InternalErrorEnvelope,
   InvalidJsonEnvelope,
   PayloadTooLargeEnvelope,
+  RateLimitedEnvelope,
   UnsupportedMediaTypeEnvelope
 } from "./errors.ts"
 import { HealthGroup } from "./health.ts"
@@ -39,13 +40,14 @@ export class JsonBodies extends HttpApiMiddleware.Tag<JsonBodies>()("JsonBodies"
   failure: UnsupportedMediaTypeEnvelope
 }) {}
 
+// Every route under /api/v1 may answer 429 RATE_LIMITED (src/core/http/rate-limit.ts); the health probes never do.
 export class WingmateApi extends makeApi("wingmate")
-  .add(UsersGroup)
-  .add(MatchesGroup)
-  .add(OpenersGroup)
-  .add(WebhooksGroup)
-  .add(UploadsGroup)
-  .add(SessionsGroup)
+  .add(UsersGroup.addError(RateLimitedEnvelope))
+  .add(MatchesGroup.addError(RateLimitedEnvelope))
+  .add(OpenersGroup.addError(RateLimitedEnvelope))
+  .add(WebhooksGroup.addError(RateLimitedEnvelope))
+  .add(UploadsGroup.addError(RateLimitedEnvelope))
+  .add(SessionsGroup.addError(RateLimitedEnvelope))
   .prefix("/api/v1")
   .add(HealthGroup)
   .addError(InvalidJsonEnvelope)

@@ -50,11 +50,27 @@ export interface TestServerOptions<RE = never, RR = never, RS = never> {
   readonly consumer?: boolean
   /** The sessions queue; default: from the configuration (BullMQ with REDIS_URL, else in-process). */
   readonly jobs?: Layer.Layer<SessionJobs, never, AppConfig>
+  /**
+   * The rate limiter; default: from the configuration (Redis with the `redis` option, else memory).
+   * Limits are off unless the test's configuration sets RATE_LIMIT_ENABLED=true.
+   */
+  readonly rateLimiter?: Layer.Layer<RateLimiter, unknown, AppConfig | Redis>
 }
 
 export const testConfig = (overrides: Record<string, string> = {}) =>
   Layer.setConfigProvider(
-    ConfigProvider.fromMap(new Map(Object.entries({ NODE_ENV: "test", PORT: "0", HOST: "127.0.0.1", ...overrides })))
+    ConfigProvider.fromMap(
+      new Map(
+        Object.entries({
+          NODE_ENV: "test",
+          PORT: "0",
+          HOST: "127.0.0.1",
+          // Suites make many requests from one address and user; rate-limit tests turn limits on.
+          RATE_LIMIT_ENABLED: "false",
+          ...overrides
+        })
+      )
+    )
   )
 
 /** The base URL of the server built by `testServer`. */
@@ -105,8 +121,8 @@ export const testServer = <RE = never, RR = never, RS = never>(options: TestServ
       Layer.mergeAll(
         Ocr.fromConfig(ocrPromptV1),
         ProgressBus.layer,
-        RateLimiter.layer,
-        options.jobs ?? SessionJobs.layer
+        options.jobs ?? SessionJobs.layer,
+        options.rateLimiter ?? RateLimiter.layer
       )
     ),
     Layer.provide(options.ai ?? AiLive),

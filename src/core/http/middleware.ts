@@ -1,7 +1,7 @@
 /**
  * Server-wide HTTP plumbing, one global middleware around every route (HttpApi, docs, RPC,
- * WebSocket): request id, one log line per request, security headers, CORS, the body limit,
- * and the envelope for every failure the framework itself produces (unknown route, malformed
+ * WebSocket): request id, one log line per request, security headers, CORS, the REST rate
+ * limits (rate-limit.ts), the body limit, and the envelope for every failure the framework itself produces (unknown route, malformed
  * JSON, oversized body, defects).
  */
 import {
@@ -16,6 +16,7 @@ import { randomUUID } from "node:crypto"
 import { ErrorCatalog, type ErrorCode } from "../../domain/errors.ts"
 import { AppConfig } from "../config.ts"
 import { annotateRequestSpan } from "../tracing.ts"
+import { restRateLimit } from "./rate-limit.ts"
 
 export const errorResponse = (code: ErrorCode, message: string, details?: unknown) =>
   HttpServerResponse.unsafeJson(
@@ -85,13 +86,20 @@ export const HttpPlumbing = HttpLayerRouter.middleware(
   Effect.gen(function* () {
     const config = yield* AppConfig
     const headers = securityHeaders(config.isProduction)
+    const rateLimited = yield* restRateLimit
     const cors =
       config.corsOrigins.length === 0
         ? undefined
         : HttpMiddleware.cors({
             allowedOrigins: (origin) => config.corsOrigins.includes("*") || config.corsOrigins.includes(origin),
             allowedHeaders: ["authorization", "content-type", "x-request-id"],
-            exposedHeaders: ["x-request-id", "retry-after"],
+            exposedHeaders: [
+              "x-request-id",
+              "retry-after",
+              "ratelimit-limit",
+              "ratelimit-remaining",
+              "ratelimit-reset"
+            ],
             maxAge: 600
           })
     const tooLarge = (request: HttpServerRequest.HttpServerRequest) => {
@@ -105,7 +113,8 @@ export const HttpPlumbing = HttpLayerRouter.middleware(
         const requestId = requestIdOf(request)
         return Effect.gen(function* () {
           yield* annotateRequestSpan(request, requestId)
-          const handled = (cors === undefined ? route : cors(route)).pipe(
+          const limited = rateLimited(route)
+          const handled = (cors === undefined ? limited : cors(limited)).pipe(
             HttpServerRequest.withMaxBodySize(Option.some(config.maxBodyBytes)),
             Effect.catchAllCause(recover(request))
           )

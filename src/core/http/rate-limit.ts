@@ -1,0 +1,91 @@
+/**
+ * REST rate limits, applied by the HTTP plumbing (middleware.ts) to every request under
+ * `/api/v1`: per client IP (`rateLimits.restIp`) for all of them, and per user
+ * (`rateLimits.restUser`, keyed by the Clerk id) when the bearer token verifies. An invalid
+ * token counts per IP only and is left to the Authentication middleware's 401. Health probes,
+ * `/docs`, `/openapi.json` and the local storage routes are outside `/api/v1`, so never limited;
+ * the Clerk webhook has no bearer token, so it counts per IP only.
+ *
+ * Over a limit: 429 `RATE_LIMITED` with `Retry-After` and the `RateLimit-*` headers of the rule
+ * that refused. Allowed: the `RateLimit-*` headers of the tighter rule (fewer remaining).
+ */
+import { HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Effect, Option } from "effect"
+import { ErrorCatalog } from "../../domain/errors.ts"
+import { TokenVerifier } from "../auth/token-verifier.ts"
+import { AppConfig } from "../config.ts"
+import { type RateDecision, RateLimiter } from "../rate-limit/rate-limiter.ts"
+import { forwardedAddress } from "./client-address.ts"
+
+const LIMITED_PREFIX = "/api/v1"
+
+const isLimitedPath = (url: string): boolean => {
+  const end = url.search(/[?#]/)
+  const path = end === -1 ? url : url.slice(0, end)
+  return path === LIMITED_PREFIX || path.startsWith(`${LIMITED_PREFIX}/`)
+}
+
+/** The client's address as the WebSocket gateway sees it (client-address.ts), from the request. */
+export const clientIpOf = (request: HttpServerRequest.HttpServerRequest, trustedHops: number): string =>
+  forwardedAddress(request.headers["x-forwarded-for"], Option.getOrUndefined(request.remoteAddress), trustedHops)
+
+const bearerOf = (request: HttpServerRequest.HttpServerRequest): string | undefined =>
+  /^Bearer\s+(\S+)\s*$/i.exec(request.headers["authorization"] ?? "")?.[1]
+
+const seconds = (ms: number) => Math.ceil(ms / 1_000)
+
+const rateLimitHeaders = (decision: RateDecision): Record<string, string> => ({
+  "ratelimit-limit": String(decision.limit),
+  "ratelimit-remaining": String(decision.remaining),
+  "ratelimit-reset": String(seconds(decision.resetMs))
+})
+
+/** The decision whose headers the client sees: the one with the least room left. */
+const tighter = (a: RateDecision, b: RateDecision): RateDecision =>
+  b.remaining < a.remaining || (b.remaining === a.remaining && b.limit < a.limit) ? b : a
+
+export const tooManyRequests = (decision: RateDecision) =>
+  HttpServerResponse.unsafeJson(
+    {
+      success: false,
+      error: { code: "RATE_LIMITED", message: "Too many requests: retry after the Retry-After delay" }
+    },
+    {
+      status: ErrorCatalog.RATE_LIMITED.status,
+      headers: { ...rateLimitHeaders(decision), "retry-after": String(Math.max(1, seconds(decision.retryAfterMs))) }
+    }
+  )
+
+/** Wraps the routes with the REST limits (a no-op with RATE_LIMIT_ENABLED=false). */
+export const restRateLimit = Effect.gen(function* () {
+  const config = yield* AppConfig
+  const limiter = yield* RateLimiter
+  const verifier = yield* TokenVerifier
+  const { enabled, restIp, restUser } = config.rateLimits
+
+  return <E, R>(route: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
+    !enabled
+      ? route
+      : Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+          // Preflights carry no credentials and are answered by CORS before reaching here anyway.
+          request.method === "OPTIONS" || !isLimitedPath(request.url)
+            ? route
+            : Effect.gen(function* () {
+                const ip = yield* limiter.consume(restIp, `ip:${clientIpOf(request, config.trustProxy)}`)
+                if (!ip.allowed) return tooManyRequests(ip)
+                const token = bearerOf(request)
+                const identity = token === undefined ? Option.none() : yield* Effect.option(verifier.verify(token))
+                let shown = ip
+                if (Option.isSome(identity)) {
+                  const user = yield* limiter.consume(restUser, `user:${identity.value.clerkId}`)
+                  if (!user.allowed) return tooManyRequests(user)
+                  shown = tighter(ip, user)
+                }
+                // On whatever the route answers, its failures' envelopes included.
+                yield* HttpApp.appendPreResponseHandler((_request, response) =>
+                  Effect.succeed(HttpServerResponse.setHeaders(response, rateLimitHeaders(shown)))
+                )
+                return yield* route
+              })
+        )
+})
