@@ -27,7 +27,8 @@ import {
   UploadNotReceived,
   UploadPurposeMismatch,
   UploadSizeMismatch,
-  UploadTypeMismatch
+  UploadTypeMismatch,
+  ValidationError
 } from "./errors.ts"
 import { DislikeOpener, GenerateOpeners, Opener, OpenerEvent } from "./openers.ts"
 import { Page, ResourceId } from "./pagination.ts"
@@ -73,7 +74,9 @@ export const OpenersRpcs = RpcGroup.make(
   /** History, newest first. */
   Rpc.make("list", {
     payload: Schema.Struct({ ...pageFields, matchId: Schema.optionalWith(ResourceId, { exact: true }) }),
-    success: Page(Opener)
+    success: Page(Opener),
+    /** A `cursor` that is not a `nextCursor`. */
+    error: ValidationError
   }),
   Rpc.make("like", { payload: { openerId: ResourceId }, success: Opener, error: NotFound }),
   Rpc.make("unlike", { payload: { openerId: ResourceId }, success: Opener, error: NotFound }),
@@ -125,7 +128,8 @@ export const SessionsRpcs = RpcGroup.make(
       afterSeq: Schema.optionalWith(Schema.NonNegativeInt, { exact: true })
     }),
     success: SessionStreamItem,
-    error: NotFound,
+    /** `ServiceUnavailable`: the progress feed failed; resume with `afterSeq`. */
+    error: Schema.Union(NotFound, ServiceUnavailable),
     stream: true
   }),
   /** A new batch of suggestions from the stored transcript (as `POST /sessions/:id/suggestions`). */
