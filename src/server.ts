@@ -1,6 +1,6 @@
 /**
- * The api process: every route on one HTTP server (HttpApi, its OpenAPI document and docs; RPC
- * and WebSocket join here), the plumbing around them, and the layers they run on.
+ * The api process: every route on one HTTP server (HttpApi, its OpenAPI document and docs, the
+ * WebSocket gateway at /ws; RPC joins here), the plumbing around them, and the layers they run on.
  */
 import { HttpApiScalar, HttpLayerRouter } from "@effect/platform"
 import { Layer } from "effect"
@@ -11,6 +11,7 @@ import { TokenVerifier } from "./core/auth/token-verifier.ts"
 import { Db } from "./core/db/db.ts"
 import { Ocr } from "./core/ocr/ocr.ts"
 import { ProgressBus } from "./core/progress/progress-bus.ts"
+import { RateLimiter } from "./core/rate-limit/rate-limiter.ts"
 import { Erasure } from "./core/erasure.ts"
 import { ImageProcessor } from "./core/image/image-processor.ts"
 import { JsonBodiesLive } from "./core/http/json-bodies.ts"
@@ -18,6 +19,7 @@ import { rpcRoutes } from "./core/http/rpc.ts"
 import { HttpPlumbing } from "./core/http/middleware.ts"
 import { NodeServerLive } from "./core/http/server.ts"
 import { LoggingLive } from "./core/logging.ts"
+import { TracingLive } from "./core/tracing.ts"
 import { Redis } from "./core/redis.ts"
 import { LocalStorageRoutes } from "./core/storage/local-routes.ts"
 import { Storage } from "./core/storage/storage.ts"
@@ -42,6 +44,7 @@ import { SessionsRpcLive } from "./modules/sessions/sessions.rpc.ts"
 import { SessionJobs } from "./modules/sessions/sessions.jobs.ts"
 import { SessionPipeline, SessionsConsumerLive, SessionsSweeperLive } from "./modules/sessions/sessions.pipeline.ts"
 import { SessionsErasureLive, SessionsService } from "./modules/sessions/sessions.service.ts"
+import { RealtimeGatewayLive } from "./modules/realtime/realtime.gateway.ts"
 import { ClerkWebhooks } from "./modules/webhooks/clerk-webhooks.service.ts"
 import { WebhooksHttpLive } from "./modules/webhooks/webhooks.http.ts"
 
@@ -91,7 +94,8 @@ export const HttpRoutes = Layer.mergeAll(
   }),
   rpcRoutes(WingmateRpcs, "/rpc").pipe(Layer.provide(RpcHandlers)),
   LocalStorageRoutes,
-  HttpPlumbing
+  HttpPlumbing,
+  RealtimeGatewayLive.pipe(Layer.provide(Modules))
 )
 
 /** The AI chain from configuration, with its cost ledger in the database. */
@@ -101,7 +105,12 @@ export const AiLive = AiStrategyLive.pipe(Layer.provide(AiLedgerDb))
  * What the modules run on: the AI chain, database, Redis, token verification, the erasure registry, object
  * storage (whose local form also serves its own URLs through `LocalStorageRoutes`), images.
  */
-export const Infrastructure = Layer.mergeAll(Ocr.fromConfig(ocrPromptV1), ProgressBus.layer, SessionJobs.layer).pipe(
+export const Infrastructure = Layer.mergeAll(
+  Ocr.fromConfig(ocrPromptV1),
+  ProgressBus.layer,
+  RateLimiter.layer,
+  SessionJobs.layer
+).pipe(
   Layer.provideMerge(
     AiLive.pipe(
       Layer.provideMerge(
@@ -127,6 +136,7 @@ export const serveRoutes = <E, R>(routes: Layer.Layer<never, E, R>) =>
 /** The whole api process, given only its configuration. */
 export const ApiServer = serveRoutes(HttpRoutes).pipe(
   Layer.provide(Infrastructure),
+  Layer.provide(TracingLive("api")),
   Layer.provide(LoggingLive),
   Layer.provide(AppConfig.Default)
 )
@@ -134,6 +144,7 @@ export const ApiServer = serveRoutes(HttpRoutes).pipe(
 /** `npm run dev`: the api and the sessions worker in one process, sharing the queue and the progress bus. */
 export const DevServer = Layer.mergeAll(serveRoutes(HttpRoutes), SessionsWorker).pipe(
   Layer.provide(Infrastructure),
+  Layer.provide(TracingLive("dev")),
   Layer.provide(LoggingLive),
   Layer.provide(AppConfig.Default)
 )
@@ -141,6 +152,7 @@ export const DevServer = Layer.mergeAll(serveRoutes(HttpRoutes), SessionsWorker)
 /** The worker process: only the sessions consumer (no HTTP server). */
 export const WorkerProcess = SessionsWorker.pipe(
   Layer.provide(Infrastructure),
+  Layer.provide(TracingLive("worker")),
   Layer.provide(LoggingLive),
   Layer.provide(AppConfig.Default)
 )

@@ -4,6 +4,7 @@
  */
 import { Config, ConfigError, Effect, LogLevel, Option, Redacted } from "effect"
 import { queueConfig } from "./queue/config.ts"
+import { rateLimitsConfig, trustProxyConfig } from "./rate-limit/config.ts"
 
 const nonEmptyRedacted = (name: string) =>
   Config.option(Config.redacted(name)).pipe(Config.map(Option.filter((value) => Redacted.value(value).trim() !== "")))
@@ -52,6 +53,29 @@ const strongSecret = (name: string, minLength: number) =>
     )
   ).pipe(Config.map(Option.filter((value) => Redacted.value(value).trim() !== "")))
 
+const LOG_LEVELS: Record<string, LogLevel.LogLevel> = {
+  trace: LogLevel.Trace,
+  debug: LogLevel.Debug,
+  info: LogLevel.Info,
+  warning: LogLevel.Warning,
+  warn: LogLevel.Warning,
+  error: LogLevel.Error,
+  fatal: LogLevel.Fatal,
+  none: LogLevel.None,
+  off: LogLevel.None,
+  all: LogLevel.All
+}
+
+/** The names the README documents (`Warning`, `None`) and Effect's own labels (`WARN`, `OFF`), any case. */
+const logLevel = (name: string) =>
+  Config.string(name).pipe(
+    Config.validate({
+      message: "Expected one of Trace, Debug, Info, Warning, Error, Fatal, None, All",
+      validation: (value) => Object.hasOwn(LOG_LEVELS, value.trim().toLowerCase())
+    }),
+    Config.map((value) => LOG_LEVELS[value.trim().toLowerCase()] ?? LogLevel.Info)
+  )
+
 /** A comma-separated list; blanks dropped. */
 const list = (name: string) =>
   Config.array(Config.string(), name).pipe(
@@ -66,7 +90,7 @@ const raw = Config.all({
     Config.validate({ message: "Expected a port between 0 and 65535", validation: (n) => n >= 0 && n <= 65535 }),
     Config.withDefault(3000)
   ),
-  logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
+  logLevel: logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
   logFormat: Config.option(Config.literal("json", "pretty")("LOG_FORMAT")),
   databaseUrl: nonEmptyRedacted("DATABASE_URL"),
   databasePoolMax: positiveInt("DATABASE_POOL_MAX", 10),
@@ -122,9 +146,36 @@ const raw = Config.all({
     concurrency: intBetween("IMAGE_CONCURRENCY", 1, 64, 2)
   }),
   queue: queueConfig,
+  rateLimits: rateLimitsConfig,
+  /** Proxy hops whose `X-Forwarded-For` entries are trusted for the client IP (0: the socket's address). */
+  trustProxy: trustProxyConfig,
+  tracing: Config.all({
+    /** OTLP/HTTP collector base URL (`/v1/traces` is appended); unset: spans are not exported. */
+    endpoint: httpUrl("OTEL_EXPORTER_OTLP_ENDPOINT"),
+    /** Overrides the process's own name (`wingmate-api`, `wingmate-worker`, `wingmate-dev`). */
+    serviceName: nonEmptyString("OTEL_SERVICE_NAME")
+  }),
   openers: Config.all({
     dailyLimit: intBetween("OPENERS_DAILY_LIMIT", 1, 10_000, 50),
     safetyPolicy: Config.literal("standard", "strict")("OPENERS_SAFETY_POLICY").pipe(Config.withDefault("standard"))
+  }),
+  realtime: Config.all({
+    /** A new connection must send `auth` within this time. */
+    authTimeoutMs: intBetween("WS_AUTH_TIMEOUT_MS", 100, 120_000, 10_000),
+    /** A connection that sends nothing (not even `ping`) for this long is closed. */
+    idleTimeoutMs: intBetween("WS_IDLE_TIMEOUT_MS", 200, 3_600_000, 60_000),
+    /** How long before the token's expiry `auth.expiring` is sent. */
+    expiryWarningMs: intBetween("WS_EXPIRY_WARNING_MS", 0, 3_600_000, 60_000),
+    /** Frames above this get an error frame; frames above 4× this end the connection (1009). */
+    maxFrameBytes: intBetween("WS_MAX_FRAME_BYTES", 256, 1_048_576, 16_384),
+    /** Bytes queued for a client that does not read; past it the connection closes (1013). */
+    maxBufferedBytes: intBetween("WS_MAX_BUFFERED_BYTES", 1024, 64 * 1_048_576, 1_048_576),
+    /** Open connections per user on one api instance. */
+    maxConnectionsPerUser: intBetween("WS_MAX_CONNECTIONS_PER_USER", 1, 1000, 5),
+    /** Sessions followed at once on one connection. */
+    maxSubscriptions: intBetween("WS_MAX_SUBSCRIPTIONS", 1, 1000, 20),
+    /** Opener generations in flight at once on one connection. */
+    maxGenerations: intBetween("WS_MAX_GENERATIONS", 1, 100, 2)
   })
 })
 

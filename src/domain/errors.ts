@@ -185,8 +185,8 @@ export type ValidationIssue = typeof ValidationIssue.Type
 const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
   path.map((segment) => (typeof segment === "symbol" ? segment.toString() : String(segment))).join(".")
 
-/** One issue per field: a union reports each failed member; their messages are joined. */
-const issuesByPath = (
+/** One issue per field (a union reports each failed member; their messages are joined): REST and the socket both say it so. */
+export const issuesByPath = (
   issues: ReadonlyArray<{ readonly path: ReadonlyArray<PropertyKey>; readonly message: string }>
 ) => {
   const byPath = new Map<string, Array<string>>()

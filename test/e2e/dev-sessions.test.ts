@@ -1,15 +1,18 @@
 /**
  * End to end: a session on `src/main/dev.ts` as a child process with no DATABASE_URL, no
  * REDIS_URL and no AI key (PGlite, in-process queue and progress bus, local OCR, local provider):
- * upload a PNG chat screenshot, create a session, poll GET until `completed`.
+ * upload a PNG chat screenshot, create a session, poll GET until `completed`; and the same
+ * session followed over the WebSocket gateway with a dev token.
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { assertFontsRender, chatScreenshotPng } from "../fixtures/chat-screenshot.ts"
 import type { Ticket } from "../support/uploads.ts"
 import { cleanEnv, freePort, type Running, start, waitForReady } from "../support/processes.ts"
+import { connectAs, type Frame, ofType } from "../support/ws.ts"
 
 interface WireSession {
   readonly id: string
@@ -36,12 +39,14 @@ describe("npm run dev: a session from a PNG screenshot, no Redis, no keys", () =
     rmSync(dataDir, { recursive: true, force: true })
   })
 
-  it("upload → create (202) → GET shows completed, with the transcript read by local OCR and local suggestions", async () => {
-    const script = start("scripts/dev-token.ts", cleanEnv({ DATA_DIR: dataDir }), ["carol"])
+  const devToken = async (name: string) => {
+    const script = start("scripts/dev-token.ts", cleanEnv({ DATA_DIR: dataDir }), [name])
     expect(await script.exited).toBe(0)
-    const auth = { authorization: `Bearer ${script.output().trim().split("\n").at(-1) ?? ""}` }
-    const png = await chatScreenshotPng()
+    return script.output().trim().split("\n").at(-1) ?? ""
+  }
 
+  const newSession = async (auth: Record<string, string>) => {
+    const png = await chatScreenshotPng()
     const created = await fetch(`${url}/api/v1/uploads`, {
       method: "POST",
       headers: { ...auth, "content-type": "application/json" },
@@ -50,14 +55,18 @@ describe("npm run dev: a session from a PNG screenshot, no Redis, no keys", () =
     expect(created.status).toBe(201)
     const ticket = ((await created.json()) as { data: Ticket }).data
     expect((await fetch(ticket.url, { method: ticket.method, headers: ticket.headers, body: png })).status).toBe(200)
-
     const session = await fetch(`${url}/api/v1/sessions`, {
       method: "POST",
       headers: { ...auth, "content-type": "application/json" },
       body: JSON.stringify({ uploadIds: [ticket.uploadId] })
     })
     expect(session.status).toBe(202)
-    const id = ((await session.json()) as { data: WireSession }).data.id
+    return ((await session.json()) as { data: WireSession }).data.id
+  }
+
+  it("upload → create (202) → GET shows completed, with the transcript read by local OCR and local suggestions", async () => {
+    const auth = { authorization: `Bearer ${await devToken("carol")}` }
+    const id = await newSession(auth)
 
     let current: WireSession | undefined
     const deadline = Date.now() + 45_000
@@ -78,5 +87,29 @@ describe("npm run dev: a session from a PNG screenshot, no Redis, no keys", () =
     expect(server.output()).toContain('Job queue \\"sessions\\": in-process')
     // No message text reaches the log.
     expect(server.output()).not.toMatch(/hiking/i)
+  })
+
+  it("a WebSocket client authenticates with a dev token, subscribes to a new session and gets its events through completed", async () => {
+    const token = await devToken("dave")
+    const id = await newSession({ authorization: `Bearer ${token}` })
+    const events = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const socket = yield* connectAs(url, token)
+          yield* socket.send({ type: "subscribe", sessionId: id, afterSeq: 0 })
+          yield* socket.next(ofType("subscribed"))
+          const frames: Array<Frame> = []
+          for (;;) {
+            const frame = yield* socket.next(ofType("session.event"), { timeoutMs: 45_000 })
+            frames.push(frame)
+            if (["completed", "failed", "cancelled"].includes(String(frame["event"]))) return frames
+          }
+        })
+      )
+    )
+    const kinds = events.map((event) => event["event"])
+    expect(kinds.at(-1)).toBe("completed")
+    expect(kinds).toContain("transcript")
+    expect(kinds.filter((kind) => kind === "suggestion")).toHaveLength(3)
   })
 })

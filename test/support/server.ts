@@ -20,6 +20,7 @@ import { TestTokenVerifier } from "./auth.ts"
 import type { AiStrategy } from "../../src/core/ai/strategy.ts"
 import { Ocr } from "../../src/core/ocr/ocr.ts"
 import { ProgressBus } from "../../src/core/progress/progress-bus.ts"
+import { RateLimiter } from "../../src/core/rate-limit/rate-limiter.ts"
 import { ocrPromptV1 } from "../../src/modules/sessions/prompts/ocr-v1.ts"
 import { SessionJobs } from "../../src/modules/sessions/sessions.jobs.ts"
 import { AiLive, HttpRoutes, SessionsWorker } from "../../src/server.ts"
@@ -100,7 +101,14 @@ export const testServer = <RE = never, RR = never, RS = never>(options: TestServ
     Layer.provide(options.storage ?? localTestStorage()),
     Layer.provideMerge(NodeServerLive),
     Layer.provide(ImageProcessor.layer),
-    Layer.provide(Layer.mergeAll(Ocr.fromConfig(ocrPromptV1), ProgressBus.layer, options.jobs ?? SessionJobs.layer)),
+    Layer.provide(
+      Layer.mergeAll(
+        Ocr.fromConfig(ocrPromptV1),
+        ProgressBus.layer,
+        RateLimiter.layer,
+        options.jobs ?? SessionJobs.layer
+      )
+    ),
     Layer.provide(options.ai ?? AiLive),
     Layer.provide(options.db),
     Layer.provide(options.redis ?? Redis.none),

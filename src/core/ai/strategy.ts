@@ -219,11 +219,17 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
           if (provider === undefined)
             return Effect.suspend(() => Effect.fail(new AiUnavailable({ attempts: [...attempts] })))
           const next = from(index + 1)
+          const span = Effect.withSpan("ai.attempt", {
+            attributes: { "ai.provider": provider.id, "ai.model": provider.model, "ai.feature": context.feature }
+          })
           return Effect.gen(function* () {
             if (!(yield* breaker.allow(provider.id))) {
               attempts.push({ provider: provider.id, model: provider.model, outcome: "skipped", kind: "circuit_open" })
-              yield* record(context, provider, { outcome: "skipped", errorKind: "circuit_open" })
-              yield* Effect.annotateCurrentSpan("ai.outcome", "skipped")
+              // A skipped provider has its (empty) attempt span too, so a trace shows the whole chain.
+              yield* record(context, provider, { outcome: "skipped", errorKind: "circuit_open" }).pipe(
+                Effect.zipRight(Effect.annotateCurrentSpan("ai.outcome", "skipped")),
+                span
+              )
               return yield* next
             }
             const started = yield* Clock.currentTimeMillis
@@ -254,9 +260,7 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
                   record(context, provider, { outcome: "cancelled", latencyMs: now - started })
                 )
               ),
-              Effect.withSpan("ai.attempt", {
-                attributes: { "ai.provider": provider.id, "ai.model": provider.model, "ai.feature": context.feature }
-              }),
+              span,
               Effect.catchAll((error): Effect.Effect<A, AiError> => {
                 if (error._tag === "AiInvalidOutput") return Effect.fail(error)
                 if (isTransient(error)) return next

@@ -15,6 +15,7 @@ import { Cause, Effect, Option } from "effect"
 import { randomUUID } from "node:crypto"
 import { ErrorCatalog, type ErrorCode } from "../../domain/errors.ts"
 import { AppConfig } from "../config.ts"
+import { annotateRequestSpan } from "../tracing.ts"
 
 export const errorResponse = (code: ErrorCode, message: string, details?: unknown) =>
   HttpServerResponse.unsafeJson(
@@ -103,6 +104,7 @@ export const HttpPlumbing = HttpLayerRouter.middleware(
         const started = performance.now()
         const requestId = requestIdOf(request)
         return Effect.gen(function* () {
+          yield* annotateRequestSpan(request, requestId)
           const handled = (cors === undefined ? route : cors(route)).pipe(
             HttpServerRequest.withMaxBodySize(Option.some(config.maxBodyBytes)),
             Effect.catchAllCause(recover(request))

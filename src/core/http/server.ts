@@ -5,16 +5,42 @@
 import { HttpServer } from "@effect/platform"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Effect, Layer } from "effect"
-import { createServer } from "node:http"
+import { IncomingMessage, Server } from "node:http"
+import { Duplex } from "node:stream"
 import { AppConfig } from "../config.ts"
+import { Upgrades } from "./upgrades.ts"
+
+/** A Node server that gives upgrades on a registered path to their own handler (see `Upgrades`). */
+class RoutingServer extends Server {
+  readonly upgrades: Upgrades
+
+  constructor(upgrades: Upgrades) {
+    super()
+    this.upgrades = upgrades
+  }
+
+  override emit(event: string, ...args: Array<unknown>): boolean {
+    if (event === "upgrade") {
+      const [request, socket, head] = args
+      if (request instanceof IncomingMessage && socket instanceof Duplex && Buffer.isBuffer(head)) {
+        const handler = this.upgrades.find(request.url)
+        if (handler !== undefined) {
+          handler(request, socket, head)
+          return true
+        }
+      }
+    }
+    return super.emit(event, ...args)
+  }
+}
 
 export const NodeServerLive = Layer.unwrapEffect(
-  Effect.map(AppConfig, (config) =>
+  Effect.map(Effect.all([AppConfig, Upgrades]), ([config, upgrades]) =>
     Layer.merge(
       Layer.scoped(
         HttpServer.HttpServer,
         Effect.gen(function* () {
-          const server = createServer()
+          const server = new RoutingServer(upgrades)
           const httpServer = yield* NodeHttpServer.make(() => server, { port: config.port, host: config.host })
           // Runs before the server's own release (`server.close()`, which waits for open requests).
           yield* Effect.addFinalizer(() =>
@@ -32,4 +58,4 @@ export const NodeServerLive = Layer.unwrapEffect(
       NodeHttpServer.layerContext
     )
   )
-)
+).pipe(Layer.provide(Upgrades.Default))

@@ -4,7 +4,8 @@
  * shutdown, lost lock) by interrupting its fiber, and say how it ended. The backend turns the
  * outcome into a state change.
  */
-import { Cause, Clock, Effect, Either, Exit, Fiber, FiberId, Predicate, Schema } from "effect"
+import { Cause, Clock, Effect, Either, Exit, Fiber, FiberId, Option, Predicate, Schema } from "effect"
+import { parentFromTraceparent } from "../tracing.ts"
 import {
   type envelopeOf,
   InvalidJob,
@@ -124,9 +125,11 @@ const stopMessages: Record<StopReason, string> = {
 }
 
 /** One attempt of one job: never fails; the outcome says what to do with the job. */
-export const runAttempt = <A, I, E, R>(input: AttemptInput<A, I, E, R>): Effect.Effect<Outcome, never, R> =>
-  Effect.gen(function* () {
-    const decoded = Schema.decodeUnknownEither(input.envelope)(input.data)
+export const runAttempt = <A, I, E, R>(input: AttemptInput<A, I, E, R>): Effect.Effect<Outcome, never, R> => {
+  const decoded = Schema.decodeUnknownEither(input.envelope)(input.data)
+  // The enqueue's span (in whichever process enqueued) is the parent of this attempt's span.
+  const parent = Either.isRight(decoded) ? parentFromTraceparent(decoded.right.trace) : Option.none()
+  return Effect.gen(function* () {
     if (Either.isLeft(decoded)) {
       yield* Effect.logError("Job payload does not decode: failed without retry").pipe(
         Effect.annotateLogs("issues", issuePaths(decoded.left))
@@ -189,6 +192,7 @@ export const runAttempt = <A, I, E, R>(input: AttemptInput<A, I, E, R>): Effect.
     Effect.withSpan("queue.job", {
       kind: "consumer",
       captureStackTrace: false,
+      ...(Option.isSome(parent) ? { parent: parent.value } : {}),
       attributes: {
         "queue.name": input.queue,
         "job.id": input.jobId,
@@ -198,3 +202,4 @@ export const runAttempt = <A, I, E, R>(input: AttemptInput<A, I, E, R>): Effect.
     }),
     Effect.annotateLogs({ queue: input.queue, jobId: input.jobId, attempt: input.attempt })
   )
+}

@@ -34,6 +34,7 @@ import {
   type StopReason,
   type StopSignal
 } from "./attempt.ts"
+import { currentTraceparent } from "../tracing.ts"
 import {
   type ConsumeOptions,
   type EnqueueResult,
@@ -236,8 +237,9 @@ export const makeBullMqJobQueue = <A, I>(
       Effect.gen(function* () {
         const encoded = yield* encodeJob(jobId, payload)
         const token = randomUUID()
+        const trace = yield* currentTraceparent
         const claimed = yield* redis("enqueue", async () => {
-          await queue.add(JOB_NAME, { token, payload: encoded }, jobOptions(jobId))
+          await queue.add(JOB_NAME, { token, trace, payload: encoded }, jobOptions(jobId))
           return claim(producer, jobKey(jobId), markKey(jobId), token)
         })
         const result: EnqueueResult = claimed === 1 ? "enqueued" : "duplicate"

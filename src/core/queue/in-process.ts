@@ -27,6 +27,7 @@ import {
   runAttempt,
   type StopSignal
 } from "./attempt.ts"
+import { currentTraceparent } from "../tracing.ts"
 import {
   backoffDelay,
   type ConsumeOptions,
@@ -122,7 +123,7 @@ export const makeInProcessJobQueue = <A, I>(
         }
         const entry: Entry = {
           id: jobId,
-          data: JSON.stringify({ payload: encoded }),
+          data: JSON.stringify({ trace: yield* currentTraceparent, payload: encoded }),
           maxAttempts: settings.attempts,
           state: "waiting",
           attemptsMade: 0,

@@ -135,11 +135,14 @@ export const issuePaths = (error: ParseResult.ParseError): string =>
     .slice(0, 500)
 
 /**
- * How a job is stored: the encoded payload, and the token of the enqueue that created it (the
- * BullMQ layer reads it back to tell a new job from a duplicate).
+ * How a job is stored: the encoded payload, the token of the enqueue that created it (the
+ * BullMQ layer reads it back to tell a new job from a duplicate), and the W3C `traceparent` of
+ * the enqueue's span, so that the job's spans join the trace of whatever enqueued it (another
+ * process included). `trace` is optional (jobs stored before it existed) and never fails a
+ * decode: an unreadable one only starts a new trace.
  */
 export const envelopeOf = <A, I>(payload: Schema.Schema<A, I>) =>
-  Schema.Struct({ token: Schema.optional(Schema.String), payload })
+  Schema.Struct({ token: Schema.optional(Schema.String), trace: Schema.optional(Schema.Unknown), payload })
 
 /** Exponential backoff after the failed attempt `attempt` (1-based), BullMQ's formula and jitter. */
 export const backoffDelay = (options: ResolvedJobQueueOptions, attempt: number, random: number): number => {

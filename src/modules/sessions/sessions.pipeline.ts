@@ -99,13 +99,19 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
             if (!advanced) return yield* new Stopped()
             yield* publish({ _tag: "Status", status: "processing", phase }, state(phase))
           })
+        // Each phase's work: timed for the session's `timings`, and a `sessions.phase` span (ids only).
         const timed = <A, E, R>(phase: SessionPhase, effect: Effect.Effect<A, E, R>) =>
           Effect.gen(function* () {
             const start = yield* Clock.currentTimeMillis
             const result = yield* effect
             timings[phase] = (yield* Clock.currentTimeMillis) - start
             return result
-          })
+          }).pipe(
+            Effect.withSpan("sessions.phase", {
+              captureStackTrace: false,
+              attributes: { "session.id": sessionId, "session.phase": phase, "session.images": session.images.length }
+            })
+          )
 
         // Normalise and OCR, unless an earlier attempt already saved the transcript.
         let stored = session.messages

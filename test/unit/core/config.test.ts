@@ -35,6 +35,22 @@ describe("AppConfig", () => {
     })
   )
 
+  it.effect("LOG_LEVEL takes the README's names (Warning, None) as well as Effect's labels, in any case", () =>
+    Effect.gen(function* () {
+      const levelOf = (value: string) =>
+        Effect.map(Effect.flatten(load({ LOG_LEVEL: value })), (config) => config.logLevel)
+      expect(yield* levelOf("Warning")).toEqual(LogLevel.Warning)
+      expect(yield* levelOf("warn")).toEqual(LogLevel.Warning)
+      expect(yield* levelOf("None")).toEqual(LogLevel.None)
+      expect(yield* levelOf("off")).toEqual(LogLevel.None)
+      expect(yield* levelOf("DEBUG")).toEqual(LogLevel.Debug)
+      expect(yield* levelOf("All")).toEqual(LogLevel.All)
+      expect(yield* problemsOf({ LOG_LEVEL: "loud" })).toEqual([
+        "LOG_LEVEL: invalid value: Expected one of Trace, Debug, Info, Warning, Error, Fatal, None, All"
+      ])
+    })
+  )
+
   it.effect("secrets stay redacted and an empty value counts as unset", () =>
     Effect.gen(function* () {
       const config = yield* Effect.flatten(load({ DATABASE_URL: "postgresql://u:pw@h/db", REDIS_URL: " " }))

@@ -418,4 +418,27 @@ describe("observability", () => {
       expect(attempts.every((span) => span.ended && span.attributes.get("ai.feature") === "test")).toBe(true)
     })
   )
+
+  it.effect("a provider skipped by its open circuit has its attempt span too (not the caller's span)", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [], { _tag: "fail", kind: "server", status: 500 })
+      const openai = yield* scripted("gpt-4o", [], { _tag: "answer", text: '{"opener":"Backup"}' })
+      const { strategy } = yield* setup([gemini, openai])
+      for (let i = 0; i < 3; i++) yield* strategy.generateObject(ask, request)
+      const { tracer, spans } = recordingTracer()
+      yield* strategy.generateObject(ask, request).pipe(Effect.withSpan("caller"), Effect.withTracer(tracer))
+      expect(
+        spans.map((span) => [
+          span.name,
+          span.parentName,
+          span.attributes.get("ai.provider"),
+          span.attributes.get("ai.outcome")
+        ])
+      ).toEqual([
+        ["caller", undefined, undefined, undefined],
+        ["ai.attempt", "caller", "gemini-flash", "skipped"],
+        ["ai.attempt", "caller", "gpt-4o", "ok"]
+      ])
+    })
+  )
 })

@@ -1,0 +1,451 @@
+/**
+ * One WebSocket connection, as a scoped Effect that lasts as long as the socket: frames go
+ * through one inbox (handled in order), subscriptions, generations and timers are fibers in
+ * FiberMaps, so closing the socket (or the server) interrupts all of them, provider requests
+ * included.
+ */
+import {
+  Clock,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  FiberMap,
+  Option,
+  ParseResult,
+  Queue,
+  Ref,
+  Schema,
+  Stream
+} from "effect"
+import type { RawData, WebSocket } from "ws"
+import type { AiError } from "../../core/ai/errors.ts"
+import { aiErrorToWire } from "../../core/ai/wire.ts"
+import { TokenVerifier } from "../../core/auth/token-verifier.ts"
+import { AppConfig } from "../../core/config.ts"
+import { RateLimiter, type RateRule } from "../../core/rate-limit/rate-limiter.ts"
+import { codeOf, issuesByPath } from "../../domain/errors.ts"
+import { GenerateOpeners, type OpenerEvent } from "../../domain/openers.ts"
+import { CLIENT_FRAME_TYPES, ClientFrame, CloseCode, ServerFrame, SocketErrorCode } from "../../domain/realtime.ts"
+import type { SessionStreamItem } from "../../domain/sessions.ts"
+import { OpenersService } from "../openers/openers.service.ts"
+import { SessionsService } from "../sessions/sessions.service.ts"
+import { UsersService } from "../users/users.service.ts"
+
+const OPEN = 1
+
+interface Inbound {
+  readonly data: RawData
+  readonly isBinary: boolean
+}
+
+interface Authenticated {
+  readonly userId: string
+  readonly clerkId: string
+  readonly expiresAt: number
+}
+
+/** What every wire error has: the catalog says its code. */
+interface WireError {
+  readonly _tag: string
+  readonly message: string
+  readonly details?: unknown
+}
+
+const AI_ERRORS: ReadonlySet<string> = new Set([
+  "AiUnavailable",
+  "AiRejected",
+  "AiInvalidOutput",
+  "AiStreamFailed",
+  "AiQuotaExceeded"
+])
+
+const isAiError = (error: { readonly _tag: string }): error is AiError => AI_ERRORS.has(error._tag)
+
+const byteLength = (data: RawData) =>
+  Buffer.isBuffer(data)
+    ? data.length
+    : Array.isArray(data)
+      ? data.reduce((total, part) => total + part.length, 0)
+      : data.byteLength
+
+const textOf = (data: RawData) =>
+  Buffer.isBuffer(data)
+    ? data.toString("utf8")
+    : Array.isArray(data)
+      ? Buffer.concat(data).toString("utf8")
+      : Buffer.from(data).toString("utf8")
+
+const parseJson = Schema.decodeUnknownEither(Schema.parseJson())
+const FrameType = Schema.Struct({ type: Schema.String })
+
+const sessionEventFrame = (sessionId: string, item: SessionStreamItem): ServerFrame => {
+  if (item._tag === "Snapshot") {
+    return { type: "session.event", sessionId, seq: item.seq, event: "snapshot", data: item.state }
+  }
+  const { _tag, ...data } = item.event
+  return { type: "session.event", sessionId, seq: item.seq, event: _tag.toLowerCase(), data }
+}
+
+const openerFrame = (requestId: string, event: OpenerEvent): ServerFrame => {
+  switch (event._tag) {
+    case "delta":
+      return { type: "opener.delta", requestId, index: event.index, text: event.text }
+    case "done":
+      return { type: "opener.saved", requestId, index: event.index, opener: event.opener }
+    case "blocked":
+      return { type: "opener.blocked", requestId, index: event.index, reason: event.reason }
+    case "final":
+      return { type: "opener.done", requestId, meta: event.meta }
+  }
+}
+
+/** Connections per user on this instance (a user's phone and tablet, not a botnet). */
+class UserConnections {
+  private readonly counts = new Map<string, number>()
+
+  tryAdd(userId: string, max: number) {
+    const count = this.counts.get(userId) ?? 0
+    if (count >= max) return false
+    this.counts.set(userId, count + 1)
+    return true
+  }
+
+  remove(userId: string) {
+    const count = (this.counts.get(userId) ?? 1) - 1
+    if (count <= 0) this.counts.delete(userId)
+    else this.counts.set(userId, count)
+  }
+}
+
+export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("RealtimeConnections", {
+  effect: Effect.gen(function* () {
+    const appConfig = yield* AppConfig
+    const config = appConfig.realtime
+    const limits = appConfig.rateLimits
+    const limiter = yield* RateLimiter
+    const verifier = yield* TokenVerifier
+    const users = yield* UsersService
+    const sessions = yield* SessionsService
+    const openers = yield* OpenersService
+    const perUser = new UserConnections()
+    let open = 0
+
+    /** Counts a call against a rule when limits are on. */
+    const allow = (rule: RateRule, key: string) =>
+      limits.enabled
+        ? limiter.consume(rule, key)
+        : Effect.succeed({ allowed: true, limit: rule.limit, remaining: rule.limit, resetMs: 0, retryAfterMs: 0 })
+
+    /** Serves one upgraded socket until it closes. `ip` is the client's address. */
+    const serve = (ws: WebSocket, ip: string) =>
+      Effect.gen(function* () {
+        const closed = yield* Deferred.make<void>()
+        const inbox = yield* Queue.dropping<Inbound>(64)
+        const auth = yield* Ref.make(Option.none<Authenticated>())
+        const lastSeen = yield* Ref.make(yield* Clock.currentTimeMillis)
+        const lastRateLimitNotice = yield* Ref.make(0)
+        const subscriptions = yield* FiberMap.make<string>()
+        const generations = yield* FiberMap.make<string>()
+        const timers = yield* FiberMap.make<string>()
+
+        const closeSocket = (code: number, reason: string) => {
+          if (ws.readyState !== OPEN) return
+          ws.close(code, reason)
+          // A client that does not answer the close handshake (or reads nothing) is cut.
+          setTimeout(() => ws.terminate(), 1_000).unref()
+        }
+        const close = (code: number, reason: string) => Effect.sync(() => closeSocket(code, reason))
+
+        ws.on("message", (data, isBinary) => {
+          if (!Queue.unsafeOffer(inbox, { data, isBinary }))
+            closeSocket(CloseCode.Flooding, "Too many frames in flight")
+        })
+        ws.on("close", () => Deferred.unsafeDone(closed, Exit.void))
+        // Protocol errors (a frame above the hard cap, bad framing): `ws` closes the socket itself.
+        ws.on("error", () => Deferred.unsafeDone(closed, Exit.void))
+        open++
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            open--
+            closeSocket(CloseCode.GoingAway, "Server shutting down")
+          })
+        )
+
+        const send = (frame: ServerFrame) =>
+          Effect.flatMap(Effect.orDie(Schema.encode(ServerFrame)(frame)), (encoded) =>
+            Effect.sync(() => {
+              if (ws.readyState !== OPEN) return
+              ws.send(JSON.stringify(encoded))
+              if (ws.bufferedAmount > config.maxBufferedBytes) {
+                closeSocket(CloseCode.SlowConsumer, "Slow consumer: outgoing buffer full")
+              }
+            })
+          )
+
+        const sendError = (code: string, message: string, extra: { requestId?: string; details?: unknown } = {}) =>
+          send({ type: "error", code, message, ...extra })
+
+        const internal = (what: string, requestId?: string) => (cause: unknown) =>
+          Effect.zipRight(
+            Effect.logError(`WebSocket: ${what} failed`, cause),
+            sendError("SERVICE_UNAVAILABLE", "Temporarily unavailable; try again shortly", {
+              ...(requestId === undefined ? {} : { requestId })
+            })
+          )
+
+        // ---- authentication ------------------------------------------------------------------
+
+        const expiryTimer = (expiresAt: number) =>
+          Effect.gen(function* () {
+            const now = yield* Clock.currentTimeMillis
+            const warnAt = expiresAt - config.expiryWarningMs
+            if (warnAt > now) {
+              yield* Effect.sleep(Duration.millis(warnAt - now))
+              yield* send({ type: "auth.expiring", expiresAt: new Date(expiresAt) })
+            }
+            yield* Effect.sleep(Duration.millis(Math.max(0, expiresAt - (yield* Clock.currentTimeMillis))))
+            yield* sendError(SocketErrorCode.TokenExpired, "The token expired; reconnect and authenticate")
+            yield* close(CloseCode.Unauthenticated, "Token expired")
+          })
+
+        const authenticate = (token: string) =>
+          Effect.gen(function* () {
+            const current = yield* Ref.get(auth)
+            const refuse = (reason: string, message: string) =>
+              Effect.zipRight(
+                sendError("UNAUTHORIZED", message, { details: { reason } }),
+                // A connection that never authenticated is closed; an authenticated one keeps its
+                // current token until it expires.
+                Option.isNone(current) ? close(CloseCode.Unauthenticated, "Authentication failed") : Effect.void
+              )
+            const verified = yield* Effect.either(verifier.verify(token))
+            if (verified._tag === "Left") return yield* refuse(verified.left.reason, "Authentication failed")
+            const resolved = yield* Effect.either(users.resolve(verified.right))
+            if (resolved._tag === "Left") {
+              return yield* resolved.left._tag === "AccountErased"
+                ? refuse("account-erased", "This account was erased")
+                : internal("authentication")(resolved.left)
+            }
+            const user = resolved.right
+            if (Option.isSome(current) && current.value.userId !== user.id) {
+              return yield* sendError("FORBIDDEN", "This connection is already authenticated as another user")
+            }
+            if (Option.isNone(current)) {
+              const rate = yield* allow(limits.wsConnectUser, `user:${user.clerkId}`)
+              if (!rate.allowed || !perUser.tryAdd(user.id, config.maxConnectionsPerUser)) {
+                yield* sendError("RATE_LIMITED", "Too many connections for this account", {
+                  details: { retryAfterMs: rate.retryAfterMs }
+                })
+                return yield* close(CloseCode.TooManyConnections, "Too many connections")
+              }
+              yield* Effect.addFinalizer(() => Effect.sync(() => perUser.remove(user.id)))
+              yield* FiberMap.remove(timers, "auth-timeout")
+            }
+            const expiresAt = verified.right.expiresAt
+            yield* Ref.set(auth, Option.some({ userId: user.id, clerkId: user.clerkId, expiresAt }))
+            yield* FiberMap.run(timers, "expiry", expiryTimer(expiresAt))
+            yield* send({ type: "auth.ok", userId: user.id, expiresAt: new Date(expiresAt) })
+          })
+
+        // ---- sessions ------------------------------------------------------------------------
+
+        const subscribe = (user: Authenticated, sessionId: string, afterSeq: number | undefined) =>
+          Effect.gen(function* () {
+            const following = yield* FiberMap.has(subscriptions, sessionId)
+            if (!following && (yield* FiberMap.size(subscriptions)) >= config.maxSubscriptions) {
+              return yield* sendError(
+                "BAD_REQUEST",
+                `At most ${config.maxSubscriptions} sessions can be followed at once`,
+                {
+                  details: { sessionId }
+                }
+              )
+            }
+            const followed = yield* Effect.either(sessions.follow(user.userId, sessionId, afterSeq))
+            if (followed._tag === "Left") {
+              const error = followed.left
+              return yield* error._tag === "NotFound"
+                ? sendError("NOT_FOUND", error.message, { details: { sessionId } })
+                : internal("subscribe")(error)
+            }
+            yield* send({ type: "subscribed", sessionId })
+            yield* FiberMap.run(
+              subscriptions,
+              sessionId,
+              followed.right.pipe(
+                Stream.runForEach((item) => send(sessionEventFrame(sessionId, item))),
+                Effect.catchAll(internal("session stream"))
+              )
+            )
+          })
+
+        const unsubscribe = (sessionId: string) =>
+          Effect.zipRight(FiberMap.remove(subscriptions, sessionId), send({ type: "unsubscribed", sessionId }))
+
+        // ---- openers -------------------------------------------------------------------------
+
+        const generationFailed = (requestId: string) => (error: WireError | AiError) =>
+          Effect.gen(function* () {
+            const wire: WireError = isAiError(error) ? yield* Effect.flip(aiErrorToWire(error)) : error
+            const code = codeOf(wire)
+            if (code === "INTERNAL_ERROR") yield* Effect.logError("WebSocket: opener generation failed", error)
+            yield* send({
+              type: "opener.error",
+              requestId,
+              code,
+              message: code === "INTERNAL_ERROR" ? "Something went wrong" : wire.message
+            })
+          })
+
+        const generate = (user: Authenticated, requestId: string, raw: Record<string, unknown>) =>
+          Effect.gen(function* () {
+            if (yield* FiberMap.has(generations, requestId)) {
+              return yield* sendError(SocketErrorCode.DuplicateRequest, "A generation with this requestId is running", {
+                requestId
+              })
+            }
+            if ((yield* FiberMap.size(generations)) >= config.maxGenerations) {
+              return yield* sendError(
+                "RATE_LIMITED",
+                `At most ${config.maxGenerations} generations at once on one connection`,
+                { requestId }
+              )
+            }
+            const { type: _type, requestId: _requestId, ...body } = raw
+            const input = Schema.decodeUnknownEither(GenerateOpeners)(body, {
+              errors: "all",
+              onExcessProperty: "error"
+            })
+            if (input._tag === "Left") {
+              return yield* sendError("VALIDATION_ERROR", "The request is invalid: see details.issues", {
+                requestId,
+                details: { issues: issuesByPath(ParseResult.ArrayFormatter.formatErrorSync(input.left)) }
+              })
+            }
+            yield* FiberMap.run(
+              generations,
+              requestId,
+              Effect.flatMap(openers.generate(user.userId, input.right), (events) =>
+                Stream.runForEach(events, (event) => send(openerFrame(requestId, event)))
+              ).pipe(Effect.catchAll(generationFailed(requestId)))
+            )
+          })
+
+        const abort = (requestId: string) =>
+          Effect.gen(function* () {
+            if (!(yield* FiberMap.has(generations, requestId))) {
+              return yield* sendError("NOT_FOUND", "No generation with this requestId is running", { requestId })
+            }
+            // Interrupting the fiber interrupts the AI stream, which aborts the provider's request.
+            yield* FiberMap.remove(generations, requestId)
+            yield* send({ type: "opener.aborted", requestId })
+          })
+
+        // ---- frames --------------------------------------------------------------------------
+
+        /** Per-address and per-user message limits; one notice a second at most, the frame dropped. */
+        const withinLimits = (user: Option.Option<Authenticated>) =>
+          Effect.gen(function* () {
+            const byIp = yield* allow(limits.wsMessageIp, `ip:${ip}`)
+            const byUser = Option.isSome(user) ? yield* allow(limits.wsMessageUser, `user:${user.value.clerkId}`) : byIp
+            if (byIp.allowed && byUser.allowed) return true
+            const now = yield* Clock.currentTimeMillis
+            if (now - (yield* Ref.get(lastRateLimitNotice)) >= 1_000) {
+              yield* Ref.set(lastRateLimitNotice, now)
+              yield* sendError("RATE_LIMITED", "Too many messages; slow down", {
+                details: { retryAfterMs: Math.max(byIp.retryAfterMs, byUser.retryAfterMs) }
+              })
+            }
+            return false
+          })
+
+        const handle = (inbound: Inbound) =>
+          Effect.gen(function* () {
+            yield* Ref.set(lastSeen, yield* Clock.currentTimeMillis)
+            const user = yield* Ref.get(auth)
+            if (!(yield* withinLimits(user))) return
+            if (inbound.isBinary) return yield* sendError(SocketErrorCode.BinaryFrame, "Frames are JSON text")
+            if (byteLength(inbound.data) > config.maxFrameBytes) {
+              return yield* sendError("PAYLOAD_TOO_LARGE", `Frames are limited to ${config.maxFrameBytes} bytes`)
+            }
+            const parsed = parseJson(textOf(inbound.data))
+            if (parsed._tag === "Left") return yield* sendError("INVALID_JSON", "The frame is not valid JSON")
+            const json = parsed.right
+            const typed = Schema.decodeUnknownEither(FrameType)(json)
+            if (typed._tag === "Left") {
+              return yield* sendError("VALIDATION_ERROR", "A frame is a JSON object with a string `type`")
+            }
+            const type = typed.right.type
+            if (!CLIENT_FRAME_TYPES.some((known) => known === type)) {
+              return yield* sendError(SocketErrorCode.UnknownType, `Unknown frame type: ${type.slice(0, 40)}`, {
+                details: { known: CLIENT_FRAME_TYPES }
+              })
+            }
+            const decoded = Schema.decodeUnknownEither(ClientFrame)(json, { errors: "all" })
+            if (decoded._tag === "Left") {
+              return yield* sendError("VALIDATION_ERROR", "The frame is invalid: see details.issues", {
+                details: { issues: issuesByPath(ParseResult.ArrayFormatter.formatErrorSync(decoded.left)) }
+              })
+            }
+            const frame = decoded.right
+            if (frame.type === "ping")
+              return yield* send(frame.t === undefined ? { type: "pong" } : { type: "pong", t: frame.t })
+            if (frame.type === "auth") return yield* authenticate(frame.token)
+            if (Option.isNone(user)) {
+              return yield* sendError("UNAUTHORIZED", "Send `auth` first", {
+                ...("requestId" in frame ? { requestId: frame.requestId } : {})
+              })
+            }
+            switch (frame.type) {
+              case "subscribe":
+                return yield* subscribe(user.value, frame.sessionId, frame.afterSeq)
+              case "unsubscribe":
+                return yield* unsubscribe(frame.sessionId)
+              case "opener.generate":
+                return yield* generate(
+                  user.value,
+                  frame.requestId,
+                  typeof json === "object" && json !== null ? { ...json } : {}
+                )
+              case "abort":
+                return yield* abort(frame.requestId)
+            }
+          })
+
+        yield* FiberMap.run(
+          timers,
+          "auth-timeout",
+          Effect.zipRight(
+            Effect.sleep(Duration.millis(config.authTimeoutMs)),
+            Effect.zipRight(
+              sendError("UNAUTHORIZED", "No `auth` received in time"),
+              close(CloseCode.Unauthenticated, "Authentication timeout")
+            )
+          )
+        )
+        const idleCheck = Duration.millis(Math.max(50, Math.floor(config.idleTimeoutMs / 4)))
+        yield* Effect.forkScoped(
+          Effect.forever(
+            Effect.gen(function* () {
+              yield* Effect.sleep(idleCheck)
+              if ((yield* Clock.currentTimeMillis) - (yield* Ref.get(lastSeen)) > config.idleTimeoutMs) {
+                yield* close(CloseCode.Idle, "Idle: send ping")
+              }
+            })
+          )
+        )
+        yield* Effect.forkScoped(
+          Effect.forever(
+            Effect.flatMap(Queue.take(inbox), (inbound) =>
+              handle(inbound).pipe(Effect.catchAllDefect(internal("frame handling")))
+            )
+          )
+        )
+        yield* Deferred.await(closed)
+      }).pipe(Effect.scoped)
+
+    return { serve, openConnections: () => open } as const
+  }),
+  dependencies: []
+}) {}

@@ -1,0 +1,155 @@
+/**
+ * Following sessions over the WebSocket gateway, on the real PostgreSQL and Redis (BullMQ queue,
+ * Redis progress bus) with the worker in the same process and a wire fake for the models:
+ * snapshot then events in seq order through `completed`; resuming with `afterSeq` gives exactly
+ * the missed events; another user's session is refused like a missing one; unsubscribe stops.
+ */
+import { expect, layer } from "@effect/vitest"
+import { Effect } from "effect"
+import { randomBytes } from "node:crypto"
+import { afterAll, beforeAll, beforeEach } from "vitest"
+import { Redis } from "../../../src/core/redis.ts"
+import { chatScreenshotPng } from "../../fixtures/chat-screenshot.ts"
+import { startFakeOpenAI } from "../../fakes/ai/index.ts"
+import { TestDb } from "../../support/database.ts"
+import { baseUrl, testServer } from "../../support/server.ts"
+import { twoUsers } from "../../support/users.ts"
+import { connectAs, type Frame, ofType, type TestSocket } from "../../support/ws.ts"
+import { createSession, FAKE_SUGGESTIONS, FAKE_VISION, uploadPng, type WireSession } from "../sessions/support.ts"
+
+const openai = await startFakeOpenAI()
+afterAll(() => openai.close())
+beforeEach(() => openai.reset())
+
+let screenshot: Buffer
+beforeAll(async () => {
+  screenshot = await chatScreenshotPng()
+})
+
+const TERMINAL = new Set(["completed", "failed", "cancelled"])
+
+/** The session's events on `socket` until a terminal one. */
+const followToEnd = (socket: TestSocket, sessionId: string) =>
+  Effect.gen(function* () {
+    const events: Array<Frame> = []
+    for (;;) {
+      const frame = yield* socket.next((f) => f.type === "session.event" && f["sessionId"] === sessionId)
+      events.push(frame)
+      if (TERMINAL.has(String(frame["event"]))) return events
+    }
+  })
+
+const newSession = (url: string, headers: Record<string, string>) =>
+  Effect.gen(function* () {
+    const uploadId = yield* uploadPng(url, headers, screenshot)
+    const created = yield* createSession(url, headers, { uploadIds: [uploadId] })
+    expect(created.status).toBe(202)
+    return (created.body as { data: WireSession }).data
+  })
+
+layer(
+  testServer({
+    db: TestDb(),
+    redis: Redis.layer,
+    consumer: true,
+    config: {
+      REDIS_URL: process.env["TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379",
+      QUEUE_PREFIX: `wm-test-${randomBytes(4).toString("hex")}`,
+      OPENAI_API_KEY: "test",
+      OPENAI_BASE_URL: openai.url,
+      AI_PROVIDER_STRATEGY_PRIMARY: "gpt-4o",
+      AI_BREAKER_FAILURES: "1000",
+      AI_DAILY_SPEND_CAP_MICROS: "0",
+      RATE_LIMIT_ENABLED: "false"
+    }
+  }),
+  { timeout: 120_000 }
+)("realtime gateway: following sessions", (it) => {
+  it.scoped("subscribe: snapshot, then every event in seq order through completed; resume gives exactly the rest", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice } = yield* twoUsers(url)
+      openai.setFallback(FAKE_SUGGESTIONS)
+      openai.enqueue(FAKE_VISION)
+      const socket = yield* connectAs(url, alice.token)
+      const session = yield* newSession(url, alice.headers)
+
+      yield* socket.send({ type: "subscribe", sessionId: session.id })
+      expect(yield* socket.next(ofType("subscribed"))).toEqual({ type: "subscribed", sessionId: session.id })
+      const events = yield* followToEnd(socket, session.id)
+      const kinds = events.map((event) => event["event"])
+      expect(kinds[0]).toBe("snapshot")
+      expect(kinds.at(-1)).toBe("completed")
+      expect(kinds).toContain("transcript")
+      expect(kinds.filter((kind) => kind === "suggestion")).toHaveLength(3)
+      // After the snapshot, seqs follow one another: no gap, no duplicate.
+      const seqs = events.slice(1).map((event) => Number(event["seq"]))
+      for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBe((seqs[i - 1] ?? 0) + 1)
+      const transcript = events.find((event) => event["event"] === "transcript")
+      expect(transcript?.["data"]).toMatchObject({
+        messages: [{ sender: "them", text: "Are you free on Saturday?" }, { sender: "me" }]
+      })
+
+      // A client that saw up to the transcript reconnects: exactly the events after it, once.
+      const seen = Number(transcript?.["seq"])
+      const again = yield* connectAs(url, alice.token)
+      yield* again.send({ type: "subscribe", sessionId: session.id, afterSeq: seen })
+      yield* again.next(ofType("subscribed"))
+      const missed = yield* followToEnd(again, session.id)
+      expect(missed.map((event) => event["seq"])).toEqual(
+        events.filter((event) => Number(event["seq"]) > seen && event["event"] !== "snapshot").map((e) => e["seq"])
+      )
+      expect(missed.map((event) => event["event"])).toEqual(
+        events.filter((event) => Number(event["seq"]) > seen && event["event"] !== "snapshot").map((e) => e["event"])
+      )
+    })
+  )
+
+  it.scoped("another user's session is refused exactly like a missing one", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice, bob } = yield* twoUsers(url)
+      openai.setFallback(FAKE_SUGGESTIONS)
+      openai.enqueue(FAKE_VISION)
+      const session = yield* newSession(url, alice.headers)
+      const socket = yield* connectAs(url, bob.token)
+
+      yield* socket.send({ type: "subscribe", sessionId: session.id })
+      const refused = yield* socket.next()
+      yield* socket.send({ type: "subscribe", sessionId: "nosuchsession000000000000" })
+      const missing = yield* socket.next()
+      expect(refused).toEqual({
+        type: "error",
+        code: "NOT_FOUND",
+        message: missing["message"],
+        details: { sessionId: session.id }
+      })
+      expect(missing).toMatchObject({ type: "error", code: "NOT_FOUND" })
+      expect(socket.frames.some((frame) => frame.type === "session.event")).toBe(false)
+    })
+  )
+
+  it.scoped("unsubscribe acknowledges and stops the events", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice } = yield* twoUsers(url)
+      // The suggestions stall, so the session is still running when the client leaves it.
+      openai.enqueue(FAKE_VISION, { kind: "hang" })
+      const session = yield* newSession(url, alice.headers)
+      const socket = yield* connectAs(url, alice.token)
+      yield* socket.send({ type: "subscribe", sessionId: session.id, afterSeq: 0 })
+      yield* socket.next((frame) => frame.type === "session.event" && frame["event"] === "transcript")
+      yield* socket.send({ type: "unsubscribe", sessionId: session.id })
+      yield* socket.next(ofType("unsubscribed"))
+      const count = socket.frames.length
+      // Cancelling publishes a terminal event; an unsubscribed client does not get it.
+      const cancelled = yield* Effect.promise(() =>
+        fetch(`${url}/api/v1/sessions/${session.id}/cancel`, { method: "POST", headers: alice.headers })
+      )
+      expect(cancelled.status).toBe(200)
+      yield* socket.send({ type: "ping", t: "last" })
+      yield* socket.next((frame) => frame["t"] === "last")
+      expect(socket.frames.slice(count).map((frame) => frame.type)).toEqual(["pong"])
+    })
+  )
+})

@@ -1,0 +1,130 @@
+/**
+ * A real `ws` client for the gateway's tests: every frame it receives is kept in order, and a
+ * test waits for the next frame matching a predicate (bounded wait, never a timing assertion).
+ */
+import { Effect } from "effect"
+import WebSocket from "ws"
+
+export interface Frame {
+  readonly type: string
+  readonly [key: string]: unknown
+}
+
+export interface Closed {
+  readonly code: number
+  readonly reason: string
+}
+
+export interface TestSocket {
+  readonly ws: WebSocket
+  /** Every JSON frame received so far, in order. */
+  readonly frames: Array<Frame>
+  readonly send: (frame: unknown) => Effect.Effect<void>
+  readonly sendRaw: (data: string | Buffer, options?: { readonly binary?: boolean }) => Effect.Effect<void>
+  /** The first frame after `from` (an index in `frames`, default: the frames not yet taken) matching `match`. */
+  readonly next: (match?: (frame: Frame) => boolean, options?: { readonly timeoutMs?: number }) => Effect.Effect<Frame>
+  /** Resolves when the server closes the connection. */
+  readonly closed: (options?: { readonly timeoutMs?: number }) => Effect.Effect<Closed>
+}
+
+const toWsUrl = (baseUrl: string, path: string) => `${baseUrl.replace(/^http/, "ws")}${path}`
+
+/** Opens a socket (closed with the scope); fails if the handshake is refused. */
+export const connect = (baseUrl: string, path = "/ws", headers: Record<string, string> = {}) =>
+  Effect.acquireRelease(
+    Effect.async<TestSocket, Error>((resume) => {
+      const ws = new WebSocket(toWsUrl(baseUrl, path), { headers })
+      const frames: Array<Frame> = []
+      let taken = 0
+      const waiters = new Set<() => void>()
+      let closedWith: Closed | undefined
+      const wake = () => {
+        for (const waiter of [...waiters]) waiter()
+      }
+      ws.on("message", (data, isBinary) => {
+        const text = isBinary ? "" : data.toString()
+        const parsed: unknown = text === "" ? null : JSON.parse(text)
+        if (typeof parsed === "object" && parsed !== null && "type" in parsed && typeof parsed.type === "string") {
+          frames.push({ ...parsed, type: parsed.type })
+        }
+        wake()
+      })
+      ws.on("close", (code, reason) => {
+        closedWith = { code, reason: reason.toString() }
+        wake()
+      })
+      ws.on("unexpected-response", (_request, response) => {
+        resume(Effect.fail(new Error(`handshake refused: ${response.statusCode}`)))
+      })
+      ws.on("error", (error) => resume(Effect.fail(error)))
+      ws.on("open", () => {
+        const wait = <A>(check: () => A | undefined, what: string, timeoutMs: number) =>
+          Effect.async<A>((done) => {
+            const attempt = () => {
+              const found = check()
+              if (found === undefined) return false
+              cleanup()
+              done(Effect.succeed(found))
+              return true
+            }
+            const timer = setTimeout(() => {
+              cleanup()
+              done(
+                Effect.dieMessage(
+                  `timed out waiting for ${what}; frames: ${JSON.stringify(frames.slice(-10))}; closed: ${JSON.stringify(closedWith)}`
+                )
+              )
+            }, timeoutMs)
+            const cleanup = () => {
+              clearTimeout(timer)
+              waiters.delete(listener)
+            }
+            const listener = () => {
+              attempt()
+            }
+            if (!attempt()) waiters.add(listener)
+            return Effect.sync(cleanup)
+          })
+        resume(
+          Effect.succeed({
+            ws,
+            frames,
+            send: (frame) => Effect.sync(() => ws.send(JSON.stringify(frame))),
+            sendRaw: (data, options) => Effect.sync(() => ws.send(data, { binary: options?.binary ?? false })),
+            next: (match = () => true, options) =>
+              wait(
+                () => {
+                  for (let i = taken; i < frames.length; i++) {
+                    const frame = frames[i]
+                    if (frame !== undefined && match(frame)) {
+                      taken = i + 1
+                      return frame
+                    }
+                  }
+                  return undefined
+                },
+                "a frame",
+                options?.timeoutMs ?? 20_000
+              ),
+            closed: (options) => wait(() => closedWith, "the close", options?.timeoutMs ?? 20_000)
+          })
+        )
+      })
+    }),
+    (socket) => Effect.sync(() => socket.ws.terminate())
+  )
+
+/** Opens a socket and authenticates; fails the test unless `auth.ok` comes back. */
+export const connectAs = (baseUrl: string, token: string) =>
+  Effect.gen(function* () {
+    const socket = yield* connect(baseUrl)
+    yield* socket.send({ type: "auth", token })
+    const reply = yield* socket.next()
+    if (reply.type !== "auth.ok") return yield* Effect.dieMessage(`auth refused: ${JSON.stringify(reply)}`)
+    return socket
+  })
+
+export const ofType =
+  (type: string) =>
+  (frame: Frame): boolean =>
+    frame.type === type
