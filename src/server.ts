@@ -15,6 +15,7 @@ import { RateLimiter } from "./core/rate-limit/rate-limiter.ts"
 import { Erasure } from "./core/erasure.ts"
 import { ImageProcessor } from "./core/image/image-processor.ts"
 import { JsonBodiesLive } from "./core/http/json-bodies.ts"
+import { rpcRoutes } from "./core/http/rpc.ts"
 import { HttpPlumbing } from "./core/http/middleware.ts"
 import { NodeServerLive } from "./core/http/server.ts"
 import { LoggingLive } from "./core/logging.ts"
@@ -23,19 +24,23 @@ import { Redis } from "./core/redis.ts"
 import { LocalStorageRoutes } from "./core/storage/local-routes.ts"
 import { Storage } from "./core/storage/storage.ts"
 import { WingmateApi } from "./domain/api.ts"
+import { WingmateRpcs } from "./domain/rpc.ts"
 import { HealthHttpLive } from "./modules/health/health.http.ts"
 import { UploadsHttpLive } from "./modules/uploads/uploads.http.ts"
 import { UploadsErasureLive, UploadsService, UploadsSweeperLive } from "./modules/uploads/uploads.service.ts"
-import { AuthenticationLive, TokenAuthenticationLive } from "./modules/users/authentication.ts"
+import { AuthenticationLive, RpcAuthenticationLive, TokenAuthenticationLive } from "./modules/users/authentication.ts"
 import { UsersHttpLive } from "./modules/users/users.http.ts"
+import { UsersRpcLive } from "./modules/users/users.rpc.ts"
 import { UsersService } from "./modules/users/users.service.ts"
 import { UsersRepo } from "./modules/users/users.repo.ts"
 import { MatchesHttpLive } from "./modules/matches/matches.http.ts"
 import { MatchesService } from "./modules/matches/matches.service.ts"
 import { OpenersHttpLive } from "./modules/openers/openers.http.ts"
+import { OpenersRpcLive } from "./modules/openers/openers.rpc.ts"
 import { OpenersService } from "./modules/openers/openers.service.ts"
 import { ocrPromptV1 } from "./modules/sessions/prompts/ocr-v1.ts"
 import { SessionsHttpLive } from "./modules/sessions/sessions.http.ts"
+import { SessionsRpcLive } from "./modules/sessions/sessions.rpc.ts"
 import { SessionJobs } from "./modules/sessions/sessions.jobs.ts"
 import { SessionPipeline, SessionsConsumerLive, SessionsSweeperLive } from "./modules/sessions/sessions.pipeline.ts"
 import { SessionsErasureLive, SessionsService } from "./modules/sessions/sessions.service.ts"
@@ -71,6 +76,11 @@ const ApiHandlers = Layer.mergeAll(
   SessionsHttpLive
 ).pipe(Layer.provide(Modules))
 
+/** The RPC procedures (`WingmateRpcs`) and their authentication, on the same services. */
+const RpcHandlers = Layer.mergeAll(UsersRpcLive, OpenersRpcLive, SessionsRpcLive, RpcAuthenticationLive).pipe(
+  Layer.provide(Modules)
+)
+
 export const HttpRoutes = Layer.mergeAll(
   HttpLayerRouter.addHttpApi(WingmateApi, { openapiPath: "/openapi.json" }).pipe(
     Layer.provide(ApiHandlers),
@@ -82,6 +92,7 @@ export const HttpRoutes = Layer.mergeAll(
     path: "/docs",
     scalar: { withDefaultFonts: false }
   }),
+  rpcRoutes(WingmateRpcs, "/rpc").pipe(Layer.provide(RpcHandlers)),
   LocalStorageRoutes,
   HttpPlumbing,
   RealtimeGatewayLive.pipe(Layer.provide(Modules))

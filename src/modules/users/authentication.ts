@@ -1,36 +1,56 @@
 /**
- * The bearer-token middlewares: verify the Clerk JWT, then map it to the internal user. Every
- * refusal is a 401 `UNAUTHORIZED` envelope with the reason in `details`.
+ * The bearer-token middlewares (HttpApi and RPC): verify the Clerk JWT, then map it to the
+ * internal user. Every refusal is `Unauthorized` (401 over REST) with the reason in `details`.
  */
 import { Effect, Layer, Redacted } from "effect"
 import { TokenVerifier, type TokenRejected } from "../../core/auth/token-verifier.ts"
-import { Authentication, TokenAuthentication } from "../../domain/auth.ts"
+import { Authentication, type CurrentUser, TokenAuthentication } from "../../domain/auth.ts"
+import { RpcAuthentication } from "../../domain/rpc.ts"
 import { Unauthorized } from "../../domain/errors.ts"
 import { UsersService } from "./users.service.ts"
 
 const rejected = (error: TokenRejected) =>
   new Unauthorized({ message: "Authentication failed", details: { reason: error.reason } })
 
+/**
+ * Bearer token → the internal user: the one path behind the HttpApi's `Authentication` and the
+ * RPC server's `RpcAuthentication`.
+ */
+export const makeAuthenticate = Effect.gen(function* () {
+  const verifier = yield* TokenVerifier
+  const users = yield* UsersService
+  return (token: string): Effect.Effect<CurrentUser["Type"], Unauthorized> =>
+    verifier.verify(token).pipe(
+      Effect.flatMap(users.resolve),
+      Effect.catchTags({
+        TokenRejected: (error) => Effect.fail(rejected(error)),
+        AccountErased: () =>
+          Effect.fail(new Unauthorized({ message: "This account was erased", details: { reason: "account-erased" } })),
+        DbError: Effect.die
+      })
+    )
+})
+
 export const AuthenticationLive = Layer.effect(
   Authentication,
-  Effect.gen(function* () {
-    const verifier = yield* TokenVerifier
-    const users = yield* UsersService
-    return Authentication.of({
-      bearer: (token) =>
-        verifier.verify(Redacted.value(token)).pipe(
-          Effect.flatMap(users.resolve),
-          Effect.catchTags({
-            TokenRejected: (error) => Effect.fail(rejected(error)),
-            AccountErased: () =>
-              Effect.fail(
-                new Unauthorized({ message: "This account was erased", details: { reason: "account-erased" } })
-              ),
-            DbError: Effect.die
-          })
-        )
-    })
-  })
+  Effect.map(makeAuthenticate, (authenticate) =>
+    Authentication.of({ bearer: (token) => authenticate(Redacted.value(token)) })
+  )
+)
+
+/** The token of `authorization: Bearer <jwt>`; "" when there is none (refused as `missing-token`). */
+const bearerToken = (authorization: string | undefined) => {
+  if (authorization === undefined) return ""
+  const match = /^Bearer\s+(.*)$/i.exec(authorization.trim())
+  return match?.[1] ?? authorization
+}
+
+/** The RPC server's authentication: the same path, on the request's (or message's) headers. */
+export const RpcAuthenticationLive = Layer.effect(
+  RpcAuthentication,
+  Effect.map(makeAuthenticate, (authenticate) =>
+    RpcAuthentication.of(({ headers }) => authenticate(bearerToken(headers["authorization"])))
+  )
 )
 
 export const TokenAuthenticationLive = Layer.effect(

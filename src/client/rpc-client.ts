@@ -1,0 +1,88 @@
+/**
+ * The typed RPC client of `WingmateRpcs`, for the app and tests: no server code, only the
+ * contracts of src/domain and `@effect/rpc` / `@effect/platform`.
+ *
+ *   const program = Effect.gen(function* () {
+ *     const rpc = yield* WingmateRpcClient
+ *     const me = yield* rpc.users.me()
+ *     yield* rpc.openers.generate({ profile: { name: "Sam" }, count: 2 }).pipe(Stream.runForEach(Console.log))
+ *   })
+ *   program.pipe(Effect.provide(WingmateRpcClient.http({ baseUrl, token })))
+ *
+ * The token goes with every call (a message header), so a long-lived WebSocket keeps working
+ * when the app refreshes its short-lived Clerk token: pass an Effect that returns the current one.
+ */
+import { FetchHttpClient, Headers, HttpClient, HttpClientRequest, Socket } from "@effect/platform"
+import { RpcClient, RpcMiddleware, RpcSerialization } from "@effect/rpc"
+import { Context, Effect, Layer } from "effect"
+import { RpcAuthentication, WingmateRpcs } from "../domain/rpc.ts"
+
+export interface WingmateRpcClientOptions {
+  /** Where the api is, e.g. `http://localhost:3000` (`/rpc` is appended). */
+  readonly baseUrl: string
+  /** The session token sent with each call (asked for per call when an Effect); none: calls are refused. */
+  readonly token?: string | Effect.Effect<string> | undefined
+}
+
+export interface WingmateRpcWebSocketOptions extends WingmateRpcClientOptions {
+  /** Opens the socket; default: the global `WebSocket` (browsers, React Native, Node 22). */
+  readonly webSocket?: Context.Tag.Service<typeof Socket.WebSocketConstructor> | undefined
+}
+
+const rpcUrl = (baseUrl: string) => `${baseUrl.replace(/\/+$/, "")}/rpc`
+
+/** Sets `authorization` on each request message; the server reads it like an HTTP header. */
+const authentication = (token: WingmateRpcClientOptions["token"]) =>
+  RpcMiddleware.layerClient(RpcAuthentication, ({ request }) =>
+    token === undefined
+      ? Effect.succeed(request)
+      : Effect.map(typeof token === "string" ? Effect.succeed(token) : token, (value) => ({
+          ...request,
+          headers: Headers.set(request.headers, "authorization", `Bearer ${value}`)
+        }))
+  )
+
+/** `POST /rpc`, NDJSON; an answer that is not 2xx (e.g. a 413 envelope) fails the call. */
+const httpProtocol = (baseUrl: string) =>
+  Layer.effect(
+    RpcClient.Protocol,
+    Effect.flatMap(HttpClient.HttpClient, (client) =>
+      RpcClient.makeProtocolHttp(
+        client.pipe(HttpClient.mapRequest(HttpClientRequest.prependUrl(rpcUrl(baseUrl))), HttpClient.filterStatusOk)
+      )
+    )
+  ).pipe(Layer.provide(RpcSerialization.layerNdjson), Layer.provide(FetchHttpClient.layer))
+
+/** `GET /rpc` upgraded to a WebSocket, JSON messages; many calls share the socket. */
+const webSocketProtocol = (options: WingmateRpcWebSocketOptions) =>
+  RpcClient.layerProtocolSocket().pipe(
+    Layer.provide(Socket.layerWebSocket(rpcUrl(options.baseUrl).replace(/^http/, "ws"))),
+    Layer.provide(
+      options.webSocket === undefined
+        ? Socket.layerWebSocketConstructorGlobal
+        : Layer.succeed(Socket.WebSocketConstructor, options.webSocket)
+    ),
+    Layer.provide(RpcSerialization.layerJson)
+  )
+
+const makeClient = RpcClient.make(WingmateRpcs)
+
+export type WingmateRpcClientService = Effect.Effect.Success<typeof makeClient>
+
+export class WingmateRpcClient extends Context.Tag("WingmateRpcClient")<WingmateRpcClient, WingmateRpcClientService>() {
+  /** Each call is one HTTP request whose responses stream back as NDJSON. */
+  static http(options: WingmateRpcClientOptions): Layer.Layer<WingmateRpcClient> {
+    return Layer.scoped(WingmateRpcClient, makeClient).pipe(
+      Layer.provide(httpProtocol(options.baseUrl)),
+      Layer.provide(authentication(options.token))
+    )
+  }
+
+  /** One WebSocket for every call (closed with the layer's scope). */
+  static webSocket(options: WingmateRpcWebSocketOptions): Layer.Layer<WingmateRpcClient> {
+    return Layer.scoped(WingmateRpcClient, makeClient).pipe(
+      Layer.provide(webSocketProtocol(options)),
+      Layer.provide(authentication(options.token))
+    )
+  }
+}

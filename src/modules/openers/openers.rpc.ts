@@ -1,0 +1,54 @@
+/** `openers.*` procedures: thin over OpenersService, failures mapped as the HttpApi handlers do. */
+import { Effect, Stream } from "effect"
+import { aiErrorToWire } from "../../core/ai/wire.ts"
+import { CurrentUser } from "../../domain/auth.ts"
+import { ValidationError } from "../../domain/errors.ts"
+import { OpenersRpcs } from "../../domain/rpc.ts"
+import { OpenersService } from "./openers.service.ts"
+
+const withUser = <A, E, R>(f: (userId: string) => Effect.Effect<A, E, R>) =>
+  Effect.flatMap(CurrentUser, (user) => f(user.id))
+
+export const OpenersRpcLive = OpenersRpcs.toLayer(
+  Effect.gen(function* () {
+    const openers = yield* OpenersService
+    return OpenersRpcs.of({
+      // The stream ends with the client: an interrupted call aborts the provider's request.
+      "openers.generate": (payload) =>
+        withUser((userId) => openers.generate(userId, payload)).pipe(
+          Effect.map(Stream.catchAll((error) => Stream.fromEffect(aiErrorToWire(error)))),
+          Effect.catchTags({
+            AiUnavailable: aiErrorToWire,
+            AiRejected: aiErrorToWire,
+            AiInvalidOutput: aiErrorToWire,
+            AiStreamFailed: aiErrorToWire,
+            AiQuotaExceeded: aiErrorToWire,
+            DbError: Effect.die,
+            StorageError: Effect.die
+          }),
+          Stream.unwrap
+        ),
+      "openers.list": ({ matchId, limit, cursor }) =>
+        withUser((userId) => openers.list(userId, matchId, limit ?? 20, cursor)).pipe(
+          Effect.catchTags({
+            HttpApiDecodeError: (error) =>
+              Effect.fail(
+                new ValidationError({
+                  message: error.message,
+                  details: {
+                    issues: error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }))
+                  }
+                })
+              ),
+            DbError: Effect.die
+          })
+        ),
+      "openers.like": ({ openerId }) =>
+        withUser((userId) => openers.like(userId, openerId)).pipe(Effect.catchTag("DbError", Effect.die)),
+      "openers.unlike": ({ openerId }) =>
+        withUser((userId) => openers.unlike(userId, openerId)).pipe(Effect.catchTag("DbError", Effect.die)),
+      "openers.dislike": ({ openerId, reason }) =>
+        withUser((userId) => openers.dislike(userId, openerId, reason)).pipe(Effect.catchTag("DbError", Effect.die))
+    })
+  })
+)
