@@ -175,8 +175,6 @@ try {
       Object.assign(env, {
         HOST: "127.0.0.1",
         LOG_FORMAT: "json",
-        // Effect's log levels: "warn" is "Warning" there.
-        LOG_LEVEL: logLevel.toLowerCase().startsWith("warn") ? "Warning" : logLevel,
         DATA_DIR: join(workDir, "data"),
         PUBLIC_BASE_URL: url,
         // Production refuses local storage and needs the webhook secret; neither is on this path.
