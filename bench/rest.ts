@@ -16,7 +16,9 @@
  *   npm run bench:rest -- --quick     (3 rounds × 10 s)
  *   BENCH_CONNECTIONS (50), BENCH_USERS (50), BENCH_SESSIONS (40), BENCH_ROUNDS, BENCH_DURATION (s),
  *   BENCH_LOG_LEVEL (info: each server logs a line per request; warn: none do),
- *   BENCH_CPU_PROF=<dir> (node --cpu-prof on Wingmate), BENCH_ONLY=wingmate,raw (a subset),
+ *   BENCH_CPU_PROF=<dir> (node --cpu-prof on each server: <dir>/<server>.cpuprofile),
+ *   BENCH_NODE_ARGS (more node flags for each server),
+ *   BENCH_KEEP_LOGS=1 (keep the servers' log files), BENCH_ONLY=wingmate,raw (a subset),
  *   BENCH_DATABASE_ADMIN_URL (default TEST_DATABASE_ADMIN_URL or the local `postgres`).
  * Prints a table and writes bench/results/rest.json.
  */
@@ -130,7 +132,8 @@ let dropDatabase: (() => Promise<unknown>) | undefined
 const cleanup = async () => {
   await Promise.allSettled(servers.map((server) => stop(server.running)))
   await dropDatabase?.().catch(() => undefined)
-  rmSync(workDir, { recursive: true, force: true })
+  if (process.env["BENCH_KEEP_LOGS"] === undefined) rmSync(workDir, { recursive: true, force: true })
+  else console.log(`Server logs kept in ${workDir}`)
 }
 process.once("SIGINT", () => {
   void cleanup().finally(() => process.exit(130))
@@ -181,11 +184,12 @@ try {
         ALLOW_EMBEDDED_IN_PRODUCTION: "true",
         CLERK_WEBHOOK_SIGNING_SECRET: "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQtbm90LXVzZWQ="
       })
-      if (cpuProfDir !== undefined) {
-        mkdirSync(cpuProfDir, { recursive: true })
-        nodeArgs = ["--cpu-prof", "--cpu-prof-dir", cpuProfDir]
-      }
     }
+    if (cpuProfDir !== undefined) {
+      mkdirSync(cpuProfDir, { recursive: true })
+      nodeArgs = ["--cpu-prof", "--cpu-prof-dir", cpuProfDir, "--cpu-prof-name", `${name}.cpuprofile`]
+    }
+    nodeArgs.push(...(process.env["BENCH_NODE_ARGS"]?.split(" ").filter((arg) => arg !== "") ?? []))
     const running = start(name, script, env, join(workDir, `${name}.log`), nodeArgs)
     servers.push({ name, url, running })
   }
