@@ -6,71 +6,53 @@
  * ping → pong round trip across the held connections (p50, p99) while they are all open.
  *
  * Wingmate runs as `npm start` (src/main/api.ts) on a fresh, migrated PostgreSQL database (dropped at
- * the end), no Redis (in-process bus), dev auth (a temporary DATA_DIR),
- * with 500 connections per bench user (WS_MAX_CONNECTIONS_PER_USER raised to that) and rate limits
- * off (a whole fleet of clients from one address).
+ * the end), no Redis (in-process bus), tokens signed with the tests' key (CLERK_JWT_KEY, networkless),
+ * 500 connections per bench user (WS_MAX_CONNECTIONS_PER_USER raised to that) and rate limits off
+ * (a whole fleet of clients from one address).
  *
  *   npm run bench:websocket               (5000 connections)
  *   npm run bench:websocket -- --quick    (1000 connections)
  *   BENCH_CONNECTIONS overrides; BENCH_CPU_PROF=<dir> profiles the api (node --cpu-prof).
  *   Writes bench/results/websocket.json.
  */
-import { type ChildProcess, spawn } from "node:child_process"
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import WebSocket from "ws"
-import { freePort, freshDatabase } from "./support.ts"
+import { TEST_AUTHORIZED_PARTY, testKeys, tokenFor } from "../test/support/auth.ts"
+import { freePort } from "../test/support/processes.ts"
+import {
+  baseEnv,
+  freshDatabase,
+  httpOk,
+  memoryOf,
+  percentile,
+  root,
+  type Running,
+  sleep,
+  start,
+  stop,
+  table,
+  waitFor
+} from "./support.ts"
 
 const quick = process.argv.includes("--quick")
 const connections = Number(process.env["BENCH_CONNECTIONS"] ?? (quick ? "1000" : "5000"))
 const pings = quick ? 1000 : 3000
-const root = join(import.meta.dirname, "..")
+const cpuProfDir = process.env["BENCH_CPU_PROF"]
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+const rssOf = (running: Running) => memoryOf(running.pid)?.rssMiB ?? Number.NaN
 
-const rssMb = (pid: number | undefined) => {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8")
-  const kb = Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? "0")
-  return kb / 1024
-}
-
-/** RSS once it stops moving (three samples 500 ms apart within 1 MB), in MB. */
-const settledRss = async (pid: number | undefined) => {
-  let last = rssMb(pid)
+/** RSS once it stops moving (two samples 500 ms apart within 1 MiB), in MiB. */
+const settledRss = async (running: Running) => {
+  let last = rssOf(running)
   for (let i = 0; i < 20; i++) {
     await sleep(500)
-    const now = rssMb(pid)
+    const now = rssOf(running)
     if (Math.abs(now - last) < 1) return now
     last = now
   }
   return last
-}
-
-const spawnNode = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv) => {
-  const child = spawn(process.execPath, args, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] })
-  let output = ""
-  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()))
-  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()))
-  return { child, output: () => output }
-}
-
-const waitFor = async (check: () => Promise<boolean> | boolean, what: string, deadlineMs = 60_000) => {
-  const started = Date.now()
-  while (Date.now() - started < deadlineMs) {
-    try {
-      if (await check()) return
-    } catch {
-      // not there yet
-    }
-    await sleep(100)
-  }
-  throw new Error(`timed out waiting for ${what}`)
-}
-
-const percentile = (values: ReadonlyArray<number>, p: number) => {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN
 }
 
 /** Opens `count` sockets, `batch` at a time; `ready` resolves once a socket may be counted as held. */
@@ -131,15 +113,15 @@ interface Result {
 
 const measure = async (
   server: string,
-  child: ChildProcess,
+  running: Running,
   url: string,
   ready: (ws: WebSocket) => Promise<void>
 ): Promise<Result> => {
-  const idleRssMb = await settledRss(child.pid)
+  const idleRssMb = await settledRss(running)
   const started = performance.now()
   const sockets = await openAll(url, connections, ready)
   const openSeconds = (performance.now() - started) / 1000
-  const heldRssMb = await settledRss(child.pid)
+  const heldRssMb = await settledRss(running)
   const times = await pingRoundTrips(sockets, pings)
   for (const ws of sockets) ws.terminate()
   return {
@@ -149,70 +131,48 @@ const measure = async (
     heldRssMb,
     kbPerConnection: ((heldRssMb - idleRssMb) * 1024) / sockets.length,
     openSeconds,
-    pingP50Ms: percentile(times, 50),
-    pingP99Ms: percentile(times, 99)
+    pingP50Ms: percentile(times, 0.5),
+    pingP99Ms: percentile(times, 0.99)
   }
 }
 
-/** The floor: a bare `ws` server that answers JSON pings, nothing else. */
-const BARE_SERVER = `
-import { WebSocketServer } from "ws"
-const wss = new WebSocketServer({ port: Number(process.env.PORT), host: "127.0.0.1", perMessageDeflate: false })
-wss.on("connection", (ws) => ws.on("message", (data) => {
-  const frame = JSON.parse(data.toString())
-  if (frame.type === "ping") ws.send(JSON.stringify({ type: "pong", t: frame.t }))
-}))
-wss.on("listening", () => console.log("listening"))
-`
-
 const main = async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), "wingmate-bench-ws-"))
-  const children: Array<ChildProcess> = []
-  const database = await freshDatabase("ws")
+  const workDir = mkdtempSync(join(tmpdir(), "wingmate-bench-ws-"))
+  const database = await freshDatabase(`wingmate_bench_ws_${process.pid}`)
+  const running: Array<Running> = []
   try {
-    // Wingmate, as `npm run dev` runs it.
     const port = await freePort()
-    const profile = process.env["BENCH_CPU_PROF"]
-    const wingmate = spawnNode([...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []), "src/main/api.ts"], {
-      DATABASE_URL: database.url,
-      PATH: process.env["PATH"],
-      HOME: process.env["HOME"],
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      DATA_DIR: dataDir,
-      LOG_LEVEL: "Warning",
-      WS_MAX_CONNECTIONS_PER_USER: "500",
-      WS_IDLE_TIMEOUT_MS: "3600000",
-      RATE_LIMIT_ENABLED: "false"
-    })
-    children.push(wingmate.child)
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health/ready`)).status === 200, "the api").catch(
-      (error: unknown) => {
-        console.error(wingmate.output())
-        throw error
-      }
+    const url = `http://127.0.0.1:${port}`
+    const nodeArgs = cpuProfDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", cpuProfDir]
+    const wingmate = start(
+      "wingmate",
+      "src/main/api.ts",
+      {
+        ...baseEnv(),
+        PORT: String(port),
+        HOST: "127.0.0.1",
+        DATABASE_URL: database.databaseUrl,
+        DATA_DIR: join(workDir, "data"),
+        CLERK_JWT_KEY: testKeys.publicKeyPem,
+        CLERK_AUTHORIZED_PARTIES: TEST_AUTHORIZED_PARTY,
+        LOG_LEVEL: "Warning",
+        WS_MAX_CONNECTIONS_PER_USER: "500",
+        WS_IDLE_TIMEOUT_MS: "3600000",
+        RATE_LIMIT_ENABLED: "false"
+      },
+      join(workDir, "wingmate.log"),
+      nodeArgs
     )
-    // 500 connections per user (a per-user cap exists; many users is also the realistic shape).
-    const tokens = await Promise.all(
-      Array.from(
-        { length: Math.ceil(connections / 500) },
-        (_, i) =>
-          new Promise<string>((resolve, reject) => {
-            const script = spawnNode(["scripts/dev-token.ts", `bench${i}`], {
-              PATH: process.env["PATH"],
-              HOME: process.env["HOME"],
-              DATA_DIR: dataDir
-            })
-            script.child.on("exit", (code) =>
-              code === 0 ? resolve(script.output().trim().split("\n").at(-1) ?? "") : reject(new Error(script.output()))
-            )
-          })
-      )
+    running.push(wingmate)
+    await waitFor("wingmate ready", httpOk(`${url}/health/ready`), wingmate)
+    // 500 connections per user: a per-user cap exists, and many users is the realistic shape.
+    const tokens = Array.from({ length: Math.ceil(connections / 500) }, (_, i) =>
+      tokenFor({ clerkId: `user_bench_ws_${i}`, expiresIn: 7200 })
     )
     let opened = 0
     const wingmateResult = await measure(
       "Wingmate /ws (authenticated)",
-      wingmate.child,
+      wingmate,
       `ws://127.0.0.1:${port}/ws`,
       async (ws) => {
         const reply = nextMessage(ws)
@@ -221,43 +181,69 @@ const main = async () => {
         if (ok["type"] !== "auth.ok") throw new Error(`auth refused: ${JSON.stringify(ok)}`)
       }
     )
-    const exited = new Promise((resolve) => wingmate.child.once("exit", resolve))
-    wingmate.child.kill("SIGTERM")
-    await exited
+    await stop(wingmate)
 
     const barePort = await freePort()
-    const bare = spawnNode(["--input-type=module", "-e", BARE_SERVER], {
-      PATH: process.env["PATH"],
-      PORT: String(barePort)
-    })
-    children.push(bare.child)
-    await waitFor(() => bare.output().includes("listening"), "the bare ws server")
-    const bareResult = await measure("bare ws server (floor)", bare.child, `ws://127.0.0.1:${barePort}`, async () => {})
-    bare.child.kill("SIGTERM")
+    const bare = start(
+      "bare ws",
+      "bench/baselines/bare-ws/server.ts",
+      { ...baseEnv(), PORT: String(barePort) },
+      join(workDir, "bare.log")
+    )
+    running.push(bare)
+    await waitFor(
+      "bare ws listening",
+      () =>
+        new Promise<boolean>((resolve) => {
+          const probe = new WebSocket(`ws://127.0.0.1:${barePort}`)
+          probe.once("open", () => {
+            probe.terminate()
+            resolve(true)
+          })
+          probe.once("error", () => resolve(false))
+        }),
+      bare
+    )
+    const bareResult = await measure("bare ws server (floor)", bare, `ws://127.0.0.1:${barePort}`, async () => {})
+    await stop(bare)
 
     const results = [wingmateResult, bareResult]
     console.log(`\nWebSocket footprint: ${connections} connections per server (Node ${process.version})\n`)
     console.log(
-      "| server | connections | idle RSS MB | RSS held MB | KB per connection | open s | ping p50 ms | ping p99 ms |"
-    )
-    console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for (const r of results) {
-      console.log(
-        `| ${r.server} | ${r.connections} | ${r.idleRssMb.toFixed(1)} | ${r.heldRssMb.toFixed(1)} | ${r.kbPerConnection.toFixed(1)} | ${r.openSeconds.toFixed(1)} | ${r.pingP50Ms.toFixed(2)} | ${r.pingP99Ms.toFixed(2)} |`
+      table(
+        [
+          "server",
+          "connections",
+          "idle RSS MiB",
+          "RSS held MiB",
+          "KiB per connection",
+          "open s",
+          "ping p50 ms",
+          "ping p99 ms"
+        ],
+        results.map((r) => [
+          r.server,
+          String(r.connections),
+          r.idleRssMb.toFixed(1),
+          r.heldRssMb.toFixed(1),
+          r.kbPerConnection.toFixed(1),
+          r.openSeconds.toFixed(1),
+          r.pingP50Ms.toFixed(2),
+          r.pingP99Ms.toFixed(2)
+        ])
       )
-    }
-    console.log(
-      `\nper connection, Wingmate ÷ bare ws: ${(wingmateResult.kbPerConnection / bareResult.kbPerConnection).toFixed(2)}×`
     )
+    const ratio = wingmateResult.kbPerConnection / bareResult.kbPerConnection
+    console.log(`\nmemory per connection, Wingmate ÷ bare ws: ${ratio.toFixed(2)}×`)
     mkdirSync(join(root, "bench", "results"), { recursive: true })
     writeFileSync(
       join(root, "bench", "results", "websocket.json"),
-      JSON.stringify({ connections, node: process.version, results }, null, 2)
+      JSON.stringify({ connections, node: process.version, results, perConnectionRatio: ratio }, null, 2)
     )
   } finally {
-    for (const child of children) child.kill("SIGKILL")
+    for (const process of running) await stop(process)
     await database.drop()
-    rmSync(dataDir, { recursive: true, force: true })
+    rmSync(workDir, { recursive: true, force: true })
   }
 }
 

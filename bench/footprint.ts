@@ -1,0 +1,156 @@
+/**
+ * Footprint: the resident memory of the processes at rest. `src/main/api.ts` and
+ * `src/main/worker.ts` on a fresh migrated database and Redis (a unique QUEUE_PREFIX, its keys
+ * deleted at the end), production settings, each started alone; once ready (the api's
+ * /health/ready, the worker's "Sessions consumer" log line) and a settle time, VmRSS is sampled
+ * from /proc/<pid>/status. The REST baselines (bench/baselines) are measured the same way, for
+ * scale. Prints a table and writes bench/results/footprint.json.
+ *
+ *   npm run bench:footprint [-- --quick]     (settle 10 s, or 3 s quick)
+ *
+ * TODO(gateway): WebSocket connections held and memory per connection, once the gateway exists:
+ * hold N sockets open against the api and report (RSS with N − idle RSS) / N here.
+ */
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { availableParallelism, tmpdir } from "node:os"
+import { join } from "node:path"
+import { Redis as IORedis } from "ioredis"
+import { TEST_AUTHORIZED_PARTY, testKeys } from "../test/support/auth.ts"
+import { freePort } from "../test/support/processes.ts"
+import {
+  baseEnv,
+  freshDatabase,
+  httpOk,
+  median,
+  memoryOf,
+  root,
+  type Running,
+  sleep,
+  start,
+  stop,
+  table,
+  waitFor
+} from "./support.ts"
+
+const quick = process.argv.includes("--quick")
+const settleMs = quick ? 3_000 : 10_000
+const redisUrl = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
+const queuePrefix = `wm-bench-footprint-${process.pid}`
+const workDir = mkdtempSync(join(tmpdir(), "wingmate-bench-footprint-"))
+
+interface Row {
+  readonly process: string
+  readonly readyMs: number
+  readonly rssMiB: number
+  readonly peakMiB: number
+}
+
+const rows: Array<Row> = []
+let drop: (() => Promise<unknown>) | undefined
+let exitCode = 0
+const running: Array<Running> = []
+try {
+  const database = await freshDatabase(`wingmate_bench_footprint_${process.pid}`)
+  drop = database.drop
+  const common = {
+    ...baseEnv(),
+    NODE_ENV: "production",
+    DATABASE_URL: database.databaseUrl,
+    CLERK_JWT_KEY: testKeys.publicKeyPem,
+    CLERK_AUTHORIZED_PARTIES: TEST_AUTHORIZED_PARTY,
+    LOG_LEVEL: "info"
+  }
+  const wingmate = {
+    REDIS_URL: redisUrl,
+    QUEUE_PREFIX: queuePrefix,
+    LOG_FORMAT: "json",
+    HOST: "127.0.0.1",
+    DATA_DIR: join(workDir, "data"),
+    ALLOW_EMBEDDED_IN_PRODUCTION: "true",
+    CLERK_WEBHOOK_SIGNING_SECRET: "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQtbm90LXVzZWQ="
+  }
+  const targets = [
+    { name: "api (src/main/api.ts)", script: "src/main/api.ts", extra: wingmate, http: true },
+    { name: "worker (src/main/worker.ts)", script: "src/main/worker.ts", extra: wingmate, http: false },
+    { name: "baseline: Express 5 + Prisma 7", script: "bench/baselines/express/server.ts", extra: {}, http: true },
+    { name: "baseline: node:http + pg", script: "bench/baselines/raw/server.ts", extra: {}, http: true }
+  ]
+  for (const [index, target] of targets.entries()) {
+    const port = await freePort()
+    const logFile = join(workDir, `${index}.log`)
+    const started = performance.now()
+    const child = start(
+      target.name,
+      target.script,
+      { ...common, ...target.extra, PORT: String(port), PUBLIC_BASE_URL: `http://127.0.0.1:${port}` },
+      logFile
+    )
+    running.push(child)
+    await waitFor(
+      `${target.name} ready`,
+      target.http
+        ? httpOk(`http://127.0.0.1:${port}/health/ready`)
+        : async () => child.output().includes("Sessions consumer"),
+      child
+    )
+    const readyMs = performance.now() - started
+    await sleep(settleMs)
+    const samples: Array<{ rssMiB: number; peakMiB: number }> = []
+    for (let i = 0; i < 5; i++) {
+      const memory = memoryOf(child.pid)
+      if (memory !== undefined) samples.push(memory)
+      await sleep(200)
+    }
+    rows.push({
+      process: target.name,
+      readyMs,
+      rssMiB: median(samples.map((sample) => sample.rssMiB)),
+      peakMiB: Math.max(...samples.map((sample) => sample.peakMiB))
+    })
+    await stop(child)
+  }
+} catch (error) {
+  console.error(error instanceof Error ? error.message : error)
+  exitCode = 1
+} finally {
+  await Promise.allSettled(running.map(stop))
+  await drop?.().catch(() => undefined)
+  const redis = new IORedis(redisUrl)
+  let cursor = "0"
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${queuePrefix}:*`, "COUNT", 1000)
+    if (keys.length > 0) await redis.del(...keys)
+    cursor = next
+  } while (cursor !== "0")
+  await redis.quit()
+  rmSync(workDir, { recursive: true, force: true })
+}
+
+console.log(`\nFootprint at rest (${process.version}, ${new Date().toISOString()}, settle ${settleMs / 1000} s)\n`)
+console.log(
+  table(
+    ["process", "ready ms", "idle RSS MiB", "peak RSS MiB"],
+    rows.map((row) => [row.process, row.readyMs.toFixed(0), row.rssMiB.toFixed(1), row.peakMiB.toFixed(1)])
+  )
+)
+console.log("\nWebSocket connections held and memory per connection: not measured yet (no gateway; see the TODO).")
+
+mkdirSync(join(root, "bench/results"), { recursive: true })
+writeFileSync(
+  join(root, "bench/results/footprint.json"),
+  JSON.stringify(
+    {
+      at: new Date().toISOString(),
+      node: process.version,
+      cores: availableParallelism(),
+      quick,
+      settleMs,
+      rows,
+      websocket: null,
+      ok: exitCode === 0
+    },
+    null,
+    2
+  )
+)
+process.exit(exitCode)
