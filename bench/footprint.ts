@@ -8,8 +8,7 @@
  *
  *   npm run bench:footprint [-- --quick]     (settle 10 s, or 3 s quick)
  *
- * TODO(gateway): WebSocket connections held and memory per connection, once the gateway exists:
- * hold N sockets open against the api and report (RSS with N − idle RSS) / N here.
+ * WebSocket connections held and memory per connection: bench/websocket.ts.
  */
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { availableParallelism, tmpdir } from "node:os"
@@ -133,7 +132,7 @@ console.log(
     rows.map((row) => [row.process, row.readyMs.toFixed(0), row.rssMiB.toFixed(1), row.peakMiB.toFixed(1)])
   )
 )
-console.log("\nWebSocket connections held and memory per connection: not measured yet (no gateway; see the TODO).")
+console.log("\nWebSocket connections held and memory per connection: npm run bench:websocket.")
 
 mkdirSync(join(root, "bench/results"), { recursive: true })
 writeFileSync(

@@ -72,6 +72,19 @@ const benches: ReadonlyArray<Bench> = [
       }))
   },
   {
+    name: "websocket",
+    script: "bench/websocket.ts",
+    args: quick ? ["--quick"] : [],
+    headlines: (json) => {
+      const results = Array.isArray(json["results"]) ? (json["results"] as Array<Json>) : []
+      return results.map((row) => ({
+        measure: `${String(row["server"])}: ${num(row["connections"], 0)} connections held, KiB per connection`,
+        value: num(row["kbPerConnection"]),
+        versus: `ping p50 / p99 ${num(row["pingP50Ms"], 2)} / ${num(row["pingP99Ms"], 2)} ms`
+      }))
+    }
+  },
+  {
     name: "pipeline",
     script: "bench/pipeline.ts",
     args: quick ? ["--quick"] : [],
@@ -178,7 +191,6 @@ console.log(
     headlines.map((row) => [row.bench, row.measure, row.value, row.versus])
   )
 )
-console.log("\nWebSocket (connections held, memory per connection): TODO once the gateway exists (bench/footprint.ts).")
 
 writeFileSync(
   join(root, "bench/results/summary.json"),
