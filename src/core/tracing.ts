@@ -1,12 +1,13 @@
 /**
  * Tracing. Effect's spans (a server span per request, `queue.job`, `sessions.job`, `sessions.phase`,
  * `ai.attempt`, …) are exported over OTLP/HTTP (JSON) when OTEL_EXPORTER_OTLP_ENDPOINT is set.
- * Unset, nothing is installed: Effect's built-in tracer stays and OpenTelemetry is not even loaded.
+ * Unset, OpenTelemetry is not even loaded and the platform's request spans are off (nobody would
+ * read them, and each costs its attributes); Effect's built-in tracer keeps the other spans.
  *
  * Also: a span as a W3C `traceparent`, so that a trace crosses the job queue into the worker
  * process; and the scrubbing of what the platform's request span would otherwise export.
  */
-import type { HttpServerRequest } from "@effect/platform"
+import { HttpMiddleware, type HttpServerRequest } from "@effect/platform"
 import { Context, Effect, Layer, Option, Tracer } from "effect"
 import { AppConfig } from "./config.ts"
 
@@ -19,13 +20,15 @@ export const serviceNameOf = (role: ProcessRole, configured: Option.Option<strin
 /**
  * The process's tracer: the OpenTelemetry SDK (`NodeSdk`) with a batching OTLP/HTTP exporter
  * when an endpoint is configured (spans still queued are flushed when the layer closes, within
- * 3 s); `Layer.empty` otherwise. Provide it under everything that makes spans.
+ * 3 s); otherwise only the request spans switched off. Provide it under everything that makes spans.
  */
 export const TracingLive = (role: ProcessRole): Layer.Layer<never, never, AppConfig> =>
   Layer.unwrapEffect(
     Effect.gen(function* () {
       const config = yield* AppConfig
-      if (Option.isNone(config.tracing.endpoint)) return Layer.empty
+      if (Option.isNone(config.tracing.endpoint)) {
+        return Layer.locallyScoped(HttpMiddleware.currentTracerDisabledWhen, () => true)
+      }
       const endpoint = config.tracing.endpoint.value
       const serviceName = serviceNameOf(role, config.tracing.serviceName)
       // Loaded only when exporting: a process without a collector pays nothing for OpenTelemetry.
