@@ -3,7 +3,8 @@ import { defineConfig } from "vitest/config"
 // Four projects: unit (layers swapped, no services), integration (this machine's PostgreSQL and
 // Redis through the real clients), e2e (real processes spoken to over HTTP and WebSocket), and
 // resilience (real processes under failures: killed workers, Redis restarts, terminated database
-// connections, failing providers, a bounded load), one file at a time since each starts processes.
+// connections, failing providers, a bounded load), one file at a time since each starts processes;
+// not in `npm test` (its database setup would collide with the integration one): `npm run test:resilience`.
 export default defineConfig({
   test: {
     projects: [
