@@ -4,7 +4,8 @@ import { defineConfig } from "vitest/config"
 // Redis through the real clients), e2e (real processes spoken to over HTTP and WebSocket), and
 // resilience (real processes under failures: killed workers, Redis restarts, terminated database
 // connections, failing providers, a bounded load), one file at a time since each starts processes;
-// not in `npm test` (its database setup would collide with the integration one): `npm run test:resilience`.
+// not in `npm test`: it runs alone (a load run and memory readings beside other suites would be noise),
+// with `npm run test:resilience`.
 export default defineConfig({
   test: {
     projects: [
