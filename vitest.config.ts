@@ -1,7 +1,11 @@
 import { defineConfig } from "vitest/config"
 
-// Three projects: unit (layers swapped, no services), integration (this machine's PostgreSQL and
-// Redis through the real clients), e2e (real processes spoken to over HTTP and WebSocket).
+// Four projects: unit (layers swapped, no services), integration (this machine's PostgreSQL and
+// Redis through the real clients), e2e (real processes spoken to over HTTP and WebSocket), and
+// resilience (real processes under failures: killed workers, Redis restarts, terminated database
+// connections, failing providers, a bounded load), one file at a time since each starts processes;
+// not in `npm test`: it runs alone (a load run and memory readings beside other suites would be noise),
+// with `npm run test:resilience`.
 export default defineConfig({
   test: {
     projects: [
@@ -20,6 +24,17 @@ export default defineConfig({
           name: "e2e",
           include: ["test/e2e/**/*.test.ts"],
           testTimeout: 60_000,
+          hookTimeout: 90_000
+        }
+      },
+      {
+        test: {
+          name: "resilience",
+          include: ["test/resilience/**/*.test.ts"],
+          globalSetup: ["test/support/database.global.ts"],
+          pool: "forks",
+          poolOptions: { forks: { singleFork: true } },
+          testTimeout: 120_000,
           hookTimeout: 90_000
         }
       }

@@ -23,6 +23,49 @@ export class DbError extends Schema.TaggedError<DbError>()("DbError", {
 export const isUniqueViolation = (error: DbError): boolean =>
   error.cause instanceof Prisma.PrismaClientKnownRequestError && error.cause.code === "P2002"
 
+// Prisma's codes for a server out of reach: not reachable, timed out, connection closed, and
+// (P2024) no connection from the pool in time.
+const UNAVAILABLE_PRISMA_CODES = new Set(["P1001", "P1002", "P1008", "P1017", "P2024"])
+// The driver adapter's kinds for the same, and PostgreSQL's own SQLSTATEs: 57P01-57P03 (the
+// server terminated the connection: pg_terminate_backend, shutdown, starting up) and class 08
+// (connection exceptions).
+const UNAVAILABLE_ADAPTER_KINDS = new Set([
+  "DatabaseNotReachable",
+  "ConnectionClosed",
+  "SocketTimeout",
+  "TooManyConnections"
+])
+const UNAVAILABLE_SQLSTATE = /^(57P0[1-3]|08[0-9A-Z]{3})$/
+// node-postgres' own errors (no SQLSTATE) when a socket dies or the pool cannot connect.
+const UNAVAILABLE_MESSAGE =
+  /Connection terminated|timeout exceeded when trying to connect|ECONNREFUSED|ECONNRESET|Can't reach database server/
+
+const fieldOf = (value: unknown, key: string): unknown =>
+  typeof value === "object" && value !== null ? Reflect.get(value, key) : undefined
+
+/**
+ * The database could not be reached or dropped the connection (terminated by an administrator,
+ * restarted, out of connections): a transient condition, answered 503 rather than 500. A query
+ * the server rejected (constraint, syntax, data) is not one.
+ */
+export const isConnectionLost = (error: DbError): boolean => {
+  const cause = error.cause
+  if (cause instanceof Prisma.PrismaClientKnownRequestError) {
+    if (UNAVAILABLE_PRISMA_CODES.has(cause.code)) return true
+    const adapter = fieldOf(fieldOf(cause.meta, "driverAdapterError"), "cause")
+    const kind = fieldOf(adapter, "kind")
+    const code = fieldOf(adapter, "code")
+    return (
+      (typeof kind === "string" && UNAVAILABLE_ADAPTER_KINDS.has(kind)) ||
+      (kind === "postgres" && typeof code === "string" && UNAVAILABLE_SQLSTATE.test(code))
+    )
+  }
+  if (cause instanceof Prisma.PrismaClientInitializationError) return true
+  const code = fieldOf(cause, "code")
+  if (typeof code === "string" && UNAVAILABLE_SQLSTATE.test(code)) return true
+  return cause instanceof Error && UNAVAILABLE_MESSAGE.test(cause.message)
+}
+
 export type DbEngine = "postgres" | "pglite"
 
 export interface DbShape {

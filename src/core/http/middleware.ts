@@ -15,6 +15,7 @@ import { Cause, Effect, Option } from "effect"
 import { randomUUID } from "node:crypto"
 import { ErrorCatalog, type ErrorCode } from "../../domain/errors.ts"
 import { AppConfig } from "../config.ts"
+import { DbError, isConnectionLost } from "../db/db.ts"
 import { annotateRequestSpan } from "../tracing.ts"
 import { restRateLimit } from "./rate-limit.ts"
 
@@ -68,6 +69,16 @@ const recover = (request: HttpServerRequest.HttpServerRequest) => (cause: Cause.
       }
       return Effect.succeed(errorResponse("BAD_REQUEST", "The request could not be read"))
     }
+  }
+  // Handlers treat database errors as defects; a lost connection is not a bug but an outage
+  // (PostgreSQL restarted, connections terminated): 503, and the pool reconnects on its own.
+  const lost = [...Cause.failures(cause), ...Cause.defects(cause)].find(
+    (error) => error instanceof DbError && isConnectionLost(error)
+  )
+  if (lost !== undefined) {
+    return Effect.logWarning("Database unavailable while serving a request", lost).pipe(
+      Effect.as(errorResponse("SERVICE_UNAVAILABLE", "The database is unavailable; try again shortly"))
+    )
   }
   return Effect.logError("Unhandled failure while serving a request", cause).pipe(
     Effect.as(errorResponse("INTERNAL_ERROR", "An unexpected error occurred"))
