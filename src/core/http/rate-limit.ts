@@ -1,6 +1,6 @@
 /**
  * REST rate limits, applied by the HTTP plumbing (middleware.ts) to every request under
- * `/api/v1`: per client IP (`rateLimits.restIp`) for all of them, and per user
+ * `/api/v1` and `/rpc`: per client IP (`rateLimits.restIp`) for all of them, and per user
  * (`rateLimits.restUser`, keyed by the Clerk id) when the bearer token verifies. An invalid
  * token counts per IP only and is left to the Authentication middleware's 401. Health probes,
  * `/docs`, `/openapi.json` and the local storage routes are outside `/api/v1`, so never limited;
@@ -17,12 +17,13 @@ import { AppConfig } from "../config.ts"
 import { type RateDecision, RateLimiter } from "../rate-limit/rate-limiter.ts"
 import { forwardedAddress } from "./client-address.ts"
 
-const LIMITED_PREFIX = "/api/v1"
+/** The REST API and the RPC server's HTTP calls (its WebSocket upgrade counts once, as one request). */
+const LIMITED_PREFIXES = ["/api/v1", "/rpc"]
 
 const isLimitedPath = (url: string): boolean => {
   const end = url.search(/[?#]/)
   const path = end === -1 ? url : url.slice(0, end)
-  return path === LIMITED_PREFIX || path.startsWith(`${LIMITED_PREFIX}/`)
+  return LIMITED_PREFIXES.some((prefix) => path === prefix || path.startsWith(`${prefix}/`))
 }
 
 /** The client's address as the WebSocket gateway sees it (client-address.ts), from the request. */

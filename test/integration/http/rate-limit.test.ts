@@ -113,6 +113,27 @@ describe("REST rate limits (memory)", () => {
     }).pipe(Effect.provide(testServer({ db: TestDb(), config: limited({ RATE_LIMIT_REST_IP: "2/60s" }) })))
   )
 
+  it.live("RPC over HTTP counts like REST: per user, 429 with the same envelope and headers", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const token = tokenFor({ clerkId: newClerkId("rpc") })
+      const call = (id: number) =>
+        http(`${url}/rpc`, {
+          method: "POST",
+          headers: { ...bearer(token), "content-type": "application/ndjson" },
+          body: `${JSON.stringify({ _tag: "Request", id: String(id), tag: "users.me", payload: {}, headers: [] })}\n`
+        })
+      const answers = yield* Effect.forEach([1, 2], call)
+      expect(answers.map((res) => res.status)).toEqual([200, 200])
+      expect(answers.map((res) => rateHeaders(res).remaining)).toEqual(["1", "0"])
+      expectRateLimited(yield* call(3), 2, 60)
+    }).pipe(
+      Effect.provide(
+        testServer({ db: TestDb(), config: limited({ RATE_LIMIT_REST_USER: "2/60s", RATE_LIMIT_REST_IP: "100/60s" }) })
+      )
+    )
+  )
+
   it.live("health probes, /docs and /openapi.json are never limited, and carry no RateLimit headers", () =>
     Effect.gen(function* () {
       const answers = yield* Effect.forEach(
