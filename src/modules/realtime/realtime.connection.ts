@@ -21,16 +21,15 @@ import {
 import type { RawData, WebSocket } from "ws"
 import type { AiError } from "../../core/ai/errors.ts"
 import { aiErrorToWire } from "../../core/ai/wire.ts"
-import { TokenVerifier } from "../../core/auth/token-verifier.ts"
 import { AppConfig } from "../../core/config.ts"
 import { RateLimiter, type RateRule } from "../../core/rate-limit/rate-limiter.ts"
-import { codeOf, issuesByPath } from "../../domain/errors.ts"
+import { codeOf, issuesByPath, type Unauthorized } from "../../domain/errors.ts"
 import { GenerateOpeners, type OpenerEvent } from "../../domain/openers.ts"
 import { CLIENT_FRAME_TYPES, ClientFrame, CloseCode, ServerFrame, SocketErrorCode } from "../../domain/realtime.ts"
 import type { SessionStreamItem } from "../../domain/sessions.ts"
 import { OpenersService } from "../openers/openers.service.ts"
 import { SessionsService } from "../sessions/sessions.service.ts"
-import { UsersService } from "../users/users.service.ts"
+import { makeAuthenticateWithExpiry } from "../users/authentication.ts"
 
 const OPEN = 1
 
@@ -79,6 +78,12 @@ const textOf = (data: RawData) =>
 const parseJson = Schema.decodeUnknownEither(Schema.parseJson())
 const FrameType = Schema.Struct({ type: Schema.String })
 
+/** `details.reason` of a refusal (`token-expired`, `account-erased`, …). */
+const reasonOf = (error: Unauthorized): string =>
+  typeof error.details === "object" && error.details !== null && "reason" in error.details
+    ? String(error.details.reason)
+    : "unauthorized"
+
 const sessionEventFrame = (sessionId: string, item: SessionStreamItem): ServerFrame => {
   if (item._tag === "Snapshot") {
     return { type: "session.event", sessionId, seq: item.seq, event: "snapshot", data: item.state }
@@ -124,8 +129,7 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
     const config = appConfig.realtime
     const limits = appConfig.rateLimits
     const limiter = yield* RateLimiter
-    const verifier = yield* TokenVerifier
-    const users = yield* UsersService
+    const authenticateToken = yield* makeAuthenticateWithExpiry
     const sessions = yield* SessionsService
     const openers = yield* OpenersService
     const perUser = new UserConnections()
@@ -219,15 +223,10 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
                 // current token until it expires.
                 Option.isNone(current) ? close(CloseCode.Unauthenticated, "Authentication failed") : Effect.void
               )
-            const verified = yield* Effect.either(verifier.verify(token))
-            if (verified._tag === "Left") return yield* refuse(verified.left.reason, "Authentication failed")
-            const resolved = yield* Effect.either(users.resolve(verified.right))
-            if (resolved._tag === "Left") {
-              return yield* resolved.left._tag === "AccountErased"
-                ? refuse("account-erased", "This account was erased")
-                : internal("authentication")(resolved.left)
-            }
-            const user = resolved.right
+            // A database failure is a defect here: the frame loop answers it SERVICE_UNAVAILABLE.
+            const verified = yield* Effect.either(authenticateToken(token))
+            if (verified._tag === "Left") return yield* refuse(reasonOf(verified.left), verified.left.message)
+            const { user, expiresAt } = verified.right
             if (Option.isSome(current) && current.value.userId !== user.id) {
               return yield* sendError("FORBIDDEN", "This connection is already authenticated as another user")
             }
@@ -242,7 +241,6 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
               yield* Effect.addFinalizer(() => Effect.sync(() => perUser.remove(user.id)))
               yield* FiberMap.remove(timers, "auth-timeout")
             }
-            const expiresAt = verified.right.expiresAt
             yield* Ref.set(auth, Option.some({ userId: user.id, clerkId: user.clerkId, expiresAt }))
             yield* FiberMap.run(timers, "expiry", expiryTimer(expiresAt))
             yield* send({ type: "auth.ok", userId: user.id, expiresAt: new Date(expiresAt) })

@@ -13,15 +13,17 @@ const rejected = (error: TokenRejected) =>
   new Unauthorized({ message: "Authentication failed", details: { reason: error.reason } })
 
 /**
- * Bearer token → the internal user: the one path behind the HttpApi's `Authentication` and the
- * RPC server's `RpcAuthentication`.
+ * Bearer token → the internal user and when the token expires: the one path behind the HttpApi's
+ * `Authentication`, the RPC server's `RpcAuthentication` and the WebSocket gateway's `auth` frame.
  */
-export const makeAuthenticate = Effect.gen(function* () {
+export const makeAuthenticateWithExpiry = Effect.gen(function* () {
   const verifier = yield* TokenVerifier
   const users = yield* UsersService
-  return (token: string): Effect.Effect<CurrentUser["Type"], Unauthorized> =>
+  return (token: string): Effect.Effect<{ user: CurrentUser["Type"]; expiresAt: number }, Unauthorized> =>
     verifier.verify(token).pipe(
-      Effect.flatMap(users.resolve),
+      Effect.flatMap((verified) =>
+        Effect.map(users.resolve(verified), (user) => ({ user, expiresAt: verified.expiresAt }))
+      ),
       Effect.catchTags({
         TokenRejected: (error) => Effect.fail(rejected(error)),
         AccountErased: () =>
@@ -30,6 +32,14 @@ export const makeAuthenticate = Effect.gen(function* () {
       })
     )
 })
+
+/** Bearer token → the internal user. */
+export const makeAuthenticate = Effect.map(
+  makeAuthenticateWithExpiry,
+  (authenticate) =>
+    (token: string): Effect.Effect<CurrentUser["Type"], Unauthorized> =>
+      Effect.map(authenticate(token), ({ user }) => user)
+)
 
 export const AuthenticationLive = Layer.effect(
   Authentication,
