@@ -53,7 +53,7 @@ const raw = Config.all({
   }),
   anthropic: Config.all({
     apiKey: secret("ANTHROPIC_API_KEY"),
-    model: Config.string("ANTHROPIC_MODEL").pipe(Config.withDefault("claude-sonnet-4-5")),
+    model: Config.string("ANTHROPIC_MODEL").pipe(Config.withDefault("claude-sonnet-4-6")),
     baseUrl: optionalUrl("ANTHROPIC_BASE_URL")
   }),
   breakerFailures: positive("AI_BREAKER_FAILURES", 3),

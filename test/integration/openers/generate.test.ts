@@ -333,7 +333,7 @@ layer(Server, { timeout: 60_000 })("magic openers: generate", (it) => {
         anthropic.enqueue({ kind: "ok", text: "", chunks: ["From Claude?\n", "Also Claude?\n"], usage: USAGE })
 
         const res = yield* generateSse(url, alice.headers, { profile: { name: "Sam" }, count: 2 })
-        const claude = { provider: "claude-sonnet", model: "claude-sonnet-4-5" }
+        const claude = { provider: "claude-sonnet", model: "claude-sonnet-4-6" }
         expect(res.events).toEqual([
           delta(0, "From Claude?"),
           done(0, expectedOpener({ matchId: null, position: 0, text: "From Claude?", ...claude })),
@@ -343,8 +343,8 @@ layer(Server, { timeout: 60_000 })("magic openers: generate", (it) => {
           final({ ...claude, costMicros: 4_500 })
         ])
         expect((yield* openerRows(alice.id)).map((row) => [row["provider"], row["model"]])).toEqual([
-          ["claude-sonnet", "claude-sonnet-4-5"],
-          ["claude-sonnet", "claude-sonnet-4-5"]
+          ["claude-sonnet", "claude-sonnet-4-6"],
+          ["claude-sonnet", "claude-sonnet-4-6"]
         ])
         expect(openai.requests).toHaveLength(1)
         expect(anthropic.requests).toHaveLength(1)
@@ -368,8 +368,8 @@ layer(Server, { timeout: 60_000 })("magic openers: generate", (it) => {
         expect(res.status).toBe(200)
         expect(res.body).toMatchObject({
           data: {
-            openers: [{ text: "Patience pays?", provider: "claude-sonnet", model: "claude-sonnet-4-5" }],
-            meta: { provider: "claude-sonnet", model: "claude-sonnet-4-5" }
+            openers: [{ text: "Patience pays?", provider: "claude-sonnet", model: "claude-sonnet-4-6" }],
+            meta: { provider: "claude-sonnet", model: "claude-sonnet-4-6" }
           }
         })
         const aborted = yield* Effect.promise(() => openai.nextClientAbort())
@@ -458,7 +458,7 @@ layer(Server, { timeout: 60_000 })("magic openers: generate", (it) => {
           failure("AI_UNAVAILABLE", "No AI provider could answer; try again shortly", {
             attempts: [
               { provider: "gpt-4o", model: "gpt-4o", outcome: "error", kind: "server", status: 500 },
-              { provider: "claude-sonnet", model: "claude-sonnet-4-5", outcome: "error", kind: "server", status: 503 }
+              { provider: "claude-sonnet", model: "claude-sonnet-4-6", outcome: "error", kind: "server", status: 503 }
             ]
           })
         )
