@@ -123,8 +123,24 @@ class UserConnections {
   }
 }
 
+/**
+ * A connection's deadlines, checked by one sweeper for every connection (a fiber per connection
+ * per timer would cost more memory than the socket itself): no `auth` in time, the token's
+ * expiry warning and expiry, and silence.
+ */
+interface Deadlines {
+  lastSeen: number
+  authBy: number | undefined
+  warnAt: number | undefined
+  expiresAt: number | undefined
+  readonly onAuthTimeout: Effect.Effect<void>
+  readonly onExpiring: (expiresAt: number) => Effect.Effect<void>
+  readonly onExpired: Effect.Effect<void>
+  readonly onIdle: Effect.Effect<void>
+}
+
 export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("RealtimeConnections", {
-  effect: Effect.gen(function* () {
+  scoped: Effect.gen(function* () {
     const appConfig = yield* AppConfig
     const config = appConfig.realtime
     const limits = appConfig.rateLimits
@@ -133,7 +149,36 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
     const sessions = yield* SessionsService
     const openers = yield* OpenersService
     const perUser = new UserConnections()
+    const watched = new Set<Deadlines>()
     let open = 0
+
+    const sweep = Effect.gen(function* () {
+      const now = yield* Clock.currentTimeMillis
+      for (const watch of watched) {
+        if (watch.authBy !== undefined && now >= watch.authBy) {
+          watch.authBy = undefined
+          yield* watch.onAuthTimeout
+        }
+        if (watch.warnAt !== undefined && watch.expiresAt !== undefined && now >= watch.warnAt) {
+          watch.warnAt = undefined
+          yield* watch.onExpiring(watch.expiresAt)
+        }
+        if (watch.expiresAt !== undefined && now >= watch.expiresAt) {
+          watch.expiresAt = undefined
+          yield* watch.onExpired
+        }
+        if (now - watch.lastSeen > config.idleTimeoutMs) {
+          watch.lastSeen = Number.POSITIVE_INFINITY
+          yield* watch.onIdle
+        }
+      }
+    })
+    // A quarter of the shortest deadline, within 25 ms – 1 s: precise enough, cheap when idle.
+    const sweepEvery = Math.max(
+      25,
+      Math.min(1_000, Math.floor(Math.min(config.authTimeoutMs, config.idleTimeoutMs) / 4))
+    )
+    yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(Duration.millis(sweepEvery)), sweep)))
 
     /** Counts a call against a rule when limits are on. */
     const allow = (rule: RateRule, key: string) =>
@@ -147,11 +192,9 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
         const closed = yield* Deferred.make<void>()
         const inbox = yield* Queue.dropping<Inbound>(64)
         const auth = yield* Ref.make(Option.none<Authenticated>())
-        const lastSeen = yield* Ref.make(yield* Clock.currentTimeMillis)
         const lastRateLimitNotice = yield* Ref.make(0)
         const subscriptions = yield* FiberMap.make<string>()
         const generations = yield* FiberMap.make<string>()
-        const timers = yield* FiberMap.make<string>()
 
         const closeSocket = (code: number, reason: string) => {
           if (ws.readyState !== OPEN) return
@@ -200,19 +243,6 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
 
         // ---- authentication ------------------------------------------------------------------
 
-        const expiryTimer = (expiresAt: number) =>
-          Effect.gen(function* () {
-            const now = yield* Clock.currentTimeMillis
-            const warnAt = expiresAt - config.expiryWarningMs
-            if (warnAt > now) {
-              yield* Effect.sleep(Duration.millis(warnAt - now))
-              yield* send({ type: "auth.expiring", expiresAt: new Date(expiresAt) })
-            }
-            yield* Effect.sleep(Duration.millis(Math.max(0, expiresAt - (yield* Clock.currentTimeMillis))))
-            yield* sendError(SocketErrorCode.TokenExpired, "The token expired; reconnect and authenticate")
-            yield* close(CloseCode.Unauthenticated, "Token expired")
-          })
-
         const authenticate = (token: string) =>
           Effect.gen(function* () {
             const current = yield* Ref.get(auth)
@@ -239,10 +269,12 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
                 return yield* close(CloseCode.TooManyConnections, "Too many connections")
               }
               yield* Effect.addFinalizer(() => Effect.sync(() => perUser.remove(user.id)))
-              yield* FiberMap.remove(timers, "auth-timeout")
+              watch.authBy = undefined
             }
             yield* Ref.set(auth, Option.some({ userId: user.id, clerkId: user.clerkId, expiresAt }))
-            yield* FiberMap.run(timers, "expiry", expiryTimer(expiresAt))
+            const warnAt = expiresAt - config.expiryWarningMs
+            watch.expiresAt = expiresAt
+            watch.warnAt = warnAt > (yield* Clock.currentTimeMillis) ? warnAt : undefined
             yield* send({ type: "auth.ok", userId: user.id, expiresAt: new Date(expiresAt) })
           })
 
@@ -360,7 +392,7 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
 
         const handle = (inbound: Inbound) =>
           Effect.gen(function* () {
-            yield* Ref.set(lastSeen, yield* Clock.currentTimeMillis)
+            watch.lastSeen = yield* Clock.currentTimeMillis
             const user = yield* Ref.get(auth)
             if (!(yield* withinLimits(user))) return
             if (inbound.isBinary) return yield* sendError(SocketErrorCode.BinaryFrame, "Frames are JSON text")
@@ -411,28 +443,25 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
             }
           })
 
-        yield* FiberMap.run(
-          timers,
-          "auth-timeout",
-          Effect.zipRight(
-            Effect.sleep(Duration.millis(config.authTimeoutMs)),
-            Effect.zipRight(
-              sendError("UNAUTHORIZED", "No `auth` received in time"),
-              close(CloseCode.Unauthenticated, "Authentication timeout")
-            )
-          )
-        )
-        const idleCheck = Duration.millis(Math.max(50, Math.floor(config.idleTimeoutMs / 4)))
-        yield* Effect.forkScoped(
-          Effect.forever(
-            Effect.gen(function* () {
-              yield* Effect.sleep(idleCheck)
-              if ((yield* Clock.currentTimeMillis) - (yield* Ref.get(lastSeen)) > config.idleTimeoutMs) {
-                yield* close(CloseCode.Idle, "Idle: send ping")
-              }
-            })
-          )
-        )
+        const connectedAt = yield* Clock.currentTimeMillis
+        const watch: Deadlines = {
+          lastSeen: connectedAt,
+          authBy: connectedAt + config.authTimeoutMs,
+          warnAt: undefined,
+          expiresAt: undefined,
+          onAuthTimeout: Effect.zipRight(
+            sendError("UNAUTHORIZED", "No `auth` received in time"),
+            close(CloseCode.Unauthenticated, "Authentication timeout")
+          ),
+          onExpiring: (expiresAt) => send({ type: "auth.expiring", expiresAt: new Date(expiresAt) }),
+          onExpired: Effect.zipRight(
+            sendError(SocketErrorCode.TokenExpired, "The token expired; reconnect and authenticate"),
+            close(CloseCode.Unauthenticated, "Token expired")
+          ),
+          onIdle: close(CloseCode.Idle, "Idle: send ping")
+        }
+        watched.add(watch)
+        yield* Effect.addFinalizer(() => Effect.sync(() => watched.delete(watch)))
         yield* Effect.forkScoped(
           Effect.forever(
             Effect.flatMap(Queue.take(inbox), (inbound) =>
