@@ -12,9 +12,9 @@ export interface Keyed {
 
 const encode = (row: Keyed) => Buffer.from(`${row.createdAt.toISOString()}|${row.id}`).toString("base64url")
 
-/** The Prisma `where` for the rows after `cursor`; a cursor that does not decode is a 400 on `cursor`. */
-export const afterCursor = (cursor: string | undefined) => {
-  if (cursor === undefined) return Effect.succeed({})
+/** The key of the last row a cursor names; none without a cursor; a cursor that does not decode is a 400 on `cursor`. */
+export const cursorKey = (cursor: string | undefined): Effect.Effect<Keyed | undefined, HttpApiDecodeError> => {
+  if (cursor === undefined) return Effect.succeed(undefined)
   const [iso, id] = Buffer.from(cursor, "base64url").toString("utf8").split("|")
   const createdAt = new Date(iso ?? "")
   // Only what `encode` writes: a four-digit year keeps the date within PostgreSQL's timestamp range.
@@ -27,8 +27,16 @@ export const afterCursor = (cursor: string | undefined) => {
       })
     )
   }
-  return Effect.succeed({ OR: [{ createdAt: { lt: createdAt } }, { createdAt, id: { lt: id } }] })
+  return Effect.succeed({ createdAt, id })
 }
+
+/** The Prisma `where` for the rows after `cursor`. */
+export const afterCursor = (cursor: string | undefined) =>
+  Effect.map(cursorKey(cursor), (key) =>
+    key === undefined
+      ? {}
+      : { OR: [{ createdAt: { lt: key.createdAt } }, { createdAt: key.createdAt, id: { lt: key.id } }] }
+  )
 
 /** Order for `afterCursor`; fetch `limit + 1` rows and hand them to `toPage`. */
 export const newestFirst = [{ createdAt: "desc" as const }, { id: "desc" as const }]

@@ -42,10 +42,14 @@ import { toMessage, toneOf, toSuggestion } from "./sessions.views.ts"
 import { SessionJobs, sessionFeed } from "./sessions.jobs.ts"
 import { type BatchRequest, SessionSuggester } from "./sessions.suggest.ts"
 
-const phaseOf = (value: string | null): SessionPhase | null => (Schema.is(SessionPhase)(value) ? value : null)
+const isPhase = Schema.is(SessionPhase)
+const phaseOf = (value: string | null): SessionPhase | null => (isPhase(value) ? value : null)
 
 const summaryOf = (
-  row: Omit<SessionDetail, "images" | "messages" | "suggestions">,
+  row: Pick<
+    SessionDetail,
+    "id" | "matchId" | "status" | "phase" | "errorCode" | "tone" | "language" | "createdAt" | "completedAt"
+  >,
   imageCount: number
 ): SessionSummary => ({
   id: row.id,
@@ -368,7 +372,7 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
       get: (userId: string, id: string) => Effect.map(load(userId, id), toSessionView),
       list: (userId: string, limit: number, cursor: string | undefined) =>
         Effect.map(repo.list(userId, limit, cursor), (rows) =>
-          toPage(rows, limit, (row) => summaryOf(row, row._count.images))
+          toPage(rows, limit, (row) => summaryOf(row, row.imageCount))
         ),
       follow,
       cancel,

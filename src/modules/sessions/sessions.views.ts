@@ -3,7 +3,10 @@ import { Schema } from "effect"
 import { type SessionMessage, SessionSender, type SessionSuggestion } from "../../domain/sessions.ts"
 import { Tone } from "../../domain/tones.ts"
 
-export const toneOf = (value: string | null | undefined): Tone => (Schema.is(Tone)(value) ? value : "playful")
+const isTone = Schema.is(Tone)
+const isSender = Schema.is(SessionSender)
+
+export const toneOf = (value: string | null | undefined): Tone => (isTone(value) ? value : "playful")
 
 export const toMessage = (row: {
   readonly sender: string
@@ -11,7 +14,7 @@ export const toMessage = (row: {
   readonly time: string | null
   readonly confidence: number
 }): SessionMessage => ({
-  sender: Schema.is(SessionSender)(row.sender) ? row.sender : "system",
+  sender: isSender(row.sender) ? row.sender : "system",
   text: row.text,
   time: row.time,
   confidence: row.confidence
