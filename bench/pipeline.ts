@@ -6,12 +6,16 @@
  * fake as the only provider (gpt-4o primary and fallback: no local OCR): its non-streamed
  * (vision) answers are a transcript JSON, its streamed answers three suggestion lines.
  *
- * Per round: upload one distinct chat screenshot per session (not timed), then create every
- * session at once; for each, from the start of its create request to the first `delta` event on
- * `GET /api/v1/sessions/:id/events` (opened, with `Last-Event-ID: 0`, as soon as the create
- * answers) and to `completed`. Each round uses a new dev user, so no OCR result is reused. In the
- * same run, after each round, raw sharp does the normalisation work on the same images (resize to
- * IMAGE_MAX_EDGE, encode, thumbnail at IMAGE_THUMBNAIL_EDGE) IMAGE_CONCURRENCY at a time.
+ * Per round: upload one distinct chat screenshot per session (not timed) and open the round
+ * user's WebSocket (`/ws`, authenticated with the dev token: the app keeps its socket open), then
+ * create every session at once; each is followed over the socket (`subscribe`, `afterSeq: 0`, sent
+ * as soon as its create answers) and timed from the start of its create request to its first
+ * `delta` session.event and to `completed`. Each round uses a new dev user, so no OCR result is
+ * reused. In the same run, after each round, raw sharp does the normalisation work on the same
+ * images (resize to IMAGE_MAX_EDGE, encode, thumbnail at IMAGE_THUMBNAIL_EDGE), all submitted at
+ * once and run IMAGE_CONCURRENCY at a time; each image's completion is timed from that batch's
+ * start. Overhead = the pipeline's first-delta p50 (p99) minus raw sharp's completion p50 (p99):
+ * what the pipeline adds beyond the image work the same batch needs on the same cores.
  * Prints tables and writes bench/results/pipeline.json.
  *
  *   npm run bench:pipeline               (20 sessions × 3 rounds)
@@ -31,6 +35,7 @@ import { Effect } from "effect"
 import { Redis as IORedis } from "ioredis"
 import pg from "pg"
 import sharp from "sharp"
+import WebSocket from "ws"
 import { AppConfig } from "../src/core/config.ts"
 import { applyMigrations, migrationsDir, pgExecutor } from "../src/core/db/migrations.ts"
 import { type FakeProvider } from "../test/fakes/ai/index.ts"
@@ -225,8 +230,55 @@ interface Sample {
   readonly end: string
 }
 
-/** Create → SSE (from seq 0) → first delta → terminal event; times from the create's start. */
-const runSession = async (url: string, token: string, uploadId: string): Promise<Sample> => {
+interface SessionFrame {
+  readonly type: string
+  readonly sessionId?: string
+  readonly event?: string
+  readonly code?: string
+  readonly details?: { readonly sessionId?: string }
+}
+
+/** One authenticated `/ws` connection (a round's user: the app's one socket), frames routed by session. */
+interface Follower {
+  /** Calls `onFrame` with every `session.event` (and error) of `sessionId` from seq 0 on. */
+  readonly follow: (sessionId: string, onFrame: (frame: SessionFrame) => void) => void
+  readonly unfollow: (sessionId: string) => void
+  readonly close: () => Promise<void>
+}
+
+const openFollower = (url: string, token: string): Promise<Follower> =>
+  new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${url.replace(/^http/, "ws")}/ws`)
+    const routes = new Map<string, (frame: SessionFrame) => void>()
+    const follower: Follower = {
+      follow: (sessionId, onFrame) => {
+        routes.set(sessionId, onFrame)
+        ws.send(JSON.stringify({ type: "subscribe", sessionId, afterSeq: 0 }))
+      },
+      unfollow: (sessionId) => {
+        routes.delete(sessionId)
+      },
+      close: () =>
+        new Promise((closed) => {
+          if (ws.readyState === WebSocket.CLOSED) return closed()
+          ws.once("close", () => closed())
+          ws.close()
+        })
+    }
+    ws.on("message", (data: Buffer) => {
+      const frame = JSON.parse(data.toString()) as SessionFrame
+      if (frame.type === "auth.ok") return resolve(follower)
+      if (frame.type === "error" && routes.size === 0) return reject(new Error(`ws: ${data.toString()}`))
+      const sessionId = frame.sessionId ?? frame.details?.sessionId
+      if (sessionId !== undefined) routes.get(sessionId)?.(frame)
+    })
+    ws.once("open", () => ws.send(JSON.stringify({ type: "auth", token })))
+    ws.once("error", reject)
+    ws.once("close", (code) => reject(new Error(`ws closed ${code}`)))
+  })
+
+/** Create → subscribe (from seq 0) → first delta → terminal event; times from the create's start. */
+const runSession = async (url: string, token: string, follower: Follower, uploadId: string): Promise<Sample> => {
   const started = performance.now()
   const since = () => performance.now() - started
   const created = await api(url, token, "/api/v1/sessions", {
@@ -238,40 +290,24 @@ const runSession = async (url: string, token: string, uploadId: string): Promise
   if (created.status !== 202 || typeof id !== "string") {
     return { id: undefined, createMs, firstDeltaMs: undefined, endMs: undefined, end: `create ${created.status}` }
   }
-  const controller = new AbortController()
-  const timer = setTimeout(() => controller.abort(), sessionTimeoutMs)
   let firstDeltaMs: number | undefined
-  try {
-    const response = await fetch(`${url}/api/v1/sessions/${id}/events`, {
-      headers: { authorization: `Bearer ${token}`, accept: "text/event-stream", "last-event-id": "0" },
-      signal: controller.signal
-    })
-    if (response.body === null)
-      return { id, createMs, firstDeltaMs, endMs: undefined, end: `events ${response.status}` }
-    const decoder = new TextDecoder()
-    let pending = ""
-    for await (const chunk of response.body) {
-      pending += decoder.decode(chunk, { stream: true })
-      let boundary = pending.indexOf("\n\n")
-      while (boundary !== -1) {
-        const frame = pending.slice(0, boundary)
-        pending = pending.slice(boundary + 2)
-        boundary = pending.indexOf("\n\n")
-        const event = /^event: (.*)$/m.exec(frame)?.[1]
-        if (event === "delta" && firstDeltaMs === undefined) firstDeltaMs = since()
-        if (event === "completed" || event === "failed" || event === "cancelled") {
-          const endMs = since()
-          controller.abort()
-          return { id, createMs, firstDeltaMs, endMs, end: event }
-        }
+  const end = await new Promise<{ end: string; endMs: number | undefined }>((done) => {
+    const timer = setTimeout(() => done({ end: "timeout", endMs: undefined }), sessionTimeoutMs)
+    follower.follow(id, (frame) => {
+      if (frame.type === "error") {
+        clearTimeout(timer)
+        return done({ end: `ws error ${frame.code}`, endMs: undefined })
       }
-    }
-    return { id, createMs, firstDeltaMs, endMs: undefined, end: "stream ended" }
-  } catch (error) {
-    return { id, createMs, firstDeltaMs, endMs: undefined, end: controller.signal.aborted ? "timeout" : String(error) }
-  } finally {
-    clearTimeout(timer)
-  }
+      if (frame.type !== "session.event") return
+      if (frame.event === "delta" && firstDeltaMs === undefined) firstDeltaMs = since()
+      if (frame.event === "completed" || frame.event === "failed" || frame.event === "cancelled") {
+        clearTimeout(timer)
+        done({ end: frame.event, endMs: since() })
+      }
+    })
+  })
+  follower.unfollow(id)
+  return { id, createMs, firstDeltaMs, ...end }
 }
 
 /** Raw sharp on the same images: resize + encode, then the thumbnail from the result. */
@@ -286,16 +322,23 @@ const rawNormalize = async (input: Buffer) => {
     .toBuffer()
 }
 
-/** Every image through `rawNormalize`, IMAGE_CONCURRENCY at a time: elapsed ms. */
-const rawPass = async (images: ReadonlyArray<Image>): Promise<number> => {
+/**
+ * Every image submitted at once through `rawNormalize`, IMAGE_CONCURRENCY at a time: the elapsed
+ * ms and each image's completion, from the batch's start.
+ */
+const rawPass = async (images: ReadonlyArray<Image>): Promise<{ elapsedMs: number; doneMs: Array<number> }> => {
   const queue = [...images]
+  const doneMs: Array<number> = []
   const started = performance.now()
   await Promise.all(
     Array.from({ length: options.concurrency }, async () => {
-      for (let next = queue.shift(); next !== undefined; next = queue.shift()) await rawNormalize(next.bytes)
+      for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+        await rawNormalize(next.bytes)
+        doneMs.push(performance.now() - started)
+      }
     })
   )
-  return performance.now() - started
+  return { elapsedMs: performance.now() - started, doneMs }
 }
 
 /** CPU time (user + system, every thread) of a child process so far, in ms; undefined off Linux. */
@@ -331,6 +374,8 @@ interface Round {
   readonly round: number
   readonly batchMs: number
   readonly rawMs: number
+  /** Each raw sharp image's completion, from its batch's start. */
+  readonly rawDoneMs: ReadonlyArray<number>
   readonly cpu: CpuSpent
   readonly rawCpuMs: number
   readonly samples: ReadonlyArray<Sample>
@@ -413,7 +458,9 @@ try {
     AI_PROVIDER_STRATEGY_PRIMARY: "gpt-4o",
     AI_PROVIDER_STRATEGY_FALLBACKS: "gpt-4o",
     AI_DAILY_SPEND_CAP_MICROS: "0",
-    PROGRESS_TTL_SECONDS: "600"
+    PROGRESS_TTL_SECONDS: "600",
+    // One socket per round's user follows every session of the batch.
+    WS_MAX_SUBSCRIPTIONS: String(Math.max(20, sessionsPerRound))
   }
   if (cpuProfDir !== undefined) mkdirSync(cpuProfDir, { recursive: true })
   const profile = cpuProfDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", cpuProfDir]
@@ -430,9 +477,10 @@ try {
   const batch = async (token: string, batchImages: ReadonlyArray<Image>) => {
     const uploadIds: Array<string> = []
     for (const image of batchImages) uploadIds.push(await upload(url, token, image.bytes))
+    const follower = await openFollower(url, token)
     const before = { worker: cpuMsOf(worker.child.pid), api: cpuMsOf(apiProcess.child.pid), bench: ownCpuMs() }
     const started = performance.now()
-    const samples = await Promise.all(uploadIds.map((uploadId) => runSession(url, token, uploadId)))
+    const samples = await Promise.all(uploadIds.map((uploadId) => runSession(url, token, follower, uploadId)))
     const batchMs = performance.now() - started
     const spent = (after: number | undefined, at: number | undefined) =>
       after === undefined || at === undefined ? undefined : after - at
@@ -441,6 +489,7 @@ try {
       api: spent(cpuMsOf(apiProcess.child.pid), before.api),
       bench: ownCpuMs() - before.bench
     }
+    await follower.close()
     for (const sample of samples) if (sample.id !== undefined) sessionIds.push(sample.id)
     return { samples, batchMs, cpu }
   }
@@ -453,9 +502,9 @@ try {
   for (let round = 0; round < rounds; round++) {
     const { samples, batchMs, cpu } = await batch(tokens[round + 1] ?? "", images)
     const rawCpuStart = ownCpuMs()
-    const rawMs = await rawPass(images)
+    const raw = await rawPass(images)
     const rawCpuMs = ownCpuMs() - rawCpuStart
-    results.push({ round: round + 1, batchMs, rawMs, cpu, rawCpuMs, samples })
+    results.push({ round: round + 1, batchMs, rawMs: raw.elapsedMs, rawDoneMs: raw.doneMs, cpu, rawCpuMs, samples })
   }
 
   // Where the time went: the worker's own per-phase timings (`sessions.timings`; normalise includes
@@ -506,6 +555,9 @@ const completed = ok.flatMap((sample) => (sample.endMs === undefined ? [] : [sam
 const create = samples.map((sample) => sample.createMs)
 const totalBatchMs = results.reduce((sum, round) => sum + round.batchMs, 0)
 const totalRawMs = results.reduce((sum, round) => sum + round.rawMs, 0)
+const rawDone = results.flatMap((round) => round.rawDoneMs)
+const overheadP50 = percentile(firstDelta, 0.5) - percentile(rawDone, 0.5)
+const overheadP99 = percentile(firstDelta, 0.99) - percentile(rawDone, 0.99)
 const pipelinePerSecond = ok.length / (totalBatchMs / 1000)
 const rawPerSecond = (sessionsPerRound * rounds) / (totalRawMs / 1000)
 const failures = samples.filter((sample) => sample.end !== "completed").map((sample) => sample.end)
@@ -523,12 +575,24 @@ console.log("| --- | ---: | ---: | ---: | ---: |")
 for (const [name, values] of [
   ["create answered (202)", create],
   ["first suggestion delta event", firstDelta],
-  ["completed event", completed]
+  ["completed event", completed],
+  [`raw sharp image done (same batch, concurrency ${options.concurrency})`, rawDone]
 ] as const) {
   console.log(
     `| ${name} | ${values.length} | ${f(percentile(values, 0.5))} | ${f(percentile(values, 0.99))} | ${f(Math.max(...values))} |`
   )
 }
+console.log(
+  `\nOverhead (first delta − raw sharp image done): p50 ${f(overheadP50)} ms, p99 ${f(overheadP99)} ms` +
+    ` (per round p50: ${results
+      .map((round) => {
+        const deltas = round.samples.flatMap((sample) =>
+          sample.firstDeltaMs === undefined ? [] : [sample.firstDeltaMs]
+        )
+        return f(percentile(deltas, 0.5) - percentile(round.rawDoneMs, 0.5))
+      })
+      .join(", ")})`
+)
 console.log("\n| path | images | images/s | vs raw sharp |")
 console.log("| --- | ---: | ---: | ---: |")
 console.log(
@@ -542,16 +606,20 @@ console.log("| --- | ---: | ---: | ---: |")
 for (const phase of phases) {
   console.log(`| ${phase.phase} | ${f(phase.meanMs)} | ${f(phase.p50Ms)} | ${f(phase.p99Ms)} |`)
 }
-const perImage = (pick: (round: Round) => number | undefined) => {
+const cpuPerSession = (pick: (round: Round) => number | undefined) => {
   const values = results.map(pick)
   return values.some((value) => value === undefined)
-    ? "n/a"
-    : f(values.reduce<number>((sum, value) => sum + (value ?? 0), 0) / (sessionsPerRound * rounds))
+    ? null
+    : values.reduce<number>((sum, value) => sum + (value ?? 0), 0) / (sessionsPerRound * rounds)
+}
+const perImage = (pick: (round: Round) => number | undefined) => {
+  const value = cpuPerSession(pick)
+  return value === null ? "n/a" : f(value)
 }
 console.log("\n| CPU time (user + system, all threads) | ms per session or image |")
 console.log("| --- | ---: |")
 console.log(`| worker process (pipeline, sharp included) | ${perImage((round) => round.cpu.worker)} |`)
-console.log(`| api process (create, uploads verify, SSE) | ${perImage((round) => round.cpu.api)} |`)
+console.log(`| api process (create, uploads verify, WebSocket) | ${perImage((round) => round.cpu.api)} |`)
 console.log(`| this process (HTTP clients, fake provider) | ${perImage((round) => round.cpu.bench)} |`)
 console.log(`| raw sharp (same work per image) | ${perImage((round) => round.rawCpuMs)} |`)
 if (failures.length > 0) console.log(`\nNot completed: ${failures.join(", ")}`)
@@ -578,6 +646,16 @@ writeFileSync(
         pipelineSessionsPerSecond: pipelinePerSecond,
         rawSharpImagesPerSecond: rawPerSecond,
         ratio: pipelinePerSecond / rawPerSecond,
+        rawDoneP50Ms: percentile(rawDone, 0.5),
+        rawDoneP99Ms: percentile(rawDone, 0.99),
+        overheadP50Ms: overheadP50,
+        overheadP99Ms: overheadP99,
+        cpuMsPerSession: {
+          worker: cpuPerSession((round) => round.cpu.worker),
+          api: cpuPerSession((round) => round.cpu.api),
+          bench: cpuPerSession((round) => round.cpu.bench),
+          rawSharpPerImage: cpuPerSession((round) => round.rawCpuMs)
+        },
         failures
       },
       phases,
