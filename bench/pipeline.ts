@@ -368,6 +368,10 @@ interface CpuSpent {
   readonly worker: number | undefined
   readonly api: number | undefined
   readonly bench: number
+  /** The PostgreSQL backends serving the bench database (a backend that ended meanwhile is missed). */
+  readonly postgres: number | undefined
+  /** Transactions committed in the bench database (each autocommit statement is one). */
+  readonly transactions: number
 }
 
 interface Round {
@@ -387,8 +391,10 @@ let redis: IORedis | undefined
 let databaseCreated = false
 const dataDir = mkdtempSync(join(tmpdir(), "wingmate-bench-"))
 const sessionIds: Array<string> = []
+const monitors: Array<pg.Client> = []
 const cleanup = async () => {
   await Promise.allSettled(children.map(stop))
+  await Promise.allSettled(monitors.map((client) => client.end()))
   await fake?.close().catch(() => undefined)
   if (redis !== undefined) {
     for (const pattern of [`${queuePrefix}:*`, "wingmate:progress:*"]) {
@@ -474,11 +480,46 @@ try {
   await waitFor("api ready", async () => (await fetch(`${url}/health/ready`)).status === 200, apiProcess)
   await waitFor("worker consuming", () => Promise.resolve(worker.output().includes("Consumer started")), worker)
 
+  // PostgreSQL's share: the CPU of the backends connected to the bench database, and its commits.
+  const monitor = new pg.Client({ connectionString: adminUrl })
+  await monitor.connect()
+  monitors.push(monitor)
+  const postgresCpu = async () => {
+    const backends = await monitor.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = $1", [
+      databaseName
+    ])
+    return new Map(backends.rows.map((row) => [row.pid, cpuMsOf(row.pid)]))
+  }
+  const postgresSpent = (at: Map<number, number | undefined>, after: Map<number, number | undefined>) => {
+    let total = 0
+    for (const [pid, ms] of after) {
+      if (ms === undefined) return undefined
+      total += ms - (at.get(pid) ?? 0)
+    }
+    return total
+  }
+  const committed = async () => {
+    // Statistics are flushed about once a second by each backend; the 1.1 s wait covers it.
+    await sleep(1100)
+    await monitor.query("SELECT pg_stat_clear_snapshot()")
+    const row = await monitor.query<{ commits: string }>(
+      "SELECT xact_commit::text AS commits FROM pg_stat_database WHERE datname = $1",
+      [databaseName]
+    )
+    return Number(row.rows[0]?.commits ?? 0)
+  }
+
   const batch = async (token: string, batchImages: ReadonlyArray<Image>) => {
     const uploadIds: Array<string> = []
     for (const image of batchImages) uploadIds.push(await upload(url, token, image.bytes))
     const follower = await openFollower(url, token)
-    const before = { worker: cpuMsOf(worker.child.pid), api: cpuMsOf(apiProcess.child.pid), bench: ownCpuMs() }
+    const before = {
+      worker: cpuMsOf(worker.child.pid),
+      api: cpuMsOf(apiProcess.child.pid),
+      bench: ownCpuMs(),
+      postgres: await postgresCpu(),
+      transactions: await committed()
+    }
     const started = performance.now()
     const samples = await Promise.all(uploadIds.map((uploadId) => runSession(url, token, follower, uploadId)))
     const batchMs = performance.now() - started
@@ -487,7 +528,9 @@ try {
     const cpu: CpuSpent = {
       worker: spent(cpuMsOf(worker.child.pid), before.worker),
       api: spent(cpuMsOf(apiProcess.child.pid), before.api),
-      bench: ownCpuMs() - before.bench
+      bench: ownCpuMs() - before.bench,
+      postgres: postgresSpent(before.postgres, await postgresCpu()),
+      transactions: (await committed()) - before.transactions
     }
     await follower.close()
     for (const sample of samples) if (sample.id !== undefined) sessionIds.push(sample.id)
@@ -621,7 +664,11 @@ console.log("| --- | ---: |")
 console.log(`| worker process (pipeline, sharp included) | ${perImage((round) => round.cpu.worker)} |`)
 console.log(`| api process (create, uploads verify, WebSocket) | ${perImage((round) => round.cpu.api)} |`)
 console.log(`| this process (HTTP clients, fake provider) | ${perImage((round) => round.cpu.bench)} |`)
+console.log(`| PostgreSQL backends of the bench database | ${perImage((round) => round.cpu.postgres)} |`)
 console.log(`| raw sharp (same work per image) | ${perImage((round) => round.rawCpuMs)} |`)
+console.log(
+  `\nPostgreSQL transactions committed per session (api + worker): ${perImage((round) => round.cpu.transactions)}`
+)
 if (failures.length > 0) console.log(`\nNot completed: ${failures.join(", ")}`)
 
 mkdirSync(join(root, "bench/results"), { recursive: true })
@@ -650,10 +697,12 @@ writeFileSync(
         rawDoneP99Ms: percentile(rawDone, 0.99),
         overheadP50Ms: overheadP50,
         overheadP99Ms: overheadP99,
+        transactionsPerSession: cpuPerSession((round) => round.cpu.transactions),
         cpuMsPerSession: {
           worker: cpuPerSession((round) => round.cpu.worker),
           api: cpuPerSession((round) => round.cpu.api),
           bench: cpuPerSession((round) => round.cpu.bench),
+          postgres: cpuPerSession((round) => round.cpu.postgres),
           rawSharpPerImage: cpuPerSession((round) => round.rawCpuMs)
         },
         failures
