@@ -22,7 +22,7 @@ import type { SessionEvent, SessionPhase, SessionProgressState } from "../../dom
 import { sweepEvery, UploadsService } from "../uploads/uploads.service.ts"
 import { mergeTranscripts } from "./merge.ts"
 import { SessionJobs, type SessionJob, sessionFeed } from "./sessions.jobs.ts"
-import { SessionsRepo } from "./sessions.repo.ts"
+import { type MessageRow, SessionsRepo } from "./sessions.repo.ts"
 import { toMessage } from "./sessions.views.ts"
 import { SessionSuggester } from "./sessions.suggest.ts"
 
@@ -114,7 +114,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
           )
 
         // Normalise and OCR, unless an earlier attempt already saved the transcript.
-        let stored = session.messages
+        let stored: ReadonlyArray<MessageRow> = session.messages
         if (stored.length === 0) {
           yield* enter("normalise")
           const images = yield* timed(
@@ -123,13 +123,16 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
               session.images,
               (image) =>
                 image.contentHash !== null && image.imageKey !== null && image.thumbnailKey !== null
-                  ? Effect.succeed({ contentHash: image.contentHash, imageKey: image.imageKey })
-                  : Effect.tap(uploads.process(userId, image.uploadId), (processed) =>
-                      repo.setImage(image.id, {
-                        contentHash: processed.contentHash,
-                        imageKey: processed.imageKey,
-                        thumbnailKey: processed.thumbnailKey
-                      })
+                  ? Effect.succeed({ contentHash: image.contentHash, imageKey: image.imageKey, bytes: undefined })
+                  : Effect.flatMap(uploads.processWithImage(userId, image.uploadId), ({ processed, image: bytes }) =>
+                      Effect.as(
+                        repo.setImage(image.id, {
+                          contentHash: processed.contentHash,
+                          imageKey: processed.imageKey,
+                          thumbnailKey: processed.thumbnailKey
+                        }),
+                        { contentHash: processed.contentHash, imageKey: processed.imageKey, bytes }
+                      )
                     ),
               { concurrency: 2 }
             )
@@ -147,7 +150,9 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
                     const decoded = Schema.decodeUnknownOption(Transcript)(cached.transcript)
                     if (Option.isSome(decoded)) return decoded.value
                   }
-                  const bytes = yield* storage.get(image.imageKey)
+                  // Just normalised: the bytes are at hand, no need to read them back from storage.
+                  const bytes =
+                    image.bytes === undefined ? yield* storage.get(image.imageKey) : Option.some(image.bytes)
                   if (Option.isNone(bytes)) {
                     return yield* new OcrFailed({
                       reason: "unreadable-image",
@@ -175,7 +180,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
             return yield* new OcrFailed({ reason: "no-text", message: "No message was read from the screenshots" })
           }
           yield* enter("transcript")
-          yield* timed(
+          const saved = yield* timed(
             "transcript",
             repo.saveTranscript(
               sessionId,
@@ -197,7 +202,8 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
               .remove(session.images.map((image) => image.upload.key))
               .pipe(Effect.catchAll((error) => Effect.logWarning("Session originals not deleted", error)))
           }
-          stored = yield* repo.messages(sessionId)
+          // Every row is ours (none left by an earlier attempt): no need to read them back.
+          stored = saved.count === merged.length ? merged : yield* repo.messages(sessionId)
         }
         const transcript = stored.map(toMessage)
         yield* publish({ _tag: "Transcript", messages: transcript })
