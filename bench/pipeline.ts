@@ -228,6 +228,9 @@ interface Sample {
   readonly firstDeltaMs: number | undefined
   readonly endMs: number | undefined
   readonly end: string
+  /** session.event frames received, and how many of them were deltas. */
+  readonly events?: number
+  readonly deltas?: number
 }
 
 interface SessionFrame {
@@ -291,6 +294,8 @@ const runSession = async (url: string, token: string, follower: Follower, upload
     return { id: undefined, createMs, firstDeltaMs: undefined, endMs: undefined, end: `create ${created.status}` }
   }
   let firstDeltaMs: number | undefined
+  let events = 0
+  let deltas = 0
   const end = await new Promise<{ end: string; endMs: number | undefined }>((done) => {
     const timer = setTimeout(() => done({ end: "timeout", endMs: undefined }), sessionTimeoutMs)
     follower.follow(id, (frame) => {
@@ -299,6 +304,8 @@ const runSession = async (url: string, token: string, follower: Follower, upload
         return done({ end: `ws error ${frame.code}`, endMs: undefined })
       }
       if (frame.type !== "session.event") return
+      events++
+      if (frame.event === "delta") deltas++
       if (frame.event === "delta" && firstDeltaMs === undefined) firstDeltaMs = since()
       if (frame.event === "completed" || frame.event === "failed" || frame.event === "cancelled") {
         clearTimeout(timer)
@@ -307,7 +314,7 @@ const runSession = async (url: string, token: string, follower: Follower, upload
     })
   })
   follower.unfollow(id)
-  return { id, createMs, firstDeltaMs, ...end }
+  return { id, createMs, firstDeltaMs, ...end, events, deltas }
 }
 
 /** Raw sharp on the same images: resize + encode, then the thumbnail from the result. */
@@ -666,8 +673,13 @@ console.log(`| api process (create, uploads verify, WebSocket) | ${perImage((rou
 console.log(`| this process (HTTP clients, fake provider) | ${perImage((round) => round.cpu.bench)} |`)
 console.log(`| PostgreSQL backends of the bench database | ${perImage((round) => round.cpu.postgres)} |`)
 console.log(`| raw sharp (same work per image) | ${perImage((round) => round.rawCpuMs)} |`)
+const mean = (values: ReadonlyArray<number>) =>
+  values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length)
+const eventsPerSession = mean(ok.map((sample) => sample.events ?? 0))
+const deltasPerSession = mean(ok.map((sample) => sample.deltas ?? 0))
 console.log(
-  `\nPostgreSQL transactions committed per session (api + worker): ${perImage((round) => round.cpu.transactions)}`
+  `\nPostgreSQL transactions committed per session (api + worker): ${perImage((round) => round.cpu.transactions)}; ` +
+    `session events per session: ${f(eventsPerSession)} (${f(deltasPerSession)} deltas)`
 )
 if (failures.length > 0) console.log(`\nNot completed: ${failures.join(", ")}`)
 
@@ -698,6 +710,8 @@ writeFileSync(
         overheadP50Ms: overheadP50,
         overheadP99Ms: overheadP99,
         transactionsPerSession: cpuPerSession((round) => round.cpu.transactions),
+        eventsPerSession,
+        deltasPerSession,
         cpuMsPerSession: {
           worker: cpuPerSession((round) => round.cpu.worker),
           api: cpuPerSession((round) => round.cpu.api),
