@@ -182,7 +182,11 @@ export const makeLocalStorage = (options: LocalStorageOptions) =>
         "local.get",
         key,
         orMissing(async () => {
-          if (range === undefined) return new Uint8Array(await readFile(objectPath(key)))
+          if (range === undefined) {
+            // A view of the file's buffer, not a copy of it (screenshots are megabytes).
+            const whole = await readFile(objectPath(key))
+            return new Uint8Array(whole.buffer, whole.byteOffset, whole.byteLength)
+          }
           // Positioned reads into one buffer (a read stream costs more than the few bytes usually asked for).
           const file = await open(objectPath(key), "r")
           try {
