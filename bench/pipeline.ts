@@ -20,7 +20,7 @@
  *
  *   npm run bench:pipeline               (20 sessions × 3 rounds)
  *   npm run bench:pipeline -- --quick    (10 sessions × 1 round)
- *   BENCH_SESSIONS, BENCH_ROUNDS override; BENCH_CPU_PROF=<dir> profiles the api and the worker
+ *   BENCH_SESSIONS, BENCH_ROUNDS override; BENCH_DELTAS=words streams one delta per word; BENCH_CPU_PROF=<dir> profiles the api and the worker
  *   (node --cpu-prof, written when they exit; the file names carry the pids printed at start); BENCH_DATABASE_ADMIN_URL (default: TEST_DATABASE_ADMIN_URL or
  *   postgresql://postgres@127.0.0.1:5432/postgres), REDIS_URL (default redis://127.0.0.1:6379).
  */
@@ -48,6 +48,8 @@ const sessionsPerRound = Number(process.env["BENCH_SESSIONS"] ?? (quick ? "10" :
 const rounds = Number(process.env["BENCH_ROUNDS"] ?? (quick ? "1" : "3"))
 const warmupSessions = 2
 const cpuProfDir = process.env["BENCH_CPU_PROF"]
+/** BENCH_DELTAS=words: the fake streams one delta per word (~30) instead of ~3 pieces. */
+const tokenDeltas = process.env["BENCH_DELTAS"] === "words"
 const adminUrl =
   process.env["BENCH_DATABASE_ADMIN_URL"] ??
   process.env["TEST_DATABASE_ADMIN_URL"] ??
@@ -452,7 +454,12 @@ try {
     // Non-streamed calls are the vision reads: they get the transcript instead of the suggestions.
     complete: (call, answer) => openaiProtocol.complete(call, { ...answer, text: TRANSCRIPT_JSON })
   })
-  fake.setFallback({ kind: "ok", text: SUGGESTIONS })
+  fake.setFallback(
+    tokenDeltas
+      ? // One delta per word, as a real provider streams tokens.
+        { kind: "ok", text: SUGGESTIONS, chunks: SUGGESTIONS.split(/(?<= )|(?=\n)/) }
+      : { kind: "ok", text: SUGGESTIONS }
+  )
 
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`

@@ -13,6 +13,7 @@ import { Clock, Data, Duration, Effect, Layer, Option, Schema } from "effect"
 import type { AiError } from "../../core/ai/errors.ts"
 import { AppConfig } from "../../core/config.ts"
 import { OcrFailed } from "../../core/ocr/errors.ts"
+import { makeCoalescingPublisher } from "../../core/progress/coalescing.ts"
 import { Ocr } from "../../core/ocr/ocr.ts"
 import { Transcript } from "../../core/ocr/transcript.ts"
 import { JobFailedPermanently, type Job } from "../../core/queue/job-queue.ts"
@@ -24,9 +25,15 @@ import { mergeTranscripts } from "./merge.ts"
 import { SessionJobs, type SessionJob, sessionFeed } from "./sessions.jobs.ts"
 import { type MessageRow, SessionsRepo } from "./sessions.repo.ts"
 import { toMessage } from "./sessions.views.ts"
-import { SessionSuggester } from "./sessions.suggest.ts"
+import { type BatchEvent, SessionSuggester } from "./sessions.suggest.ts"
 
 const SWEEP_BATCH = 100
+
+/** Two deltas of the same suggestion, one after the other, as one. */
+const foldDeltas = (previous: BatchEvent, next: BatchEvent): BatchEvent | undefined =>
+  previous._tag === "Delta" && next._tag === "Delta" && previous.index === next.index
+    ? { _tag: "Delta", index: previous.index, text: previous.text + next.text }
+    : undefined
 
 /** The session was cancelled, finished or deleted meanwhile: the job stops quietly. */
 class Stopped extends Data.TaggedError("Stopped")<Record<never, never>> {}
@@ -88,6 +95,9 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
             Effect.catchAll((error) => Effect.logWarning("Session progress not published", error)),
             Effect.asVoid
           )
+        // The suggestion stream's events, in order, without holding the stream up for each round
+        // trip: deltas of one line that arrive meanwhile go out as one.
+        const streamed = yield* makeCoalescingPublisher(publish, foldDeltas)
         const enter = (phase: SessionPhase) =>
           Effect.gen(function* () {
             const advanced = yield* repo.advance(sessionId, {
@@ -225,9 +235,9 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
               transcript,
               avoid: []
             },
-            (event) => publish(event)
+            streamed.offer
           )
-        )
+        ).pipe(Effect.ensuring(streamed.flush))
 
         const completed = yield* repo.advance(sessionId, {
           status: "completed",
@@ -241,7 +251,10 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
         yield* Effect.logInfo("Session completed").pipe(
           Effect.annotateLogs({ sessionId, messages: transcript.length, suggestions: result.count })
         )
-      }).pipe(Effect.catchTag("Stopped", () => Effect.void))
+      }).pipe(
+        Effect.scoped,
+        Effect.catchTag("Stopped", () => Effect.void)
+      )
 
     const markFailed = (sessionId: string, code: ErrorCode) =>
       Effect.gen(function* () {
