@@ -379,8 +379,6 @@ interface CpuSpent {
   readonly bench: number
   /** The PostgreSQL backends serving the bench database (a backend that ended meanwhile is missed). */
   readonly postgres: number | undefined
-  /** Transactions committed in the bench database (each autocommit statement is one). */
-  readonly transactions: number
 }
 
 interface Round {
@@ -429,6 +427,8 @@ process.once("SIGINT", () => {
 })
 
 const results: Array<Round> = []
+/** Committed over the timed rounds (their uploads included: one INSERT each). */
+let transactions = Number.NaN
 let phases: Array<{ phase: string; meanMs: number; p50Ms: number; p99Ms: number }> = []
 try {
   await assertFontsRender()
@@ -512,9 +512,10 @@ try {
     }
     return total
   }
+  /** Transactions committed in the bench database (each autocommit statement is one). */
   const committed = async () => {
-    // Statistics are flushed about once a second by each backend; the 1.1 s wait covers it.
-    await sleep(1100)
+    // A backend flushes its statistics at most once a second while busy, and 10 s after it went idle.
+    await sleep(11_000)
     await monitor.query("SELECT pg_stat_clear_snapshot()")
     const row = await monitor.query<{ commits: string }>(
       "SELECT xact_commit::text AS commits FROM pg_stat_database WHERE datname = $1",
@@ -531,8 +532,7 @@ try {
       worker: cpuMsOf(worker.child.pid),
       api: cpuMsOf(apiProcess.child.pid),
       bench: ownCpuMs(),
-      postgres: await postgresCpu(),
-      transactions: await committed()
+      postgres: await postgresCpu()
     }
     const started = performance.now()
     const samples = await Promise.all(uploadIds.map((uploadId) => runSession(url, token, follower, uploadId)))
@@ -543,8 +543,7 @@ try {
       worker: spent(cpuMsOf(worker.child.pid), before.worker),
       api: spent(cpuMsOf(apiProcess.child.pid), before.api),
       bench: ownCpuMs() - before.bench,
-      postgres: postgresSpent(before.postgres, await postgresCpu()),
-      transactions: (await committed()) - before.transactions
+      postgres: postgresSpent(before.postgres, await postgresCpu())
     }
     await follower.close()
     for (const sample of samples) if (sample.id !== undefined) sessionIds.push(sample.id)
@@ -556,6 +555,7 @@ try {
   await rawPass(images)
   const warmupIds = sessionIds.length
 
+  const transactionsAtStart = await committed()
   for (let round = 0; round < rounds; round++) {
     const { samples, batchMs, cpu } = await batch(tokens[round + 1] ?? "", images)
     const rawCpuStart = ownCpuMs()
@@ -563,6 +563,7 @@ try {
     const rawCpuMs = ownCpuMs() - rawCpuStart
     results.push({ round: round + 1, batchMs, rawMs: raw.elapsedMs, rawDoneMs: raw.doneMs, cpu, rawCpuMs, samples })
   }
+  transactions = (await committed()) - transactionsAtStart
 
   // Where the time went: the worker's own per-phase timings (`sessions.timings`; normalise includes
   // the wait for the IMAGE_CONCURRENCY semaphore), and the rest of created → completed (the queue,
@@ -685,7 +686,7 @@ const mean = (values: ReadonlyArray<number>) =>
 const eventsPerSession = mean(ok.map((sample) => sample.events ?? 0))
 const deltasPerSession = mean(ok.map((sample) => sample.deltas ?? 0))
 console.log(
-  `\nPostgreSQL transactions committed per session (api + worker): ${perImage((round) => round.cpu.transactions)}; ` +
+  `\nPostgreSQL transactions committed per session (api + worker, upload step included): ${f(transactions / (sessionsPerRound * rounds))}; ` +
     `session events per session: ${f(eventsPerSession)} (${f(deltasPerSession)} deltas)`
 )
 if (failures.length > 0) console.log(`\nNot completed: ${failures.join(", ")}`)
@@ -716,7 +717,7 @@ writeFileSync(
         rawDoneP99Ms: percentile(rawDone, 0.99),
         overheadP50Ms: overheadP50,
         overheadP99Ms: overheadP99,
-        transactionsPerSession: cpuPerSession((round) => round.cpu.transactions),
+        transactionsPerSession: transactions / (sessionsPerRound * rounds),
         eventsPerSession,
         deltasPerSession,
         cpuMsPerSession: {
