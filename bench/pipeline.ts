@@ -6,17 +6,21 @@
  * fake as the only provider (gpt-4o primary and fallback: no local OCR): its non-streamed
  * (vision) answers are a transcript JSON, its streamed answers three suggestion lines.
  *
- * Per round: upload one distinct chat screenshot per session (not timed), then create every
- * session at once; for each, from the start of its create request to the first `delta` event on
- * `GET /api/v1/sessions/:id/events` (opened, with `Last-Event-ID: 0`, as soon as the create
- * answers) and to `completed`. Each round uses a new dev user, so no OCR result is reused. In the
- * same run, after each round, raw sharp does the normalisation work on the same images (resize to
- * IMAGE_MAX_EDGE, encode, thumbnail at IMAGE_THUMBNAIL_EDGE) IMAGE_CONCURRENCY at a time.
+ * Per round: upload one distinct chat screenshot per session (not timed) and open the round
+ * user's WebSocket (`/ws`, authenticated with the dev token: the app keeps its socket open), then
+ * create every session at once; each is followed over the socket (`subscribe`, `afterSeq: 0`, sent
+ * as soon as its create answers) and timed from the start of its create request to its first
+ * `delta` session.event and to `completed`. Each round uses a new dev user, so no OCR result is
+ * reused. In the same run, after each round, raw sharp does the normalisation work on the same
+ * images (resize to IMAGE_MAX_EDGE, encode, thumbnail at IMAGE_THUMBNAIL_EDGE), all submitted at
+ * once and run IMAGE_CONCURRENCY at a time; each image's completion is timed from that batch's
+ * start. Overhead = the pipeline's first-delta p50 (p99) minus raw sharp's completion p50 (p99):
+ * what the pipeline adds beyond the image work the same batch needs on the same cores.
  * Prints tables and writes bench/results/pipeline.json.
  *
  *   npm run bench:pipeline               (20 sessions × 3 rounds)
  *   npm run bench:pipeline -- --quick    (10 sessions × 1 round)
- *   BENCH_SESSIONS, BENCH_ROUNDS override; BENCH_CPU_PROF=<dir> profiles the api and the worker
+ *   BENCH_SESSIONS, BENCH_ROUNDS override; BENCH_DELTAS=words streams one delta per word; BENCH_CPU_PROF=<dir> profiles the api and the worker
  *   (node --cpu-prof, written when they exit; the file names carry the pids printed at start); BENCH_DATABASE_ADMIN_URL (default: TEST_DATABASE_ADMIN_URL or
  *   postgresql://postgres@127.0.0.1:5432/postgres), REDIS_URL (default redis://127.0.0.1:6379).
  */
@@ -31,6 +35,7 @@ import { Effect } from "effect"
 import { Redis as IORedis } from "ioredis"
 import pg from "pg"
 import sharp from "sharp"
+import WebSocket from "ws"
 import { AppConfig } from "../src/core/config.ts"
 import { applyMigrations, migrationsDir, pgExecutor } from "../src/core/db/migrations.ts"
 import { type FakeProvider } from "../test/fakes/ai/index.ts"
@@ -43,6 +48,8 @@ const sessionsPerRound = Number(process.env["BENCH_SESSIONS"] ?? (quick ? "10" :
 const rounds = Number(process.env["BENCH_ROUNDS"] ?? (quick ? "1" : "3"))
 const warmupSessions = 2
 const cpuProfDir = process.env["BENCH_CPU_PROF"]
+/** BENCH_DELTAS=words: the fake streams one delta per word (~30) instead of ~3 pieces. */
+const tokenDeltas = process.env["BENCH_DELTAS"] === "words"
 const adminUrl =
   process.env["BENCH_DATABASE_ADMIN_URL"] ??
   process.env["TEST_DATABASE_ADMIN_URL"] ??
@@ -223,10 +230,60 @@ interface Sample {
   readonly firstDeltaMs: number | undefined
   readonly endMs: number | undefined
   readonly end: string
+  /** session.event frames received, and how many of them were deltas. */
+  readonly events?: number
+  readonly deltas?: number
 }
 
-/** Create → SSE (from seq 0) → first delta → terminal event; times from the create's start. */
-const runSession = async (url: string, token: string, uploadId: string): Promise<Sample> => {
+interface SessionFrame {
+  readonly type: string
+  readonly sessionId?: string
+  readonly event?: string
+  readonly code?: string
+  readonly details?: { readonly sessionId?: string }
+}
+
+/** One authenticated `/ws` connection (a round's user: the app's one socket), frames routed by session. */
+interface Follower {
+  /** Calls `onFrame` with every `session.event` (and error) of `sessionId` from seq 0 on. */
+  readonly follow: (sessionId: string, onFrame: (frame: SessionFrame) => void) => void
+  readonly unfollow: (sessionId: string) => void
+  readonly close: () => Promise<void>
+}
+
+const openFollower = (url: string, token: string): Promise<Follower> =>
+  new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${url.replace(/^http/, "ws")}/ws`)
+    const routes = new Map<string, (frame: SessionFrame) => void>()
+    const follower: Follower = {
+      follow: (sessionId, onFrame) => {
+        routes.set(sessionId, onFrame)
+        ws.send(JSON.stringify({ type: "subscribe", sessionId, afterSeq: 0 }))
+      },
+      unfollow: (sessionId) => {
+        routes.delete(sessionId)
+      },
+      close: () =>
+        new Promise((closed) => {
+          if (ws.readyState === WebSocket.CLOSED) return closed()
+          ws.once("close", () => closed())
+          ws.close()
+        })
+    }
+    ws.on("message", (data: Buffer) => {
+      const frame = JSON.parse(data.toString()) as SessionFrame
+      if (frame.type === "auth.ok") return resolve(follower)
+      if (frame.type === "error" && routes.size === 0) return reject(new Error(`ws: ${data.toString()}`))
+      const sessionId = frame.sessionId ?? frame.details?.sessionId
+      if (sessionId !== undefined) routes.get(sessionId)?.(frame)
+    })
+    ws.once("open", () => ws.send(JSON.stringify({ type: "auth", token })))
+    ws.once("error", reject)
+    ws.once("close", (code) => reject(new Error(`ws closed ${code}`)))
+  })
+
+/** Create → subscribe (from seq 0) → first delta → terminal event; times from the create's start. */
+const runSession = async (url: string, token: string, follower: Follower, uploadId: string): Promise<Sample> => {
   const started = performance.now()
   const since = () => performance.now() - started
   const created = await api(url, token, "/api/v1/sessions", {
@@ -238,40 +295,28 @@ const runSession = async (url: string, token: string, uploadId: string): Promise
   if (created.status !== 202 || typeof id !== "string") {
     return { id: undefined, createMs, firstDeltaMs: undefined, endMs: undefined, end: `create ${created.status}` }
   }
-  const controller = new AbortController()
-  const timer = setTimeout(() => controller.abort(), sessionTimeoutMs)
   let firstDeltaMs: number | undefined
-  try {
-    const response = await fetch(`${url}/api/v1/sessions/${id}/events`, {
-      headers: { authorization: `Bearer ${token}`, accept: "text/event-stream", "last-event-id": "0" },
-      signal: controller.signal
-    })
-    if (response.body === null)
-      return { id, createMs, firstDeltaMs, endMs: undefined, end: `events ${response.status}` }
-    const decoder = new TextDecoder()
-    let pending = ""
-    for await (const chunk of response.body) {
-      pending += decoder.decode(chunk, { stream: true })
-      let boundary = pending.indexOf("\n\n")
-      while (boundary !== -1) {
-        const frame = pending.slice(0, boundary)
-        pending = pending.slice(boundary + 2)
-        boundary = pending.indexOf("\n\n")
-        const event = /^event: (.*)$/m.exec(frame)?.[1]
-        if (event === "delta" && firstDeltaMs === undefined) firstDeltaMs = since()
-        if (event === "completed" || event === "failed" || event === "cancelled") {
-          const endMs = since()
-          controller.abort()
-          return { id, createMs, firstDeltaMs, endMs, end: event }
-        }
+  let events = 0
+  let deltas = 0
+  const end = await new Promise<{ end: string; endMs: number | undefined }>((done) => {
+    const timer = setTimeout(() => done({ end: "timeout", endMs: undefined }), sessionTimeoutMs)
+    follower.follow(id, (frame) => {
+      if (frame.type === "error") {
+        clearTimeout(timer)
+        return done({ end: `ws error ${frame.code}`, endMs: undefined })
       }
-    }
-    return { id, createMs, firstDeltaMs, endMs: undefined, end: "stream ended" }
-  } catch (error) {
-    return { id, createMs, firstDeltaMs, endMs: undefined, end: controller.signal.aborted ? "timeout" : String(error) }
-  } finally {
-    clearTimeout(timer)
-  }
+      if (frame.type !== "session.event") return
+      events++
+      if (frame.event === "delta") deltas++
+      if (frame.event === "delta" && firstDeltaMs === undefined) firstDeltaMs = since()
+      if (frame.event === "completed" || frame.event === "failed" || frame.event === "cancelled") {
+        clearTimeout(timer)
+        done({ end: frame.event, endMs: since() })
+      }
+    })
+  })
+  follower.unfollow(id)
+  return { id, createMs, firstDeltaMs, ...end, events, deltas }
 }
 
 /** Raw sharp on the same images: resize + encode, then the thumbnail from the result. */
@@ -286,16 +331,23 @@ const rawNormalize = async (input: Buffer) => {
     .toBuffer()
 }
 
-/** Every image through `rawNormalize`, IMAGE_CONCURRENCY at a time: elapsed ms. */
-const rawPass = async (images: ReadonlyArray<Image>): Promise<number> => {
+/**
+ * Every image submitted at once through `rawNormalize`, IMAGE_CONCURRENCY at a time: the elapsed
+ * ms and each image's completion, from the batch's start.
+ */
+const rawPass = async (images: ReadonlyArray<Image>): Promise<{ elapsedMs: number; doneMs: Array<number> }> => {
   const queue = [...images]
+  const doneMs: Array<number> = []
   const started = performance.now()
   await Promise.all(
     Array.from({ length: options.concurrency }, async () => {
-      for (let next = queue.shift(); next !== undefined; next = queue.shift()) await rawNormalize(next.bytes)
+      for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+        await rawNormalize(next.bytes)
+        doneMs.push(performance.now() - started)
+      }
     })
   )
-  return performance.now() - started
+  return { elapsedMs: performance.now() - started, doneMs }
 }
 
 /** CPU time (user + system, every thread) of a child process so far, in ms; undefined off Linux. */
@@ -325,12 +377,16 @@ interface CpuSpent {
   readonly worker: number | undefined
   readonly api: number | undefined
   readonly bench: number
+  /** The PostgreSQL backends serving the bench database (a backend that ended meanwhile is missed). */
+  readonly postgres: number | undefined
 }
 
 interface Round {
   readonly round: number
   readonly batchMs: number
   readonly rawMs: number
+  /** Each raw sharp image's completion, from its batch's start. */
+  readonly rawDoneMs: ReadonlyArray<number>
   readonly cpu: CpuSpent
   readonly rawCpuMs: number
   readonly samples: ReadonlyArray<Sample>
@@ -342,8 +398,10 @@ let redis: IORedis | undefined
 let databaseCreated = false
 const dataDir = mkdtempSync(join(tmpdir(), "wingmate-bench-"))
 const sessionIds: Array<string> = []
+const monitors: Array<pg.Client> = []
 const cleanup = async () => {
   await Promise.allSettled(children.map(stop))
+  await Promise.allSettled(monitors.map((client) => client.end()))
   await fake?.close().catch(() => undefined)
   if (redis !== undefined) {
     for (const pattern of [`${queuePrefix}:*`, "wingmate:progress:*"]) {
@@ -369,6 +427,8 @@ process.once("SIGINT", () => {
 })
 
 const results: Array<Round> = []
+/** Committed over the timed rounds (their uploads included: one INSERT each). */
+let transactions = Number.NaN
 let phases: Array<{ phase: string; meanMs: number; p50Ms: number; p99Ms: number }> = []
 try {
   await assertFontsRender()
@@ -394,7 +454,12 @@ try {
     // Non-streamed calls are the vision reads: they get the transcript instead of the suggestions.
     complete: (call, answer) => openaiProtocol.complete(call, { ...answer, text: TRANSCRIPT_JSON })
   })
-  fake.setFallback({ kind: "ok", text: SUGGESTIONS })
+  fake.setFallback(
+    tokenDeltas
+      ? // One delta per word, as a real provider streams tokens.
+        { kind: "ok", text: SUGGESTIONS, chunks: SUGGESTIONS.split(/(?<= )|(?=\n)/) }
+      : { kind: "ok", text: SUGGESTIONS }
+  )
 
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
@@ -415,7 +480,9 @@ try {
     AI_DAILY_SPEND_CAP_MICROS: "0",
     PROGRESS_TTL_SECONDS: "600",
     // One client address and a few users send every request: the bench measures the pipeline, not the limits.
-    RATE_LIMIT_ENABLED: "false"
+    RATE_LIMIT_ENABLED: "false",
+    // One socket per round's user follows every session of the batch.
+    WS_MAX_SUBSCRIPTIONS: String(Math.max(20, sessionsPerRound))
   }
   if (cpuProfDir !== undefined) mkdirSync(cpuProfDir, { recursive: true })
   const profile = cpuProfDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", cpuProfDir]
@@ -429,20 +496,58 @@ try {
   await waitFor("api ready", async () => (await fetch(`${url}/health/ready`)).status === 200, apiProcess)
   await waitFor("worker consuming", () => Promise.resolve(worker.output().includes("Consumer started")), worker)
 
+  // PostgreSQL's share: the CPU of the backends connected to the bench database, and its commits.
+  const monitor = new pg.Client({ connectionString: adminUrl })
+  await monitor.connect()
+  monitors.push(monitor)
+  const postgresCpu = async () => {
+    const backends = await monitor.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = $1", [
+      databaseName
+    ])
+    return new Map(backends.rows.map((row) => [row.pid, cpuMsOf(row.pid)]))
+  }
+  const postgresSpent = (at: Map<number, number | undefined>, after: Map<number, number | undefined>) => {
+    let total = 0
+    for (const [pid, ms] of after) {
+      if (ms === undefined) return undefined
+      total += ms - (at.get(pid) ?? 0)
+    }
+    return total
+  }
+  /** Transactions committed in the bench database (each autocommit statement is one). */
+  const committed = async () => {
+    // A backend flushes its statistics at most once a second while busy, and 10 s after it went idle.
+    await sleep(11_000)
+    await monitor.query("SELECT pg_stat_clear_snapshot()")
+    const row = await monitor.query<{ commits: string }>(
+      "SELECT xact_commit::text AS commits FROM pg_stat_database WHERE datname = $1",
+      [databaseName]
+    )
+    return Number(row.rows[0]?.commits ?? 0)
+  }
+
   const batch = async (token: string, batchImages: ReadonlyArray<Image>) => {
     const uploadIds: Array<string> = []
     for (const image of batchImages) uploadIds.push(await upload(url, token, image.bytes))
-    const before = { worker: cpuMsOf(worker.child.pid), api: cpuMsOf(apiProcess.child.pid), bench: ownCpuMs() }
+    const follower = await openFollower(url, token)
+    const before = {
+      worker: cpuMsOf(worker.child.pid),
+      api: cpuMsOf(apiProcess.child.pid),
+      bench: ownCpuMs(),
+      postgres: await postgresCpu()
+    }
     const started = performance.now()
-    const samples = await Promise.all(uploadIds.map((uploadId) => runSession(url, token, uploadId)))
+    const samples = await Promise.all(uploadIds.map((uploadId) => runSession(url, token, follower, uploadId)))
     const batchMs = performance.now() - started
     const spent = (after: number | undefined, at: number | undefined) =>
       after === undefined || at === undefined ? undefined : after - at
     const cpu: CpuSpent = {
       worker: spent(cpuMsOf(worker.child.pid), before.worker),
       api: spent(cpuMsOf(apiProcess.child.pid), before.api),
-      bench: ownCpuMs() - before.bench
+      bench: ownCpuMs() - before.bench,
+      postgres: postgresSpent(before.postgres, await postgresCpu())
     }
+    await follower.close()
     for (const sample of samples) if (sample.id !== undefined) sessionIds.push(sample.id)
     return { samples, batchMs, cpu }
   }
@@ -452,13 +557,15 @@ try {
   await rawPass(images)
   const warmupIds = sessionIds.length
 
+  const transactionsAtStart = await committed()
   for (let round = 0; round < rounds; round++) {
     const { samples, batchMs, cpu } = await batch(tokens[round + 1] ?? "", images)
     const rawCpuStart = ownCpuMs()
-    const rawMs = await rawPass(images)
+    const raw = await rawPass(images)
     const rawCpuMs = ownCpuMs() - rawCpuStart
-    results.push({ round: round + 1, batchMs, rawMs, cpu, rawCpuMs, samples })
+    results.push({ round: round + 1, batchMs, rawMs: raw.elapsedMs, rawDoneMs: raw.doneMs, cpu, rawCpuMs, samples })
   }
+  transactions = (await committed()) - transactionsAtStart
 
   // Where the time went: the worker's own per-phase timings (`sessions.timings`; normalise includes
   // the wait for the IMAGE_CONCURRENCY semaphore), and the rest of created → completed (the queue,
@@ -508,6 +615,9 @@ const completed = ok.flatMap((sample) => (sample.endMs === undefined ? [] : [sam
 const create = samples.map((sample) => sample.createMs)
 const totalBatchMs = results.reduce((sum, round) => sum + round.batchMs, 0)
 const totalRawMs = results.reduce((sum, round) => sum + round.rawMs, 0)
+const rawDone = results.flatMap((round) => round.rawDoneMs)
+const overheadP50 = percentile(firstDelta, 0.5) - percentile(rawDone, 0.5)
+const overheadP99 = percentile(firstDelta, 0.99) - percentile(rawDone, 0.99)
 const pipelinePerSecond = ok.length / (totalBatchMs / 1000)
 const rawPerSecond = (sessionsPerRound * rounds) / (totalRawMs / 1000)
 const failures = samples.filter((sample) => sample.end !== "completed").map((sample) => sample.end)
@@ -525,12 +635,24 @@ console.log("| --- | ---: | ---: | ---: | ---: |")
 for (const [name, values] of [
   ["create answered (202)", create],
   ["first suggestion delta event", firstDelta],
-  ["completed event", completed]
+  ["completed event", completed],
+  [`raw sharp image done (same batch, concurrency ${options.concurrency})`, rawDone]
 ] as const) {
   console.log(
     `| ${name} | ${values.length} | ${f(percentile(values, 0.5))} | ${f(percentile(values, 0.99))} | ${f(Math.max(...values))} |`
   )
 }
+console.log(
+  `\nOverhead (first delta − raw sharp image done): p50 ${f(overheadP50)} ms, p99 ${f(overheadP99)} ms` +
+    ` (per round p50: ${results
+      .map((round) => {
+        const deltas = round.samples.flatMap((sample) =>
+          sample.firstDeltaMs === undefined ? [] : [sample.firstDeltaMs]
+        )
+        return f(percentile(deltas, 0.5) - percentile(round.rawDoneMs, 0.5))
+      })
+      .join(", ")})`
+)
 console.log("\n| path | images | images/s | vs raw sharp |")
 console.log("| --- | ---: | ---: | ---: |")
 console.log(
@@ -544,18 +666,31 @@ console.log("| --- | ---: | ---: | ---: |")
 for (const phase of phases) {
   console.log(`| ${phase.phase} | ${f(phase.meanMs)} | ${f(phase.p50Ms)} | ${f(phase.p99Ms)} |`)
 }
-const perImage = (pick: (round: Round) => number | undefined) => {
+const cpuPerSession = (pick: (round: Round) => number | undefined) => {
   const values = results.map(pick)
   return values.some((value) => value === undefined)
-    ? "n/a"
-    : f(values.reduce<number>((sum, value) => sum + (value ?? 0), 0) / (sessionsPerRound * rounds))
+    ? null
+    : values.reduce<number>((sum, value) => sum + (value ?? 0), 0) / (sessionsPerRound * rounds)
+}
+const perImage = (pick: (round: Round) => number | undefined) => {
+  const value = cpuPerSession(pick)
+  return value === null ? "n/a" : f(value)
 }
 console.log("\n| CPU time (user + system, all threads) | ms per session or image |")
 console.log("| --- | ---: |")
 console.log(`| worker process (pipeline, sharp included) | ${perImage((round) => round.cpu.worker)} |`)
-console.log(`| api process (create, uploads verify, SSE) | ${perImage((round) => round.cpu.api)} |`)
+console.log(`| api process (create, uploads verify, WebSocket) | ${perImage((round) => round.cpu.api)} |`)
 console.log(`| this process (HTTP clients, fake provider) | ${perImage((round) => round.cpu.bench)} |`)
+console.log(`| PostgreSQL backends of the bench database | ${perImage((round) => round.cpu.postgres)} |`)
 console.log(`| raw sharp (same work per image) | ${perImage((round) => round.rawCpuMs)} |`)
+const mean = (values: ReadonlyArray<number>) =>
+  values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length)
+const eventsPerSession = mean(ok.map((sample) => sample.events ?? 0))
+const deltasPerSession = mean(ok.map((sample) => sample.deltas ?? 0))
+console.log(
+  `\nPostgreSQL transactions committed per session (api + worker, upload step included): ${f(transactions / (sessionsPerRound * rounds))}; ` +
+    `session events per session: ${f(eventsPerSession)} (${f(deltasPerSession)} deltas)`
+)
 if (failures.length > 0) console.log(`\nNot completed: ${failures.join(", ")}`)
 
 mkdirSync(join(root, "bench/results"), { recursive: true })
@@ -580,6 +715,20 @@ writeFileSync(
         pipelineSessionsPerSecond: pipelinePerSecond,
         rawSharpImagesPerSecond: rawPerSecond,
         ratio: pipelinePerSecond / rawPerSecond,
+        rawDoneP50Ms: percentile(rawDone, 0.5),
+        rawDoneP99Ms: percentile(rawDone, 0.99),
+        overheadP50Ms: overheadP50,
+        overheadP99Ms: overheadP99,
+        transactionsPerSession: transactions / (sessionsPerRound * rounds),
+        eventsPerSession,
+        deltasPerSession,
+        cpuMsPerSession: {
+          worker: cpuPerSession((round) => round.cpu.worker),
+          api: cpuPerSession((round) => round.cpu.api),
+          bench: cpuPerSession((round) => round.cpu.bench),
+          postgres: cpuPerSession((round) => round.cpu.postgres),
+          rawSharpPerImage: cpuPerSession((round) => round.rawCpuMs)
+        },
         failures
       },
       phases,

@@ -10,7 +10,7 @@ import * as NodeStream from "@effect/platform-node/NodeStream"
 import { Clock, Context, Effect, Option, Schema, Stream } from "effect"
 import { createHmac, randomUUID, timingSafeEqual } from "node:crypto"
 import { createReadStream, createWriteStream } from "node:fs"
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises"
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises"
 import { dirname, join, relative, sep } from "node:path"
 import {
   ContentLengthMismatch,
@@ -182,31 +182,56 @@ export const makeLocalStorage = (options: LocalStorageOptions) =>
         "local.get",
         key,
         orMissing(async () => {
-          if (range === undefined) return new Uint8Array(await readFile(objectPath(key)))
-          const chunks: Array<Buffer> = []
-          for await (const chunk of createReadStream(objectPath(key), { start: range.start, end: range.end })) {
-            chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)))
+          if (range === undefined) {
+            // A view of the file's buffer, not a copy of it (screenshots are megabytes).
+            const whole = await readFile(objectPath(key))
+            return new Uint8Array(whole.buffer, whole.byteOffset, whole.byteLength)
           }
-          return new Uint8Array(Buffer.concat(chunks))
+          // Positioned reads into one buffer (a read stream costs more than the few bytes usually asked for).
+          const file = await open(objectPath(key), "r")
+          try {
+            const buffer = Buffer.alloc(Math.max(0, range.end - range.start + 1))
+            let filled = 0
+            while (filled < buffer.length) {
+              const { bytesRead } = await file.read(buffer, filled, buffer.length - filled, range.start + filled)
+              if (bytesRead === 0) break
+              filled += bytesRead
+            }
+            return new Uint8Array(buffer.subarray(0, filled))
+          } finally {
+            await file.close()
+          }
         })
       ).pipe(Effect.map(Option.fromNullable))
+
+    /** Moves `from` to `to`, making `to`'s folder only when it is missing (most objects go into an existing one). */
+    const moveInto = async (from: string, to: string) => {
+      try {
+        await rename(from, to)
+      } catch (cause) {
+        if (!isMissing(cause)) throw cause
+        await mkdir(dirname(to), { recursive: true, mode: 0o700 })
+        await rename(from, to)
+      }
+    }
 
     /** Writes the content type, then moves the finished file in place (readers never see half an object). */
     const commit = (key: string, file: string, contentType: string) =>
       onKey("local.commit", key, async () => {
-        await mkdir(dirname(objectPath(key)), { recursive: true, mode: 0o700 })
-        await mkdir(dirname(metaPath(key)), { recursive: true, mode: 0o700 })
         const metaFile = join(temporary, `${randomUUID()}.json`)
         await writeFile(metaFile, encodeMeta(contentType), { mode: 0o600 })
-        await rename(metaFile, metaPath(key))
-        await rename(file, objectPath(key))
+        await moveInto(metaFile, metaPath(key))
+        await moveInto(file, objectPath(key))
       })
 
     const put = (key: string, body: Uint8Array, contentType: string) =>
       Effect.gen(function* () {
         const file = join(temporary, randomUUID())
         yield* io("local.put", () => writeFile(file, body, { mode: 0o600 }))
-        yield* commit(key, file, contentType).pipe(Effect.ensuring(Effect.promise(() => rm(file, { force: true }))))
+        // Once committed the temporary file is gone: it is removed only when the commit did not happen.
+        yield* commit(key, file, contentType).pipe(
+          Effect.onError(() => Effect.promise(() => rm(file, { force: true })))
+        )
       })
 
     const remove = (keys: ReadonlyArray<string>) =>

@@ -13,6 +13,7 @@ import { Clock, Data, Duration, Effect, Layer, Option, Schema } from "effect"
 import type { AiError } from "../../core/ai/errors.ts"
 import { AppConfig } from "../../core/config.ts"
 import { OcrFailed } from "../../core/ocr/errors.ts"
+import { makeCoalescingPublisher } from "../../core/progress/coalescing.ts"
 import { Ocr } from "../../core/ocr/ocr.ts"
 import { Transcript } from "../../core/ocr/transcript.ts"
 import { JobFailedPermanently, type Job } from "../../core/queue/job-queue.ts"
@@ -22,11 +23,17 @@ import type { SessionEvent, SessionPhase, SessionProgressState } from "../../dom
 import { sweepEvery, UploadsService } from "../uploads/uploads.service.ts"
 import { mergeTranscripts } from "./merge.ts"
 import { SessionJobs, type SessionJob, sessionFeed } from "./sessions.jobs.ts"
-import { SessionsRepo } from "./sessions.repo.ts"
+import { type MessageRow, SessionsRepo } from "./sessions.repo.ts"
 import { toMessage } from "./sessions.views.ts"
-import { SessionSuggester } from "./sessions.suggest.ts"
+import { type BatchEvent, SessionSuggester } from "./sessions.suggest.ts"
 
 const SWEEP_BATCH = 100
+
+/** Two deltas of the same suggestion, one after the other, as one. */
+const foldDeltas = (previous: BatchEvent, next: BatchEvent): BatchEvent | undefined =>
+  previous._tag === "Delta" && next._tag === "Delta" && previous.index === next.index
+    ? { _tag: "Delta", index: previous.index, text: previous.text + next.text }
+    : undefined
 
 /** The session was cancelled, finished or deleted meanwhile: the job stops quietly. */
 class Stopped extends Data.TaggedError("Stopped")<Record<never, never>> {}
@@ -88,6 +95,9 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
             Effect.catchAll((error) => Effect.logWarning("Session progress not published", error)),
             Effect.asVoid
           )
+        // The suggestion stream's events, in order, without holding the stream up for each round
+        // trip: deltas of one line that arrive meanwhile go out as one.
+        const streamed = yield* makeCoalescingPublisher(publish, foldDeltas)
         const enter = (phase: SessionPhase) =>
           Effect.gen(function* () {
             const advanced = yield* repo.advance(sessionId, {
@@ -114,7 +124,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
           )
 
         // Normalise and OCR, unless an earlier attempt already saved the transcript.
-        let stored = session.messages
+        let stored: ReadonlyArray<MessageRow> = session.messages
         if (stored.length === 0) {
           yield* enter("normalise")
           const images = yield* timed(
@@ -123,13 +133,16 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
               session.images,
               (image) =>
                 image.contentHash !== null && image.imageKey !== null && image.thumbnailKey !== null
-                  ? Effect.succeed({ contentHash: image.contentHash, imageKey: image.imageKey })
-                  : Effect.tap(uploads.process(userId, image.uploadId), (processed) =>
-                      repo.setImage(image.id, {
-                        contentHash: processed.contentHash,
-                        imageKey: processed.imageKey,
-                        thumbnailKey: processed.thumbnailKey
-                      })
+                  ? Effect.succeed({ contentHash: image.contentHash, imageKey: image.imageKey, bytes: undefined })
+                  : Effect.flatMap(uploads.processWithImage(userId, image.uploadId), ({ processed, image: bytes }) =>
+                      Effect.as(
+                        repo.setImage(image.id, {
+                          contentHash: processed.contentHash,
+                          imageKey: processed.imageKey,
+                          thumbnailKey: processed.thumbnailKey
+                        }),
+                        { contentHash: processed.contentHash, imageKey: processed.imageKey, bytes }
+                      )
                     ),
               { concurrency: 2 }
             )
@@ -147,7 +160,9 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
                     const decoded = Schema.decodeUnknownOption(Transcript)(cached.transcript)
                     if (Option.isSome(decoded)) return decoded.value
                   }
-                  const bytes = yield* storage.get(image.imageKey)
+                  // Just normalised: the bytes are at hand, no need to read them back from storage.
+                  const bytes =
+                    image.bytes === undefined ? yield* storage.get(image.imageKey) : Option.some(image.bytes)
                   if (Option.isNone(bytes)) {
                     return yield* new OcrFailed({
                       reason: "unreadable-image",
@@ -175,7 +190,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
             return yield* new OcrFailed({ reason: "no-text", message: "No message was read from the screenshots" })
           }
           yield* enter("transcript")
-          yield* timed(
+          const saved = yield* timed(
             "transcript",
             repo.saveTranscript(
               sessionId,
@@ -197,7 +212,8 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
               .remove(session.images.map((image) => image.upload.key))
               .pipe(Effect.catchAll((error) => Effect.logWarning("Session originals not deleted", error)))
           }
-          stored = yield* repo.messages(sessionId)
+          // Every row is ours (none left by an earlier attempt): no need to read them back.
+          stored = saved.count === merged.length ? merged : yield* repo.messages(sessionId)
         }
         const transcript = stored.map(toMessage)
         yield* publish({ _tag: "Transcript", messages: transcript })
@@ -219,9 +235,9 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
               transcript,
               avoid: []
             },
-            (event) => publish(event)
+            streamed.offer
           )
-        )
+        ).pipe(Effect.ensuring(streamed.flush))
 
         const completed = yield* repo.advance(sessionId, {
           status: "completed",
@@ -235,7 +251,10 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
         yield* Effect.logInfo("Session completed").pipe(
           Effect.annotateLogs({ sessionId, messages: transcript.length, suggestions: result.count })
         )
-      }).pipe(Effect.catchTag("Stopped", () => Effect.void))
+      }).pipe(
+        Effect.scoped,
+        Effect.catchTag("Stopped", () => Effect.void)
+      )
 
     const markFailed = (sessionId: string, code: ErrorCode) =>
       Effect.gen(function* () {

@@ -47,18 +47,28 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
   effect: Effect.gen(function* () {
     const db = yield* Db
     return {
+      /** The new session row alone: it has no transcript or suggestions yet, and its images are `uploadIds`. */
       create: (data: Omit<Prisma.SessionUncheckedCreateInput, "images">, uploadIds: ReadonlyArray<string>) =>
         db.query("sessions.create", (c) =>
           c.session.create({
-            data: { ...data, images: { create: uploadIds.map((uploadId, position) => ({ uploadId, position })) } },
-            include: detail
+            data: { ...data, images: { create: uploadIds.map((uploadId, position) => ({ uploadId, position })) } }
           })
         ),
       find: (userId: string, id: string) =>
         db.query("sessions.find", (c) => c.session.findFirst({ where: { id, userId }, include: detail })),
-      /** The worker's read: by id only (the job carries the owner, checked by the caller). */
+      /** Status, phase and error code of one of the user's sessions (what following it needs), or null. */
+      stateOf: (userId: string, id: string) =>
+        db.query("sessions.stateOf", (c) =>
+          c.session.findFirst({ where: { id, userId }, select: { status: true, phase: true, errorCode: true } })
+        ),
+      /**
+       * The worker's read: by id only (the job carries the owner, checked by the caller), with the
+       * images and any transcript saved by an earlier attempt (not the suggestions: batch 0 is rewritten).
+       */
       findForJob: (id: string) =>
-        db.query("sessions.findForJob", (c) => c.session.findUnique({ where: { id }, include: detail })),
+        db.query("sessions.findForJob", (c) =>
+          c.session.findUnique({ where: { id }, include: { images: detail.images, messages: detail.messages } })
+        ),
       /**
        * A page of summaries, newest first. The app's most frequent read, so one SQL statement
        * written out: Prisma's client-side planning of the same `findMany` (with `_count`) cost more

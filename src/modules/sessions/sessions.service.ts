@@ -71,7 +71,7 @@ export const toSessionView = (row: SessionDetail): SessionView => ({
   suggestions: row.suggestions.map(toSuggestion)
 })
 
-const stateOf = (row: SessionDetail): SessionProgressState => ({
+const stateOf = (row: Pick<SessionDetail, "status" | "phase" | "errorCode">): SessionProgressState => ({
   status: row.status,
   phase: phaseOf(row.phase),
   errorCode: row.errorCode
@@ -184,7 +184,12 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         yield* Effect.logInfo("Session queued").pipe(
           Effect.annotateLogs({ sessionId: row.id, images: input.uploadIds.length })
         )
-        return toSessionView(row)
+        return {
+          ...summaryOf(row, input.uploadIds.length),
+          context: row.context,
+          transcript: [],
+          suggestions: []
+        } satisfies SessionView
       })
 
     /**
@@ -194,7 +199,8 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
      */
     const follow = (userId: string, id: string, afterSeq: number | undefined) =>
       Effect.gen(function* () {
-        const row = yield* load(userId, id)
+        const row = yield* repo.stateOf(userId, id)
+        if (row === null) return yield* notFound("Session")
         const fallback = stateOf(row)
         const finished = isTerminalStatus(row.status)
         const toItem = (item: ProgressItem<SessionEvent, SessionProgressState>): SessionStreamItem =>
@@ -216,7 +222,7 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
           Effect.gen(function* () {
             for (;;) {
               yield* Effect.sleep(check)
-              const current = yield* repo.find(userId, id)
+              const current = yield* repo.stateOf(userId, id)
               if (current === null) return Option.none<SessionStreamItem>()
               if (isTerminalStatus(current.status)) {
                 yield* Effect.sleep(check)

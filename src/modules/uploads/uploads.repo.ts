@@ -34,8 +34,11 @@ export class UploadsRepo extends Effect.Service<UploadsRepo>()("UploadsRepo", {
     /** Pending → verified; answers the row as it is afterwards (whoever won). */
     const markVerified = (id: string, at: Date) =>
       db.query("uploads.markVerified", async (c) => {
-        await c.upload.updateMany({ where: { id, status: "pending" }, data: { status: "verified", verifiedAt: at } })
-        return c.upload.findUnique({ where: { id } })
+        const [updated] = await c.upload.updateManyAndReturn({
+          where: { id, status: "pending" },
+          data: { status: "verified", verifiedAt: at }
+        })
+        return updated ?? c.upload.findUnique({ where: { id } })
       })
 
     /** Pending → rejected, with the catalog code and message saying why. */

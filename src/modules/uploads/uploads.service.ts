@@ -291,11 +291,14 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
       })
 
     /**
+     * `process`, with the normalised image's bytes when this call made them (undefined when they
+     * were recorded earlier): a caller reading the image next need not fetch it back from storage.
+     *
      * The normalised image of a verified (or used) upload: decoded within the pixel limit,
      * oriented, stripped of metadata, resized, encoded, with a thumbnail; stored next to the
      * original and recorded. Done once; later calls answer the record.
      */
-    const process = (userId: string, uploadId: string) =>
+    const processWithImage = (userId: string, uploadId: string) =>
       Effect.gen(function* () {
         const upload = yield* load(userId, uploadId)
         const checked = yield* verified(upload)
@@ -306,14 +309,15 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
           upload.width !== null &&
           upload.height !== null
         ) {
-          return {
+          const processed: ProcessedUpload = {
             uploadId: upload.id,
             imageKey: upload.imageKey,
             thumbnailKey: upload.thumbnailKey,
             contentHash: upload.contentHash,
             width: upload.width,
             height: upload.height
-          } satisfies ProcessedUpload
+          }
+          return { processed, image: undefined }
         }
         const bytes = yield* storage.get(checked.key)
         if (Option.isNone(bytes)) {
@@ -339,15 +343,19 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
           height: normalized.image.height,
           processedAt: yield* now
         })
-        return {
+        const processed: ProcessedUpload = {
           uploadId: upload.id,
           imageKey,
           thumbnailKey,
           contentHash: normalized.contentHash,
           width: normalized.image.width,
           height: normalized.image.height
-        } satisfies ProcessedUpload
+        }
+        return { processed, image: normalized.image.bytes }
       })
+
+    const process = (userId: string, uploadId: string) =>
+      Effect.map(processWithImage(userId, uploadId), (result) => result.processed)
 
     /**
      * Deletes the uploads no feature took within UPLOAD_RETENTION_SECONDS, rows and objects.
@@ -384,7 +392,7 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
         yield* Effect.logInfo("Uploads erased").pipe(Effect.annotateLogs({ objects, rows: rows.count }))
       })
 
-    return { create, status, verify, use, process, sweep, eraseUser } as const
+    return { create, status, verify, use, process, processWithImage, sweep, eraseUser } as const
   }),
   dependencies: [UploadsRepo.Default]
 }) {}
