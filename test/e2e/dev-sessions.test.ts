@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { assertFontsRender, chatScreenshotPng } from "../fixtures/chat-screenshot.ts"
 import type { Ticket } from "../support/uploads.ts"
 import { cleanEnv, freePort, type Running, start, waitForReady } from "../support/processes.ts"
-import { connectAs, type Frame, ofType } from "../support/ws.ts"
+import { connectAs, followToEnd, ofType } from "../support/ws.ts"
 
 interface WireSession {
   readonly id: string
@@ -98,12 +98,7 @@ describe("npm run dev: a session from a PNG screenshot, no Redis, no keys", () =
           const socket = yield* connectAs(url, token)
           yield* socket.send({ type: "subscribe", sessionId: id, afterSeq: 0 })
           yield* socket.next(ofType("subscribed"))
-          const frames: Array<Frame> = []
-          for (;;) {
-            const frame = yield* socket.next(ofType("session.event"), { timeoutMs: 45_000 })
-            frames.push(frame)
-            if (["completed", "failed", "cancelled"].includes(String(frame["event"]))) return frames
-          }
+          return yield* followToEnd(socket, id, { timeoutMs: 45_000 })
         })
       )
     )

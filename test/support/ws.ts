@@ -128,3 +128,16 @@ export const ofType =
   (type: string) =>
   (frame: Frame): boolean =>
     frame.type === type
+
+const TERMINAL_EVENTS = new Set(["completed", "failed", "cancelled"])
+
+/** The `session.event` frames of `sessionId` on `socket`, up to and including a terminal one. */
+export const followToEnd = (socket: TestSocket, sessionId: string, options?: { readonly timeoutMs?: number }) =>
+  Effect.gen(function* () {
+    const events: Array<Frame> = []
+    for (;;) {
+      const frame = yield* socket.next((f) => f.type === "session.event" && f["sessionId"] === sessionId, options)
+      events.push(frame)
+      if (TERMINAL_EVENTS.has(String(frame["event"]))) return events
+    }
+  })

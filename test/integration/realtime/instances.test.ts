@@ -14,7 +14,7 @@ import { chatScreenshotPng } from "../../fixtures/chat-screenshot.ts"
 import { bearer, newClerkId, TEST_AUTHORIZED_PARTY, testKeys, tokenFor } from "../../support/auth.ts"
 import { testDatabaseUrl } from "../../support/database.ts"
 import { cleanEnv, freePort, type Running, start, waitForReady } from "../../support/processes.ts"
-import { connectAs, type Frame } from "../../support/ws.ts"
+import { connectAs, followToEnd } from "../../support/ws.ts"
 import { createSession, uploadPng, type WireSession } from "../sessions/support.ts"
 
 const dataDir = mkdtempSync(join(tmpdir(), "wingmate-instances-"))
@@ -72,12 +72,7 @@ describe("realtime across instances: two api processes and a worker", () => {
 
           const socket = yield* connectAs(apiB, token)
           yield* socket.send({ type: "subscribe", sessionId: session.id, afterSeq: 0 })
-          const frames: Array<Frame> = []
-          for (;;) {
-            const frame = yield* socket.next((f) => f.type === "session.event", { timeoutMs: 60_000 })
-            frames.push(frame)
-            if (["completed", "failed", "cancelled"].includes(String(frame["event"]))) return frames
-          }
+          return yield* followToEnd(socket, session.id, { timeoutMs: 60_000 })
         })
       )
     )

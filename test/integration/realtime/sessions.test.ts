@@ -14,7 +14,7 @@ import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { TestDb } from "../../support/database.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
-import { connectAs, type Frame, ofType, type TestSocket } from "../../support/ws.ts"
+import { connectAs, followToEnd, ofType } from "../../support/ws.ts"
 import { createSession, FAKE_SUGGESTIONS, FAKE_VISION, uploadPng, type WireSession } from "../sessions/support.ts"
 
 const openai = await startFakeOpenAI()
@@ -25,19 +25,6 @@ let screenshot: Buffer
 beforeAll(async () => {
   screenshot = await chatScreenshotPng()
 })
-
-const TERMINAL = new Set(["completed", "failed", "cancelled"])
-
-/** The session's events on `socket` until a terminal one. */
-const followToEnd = (socket: TestSocket, sessionId: string) =>
-  Effect.gen(function* () {
-    const events: Array<Frame> = []
-    for (;;) {
-      const frame = yield* socket.next((f) => f.type === "session.event" && f["sessionId"] === sessionId)
-      events.push(frame)
-      if (TERMINAL.has(String(frame["event"]))) return events
-    }
-  })
 
 const newSession = (url: string, headers: Record<string, string>) =>
   Effect.gen(function* () {
