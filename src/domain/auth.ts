@@ -3,7 +3,7 @@
  * the internal user id only (the seed's loadUser), never raw token claims.
  */
 import { HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"
-import { Context } from "effect"
+import { Context, Effect } from "effect"
 import { UnauthorizedEnvelope } from "./errors.ts"
 
 /** The caller, mapped from the token's Clerk id to the internal user (provisioned just in time). */
@@ -11,6 +11,10 @@ export class CurrentUser extends Context.Tag("CurrentUser")<
   CurrentUser,
   { readonly id: string; readonly clerkId: string }
 >() {}
+
+/** Runs `f` with the caller's internal user id (handlers of the HttpApi and RPC groups). */
+export const withUser = <A, E, R>(f: (userId: string) => Effect.Effect<A, E, R>) =>
+  Effect.flatMap(CurrentUser, (user) => f(user.id))
 
 /** Verifies the bearer token and provides `CurrentUser`; 401 `UNAUTHORIZED` otherwise. */
 export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("Authentication", {

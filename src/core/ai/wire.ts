@@ -53,3 +53,12 @@ export const aiErrorToWire = (error: AiError): Effect.Effect<never, AiWireError>
       )
   }
 }
+
+/** For `Effect.catchTags`: every failure of the AI chain as its wire error. */
+export const aiFailuresToWire = {
+  AiUnavailable: aiErrorToWire,
+  AiRejected: aiErrorToWire,
+  AiInvalidOutput: aiErrorToWire,
+  AiStreamFailed: aiErrorToWire,
+  AiQuotaExceeded: aiErrorToWire
+} as const

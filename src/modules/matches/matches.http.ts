@@ -2,14 +2,12 @@
 import { HttpApiBuilder } from "@effect/platform"
 import { Effect } from "effect"
 import { WingmateApi } from "../../domain/api.ts"
-import { CurrentUser } from "../../domain/auth.ts"
+import { withUser } from "../../domain/auth.ts"
 import { MatchesService } from "./matches.service.ts"
 
 export const MatchesHttpLive = HttpApiBuilder.group(WingmateApi, "matches", (handlers) =>
   Effect.gen(function* () {
     const matches = yield* MatchesService
-    const withUser = <A, E, R>(f: (userId: string) => Effect.Effect<A, E, R>) =>
-      Effect.flatMap(CurrentUser, (user) => f(user.id))
     return handlers
       .handle("create", ({ payload }) =>
         withUser((userId) => matches.create(userId, payload)).pipe(

@@ -6,9 +6,9 @@
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Chunk, Effect, Schedule, Stream } from "effect"
 import type { AiError } from "../../core/ai/errors.ts"
-import { aiErrorToWire } from "../../core/ai/wire.ts"
+import { aiErrorToWire, aiFailuresToWire } from "../../core/ai/wire.ts"
 import { WingmateApi } from "../../domain/api.ts"
-import { CurrentUser } from "../../domain/auth.ts"
+import { withUser } from "../../domain/auth.ts"
 import { codeOf } from "../../domain/errors.ts"
 import type { GenerationResult } from "../../domain/openers.ts"
 import { type OpenerEvent, OpenersService } from "./openers.service.ts"
@@ -70,8 +70,6 @@ const collect = (events: Stream.Stream<OpenerEvent, AiError>) =>
 export const OpenersHttpLive = HttpApiBuilder.group(WingmateApi, "openers", (handlers) =>
   Effect.gen(function* () {
     const openers = yield* OpenersService
-    const withUser = <A, E, R>(f: (userId: string) => Effect.Effect<A, E, R>) =>
-      Effect.flatMap(CurrentUser, (user) => f(user.id))
     return handlers
       .handle("generate", ({ payload, request }) =>
         withUser((userId) =>
@@ -87,11 +85,7 @@ export const OpenersHttpLive = HttpApiBuilder.group(WingmateApi, "openers", (han
           })
         ).pipe(
           Effect.catchTags({
-            AiUnavailable: aiErrorToWire,
-            AiRejected: aiErrorToWire,
-            AiInvalidOutput: aiErrorToWire,
-            AiStreamFailed: aiErrorToWire,
-            AiQuotaExceeded: aiErrorToWire,
+            ...aiFailuresToWire,
             DbError: Effect.die,
             StorageError: Effect.die
           })

@@ -1,13 +1,10 @@
 /** `openers.*` procedures: thin over OpenersService, failures mapped as the HttpApi handlers do. */
 import { Effect, Stream } from "effect"
-import { aiErrorToWire } from "../../core/ai/wire.ts"
-import { CurrentUser } from "../../domain/auth.ts"
+import { aiErrorToWire, aiFailuresToWire } from "../../core/ai/wire.ts"
+import { withUser } from "../../domain/auth.ts"
 import { ValidationError } from "../../domain/errors.ts"
 import { OpenersRpcs } from "../../domain/rpc.ts"
 import { OpenersService } from "./openers.service.ts"
-
-const withUser = <A, E, R>(f: (userId: string) => Effect.Effect<A, E, R>) =>
-  Effect.flatMap(CurrentUser, (user) => f(user.id))
 
 export const OpenersRpcLive = OpenersRpcs.toLayer(
   Effect.gen(function* () {
@@ -18,11 +15,7 @@ export const OpenersRpcLive = OpenersRpcs.toLayer(
         withUser((userId) => openers.generate(userId, payload)).pipe(
           Effect.map(Stream.catchAll((error) => Stream.fromEffect(aiErrorToWire(error)))),
           Effect.catchTags({
-            AiUnavailable: aiErrorToWire,
-            AiRejected: aiErrorToWire,
-            AiInvalidOutput: aiErrorToWire,
-            AiStreamFailed: aiErrorToWire,
-            AiQuotaExceeded: aiErrorToWire,
+            ...aiFailuresToWire,
             DbError: Effect.die,
             StorageError: Effect.die
           }),

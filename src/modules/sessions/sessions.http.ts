@@ -4,13 +4,12 @@
  */
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Chunk, Effect, Schedule, Stream } from "effect"
-import { type AiWireError, aiErrorToWire } from "../../core/ai/wire.ts"
 import { WingmateApi } from "../../domain/api.ts"
-import { CurrentUser } from "../../domain/auth.ts"
-import { codeOf, type SafetyBlocked } from "../../domain/errors.ts"
+import { withUser } from "../../domain/auth.ts"
+import { codeOf } from "../../domain/errors.ts"
 import type { SessionStreamItem, SuggestionBatch } from "../../domain/sessions.ts"
 import { SessionsService } from "./sessions.service.ts"
-import type { BatchError, BatchEvent, BatchResult } from "./sessions.suggest.ts"
+import { type BatchError, type BatchEvent, type BatchResult, batchErrorToWire } from "./sessions.suggest.ts"
 
 const keepAlive = Stream.schedule(Stream.repeatValue(": keep-alive\n\n"), Schedule.spaced("15 seconds"))
 
@@ -28,14 +27,6 @@ const itemFrame = (item: SessionStreamItem) => {
   const { _tag, ...data } = item.event
   return `id: ${item.seq}\nevent: ${_tag.toLowerCase()}\ndata: ${JSON.stringify(data)}\n\n`
 }
-
-/** A failure of the batch as the API names it (SafetyBlocked is already a wire error). */
-const batchErrorToWire = (error: BatchError): Effect.Effect<never, SafetyBlocked | AiWireError> =>
-  error._tag === "SafetyBlocked"
-    ? Effect.fail(error)
-    : error._tag === "DbError"
-      ? Effect.die(error)
-      : aiErrorToWire(error)
 
 /** The regeneration as SSE: delta, suggestion, then final `{batch}` or error `{code, message}`. */
 const regenerationSse = (batch: number, events: Stream.Stream<BatchEvent | BatchResult, BatchError>) =>
@@ -61,8 +52,6 @@ const regenerationSse = (batch: number, events: Stream.Stream<BatchEvent | Batch
 export const SessionsHttpLive = HttpApiBuilder.group(WingmateApi, "sessions", (handlers) =>
   Effect.gen(function* () {
     const sessions = yield* SessionsService
-    const withUser = <A, E, R>(f: (userId: string) => Effect.Effect<A, E, R>) =>
-      Effect.flatMap(CurrentUser, (user) => f(user.id))
     return handlers
       .handle("create", ({ payload }) =>
         withUser((userId) => sessions.create(userId, payload)).pipe(

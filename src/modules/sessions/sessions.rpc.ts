@@ -1,22 +1,10 @@
 /** `sessions.*` procedures: thin over SessionsService, failures mapped as the HttpApi handlers do. */
 import { Effect, Stream } from "effect"
-import { type AiWireError, aiErrorToWire } from "../../core/ai/wire.ts"
-import { CurrentUser } from "../../domain/auth.ts"
-import { type SafetyBlocked, ServiceUnavailable } from "../../domain/errors.ts"
+import { withUser } from "../../domain/auth.ts"
+import { ServiceUnavailable } from "../../domain/errors.ts"
 import { type RegenerationEvent, SessionsRpcs } from "../../domain/rpc.ts"
 import { SessionsService } from "./sessions.service.ts"
-import type { BatchError, BatchEvent, BatchResult } from "./sessions.suggest.ts"
-
-const withUser = <A, E, R>(f: (userId: string) => Effect.Effect<A, E, R>) =>
-  Effect.flatMap(CurrentUser, (user) => f(user.id))
-
-/** A failure of the batch as the API names it (SafetyBlocked is already a wire error). */
-const batchErrorToWire = (error: BatchError): Effect.Effect<never, SafetyBlocked | AiWireError> =>
-  error._tag === "SafetyBlocked"
-    ? Effect.fail(error)
-    : error._tag === "DbError"
-      ? Effect.die(error)
-      : aiErrorToWire(error)
+import { type BatchEvent, type BatchResult, batchErrorToWire } from "./sessions.suggest.ts"
 
 const regenerationEvent =
   (batch: number) =>

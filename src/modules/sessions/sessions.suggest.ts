@@ -8,6 +8,7 @@
 import { Effect, Exit, Option, Queue, Schema, Stream, Take } from "effect"
 import type { AiError } from "../../core/ai/errors.ts"
 import { AiStrategy } from "../../core/ai/strategy.ts"
+import { type AiWireError, aiErrorToWire } from "../../core/ai/wire.ts"
 import { AppConfig } from "../../core/config.ts"
 import type { DbError } from "../../core/db/db.ts"
 import { SafetyBlocked } from "../../domain/errors.ts"
@@ -52,6 +53,14 @@ export type BatchEvent =
   | { readonly _tag: "Suggestion"; readonly index: number; readonly suggestion: SessionSuggestion }
 
 export type BatchError = AiError | DbError | SafetyBlocked
+
+/** A failure of the batch as the API names it (SafetyBlocked is already a wire error; a database failure is a defect). */
+export const batchErrorToWire = (error: BatchError): Effect.Effect<never, SafetyBlocked | AiWireError> =>
+  error._tag === "SafetyBlocked"
+    ? Effect.fail(error)
+    : error._tag === "DbError"
+      ? Effect.die(error)
+      : aiErrorToWire(error)
 
 export interface BatchResult {
   readonly count: number
