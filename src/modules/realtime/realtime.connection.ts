@@ -1,8 +1,8 @@
 /**
  * One WebSocket connection, as a scoped Effect that lasts as long as the socket: frames go
- * through one inbox (handled in order), subscriptions, generations and timers are fibers in
- * FiberMaps, so closing the socket (or the server) interrupts all of them, provider requests
- * included.
+ * through one inbox (handled in order); subscriptions and generations are fibers in FiberMaps, so
+ * closing the socket (or the server) interrupts all of them, provider requests included. The
+ * connection's deadlines (auth, token expiry, silence) are checked by one sweeper for all.
  */
 import {
   Clock,
@@ -20,7 +20,7 @@ import {
 } from "effect"
 import type { RawData, WebSocket } from "ws"
 import type { AiError } from "../../core/ai/errors.ts"
-import { aiErrorToWire } from "../../core/ai/wire.ts"
+import { aiErrorToWire, aiFailuresToWire } from "../../core/ai/wire.ts"
 import { AppConfig } from "../../core/config.ts"
 import { RateLimiter, type RateRule } from "../../core/rate-limit/rate-limiter.ts"
 import { codeOf, issuesByPath, type Unauthorized } from "../../domain/errors.ts"
@@ -51,13 +51,7 @@ interface WireError {
   readonly details?: unknown
 }
 
-const AI_ERRORS: ReadonlySet<string> = new Set([
-  "AiUnavailable",
-  "AiRejected",
-  "AiInvalidOutput",
-  "AiStreamFailed",
-  "AiQuotaExceeded"
-])
+const AI_ERRORS: ReadonlySet<string> = new Set(Object.keys(aiFailuresToWire))
 
 const isAiError = (error: { readonly _tag: string }): error is AiError => AI_ERRORS.has(error._tag)
 
