@@ -74,7 +74,9 @@ export const SessionSuggestion = Schema.Struct({
   position: Schema.Int,
   text: Schema.String,
   tone: Tone,
-  feedback: Schema.NullOr(Feedback)
+  feedback: Schema.NullOr(Feedback),
+  /** The reason given with a dislike, if any. */
+  dislikeReason: Schema.NullOr(Schema.String)
 }).annotations({ identifier: "SessionSuggestion" })
 export type SessionSuggestion = typeof SessionSuggestion.Type
 

@@ -27,11 +27,13 @@ export const toSuggestion = (row: {
   readonly text: string
   readonly tone: string
   readonly feedback: string | null
+  readonly dislikeReason: string | null
 }): SessionSuggestion => ({
   id: row.id,
   batch: row.batch,
   position: row.position,
   text: row.text,
   tone: toneOf(row.tone),
-  feedback: row.feedback === "liked" || row.feedback === "disliked" ? row.feedback : null
+  feedback: row.feedback === "liked" || row.feedback === "disliked" ? row.feedback : null,
+  dislikeReason: row.feedback === "disliked" ? row.dislikeReason : null
 })

@@ -227,14 +227,20 @@ layer(testServer({ db: TestDb(), consumer: true }), { timeout: 120_000 })(
         expect(yield* row()).toEqual({ feedback: null, dislike_reason: null, at: false })
         const disliked = yield* postJson(`${base}/dislike`, JSON.stringify({ reason: "too cheesy" }), alice.headers)
         expect(disliked.status).toBe(200)
-        expect(disliked.body).toEqual({ success: true, data: { ...suggestion, feedback: "disliked" } })
+        expect(disliked.body).toEqual({
+          success: true,
+          data: { ...suggestion, feedback: "disliked", dislikeReason: "too cheesy" }
+        })
         expect(yield* row()).toEqual({ feedback: "disliked", dislike_reason: "too cheesy", at: true })
         const bare = yield* http(`${base}/dislike`, { method: "POST", headers: alice.headers })
         expect(bare.status).toBe(200)
         expect(yield* row()).toEqual({ feedback: "disliked", dislike_reason: null, at: true })
         // DELETE like on a disliked suggestion leaves it disliked.
         const untouched = yield* http(`${base}/like`, { method: "DELETE", headers: alice.headers })
-        expect(untouched.body).toEqual({ success: true, data: { ...suggestion, feedback: "disliked" } })
+        expect(untouched.body).toEqual({
+          success: true,
+          data: { ...suggestion, feedback: "disliked", dislikeReason: null }
+        })
 
         const missing = yield* http(`${url}/api/v1/sessions/${done.id}/suggestions/${MISSING}/like`, {
           method: "POST",
