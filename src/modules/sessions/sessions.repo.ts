@@ -203,11 +203,17 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
         db.query("sessions.addCost", (c) =>
           c.session.updateMany({ where: { id }, data: { costMicros: { increment: costMicros } } })
         ),
-      /** The next batch number of a session (0 when it has none). */
+      /** The next batch number of a session, taken atomically (two regenerations at once get one each). */
       nextBatch: (sessionId: string) =>
         db
-          .query("sessions.nextBatch", (c) => c.suggestion.aggregate({ where: { sessionId }, _max: { batch: true } }))
-          .pipe(Effect.map((result) => (result._max.batch ?? -1) + 1)),
+          .query("sessions.nextBatch", (c) =>
+            c.session.update({
+              where: { id: sessionId },
+              data: { lastBatch: { increment: 1 } },
+              select: { lastBatch: true }
+            })
+          )
+          .pipe(Effect.map((row) => row.lastBatch)),
       /**
        * Earlier sessions of the user with this match (newest first, at most `sessions`), each with
        * its last `messages` transcript messages (in order): context for the suggestions.

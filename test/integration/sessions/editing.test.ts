@@ -196,6 +196,31 @@ layer(testServer({ db: TestDb(), consumer: true }), { timeout: 120_000 })(
       })
     )
 
+    it.effect("two regenerations at once get a batch number each (a double tap never merges two batches)", () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const { alice } = yield* twoUsers(url)
+        const done = yield* completedSession(url, alice.headers, { tone: "witty" })
+        const path = `${url}/api/v1/sessions/${done.id}/suggestions`
+        const answers = yield* Effect.all([postJson(path, "{}", alice.headers), postJson(path, "{}", alice.headers)], {
+          concurrency: "unbounded"
+        })
+        expect(answers.map((res) => res.status)).toEqual([200, 200])
+        const batches = answers.map((res) => (res.body as { data: { batch: number } }).data.batch)
+        expect([...batches].sort()).toEqual([1, 2])
+        const rows = yield* sql<{ batch: number; n: number }>(
+          "SELECT batch, count(*)::int AS n FROM suggestions WHERE session_id = $1 GROUP BY batch ORDER BY batch",
+          [done.id]
+        )
+        // The local provider's two unused lines, once in each batch.
+        expect(rows).toEqual([
+          { batch: 0, n: 3 },
+          { batch: 1, n: 2 },
+          { batch: 2, n: 2 }
+        ])
+      })
+    )
+
     it.effect("like, unlike, dislike with a reason: idempotent, stored; others 404", () =>
       Effect.gen(function* () {
         const url = yield* baseUrl
