@@ -415,7 +415,17 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
             const frame = decoded.right
             if (frame.type === "ping")
               return yield* send(frame.t === undefined ? { type: "pong" } : { type: "pong", t: frame.t })
-            if (frame.type === "auth") return yield* authenticate(frame.token)
+            // A span per frame that does work (not pings): a WebSocket request, as REST requests have.
+            const traced = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+              Effect.withSpan(effect, `ws ${frame.type}`, {
+                kind: "server",
+                attributes: {
+                  "ws.frame.type": frame.type,
+                  ...("requestId" in frame ? { "ws.request.id": frame.requestId } : {}),
+                  ...("sessionId" in frame ? { "session.id": frame.sessionId } : {})
+                }
+              })
+            if (frame.type === "auth") return yield* traced(authenticate(frame.token))
             if (Option.isNone(user)) {
               return yield* sendError("UNAUTHORIZED", "Send `auth` first", {
                 ...("requestId" in frame ? { requestId: frame.requestId } : {})
@@ -423,17 +433,15 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
             }
             switch (frame.type) {
               case "subscribe":
-                return yield* subscribe(user.value, frame.sessionId, frame.afterSeq)
+                return yield* traced(subscribe(user.value, frame.sessionId, frame.afterSeq))
               case "unsubscribe":
-                return yield* unsubscribe(frame.sessionId)
+                return yield* traced(unsubscribe(frame.sessionId))
               case "opener.generate":
-                return yield* generate(
-                  user.value,
-                  frame.requestId,
-                  typeof json === "object" && json !== null ? { ...json } : {}
+                return yield* traced(
+                  generate(user.value, frame.requestId, typeof json === "object" && json !== null ? { ...json } : {})
                 )
               case "abort":
-                return yield* abort(frame.requestId)
+                return yield* traced(abort(frame.requestId))
             }
           })
 
