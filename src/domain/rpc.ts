@@ -18,6 +18,7 @@ import {
   ImageUnreadable,
   NotFound,
   QuotaExceeded,
+  RateLimited,
   SafetyBlocked,
   ServiceUnavailable,
   Unauthorized,
@@ -41,9 +42,10 @@ import { UserProfile } from "./users.ts"
  * supplies the token per request (src/client/rpc-client.ts), so a long-lived WebSocket can carry
  * refreshed tokens.
  */
+/** Authenticates every call, and counts it against the caller's call limit (`RateLimited` over it). */
 export class RpcAuthentication extends RpcMiddleware.Tag<RpcAuthentication>()("RpcAuthentication", {
   provides: CurrentUser,
-  failure: Unauthorized,
+  failure: Schema.Union(Unauthorized, RateLimited),
   requiredForClient: true
 }) {}
 

@@ -4,9 +4,11 @@
  */
 import { Effect, Layer, Redacted } from "effect"
 import { TokenVerifier, type TokenRejected } from "../../core/auth/token-verifier.ts"
+import { AppConfig } from "../../core/config.ts"
+import { RateLimiter } from "../../core/rate-limit/rate-limiter.ts"
 import { Authentication, type CurrentUser, TokenAuthentication } from "../../domain/auth.ts"
 import { RpcAuthentication } from "../../domain/rpc.ts"
-import { Unauthorized } from "../../domain/errors.ts"
+import { RateLimited, Unauthorized } from "../../domain/errors.ts"
 import { UsersService } from "./users.service.ts"
 
 const rejected = (error: TokenRejected) =>
@@ -55,12 +57,33 @@ const bearerToken = (authorization: string | undefined) => {
   return match?.[1] ?? authorization
 }
 
-/** The RPC server's authentication: the same path, on the request's (or message's) headers. */
+/**
+ * The RPC server's authentication: the same path, on the request's (or message's) headers. Every
+ * call also counts against `RATE_LIMIT_WS_MESSAGE_USER` for its user: over a WebSocket, calls are
+ * messages that the HTTP limits (one per upgrade) never see.
+ */
 export const RpcAuthenticationLive = Layer.effect(
   RpcAuthentication,
-  Effect.map(makeAuthenticate, (authenticate) =>
-    RpcAuthentication.of(({ headers }) => authenticate(bearerToken(headers["authorization"])))
-  )
+  Effect.gen(function* () {
+    const authenticate = yield* makeAuthenticate
+    const limiter = yield* RateLimiter
+    const limits = (yield* AppConfig).rateLimits
+    return RpcAuthentication.of(({ headers }) =>
+      Effect.gen(function* () {
+        const user = yield* authenticate(bearerToken(headers["authorization"]))
+        if (limits.enabled) {
+          const decision = yield* limiter.consume(limits.wsMessageUser, `rpc:user:${user.clerkId}`)
+          if (!decision.allowed) {
+            return yield* new RateLimited({
+              message: "Too many calls: retry after details.retryAfterMs",
+              details: { retryAfterMs: decision.retryAfterMs }
+            })
+          }
+        }
+        return user
+      })
+    )
+  })
 )
 
 export const TokenAuthenticationLive = Layer.effect(

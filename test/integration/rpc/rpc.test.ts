@@ -278,3 +278,35 @@ layer(testServer({ db: TestDb(), config: { AI_DAILY_SPEND_CAP_MICROS: "0" } }), 
     })
   )
 })
+
+layer(
+  testServer({
+    db: TestDb(),
+    config: {
+      RATE_LIMIT_ENABLED: "true",
+      RATE_LIMIT_WS_MESSAGE_USER: "3/60s",
+      RATE_LIMIT_REST_USER: "1000/60s",
+      RATE_LIMIT_REST_IP: "1000/60s"
+    }
+  }),
+  { timeout: 60_000, excludeTestServices: true }
+)("rpc: call limits", (it) => {
+  it.effect("calls over one WebSocket count per user: the 4th is RateLimited, another user is unaffected", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice, bob } = yield* twoUsers(url)
+      const outcomes = yield* withClient("webSocket", alice.token, (rpc) =>
+        Effect.forEach([1, 2, 3, 4], () => Effect.exit(rpc.users.me()))
+      )
+      expect(outcomes.map(Exit.isSuccess)).toEqual([true, true, true, false])
+      const refused = outcomes[3]
+      if (refused === undefined || Exit.isSuccess(refused)) return yield* Effect.dieMessage("expected a refusal")
+      expect(Cause.failureOption(refused.cause)).toMatchObject({
+        _tag: "Some",
+        value: { _tag: "RateLimited", details: { retryAfterMs: expect.any(Number) } }
+      })
+      const other = yield* withClient("webSocket", bob.token, (rpc) => rpc.users.me())
+      expect(other).toMatchObject({ id: bob.id })
+    })
+  )
+})
