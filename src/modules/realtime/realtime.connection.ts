@@ -29,6 +29,7 @@ import { CLIENT_FRAME_TYPES, ClientFrame, CloseCode, ServerFrame, SocketErrorCod
 import type { SessionStreamItem } from "../../domain/sessions.ts"
 import { OpenersService } from "../openers/openers.service.ts"
 import { SessionsService } from "../sessions/sessions.service.ts"
+import { wireEventOf } from "../sessions/sessions.views.ts"
 import { makeAuthenticateWithExpiry } from "../users/authentication.ts"
 
 const OPEN = 1
@@ -41,7 +42,6 @@ interface Inbound {
 interface Authenticated {
   readonly userId: string
   readonly clerkId: string
-  readonly expiresAt: number
 }
 
 /** What every wire error has: the catalog says its code. */
@@ -78,13 +78,11 @@ const reasonOf = (error: Unauthorized): string =>
     ? String(error.details.reason)
     : "unauthorized"
 
-const sessionEventFrame = (sessionId: string, item: SessionStreamItem): ServerFrame => {
-  if (item._tag === "Snapshot") {
-    return { type: "session.event", sessionId, seq: item.seq, event: "snapshot", data: item.state }
-  }
-  const { _tag, ...data } = item.event
-  return { type: "session.event", sessionId, seq: item.seq, event: _tag.toLowerCase(), data }
-}
+const sessionEventFrame = (sessionId: string, item: SessionStreamItem): ServerFrame => ({
+  type: "session.event",
+  sessionId,
+  ...wireEventOf(item)
+})
 
 const openerFrame = (requestId: string, event: OpenerEvent): ServerFrame => {
   switch (event._tag) {
@@ -265,7 +263,7 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
               yield* Effect.addFinalizer(() => Effect.sync(() => perUser.remove(user.id)))
               watch.authBy = undefined
             }
-            yield* Ref.set(auth, Option.some({ userId: user.id, clerkId: user.clerkId, expiresAt }))
+            yield* Ref.set(auth, Option.some({ userId: user.id, clerkId: user.clerkId }))
             const warnAt = expiresAt - config.expiryWarningMs
             watch.expiresAt = expiresAt
             watch.warnAt = warnAt > (yield* Clock.currentTimeMillis) ? warnAt : undefined

@@ -9,6 +9,7 @@ import { withUser } from "../../domain/auth.ts"
 import { codeOf } from "../../domain/errors.ts"
 import type { SessionStreamItem, SuggestionBatch } from "../../domain/sessions.ts"
 import { SessionsService } from "./sessions.service.ts"
+import { wireEventOf } from "./sessions.views.ts"
 import { type BatchError, type BatchEvent, type BatchResult, batchErrorToWire } from "./sessions.suggest.ts"
 
 const keepAlive = Stream.schedule(Stream.repeatValue(": keep-alive\n\n"), Schedule.spaced("15 seconds"))
@@ -23,9 +24,8 @@ const lastEventId = (header: string | undefined) => {
 
 /** A followed session's item as SSE: `id:` is the seq, `event:` the tag in lower case. */
 const itemFrame = (item: SessionStreamItem) => {
-  if (item._tag === "Snapshot") return `id: ${item.seq}\nevent: snapshot\ndata: ${JSON.stringify(item.state)}\n\n`
-  const { _tag, ...data } = item.event
-  return `id: ${item.seq}\nevent: ${_tag.toLowerCase()}\ndata: ${JSON.stringify(data)}\n\n`
+  const { seq, event, data } = wireEventOf(item)
+  return `id: ${seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`
 }
 
 /** The regeneration as SSE: delta, suggestion, then final `{batch}` or error `{code, message}`. */

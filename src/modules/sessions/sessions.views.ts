@@ -1,6 +1,11 @@
 /** Rows to wire views: shared by the api, the pipeline and the suggester. */
 import { Schema } from "effect"
-import { type SessionMessage, SessionSender, type SessionSuggestion } from "../../domain/sessions.ts"
+import {
+  type SessionMessage,
+  SessionSender,
+  type SessionStreamItem,
+  type SessionSuggestion
+} from "../../domain/sessions.ts"
 import { Tone } from "../../domain/tones.ts"
 
 const isTone = Schema.is(Tone)
@@ -37,3 +42,10 @@ export const toSuggestion = (row: {
   feedback: row.feedback === "liked" || row.feedback === "disliked" ? row.feedback : null,
   dislikeReason: row.feedback === "disliked" ? row.dislikeReason : null
 })
+
+/** A followed session's item as SSE and the WebSocket send it: `event` is `snapshot` or the tag in lower case. */
+export const wireEventOf = (item: SessionStreamItem): { seq: number; event: string; data: unknown } => {
+  if (item._tag === "Snapshot") return { seq: item.seq, event: "snapshot", data: item.state }
+  const { _tag, ...data } = item.event
+  return { seq: item.seq, event: _tag.toLowerCase(), data }
+}
