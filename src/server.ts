@@ -17,6 +17,7 @@ import { ImageProcessor } from "./core/image/image-processor.ts"
 import { JsonBodiesLive } from "./core/http/json-bodies.ts"
 import { rpcRoutes } from "./core/http/rpc.ts"
 import { HttpPlumbing } from "./core/http/middleware.ts"
+import { RestRateLimit } from "./core/http/rate-limit.ts"
 import { NodeServerLive } from "./core/http/server.ts"
 import { LoggingLive } from "./core/logging.ts"
 import { TracingLive } from "./core/tracing.ts"
@@ -85,14 +86,15 @@ export const HttpRoutes = Layer.mergeAll(
   HttpLayerRouter.addHttpApi(WingmateApi, { openapiPath: "/openapi.json" }).pipe(
     Layer.provide(ApiHandlers),
     Layer.provide(Modules),
-    Layer.provide(JsonBodiesLive)
+    Layer.provide(JsonBodiesLive),
+    Layer.provide(RestRateLimit)
   ),
   HttpApiScalar.layerHttpLayerRouter({
     api: WingmateApi,
     path: "/docs",
     scalar: { withDefaultFonts: false }
   }),
-  rpcRoutes(WingmateRpcs, "/rpc").pipe(Layer.provide(RpcHandlers)),
+  rpcRoutes(WingmateRpcs, "/rpc").pipe(Layer.provide(RpcHandlers), Layer.provide(RestRateLimit)),
   LocalStorageRoutes,
   HttpPlumbing,
   RealtimeGatewayLive.pipe(Layer.provide(Modules))

@@ -1,8 +1,9 @@
 /**
  * Server-wide HTTP plumbing, one global middleware around every route (HttpApi, docs, RPC,
- * WebSocket): request id, one log line per request, security headers, CORS, the REST rate
- * limits (rate-limit.ts), the body limit, and the envelope for every failure the framework itself produces (unknown route, malformed
- * JSON, oversized body, defects).
+ * WebSocket): request id, one log line per request, security headers, CORS, the body limit, and
+ * the envelope for every failure the framework itself produces (unknown route, malformed JSON,
+ * oversized body, defects). The REST rate limits are a route middleware (rate-limit.ts): they
+ * need what the router resolved.
  */
 import {
   HttpLayerRouter,
@@ -17,7 +18,6 @@ import { ErrorCatalog, type ErrorCode } from "../../domain/errors.ts"
 import { AppConfig } from "../config.ts"
 import { DbError, isConnectionLost } from "../db/db.ts"
 import { annotateRequestSpan } from "../tracing.ts"
-import { restRateLimit } from "./rate-limit.ts"
 
 export const errorResponse = (code: ErrorCode, message: string, details?: unknown) =>
   HttpServerResponse.unsafeJson(
@@ -97,7 +97,6 @@ export const HttpPlumbing = HttpLayerRouter.middleware(
   Effect.gen(function* () {
     const config = yield* AppConfig
     const headers = securityHeaders(config.isProduction)
-    const rateLimited = yield* restRateLimit
     const cors =
       config.corsOrigins.length === 0
         ? undefined
@@ -124,8 +123,7 @@ export const HttpPlumbing = HttpLayerRouter.middleware(
         const requestId = requestIdOf(request)
         return Effect.gen(function* () {
           yield* annotateRequestSpan(request, requestId)
-          const limited = rateLimited(route)
-          const handled = (cors === undefined ? limited : cors(limited)).pipe(
+          const handled = (cors === undefined ? route : cors(route)).pipe(
             HttpServerRequest.withMaxBodySize(Option.some(config.maxBodyBytes)),
             Effect.catchAllCause(recover(request))
           )

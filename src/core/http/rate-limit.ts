@@ -1,15 +1,18 @@
 /**
- * REST rate limits, applied by the HTTP plumbing (middleware.ts) to every request under
- * `/api/v1` and `/rpc`: per client IP (`rateLimits.restIp`) for all of them, and per user
- * (`rateLimits.restUser`, keyed by the Clerk id) when the bearer token verifies. An invalid
- * token counts per IP only and is left to the Authentication middleware's 401. Health probes,
- * `/docs`, `/openapi.json` and the local storage routes are outside `/api/v1`, so never limited;
+ * REST rate limits: a route middleware (server.ts gives it to the HttpApi's and the RPC server's
+ * routes), so it runs on what the router resolved, never on the raw URL. Every spelling the
+ * router accepts for an operation (`/API/v1/…`, `//api/v1/…`, `/%61pi/v1/…`, the absolute form)
+ * is counted as that operation; a spelling it does not resolve is a 404 before any work.
+ * Limited: every operation whose route is under `/api/v1` or `/rpc`, per client IP
+ * (`rateLimits.restIp`) and per user (`rateLimits.restUser`, keyed by the Clerk id) when the bearer
+ * token verifies. An invalid token counts per IP only and is left to the Authentication
+ * middleware's 401. Health probes, `/openapi.json` and the local storage routes are outside them;
  * the Clerk webhook has no bearer token, so it counts per IP only.
  *
  * Over a limit: 429 `RATE_LIMITED` with `Retry-After` and the `RateLimit-*` headers of the rule
  * that refused. Allowed: the `RateLimit-*` headers of the tighter rule (fewer remaining).
  */
-import { HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { HttpApp, HttpLayerRouter, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect, Option } from "effect"
 import { ErrorCatalog } from "../../domain/errors.ts"
 import { TokenVerifier } from "../auth/token-verifier.ts"
@@ -20,11 +23,9 @@ import { forwardedAddress } from "./client-address.ts"
 /** The REST API and the RPC server's HTTP calls (its WebSocket upgrade counts once, as one request). */
 const LIMITED_PREFIXES = ["/api/v1", "/rpc"]
 
-const isLimitedPath = (url: string): boolean => {
-  const end = url.search(/[?#]/)
-  const path = end === -1 ? url : url.slice(0, end)
-  return LIMITED_PREFIXES.some((prefix) => path === prefix || path.startsWith(`${prefix}/`))
-}
+/** `route` is the pattern the router matched (`/api/v1/matches/:id`), not what the client spelled. */
+const isLimitedRoute = (route: string): boolean =>
+  LIMITED_PREFIXES.some((prefix) => route === prefix || route.startsWith(`${prefix}/`))
 
 /** The client's address as the WebSocket gateway sees it (client-address.ts), from the request. */
 export const clientIpOf = (request: HttpServerRequest.HttpServerRequest, trustedHops: number): string =>
@@ -57,36 +58,40 @@ export const tooManyRequests = (decision: RateDecision) =>
     }
   )
 
-/** Wraps the routes with the REST limits (a no-op with RATE_LIMIT_ENABLED=false). */
-export const restRateLimit = Effect.gen(function* () {
-  const config = yield* AppConfig
-  const limiter = yield* RateLimiter
-  const verifier = yield* TokenVerifier
-  const { enabled, restIp, restUser } = config.rateLimits
+/** The REST limits as a route middleware (a no-op with RATE_LIMIT_ENABLED=false). */
+export const RestRateLimit = HttpLayerRouter.middleware(
+  Effect.gen(function* () {
+    const config = yield* AppConfig
+    const limiter = yield* RateLimiter
+    const verifier = yield* TokenVerifier
+    const { enabled, restIp, restUser } = config.rateLimits
 
-  return <E, R>(route: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
-    !enabled
-      ? route
-      : Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-          // Preflights carry no credentials and are answered by CORS before reaching here anyway.
-          request.method === "OPTIONS" || !isLimitedPath(request.url)
-            ? route
-            : Effect.gen(function* () {
-                const ip = yield* limiter.consume(restIp, `ip:${clientIpOf(request, config.trustProxy)}`)
-                if (!ip.allowed) return tooManyRequests(ip)
-                const token = bearerOf(request)
-                const identity = token === undefined ? Option.none() : yield* Effect.option(verifier.verify(token))
-                let shown = ip
-                if (Option.isSome(identity)) {
-                  const user = yield* limiter.consume(restUser, `user:${identity.value.clerkId}`)
-                  if (!user.allowed) return tooManyRequests(user)
-                  shown = tighter(ip, user)
-                }
-                // On whatever the route answers, its failures' envelopes included.
-                yield* HttpApp.appendPreResponseHandler((_request, response) =>
-                  Effect.succeed(HttpServerResponse.setHeaders(response, rateLimitHeaders(shown)))
-                )
-                return yield* route
-              })
-        )
-})
+    return <E, R>(route: HttpApp.Default<E, R>) =>
+      !enabled
+        ? route
+        : Effect.flatMap(
+            Effect.all([HttpServerRequest.HttpServerRequest, HttpRouter.RouteContext]),
+            ([request, resolved]) =>
+              // Preflights carry no credentials and are answered by CORS before reaching here anyway.
+              request.method === "OPTIONS" || !isLimitedRoute(resolved.route.path)
+                ? route
+                : Effect.gen(function* () {
+                    const ip = yield* limiter.consume(restIp, `ip:${clientIpOf(request, config.trustProxy)}`)
+                    if (!ip.allowed) return tooManyRequests(ip)
+                    const token = bearerOf(request)
+                    const identity = token === undefined ? Option.none() : yield* Effect.option(verifier.verify(token))
+                    let shown = ip
+                    if (Option.isSome(identity)) {
+                      const user = yield* limiter.consume(restUser, `user:${identity.value.clerkId}`)
+                      if (!user.allowed) return tooManyRequests(user)
+                      shown = tighter(ip, user)
+                    }
+                    // On whatever the route answers, its failures' envelopes included.
+                    yield* HttpApp.appendPreResponseHandler((_request, response) =>
+                      Effect.succeed(HttpServerResponse.setHeaders(response, rateLimitHeaders(shown)))
+                    )
+                    return yield* route
+                  })
+          )
+  })
+).layer

@@ -11,7 +11,7 @@ import { RateLimiter } from "../../../src/core/rate-limit/rate-limiter.ts"
 import { Redis } from "../../../src/core/redis.ts"
 import { bearer, newClerkId, tokenFor } from "../../support/auth.ts"
 import { TestDb } from "../../support/database.ts"
-import { failure, http, type HttpResult } from "../../support/http.ts"
+import { failure, http, type HttpResult, rawHttp } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 
 const redisUrl = process.env["TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379"
@@ -109,7 +109,6 @@ describe("REST rate limits (memory)", () => {
       expect((yield* get("/api/v1/users/me", { "x-forwarded-for": "203.0.113.1" })).status).toBe(401)
       expect((yield* get("/api/v1/users/me", { "x-forwarded-for": "203.0.113.2" })).status).toBe(401)
       expectRateLimited(yield* get("/api/v1/users/me", { "x-forwarded-for": "203.0.113.3" }), 2, 60)
-      expectRateLimited(yield* get("/api/v1/nothing-here"), 2, 60)
     }).pipe(Effect.provide(testServer({ db: TestDb(), config: limited({ RATE_LIMIT_REST_IP: "2/60s" }) })))
   )
 
@@ -132,6 +131,66 @@ describe("REST rate limits (memory)", () => {
         testServer({ db: TestDb(), config: limited({ RATE_LIMIT_REST_USER: "2/60s", RATE_LIMIT_REST_IP: "100/60s" }) })
       )
     )
+  )
+
+  it.live(
+    "every spelling the router resolves counts as its operation; writes and RPC too; unresolved ones are 404 and free",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const headers = { ...bearer(tokenFor({ clerkId: newClerkId("spelling") })), "content-type": "application/json" }
+        const send = (method: string, target: string) =>
+          rawHttp(url, target, { method, headers, ...(method === "POST" ? { body: "{}" } : {}) })
+        // Spellings the router does not resolve: 404 envelopes, no RateLimit headers, nothing counted.
+        for (const target of [
+          "/api/v1/users/./me",
+          "/api/v1/users/me%2F",
+          "/api/v1/nothing-here",
+          "/api/v2/users/me"
+        ]) {
+          const res = yield* send("GET", target)
+          expect(res.status).toBe(404)
+          expect(res.body).toMatchObject({ success: false, error: { code: "ROUTE_NOT_FOUND" } })
+          expect(res.headers.get("ratelimit-limit")).toBeNull()
+        }
+        // Three spellings of one operation take the user's three requests.
+        const first = yield* Effect.forEach(
+          ["/API/v1/users/me", "//api/v1/users/me", `${url}/api/v1/users/me`],
+          (target) => send("GET", target)
+        )
+        expect(first.map((res) => [res.status, rateHeaders(res).remaining])).toEqual([
+          [200, "2"],
+          [200, "1"],
+          [200, "0"]
+        ])
+        // Now every spelling of every operation is refused, reads, writes and RPC alike.
+        const spellings: ReadonlyArray<readonly [string, string]> = [
+          ["GET", "/api/v1/users/me"],
+          ["GET", "/API/v1/users/me"],
+          ["GET", "//api/v1/users/me"],
+          ["GET", "/%61pi/v1/users/me"],
+          ["GET", `${url}/api/v1/users/me`],
+          ["GET", "/api/v1//users/me/"],
+          ["GET", "/api/v1/users/me;x"],
+          ["POST", "/API/v1/uploads"],
+          ["POST", "//api/v1/matches"],
+          ["POST", "/%61pi/v1/magic-openers/generate"],
+          ["POST", "/RPC"],
+          ["POST", "/rpc"]
+        ]
+        for (const [method, target] of spellings) {
+          const res = yield* send(method, target)
+          expect({ method, target, status: res.status }).toEqual({ method, target, status: 429 })
+          expectRateLimited(res, 3, 60)
+        }
+      }).pipe(
+        Effect.provide(
+          testServer({
+            db: TestDb(),
+            config: limited({ RATE_LIMIT_REST_USER: "3/60s", RATE_LIMIT_REST_IP: "100/60s" })
+          })
+        )
+      )
   )
 
   it.live("health probes, /docs and /openapi.json are never limited, and carry no RateLimit headers", () =>
