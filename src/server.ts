@@ -2,7 +2,7 @@
  * The api process: every route on one HTTP server (HttpApi, its OpenAPI document and docs, the
  * WebSocket gateway at /ws; RPC joins here), the plumbing around them, and the layers they run on.
  */
-import { HttpApiScalar, HttpLayerRouter } from "@effect/platform"
+import { HttpLayerRouter } from "@effect/platform"
 import { Layer } from "effect"
 import { AppConfig } from "./core/config.ts"
 import { AiStrategyLive } from "./core/ai/layer.ts"
@@ -16,8 +16,9 @@ import { Erasure } from "./core/erasure.ts"
 import { ImageProcessor } from "./core/image/image-processor.ts"
 import { JsonBodiesLive } from "./core/http/json-bodies.ts"
 import { rpcRoutes } from "./core/http/rpc.ts"
+import { DocsRoutes } from "./core/http/docs.ts"
 import { HttpPlumbing } from "./core/http/middleware.ts"
-import { RestRateLimit } from "./core/http/rate-limit.ts"
+import { RouteRateLimits } from "./core/http/rate-limit.ts"
 import { NodeServerLive } from "./core/http/server.ts"
 import { LoggingLive } from "./core/logging.ts"
 import { TracingLive } from "./core/tracing.ts"
@@ -87,14 +88,10 @@ export const HttpRoutes = Layer.mergeAll(
     Layer.provide(ApiHandlers),
     Layer.provide(Modules),
     Layer.provide(JsonBodiesLive),
-    Layer.provide(RestRateLimit)
+    Layer.provide(RouteRateLimits)
   ),
-  HttpApiScalar.layerHttpLayerRouter({
-    api: WingmateApi,
-    path: "/docs",
-    scalar: { withDefaultFonts: false }
-  }),
-  rpcRoutes(WingmateRpcs, "/rpc").pipe(Layer.provide(RpcHandlers), Layer.provide(RestRateLimit)),
+  DocsRoutes.pipe(Layer.provide(RouteRateLimits)),
+  rpcRoutes(WingmateRpcs, "/rpc").pipe(Layer.provide(RpcHandlers), Layer.provide(RouteRateLimits)),
   LocalStorageRoutes,
   HttpPlumbing,
   RealtimeGatewayLive.pipe(Layer.provide(Modules))

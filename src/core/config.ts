@@ -100,6 +100,19 @@ const raw = Config.all({
   corsOrigins: list("CORS_ORIGINS"),
   maxBodyBytes: positiveInt("MAX_BODY_BYTES", 10 * 1024 * 1024),
   shutdownTimeoutMs: positiveInt("SHUTDOWN_TIMEOUT_MS", 10_000),
+  /** Slow clients: Node's defaults hold a connection for minutes (headers 60 s, a body 300 s). */
+  http: Config.all({
+    /** The request line and headers must arrive within this. */
+    headersTimeoutMs: intBetween("HTTP_HEADERS_TIMEOUT_MS", 1_000, 120_000, 10_000),
+    /** The whole request (headers and body) must arrive within this; at least the headers' timeout. */
+    requestTimeoutMs: intBetween("HTTP_REQUEST_TIMEOUT_MS", 1_000, 600_000, 60_000),
+    /** An idle keep-alive connection is closed after this (behind a balancer: above its idle timeout). */
+    keepAliveTimeoutMs: intBetween("HTTP_KEEP_ALIVE_TIMEOUT_MS", 1_000, 600_000, 5_000),
+    /** Open connections from one address (the socket's peer); 0: no cap (behind a proxy that caps them). */
+    maxConnectionsPerAddress: intBetween("HTTP_MAX_CONNECTIONS_PER_ADDRESS", 0, 100_000, 256)
+  }),
+  /** The interactive reference at /docs; unset: on, except in production. */
+  docsEnabled: Config.option(Config.boolean("API_DOCS_ENABLED")),
   allowEmbeddedInProduction: Config.boolean("ALLOW_EMBEDDED_IN_PRODUCTION").pipe(Config.withDefault(false)),
   // PEM public keys are often stored on one line with literal "\n" escapes.
   clerkJwtKey: Config.option(Config.string("CLERK_JWT_KEY")).pipe(
@@ -210,6 +223,14 @@ const consistencyProblems = (env: RawConfig): ReadonlyArray<ConfigError.ConfigEr
       )
     )
   }
+  if (env.http.requestTimeoutMs < env.http.headersTimeoutMs) {
+    problems.push(
+      ConfigError.InvalidData(
+        ["HTTP_REQUEST_TIMEOUT_MS"],
+        `Must be at least HTTP_HEADERS_TIMEOUT_MS (${env.http.headersTimeoutMs}): the request includes its headers`
+      )
+    )
+  }
   if (driver === "local" && env.uploads.maxBytes > env.maxBodyBytes) {
     problems.push(
       ConfigError.InvalidData(
@@ -266,6 +287,7 @@ const load = Effect.gen(function* () {
   return {
     ...env,
     isProduction: env.nodeEnv === "production",
+    docsEnabled: Option.getOrElse(env.docsEnabled, () => env.nodeEnv !== "production"),
     /** No Clerk key outside production: tokens are signed and verified with a local dev key pair. */
     devAuth: env.nodeEnv !== "production" && Option.isNone(env.clerkJwtKey) && Option.isNone(env.clerkSecretKey),
     storage: {

@@ -49,6 +49,9 @@ const pathOf = (url: string): string => {
   return end === -1 ? url : url.slice(0, end)
 }
 
+/** A path as echoed in a message: a crafted one may be kilobytes long. */
+const shortPath = (path: string): string => (path.length <= 128 ? path : `${path.slice(0, 128)}…`)
+
 const isBodyTooLarge = (error: HttpServerError.RequestError): boolean =>
   error.cause instanceof Error && error.cause.message === "maxBytes exceeded"
 
@@ -58,7 +61,9 @@ const recover = (request: HttpServerRequest.HttpServerRequest) => (cause: Cause.
   for (const error of [...Cause.failures(cause), ...Cause.defects(cause)]) {
     if (!HttpServerError.isServerError(error)) continue
     if (error._tag === "RouteNotFound") {
-      return Effect.succeed(errorResponse("ROUTE_NOT_FOUND", `No route for ${request.method} ${pathOf(request.url)}`))
+      return Effect.succeed(
+        errorResponse("ROUTE_NOT_FOUND", `No route for ${request.method} ${shortPath(pathOf(request.url))}`)
+      )
     }
     if (error._tag === "RequestError") {
       if (error.cause instanceof SyntaxError) {
@@ -140,7 +145,12 @@ export const HttpPlumbing = HttpLayerRouter.middleware(
               durationMs: Math.round((performance.now() - started) * 100) / 100
             })
           )
-          return HttpServerResponse.setHeaders(response, { ...headers, "x-request-id": requestId })
+          // JSON needs no scripts, styles or frames; a page that does (/docs) brings its own policy.
+          const csp =
+            response.headers["content-security-policy"] === undefined
+              ? { "content-security-policy": "default-src 'none'; frame-ancestors 'none'" }
+              : {}
+          return HttpServerResponse.setHeaders(response, { ...headers, ...csp, "x-request-id": requestId })
         }).pipe(Effect.annotateLogs("requestId", requestId))
       })
   }),

@@ -21,11 +21,19 @@ import { type RateDecision, RateLimiter } from "../rate-limit/rate-limiter.ts"
 import { forwardedAddress } from "./client-address.ts"
 
 /** The REST API and the RPC server's HTTP calls (its WebSocket upgrade counts once, as one request). */
-const LIMITED_PREFIXES = ["/api/v1", "/rpc"]
+const REST_PREFIXES = ["/api/v1", "/rpc"]
+/** The reference and the document it renders: public, large, and cheap to ask for again and again. */
+const DOCS_ROUTES = ["/docs", "/openapi.json"]
+
+const under = (route: string, prefix: string) => route === prefix || route.startsWith(`${prefix}/`)
 
 /** `route` is the pattern the router matched (`/api/v1/matches/:id`), not what the client spelled. */
-const isLimitedRoute = (route: string): boolean =>
-  LIMITED_PREFIXES.some((prefix) => route === prefix || route.startsWith(`${prefix}/`))
+const limitsOf = (route: string): "rest" | "docs" | undefined =>
+  REST_PREFIXES.some((prefix) => under(route, prefix))
+    ? "rest"
+    : DOCS_ROUTES.some((prefix) => under(route, prefix))
+      ? "docs"
+      : undefined
 
 /** The client's address as the WebSocket gateway sees it (client-address.ts), from the request. */
 export const clientIpOf = (request: HttpServerRequest.HttpServerRequest, trustedHops: number): string =>
@@ -58,40 +66,47 @@ export const tooManyRequests = (decision: RateDecision) =>
     }
   )
 
-/** The REST limits as a route middleware (a no-op with RATE_LIMIT_ENABLED=false). */
-export const RestRateLimit = HttpLayerRouter.middleware(
+/** The limits as a route middleware (a no-op with RATE_LIMIT_ENABLED=false). */
+export const RouteRateLimits = HttpLayerRouter.middleware(
   Effect.gen(function* () {
     const config = yield* AppConfig
     const limiter = yield* RateLimiter
     const verifier = yield* TokenVerifier
-    const { enabled, restIp, restUser } = config.rateLimits
+    const { enabled, restIp, restUser, docsIp } = config.rateLimits
+
+    /** Per IP, then per user when the token verifies: the decision whose headers are shown, or the refusal. */
+    const restDecision = (request: HttpServerRequest.HttpServerRequest, ip: string) =>
+      Effect.gen(function* () {
+        const byIp = yield* limiter.consume(restIp, `ip:${ip}`)
+        if (!byIp.allowed) return byIp
+        const token = bearerOf(request)
+        const identity = token === undefined ? Option.none() : yield* Effect.option(verifier.verify(token))
+        if (Option.isNone(identity)) return byIp
+        const byUser = yield* limiter.consume(restUser, `user:${identity.value.clerkId}`)
+        return byUser.allowed ? tighter(byIp, byUser) : byUser
+      })
 
     return <E, R>(route: HttpApp.Default<E, R>) =>
       !enabled
         ? route
         : Effect.flatMap(
             Effect.all([HttpServerRequest.HttpServerRequest, HttpRouter.RouteContext]),
-            ([request, resolved]) =>
+            ([request, resolved]) => {
+              const limits = limitsOf(resolved.route.path)
               // Preflights carry no credentials and are answered by CORS before reaching here anyway.
-              request.method === "OPTIONS" || !isLimitedRoute(resolved.route.path)
-                ? route
-                : Effect.gen(function* () {
-                    const ip = yield* limiter.consume(restIp, `ip:${clientIpOf(request, config.trustProxy)}`)
-                    if (!ip.allowed) return tooManyRequests(ip)
-                    const token = bearerOf(request)
-                    const identity = token === undefined ? Option.none() : yield* Effect.option(verifier.verify(token))
-                    let shown = ip
-                    if (Option.isSome(identity)) {
-                      const user = yield* limiter.consume(restUser, `user:${identity.value.clerkId}`)
-                      if (!user.allowed) return tooManyRequests(user)
-                      shown = tighter(ip, user)
-                    }
-                    // On whatever the route answers, its failures' envelopes included.
-                    yield* HttpApp.appendPreResponseHandler((_request, response) =>
-                      Effect.succeed(HttpServerResponse.setHeaders(response, rateLimitHeaders(shown)))
-                    )
-                    return yield* route
-                  })
+              if (request.method === "OPTIONS" || limits === undefined) return route
+              return Effect.gen(function* () {
+                const ip = clientIpOf(request, config.trustProxy)
+                const decision =
+                  limits === "rest" ? yield* restDecision(request, ip) : yield* limiter.consume(docsIp, `ip:${ip}`)
+                if (!decision.allowed) return tooManyRequests(decision)
+                // On whatever the route answers, its failures' envelopes included.
+                yield* HttpApp.appendPreResponseHandler((_request, response) =>
+                  Effect.succeed(HttpServerResponse.setHeaders(response, rateLimitHeaders(decision)))
+                )
+                return yield* route
+              })
+            }
           )
   })
 ).layer

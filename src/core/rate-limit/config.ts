@@ -47,10 +47,14 @@ export interface RateLimitSettings {
   readonly wsConnectUser: RateRule
   /** WebSocket connections opened, per client IP. */
   readonly wsConnectIp: RateRule
-  /** WebSocket messages received, per user. */
+  /** WebSocket messages received, per connection: the first budget a frame is counted against. */
+  readonly wsMessageConnection: RateRule
+  /** WebSocket messages received, per user (authenticated connections). */
   readonly wsMessageUser: RateRule
-  /** WebSocket messages received, per client IP. */
+  /** WebSocket messages received, per client IP (authenticated connections, after the two above). */
   readonly wsMessageIp: RateRule
+  /** /docs, its script and /openapi.json, per client IP. */
+  readonly docsIp: RateRule
 }
 
 export const rateLimitsConfig: Config.Config<RateLimitSettings> = Config.all({
@@ -59,8 +63,10 @@ export const rateLimitsConfig: Config.Config<RateLimitSettings> = Config.all({
   restIp: rateRuleConfig("rest-ip", "RATE_LIMIT_REST_IP", "600/60s"),
   wsConnectUser: rateRuleConfig("ws-connect-user", "RATE_LIMIT_WS_CONNECT_USER", "20/60s"),
   wsConnectIp: rateRuleConfig("ws-connect-ip", "RATE_LIMIT_WS_CONNECT_IP", "60/60s"),
+  wsMessageConnection: rateRuleConfig("ws-message-connection", "RATE_LIMIT_WS_MESSAGE_CONNECTION", "40/10s"),
   wsMessageUser: rateRuleConfig("ws-message-user", "RATE_LIMIT_WS_MESSAGE_USER", "60/10s"),
-  wsMessageIp: rateRuleConfig("ws-message-ip", "RATE_LIMIT_WS_MESSAGE_IP", "120/10s")
+  wsMessageIp: rateRuleConfig("ws-message-ip", "RATE_LIMIT_WS_MESSAGE_IP", "300/10s"),
+  docsIp: rateRuleConfig("docs-ip", "RATE_LIMIT_DOCS_IP", "30/60s")
 })
 
 /**

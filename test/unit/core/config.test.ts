@@ -70,6 +70,26 @@ describe("AppConfig", () => {
       )
       expect(config.logFormat).toBe("json")
       expect(config.corsOrigins).toEqual(["https://a.test", "https://b.test"])
+      // The interactive reference is off in production unless asked for; on elsewhere unless refused.
+      expect(config.docsEnabled).toBe(false)
+      expect((yield* Effect.flatten(load({ ...productionBasics, API_DOCS_ENABLED: "true" }))).docsEnabled).toBe(true)
+      expect((yield* Effect.flatten(load({}))).docsEnabled).toBe(true)
+      expect((yield* Effect.flatten(load({ API_DOCS_ENABLED: "false" }))).docsEnabled).toBe(false)
+    })
+  )
+
+  it.effect("HTTP timeouts have sane defaults; a request timeout shorter than the headers' is refused", () =>
+    Effect.gen(function* () {
+      const config = yield* Effect.flatten(load({}))
+      expect(config.http).toEqual({
+        headersTimeoutMs: 10_000,
+        requestTimeoutMs: 60_000,
+        keepAliveTimeoutMs: 5_000,
+        maxConnectionsPerAddress: 256
+      })
+      expect(yield* problemsOf({ HTTP_HEADERS_TIMEOUT_MS: "20000", HTTP_REQUEST_TIMEOUT_MS: "5000" })).toEqual([
+        "HTTP_REQUEST_TIMEOUT_MS: invalid value: Must be at least HTTP_HEADERS_TIMEOUT_MS (20000): the request includes its headers"
+      ])
     })
   )
 

@@ -23,8 +23,10 @@ describe("rate limit settings", () => {
         restIp: { name: "rest-ip", limit: 600, window: window(60) },
         wsConnectUser: { name: "ws-connect-user", limit: 20, window: window(60) },
         wsConnectIp: { name: "ws-connect-ip", limit: 60, window: window(60) },
+        wsMessageConnection: { name: "ws-message-connection", limit: 40, window: window(10) },
         wsMessageUser: { name: "ws-message-user", limit: 60, window: window(10) },
-        wsMessageIp: { name: "ws-message-ip", limit: 120, window: window(10) }
+        wsMessageIp: { name: "ws-message-ip", limit: 300, window: window(10) },
+        docsIp: { name: "docs-ip", limit: 30, window: window(60) }
       })
       expect(config.trustProxy).toBe(0)
     })
