@@ -33,6 +33,10 @@ export class RouteNotFound extends Schema.TaggedError<RouteNotFound>()("RouteNot
 export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", errorFields) {}
 /** The body is larger than the server accepts. */
 export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", errorFields) {}
+/** The request (headers and body) did not arrive in time: a slow or stalled client. */
+export class RequestTimeout extends Schema.TaggedError<RequestTimeout>()("RequestTimeout", errorFields) {}
+/** The request line and headers are larger than the server reads. */
+export class HeadersTooLarge extends Schema.TaggedError<HeadersTooLarge>()("HeadersTooLarge", errorFields) {}
 /** The media type is not accepted. */
 export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()(
   "UnsupportedMediaType",
@@ -105,6 +109,8 @@ export const ErrorCatalog = {
   ROUTE_NOT_FOUND: { status: 404, error: RouteNotFound },
   CONFLICT: { status: 409, error: Conflict },
   PAYLOAD_TOO_LARGE: { status: 413, error: PayloadTooLarge },
+  REQUEST_TIMEOUT: { status: 408, error: RequestTimeout },
+  HEADERS_TOO_LARGE: { status: 431, error: HeadersTooLarge },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, error: UnsupportedMediaType },
   URL_SIGNATURE_INVALID: { status: 403, error: UrlSignatureInvalid },
   URL_EXPIRED: { status: 403, error: UrlExpired },
