@@ -481,6 +481,8 @@ try {
     PROGRESS_TTL_SECONDS: "600",
     // One client address and a few users send every request: the bench measures the pipeline, not the limits.
     RATE_LIMIT_ENABLED: "false",
+    // One address opens every connection here.
+    HTTP_MAX_CONNECTIONS_PER_ADDRESS: "0",
     // One socket per round's user follows every session of the batch.
     WS_MAX_SUBSCRIPTIONS: String(Math.max(20, sessionsPerRound))
   }

@@ -185,6 +185,8 @@ try {
         // The whole load comes from one address (a fleet of phones would not): rate limits off,
         // as the baselines have none.
         RATE_LIMIT_ENABLED: "false",
+        // One address opens every connection here.
+        HTTP_MAX_CONNECTIONS_PER_ADDRESS: "0",
         CLERK_WEBHOOK_SIGNING_SECRET: "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQtbm90LXVzZWQ="
       })
     }

@@ -158,7 +158,9 @@ const main = async () => {
         LOG_LEVEL: "Warning",
         WS_MAX_CONNECTIONS_PER_USER: "500",
         WS_IDLE_TIMEOUT_MS: "3600000",
-        RATE_LIMIT_ENABLED: "false"
+        RATE_LIMIT_ENABLED: "false",
+        // One address opens every connection here.
+        HTTP_MAX_CONNECTIONS_PER_ADDRESS: "0"
       },
       join(workDir, "wingmate.log"),
       nodeArgs
