@@ -22,7 +22,13 @@ import type { RawData, WebSocket } from "ws"
 import type { AiError } from "../../core/ai/errors.ts"
 import { aiErrorToWire, aiFailuresToWire } from "../../core/ai/wire.ts"
 import { AppConfig } from "../../core/config.ts"
-import { RateLimiter, type RateRule } from "../../core/rate-limit/rate-limiter.ts"
+import { randomUUID } from "node:crypto"
+import {
+  makeMemoryRateLimiter,
+  RateLimiter,
+  type RateLimiterShape,
+  type RateRule
+} from "../../core/rate-limit/rate-limiter.ts"
 import { codeOf, issuesByPath, type Unauthorized } from "../../domain/errors.ts"
 import { GenerateOpeners, type OpenerEvent } from "../../domain/openers.ts"
 import { CLIENT_FRAME_TYPES, ClientFrame, CloseCode, ServerFrame, SocketErrorCode } from "../../domain/realtime.ts"
@@ -173,15 +179,19 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
     yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(Duration.millis(sweepEvery)), sweep)))
 
     /** Counts a call against a rule when limits are on. */
-    const allow = (rule: RateRule, key: string) =>
+    const allowWith = (counter: RateLimiterShape) => (rule: RateRule, key: string) =>
       limits.enabled
-        ? limiter.consume(rule, key)
+        ? counter.consume(rule, key)
         : Effect.succeed({ allowed: true, limit: rule.limit, remaining: rule.limit, resetMs: 0, retryAfterMs: 0 })
+    const allow = allowWith(limiter)
+    // A connection lives in this process: its budget needs no round trip to Redis.
+    const allowHere = allowWith(yield* makeMemoryRateLimiter())
 
     /** Serves one upgraded socket until it closes. `ip` is the client's address. */
     const serve = (ws: WebSocket, ip: string) =>
       Effect.gen(function* () {
         const closed = yield* Deferred.make<void>()
+        const connectionKey = `connection:${randomUUID()}`
         const inbox = yield* Queue.dropping<Inbound>(64)
         const auth = yield* Ref.make(Option.none<Authenticated>())
         const lastRateLimitNotice = yield* Ref.make(0)
@@ -366,17 +376,32 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
 
         // ---- frames --------------------------------------------------------------------------
 
-        /** Per-address and per-user message limits; one notice a second at most, the frame dropped. */
+        /**
+         * Message budgets, narrowest first: this connection's, then (once authenticated) the user's,
+         * then the address's. A frame refused by one budget is not counted against the next, and
+         * frames before `auth` count against the connection only: one client on an address (a NAT,
+         * an office) can never spend the budget the others' `auth` needs. One notice a second at
+         * most; the frame is dropped.
+         */
         const withinLimits = (user: Option.Option<Authenticated>) =>
           Effect.gen(function* () {
-            const byIp = yield* allow(limits.wsMessageIp, `ip:${ip}`)
-            const byUser = Option.isSome(user) ? yield* allow(limits.wsMessageUser, `user:${user.value.clerkId}`) : byIp
-            if (byIp.allowed && byUser.allowed) return true
+            const byConnection = yield* allowHere(limits.wsMessageConnection, connectionKey)
+            const refusal = !byConnection.allowed
+              ? byConnection
+              : Option.isNone(user)
+                ? undefined
+                : yield* Effect.gen(function* () {
+                    const byUser = yield* allow(limits.wsMessageUser, `user:${user.value.clerkId}`)
+                    if (!byUser.allowed) return byUser
+                    const byIp = yield* allow(limits.wsMessageIp, `ip:${ip}`)
+                    return byIp.allowed ? undefined : byIp
+                  })
+            if (refusal === undefined) return true
             const now = yield* Clock.currentTimeMillis
             if (now - (yield* Ref.get(lastRateLimitNotice)) >= 1_000) {
               yield* Ref.set(lastRateLimitNotice, now)
               yield* sendError("RATE_LIMITED", "Too many messages; slow down", {
-                details: { retryAfterMs: Math.max(byIp.retryAfterMs, byUser.retryAfterMs) }
+                details: { retryAfterMs: refusal.retryAfterMs }
               })
             }
             return false
