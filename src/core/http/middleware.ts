@@ -6,6 +6,7 @@
  * need what the router resolved.
  */
 import {
+  HttpApp,
   HttpLayerRouter,
   HttpMiddleware,
   HttpServerError,
@@ -98,6 +99,29 @@ const securityHeaders = (production: boolean): Record<string, string> => ({
   ...(production ? { "strict-transport-security": "max-age=31536000; includeSubDomains" } : {})
 })
 
+/**
+ * What a response says of itself unless its route said otherwise: JSON needs no scripts, styles or
+ * frames (a page that does, /docs, brings its own policy), and nothing is stored by a cache. An
+ * answer to a request with credentials is never stored, whatever its route said, and says it
+ * depends on them.
+ */
+const defaultPolicies = (
+  request: HttpServerRequest.HttpServerRequest,
+  response: HttpServerResponse.HttpServerResponse
+): Record<string, string> => {
+  const credentials = request.headers["authorization"] !== undefined
+  const vary = response.headers["vary"]
+  return {
+    ...(response.headers["content-security-policy"] === undefined
+      ? { "content-security-policy": "default-src 'none'; frame-ancestors 'none'" }
+      : {}),
+    ...(credentials || response.headers["cache-control"] === undefined ? { "cache-control": "no-store" } : {}),
+    ...(credentials && !/(^|,)\s*authorization\s*(,|$)/i.test(vary ?? "")
+      ? { vary: vary === undefined || vary === "" ? "Authorization" : `${vary}, Authorization` }
+      : {})
+  }
+}
+
 export const HttpPlumbing = HttpLayerRouter.middleware(
   Effect.gen(function* () {
     const config = yield* AppConfig
@@ -145,12 +169,11 @@ export const HttpPlumbing = HttpLayerRouter.middleware(
               durationMs: Math.round((performance.now() - started) * 100) / 100
             })
           )
-          // JSON needs no scripts, styles or frames; a page that does (/docs) brings its own policy.
-          const csp =
-            response.headers["content-security-policy"] === undefined
-              ? { "content-security-policy": "default-src 'none'; frame-ancestors 'none'" }
-              : {}
-          return HttpServerResponse.setHeaders(response, { ...headers, ...csp, "x-request-id": requestId })
+          // After the routes' own pre-response handlers (CORS sets Vary in one), so both are kept.
+          yield* HttpApp.appendPreResponseHandler((_request, sent) =>
+            Effect.succeed(HttpServerResponse.setHeaders(sent, defaultPolicies(request, sent)))
+          )
+          return HttpServerResponse.setHeaders(response, { ...headers, "x-request-id": requestId })
         }).pipe(Effect.annotateLogs("requestId", requestId))
       })
   }),
