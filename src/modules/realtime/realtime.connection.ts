@@ -22,6 +22,7 @@ import type { RawData, WebSocket } from "ws"
 import type { AiError } from "../../core/ai/errors.ts"
 import { aiErrorToWire, aiFailuresToWire } from "../../core/ai/wire.ts"
 import { AppConfig } from "../../core/config.ts"
+import { exceedsJsonDepth, JSON_TOO_DEEP_MESSAGE } from "../../core/http/json-depth.ts"
 import { RateLimiter, type RateRule } from "../../core/rate-limit/rate-limiter.ts"
 import { codeOf, issuesByPath, type Unauthorized } from "../../domain/errors.ts"
 import { GenerateOpeners, type OpenerEvent } from "../../domain/openers.ts"
@@ -342,7 +343,7 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
             if (input._tag === "Left") {
               return yield* sendError("VALIDATION_ERROR", "The request is invalid: see details.issues", {
                 requestId,
-                details: { issues: issuesByPath(ParseResult.ArrayFormatter.formatErrorSync(input.left)) }
+                details: issuesByPath(ParseResult.ArrayFormatter.formatErrorSync(input.left))
               })
             }
             yield* FiberMap.run(
@@ -391,7 +392,9 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
             if (byteLength(inbound.data) > config.maxFrameBytes) {
               return yield* sendError("PAYLOAD_TOO_LARGE", `Frames are limited to ${config.maxFrameBytes} bytes`)
             }
-            const parsed = parseJson(textOf(inbound.data))
+            const text = textOf(inbound.data)
+            if (exceedsJsonDepth(text)) return yield* sendError("VALIDATION_ERROR", JSON_TOO_DEEP_MESSAGE)
+            const parsed = parseJson(text)
             if (parsed._tag === "Left") return yield* sendError("INVALID_JSON", "The frame is not valid JSON")
             const json = parsed.right
             const typed = Schema.decodeUnknownEither(FrameType)(json)
@@ -407,7 +410,7 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
             const decoded = Schema.decodeUnknownEither(ClientFrame)(json, { errors: "all" })
             if (decoded._tag === "Left") {
               return yield* sendError("VALIDATION_ERROR", "The frame is invalid: see details.issues", {
-                details: { issues: issuesByPath(ParseResult.ArrayFormatter.formatErrorSync(decoded.left)) }
+                details: issuesByPath(ParseResult.ArrayFormatter.formatErrorSync(decoded.left))
               })
             }
             const frame = decoded.right
