@@ -1,13 +1,13 @@
 /**
  * `JsonBodies`: a request that carries a body must say it is JSON (or say nothing, as curl -d can),
- * and may not nest deeper than `MAX_JSON_DEPTH` (checked on the raw text, before any decoding).
+ * and must keep within the JSON limits of json-limits.ts (checked on the raw text, before any decoding).
  */
 import { HttpServerRequest } from "@effect/platform"
 import { HttpApiDecodeError } from "@effect/platform/HttpApiError"
 import { Effect, Layer } from "effect"
 import { JsonBodies } from "../../domain/api.ts"
 import { UnsupportedMediaType } from "../../domain/errors.ts"
-import { exceedsJsonDepth, JSON_TOO_DEEP_MESSAGE } from "./json-depth.ts"
+import { jsonLimitExceeded } from "./json-limits.ts"
 
 const carriesBody = (request: HttpServerRequest.HttpServerRequest) =>
   request.headers["transfer-encoding"] !== undefined || Number(request.headers["content-length"] ?? "0") > 0
@@ -15,11 +15,9 @@ const carriesBody = (request: HttpServerRequest.HttpServerRequest) =>
 const isJson = (contentType: string | undefined) =>
   contentType === undefined || /^application\/([a-z0-9.+-]+\+)?json\s*(;|$)/i.test(contentType.trim())
 
-/** The 400 VALIDATION_ERROR of a body nested too deep (the request's one issue, at its root). */
-export const tooDeep = new HttpApiDecodeError({
-  message: JSON_TOO_DEEP_MESSAGE,
-  issues: [{ _tag: "Type", path: [], message: JSON_TOO_DEEP_MESSAGE }]
-})
+/** The 400 VALIDATION_ERROR of a body beyond the JSON limits: one issue, at its root. */
+export const beyondJsonLimits = (message: string) =>
+  new HttpApiDecodeError({ message, issues: [{ _tag: "Type", path: [], message }] })
 
 export const JsonBodiesLive = Layer.succeed(
   JsonBodies,
@@ -35,6 +33,7 @@ export const JsonBodiesLive = Layer.succeed(
     // The text is read once and kept by the request: the payload decoder parses the same string.
     // A failure to read it is what the framework's own read would die with (413, 400 in the middleware).
     const text = yield* Effect.orDie(request.text)
-    if (exceedsJsonDepth(text)) return yield* tooDeep
+    const exceeded = jsonLimitExceeded(text)
+    if (exceeded !== undefined) return yield* beyondJsonLimits(exceeded)
   })
 )

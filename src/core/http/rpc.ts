@@ -7,7 +7,7 @@ import { HttpLayerRouter, HttpServerRequest } from "@effect/platform"
 import { type Rpc, type RpcGroup, RpcSerialization, RpcServer } from "@effect/rpc"
 import { Effect, Layer } from "effect"
 import { boundedReport } from "../../domain/errors.ts"
-import { exceedsJsonDepth, JSON_TOO_DEEP_MESSAGE } from "./json-depth.ts"
+import { jsonLimitExceeded } from "./json-limits.ts"
 import { errorResponse } from "./middleware.ts"
 
 const options = {
@@ -74,7 +74,7 @@ const boundedResponse = (response: unknown): unknown => {
 }
 
 /**
- * The RPC servers' serialization, for both transports: input nested beyond `MAX_JSON_DEPTH` is
+ * The RPC servers' serialization, for both transports: input beyond the JSON limits (json-limits.ts) is
  * refused before it is parsed (the server answers a parser's failure as a `Defect` message, as for
  * malformed JSON), and decode failures sent back are bounded (the formatted report quotes the value).
  */
@@ -88,9 +88,8 @@ const guarded = (serialization: RpcSerialization.RpcSerialization["Type"]) =>
       return {
         decode: (data) => {
           // A parser reports bad input by throwing (as JSON.parse does); the server catches it.
-          if (exceedsJsonDepth(typeof data === "string" ? data : decoder.decode(data))) {
-            throw new Error(JSON_TOO_DEEP_MESSAGE)
-          }
+          const exceeded = jsonLimitExceeded(typeof data === "string" ? data : decoder.decode(data))
+          if (exceeded !== undefined) throw new Error(exceeded)
           return parser.decode(data)
         },
         encode: (response) => parser.encode(boundedResponse(response))

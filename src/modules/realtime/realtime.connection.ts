@@ -22,7 +22,7 @@ import type { RawData, WebSocket } from "ws"
 import type { AiError } from "../../core/ai/errors.ts"
 import { aiErrorToWire, aiFailuresToWire } from "../../core/ai/wire.ts"
 import { AppConfig } from "../../core/config.ts"
-import { exceedsJsonDepth, JSON_TOO_DEEP_MESSAGE } from "../../core/http/json-depth.ts"
+import { jsonLimitExceeded } from "../../core/http/json-limits.ts"
 import { RateLimiter, type RateRule } from "../../core/rate-limit/rate-limiter.ts"
 import { codeOf, issuesByPath, type Unauthorized } from "../../domain/errors.ts"
 import { GenerateOpeners, type OpenerEvent } from "../../domain/openers.ts"
@@ -393,7 +393,8 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
               return yield* sendError("PAYLOAD_TOO_LARGE", `Frames are limited to ${config.maxFrameBytes} bytes`)
             }
             const text = textOf(inbound.data)
-            if (exceedsJsonDepth(text)) return yield* sendError("VALIDATION_ERROR", JSON_TOO_DEEP_MESSAGE)
+            const exceeded = jsonLimitExceeded(text)
+            if (exceeded !== undefined) return yield* sendError("VALIDATION_ERROR", exceeded)
             const parsed = parseJson(text)
             if (parsed._tag === "Left") return yield* sendError("INVALID_JSON", "The frame is not valid JSON")
             const json = parsed.right

@@ -245,13 +245,33 @@ layer(testServer({ db: TestDb(), config: { AI_DAILY_SPEND_CAP_MICROS: "0", OPENE
       expectValidation(wrongType, "name")
       expect(wrongType.text.length).toBeLessThan(2_000)
 
-      // Many wrong items: the issues listed are capped.
-      const many = Array.from({ length: 50_000 }, (_, i) => i)
+      // Many wrong items: the issues listed are capped, the rest counted.
+      const many = Array.from({ length: 4_000 }, (_, i) => i)
       const items = yield* send("POST", `${url}/api/v1/matches`, user, JSON.stringify({ name: "Sam", interests: many }))
       expect(items.status).toBe(400)
-      const issues = (items.body as { error: { details: { issues: Array<unknown> } } }).error.details.issues
-      expect(issues.length).toBeLessThanOrEqual(20)
+      const details = (items.body as { error: { details: { issues: Array<unknown>; omittedIssues?: number } } }).error
+        .details
+      expect(details.issues).toHaveLength(20)
+      expect(details.omittedIssues).toBeGreaterThan(3_000)
       expect(items.text.length).toBeLessThan(10_000)
+
+      // More values than any contract takes: refused before decoding (100,000 issues took seconds to format).
+      const tooMany = Array.from({ length: 100_000 }, (_, i) => i)
+      const refused = yield* send(
+        "POST",
+        `${url}/api/v1/matches`,
+        user,
+        JSON.stringify({ name: "Sam", interests: tooMany })
+      )
+      expect(refused.status).toBe(400)
+      expect(refused.body).toEqual({
+        success: false,
+        error: {
+          code: "VALIDATION_ERROR",
+          message: "The request is invalid: see details.issues",
+          details: { issues: [{ path: "", message: "JSON of more than 5000 items (array elements and members)" }] }
+        }
+      })
 
       const rpcRes = yield* rpc(url, rpcRequest(user, "openers.like", JSON.stringify({ openerId: big })))
       expect(rpcRes.text.length).toBeLessThan(2_000)
