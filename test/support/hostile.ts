@@ -129,24 +129,44 @@ export const shapedBy = (root: JsonSchema, schema: JsonSchema, depth = 0): fc.Ar
 /** `[[[[…]]]]` of `depth` levels, as JSON text. */
 export const nestedJson = (depth: number) => "[".repeat(depth) + "]".repeat(depth)
 
+/** The first property of an object schema (following `$ref`s), where a nested or huge value is decoded. */
+const firstProperty = (root: JsonSchema, schema: JsonSchema): string | undefined => {
+  const ref = schema["$ref"]
+  if (typeof ref === "string") return firstProperty(root, resolve(root, ref))
+  const alternatives = schema["anyOf"] ?? schema["oneOf"]
+  if (Array.isArray(alternatives)) {
+    return alternatives
+      .filter(isRecord)
+      .reduce<string | undefined>((found, a) => found ?? firstProperty(root, a), undefined)
+  }
+  return isRecord(schema["properties"]) ? Object.keys(schema["properties"])[0] : undefined
+}
+
+/**
+ * Raw JSON that breaks parsers and formatters: nested far beyond the limit, a huge array, many
+ * keys, or garbage. `wrap` puts the value where it is decoded (e.g. a frame's field).
+ */
+export const breakingJsonText = (wrap: (value: string) => string): fc.Arbitrary<string> =>
+  fc.oneof(
+    fc.integer({ min: 65, max: 200_000 }).map((depth) => wrap(nestedJson(depth))),
+    fc.integer({ min: 65, max: 10_000 }).map((depth) => wrap('{"a":'.repeat(depth) + "1" + "}".repeat(depth))),
+    fc.constant(wrap("[" + "0,".repeat(200_000) + "0]")),
+    fc.constant(wrap("{" + Array.from({ length: 50_000 }, (_, i) => `"k${i}":${i}`).join(",") + "}")),
+    fc.constantFrom("{", '{"a":"\\ud800"}', "\u0000", "nul", "[]", '""')
+  )
+
 /**
  * The raw JSON text of a body: mostly a value shaped by `schema` (JSON.stringify writes NUL and
- * lone surrogates as `\u0000` / `\ud800` escapes, which the server decodes back), else a document
- * nested far beyond the limit, a huge array, or plain garbage.
+ * lone surrogates as `\u0000` / `\ud800` escapes, which the server decodes back), else breaking
+ * JSON under the schema's first field.
  */
-export const hostileJsonText = (root: JsonSchema, schema: JsonSchema): fc.Arbitrary<string> =>
-  fc.oneof(
-    { arbitrary: shapedBy(root, schema).map((value) => JSON.stringify(value) ?? "null"), weight: 12 },
-    { arbitrary: fc.integer({ min: 65, max: 200_000 }).map((depth) => `{"a":${nestedJson(depth)}}`), weight: 1 },
-    {
-      arbitrary: fc.integer({ min: 65, max: 10_000 }).map((depth) => '{"a":'.repeat(depth) + "1" + "}".repeat(depth)),
-      weight: 1
-    },
-    {
-      arbitrary: fc.constantFrom("[" + "0,".repeat(200_000) + "0]", "{", '{"a":"\\ud800"}', "\u0000", "nul"),
-      weight: 1
-    }
+export const hostileJsonText = (root: JsonSchema, schema: JsonSchema): fc.Arbitrary<string> => {
+  const key = firstProperty(root, schema) ?? "a"
+  return fc.oneof(
+    { arbitrary: shapedBy(root, schema).map((value) => JSON.stringify(value) ?? "null"), weight: 8 },
+    { arbitrary: breakingJsonText((value) => `{${JSON.stringify(key)}:${value}}`), weight: 2 }
   )
+}
 
 /** A path or query parameter value, percent-encoded (lone surrogates as their WTF-8 bytes, which are not UTF-8). */
 export const encodeParam = (value: string): string =>
