@@ -5,10 +5,18 @@
  * types, deep nesting, huge arrays). A new route or field is covered without editing a test.
  */
 import { fc } from "@fast-check/vitest"
+import { JSONSchema, type SchemaAST } from "effect"
 
 export type JsonSchema = { readonly [key: string]: unknown }
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null
+
+/** The JSON Schema of a contract (`$defs` included), as the generators read it. */
+export const jsonSchemaOf = (ast: SchemaAST.AST): JsonSchema => {
+  const definitions: Record<string, JSONSchema.JsonSchema7> = {}
+  const schema: unknown = JSONSchema.fromAST(ast, { definitions })
+  return { ...(isRecord(schema) ? schema : {}), $defs: definitions }
+}
 
 const ONE_MB = "x".repeat(1024 * 1024)
 

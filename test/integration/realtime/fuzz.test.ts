@@ -7,13 +7,13 @@
  * one, and refusals stay small. A failing run prints its seed and counterexample.
  */
 import { fc, test } from "@fast-check/vitest"
-import { Effect, Exit, JSONSchema, ManagedRuntime, Scope } from "effect"
+import { Effect, Exit, ManagedRuntime, Scope } from "effect"
 import { afterAll, expect } from "vitest"
 import { ErrorCatalog } from "../../../src/domain/errors.ts"
 import { GenerateOpeners } from "../../../src/domain/openers.ts"
 import { ClientFrame, SocketErrorCode } from "../../../src/domain/realtime.ts"
 import { TestDb } from "../../support/database.ts"
-import { breakingJsonText, type JsonSchema, shapedBy } from "../../support/hostile.ts"
+import { breakingJsonText, jsonSchemaOf, shapedBy } from "../../support/hostile.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { provisionUser } from "../../support/users.ts"
 import { connectAs, type Frame } from "../../support/ws.ts"
@@ -34,8 +34,8 @@ const url = await runtime.runPromise(baseUrl)
 const user = await runtime.runPromise(provisionUser(url, "wsfuzz"))
 const socket = await runtime.runPromise(Scope.extend(connectAs(url, user.token), scope))
 
-const frameSchema = JSONSchema.make(ClientFrame) as JsonSchema
-const generateSchema = JSONSchema.make(GenerateOpeners) as JsonSchema
+const frameSchema = jsonSchemaOf(ClientFrame.ast)
+const generateSchema = jsonSchemaOf(GenerateOpeners.ast)
 
 /** A frame: shaped by the contract (an `opener.generate` with the REST body's fields too), else raw hostile JSON. */
 const frameText = fc.oneof(

@@ -7,11 +7,11 @@
  * stay small, and the server stays live. A failing run prints its seed and counterexample.
  */
 import { test } from "@fast-check/vitest"
-import { Either, JSONSchema, ManagedRuntime } from "effect"
+import { ManagedRuntime } from "effect"
 import { afterAll, expect } from "vitest"
 import { WingmateRpcs } from "../../../src/domain/rpc.ts"
 import { TestDb } from "../../support/database.ts"
-import { hostileJsonText, type JsonSchema } from "../../support/hostile.ts"
+import { hostileJsonText, jsonSchemaOf } from "../../support/hostile.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { provisionUser } from "../../support/users.ts"
 
@@ -24,13 +24,6 @@ const url = await runtime.runPromise(baseUrl)
 const user = await runtime.runPromise(provisionUser(url, "rpcfuzz"))
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null
-
-/** A payload's JSON Schema; a payload without one (`Schema.Void`) gets any JSON. */
-const payloadSchema = (schema: Parameters<typeof JSONSchema.make>[0]): JsonSchema =>
-  Either.getOrElse(
-    Either.try(() => JSONSchema.make(schema) as JsonSchema),
-    (): JsonSchema => ({})
-  )
 
 const PROTOCOL_TAGS = ["Exit", "Chunk", "Defect", "Pong", "ClientProtocolError"]
 
@@ -51,7 +44,7 @@ const problemOf = (line: unknown): string | undefined => {
 }
 
 for (const [tag, rpc] of WingmateRpcs.requests) {
-  const schema = payloadSchema(rpc.payloadSchema)
+  const schema = jsonSchemaOf(rpc.payloadSchema.ast)
   test.prop([hostileJsonText(schema, schema)], { numRuns: 25 })(
     `${tag}: no 5xx, protocol messages only, no defect but the payload's decode report`,
     async (payload) => {
