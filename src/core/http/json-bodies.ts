@@ -30,7 +30,9 @@ export const JsonBodiesLive = Layer.succeed(
         details: { contentType: request.headers["content-type"] }
       })
     }
-    // The text is read once and kept by the request: the payload decoder parses the same string.
+    // API-wide, so before authentication too: the body is capped by MAX_BODY_BYTES (checked on
+    // content-length first) and the scan is linear. The text is read once and kept by the request:
+    // the payload decoder parses the same string.
     // A failure to read it is what the framework's own read would die with (413, 400 in the middleware).
     const text = yield* Effect.orDie(request.text)
     const exceeded = jsonLimitExceeded(text)

@@ -11,6 +11,7 @@ import { http, issuePaths } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { provisionUser, type TestUser } from "../../support/users.ts"
 import { connectAs, ofType } from "../../support/ws.ts"
+import WebSocket from "ws"
 
 /** A JSON body written by hand: `\u0000` and `\ud800` stay JSON escapes, exactly as a client can send them. */
 const send = (method: string, url: string, user: TestUser, rawBody: string) =>
@@ -43,6 +44,35 @@ const rpc = (url: string, body: string) =>
 
 const rpcRequest = (user: TestUser, tag: string, payloadJson: string) =>
   `{"_tag":"Request","id":"1","tag":"${tag}","payload":${payloadJson},"headers":[["authorization","Bearer ${user.token}"]]}\n`
+
+/** A raw WebSocket to /rpc (JSON messages); `next` is the next message, parsed. */
+const rpcWebSocket = (url: string) =>
+  Effect.acquireRelease(
+    Effect.async<{ ws: WebSocket; next: Effect.Effect<unknown> }, Error>((resume) => {
+      const ws = new WebSocket(`${url.replace(/^http/, "ws")}/rpc`)
+      const received: Array<unknown> = []
+      const waiting: Array<(message: unknown) => void> = []
+      ws.on("message", (data) => {
+        const message: unknown = JSON.parse(data.toString())
+        const waiter = waiting.shift()
+        if (waiter === undefined) received.push(message)
+        else waiter(message)
+      })
+      ws.on("error", (error) => resume(Effect.fail(error)))
+      ws.on("open", () =>
+        resume(
+          Effect.succeed({
+            ws,
+            next: Effect.async<unknown>((done) => {
+              if (received.length > 0) done(Effect.succeed(received.shift()))
+              else waiting.push((message) => done(Effect.succeed(message)))
+            })
+          })
+        )
+      )
+    }),
+    ({ ws }) => Effect.sync(() => ws.terminate())
+  )
 
 layer(testServer({ db: TestDb(), config: { AI_DAILY_SPEND_CAP_MICROS: "0", OPENERS_DAILY_LIMIT: "10000" } }), {
   timeout: 60_000
@@ -229,6 +259,16 @@ layer(testServer({ db: TestDb(), config: { AI_DAILY_SPEND_CAP_MICROS: "0", OPENE
       ])
       const me = yield* rpc(url, rpcRequest(user, "users.me", "{}"))
       expect(me.lines).toMatchObject([{ _tag: "Exit", exit: { _tag: "Success" } }])
+
+      // RPC over WebSocket: the same refusal, and the socket keeps serving.
+      const rpcSocket = yield* rpcWebSocket(url)
+      rpcSocket.ws.send(rpcRequest(user, "openers.like", `{"openerId":${nested(10_000)}}`))
+      expect(yield* rpcSocket.next).toEqual({
+        _tag: "Defect",
+        defect: { name: "Error", message: "JSON nested deeper than 64 levels" }
+      })
+      rpcSocket.ws.send(rpcRequest(user, "users.me", "{}"))
+      expect(yield* rpcSocket.next).toMatchObject({ _tag: "Exit", exit: { _tag: "Success" } })
     })
   )
 
