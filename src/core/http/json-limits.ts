@@ -35,7 +35,7 @@ export const jsonLimitExceeded = (text: string): string | undefined => {
       else if (c === QUOTE) inString = false
     } else if (c === QUOTE) inString = true
     else if (c === COMMA) {
-      if (++items > MAX_JSON_ITEMS) return `JSON of more than ${MAX_JSON_ITEMS} items (array elements and members)`
+      if (++items >= MAX_JSON_ITEMS) return `JSON of more than ${MAX_JSON_ITEMS} items (array elements and members)`
     } else if (c === OPEN_ARRAY || c === OPEN_OBJECT) {
       if (++depth > MAX_JSON_DEPTH) return `JSON nested deeper than ${MAX_JSON_DEPTH} levels`
     } else if (c === CLOSE_ARRAY || c === CLOSE_OBJECT) depth--
