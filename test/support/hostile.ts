@@ -9,7 +9,8 @@ import { JSONSchema, type SchemaAST } from "effect"
 
 export type JsonSchema = { readonly [key: string]: unknown }
 
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null
+export const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null
 
 /** The JSON Schema of a contract (`$defs` included), as the generators read it. */
 export const jsonSchemaOf = (ast: SchemaAST.AST): JsonSchema => {

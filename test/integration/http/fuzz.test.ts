@@ -10,7 +10,14 @@ import { ManagedRuntime } from "effect"
 import { afterAll, expect } from "vitest"
 import { ErrorCatalog } from "../../../src/domain/errors.ts"
 import { TestDb } from "../../support/database.ts"
-import { envelopeProblem, encodeParam, hostileJsonText, hostileString, type JsonSchema } from "../../support/hostile.ts"
+import {
+  envelopeProblem,
+  encodeParam,
+  hostileJsonText,
+  hostileString,
+  type JsonSchema,
+  isRecord
+} from "../../support/hostile.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { provisionUser } from "../../support/users.ts"
 import { TEST_WEBHOOK_SECRET } from "../../support/webhooks.ts"
@@ -29,7 +36,8 @@ const runtime = ManagedRuntime.make(
 afterAll(() => runtime.dispose())
 
 const url = await runtime.runPromise(baseUrl)
-const document = (await (await fetch(`${url}/openapi.json`)).json()) as JsonSchema
+const served: unknown = await (await fetch(`${url}/openapi.json`)).json()
+const document: JsonSchema = isRecord(served) ? served : {}
 
 interface Operation {
   readonly method: string
@@ -37,8 +45,6 @@ interface Operation {
   readonly parameters: ReadonlyArray<{ readonly name: string; readonly in: string; readonly schema: JsonSchema }>
   readonly body: JsonSchema | undefined
 }
-
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null
 
 const operations: ReadonlyArray<Operation> = Object.entries(
   isRecord(document["paths"]) ? document["paths"] : {}

@@ -11,7 +11,7 @@ import { ManagedRuntime } from "effect"
 import { afterAll, expect } from "vitest"
 import { WingmateRpcs } from "../../../src/domain/rpc.ts"
 import { TestDb } from "../../support/database.ts"
-import { hostileJsonText, jsonSchemaOf } from "../../support/hostile.ts"
+import { hostileJsonText, jsonSchemaOf, isRecord } from "../../support/hostile.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { provisionUser } from "../../support/users.ts"
 
@@ -22,8 +22,6 @@ afterAll(() => runtime.dispose())
 
 const url = await runtime.runPromise(baseUrl)
 const user = await runtime.runPromise(provisionUser(url, "rpcfuzz"))
-
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null
 
 const PROTOCOL_TAGS = ["Exit", "Chunk", "Defect", "Pong", "ClientProtocolError"]
 
