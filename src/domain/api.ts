@@ -3,6 +3,7 @@
  * failures the server itself can answer on any route.
  */
 import { HttpApi, HttpApiMiddleware, OpenApi } from "@effect/platform"
+import { Schema } from "effect"
 import {
   BadRequestEnvelope,
   DecodeErrorEnvelope,
@@ -34,10 +35,10 @@ export const makeApi = <const Id extends string>(id: Id) => {
 
 /**
  * Request bodies are JSON: a body of another media type answers 415 before any decoding (the
- * framework would otherwise hand text or bytes to the payload schema).
+ * framework would otherwise hand text or bytes to the payload schema), and one nested too deep 400.
  */
 export class JsonBodies extends HttpApiMiddleware.Tag<JsonBodies>()("JsonBodies", {
-  failure: UnsupportedMediaTypeEnvelope
+  failure: Schema.Union(UnsupportedMediaTypeEnvelope, DecodeErrorEnvelope)
 }) {}
 
 // Every route under /api/v1 may answer 429 RATE_LIMITED (src/core/http/rate-limit.ts); the health probes never do.

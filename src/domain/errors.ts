@@ -191,21 +191,66 @@ export type ValidationIssue = typeof ValidationIssue.Type
 const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
   path.map((segment) => (typeof segment === "symbol" ? segment.toString() : String(segment))).join(".")
 
-/** One issue per field (a union reports each failed member; their messages are joined): REST and the socket both say it so. */
+/** At most this many issues are listed (a list of 100,000 wrong items is not 100,000 issues). */
+export const MAX_ISSUES = 20
+/** A value quoted in a message, or a path, is cut to a short prefix: an 8 MB field never comes back. */
+const MAX_VALUE_CHARS = 64
+const MAX_TEXT_CHARS = 200
+
+/** The first `max` characters and "…" (never half of a surrogate pair). */
+const clip = (text: string, max: number): string => {
+  if (text.length <= max) return text
+  const end = /[\uD800-\uDBFF]/.test(text.charAt(max - 1)) ? max - 1 : max
+  return `${text.slice(0, end)}…`
+}
+
+const ACTUAL = ", actual "
+
+/** The formatters quote the value after ", actual ": that part keeps a short prefix only. */
+const boundedMessage = (message: string): string => {
+  const at = message.indexOf(ACTUAL)
+  if (at === -1) return clip(message, MAX_TEXT_CHARS)
+  return clip(message.slice(0, at), MAX_TEXT_CHARS) + ACTUAL + clip(message.slice(at + ACTUAL.length), MAX_VALUE_CHARS)
+}
+
+/** A multi-line report (a `TreeFormatter` tree, as RPC sends decode failures): each line bounded, and the whole. */
+export const boundedReport = (report: string): string =>
+  clip(
+    report
+      .split("\n", MAX_ISSUES * 8)
+      .map(boundedMessage)
+      .join("\n"),
+    MAX_TEXT_CHARS * MAX_ISSUES
+  )
+
+/**
+ * One issue per field (a union reports each failed member; their messages are joined), at most
+ * `MAX_ISSUES` of them, values cut short (`omittedIssues` counts the rest): REST, RPC and the socket
+ * all say it so.
+ */
 export const issuesByPath = (
   issues: ReadonlyArray<{ readonly path: ReadonlyArray<PropertyKey>; readonly message: string }>
-) => {
+): { readonly issues: Array<ValidationIssue>; readonly omittedIssues?: number } => {
   const byPath = new Map<string, Array<string>>()
   for (const issue of issues) {
-    const path = formatPath(issue.path)
+    const path = clip(formatPath(issue.path), MAX_TEXT_CHARS)
     const messages = byPath.get(path) ?? []
-    if (!messages.includes(issue.message)) messages.push(issue.message)
+    const message = boundedMessage(issue.message)
+    if (!messages.includes(message) && messages.length < 5) messages.push(message)
     byPath.set(path, messages)
   }
-  const all = Array.from(byPath, ([path, messages]) => ({ path, message: messages.join("; ") }))
-  // A nullable value that fails also reports "Expected null": noise when a real problem is named.
-  const informative = all.filter((issue) => !/^Expected null, actual /.test(issue.message))
-  return informative.length > 0 ? informative : all
+  // A nullable or optional value that fails also reports "Expected null" / "Expected undefined":
+  // noise when a real problem is named (for the field, or for another field).
+  const isNoise = (message: string) => /^Expected (null|undefined), actual /.test(message)
+  const all = Array.from(byPath, ([path, messages]) => {
+    const informative = messages.filter((message) => !isNoise(message))
+    return { path, message: (informative.length > 0 ? informative : messages).join("; ") }
+  })
+  const informative = all.filter((issue) => !isNoise(issue.message))
+  const listed = informative.length > 0 ? informative : all
+  return listed.length > MAX_ISSUES
+    ? { issues: listed.slice(0, MAX_ISSUES), omittedIssues: listed.length - MAX_ISSUES }
+    : { issues: listed }
 }
 
 /**
@@ -218,7 +263,11 @@ export const DecodeErrorEnvelope = Schema.transform(
     error: Schema.Struct({
       code: Schema.Literal("VALIDATION_ERROR"),
       message: Schema.String,
-      details: Schema.Struct({ issues: Schema.Array(ValidationIssue) })
+      details: Schema.Struct({
+        issues: Schema.Array(ValidationIssue),
+        /** Issues beyond the first MAX_ISSUES, not listed. */
+        omittedIssues: Schema.optional(Schema.Int)
+      })
     })
   }),
   Schema.typeSchema(HttpApiDecodeError),
@@ -238,7 +287,7 @@ export const DecodeErrorEnvelope = Schema.transform(
       error: {
         code: "VALIDATION_ERROR" as const,
         message: "The request is invalid: see details.issues",
-        details: { issues: issuesByPath(e.issues) }
+        details: issuesByPath(e.issues)
       }
     })
   }

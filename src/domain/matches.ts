@@ -14,7 +14,7 @@ import {
   UploadSizeMismatchEnvelope,
   UploadTypeMismatchEnvelope
 } from "./errors.ts"
-import { Text } from "./fields.ts"
+import { LongText, Text } from "./fields.ts"
 import { Page, PageParams, ResourceId } from "./pagination.ts"
 
 /** What the vision model read from a profile screenshot. */
@@ -42,9 +42,9 @@ export const Match = Schema.Struct({
 export type Match = typeof Match.Type
 
 const fields = {
-  bio: Text(2000),
+  bio: LongText(2000),
   interests: Schema.Array(Text(60)).pipe(Schema.maxItems(30)),
-  notes: Text(2000),
+  notes: LongText(2000),
   platform: Text(40),
   profileUploadId: ResourceId
 }

@@ -11,13 +11,13 @@ import {
   QuotaExceededEnvelope,
   SafetyBlockedEnvelope
 } from "./errors.ts"
-import { Text } from "./fields.ts"
+import { LongText, Text } from "./fields.ts"
 import { Page, PageParams, ResourceId } from "./pagination.ts"
 import { LanguageTag, Tone } from "./tones.ts"
 
 export const InlineProfile = Schema.Struct({
   name: Schema.optionalWith(Text(100), { exact: true }),
-  bio: Schema.optionalWith(Text(2000), { exact: true }),
+  bio: Schema.optionalWith(LongText(2000), { exact: true }),
   interests: Schema.optionalWith(Schema.Array(Text(60)).pipe(Schema.maxItems(30)), { exact: true })
 }).annotations({ identifier: "InlineProfile" })
 
@@ -127,7 +127,7 @@ export const ListOpenersParams = Schema.Struct({
 })
 
 export const DislikeOpener = Schema.Struct({
-  reason: Schema.optionalWith(Schema.Trim.pipe(Schema.maxLength(300)), { exact: true })
+  reason: Schema.optionalWith(LongText(300, { allowEmpty: true }), { exact: true })
 }).annotations({ identifier: "DislikeOpener", parseOptions: { onExcessProperty: "error" } })
 
 /** The reason is optional, and so is the body itself. */

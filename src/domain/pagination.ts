@@ -1,10 +1,11 @@
 /** Cursor pagination, newest first: `?limit=&cursor=` in, `{ items, nextCursor }` out. */
 import { Schema } from "effect"
+import { Token } from "./fields.ts"
 
 export const PageParams = Schema.Struct({
   limit: Schema.optionalWith(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 100)), { default: () => 20 }),
   /** Opaque: the `nextCursor` of the previous page. */
-  cursor: Schema.optional(Schema.String.pipe(Schema.maxLength(200)))
+  cursor: Schema.optional(Token(200))
 })
 
 export const Page = <A, I, R>(item: Schema.Schema<A, I, R>) =>

@@ -5,20 +5,23 @@
  * and streams openers. README "Realtime" documents it with examples.
  */
 import { Schema } from "effect"
+import { PlainString, Token } from "./fields.ts"
 import { ResourceId } from "./pagination.ts"
 import { GenerationMeta, Opener, BlockedReason } from "./openers.ts"
 
-const RequestId = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(64))
+const RequestId = Token(64)
 const Seq = Schema.Int.pipe(Schema.nonNegative())
 
 const strict = { parseOptions: { onExcessProperty: "error", errors: "all" } } as const
 
 /** Client → server. `opener.generate` also carries the REST body's fields (decoded on their own). */
 export const ClientFrame = Schema.Union(
-  Schema.Struct({ type: Schema.Literal("auth"), token: Schema.String.pipe(Schema.maxLength(8192)) }).annotations(
-    strict
-  ),
-  Schema.Struct({ type: Schema.Literal("ping"), t: Schema.optional(Schema.Union(Schema.Number, Schema.String)) }),
+  Schema.Struct({ type: Schema.Literal("auth"), token: Token(8192) }).annotations(strict),
+  Schema.Struct({
+    type: Schema.Literal("ping"),
+    // Echoed back as sent; the frame size cap bounds it.
+    t: Schema.optional(Schema.Union(Schema.Number, PlainString()))
+  }),
   Schema.Struct({
     type: Schema.Literal("subscribe"),
     sessionId: ResourceId,

@@ -31,6 +31,7 @@ import {
   UploadTypeMismatch,
   ValidationError
 } from "./errors.ts"
+import { Token } from "./fields.ts"
 import { DislikeOpener, GenerateOpeners, Opener, OpenerEvent } from "./openers.ts"
 import { Page, ResourceId } from "./pagination.ts"
 import { CreateSession, RegenerateSuggestions, Session, SessionStreamItem, SessionSuggestion } from "./sessions.ts"
@@ -53,7 +54,7 @@ export class RpcAuthentication extends RpcMiddleware.Tag<RpcAuthentication>()("R
 const pageFields = {
   limit: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 100)), { exact: true }),
   /** Opaque: the `nextCursor` of the previous page. */
-  cursor: Schema.optionalWith(Schema.String.pipe(Schema.maxLength(200)), { exact: true })
+  cursor: Schema.optionalWith(Token(200), { exact: true })
 }
 
 const AiErrors = [QuotaExceeded, AiUnavailable, AiRequestRejected, AiInvalidOutput] as const

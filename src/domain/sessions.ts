@@ -26,7 +26,7 @@ import {
   UploadSizeMismatchEnvelope,
   UploadTypeMismatchEnvelope
 } from "./errors.ts"
-import { Text } from "./fields.ts"
+import { LongText } from "./fields.ts"
 import { DislikeOpener, Feedback } from "./openers.ts"
 import { Page, PageParams, ResourceId } from "./pagination.ts"
 import { LanguageTag, Tone } from "./tones.ts"
@@ -46,7 +46,7 @@ export const CreateSession = Schema.Struct({
   /** BCP 47. Default: the user's preferred language, else en. */
   language: Schema.optionalWith(LanguageTag, { exact: true }),
   /** What the user wants the suggestions to consider. */
-  context: Schema.optionalWith(Text(500), { exact: true })
+  context: Schema.optionalWith(LongText(500), { exact: true })
 })
   .pipe(
     Schema.filter((input) =>
@@ -155,7 +155,7 @@ const EVENTS_DESCRIPTION =
 export const TranscriptFix = Schema.Struct({
   position: Schema.Int.pipe(Schema.nonNegative()),
   sender: Schema.optionalWith(SessionSender, { exact: true }),
-  text: Schema.optionalWith(Text(2000), { exact: true })
+  text: Schema.optionalWith(LongText(2000), { exact: true })
 }).pipe(
   Schema.filter((fix) =>
     fix.sender !== undefined || fix.text !== undefined
@@ -183,7 +183,7 @@ export const RegenerateSuggestions = Schema.Struct({
   /** Default: the session's tone. */
   tone: Schema.optionalWith(Tone, { exact: true }),
   /** What to do differently, e.g. "shorter, ask about her dog". */
-  instruction: Schema.optionalWith(Text(300), { exact: true })
+  instruction: Schema.optionalWith(LongText(300), { exact: true })
 }).annotations({
   identifier: "RegenerateSuggestions",
   parseOptions: { onExcessProperty: "error", errors: "all" }

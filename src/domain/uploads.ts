@@ -7,6 +7,8 @@ import { Schema } from "effect"
 import { Authentication } from "./auth.ts"
 import { Envelope } from "./envelope.ts"
 import { NotFoundEnvelope, PayloadTooLargeEnvelope, UnsupportedMediaTypeEnvelope } from "./errors.ts"
+import { PlainString } from "./fields.ts"
+import { ResourceId } from "./pagination.ts"
 
 /** The image formats the server accepts, by their canonical media type. */
 export const AcceptedImageTypes = ["image/png", "image/jpeg", "image/webp"] as const
@@ -20,7 +22,7 @@ export type UploadPurpose = typeof UploadPurpose.Type
 
 export const CreateUpload = Schema.Struct({
   /** Checked by the server (415 for anything but PNG, JPEG and WebP), not by the schema. */
-  contentType: Schema.String.pipe(Schema.maxLength(200)).annotations({
+  contentType: PlainString().pipe(Schema.maxLength(200)).annotations({
     description: "image/png, image/jpeg or image/webp (HEIC must be converted by the app)"
   }),
   contentLength: Schema.Int.pipe(Schema.positive()).annotations({
@@ -90,7 +92,7 @@ export class UploadsGroup extends HttpApiGroup.make("uploads")
   )
   .add(
     HttpApiEndpoint.get("get", "/:uploadId")
-      .setPath(Schema.Struct({ uploadId: Schema.String }))
+      .setPath(Schema.Struct({ uploadId: ResourceId }))
       .addSuccess(Envelope(Upload))
       .addError(NotFoundEnvelope)
       .annotate(

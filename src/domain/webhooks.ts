@@ -3,10 +3,11 @@ import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Envelope } from "./envelope.ts"
 import { InvalidSignatureEnvelope, ServiceUnavailableEnvelope } from "./errors.ts"
+import { PlainString } from "./fields.ts"
 
 /** What Clerk sends; the handler verifies the raw body before reading any of it. */
 export const ClerkWebhookEvent = Schema.Struct({
-  type: Schema.String,
+  type: PlainString().pipe(Schema.maxLength(200)),
   data: Schema.Record({ key: Schema.String, value: Schema.Unknown })
 }).annotations({ identifier: "ClerkWebhookEvent" })
 

@@ -1,8 +1,13 @@
-/** `JsonBodies`: a request that carries a body must say it is JSON (or say nothing, as curl -d can). */
+/**
+ * `JsonBodies`: a request that carries a body must say it is JSON (or say nothing, as curl -d can),
+ * and must keep within the JSON limits of json-limits.ts (checked on the raw text, before any decoding).
+ */
 import { HttpServerRequest } from "@effect/platform"
+import { HttpApiDecodeError } from "@effect/platform/HttpApiError"
 import { Effect, Layer } from "effect"
 import { JsonBodies } from "../../domain/api.ts"
 import { UnsupportedMediaType } from "../../domain/errors.ts"
+import { jsonLimitExceeded } from "./json-limits.ts"
 
 const carriesBody = (request: HttpServerRequest.HttpServerRequest) =>
   request.headers["transfer-encoding"] !== undefined || Number(request.headers["content-length"] ?? "0") > 0
@@ -10,16 +15,27 @@ const carriesBody = (request: HttpServerRequest.HttpServerRequest) =>
 const isJson = (contentType: string | undefined) =>
   contentType === undefined || /^application\/([a-z0-9.+-]+\+)?json\s*(;|$)/i.test(contentType.trim())
 
+/** The 400 VALIDATION_ERROR of a body beyond the JSON limits: one issue, at its root. */
+export const beyondJsonLimits = (message: string) =>
+  new HttpApiDecodeError({ message, issues: [{ _tag: "Type", path: [], message }] })
+
 export const JsonBodiesLive = Layer.succeed(
   JsonBodies,
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-    carriesBody(request) && !isJson(request.headers["content-type"])
-      ? Effect.fail(
-          new UnsupportedMediaType({
-            message: "Request bodies must be JSON (Content-Type: application/json)",
-            details: { contentType: request.headers["content-type"] }
-          })
-        )
-      : Effect.void
-  )
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    if (!carriesBody(request)) return
+    if (!isJson(request.headers["content-type"])) {
+      return yield* new UnsupportedMediaType({
+        message: "Request bodies must be JSON (Content-Type: application/json)",
+        details: { contentType: request.headers["content-type"] }
+      })
+    }
+    // API-wide, so before authentication too: the body is capped by MAX_BODY_BYTES (checked on
+    // content-length first) and the scan is linear. The text is read once and kept by the request:
+    // the payload decoder parses the same string.
+    // A failure to read it is what the framework's own read would die with (413, 400 in the middleware).
+    const text = yield* Effect.orDie(request.text)
+    const exceeded = jsonLimitExceeded(text)
+    if (exceeded !== undefined) return yield* beyondJsonLimits(exceeded)
+  })
 )

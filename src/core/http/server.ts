@@ -72,7 +72,8 @@ class RoutingServer extends Server {
     this.maxPerAddress = limits.maxConnectionsPerAddress
     this.on("clientError", (error, socket) => {
       // As Node does by default: an answer only if nothing was written on this socket yet.
-      if (socket instanceof Socket && socket.writable && socket.bytesWritten === 0) socket.end(clientErrorAnswer(error), () => socket.destroy())
+      if (socket instanceof Socket && socket.writable && socket.bytesWritten === 0)
+        socket.end(clientErrorAnswer(error), () => socket.destroy())
       else socket.destroy()
     })
   }

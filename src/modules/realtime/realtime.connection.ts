@@ -23,6 +23,7 @@ import type { AiError } from "../../core/ai/errors.ts"
 import { aiErrorToWire, aiFailuresToWire } from "../../core/ai/wire.ts"
 import { AppConfig } from "../../core/config.ts"
 import { randomUUID } from "node:crypto"
+import { jsonLimitExceeded } from "../../core/http/json-limits.ts"
 import {
   makeMemoryRateLimiter,
   RateLimiter,
@@ -352,7 +353,7 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
             if (input._tag === "Left") {
               return yield* sendError("VALIDATION_ERROR", "The request is invalid: see details.issues", {
                 requestId,
-                details: { issues: issuesByPath(ParseResult.ArrayFormatter.formatErrorSync(input.left)) }
+                details: issuesByPath(ParseResult.ArrayFormatter.formatErrorSync(input.left))
               })
             }
             yield* FiberMap.run(
@@ -416,7 +417,10 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
             if (byteLength(inbound.data) > config.maxFrameBytes) {
               return yield* sendError("PAYLOAD_TOO_LARGE", `Frames are limited to ${config.maxFrameBytes} bytes`)
             }
-            const parsed = parseJson(textOf(inbound.data))
+            const text = textOf(inbound.data)
+            const exceeded = jsonLimitExceeded(text)
+            if (exceeded !== undefined) return yield* sendError("VALIDATION_ERROR", exceeded)
+            const parsed = parseJson(text)
             if (parsed._tag === "Left") return yield* sendError("INVALID_JSON", "The frame is not valid JSON")
             const json = parsed.right
             const typed = Schema.decodeUnknownEither(FrameType)(json)
@@ -432,7 +436,7 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
             const decoded = Schema.decodeUnknownEither(ClientFrame)(json, { errors: "all" })
             if (decoded._tag === "Left") {
               return yield* sendError("VALIDATION_ERROR", "The frame is invalid: see details.issues", {
-                details: { issues: issuesByPath(ParseResult.ArrayFormatter.formatErrorSync(decoded.left)) }
+                details: issuesByPath(ParseResult.ArrayFormatter.formatErrorSync(decoded.left))
               })
             }
             const frame = decoded.right
