@@ -48,13 +48,6 @@ export class OpenersRepo extends Effect.Service<OpenersRepo>()("OpenersRepo", {
           ])
           return { liked, disliked, previous }
         }),
-      /** Generations (batches with at least one saved opener) since `since`. */
-      generationsSince: (userId: string, since: Date) =>
-        db
-          .query("openers.generationsSince", (c) =>
-            c.opener.groupBy({ by: ["batchId"], where: { userId, createdAt: { gte: since } } })
-          )
-          .pipe(Effect.map((groups) => groups.length))
     } as const
   })
 }) {}
