@@ -115,6 +115,7 @@ export const SessionsRpcs = RpcGroup.make(
       UploadPurposeMismatch,
       ImageTooLarge,
       ImageUnreadable,
+      QuotaExceeded,
       ServiceUnavailable
     )
   }),
