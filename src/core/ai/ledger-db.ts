@@ -47,7 +47,9 @@ export const AiLedgerDb = Layer.effect(
           settledSince(db.client, userId, since),
           queryWith(db.client, "aiCalls.reserved", (c) =>
             c.usageCounter.findUnique({
-              where: { userId_kind_day: { userId, kind: RESERVED, day: new Date(`${utcDayOf(since.getTime())}T00:00:00Z`) } },
+              where: {
+                userId_kind_day: { userId, kind: RESERVED, day: new Date(`${utcDayOf(since.getTime())}T00:00:00Z`) }
+              },
               select: { used: true }
             })
           ),

@@ -6,7 +6,7 @@
  * produced nothing billable is given back. Rows go with the user (foreign key, cascade).
  */
 import { Clock, Effect, Exit, Schema } from "effect"
-import { Db, DbError, queryWith, type TxClient } from "../db/db.ts"
+import { Db, type DbError, queryWith, type TxClient } from "../db/db.ts"
 import type { PrismaClient } from "../db/generated/client.ts"
 import { QuotaExceeded } from "../../domain/errors.ts"
 import { retryAfter } from "../http/retry-after.ts"

@@ -47,7 +47,7 @@ export class OpenersRepo extends Effect.Service<OpenersRepo>()("OpenersRepo", {
               : c.opener.findMany({ where: { userId, matchId }, orderBy: { createdAt: "desc" }, take: 50 })
           ])
           return { liked, disliked, previous }
-        }),
+        })
     } as const
   })
 }) {}

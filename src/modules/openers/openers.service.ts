@@ -225,54 +225,52 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
           // Who answers: set by the strategy's Started event, before any text.
           const meta = { provider: "unknown", model: "unknown" }
 
-          return ai
-            .streamText({ feature: "openers", userId }, request)
-            .pipe(
-              Stream.mapEffect((event): Effect.Effect<ReadonlyArray<OpenerEvent>, never> => {
-                if (event._tag === "Started") {
-                  meta.provider = event.provider
-                  meta.model = event.model
-                  return Effect.succeed([])
-                }
-                if (event._tag === "Completed") {
-                  const last = buffer
-                  buffer = ""
-                  return Effect.map(finishLine(last), (events) => [
-                    ...events,
-                    {
-                      _tag: "final",
-                      meta: {
-                        batchId,
-                        provider: event.provider,
-                        model: event.model,
-                        local: event.local,
-                        usage: event.usage,
-                        costMicros: event.costMicros,
-                        blocked
-                      }
-                    }
-                  ])
-                }
-                return Effect.gen(function* () {
-                  const out: Array<OpenerEvent> = []
-                  const parts = event.text.split("\n")
-                  for (let i = 0; i < parts.length; i++) {
-                    const part = parts[i] ?? ""
-                    buffer += part
-                    if (part !== "" && index < input.count && buffer.trim() !== "") {
-                      out.push({ _tag: "delta", index, text: part })
-                    }
-                    if (i < parts.length - 1) {
-                      const line = buffer
-                      buffer = ""
-                      out.push(...(yield* finishLine(line)))
+          return ai.streamText({ feature: "openers", userId }, request).pipe(
+            Stream.mapEffect((event): Effect.Effect<ReadonlyArray<OpenerEvent>, never> => {
+              if (event._tag === "Started") {
+                meta.provider = event.provider
+                meta.model = event.model
+                return Effect.succeed([])
+              }
+              if (event._tag === "Completed") {
+                const last = buffer
+                buffer = ""
+                return Effect.map(finishLine(last), (events) => [
+                  ...events,
+                  {
+                    _tag: "final",
+                    meta: {
+                      batchId,
+                      provider: event.provider,
+                      model: event.model,
+                      local: event.local,
+                      usage: event.usage,
+                      costMicros: event.costMicros,
+                      blocked
                     }
                   }
-                  return out
-                })
-              }),
-              Stream.flattenIterables
-            )
+                ])
+              }
+              return Effect.gen(function* () {
+                const out: Array<OpenerEvent> = []
+                const parts = event.text.split("\n")
+                for (let i = 0; i < parts.length; i++) {
+                  const part = parts[i] ?? ""
+                  buffer += part
+                  if (part !== "" && index < input.count && buffer.trim() !== "") {
+                    out.push({ _tag: "delta", index, text: part })
+                  }
+                  if (i < parts.length - 1) {
+                    const line = buffer
+                    buffer = ""
+                    out.push(...(yield* finishLine(line)))
+                  }
+                }
+                return out
+              })
+            }),
+            Stream.flattenIterables
+          )
         })
       })
 
