@@ -15,7 +15,7 @@ import { failure, http, type HttpResult, postJson } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { tinyImage } from "../../fixtures/images.ts"
 import { twoUsers } from "../../support/users.ts"
-import { createSession, readEvents, uploadPng, type WireSession } from "./support.ts"
+import { createSession, sessionRun, uploadPng } from "./support.ts"
 
 let png: Buffer
 let screenshot: Buffer
@@ -188,12 +188,8 @@ layer(testServer({ db: TestDb(), consumer: true, config: { REGENERATIONS_DAILY_L
       Effect.gen(function* () {
         const url = yield* baseUrl
         const { alice } = yield* twoUsers(url)
-        const uploadId = yield* uploadPng(url, alice.headers, screenshot)
-        const created = yield* createSession(url, alice.headers, { uploadIds: [uploadId] })
-        expect(created.status).toBe(202)
-        const id = (created.body as { data: WireSession }).data.id
         // The events stream ends with the session's terminal event.
-        const events = yield* readEvents(url, alice.headers, id, "0")
+        const { id, events } = yield* sessionRun(url, alice.headers, screenshot)
         expect(events.frames.at(-1)?.event).toBe("completed")
 
         const results = yield* Effect.all(
