@@ -262,12 +262,12 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
        * The chain: `attempt(provider)` for each provider in order, each recovery (`catchIf`)
        * moving on only for transient failures. `attempt` must record its own successes.
        */
-      const chain = <A>(
+      const chain = <A, R>(
         context: CallContext,
-        attempt: (provider: AiProvider) => Effect.Effect<A, ProviderError | AiInvalidOutput>
-      ): Effect.Effect<A, AiError> => {
+        attempt: (provider: AiProvider) => Effect.Effect<A, ProviderError | AiInvalidOutput, R>
+      ): Effect.Effect<A, AiError, R> => {
         const attempts: Array<AttemptRecord> = []
-        const from = (index: number): Effect.Effect<A, AiError> => {
+        const from = (index: number): Effect.Effect<A, AiError, R> => {
           const provider = providers[index]
           if (provider === undefined)
             return Effect.suspend(() => Effect.fail(new AiUnavailable({ attempts: [...attempts] })))
@@ -314,7 +314,7 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
                 )
               ),
               span,
-              Effect.catchAll((error): Effect.Effect<A, AiError> => {
+              Effect.catchAll((error): Effect.Effect<A, AiError, R> => {
                 if (error._tag === "AiInvalidOutput") return Effect.fail(error)
                 if (isTransient(error)) return next
                 return Effect.fail(
@@ -333,8 +333,8 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
 
       const generateObject = <A, I>(context: CallContext, request: ObjectRequest<A, I>) =>
         Effect.gen(function* () {
-          // Two tries on the answering provider: the corrective retry bills too.
-          yield* admit(context, estimateMicros(request, { image: request.image !== undefined, tries: 2 }))
+          const image = request.image !== undefined
+          yield* admit(context, estimateMicros(request, { image, tries: 1 }))
           const decode = Schema.decodeUnknown(Schema.parseJson(request.schema), { errors: "all" })
           const base: ProviderRequest = {
             prompt: request.prompt,
@@ -362,13 +362,18 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
               let usage = first.usage
               let decoded = yield* Effect.either(decode(first.text))
               if (Either.isLeft(decoded)) {
-                // One corrective retry on the same provider, with the problems spelled out.
-                const retry = yield* ask({
-                  ...base,
-                  prompt:
-                    `${base.prompt}\n\nYour previous answer was not valid: ${decoded.left.message.slice(0, 1_000)}\n` +
-                    "Answer again with only the JSON value that matches the schema."
-                })
+                // One corrective retry on the same provider, with the problems spelled out. It bills
+                // too: its own reservation, and no retry when the cap cannot take it.
+                const problems = decoded.left.message
+                const prompt =
+                  `${base.prompt}\n\nYour previous answer was not valid: ${problems.slice(0, 1_000)}\n` +
+                  "Answer again with only the JSON value that matches the schema."
+                yield* admit(context, estimateMicros({ ...request, prompt }, { image, tries: 1 })).pipe(
+                  Effect.catchTag("AiQuotaExceeded", () =>
+                    Effect.fail(new AiInvalidOutput({ provider: provider.id, issues: problems.slice(0, 2_000) }))
+                  )
+                )
+                const retry = yield* ask({ ...base, prompt })
                 usage = addUsage(usage, retry.usage)
                 decoded = yield* Effect.either(decode(retry.text))
               }

@@ -212,6 +212,29 @@ describe("AiStrategy.generateObject", () => {
     })
   )
 
+  it.effect("the corrective retry reserves its own cost: when the cap cannot take it, AiInvalidOutput without it", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [
+        { _tag: "answer", text: '{"opener": ""}' },
+        { _tag: "answer", text: '{"opener":"Fixed"}' }
+      ])
+      // The first try reserves 2,524 (79 input, 1,000 output tokens); the retry's longer prompt more: 4,000 takes one.
+      const { strategy } = yield* setup([gemini], { dailyCapMicros: 4_000 })
+      const error = yield* Effect.flip(strategy.generateObject(ask, { ...request, maxOutputTokens: 1_000 }))
+      expect(error._tag).toBe("AiInvalidOutput")
+      expect(yield* Ref.get(gemini.calls)).toHaveLength(1)
+      // With room for both, the retry goes ahead.
+      const again = yield* scripted("gemini-flash", [
+        { _tag: "answer", text: '{"opener": ""}' },
+        { _tag: "answer", text: '{"opener":"Fixed"}' }
+      ])
+      const roomy = yield* setup([again], { dailyCapMicros: 6_000 })
+      const fixed = yield* roomy.strategy.generateObject(ask, { ...request, maxOutputTokens: 1_000 })
+      expect(fixed.value).toEqual({ opener: "Fixed" })
+      expect(yield* Ref.get(again.calls)).toHaveLength(2)
+    })
+  )
+
   it.effect("invalid twice: AiInvalidOutput, no third call", () =>
     Effect.gen(function* () {
       const gemini = yield* scripted("gemini-flash", [
@@ -287,14 +310,14 @@ describe("AiStrategy.generateObject", () => {
         input: 1000,
         output: 1000
       })
-      // Each call may cost up to 5,048 (two tries of 79 input and 1,000 output tokens) and costs 2,800.
+      // Each call may cost up to 2,524 (79 input and 1,000 output tokens) and costs 2,800.
       const bounded = { ...request, maxOutputTokens: 1_000 }
-      const { strategy } = yield* setup([gemini], { dailyCapMicros: 10_000 })
+      const { strategy } = yield* setup([gemini], { dailyCapMicros: 8_000 })
       yield* strategy.generateObject(ask, bounded)
       yield* strategy.generateObject(ask, bounded)
       // 5,600 spent: under the cap, but not by this call's upper bound.
       const error = yield* Effect.flip(strategy.generateObject(ask, bounded))
-      expect(error).toMatchObject({ _tag: "AiQuotaExceeded", spentMicros: 5_600, capMicros: 10_000 })
+      expect(error).toMatchObject({ _tag: "AiQuotaExceeded", spentMicros: 5_600, capMicros: 8_000 })
       if (error._tag === "AiQuotaExceeded") expect(error.retryAfterSeconds).toBeGreaterThan(0)
       expect(yield* Ref.get(gemini.calls)).toHaveLength(2)
       // Another user is not capped by this one's spend.
@@ -320,8 +343,8 @@ describe("AiStrategy: the spend cap under concurrency", () => {
           ),
         stream: () => Stream.empty
       }
-      // 5,048 reserved per call (see above): three fit under 16,000, a fourth does not.
-      const { strategy, entries } = yield* setup([gated], { dailyCapMicros: 16_000 })
+      // 2,524 reserved per call (see above): three fit under 8,000, a fourth does not.
+      const { strategy, entries } = yield* setup([gated], { dailyCapMicros: 8_000 })
       const results = yield* Queue.unbounded<Either.Either<unknown, unknown>>()
       yield* Effect.forEach(
         Array.from({ length: 10 }),
@@ -336,7 +359,7 @@ describe("AiStrategy: the spend cap under concurrency", () => {
       // The refused ones answer while the admitted ones wait at the gate.
       const refused = yield* Queue.takeN(results, 7)
       expect(Chunk.toReadonlyArray(refused).map((r) => Either.isLeft(r) && r.left)).toEqual(
-        Array.from({ length: 7 }, () => expect.objectContaining({ _tag: "AiQuotaExceeded", capMicros: 16_000 }))
+        Array.from({ length: 7 }, () => expect.objectContaining({ _tag: "AiQuotaExceeded", capMicros: 8_000 }))
       )
       expect(yield* Ref.get(calls)).toBe(3)
       yield* Deferred.succeed(gate, undefined)
