@@ -50,20 +50,22 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
       /**
        * The new session row alone (no transcript or suggestions yet; its images are `uploadIds`),
        * in one transaction with `before` (what it takes: its uploads, its quota): a failure of
-       * either leaves nothing taken.
+       * either leaves nothing taken. The row, and what `before` answered.
        */
-      create: <E>(
+      create: <B, E>(
         data: Omit<Prisma.SessionUncheckedCreateInput, "images">,
         uploadIds: ReadonlyArray<string>,
-        before: (tx: TxClient) => Effect.Effect<void, E>
+        before: (tx: TxClient) => Effect.Effect<B, E>
       ) =>
         db.transaction("sessions.create", (tx) =>
-          Effect.zipRight(
-            before(tx),
-            queryWith(tx, "sessions.create", (c) =>
-              c.session.create({
-                data: { ...data, images: { create: uploadIds.map((uploadId, position) => ({ uploadId, position })) } }
-              })
+          Effect.flatMap(before(tx), (taken) =>
+            Effect.map(
+              queryWith(tx, "sessions.create", (c) =>
+                c.session.create({
+                  data: { ...data, images: { create: uploadIds.map((uploadId, position) => ({ uploadId, position })) } }
+                })
+              ),
+              (row) => ({ row, taken })
             )
           )
         ),

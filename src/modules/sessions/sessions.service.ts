@@ -8,7 +8,7 @@ import { AppConfig } from "../../core/config.ts"
 import { Erasure } from "../../core/erasure.ts"
 import { notFound } from "../../core/ownership.ts"
 import { toPage } from "../../core/pagination.ts"
-import { quotaExceeded, Quotas, type Reservation } from "../../core/quota/quotas.ts"
+import { quotaExceeded, Quotas } from "../../core/quota/quotas.ts"
 import type { ProgressItem } from "../../core/progress/progress-bus.ts"
 import { Storage } from "../../core/storage/storage.ts"
 import {
@@ -161,16 +161,13 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
     const create = (userId: string, input: CreateSession) =>
       Effect.gen(function* () {
         if (input.matchId !== undefined) yield* matches.get(userId, input.matchId)
-        // Every upload is checked before any is taken: a refusal leaves the others usable.
-        for (const uploadId of input.uploadIds)
-          yield* uploads.verify(userId, uploadId).pipe(Effect.mapError(naming(uploadId)))
+        // Every upload is checked (verified, unused, for sessions) before the transaction takes them.
         for (const uploadId of input.uploadIds)
           yield* uploads.usable(userId, uploadId, "session").pipe(Effect.mapError(naming(uploadId)))
         const user = yield* users.findById(userId)
-        const taken: { quota?: Reservation } = {}
         // Today's session, the uploads and the row in one transaction: a refusal or a failure at
         // any step takes nothing (the uploads stay usable for a retry, the quota unspent).
-        const row = yield* repo
+        const { row, taken: quota } = yield* repo
           .create(
             {
               userId,
@@ -182,9 +179,10 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
             input.uploadIds,
             (tx) =>
               Effect.gen(function* () {
-                taken.quota = yield* quotas.take(userId, "sessions", config.sessions.dailyLimit, { client: tx })
+                const reservation = yield* quotas.take(userId, "sessions", config.sessions.dailyLimit, { client: tx })
                 for (const uploadId of input.uploadIds)
                   yield* uploads.take(uploadId, tx).pipe(Effect.mapError(naming(uploadId)))
+                return reservation
               })
           )
           .pipe(
@@ -196,9 +194,7 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         // Not queued: the session must not stay `queued` forever, so it fails with the code the client gets.
         yield* jobs.enqueue(row.id, { sessionId: row.id, userId }).pipe(
           // Never run, so it does not count against today's sessions.
-          Effect.tapError(() =>
-            Effect.zipRight(notQueued(row.id), taken.quota === undefined ? Effect.void : quotas.release(taken.quota))
-          ),
+          Effect.tapError(() => Effect.zipRight(notQueued(row.id), quotas.release(quota))),
           Effect.mapError(queueDown)
         )
         yield* Effect.logInfo("Session queued").pipe(
