@@ -193,20 +193,18 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
         })
 
       /**
-       * The most a call can cost: its input and maximum output priced at the dearest provider of
-       * the chain (only one attempt bills: failed ones record no usage), times its tries on it.
+       * The most one try can cost: its input and maximum output priced at the dearest provider of
+       * the chain (only one attempt bills: failed ones record no usage).
        */
       const estimateMicros = (
         request: { readonly system?: string; readonly prompt: string; readonly maxOutputTokens?: number },
-        options_: { readonly image: boolean; readonly tries: number }
+        image: boolean
       ) => {
         const usage: Usage = {
-          inputTokens: tokenBound(request.system, request.prompt) + (options_.image ? IMAGE_TOKEN_BOUND : 0),
+          inputTokens: tokenBound(request.system, request.prompt) + (image ? IMAGE_TOKEN_BOUND : 0),
           outputTokens: request.maxOutputTokens ?? DEFAULT_OUTPUT_BOUND
         }
-        return (
-          options_.tries * Math.max(0, ...providers.map((provider) => costMicros(options.prices, provider.id, usage)))
-        )
+        return Math.max(0, ...providers.map((provider) => costMicros(options.prices, provider.id, usage)))
       }
 
       /** A read-only look at the cap for a call of `estimate`: what callers use to answer before starting a stream. */
@@ -334,7 +332,7 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
       const generateObject = <A, I>(context: CallContext, request: ObjectRequest<A, I>) =>
         Effect.gen(function* () {
           const image = request.image !== undefined
-          yield* admit(context, estimateMicros(request, { image, tries: 1 }))
+          yield* admit(context, estimateMicros(request, image))
           const decode = Schema.decodeUnknown(Schema.parseJson(request.schema), { errors: "all" })
           const base: ProviderRequest = {
             prompt: request.prompt,
@@ -368,7 +366,7 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
                 const prompt =
                   `${base.prompt}\n\nYour previous answer was not valid: ${problems.slice(0, 1_000)}\n` +
                   "Answer again with only the JSON value that matches the schema."
-                yield* admit(context, estimateMicros({ ...request, prompt }, { image, tries: 1 })).pipe(
+                yield* admit(context, estimateMicros({ ...request, prompt }, image)).pipe(
                   Effect.catchTag("AiQuotaExceeded", () =>
                     Effect.fail(new AiInvalidOutput({ provider: provider.id, issues: problems.slice(0, 2_000) }))
                   )
@@ -408,7 +406,7 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
         Stream.unwrapScoped(
           Effect.gen(function* () {
             // Held until the stream ends: its scope closes after the attempt's entry is recorded.
-            yield* admit(context, estimateMicros(request, { image: false, tries: 1 }))
+            yield* admit(context, estimateMicros(request, false))
             const outer = yield* Effect.scope
             const providerRequest: ProviderRequest = {
               prompt: request.prompt,
@@ -525,8 +523,7 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
         generateObject,
         streamText,
         circuit: (provider) => breaker.view(provider),
-        checkBudget: (context, request) =>
-          checkCap(context, request === undefined ? 0 : estimateMicros(request, { image: false, tries: 1 }))
+        checkBudget: (context, request) => checkCap(context, request === undefined ? 0 : estimateMicros(request, false))
       })
     })
   }
