@@ -89,17 +89,28 @@ export const releaseWith = (client: Client, reservation: Reservation) =>
       WHERE user_id = ${reservation.userId} AND kind = ${reservation.kind} AND day = ${reservation.day}::date`
   ).pipe(Effect.asVoid)
 
-/** A refusal as the API answers it: 429 `QUOTA_EXCEEDED`, `Retry-After`, `details: { limit, retryAfterSeconds }`. */
-export const quotaExceeded = (refused: QuotaRefused, message: string) =>
-  Effect.zipRight(
-    retryAfter(refused.retryAfterSeconds),
-    Effect.fail(
-      new QuotaExceeded({
-        message,
-        details: { limit: refused.limit, retryAfterSeconds: refused.retryAfterSeconds }
-      })
+/**
+ * A refusal as the API answers it: 429 `QUOTA_EXCEEDED`, `Retry-After`, `details: { limit,
+ * retryAfterSeconds }`. Applied on the request's own fiber (outside a transaction's body, which
+ * runs on another), so that the `Retry-After` reaches the response.
+ */
+export const answeringRefusal =
+  (message: (limit: number) => string) =>
+  <A, E, R>(self: Effect.Effect<A, E, R>) =>
+    Effect.catchIf(
+      self,
+      (error): error is Extract<E, QuotaRefused> => error instanceof QuotaRefused,
+      (refused) =>
+        Effect.zipRight(
+          retryAfter(refused.retryAfterSeconds),
+          Effect.fail(
+            new QuotaExceeded({
+              message: message(refused.limit),
+              details: { limit: refused.limit, retryAfterSeconds: refused.retryAfterSeconds }
+            })
+          )
+        )
     )
-  )
 
 export class Quotas extends Effect.Service<Quotas>()("Quotas", {
   effect: Effect.gen(function* () {

@@ -9,7 +9,7 @@ import { randomUUID } from "node:crypto"
 import { AiStrategy, type TextRequest } from "../../core/ai/strategy.ts"
 import { AppConfig } from "../../core/config.ts"
 import { notFound } from "../../core/ownership.ts"
-import { quotaExceeded, Quotas } from "../../core/quota/quotas.ts"
+import { answeringRefusal, Quotas } from "../../core/quota/quotas.ts"
 import { toPage } from "../../core/pagination.ts"
 import { Storage } from "../../core/storage/storage.ts"
 import { SafetyBlocked } from "../../domain/errors.ts"
@@ -144,11 +144,7 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
     const takeQuota = (userId: string) =>
       quotas
         .take(userId, "openers", config.openers.dailyLimit)
-        .pipe(
-          Effect.catchTag("QuotaRefused", (refused) =>
-            quotaExceeded(refused, `Daily limit of ${refused.limit} opener generations reached`)
-          )
-        )
+        .pipe(answeringRefusal((limit) => `Daily limit of ${limit} opener generations reached`))
 
     const prepare = (userId: string, input: GenerateOpeners, produced: { saved: number }) =>
       Effect.gen(function* () {

@@ -8,7 +8,7 @@ import { AppConfig } from "../../core/config.ts"
 import { Erasure } from "../../core/erasure.ts"
 import { notFound } from "../../core/ownership.ts"
 import { toPage } from "../../core/pagination.ts"
-import { quotaExceeded, Quotas } from "../../core/quota/quotas.ts"
+import { answeringRefusal, Quotas } from "../../core/quota/quotas.ts"
 import type { ProgressItem } from "../../core/progress/progress-bus.ts"
 import { Storage } from "../../core/storage/storage.ts"
 import {
@@ -185,11 +185,7 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
                 return reservation
               })
           )
-          .pipe(
-            Effect.catchTag("QuotaRefused", (refused) =>
-              quotaExceeded(refused, `Daily limit of ${refused.limit} sessions reached`)
-            )
-          )
+          .pipe(answeringRefusal((limit) => `Daily limit of ${limit} sessions reached`))
         yield* publishQuietly(row.id, { _tag: "Status", status: "queued", phase: null }, stateOf(row))
         // Not queued: the session must not stay `queued` forever, so it fails with the code the client gets.
         yield* jobs.enqueue(row.id, { sessionId: row.id, userId }).pipe(
@@ -336,11 +332,7 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         // the batch ends (failed, or the client gone) before a suggestion was saved.
         const reservation = yield* quotas
           .take(userId, "regenerations", config.sessions.regenerationsDailyLimit)
-          .pipe(
-            Effect.catchTag("QuotaRefused", (refused) =>
-              quotaExceeded(refused, `Daily limit of ${refused.limit} suggestion regenerations reached`)
-            )
-          )
+          .pipe(answeringRefusal((limit) => `Daily limit of ${limit} suggestion regenerations reached`))
         const produced = { saved: 0 }
         const settle = quotas.settleOn(reservation, () => produced.saved > 0)
         const batch = yield* Effect.onExit(repo.nextBatch(id), settle)
