@@ -148,7 +148,11 @@ const raw = Config.all({
     /** 0: the original screenshots are deleted right after OCR succeeds; > 0: kept this long, then swept. */
     screenshotRetentionSeconds: intBetween("SESSION_SCREENSHOT_RETENTION_SECONDS", 0, 30 * 24 * 60 * 60, 0),
     /** How often an open events stream checks the session in the database (its progress may be gone). */
-    eventsDbCheckMs: intBetween("SESSION_EVENTS_DB_CHECK_MS", 100, 60_000, 5_000)
+    eventsDbCheckMs: intBetween("SESSION_EVENTS_DB_CHECK_MS", 100, 60_000, 5_000),
+    /** Sessions created per user and UTC day (each reads its screenshots and writes suggestions with the models). */
+    dailyLimit: intBetween("SESSIONS_DAILY_LIMIT", 1, 10_000, 50),
+    /** New suggestion batches (regenerations) per user and UTC day, over all their sessions. */
+    regenerationsDailyLimit: intBetween("REGENERATIONS_DAILY_LIMIT", 1, 10_000, 100)
   }),
   images: Config.all({
     maxEdge: intBetween("IMAGE_MAX_EDGE", 64, 8192, 1280),

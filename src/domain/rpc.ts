@@ -116,6 +116,7 @@ export const SessionsRpcs = RpcGroup.make(
       UploadPurposeMismatch,
       ImageTooLarge,
       ImageUnreadable,
+      QuotaExceeded,
       ServiceUnavailable
     )
   }),

@@ -220,6 +220,7 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
       .addError(UploadPurposeMismatchEnvelope)
       .addError(ImageTooLargeEnvelope)
       .addError(ImageUnreadableEnvelope)
+      .addError(QuotaExceededEnvelope)
       .addError(ServiceUnavailableEnvelope)
       .annotate(
         OpenApi.Description,

@@ -25,10 +25,29 @@ export interface LedgerEntry {
   readonly at: Date
 }
 
+/** A call's admission under the cap: its reservation (given back once its entries are recorded), or the spend that refused it. */
+export type SpendAdmission =
+  | { readonly _tag: "Admitted"; readonly release: Effect.Effect<void> }
+  | { readonly _tag: "Refused"; readonly spentMicros: number }
+
+export interface SpendRequest {
+  readonly userId: string
+  /** The start of the UTC day the cap is for. */
+  readonly since: Date
+  /** An upper bound of the call's cost. */
+  readonly estimateMicros: number
+  readonly capMicros: number
+}
+
 export interface AiLedgerShape {
   readonly record: (entry: LedgerEntry) => Effect.Effect<void>
-  /** What `userId` spent since `since` (micro-units). */
+  /** What `userId` spent since `since` plus what their calls in flight reserved (micro-units). */
   readonly spentSince: (userId: string, since: Date) => Effect.Effect<number>
+  /**
+   * Admits a call only if spent + reserved + its estimate stays within the cap, reserving the
+   * estimate in the same atomic step: concurrent calls cannot all pass a check made before any settles.
+   */
+  readonly reserve: (request: SpendRequest) => Effect.Effect<SpendAdmission>
 }
 
 export class AiLedger extends Context.Tag("AiLedger")<AiLedger, AiLedgerShape>() {
@@ -39,13 +58,36 @@ export class AiLedger extends Context.Tag("AiLedger")<AiLedger, AiLedgerShape>()
   )
 
   static inMemory(entries: Ref.Ref<ReadonlyArray<LedgerEntry>>): AiLedgerShape {
-    return {
-      record: (entry) => Ref.update(entries, (all) => [...all, entry]),
-      spentSince: (userId, since) =>
-        Effect.map(Ref.get(entries), (all) =>
+    // Reservations of calls in flight, per user; admissions run one at a time.
+    const reserved = Ref.unsafeMake<ReadonlyMap<string, number>>(new Map())
+    const lock = Effect.unsafeMakeSemaphore(1)
+    const add = (userId: string, micros: number) =>
+      Ref.update(reserved, (all) => new Map([...all, [userId, (all.get(userId) ?? 0) + micros]]))
+    const spentSince = (userId: string, since: Date) =>
+      Effect.zipWith(
+        Ref.get(entries),
+        Ref.get(reserved),
+        (all, held) =>
           all
             .filter((entry) => entry.userId === userId && entry.at >= since)
-            .reduce((sum, entry) => sum + entry.costMicros, 0)
+            .reduce((sum, entry) => sum + entry.costMicros, 0) + (held.get(userId) ?? 0)
+      )
+    return {
+      record: (entry) => Ref.update(entries, (all) => [...all, entry]),
+      spentSince,
+      reserve: (request) =>
+        lock.withPermits(1)(
+          Effect.gen(function* () {
+            const spent = yield* spentSince(request.userId, request.since)
+            if (spent + request.estimateMicros > request.capMicros) {
+              return { _tag: "Refused", spentMicros: spent } satisfies SpendAdmission
+            }
+            yield* add(request.userId, request.estimateMicros)
+            return {
+              _tag: "Admitted",
+              release: add(request.userId, -request.estimateMicros)
+            } satisfies SpendAdmission
+          })
         )
     }
   }

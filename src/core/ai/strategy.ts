@@ -3,7 +3,8 @@
  * timeout, built as a chain of `orElse`-style recoveries. Transient failures move on; a request
  * a provider calls invalid stops the chain; a stream falls back only before its first delta; a
  * provider that keeps failing is skipped while its circuit is open. Every attempt is a span and
- * a ledger entry; the daily spend cap is checked before any provider is called.
+ * a ledger entry; each call's estimated cost is reserved against the daily spend cap before any
+ * provider is called.
  */
 import {
   Arbitrary,
@@ -33,6 +34,7 @@ import {
   type AiError,
   type AttemptRecord
 } from "./errors.ts"
+import { secondsToNextUtcDay, startOfUtcDay } from "../quota/quotas.ts"
 import { AiLedger, costMicros, type CallOutcome, type PriceTable } from "./ledger.ts"
 import {
   type AiProvider,
@@ -102,8 +104,11 @@ export interface AiStrategyShape {
   ) => Effect.Effect<{ readonly value: A } & CallMeta, AiError>
   readonly streamText: (context: CallContext, request: TextRequest) => Stream.Stream<TextEvent, AiError>
   readonly circuit: (provider: ProviderId) => Effect.Effect<"closed" | "open" | "half-open">
-  /** The daily spend cap alone, for callers that must answer before starting a stream (SSE). */
-  readonly checkBudget: (context: CallContext) => Effect.Effect<void, AiQuotaExceeded>
+  /**
+   * The daily spend cap alone (read, not reserved), for callers that must answer before starting
+   * a stream (SSE); with `request`, whether that call would fit under it.
+   */
+  readonly checkBudget: (context: CallContext, request?: TextRequest) => Effect.Effect<void, AiQuotaExceeded>
 }
 
 const addUsage = (a: Usage, b: Usage): Usage => ({
@@ -113,11 +118,17 @@ const addUsage = (a: Usage, b: Usage): Usage => ({
 
 const NO_USAGE: Usage = { inputTokens: 0, outputTokens: 0 }
 
-const startOfUtcDay = (now: number) => {
-  const day = new Date(now)
-  day.setUTCHours(0, 0, 0, 0)
-  return day
-}
+/** Output tokens assumed for a request that sets no maximum (the providers' own defaults are at most this). */
+const DEFAULT_OUTPUT_BOUND = 4_096
+/** Input tokens assumed for one image: above what each provider counts for an image of IMAGE_MAX_EDGE. */
+const IMAGE_TOKEN_BOUND = 3_000
+
+/**
+ * Tokens of a text, bounded above: no tokenizer makes more tokens than the text has UTF-8 bytes,
+ * plus a little for the request's framing.
+ */
+const tokenBound = (...texts: ReadonlyArray<string | undefined>) =>
+  texts.reduce((sum, text) => sum + (text === undefined ? 0 : Buffer.byteLength(text, "utf8")), 64)
 
 /** A valid value of `schema`, the same for the same prompt: what the local provider answers. */
 const exampleOf = <A, I>(schema: Schema.Schema<A, I>, prompt: string, localValue?: () => A): unknown => {
@@ -171,21 +182,61 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
           Effect.catchAllCause((cause) => Effect.logError("AI ledger write failed", cause))
         )
 
-      const checkCap = (context: CallContext) =>
+      const capApplies = (context: CallContext): context is CallContext & { readonly userId: string } =>
+        options.dailyCapMicros > 0 && context.userId !== undefined
+
+      const overCap = (spentMicros: number, now: number) =>
+        new AiQuotaExceeded({
+          retryAfterSeconds: secondsToNextUtcDay(now),
+          spentMicros,
+          capMicros: options.dailyCapMicros
+        })
+
+      /**
+       * The most one try can cost: its input and maximum output priced at the dearest provider of
+       * the chain (only one attempt bills: failed ones record no usage).
+       */
+      const estimateMicros = (
+        request: { readonly system?: string; readonly prompt: string; readonly maxOutputTokens?: number },
+        image: boolean
+      ) => {
+        const usage: Usage = {
+          inputTokens: tokenBound(request.system, request.prompt) + (image ? IMAGE_TOKEN_BOUND : 0),
+          outputTokens: request.maxOutputTokens ?? DEFAULT_OUTPUT_BOUND
+        }
+        return Math.max(0, ...providers.map((provider) => costMicros(options.prices, provider.id, usage)))
+      }
+
+      /** A read-only look at the cap for a call of `estimate`: what callers use to answer before starting a stream. */
+      const checkCap = (context: CallContext, estimate = 0) =>
         Effect.gen(function* () {
-          if (options.dailyCapMicros <= 0 || context.userId === undefined) return
+          if (!capApplies(context)) return
           const now = yield* Clock.currentTimeMillis
-          const dayStart = startOfUtcDay(now)
-          const spent = yield* ledger.spentSince(context.userId, dayStart)
-          if (spent >= options.dailyCapMicros) {
-            const nextDay = dayStart.getTime() + 24 * 60 * 60 * 1000
-            return yield* new AiQuotaExceeded({
-              retryAfterSeconds: Math.max(1, Math.ceil((nextDay - now) / 1000)),
-              spentMicros: spent,
+          const spent = yield* ledger.spentSince(context.userId, startOfUtcDay(now))
+          if (spent >= options.dailyCapMicros || spent + estimate > options.dailyCapMicros)
+            return yield* overCap(spent, now)
+        })
+
+      /**
+       * Admission before cost: the call's estimated cost is reserved against the cap atomically
+       * (spent + reserved + estimate ≤ cap), held until the call's entries are recorded, then released.
+       */
+      const admit = (context: CallContext, estimate: number) =>
+        Effect.acquireRelease(
+          Effect.gen(function* () {
+            if (!capApplies(context)) return Effect.void
+            const now = yield* Clock.currentTimeMillis
+            const admission = yield* ledger.reserve({
+              userId: context.userId,
+              since: startOfUtcDay(now),
+              estimateMicros: estimate,
               capMicros: options.dailyCapMicros
             })
-          }
-        })
+            if (admission._tag === "Refused") return yield* overCap(admission.spentMicros, now)
+            return admission.release
+          }),
+          (release) => release
+        )
 
       const timeoutError = (provider: AiProvider) =>
         new ProviderError({
@@ -209,12 +260,12 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
        * The chain: `attempt(provider)` for each provider in order, each recovery (`catchIf`)
        * moving on only for transient failures. `attempt` must record its own successes.
        */
-      const chain = <A>(
+      const chain = <A, R>(
         context: CallContext,
-        attempt: (provider: AiProvider) => Effect.Effect<A, ProviderError | AiInvalidOutput>
-      ): Effect.Effect<A, AiError> => {
+        attempt: (provider: AiProvider) => Effect.Effect<A, ProviderError | AiInvalidOutput, R>
+      ): Effect.Effect<A, AiError, R> => {
         const attempts: Array<AttemptRecord> = []
-        const from = (index: number): Effect.Effect<A, AiError> => {
+        const from = (index: number): Effect.Effect<A, AiError, R> => {
           const provider = providers[index]
           if (provider === undefined)
             return Effect.suspend(() => Effect.fail(new AiUnavailable({ attempts: [...attempts] })))
@@ -261,7 +312,7 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
                 )
               ),
               span,
-              Effect.catchAll((error): Effect.Effect<A, AiError> => {
+              Effect.catchAll((error): Effect.Effect<A, AiError, R> => {
                 if (error._tag === "AiInvalidOutput") return Effect.fail(error)
                 if (isTransient(error)) return next
                 return Effect.fail(
@@ -280,7 +331,8 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
 
       const generateObject = <A, I>(context: CallContext, request: ObjectRequest<A, I>) =>
         Effect.gen(function* () {
-          yield* checkCap(context)
+          const image = request.image !== undefined
+          yield* admit(context, estimateMicros(request, image))
           const decode = Schema.decodeUnknown(Schema.parseJson(request.schema), { errors: "all" })
           const base: ProviderRequest = {
             prompt: request.prompt,
@@ -308,13 +360,18 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
               let usage = first.usage
               let decoded = yield* Effect.either(decode(first.text))
               if (Either.isLeft(decoded)) {
-                // One corrective retry on the same provider, with the problems spelled out.
-                const retry = yield* ask({
-                  ...base,
-                  prompt:
-                    `${base.prompt}\n\nYour previous answer was not valid: ${decoded.left.message.slice(0, 1_000)}\n` +
-                    "Answer again with only the JSON value that matches the schema."
-                })
+                // One corrective retry on the same provider, with the problems spelled out. It bills
+                // too: its own reservation, and no retry when the cap cannot take it.
+                const problems = decoded.left.message
+                const prompt =
+                  `${base.prompt}\n\nYour previous answer was not valid: ${problems.slice(0, 1_000)}\n` +
+                  "Answer again with only the JSON value that matches the schema."
+                yield* admit(context, estimateMicros({ ...request, prompt }, image)).pipe(
+                  Effect.catchTag("AiQuotaExceeded", () =>
+                    Effect.fail(new AiInvalidOutput({ provider: provider.id, issues: problems.slice(0, 2_000) }))
+                  )
+                )
+                const retry = yield* ask({ ...base, prompt })
                 usage = addUsage(usage, retry.usage)
                 decoded = yield* Effect.either(decode(retry.text))
               }
@@ -337,7 +394,7 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
               }
             })
           )
-        })
+        }).pipe(Effect.scoped)
 
       /**
        * Opens the provider's stream in a scope of its own and pulls until the first delta
@@ -348,7 +405,8 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
       const streamText = (context: CallContext, request: TextRequest): Stream.Stream<TextEvent, AiError> =>
         Stream.unwrapScoped(
           Effect.gen(function* () {
-            yield* checkCap(context)
+            // Held until the stream ends: its scope closes after the attempt's entry is recorded.
+            yield* admit(context, estimateMicros(request, false))
             const outer = yield* Effect.scope
             const providerRequest: ProviderRequest = {
               prompt: request.prompt,
@@ -465,7 +523,7 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
         generateObject,
         streamText,
         circuit: (provider) => breaker.view(provider),
-        checkBudget: checkCap
+        checkBudget: (context, request) => checkCap(context, request === undefined ? 0 : estimateMicros(request, false))
       })
     })
   }

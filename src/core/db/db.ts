@@ -7,7 +7,7 @@ import { mkdirSync } from "node:fs"
 import { join } from "node:path"
 import { PGlite } from "@electric-sql/pglite"
 import { PrismaPg } from "@prisma/adapter-pg"
-import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Context, Effect, Exit, Layer, Option, Redacted, Runtime, Schema } from "effect"
 import pg from "pg"
 import { PrismaPGlite } from "pglite-prisma-adapter"
 import { AppConfig } from "../config.ts"
@@ -68,18 +68,55 @@ export const isConnectionLost = (error: DbError): boolean => {
 
 export type DbEngine = "postgres" | "pglite"
 
+/** The client inside a transaction: what `Db.transaction`'s body queries with. */
+export type TxClient = Prisma.TransactionClient
+
+/** Runs one Prisma call on `client` (the process's, or a transaction's); a rejection becomes a `DbError`. */
+export const queryWith = <C, A>(client: C, operation: string, run: (client: C) => Promise<A>) =>
+  Effect.tryPromise({ try: () => run(client), catch: (cause) => new DbError({ operation, cause }) })
+
+/** Why a transaction's promise rejects when its body failed: Prisma rolls back on a rejection. */
+const ROLLBACK = Symbol("rollback")
+
 export interface DbShape {
   readonly client: PrismaClient
   readonly engine: DbEngine
   /** Runs one Prisma call; a rejection becomes a `DbError` naming the operation. */
   readonly query: <A>(operation: string, run: (client: PrismaClient) => Promise<A>) => Effect.Effect<A, DbError>
   readonly ping: Effect.Effect<void, DbError>
+  /**
+   * Runs `body` in one transaction: committed when it succeeds; rolled back when it fails, with
+   * its own failure (typed or not) coming out unchanged.
+   */
+  readonly transaction: <A, E, R>(
+    operation: string,
+    body: (tx: TxClient) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | DbError, R>
 }
 
 const make = (client: PrismaClient, engine: DbEngine): DbShape => {
-  const query = <A>(operation: string, run: (client: PrismaClient) => Promise<A>) =>
-    Effect.tryPromise({ try: () => run(client), catch: (cause) => new DbError({ operation, cause }) })
-  return { client, engine, query, ping: Effect.asVoid(query("ping", (c) => c.$queryRaw`SELECT 1`)) }
+  const query = <A>(operation: string, run: (client: PrismaClient) => Promise<A>) => queryWith(client, operation, run)
+  const transaction = <A, E, R>(operation: string, body: (tx: TxClient) => Effect.Effect<A, E, R>) =>
+    Effect.gen(function* () {
+      const runtime = yield* Effect.runtime<R>()
+      // The body's exit, kept aside: Prisma only sees a rejection (rollback) or a value (commit).
+      const outcome: { exit?: Exit.Exit<A, E> } = {}
+      const committed = yield* Effect.either(
+        queryWith(client, operation, (c) =>
+          c.$transaction(async (tx) => {
+            const exit = await Runtime.runPromiseExit(runtime)(body(tx))
+            outcome.exit = exit
+            return Exit.isSuccess(exit) ? exit.value : Promise.reject(ROLLBACK)
+          })
+        )
+      )
+      if (committed._tag === "Right") return committed.right
+      const exit = outcome.exit
+      if (exit !== undefined && Exit.isFailure(exit) && committed.left.cause === ROLLBACK)
+        return yield* Effect.failCause(exit.cause)
+      return yield* committed.left
+    })
+  return { client, engine, query, transaction, ping: Effect.asVoid(query("ping", (c) => c.$queryRaw`SELECT 1`)) }
 }
 
 const prismaResource = (build: () => PrismaClient) =>

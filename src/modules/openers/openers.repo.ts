@@ -47,14 +47,7 @@ export class OpenersRepo extends Effect.Service<OpenersRepo>()("OpenersRepo", {
               : c.opener.findMany({ where: { userId, matchId }, orderBy: { createdAt: "desc" }, take: 50 })
           ])
           return { liked, disliked, previous }
-        }),
-      /** Generations (batches with at least one saved opener) since `since`. */
-      generationsSince: (userId: string, since: Date) =>
-        db
-          .query("openers.generationsSince", (c) =>
-            c.opener.groupBy({ by: ["batchId"], where: { userId, createdAt: { gte: since } } })
-          )
-          .pipe(Effect.map((groups) => groups.length))
+        })
     } as const
   })
 }) {}

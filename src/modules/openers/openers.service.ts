@@ -1,18 +1,18 @@
 /**
  * Magic Openers: resolve the profile (a match, its screenshot read once by the vision model, or an
- * inline profile), refuse minors, check the daily quota, build the prompt from the user's feedback
+ * inline profile), refuse minors, take today's generation from the daily quota, build the prompt from the user's feedback
  * and the match's history, then stream the model's lines: each line becomes an opener once it is
  * complete, clean, safe and new, and only then is it saved.
  */
 import { Clock, Effect, Option, Schema, Stream } from "effect"
 import { randomUUID } from "node:crypto"
-import { AiStrategy } from "../../core/ai/strategy.ts"
+import { AiStrategy, type TextRequest } from "../../core/ai/strategy.ts"
 import { AppConfig } from "../../core/config.ts"
-import { retryAfter } from "../../core/http/retry-after.ts"
 import { notFound } from "../../core/ownership.ts"
+import { answeringRefusal, Quotas } from "../../core/quota/quotas.ts"
 import { toPage } from "../../core/pagination.ts"
 import { Storage } from "../../core/storage/storage.ts"
-import { QuotaExceeded, SafetyBlocked } from "../../domain/errors.ts"
+import { SafetyBlocked } from "../../domain/errors.ts"
 import { ExtractedProfile } from "../../domain/matches.ts"
 import type { BlockedReason, GenerateOpeners, Opener as OpenerView, OpenerEvent } from "../../domain/openers.ts"
 import { Tone } from "../../domain/tones.ts"
@@ -80,6 +80,7 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
     const storage = yield* Storage
     const ai = yield* AiStrategy
     const config = yield* AppConfig
+    const quotas = yield* Quotas
 
     /** Reads a match's profile screenshot once with the vision model and keeps the result on the match. */
     const readScreenshot = (userId: string, matchId: string, uploadId: string) =>
@@ -139,30 +140,14 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
         return { matchId: match.id, profile }
       })
 
-    const checkQuota = (userId: string) =>
-      Effect.gen(function* () {
-        const now = yield* Clock.currentTimeMillis
-        const dayStart = new Date(now)
-        dayStart.setUTCHours(0, 0, 0, 0)
-        const used = yield* repo.generationsSince(userId, dayStart)
-        if (used >= config.openers.dailyLimit) {
-          const seconds = Math.ceil((dayStart.getTime() + 86_400_000 - now) / 1000)
-          yield* retryAfter(seconds)
-          return yield* new QuotaExceeded({
-            message: `Daily limit of ${config.openers.dailyLimit} opener generations reached`,
-            details: { limit: config.openers.dailyLimit, retryAfterSeconds: seconds }
-          })
-        }
-      })
+    /** Today's generation, taken atomically before any model call (a read-then-act check is a race). */
+    const takeQuota = (userId: string) =>
+      quotas
+        .take(userId, "openers", config.openers.dailyLimit)
+        .pipe(answeringRefusal((limit) => `Daily limit of ${limit} opener generations reached`))
 
-    /**
-     * Checks before any model call (quota, ownership, minors), then the stream of events. The
-     * stream fails with the AI chain's error; openers already done stay saved.
-     */
-    const generate = (userId: string, input: GenerateOpeners) =>
+    const prepare = (userId: string, input: GenerateOpeners, produced: { saved: number }) =>
       Effect.gen(function* () {
-        // The quota first: resolving a match's profile may call the vision model on its screenshot.
-        yield* checkQuota(userId)
         // The spend cap too, so that an SSE client gets a 429 rather than a stream ending in an error.
         yield* ai.checkBudget({ feature: "openers", userId })
         const { matchId, profile } = yield* resolveProfile(userId, input)
@@ -181,6 +166,15 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
         }
         const batchId = randomUUID().replaceAll("-", "")
         const seen = new Set(promptInput.previous.map(normalizeOpener))
+        const request: TextRequest = {
+          system: openersSystem(promptInput),
+          prompt: openersPrompt(promptInput),
+          maxOutputTokens: 120 * input.count + 60,
+          temperature: 0.9,
+          localText: () => localOpeners(promptInput)
+        }
+        // Whether this very call fits under the cap, still before the stream (and an SSE 200) starts.
+        yield* ai.checkBudget({ feature: "openers", userId }, request)
 
         return Stream.suspend(() => {
           let buffer = ""
@@ -220,70 +214,76 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
                   model: meta.model
                 })
                 .pipe(Effect.orDie)
+              produced.saved++
               return [{ _tag: "done", index: position, opener: toOpenerView(saved) }]
             })
 
           // Who answers: set by the strategy's Started event, before any text.
           const meta = { provider: "unknown", model: "unknown" }
 
-          return ai
-            .streamText(
-              { feature: "openers", userId },
-              {
-                system: openersSystem(promptInput),
-                prompt: openersPrompt(promptInput),
-                maxOutputTokens: 120 * input.count + 60,
-                temperature: 0.9,
-                localText: () => localOpeners(promptInput)
+          return ai.streamText({ feature: "openers", userId }, request).pipe(
+            Stream.mapEffect((event): Effect.Effect<ReadonlyArray<OpenerEvent>, never> => {
+              if (event._tag === "Started") {
+                meta.provider = event.provider
+                meta.model = event.model
+                return Effect.succeed([])
               }
-            )
-            .pipe(
-              Stream.mapEffect((event): Effect.Effect<ReadonlyArray<OpenerEvent>, never> => {
-                if (event._tag === "Started") {
-                  meta.provider = event.provider
-                  meta.model = event.model
-                  return Effect.succeed([])
-                }
-                if (event._tag === "Completed") {
-                  const last = buffer
-                  buffer = ""
-                  return Effect.map(finishLine(last), (events) => [
-                    ...events,
-                    {
-                      _tag: "final",
-                      meta: {
-                        batchId,
-                        provider: event.provider,
-                        model: event.model,
-                        local: event.local,
-                        usage: event.usage,
-                        costMicros: event.costMicros,
-                        blocked
-                      }
-                    }
-                  ])
-                }
-                return Effect.gen(function* () {
-                  const out: Array<OpenerEvent> = []
-                  const parts = event.text.split("\n")
-                  for (let i = 0; i < parts.length; i++) {
-                    const part = parts[i] ?? ""
-                    buffer += part
-                    if (part !== "" && index < input.count && buffer.trim() !== "") {
-                      out.push({ _tag: "delta", index, text: part })
-                    }
-                    if (i < parts.length - 1) {
-                      const line = buffer
-                      buffer = ""
-                      out.push(...(yield* finishLine(line)))
+              if (event._tag === "Completed") {
+                const last = buffer
+                buffer = ""
+                return Effect.map(finishLine(last), (events) => [
+                  ...events,
+                  {
+                    _tag: "final",
+                    meta: {
+                      batchId,
+                      provider: event.provider,
+                      model: event.model,
+                      local: event.local,
+                      usage: event.usage,
+                      costMicros: event.costMicros,
+                      blocked
                     }
                   }
-                  return out
-                })
-              }),
-              Stream.flattenIterables
-            )
+                ])
+              }
+              return Effect.gen(function* () {
+                const out: Array<OpenerEvent> = []
+                const parts = event.text.split("\n")
+                for (let i = 0; i < parts.length; i++) {
+                  const part = parts[i] ?? ""
+                  buffer += part
+                  if (part !== "" && index < input.count && buffer.trim() !== "") {
+                    out.push({ _tag: "delta", index, text: part })
+                  }
+                  if (i < parts.length - 1) {
+                    const line = buffer
+                    buffer = ""
+                    out.push(...(yield* finishLine(line)))
+                  }
+                }
+                return out
+              })
+            }),
+            Stream.flattenIterables
+          )
         })
+      })
+
+    /**
+     * Checks before any model call (quota, ownership, minors), then the stream of events. The
+     * stream fails with the AI chain's error; openers already done stay saved.
+     */
+    const generate = (userId: string, input: GenerateOpeners) =>
+      Effect.gen(function* () {
+        // The quota first: resolving a match's profile may call the vision model on its screenshot.
+        const reservation = yield* takeQuota(userId)
+        // Openers saved so far: once one is, the generation counts whatever happens next.
+        const produced = { saved: 0 }
+        // Given back if nothing reaches the user: a refusal below, a failure or a disconnect before the first opener.
+        const settle = quotas.settleOn(reservation, () => produced.saved > 0)
+        const events = yield* Effect.onExit(prepare(userId, input, produced), settle)
+        return Stream.ensuringWith(events, settle)
       })
 
     const feedback = (
@@ -328,5 +328,5 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
         )
     } as const
   }),
-  dependencies: [OpenersRepo.Default]
+  dependencies: [OpenersRepo.Default, Quotas.Default]
 }) {}

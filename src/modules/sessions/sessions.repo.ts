@@ -4,7 +4,7 @@
  * job never duplicates a row, and a cancelled or deleted session is never brought back.
  */
 import { Effect } from "effect"
-import { Db } from "../../core/db/db.ts"
+import { Db, queryWith, type TxClient } from "../../core/db/db.ts"
 import { Prisma, type Session } from "../../core/db/generated/client.ts"
 import { cursorKey } from "../../core/pagination.ts"
 
@@ -47,12 +47,27 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
   effect: Effect.gen(function* () {
     const db = yield* Db
     return {
-      /** The new session row alone: it has no transcript or suggestions yet, and its images are `uploadIds`. */
-      create: (data: Omit<Prisma.SessionUncheckedCreateInput, "images">, uploadIds: ReadonlyArray<string>) =>
-        db.query("sessions.create", (c) =>
-          c.session.create({
-            data: { ...data, images: { create: uploadIds.map((uploadId, position) => ({ uploadId, position })) } }
-          })
+      /**
+       * The new session row alone (no transcript or suggestions yet; its images are `uploadIds`),
+       * in one transaction with `before` (what it takes: its uploads, its quota): a failure of
+       * either leaves nothing taken. The row, and what `before` answered.
+       */
+      create: <B, E>(
+        data: Omit<Prisma.SessionUncheckedCreateInput, "images">,
+        uploadIds: ReadonlyArray<string>,
+        before: (tx: TxClient) => Effect.Effect<B, E>
+      ) =>
+        db.transaction("sessions.create", (tx) =>
+          Effect.flatMap(before(tx), (taken) =>
+            Effect.map(
+              queryWith(tx, "sessions.create", (c) =>
+                c.session.create({
+                  data: { ...data, images: { create: uploadIds.map((uploadId, position) => ({ uploadId, position })) } }
+                })
+              ),
+              (row) => ({ row, taken })
+            )
+          )
         ),
       find: (userId: string, id: string) =>
         db.query("sessions.find", (c) => c.session.findFirst({ where: { id, userId }, include: detail })),

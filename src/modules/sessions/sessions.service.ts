@@ -8,6 +8,7 @@ import { AppConfig } from "../../core/config.ts"
 import { Erasure } from "../../core/erasure.ts"
 import { notFound } from "../../core/ownership.ts"
 import { toPage } from "../../core/pagination.ts"
+import { answeringRefusal, Quotas } from "../../core/quota/quotas.ts"
 import type { ProgressItem } from "../../core/progress/progress-bus.ts"
 import { Storage } from "../../core/storage/storage.ts"
 import {
@@ -124,6 +125,7 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
     const storage = yield* Storage
     const suggester = yield* SessionSuggester
     const config = yield* AppConfig
+    const quotas = yield* Quotas
 
     const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
 
@@ -159,26 +161,36 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
     const create = (userId: string, input: CreateSession) =>
       Effect.gen(function* () {
         if (input.matchId !== undefined) yield* matches.get(userId, input.matchId)
-        // Every upload is checked before any is taken: a refusal leaves the others usable.
+        // Every upload is checked (verified, unused, for sessions) before the transaction takes them.
         for (const uploadId of input.uploadIds)
-          yield* uploads.verify(userId, uploadId).pipe(Effect.mapError(naming(uploadId)))
-        for (const uploadId of input.uploadIds)
-          yield* uploads.use(userId, uploadId, "session").pipe(Effect.mapError(naming(uploadId)))
+          yield* uploads.usable(userId, uploadId, "session").pipe(Effect.mapError(naming(uploadId)))
         const user = yield* users.findById(userId)
-        const row = yield* repo.create(
-          {
-            userId,
-            matchId: input.matchId ?? null,
-            tone: input.tone ?? toneOf(user?.defaultTone),
-            language: input.language ?? user?.preferredLanguage ?? "en",
-            context: input.context ?? null
-          },
-          input.uploadIds
-        )
+        // Today's session, the uploads and the row in one transaction: a refusal or a failure at
+        // any step takes nothing (the uploads stay usable for a retry, the quota unspent).
+        const { row, taken: quota } = yield* repo
+          .create(
+            {
+              userId,
+              matchId: input.matchId ?? null,
+              tone: input.tone ?? toneOf(user?.defaultTone),
+              language: input.language ?? user?.preferredLanguage ?? "en",
+              context: input.context ?? null
+            },
+            input.uploadIds,
+            (tx) =>
+              Effect.gen(function* () {
+                const reservation = yield* quotas.take(userId, "sessions", config.sessions.dailyLimit, { client: tx })
+                for (const uploadId of input.uploadIds)
+                  yield* uploads.take(uploadId, tx).pipe(Effect.mapError(naming(uploadId)))
+                return reservation
+              })
+          )
+          .pipe(answeringRefusal((limit) => `Daily limit of ${limit} sessions reached`))
         yield* publishQuietly(row.id, { _tag: "Status", status: "queued", phase: null }, stateOf(row))
         // Not queued: the session must not stay `queued` forever, so it fails with the code the client gets.
         yield* jobs.enqueue(row.id, { sessionId: row.id, userId }).pipe(
-          Effect.tapError(() => notQueued(row.id)),
+          // Never run, so it does not count against today's sessions.
+          Effect.tapError(() => Effect.zipRight(notQueued(row.id), quotas.release(quota))),
           Effect.mapError(queueDown)
         )
         yield* Effect.logInfo("Session queued").pipe(
@@ -316,7 +328,14 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
             details: { status: row.status }
           })
         }
-        const batch = yield* repo.nextBatch(id)
+        // Today's regeneration, taken before the batch number and any model call; given back if
+        // the batch ends (failed, or the client gone) before a suggestion was saved.
+        const reservation = yield* quotas
+          .take(userId, "regenerations", config.sessions.regenerationsDailyLimit)
+          .pipe(answeringRefusal((limit) => `Daily limit of ${limit} suggestion regenerations reached`))
+        const produced = { saved: 0 }
+        const settle = quotas.settleOn(reservation, () => produced.saved > 0)
+        const batch = yield* Effect.onExit(repo.nextBatch(id), settle)
         const request: BatchRequest = {
           sessionId: id,
           userId,
@@ -330,9 +349,16 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
           avoid: row.suggestions.map((suggestion) => suggestion.text)
         }
         yield* Effect.logInfo("Session suggestions regenerated").pipe(Effect.annotateLogs({ sessionId: id, batch }))
-        const events = suggester
-          .stream(request)
-          .pipe(Stream.tap((event) => ("_tag" in event ? Effect.void : repo.addCost(id, event.costMicros))))
+        const events = suggester.stream(request).pipe(
+          Stream.tap((event) =>
+            !("_tag" in event)
+              ? repo.addCost(id, event.costMicros)
+              : Effect.sync(() => {
+                  if (event._tag === "Suggestion") produced.saved++
+                })
+          ),
+          (stream) => Stream.ensuringWith(stream, settle)
+        )
         return { batch, events }
       })
 
@@ -386,7 +412,7 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
       eraseUser
     } as const
   }),
-  dependencies: [SessionsRepo.Default, SessionSuggester.Default]
+  dependencies: [SessionsRepo.Default, SessionSuggester.Default, Quotas.Default]
 }) {}
 
 /** Registers the sessions' erasure step: queued jobs and progress state. */

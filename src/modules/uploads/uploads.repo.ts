@@ -1,7 +1,7 @@
 /** Prisma access for uploads. Status changes are conditional updates: concurrent readers agree. */
 import { Effect } from "effect"
-import { Db } from "../../core/db/db.ts"
-import type { Upload, UploadPurpose } from "../../core/db/generated/client.ts"
+import { Db, queryWith, type TxClient } from "../../core/db/db.ts"
+import type { PrismaClient, Upload, UploadPurpose } from "../../core/db/generated/client.ts"
 
 export type { Upload }
 
@@ -51,13 +51,14 @@ export class UploadsRepo extends Effect.Service<UploadsRepo>()("UploadsRepo", {
         return c.upload.findUnique({ where: { id } })
       })
 
-    /** Verified → used; false when another request took it first. */
-    const markUsed = (id: string, at: Date) =>
-      db
-        .query("uploads.markUsed", (c) =>
-          c.upload.updateMany({ where: { id, status: "verified" }, data: { status: "used", usedAt: at } })
-        )
-        .pipe(Effect.map((result) => result.count === 1))
+    /**
+     * Verified → used; false when another request took it first. On `client`, a transaction's,
+     * it is taken together with what uses it (or not at all).
+     */
+    const markUsed = (id: string, at: Date, client: TxClient | PrismaClient = db.client) =>
+      queryWith(client, "uploads.markUsed", (c) =>
+        c.upload.updateMany({ where: { id, status: "verified" }, data: { status: "used", usedAt: at } })
+      ).pipe(Effect.map((result) => result.count === 1))
 
     const markProcessed = (id: string, fields: ProcessedFields) =>
       db.query("uploads.markProcessed", (c) => c.upload.update({ where: { id }, data: fields }))

@@ -10,6 +10,7 @@ import { Clock, Duration, Effect, Layer, Option, Schedule } from "effect"
 import { randomBytes } from "node:crypto"
 import { AppConfig } from "../../core/config.ts"
 import { Erasure } from "../../core/erasure.ts"
+import type { TxClient } from "../../core/db/db.ts"
 import { ImageProcessor, type ImageError } from "../../core/image/image-processor.ts"
 import { detectImageType, MAGIC_BYTES } from "../../core/image/magic.ts"
 import { type StorageError, userPrefix } from "../../core/storage/model.ts"
@@ -270,13 +271,13 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
      */
     const verify = (userId: string, uploadId: string) => Effect.flatMap(load(userId, uploadId), verified)
 
-    /** Verifies the upload and takes it for `purpose` (once: a second use is refused). */
-    const use = (userId: string, uploadId: string, purpose: UploadPurpose) =>
+    const alreadyUsed = () => new UploadAlreadyUsed({ message: "This upload was already used: upload the image again" })
+
+    /** Verifies the upload and checks that it can be taken for `purpose` (unused), without taking it. */
+    const usable = (userId: string, uploadId: string, purpose: UploadPurpose) =>
       Effect.gen(function* () {
         const upload = yield* load(userId, uploadId)
-        if (upload.status === "used") {
-          return yield* new UploadAlreadyUsed({ message: "This upload was already used: upload the image again" })
-        }
+        if (upload.status === "used") return yield* alreadyUsed()
         const checked = yield* verified(upload)
         if (checked.purpose !== purpose) {
           return yield* new UploadPurposeMismatch({
@@ -284,11 +285,21 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
             details: { declared: checked.purpose, requested: purpose }
           })
         }
-        if (!(yield* repo.markUsed(upload.id, yield* now))) {
-          return yield* new UploadAlreadyUsed({ message: "This upload was already used: upload the image again" })
-        }
         return checked
       })
+
+    /**
+     * Takes a `usable` upload (once: `UploadAlreadyUsed` when another request took it first). On
+     * `tx`, it is taken with what the transaction writes, or not at all.
+     */
+    const take = (uploadId: string, tx?: TxClient) =>
+      Effect.gen(function* () {
+        if (!(yield* repo.markUsed(uploadId, yield* now, tx))) return yield* alreadyUsed()
+      })
+
+    /** Verifies the upload and takes it for `purpose` (once: a second use is refused). */
+    const use = (userId: string, uploadId: string, purpose: UploadPurpose) =>
+      Effect.tap(usable(userId, uploadId, purpose), (checked) => take(checked.id))
 
     /**
      * `process`, with the normalised image's bytes when this call made them (undefined when they
@@ -392,7 +403,7 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
         yield* Effect.logInfo("Uploads erased").pipe(Effect.annotateLogs({ objects, rows: rows.count }))
       })
 
-    return { create, status, verify, use, process, processWithImage, sweep, eraseUser } as const
+    return { create, status, verify, usable, take, use, process, processWithImage, sweep, eraseUser } as const
   }),
   dependencies: [UploadsRepo.Default]
 }) {}

@@ -10,6 +10,7 @@ import { baseUrl, testServer } from "../../support/server.ts"
 import { type TestUser, twoUsers } from "../../support/users.ts"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { aiCallRows, generateJson, matchRows, newMatch, openAiPrompt, openerRows, type WireOpener } from "./support.ts"
+import { usageRows } from "./support.ts"
 
 const openai = await startFakeOpenAI()
 afterAll(async () => {
@@ -299,7 +300,7 @@ layer(Server, { timeout: 60_000 })("magic openers: feedback and history", (it) =
       })
     )
 
-    it.effect("DELETE /users/me removes the user's matches, openers and ledger rows; the other user keeps theirs", () =>
+    it.effect("DELETE /users/me removes the user's matches, openers, ledger, quota rows; the other keeps theirs", () =>
       Effect.gen(function* () {
         const url = yield* baseUrl
         const { alice, bob } = yield* twoUsers(url)
@@ -312,13 +313,16 @@ layer(Server, { timeout: 60_000 })("magic openers: feedback and history", (it) =
         expect(yield* matchRows(alice.id)).toHaveLength(1)
         expect(yield* openerRows(alice.id)).toHaveLength(1)
         expect(yield* aiCallRows(alice.id)).toHaveLength(1)
+        expect(yield* usageRows(alice.id)).toEqual([{ kind: "openers", used: 1 }])
 
         const erased = yield* http(`${url}/api/v1/users/me`, { method: "DELETE", headers: alice.headers })
         expect(erased.status).toBe(204)
         expect(yield* matchRows(alice.id)).toEqual([])
         expect(yield* openerRows(alice.id)).toEqual([])
         expect(yield* aiCallRows(alice.id)).toEqual([])
+        expect(yield* usageRows(alice.id)).toEqual([])
         expect(yield* matchRows(bob.id)).toHaveLength(1)
+        expect(yield* usageRows(bob.id)).toEqual([{ kind: "openers", used: 1 }])
         expect(yield* openerRows(bob.id)).toHaveLength(1)
         expect(yield* aiCallRows(bob.id)).toHaveLength(1)
       })

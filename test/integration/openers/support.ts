@@ -201,6 +201,10 @@ export const aiCallRows = (userId: string) =>
     [userId]
   )
 
+/** The user's daily allowance counters (quota rows), by kind. */
+export const usageRows = (userId: string) =>
+  sql("SELECT kind, used FROM usage_counters WHERE user_id = $1 ORDER BY kind, day", [userId])
+
 /** The user prompt (the last message) of a request the OpenAI fake recorded. */
 export const openAiPrompt = (body: unknown): string => {
   const messages = (body as { messages?: ReadonlyArray<{ role: string; content: unknown }> }).messages ?? []

@@ -11,7 +11,7 @@ import { assertFontsRender, chatScreenshotPng } from "../../fixtures/chat-screen
 import { sql, TestDb } from "../../support/database.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
-import { awaitFinished, createSession, readEvents, uploadPng, type WireSession } from "./support.ts"
+import { awaitFinished, sessionRun } from "./support.ts"
 
 const openai = await startFakeOpenAI()
 openai.setFallback({ kind: "status", status: 500 })
@@ -43,12 +43,7 @@ layer(
     Effect.gen(function* () {
       const url = yield* baseUrl
       const { alice } = yield* twoUsers(url)
-      const uploadId = yield* uploadPng(url, alice.headers, screenshot)
-      const created = yield* createSession(url, alice.headers, { uploadIds: [uploadId] })
-      expect(created.status).toBe(202)
-      const id = (created.body as { data: WireSession }).data.id
-
-      const events = yield* readEvents(url, alice.headers, id, "0")
+      const { id, events } = yield* sessionRun(url, alice.headers, screenshot)
       const kinds = events.frames.map((frame) => frame.event)
       expect(kinds.indexOf("transcript")).toBeGreaterThan(-1)
       expect(kinds).not.toContain("suggestion")

@@ -50,6 +50,10 @@ layer(testServer({ db: TestDb(), jobs: queueDown }), { timeout: 60_000 })("sessi
       expect(rows).toEqual([
         { id: expect.any(String), status: "failed", error_code: "SERVICE_UNAVAILABLE", done: true }
       ])
+      // Never run: it does not count against the day's sessions.
+      expect(
+        yield* sql("SELECT used FROM usage_counters WHERE user_id = $1 AND kind = 'sessions'", [alice.id])
+      ).toEqual([{ used: 0 }])
       const id = rows[0]?.id ?? ""
       const session = yield* getSession(url, alice.headers, id)
       expect(session.body).toMatchObject({ data: { id, status: "failed", errorCode: "SERVICE_UNAVAILABLE" } })

@@ -40,6 +40,20 @@ export const awaitFinished = (url: string, headers: Record<string, string>, id: 
     }
   })
 
+/**
+ * Uploads `bytes`, creates a session from it (202) and reads its events until the terminal one:
+ * the session's id and what its stream sent.
+ */
+export const sessionRun = (url: string, headers: Record<string, string>, bytes: Uint8Array) =>
+  Effect.gen(function* () {
+    const uploadId = yield* uploadPng(url, headers, bytes)
+    const created = yield* createSession(url, headers, { uploadIds: [uploadId] })
+    if (created.status !== 202) return yield* Effect.dieMessage(`session refused: ${created.status} ${created.text}`)
+    const id = (created.body as { data: WireSession }).data.id
+    const events = yield* readEvents(url, headers, id, "0")
+    return { id, events }
+  })
+
 export interface SseFrame {
   readonly id: string | undefined
   readonly event: string

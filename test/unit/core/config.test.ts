@@ -93,6 +93,23 @@ describe("AppConfig", () => {
     })
   )
 
+  it.effect(
+    "daily limits: sessions 50 and regenerations 100 by default; 1 to 10000, each named when out of range",
+    () =>
+      Effect.gen(function* () {
+        const config = yield* Effect.flatten(load({}))
+        expect(config.sessions.dailyLimit).toBe(50)
+        expect(config.sessions.regenerationsDailyLimit).toBe(100)
+        const set = yield* Effect.flatten(load({ SESSIONS_DAILY_LIMIT: "3", REGENERATIONS_DAILY_LIMIT: "7" }))
+        expect(set.sessions).toMatchObject({ dailyLimit: 3, regenerationsDailyLimit: 7 })
+        const lines = yield* problemsOf({ SESSIONS_DAILY_LIMIT: "0", REGENERATIONS_DAILY_LIMIT: "10001" })
+        expect(lines.map((line) => line.split(":")[0]).sort()).toEqual([
+          "REGENERATIONS_DAILY_LIMIT",
+          "SESSIONS_DAILY_LIMIT"
+        ])
+      })
+  )
+
   it.effect("every malformed variable is reported on its own line, by name", () =>
     Effect.gen(function* () {
       const result = yield* load({ PORT: "abc", MAX_BODY_BYTES: "-5", NODE_ENV: "staging" })

@@ -4,7 +4,7 @@
  * (The same rules against the real SDKs and wire fakes: test/integration/ai.)
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Duration, Effect, Either, Fiber, Layer, Ref, Schema, Stream, TestClock } from "effect"
+import { Chunk, Deferred, Duration, Effect, Either, Fiber, Layer, Queue, Ref, Schema, Stream, TestClock } from "effect"
 import { AiLedger, type LedgerEntry } from "../../../../src/core/ai/ledger.ts"
 import {
   type AiProvider,
@@ -212,6 +212,29 @@ describe("AiStrategy.generateObject", () => {
     })
   )
 
+  it.effect("the corrective retry reserves its own cost: when the cap cannot take it, AiInvalidOutput without it", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [
+        { _tag: "answer", text: '{"opener": ""}' },
+        { _tag: "answer", text: '{"opener":"Fixed"}' }
+      ])
+      // The first try reserves 2,524 (79 input, 1,000 output tokens); the retry's longer prompt more: 4,000 takes one.
+      const { strategy } = yield* setup([gemini], { dailyCapMicros: 4_000 })
+      const error = yield* Effect.flip(strategy.generateObject(ask, { ...request, maxOutputTokens: 1_000 }))
+      expect(error._tag).toBe("AiInvalidOutput")
+      expect(yield* Ref.get(gemini.calls)).toHaveLength(1)
+      // With room for both, the retry goes ahead.
+      const again = yield* scripted("gemini-flash", [
+        { _tag: "answer", text: '{"opener": ""}' },
+        { _tag: "answer", text: '{"opener":"Fixed"}' }
+      ])
+      const roomy = yield* setup([again], { dailyCapMicros: 6_000 })
+      const fixed = yield* roomy.strategy.generateObject(ask, { ...request, maxOutputTokens: 1_000 })
+      expect(fixed.value).toEqual({ opener: "Fixed" })
+      expect(yield* Ref.get(again.calls)).toHaveLength(2)
+    })
+  )
+
   it.effect("invalid twice: AiInvalidOutput, no third call", () =>
     Effect.gen(function* () {
       const gemini = yield* scripted("gemini-flash", [
@@ -287,15 +310,65 @@ describe("AiStrategy.generateObject", () => {
         input: 1000,
         output: 1000
       })
-      const { strategy } = yield* setup([gemini], { dailyCapMicros: 5_000 })
-      yield* strategy.generateObject(ask, request)
-      yield* strategy.generateObject(ask, request)
-      const error = yield* Effect.flip(strategy.generateObject(ask, request))
-      expect(error).toMatchObject({ _tag: "AiQuotaExceeded", spentMicros: 5_600, capMicros: 5_000 })
+      // Each call may cost up to 2,524 (79 input and 1,000 output tokens) and costs 2,800.
+      const bounded = { ...request, maxOutputTokens: 1_000 }
+      const { strategy } = yield* setup([gemini], { dailyCapMicros: 8_000 })
+      yield* strategy.generateObject(ask, bounded)
+      yield* strategy.generateObject(ask, bounded)
+      // 5,600 spent: under the cap, but not by this call's upper bound.
+      const error = yield* Effect.flip(strategy.generateObject(ask, bounded))
+      expect(error).toMatchObject({ _tag: "AiQuotaExceeded", spentMicros: 5_600, capMicros: 8_000 })
       if (error._tag === "AiQuotaExceeded") expect(error.retryAfterSeconds).toBeGreaterThan(0)
       expect(yield* Ref.get(gemini.calls)).toHaveLength(2)
       // Another user is not capped by this one's spend.
-      expect((yield* strategy.generateObject({ ...ask, userId: "user_2" }, request)).provider).toBe("gemini-flash")
+      expect((yield* strategy.generateObject({ ...ask, userId: "user_2" }, bounded)).provider).toBe("gemini-flash")
+    })
+  )
+})
+
+describe("AiStrategy: the spend cap under concurrency", () => {
+  it.effect("calls at once are admitted only while spent + reserved + their upper bound fit; reservations settle", () =>
+    Effect.gen(function* () {
+      const gate = yield* Deferred.make<void>()
+      const calls = yield* Ref.make(0)
+      // Answers once the gate opens: the admitted calls stay in flight meanwhile.
+      const gated: AiProvider = {
+        id: "gemini-flash",
+        model: "gemini-flash-model",
+        timeoutMs: 60_000,
+        generate: () =>
+          Effect.zipRight(
+            Ref.update(calls, (n) => n + 1),
+            Effect.as(Deferred.await(gate), { text: '{"opener":"Hi"}', usage: { inputTokens: 100, outputTokens: 50 } })
+          ),
+        stream: () => Stream.empty
+      }
+      // 2,524 reserved per call (see above): three fit under 8,000, a fourth does not.
+      const { strategy, entries } = yield* setup([gated], { dailyCapMicros: 8_000 })
+      const results = yield* Queue.unbounded<Either.Either<unknown, unknown>>()
+      yield* Effect.forEach(
+        Array.from({ length: 10 }),
+        () =>
+          strategy.generateObject(ask, { ...request, maxOutputTokens: 1_000 }).pipe(
+            Effect.either,
+            Effect.flatMap((result) => Queue.offer(results, result)),
+            Effect.fork
+          ),
+        { discard: true }
+      )
+      // The refused ones answer while the admitted ones wait at the gate.
+      const refused = yield* Queue.takeN(results, 7)
+      expect(Chunk.toReadonlyArray(refused).map((r) => Either.isLeft(r) && r.left)).toEqual(
+        Array.from({ length: 7 }, () => expect.objectContaining({ _tag: "AiQuotaExceeded", capMicros: 8_000 }))
+      )
+      expect(yield* Ref.get(calls)).toBe(3)
+      yield* Deferred.succeed(gate, undefined)
+      const admitted = yield* Queue.takeN(results, 3)
+      expect(Chunk.toReadonlyArray(admitted).every(Either.isRight)).toBe(true)
+      // Settled: the ledger has the three actual costs (155 each); nothing stays reserved.
+      expect((yield* Ref.get(entries)).map((entry) => entry.costMicros)).toEqual([155, 155, 155])
+      const next = yield* Effect.flip(strategy.generateObject(ask, { ...request, maxOutputTokens: 1_000_000 }))
+      expect(next).toMatchObject({ _tag: "AiQuotaExceeded", spentMicros: 465 })
     })
   )
 })
