@@ -14,6 +14,18 @@ const CONTROL = /[\u0000-\u001F\u007F]/
 // eslint-disable-next-line no-control-regex
 const CONTROL_BUT_LINES = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/
 
+/**
+ * Text the server did not get from the client's own typing but must store all the same (signed
+ * Clerk claims and webhooks): made storable rather than refused, lone surrogates as U+FFFD,
+ * control characters dropped, trimmed, capped.
+ */
+export const storableText = (s: string, max: number): string =>
+  s
+    .replace(/\p{Cs}/gu, "\uFFFD")
+    .replace(new RegExp(CONTROL.source, "g"), "")
+    .trim()
+    .slice(0, max)
+
 const wellFormed = (s: string) => !LONE_SURROGATE.test(s) || "Expected well-formed Unicode (no lone surrogate)"
 
 /** A string of well-formed Unicode without control characters (multi-line: but \t, \n and \r). */

@@ -2,6 +2,7 @@
 import { Effect } from "effect"
 import { createHash } from "node:crypto"
 import { Db, isUniqueViolation } from "../../core/db/db.ts"
+import { storableText } from "../../domain/fields.ts"
 import type { User } from "../../core/db/generated/client.ts"
 
 export type { User }
@@ -14,6 +15,15 @@ export interface ProfileFields {
   readonly preferredLanguage?: string | null
   readonly defaultTone?: string | null
 }
+
+/** Fields from signed sources (token claims, Clerk's webhooks) stored as text PostgreSQL accepts. */
+const storable = (profile: ProfileFields): ProfileFields =>
+  Object.fromEntries(
+    Object.entries(profile).map(([field, value]) => [
+      field,
+      typeof value === "string" ? storableText(value, 512) : value
+    ])
+  )
 
 /** Tombstones keep a hash, not the Clerk id itself. */
 export const clerkIdHash = (clerkId: string) => createHash("sha256").update(clerkId).digest("hex")
@@ -31,7 +41,8 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("UsersRepo", {
      * Creates the user if absent (one row even under concurrent first requests: a native
      * INSERT … ON CONFLICT). An email already held by another account is left out, not fought over.
      */
-    const provision = (clerkId: string, profile: ProfileFields) => {
+    const provision = (clerkId: string, claimed: ProfileFields) => {
+      const profile = storable(claimed)
       const upsert = (fields: ProfileFields) =>
         db.query("users.provision", (c) =>
           c.user.upsert({ where: { clerkId }, create: { clerkId, ...fields }, update: {} })
@@ -51,8 +62,9 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("UsersRepo", {
      * Applies Clerk's view of the user (webhook), unless an equal or newer one was applied
      * already. The email moves to this account if another row still holds it.
      */
-    const syncFromClerk = (clerkId: string, profile: ProfileFields, clerkUpdatedAt: Date) =>
+    const syncFromClerk = (clerkId: string, delivered: ProfileFields, clerkUpdatedAt: Date) =>
       db.query("users.syncFromClerk", async (c) => {
+        const profile = storable(delivered)
         const existing = await c.user.findUnique({ where: { clerkId } })
         if (existing?.clerkUpdatedAt && existing.clerkUpdatedAt >= clerkUpdatedAt) return "stale" as const
         const release =

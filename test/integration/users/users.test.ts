@@ -57,6 +57,17 @@ layer(testServer({ db: TestDb(), routes: ProbeErasureStep }), { timeout: 60_000 
     })
   )
 
+  it.effect("odd claims in a valid token (NUL, a lone surrogate) are stored cleaned, not a 500", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const clerkId = newClerkId("oddjit")
+      const token = tokenFor({ clerkId, firstName: "Jo\u0000", lastName: "D\udc00oe" })
+      const res = yield* http(`${url}/api/v1/users/me`, { headers: bearer(token) })
+      expect(res.status).toBe(200)
+      expect(res.body).toMatchObject({ success: true, data: { firstName: "Jo", lastName: "D\uFFFDoe" } })
+    })
+  )
+
   it.effect("concurrent first requests create exactly one row", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl

@@ -53,6 +53,19 @@ layer(testServer({ db: TestDb(), config: { CLERK_WEBHOOK_SIGNING_SECRET: TEST_WE
     })
   )
 
+  it.effect("signed but odd names (NUL, a lone surrogate, controls) are stored cleaned, not a 500", () =>
+    Effect.gen(function* () {
+      const clerkId = newClerkId("oddhook")
+      const res = yield* deliver(
+        signDelivery(
+          clerkUserEvent("user.created", { id: clerkId, firstName: "Ada\u0000\u0007", lastName: "Love\ud800lace" })
+        )
+      )
+      expect(res.status).toBe(200)
+      expect(yield* userRow(clerkId)).toMatchObject({ first_name: "Ada", last_name: "Love\uFFFDlace" })
+    })
+  )
+
   it.effect("user.updated changes the synced fields; an older update arriving late is ignored", () =>
     Effect.gen(function* () {
       const clerkId = newClerkId("upd")
