@@ -100,7 +100,8 @@ layer(Server, { timeout: 60_000 })("magic openers: generate", (it) => {
         const res = yield* generateSse(url, alice.headers, { matchId: match.id, count: 2 })
         expect(res.status).toBe(200)
         expect(res.headers.get("content-type")).toMatch(/^text\/event-stream/)
-        expect(res.headers.get("cache-control")).toBe("no-cache")
+        // A private stream: never stored by a cache (no-store implies no-cache).
+        expect(res.headers.get("cache-control")).toBe("no-store")
         expect(res.headers.get("x-accel-buffering")).toBe("no")
         const first = expectedOpener({ matchId: match.id, position: 0, text: "Hey Sam, climbing buddy?" })
         const second = expectedOpener({ matchId: match.id, position: 1, text: "Second one here?" })

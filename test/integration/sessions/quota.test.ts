@@ -165,15 +165,16 @@ layer(testServer({ db: FailingDb }), { timeout: 60_000 })("sessions: a refused s
     })
   )
 
-  it.effect("a context PostgreSQL refuses (a NUL byte): refused, the upload is not consumed, the retry succeeds", () =>
+  it.effect("a context PostgreSQL would refuse (a NUL byte): 400, the upload is not consumed, the retry succeeds", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
       const { alice } = yield* twoUsers(url)
       const uploadId = yield* uploadPng(url, alice.headers, png)
       const refused = yield* createSession(url, alice.headers, { uploadIds: [uploadId], context: "before\u0000after" })
-      // 500 from the database today; 400 once the boundary rejects NUL: either way nothing is taken.
-      expect([400, 500]).toContain(refused.status)
-      expect(yield* uploadStatus(uploadId)).toEqual(["verified"])
+      // The boundary refuses it before any work (it was a 500 from the database after the upload was taken).
+      expect(refused.status).toBe(400)
+      expect(refused.body).toMatchObject({ success: false, error: { code: "VALIDATION_ERROR" } })
+      expect(yield* uploadStatus(uploadId)).toEqual(["pending"])
       const retried = yield* createSession(url, alice.headers, { uploadIds: [uploadId], context: "before after" })
       expect(retried.status).toBe(202)
       expect(yield* sessionCount(alice.id)).toBe(1)
