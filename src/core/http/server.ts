@@ -162,7 +162,11 @@ export const NodeServerLive = Layer.unwrapEffect(
       Layer.scoped(
         HttpServer.HttpServer,
         Effect.gen(function* () {
-          const server = new RoutingServer(upgrades, config.http)
+          // Behind trusted proxies every peer is a proxy: capping its connections would cap everyone's.
+          const server = new RoutingServer(upgrades, {
+            ...config.http,
+            maxConnectionsPerAddress: config.trustProxy > 0 ? 0 : config.http.maxConnectionsPerAddress
+          })
           const httpServer = yield* NodeHttpServer.make(() => server, { port: config.port, host: config.host })
           // Runs before the server's own release (`server.close()`, which waits for open requests).
           yield* Effect.addFinalizer(() =>

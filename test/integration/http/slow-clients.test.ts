@@ -161,4 +161,19 @@ describe("slow clients", () => {
       Effect.provide(testServer({ db: TestDb(), config: { ...timeouts, HTTP_MAX_CONNECTIONS_PER_ADDRESS: "3" } }))
     )
   )
+
+  it.live("behind trusted proxies (TRUST_PROXY) the peer is a proxy: its connections are not capped", () =>
+    Effect.gen(function* () {
+      const held = yield* Effect.forEach([1, 2, 3, 4, 5], () => open)
+      for (const socket of held) expect((yield* roundTrip(socket, "/health/live")).status).toBe(200)
+      for (const socket of held) socket.destroy()
+    }).pipe(
+      Effect.provide(
+        testServer({
+          db: TestDb(),
+          config: { ...timeouts, HTTP_MAX_CONNECTIONS_PER_ADDRESS: "3", TRUST_PROXY: "1" }
+        })
+      )
+    )
+  )
 })
