@@ -17,12 +17,14 @@ export const DOCS_PATH = "/docs"
 export const DOCS_SCRIPT_PATH = "/docs/scalar.js"
 
 /**
- * Scripts only from this origin, no eval; the viewer injects its own styles at run time (so
- * `'unsafe-inline'` for styles only); it fetches the document and "try it" calls from this origin.
+ * Scripts only from this origin, no eval; the viewer compiles a WebAssembly module (so
+ * `'wasm-unsafe-eval'`, which allows WebAssembly and not `eval`), injects its own styles at run
+ * time (so `'unsafe-inline'` for styles only), and fetches the document and "try it" calls from
+ * this origin. Checked in a real browser: without the first, the reference stays a skeleton.
  */
 export const DOCS_CSP = [
   "default-src 'none'",
-  "script-src 'self'",
+  "script-src 'self' 'wasm-unsafe-eval'",
   "style-src 'self' 'unsafe-inline'",
   "img-src 'self' data:",
   "font-src 'self' data:",

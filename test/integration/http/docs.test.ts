@@ -36,7 +36,8 @@ describe("/docs", () => {
       }
       const csp = directives(page.headers.get("content-security-policy"))
       expect(csp.get("default-src")).toEqual(["'none'"])
-      expect(csp.get("script-src")).toEqual(["'self'"])
+      // This origin's scripts and WebAssembly; never 'unsafe-eval' or 'unsafe-inline' for scripts.
+      expect(csp.get("script-src")).toEqual(["'self'", "'wasm-unsafe-eval'"])
       expect(csp.get("frame-ancestors")).toEqual(["'none'"])
       expect(csp.get("base-uri")).toEqual(["'none'"])
 
