@@ -95,10 +95,34 @@ export const SessionSummary = Schema.Struct({
 }).annotations({ identifier: "SessionSummary" })
 export type SessionSummary = typeof SessionSummary.Type
 
-/** A session with its transcript and suggestions. */
+/** A short-lived signed GET of a stored object, for its owner only. */
+export const SignedImageUrl = Schema.Struct({
+  url: Schema.String,
+  /** After this the URL answers 403 `URL_EXPIRED`: read the session again for a fresh one. */
+  expiresAt: Schema.DateFromString
+}).annotations({ identifier: "SignedImageUrl" })
+export type SignedImageUrl = typeof SignedImageUrl.Type
+
+/**
+ * One screenshot of a session. Only its thumbnail is kept once the chat was read (the full-size
+ * image is deleted, after SESSION_SCREENSHOT_RETENTION_SECONDS if set); the thumbnail goes with the session.
+ */
+export const SessionImage = Schema.Struct({
+  position: Schema.Int,
+  /**
+   * The thumbnail (at most IMAGE_THUMBNAIL_EDGE px), as a signed GET that expires after
+   * SESSION_THUMBNAIL_URL_TTL_SECONDS (default 600); null until the screenshot was normalised.
+   */
+  thumbnail: Schema.NullOr(SignedImageUrl)
+}).annotations({ identifier: "SessionImage" })
+export type SessionImage = typeof SessionImage.Type
+
+/** A session with its screenshots' thumbnails, its transcript and suggestions. */
 export const Session = Schema.Struct({
   ...SessionSummary.fields,
   context: Schema.NullOr(Schema.String),
+  /** In order; the thumbnail URLs are short-lived (see `SessionImage`). */
+  images: Schema.Array(SessionImage),
   transcript: Schema.Array(SessionMessage),
   suggestions: Schema.Array(SessionSuggestion)
 }).annotations({ identifier: "Session" })
