@@ -46,7 +46,7 @@ import { type BatchRequest, SessionSuggester } from "./sessions.suggest.ts"
 const isPhase = Schema.is(SessionPhase)
 const phaseOf = (value: string | null): SessionPhase | null => (isPhase(value) ? value : null)
 
-const summaryOf = (
+export const summaryOf = (
   row: Pick<
     SessionDetail,
     "id" | "matchId" | "status" | "phase" | "errorCode" | "tone" | "language" | "createdAt" | "completedAt"
