@@ -97,10 +97,13 @@ export type SessionSummary = typeof SessionSummary.Type
 
 /** A short-lived signed GET of a stored object, for its owner only. */
 export const SignedImageUrl = Schema.Struct({
-  url: Schema.String,
-  /** After this the URL answers 403 `URL_EXPIRED`: read the session again for a fresh one. */
-  expiresAt: Schema.DateFromString
-}).annotations({ identifier: "SignedImageUrl" })
+  url: Schema.String.annotations({
+    description: "GET it as it is, without the Authorization header; the answer is not to be cached (no-store)"
+  }),
+  expiresAt: Schema.DateFromString.annotations({
+    description: "After this the URL is refused (S3: 403; local storage: 403 URL_EXPIRED): read the session again"
+  })
+}).annotations({ identifier: "SignedImageUrl", description: "A short-lived signed GET, for the owner only" })
 export type SignedImageUrl = typeof SignedImageUrl.Type
 
 /**
@@ -109,20 +112,26 @@ export type SignedImageUrl = typeof SignedImageUrl.Type
  */
 export const SessionImage = Schema.Struct({
   position: Schema.Int,
-  /**
-   * The thumbnail (at most IMAGE_THUMBNAIL_EDGE px), as a signed GET that expires after
-   * SESSION_THUMBNAIL_URL_TTL_SECONDS (default 600); null until the screenshot was normalised.
-   */
-  thumbnail: Schema.NullOr(SignedImageUrl)
-}).annotations({ identifier: "SessionImage" })
+  thumbnail: Schema.NullOr(SignedImageUrl).annotations({
+    description:
+      "The screenshot's thumbnail (at most IMAGE_THUMBNAIL_EDGE px, default 320) as a signed GET that expires " +
+      "after SESSION_THUMBNAIL_URL_TTL_SECONDS (default 600); null until the screenshot was normalised"
+  })
+}).annotations({
+  identifier: "SessionImage",
+  description:
+    "One screenshot of the session. Once the chat was read only its thumbnail is kept (the full-size " +
+    "images are deleted, after SESSION_SCREENSHOT_RETENTION_SECONDS when set); it goes with the session."
+})
 export type SessionImage = typeof SessionImage.Type
 
 /** A session with its screenshots' thumbnails, its transcript and suggestions. */
 export const Session = Schema.Struct({
   ...SessionSummary.fields,
   context: Schema.NullOr(Schema.String),
-  /** In order; the thumbnail URLs are short-lived (see `SessionImage`). */
-  images: Schema.Array(SessionImage),
+  images: Schema.Array(SessionImage).annotations({
+    description: "The screenshots in order, each with a short-lived thumbnail URL"
+  }),
   transcript: Schema.Array(SessionMessage),
   suggestions: Schema.Array(SessionSuggestion)
 }).annotations({ identifier: "Session" })

@@ -68,7 +68,10 @@ export const AiUsageEntry = Schema.Struct({
   /** `ok`, or how the call failed. */
   outcome: Schema.String,
   createdAt: Schema.DateFromString
-}).annotations({ identifier: "AiUsageEntry" })
+}).annotations({
+  identifier: "AiUsageEntry",
+  description: "One model call made for the account (the ai_calls ledger); never its prompt"
+})
 export type AiUsageEntry = typeof AiUsageEntry.Type
 
 /** The kinds of the export, each bounded (see `EXPORT_BOUNDS`). */
@@ -105,9 +108,13 @@ export const UserExport = Schema.Struct({
   openers: Schema.Array(Opener),
   sessions: Schema.Array(ExportedSession),
   aiUsage: Schema.Array(AiUsageEntry),
-  /** The kinds that reached their bound: the oldest rows of those were left out. */
-  truncated: Schema.Array(ExportKind)
-}).annotations({ identifier: "UserExport" })
+  truncated: Schema.Array(ExportKind).annotations({
+    description: "The kinds that reached their bound: the oldest rows of those were left out"
+  })
+}).annotations({
+  identifier: "UserExport",
+  description: "Everything the account holds about its owner, and nobody else's data"
+})
 export type UserExport = typeof UserExport.Type
 
 const EXPORT_DESCRIPTION =

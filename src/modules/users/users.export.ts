@@ -4,17 +4,10 @@
  * ever read; nothing of the storage (keys, signing secrets) and no prompt is exported.
  */
 import type { ExportedSession, ExportKind, UserExport } from "../../domain/users.ts"
-import { EXPORT_BOUNDS } from "../../domain/users.ts"
 import { toMatchView } from "../matches/matches.service.ts"
 import { toOpenerView } from "../openers/openers.service.ts"
 import { summaryOf } from "../sessions/sessions.service.ts"
 import { toMessage, toSuggestion } from "../sessions/sessions.views.ts"
-
-/** At most `bound` rows; whether more were there (the query took one more). */
-const bounded = <A>(rows: ReadonlyArray<A>, kind: ExportKind) => ({
-  rows: rows.slice(0, EXPORT_BOUNDS[kind]),
-  cut: rows.length > EXPORT_BOUNDS[kind] ? [kind] : []
-})
 
 /** `rows` grouped by their `sessionId`, each group in the order `compare` gives. */
 const bySession = <A extends { readonly sessionId: string }>(
@@ -33,6 +26,7 @@ const bySession = <A extends { readonly sessionId: string }>(
 
 /** The export from the rows read (each list one past its bound at most), newest first. */
 export const toExport = (
+  bounds: Readonly<Record<ExportKind, number>>,
   exportedAt: Date,
   profile: UserExport["profile"],
   rows: {
@@ -51,6 +45,11 @@ export const toExport = (
     readonly aiUsage: ReadonlyArray<UserExport["aiUsage"][number]>
   }
 ): UserExport => {
+  // At most `bound` rows; the kind is named when more were there (the query took one more).
+  const bounded = <A>(rows: ReadonlyArray<A>, kind: ExportKind) => ({
+    rows: rows.slice(0, bounds[kind]),
+    cut: rows.length > bounds[kind] ? [kind] : []
+  })
   const matches = bounded(rows.matches, "matches")
   const openers = bounded(rows.openers, "openers")
   const sessions = bounded(rows.sessions, "sessions")

@@ -132,7 +132,7 @@ export class UsersService extends Effect.Service<UsersService>()("UsersService",
           EXPORT_BOUNDS
         )
         if (user === null) return yield* new NotFound({ message: "No such user" })
-        const exported = toExport(new Date(yield* Clock.currentTimeMillis), toProfile(user), {
+        const exported = toExport(EXPORT_BOUNDS, new Date(yield* Clock.currentTimeMillis), toProfile(user), {
           matches,
           openers,
           sessions,
