@@ -11,6 +11,7 @@ import { TokenVerifier } from "../src/core/auth/token-verifier.ts"
 import { AppConfig } from "../src/core/config.ts"
 import { Db } from "../src/core/db/db.ts"
 import { Erasure } from "../src/core/erasure.ts"
+import { RateLimiter } from "../src/core/rate-limit/rate-limiter.ts"
 import { UsersService } from "../src/modules/users/users.service.ts"
 
 const keys = generateKeyPair()
@@ -77,6 +78,7 @@ const rows = await Effect.runPromise(
       Layer.mergeAll(TokenVerifier.fromOptions(options), UsersService.Default).pipe(
         Layer.provide(Db.pglite("memory://")),
         Layer.provide(Erasure.Default),
+        Layer.provide(RateLimiter.inMemory()),
         Layer.provideMerge(AppConfig.Default),
         Layer.provide(config),
         Layer.provide(Logger.minimumLogLevel(LogLevel.Warning))

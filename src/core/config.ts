@@ -145,8 +145,17 @@ const raw = Config.all({
     sweepIntervalSeconds: positiveInt("UPLOAD_SWEEP_INTERVAL_SECONDS", 600)
   }),
   sessions: Config.all({
-    /** 0: the original screenshots are deleted right after OCR succeeds; > 0: kept this long, then swept. */
+    /**
+     * 0: the full-size screenshots (originals and normalised images) are deleted right after OCR
+     * succeeds; > 0: kept this long, then swept. The thumbnails stay with their session.
+     */
     screenshotRetentionSeconds: intBetween("SESSION_SCREENSHOT_RETENTION_SECONDS", 0, 30 * 24 * 60 * 60, 0),
+    /**
+     * Life of the signed thumbnail URLs a session view carries: long enough for a screen of history,
+     * short enough that a leaked URL (logs, a shared screen) soon shows nothing; the app reads the
+     * session again for fresh ones.
+     */
+    thumbnailUrlTtlSeconds: intBetween("SESSION_THUMBNAIL_URL_TTL_SECONDS", 1, 3600, 600),
     /** How often an open events stream checks the session in the database (its progress may be gone). */
     eventsDbCheckMs: intBetween("SESSION_EVENTS_DB_CHECK_MS", 100, 60_000, 5_000),
     /** Sessions created per user and UTC day (each reads its screenshots and writes suggestions with the models). */

@@ -95,10 +95,43 @@ export const SessionSummary = Schema.Struct({
 }).annotations({ identifier: "SessionSummary" })
 export type SessionSummary = typeof SessionSummary.Type
 
-/** A session with its transcript and suggestions. */
+/** A short-lived signed GET of a stored object, for its owner only. */
+export const SignedImageUrl = Schema.Struct({
+  url: Schema.String.annotations({
+    description: "GET it as it is, without the Authorization header; the answer is not to be cached (no-store)"
+  }),
+  expiresAt: Schema.DateFromString.annotations({
+    description: "After this the URL is refused (S3: 403; local storage: 403 URL_EXPIRED): read the session again"
+  })
+}).annotations({ identifier: "SignedImageUrl", description: "A short-lived signed GET, for the owner only" })
+export type SignedImageUrl = typeof SignedImageUrl.Type
+
+/**
+ * One screenshot of a session. Only its thumbnail is kept once the chat was read (the full-size
+ * image is deleted, after SESSION_SCREENSHOT_RETENTION_SECONDS if set); the thumbnail goes with the session.
+ */
+export const SessionImage = Schema.Struct({
+  position: Schema.Int,
+  thumbnail: Schema.NullOr(SignedImageUrl).annotations({
+    description:
+      "The screenshot's thumbnail (at most IMAGE_THUMBNAIL_EDGE px, default 320) as a signed GET that expires " +
+      "after SESSION_THUMBNAIL_URL_TTL_SECONDS (default 600); null until the screenshot was normalised"
+  })
+}).annotations({
+  identifier: "SessionImage",
+  description:
+    "One screenshot of the session. Once the chat was read only its thumbnail is kept (the full-size " +
+    "images are deleted, after SESSION_SCREENSHOT_RETENTION_SECONDS when set); it goes with the session."
+})
+export type SessionImage = typeof SessionImage.Type
+
+/** A session with its screenshots' thumbnails, its transcript and suggestions. */
 export const Session = Schema.Struct({
   ...SessionSummary.fields,
   context: Schema.NullOr(Schema.String),
+  images: Schema.Array(SessionImage).annotations({
+    description: "The screenshots in order, each with a short-lived thumbnail URL"
+  }),
   transcript: Schema.Array(SessionMessage),
   suggestions: Schema.Array(SessionSuggestion)
 }).annotations({ identifier: "Session" })

@@ -1,9 +1,13 @@
-/** The caller's own account: read, update the profile, erase everything. */
+/** The caller's own account: read, update the profile, export everything (GDPR Art. 15/20), erase everything. */
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Authentication, TokenAuthentication } from "./auth.ts"
 import { Envelope } from "./envelope.ts"
+import { RateLimitedEnvelope } from "./errors.ts"
 import { Text } from "./fields.ts"
+import { Match } from "./matches.ts"
+import { Opener } from "./openers.ts"
+import { Session } from "./sessions.ts"
 import { LanguageTag, Tone } from "./tones.ts"
 
 export const UserProfile = Schema.Struct({
@@ -44,6 +48,87 @@ export const UpdateProfile = Schema.Struct({
 })
 export type UpdateProfile = typeof UpdateProfile.Type
 
+/**
+ * A session as exported: its summary, context, transcript and every suggestion with its feedback
+ * (not the thumbnails' URLs, which expire within minutes: `GET /sessions/:id` gives fresh ones).
+ */
+export const ExportedSession = Session.omit("images").annotations({ identifier: "ExportedSession" })
+export type ExportedSession = typeof ExportedSession.Type
+
+/** One model call made for the user (the `ai_calls` ledger): what answered and what it cost; never the prompt. */
+export const AiUsageEntry = Schema.Struct({
+  feature: Schema.String,
+  provider: Schema.String,
+  model: Schema.String,
+  inputTokens: Schema.Int,
+  outputTokens: Schema.Int,
+  /** Millionths of a US dollar. */
+  costMicros: Schema.Int,
+  latencyMs: Schema.Int,
+  /** `ok`, or how the call failed. */
+  outcome: Schema.String,
+  createdAt: Schema.DateFromString
+}).annotations({
+  identifier: "AiUsageEntry",
+  description: "One model call made for the account (the ai_calls ledger); never its prompt"
+})
+export type AiUsageEntry = typeof AiUsageEntry.Type
+
+/** The kinds of the export, each bounded (see `EXPORT_BOUNDS`). */
+export const ExportKind = Schema.Literal(
+  "matches",
+  "openers",
+  "sessions",
+  "transcriptMessages",
+  "suggestions",
+  "aiUsage"
+)
+export type ExportKind = typeof ExportKind.Type
+
+/**
+ * How many rows of each kind an export holds at the most, newest first: far above what the daily
+ * quotas let one account make in years, and a bound on the answer's size (tens of MB at worst).
+ * A kind cut at its bound is named in `truncated`.
+ */
+export const EXPORT_BOUNDS: Readonly<Record<ExportKind, number>> = {
+  matches: 5_000,
+  openers: 50_000,
+  sessions: 10_000,
+  transcriptMessages: 200_000,
+  suggestions: 100_000,
+  aiUsage: 100_000
+}
+
+/** Everything the account holds about its owner, and nobody else's data. */
+export const UserExport = Schema.Struct({
+  exportedAt: Schema.DateFromString,
+  profile: UserProfile,
+  matches: Schema.Array(Match),
+  /** With their feedback (`feedback`, `dislikeReason`). */
+  openers: Schema.Array(Opener),
+  sessions: Schema.Array(ExportedSession),
+  aiUsage: Schema.Array(AiUsageEntry),
+  truncated: Schema.Array(ExportKind).annotations({
+    description: "The kinds that reached their bound: the oldest rows of those were left out"
+  })
+}).annotations({
+  identifier: "UserExport",
+  description: "Everything the account holds about its owner, and nobody else's data"
+})
+export type UserExport = typeof UserExport.Type
+
+const EXPORT_DESCRIPTION =
+  "The caller's data as JSON (GDPR Art. 15 access, Art. 20 portability): profile, matches, openers " +
+  "with feedback, sessions with transcripts and suggestions with feedback, and AI usage (the model " +
+  "calls made for the account: feature, provider, model, tokens, cost, latency, time; never prompts). " +
+  "Not included: images (only a session's thumbnail is kept, shown by `GET /sessions/:id`) and storage " +
+  "keys. Each kind holds at most " +
+  Object.entries(EXPORT_BOUNDS)
+    .map(([kind, bound]) => `${bound} ${kind}`)
+    .join(", ") +
+  " (newest first; a cut kind is named in `truncated`). Limited per user (RATE_LIMIT_EXPORT_USER, " +
+  "default 5 an hour) on top of the REST limits: 429 RATE_LIMITED with Retry-After."
+
 export class UsersGroup extends HttpApiGroup.make("users")
   .add(HttpApiEndpoint.get("me", "/me").addSuccess(Envelope(UserProfile)).middleware(Authentication))
   .add(
@@ -51,6 +136,13 @@ export class UsersGroup extends HttpApiGroup.make("users")
       .setPayload(UpdateProfile)
       .addSuccess(Envelope(UserProfile))
       .middleware(Authentication)
+  )
+  .add(
+    HttpApiEndpoint.get("exportMe", "/me/export")
+      .addSuccess(Envelope(UserExport))
+      .addError(RateLimitedEnvelope)
+      .middleware(Authentication)
+      .annotate(OpenApi.Description, EXPORT_DESCRIPTION)
   )
   .add(
     HttpApiEndpoint.del("eraseMe", "/me")

@@ -55,6 +55,8 @@ export interface RateLimitSettings {
   readonly wsMessageIp: RateRule
   /** /docs, its script and /openapi.json, per client IP. */
   readonly docsIp: RateRule
+  /** GET /users/me/export, per user, on top of the REST limits: each one reads all the account's rows. */
+  readonly exportUser: RateRule
 }
 
 export const rateLimitsConfig: Config.Config<RateLimitSettings> = Config.all({
@@ -66,7 +68,8 @@ export const rateLimitsConfig: Config.Config<RateLimitSettings> = Config.all({
   wsMessageConnection: rateRuleConfig("ws-message-connection", "RATE_LIMIT_WS_MESSAGE_CONNECTION", "40/10s"),
   wsMessageUser: rateRuleConfig("ws-message-user", "RATE_LIMIT_WS_MESSAGE_USER", "60/10s"),
   wsMessageIp: rateRuleConfig("ws-message-ip", "RATE_LIMIT_WS_MESSAGE_IP", "300/10s"),
-  docsIp: rateRuleConfig("docs-ip", "RATE_LIMIT_DOCS_IP", "30/60s")
+  docsIp: rateRuleConfig("docs-ip", "RATE_LIMIT_DOCS_IP", "30/60s"),
+  exportUser: rateRuleConfig("export-user", "RATE_LIMIT_EXPORT_USER", "5/3600s")
 })
 
 /**

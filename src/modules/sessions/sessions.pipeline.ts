@@ -5,9 +5,12 @@
  *   overlap of consecutive screenshots → persist the transcript and publish it → stream the
  *   suggestions (deltas published; each complete, checked line saved) → completed.
  * Each phase is idempotent (rows keyed by position, conditional updates), so a retry resumes
- * without duplicates; a cancelled or deleted session stops it. The originals are deleted from
- * storage once OCR has succeeded. Failures end as `failed` with a catalog code (transient ones
- * are retried by the queue first). Nothing logged carries message text or image bytes.
+ * without duplicates; a cancelled or deleted session stops it. Once OCR has succeeded (the
+ * transcript saved) no full-size copy of a screenshot is kept, original or normalised: the
+ * screenshots are other people's messages. Only the small thumbnail stays, for the app's history,
+ * and goes with the session. A retry after that finds the transcript and never reads the images
+ * again. Failures end as `failed` with a catalog code (transient ones are retried by the queue
+ * first). Nothing logged carries message text or image bytes.
  */
 import { Clock, Data, Duration, Effect, Layer, Option, Schema } from "effect"
 import type { AiError } from "../../core/ai/errors.ts"
@@ -28,6 +31,15 @@ import { toMessage } from "./sessions.views.ts"
 import { type BatchEvent, SessionSuggester } from "./sessions.suggest.ts"
 
 const SWEEP_BATCH = 100
+
+/** The full-size copies of a session's screenshots: the originals and the normalised images (not the thumbnails). */
+const fullSizeKeys = (
+  originals: ReadonlyArray<string>,
+  normalised: ReadonlyArray<{ readonly imageKey: string | null }>
+): ReadonlyArray<string> => [
+  ...originals,
+  ...normalised.flatMap((image) => (image.imageKey === null ? [] : [image.imageKey]))
+]
 
 /** Two deltas of the same suggestion, one after the other, as one. */
 const foldDeltas = (previous: BatchEvent, next: BatchEvent): BatchEvent | undefined =>
@@ -202,15 +214,21 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
               }))
             )
           )
-          // OCR succeeded: the original screenshots go, now or after the retention (the normalised
-          // image and thumbnail stay with the session).
+          // OCR succeeded and the transcript is saved (so a retry never needs the images again): the
+          // full-size copies go, originals and normalised images, now or after the retention. The
+          // thumbnails stay with the session.
           const retention = config.sessions.screenshotRetentionSeconds
           if (retention > 0) {
             yield* repo.setOriginalsExpiry(sessionId, new Date((yield* Clock.currentTimeMillis) + retention * 1000))
           } else {
             yield* storage
-              .remove(session.images.map((image) => image.upload.key))
-              .pipe(Effect.catchAll((error) => Effect.logWarning("Session originals not deleted", error)))
+              .remove(
+                fullSizeKeys(
+                  session.images.map((image) => image.upload.key),
+                  images
+                )
+              )
+              .pipe(Effect.catchAll((error) => Effect.logWarning("Session screenshots not deleted", error)))
           }
           // Every row is ours (none left by an earlier attempt): no need to read them back.
           stored = saved.count === merged.length ? merged : yield* repo.messages(sessionId)
@@ -312,19 +330,25 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
         Effect.withSpan("sessions.job", { attributes: { "session.id": job.id, "job.attempt": job.attempt } })
       )
 
-    /** Deletes the originals whose retention is over (SESSION_SCREENSHOT_RETENTION_SECONDS > 0). */
+    /** Deletes the full-size screenshots whose retention is over (SESSION_SCREENSHOT_RETENTION_SECONDS > 0). */
     const sweepOriginals = Effect.gen(function* () {
       let removed = 0
       for (;;) {
         const due = yield* repo.originalsDue(yield* now, SWEEP_BATCH)
         for (const row of due) {
-          yield* storage.remove(row.images.map((image) => image.upload.key))
+          yield* storage.remove(
+            fullSizeKeys(
+              row.images.map((image) => image.upload.key),
+              row.images
+            )
+          )
           yield* repo.setOriginalsExpiry(row.id, null)
           removed++
         }
         if (due.length < SWEEP_BATCH) break
       }
-      if (removed > 0) yield* Effect.logInfo("Sweep: session originals deleted").pipe(Effect.annotateLogs({ removed }))
+      if (removed > 0)
+        yield* Effect.logInfo("Sweep: session screenshots deleted").pipe(Effect.annotateLogs({ removed }))
     })
 
     return { run, handle, sweepOriginals } as const

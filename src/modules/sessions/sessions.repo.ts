@@ -256,19 +256,19 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
               rows.map((row) => ({ createdAt: row.createdAt, messages: [...row.messages].reverse() }))
             )
           ),
-      /** When the session's original screenshots are to be deleted (SESSION_SCREENSHOT_RETENTION_SECONDS > 0). */
+      /** When the session's full-size screenshots are to be deleted (SESSION_SCREENSHOT_RETENTION_SECONDS > 0). */
       setOriginalsExpiry: (id: string, at: Date | null) =>
         db.query("sessions.setOriginalsExpiry", (c) =>
           c.session.updateMany({ where: { id }, data: { originalsExpireAt: at } })
         ),
-      /** Sessions whose originals are due, oldest first, with the originals' keys. */
+      /** Sessions whose full-size screenshots are due, oldest first, with the originals' and normalised images' keys. */
       originalsDue: (now: Date, limit: number) =>
         db.query("sessions.originalsDue", (c) =>
           c.session.findMany({
             where: { originalsExpireAt: { lte: now } },
             orderBy: { originalsExpireAt: "asc" },
             take: limit,
-            select: { id: true, images: { select: { upload: { select: { key: true } } } } }
+            select: { id: true, images: { select: { imageKey: true, upload: { select: { key: true } } } } }
           })
         ),
       /** The user's liked and disliked suggestions, to shape the prompt. */

@@ -46,7 +46,7 @@ import { type BatchRequest, SessionSuggester } from "./sessions.suggest.ts"
 const isPhase = Schema.is(SessionPhase)
 const phaseOf = (value: string | null): SessionPhase | null => (isPhase(value) ? value : null)
 
-const summaryOf = (
+export const summaryOf = (
   row: Pick<
     SessionDetail,
     "id" | "matchId" | "status" | "phase" | "errorCode" | "tone" | "language" | "createdAt" | "completedAt"
@@ -65,9 +65,10 @@ const summaryOf = (
   completedAt: row.completedAt
 })
 
-export const toSessionView = (row: SessionDetail): SessionView => ({
+const toSessionView = (row: SessionDetail, images: SessionView["images"]): SessionView => ({
   ...summaryOf(row, row.images.length),
   context: row.context,
+  images,
   transcript: row.messages.map(toMessage),
   suggestions: row.suggestions.map(toSuggestion)
 })
@@ -132,6 +133,28 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
     const load = (userId: string, id: string) =>
       Effect.flatMap(repo.find(userId, id), (row) =>
         row === null ? Effect.fail(notFound("Session")) : Effect.succeed(row)
+      )
+
+    /**
+     * The owner's view, each thumbnail as a short-lived signed GET (only whoever could read the
+     * session gets one). A URL that cannot be signed leaves its thumbnail null: the transcript matters more.
+     */
+    const view = (row: SessionDetail) =>
+      Effect.map(
+        Effect.forEach(row.images, (image) =>
+          Effect.map(
+            image.thumbnailKey === null
+              ? Effect.succeed(null)
+              : storage.signDownload(image.thumbnailKey, config.sessions.thumbnailUrlTtlSeconds).pipe(
+                  Effect.map(({ url, expiresAt }) => ({ url, expiresAt })),
+                  Effect.catchAll((error) =>
+                    Effect.as(Effect.logWarning("Session thumbnail URL not signed", error), null)
+                  )
+                ),
+            (thumbnail) => ({ position: image.position, thumbnail })
+          )
+        ),
+        (images) => toSessionView(row, images)
       )
 
     const publishQuietly = (id: string, event: SessionEvent, state: SessionProgressState) =>
@@ -199,6 +222,7 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         return {
           ...summaryOf(row, input.uploadIds.length),
           context: row.context,
+          images: input.uploadIds.map((_, position) => ({ position, thumbnail: null })),
           transcript: [],
           suggestions: []
         } satisfies SessionView
@@ -259,12 +283,12 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
           const row = yield* load(userId, id)
           yield* publishQuietly(id, { _tag: "Cancelled" }, stateOf(row))
           yield* Effect.logInfo("Session cancelled").pipe(Effect.annotateLogs({ sessionId: id }))
-          return toSessionView(row)
+          return yield* view(row)
         }
-        return toSessionView(yield* load(userId, id))
+        return yield* view(yield* load(userId, id))
       })
 
-    /** The job, the progress, the stored images, then the rows (which cascade). */
+    /** The job, the progress, the stored images (thumbnails included), then the rows (which cascade). */
     const remove = (userId: string, id: string) =>
       Effect.gen(function* () {
         const row = yield* load(userId, id)
@@ -312,7 +336,7 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         yield* Effect.logInfo("Session transcript fixed").pipe(
           Effect.annotateLogs({ sessionId: id, messages: input.messages.length })
         )
-        return toSessionView(yield* load(userId, id))
+        return yield* view(yield* load(userId, id))
       })
 
     /**
@@ -401,7 +425,7 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
             feedbackAt: at
           }))
         ),
-      get: (userId: string, id: string) => Effect.map(load(userId, id), toSessionView),
+      get: (userId: string, id: string) => Effect.flatMap(load(userId, id), view),
       list: (userId: string, limit: number, cursor: string | undefined) =>
         Effect.map(repo.list(userId, limit, cursor), (rows) =>
           toPage(rows, limit, (row) => summaryOf(row, row.imageCount))

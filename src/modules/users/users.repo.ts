@@ -4,6 +4,7 @@ import { createHash } from "node:crypto"
 import { Db, isUniqueViolation } from "../../core/db/db.ts"
 import { storableText } from "../../domain/fields.ts"
 import type { User } from "../../core/db/generated/client.ts"
+import type { ExportKind } from "../../domain/users.ts"
 
 export type { User }
 
@@ -96,6 +97,74 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("UsersRepo", {
         c.erasedAccount.createMany({ data: [{ clerkIdHash: clerkIdHash(clerkId) }], skipDuplicates: true })
       )
 
-    return { findByClerkId, findById, provision, update, syncFromClerk, remove, isErased, markErased } as const
+    /**
+     * Everything an export holds, one query per table (no query per row), newest first, each
+     * bounded (`take` one past the bound tells a cut kind). One transaction at REPEATABLE READ:
+     * a consistent snapshot, no message without its session.
+     */
+    const exportRows = (userId: string, bounds: Readonly<Record<ExportKind, number>>) =>
+      db.query("users.exportRows", (c) =>
+        c.$transaction(
+          [
+            c.user.findUnique({ where: { id: userId } }),
+            c.match.findMany({
+              where: { userId },
+              orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+              take: bounds.matches + 1
+            }),
+            c.opener.findMany({
+              where: { userId },
+              orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+              take: bounds.openers + 1
+            }),
+            c.session.findMany({
+              where: { userId },
+              orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+              take: bounds.sessions + 1,
+              include: { _count: { select: { images: true } } }
+            }),
+            c.transcriptMessage.findMany({
+              where: { session: { userId } },
+              orderBy: [{ createdAt: "desc" }, { sessionId: "asc" }, { position: "asc" }],
+              take: bounds.transcriptMessages + 1
+            }),
+            c.suggestion.findMany({
+              where: { session: { userId } },
+              orderBy: [{ createdAt: "desc" }, { sessionId: "asc" }, { batch: "asc" }, { position: "asc" }],
+              take: bounds.suggestions + 1
+            }),
+            c.aiCall.findMany({
+              where: { userId },
+              orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+              take: bounds.aiUsage + 1,
+              // The ledger row without anything else (no prompt is stored, and none is read).
+              select: {
+                feature: true,
+                provider: true,
+                model: true,
+                inputTokens: true,
+                outputTokens: true,
+                costMicros: true,
+                latencyMs: true,
+                outcome: true,
+                createdAt: true
+              }
+            })
+          ],
+          { isolationLevel: "RepeatableRead" }
+        )
+      )
+
+    return {
+      findByClerkId,
+      findById,
+      provision,
+      update,
+      syncFromClerk,
+      remove,
+      isErased,
+      markErased,
+      exportRows
+    } as const
   })
 }) {}

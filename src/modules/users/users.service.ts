@@ -1,14 +1,16 @@
 /**
  * Users: the seed's loadUser (Clerk id → internal user, provisioned just in time and cached),
- * the profile, and account erasure through the registered erasure steps.
+ * the profile, the data export, and account erasure through the registered erasure steps.
  */
-import { Cache, Data, Duration, Effect, Exit, Option, Schema } from "effect"
+import { Cache, Clock, Data, Duration, Effect, Exit, Option, Schema } from "effect"
 import { AppConfig } from "../../core/config.ts"
 import { Erasure } from "../../core/erasure.ts"
 import type { VerifiedToken } from "../../core/auth/token-verifier.ts"
-import type { UpdateProfile, UserProfile } from "../../domain/users.ts"
-import { NotFound } from "../../domain/errors.ts"
+import { RateLimiter } from "../../core/rate-limit/rate-limiter.ts"
+import { EXPORT_BOUNDS, type UpdateProfile, type UserProfile } from "../../domain/users.ts"
+import { NotFound, RateLimited } from "../../domain/errors.ts"
 import { LanguageTag, Tone } from "../../domain/tones.ts"
+import { toExport } from "./users.export.ts"
 import { type ProfileFields, type User, UsersRepo } from "./users.repo.ts"
 
 /** The token belongs to an account its owner erased: it must not be provisioned again. */
@@ -53,6 +55,7 @@ export class UsersService extends Effect.Service<UsersService>()("UsersService",
     const repo = yield* UsersRepo
     const erasure = yield* Erasure
     const config = yield* AppConfig
+    const limiter = yield* RateLimiter
 
     const resolveUncached = (key: IdentityKey) =>
       Effect.gen(function* () {
@@ -110,6 +113,40 @@ export class UsersService extends Effect.Service<UsersService>()("UsersService",
     }
 
     /**
+     * Everything the account holds about its owner (GDPR Art. 15/20). Counted per user against
+     * RATE_LIMIT_EXPORT_USER before any read: each export reads every row of the account.
+     */
+    const exportData = (userId: string) =>
+      Effect.gen(function* () {
+        if (config.rateLimits.enabled) {
+          const decision = yield* limiter.consume(config.rateLimits.exportUser, `export:user:${userId}`)
+          if (!decision.allowed) {
+            return yield* new RateLimited({
+              message: "Too many exports: retry after the Retry-After delay",
+              details: { retryAfterMs: decision.retryAfterMs }
+            })
+          }
+        }
+        const [user, matches, openers, sessions, messages, suggestions, aiUsage] = yield* repo.exportRows(
+          userId,
+          EXPORT_BOUNDS
+        )
+        if (user === null) return yield* new NotFound({ message: "No such user" })
+        const exported = toExport(EXPORT_BOUNDS, new Date(yield* Clock.currentTimeMillis), toProfile(user), {
+          matches,
+          openers,
+          sessions,
+          messages,
+          suggestions,
+          aiUsage
+        })
+        yield* Effect.logInfo("Account data exported").pipe(
+          Effect.annotateLogs({ userId, sessions: exported.sessions.length, truncated: exported.truncated.length })
+        )
+        return exported
+      })
+
+    /**
      * Erases the account of `clerkId` and everything registered with the erasure mechanism.
      * The tombstone comes first, so no request provisions the account again meanwhile; calling
      * it again (or for an unknown account) is harmless.
@@ -133,7 +170,7 @@ export class UsersService extends Effect.Service<UsersService>()("UsersService",
         return yield* repo.syncFromClerk(clerkId, fields, clerkUpdatedAt)
       })
 
-    return { resolve, profile, updateProfile, erase, syncFromClerk } as const
+    return { resolve, profile, updateProfile, exportData, erase, syncFromClerk } as const
   }),
   dependencies: [UsersRepo.Default]
 }) {}

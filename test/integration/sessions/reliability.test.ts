@@ -4,18 +4,22 @@
  * - cancel while the suggestion step runs: the attempt is interrupted (the provider's request
  *   aborted), the session ends `cancelled`, and no suggestion row is written;
  * - the suggestion stream failing mid-answer once, then answering on the retry (QUEUE_ATTEMPTS
- *   2): `completed`, the transcript once, the three suggestions once.
+ *   2): `completed`, the transcript once, the three suggestions once; the screenshot's full-size
+ *   copies were deleted after OCR, before the retry, which does not need them.
  */
 import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { randomBytes } from "node:crypto"
+import { existsSync, mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { afterAll, beforeEach } from "vitest"
 import { Redis } from "../../../src/core/redis.ts"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { tinyImage } from "../../fixtures/images.ts"
 import { sql, TestDb } from "../../support/database.ts"
 import { http } from "../../support/http.ts"
-import { baseUrl, testServer } from "../../support/server.ts"
+import { baseUrl, localTestStorage, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
 import { eventually } from "../openers/support.ts"
 import {
@@ -30,6 +34,9 @@ import {
 
 const openai = await startFakeOpenAI()
 afterAll(() => openai.close())
+const storageRoot = mkdtempSync(join(tmpdir(), "wm-reliability-"))
+afterAll(() => rmSync(storageRoot, { recursive: true, force: true }))
+const stored = (key: string) => existsSync(join(storageRoot, "objects", ...key.split("/")))
 beforeEach(() => openai.reset())
 
 const streamed = () => openai.requests.filter((request) => request.stream).length
@@ -39,6 +46,7 @@ layer(
     db: TestDb(),
     redis: Redis.layer,
     consumer: true,
+    storage: localTestStorage({ root: storageRoot }),
     config: {
       REDIS_URL: process.env["TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379",
       QUEUE_PREFIX: `wm-test-${randomBytes(4).toString("hex")}`,
@@ -125,6 +133,17 @@ layer(
       // One vision read (the retry resumed from the saved transcript), two suggestion streams.
       expect(openai.requests.filter((request) => !request.stream)).toHaveLength(1)
       expect(streamed()).toBe(2)
+      // No full-size copy is left (the retry ran after they were deleted); the thumbnail stays.
+      const [keys] = yield* sql<{ original: string; image: string; thumbnail: string }>(
+        `SELECT u.key AS original, si.image_key AS image, si.thumbnail_key AS thumbnail
+           FROM session_images si JOIN uploads u ON u.id = si.upload_id WHERE si.session_id = $1`,
+        [id]
+      )
+      expect(keys !== undefined && [stored(keys.original), stored(keys.image), stored(keys.thumbnail)]).toEqual([
+        false,
+        false,
+        true
+      ])
     })
   )
 })

@@ -1,20 +1,23 @@
 /**
- * SESSION_SCREENSHOT_RETENTION_SECONDS: 0 (default) deletes a session's original screenshots
- * right after OCR succeeded; > 0 keeps them until `originals_expire_at`, then the sessions
- * sweeper deletes them (the normalised image and thumbnail stay with the session).
+ * SESSION_SCREENSHOT_RETENTION_SECONDS: 0 (default) deletes a session's full-size screenshots
+ * (originals and normalised images) right after OCR succeeded; > 0 keeps them until
+ * `originals_expire_at`, then the sessions sweeper deletes them. Only the thumbnail stays with the
+ * session: its owner gets it as a short-lived signed URL (SESSION_THUMBNAIL_URL_TTL_SECONDS), and
+ * it goes with the session.
  */
 import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
-import { existsSync, mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll } from "vitest"
 import { assertFontsRender, chatScreenshotPng } from "../../fixtures/chat-screenshot.ts"
 import { sql, TestDb } from "../../support/database.ts"
+import { http } from "../../support/http.ts"
 import { baseUrl, localTestStorage, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
 import { eventually } from "../openers/support.ts"
-import { awaitFinished, createSession, uploadPng, type WireSession } from "./support.ts"
+import { awaitFinished, createSession, getSession, uploadPng, type WireSession } from "./support.ts"
 
 let screenshot: Buffer
 beforeAll(async () => {
@@ -52,19 +55,87 @@ const expiry = (id: string) =>
     (rows) => rows[0]?.at ?? null
   )
 
-layer(testServer({ db: TestDb(), consumer: true, storage: localTestStorage({ root: immediateRoot }) }), {
-  timeout: 120_000
-})("sessions: screenshot retention 0 (default)", (it) => {
-  it.effect("the original is deleted once OCR succeeded; the normalised image and thumbnail stay", () =>
+/** The thumbnail URLs' life in the first server: short, so the test sees one expire. */
+const THUMBNAIL_TTL_SECONDS = 2
+
+interface WireImage {
+  readonly position: number
+  readonly thumbnail: { readonly url: string; readonly expiresAt: string } | null
+}
+
+layer(
+  testServer({
+    db: TestDb(),
+    consumer: true,
+    storage: localTestStorage({ root: immediateRoot }),
+    config: { SESSION_THUMBNAIL_URL_TTL_SECONDS: String(THUMBNAIL_TTL_SECONDS) }
+  }),
+  { timeout: 120_000 }
+)("sessions: screenshot retention 0 (default)", (it) => {
+  it.effect("the original and the normalised image are deleted once OCR succeeded; the thumbnail stays", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
       const { alice } = yield* twoUsers(url)
       const root = immediateRoot
       const { id, keys } = yield* completed(url, alice.headers)
       expect(existsSync(objectPath(root, keys.original))).toBe(false)
-      expect(existsSync(objectPath(root, keys.image))).toBe(true)
+      expect(existsSync(objectPath(root, keys.image))).toBe(false)
       expect(existsSync(objectPath(root, keys.thumbnail))).toBe(true)
       expect(yield* expiry(id)).toBeNull()
+    })
+  )
+
+  it.effect("the owner's view signs the thumbnail for a short while; others get 404; DELETE removes it", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice, bob } = yield* twoUsers(url)
+      const { id, keys } = yield* completed(url, alice.headers)
+
+      const viewed = yield* getSession(url, alice.headers, id)
+      expect(viewed.status).toBe(200)
+      expect(viewed.headers.get("cache-control")).toContain("no-store")
+      const images = (viewed.body as { data: { images: ReadonlyArray<WireImage> } }).data.images
+      expect(images).toHaveLength(1)
+      const thumbnail = images[0]?.thumbnail
+      if (thumbnail === null || thumbnail === undefined) return yield* Effect.dieMessage("no thumbnail URL")
+      expect(thumbnail.url).not.toContain(keys.original + "?")
+      expect(thumbnail.url).not.toContain(keys.image + "?")
+      expect(new Date(thumbnail.expiresAt).getTime()).toBeLessThanOrEqual(Date.now() + THUMBNAIL_TTL_SECONDS * 1000)
+
+      // The URL answers the thumbnail's bytes, not to be cached anywhere.
+      const fetched = yield* Effect.promise(async () => {
+        const response = await fetch(thumbnail.url)
+        return {
+          status: response.status,
+          type: response.headers.get("content-type"),
+          cache: response.headers.get("cache-control"),
+          bytes: Buffer.from(await response.arrayBuffer())
+        }
+      })
+      expect(fetched.status).toBe(200)
+      expect(fetched.type).toMatch(/^image\//)
+      expect(fetched.cache).toContain("private")
+      expect(fetched.cache).toContain("no-store")
+      expect(fetched.bytes.equals(readFileSync(objectPath(immediateRoot, keys.thumbnail)))).toBe(true)
+
+      // Someone else's session does not exist for them.
+      const foreign = yield* getSession(url, bob.headers, id)
+      expect(foreign.status).toBe(404)
+      expect(foreign.text).not.toContain("/storage/")
+
+      // The URL expires (waits for it, bounded well past the TTL).
+      const later = yield* eventually(
+        http(thumbnail.url),
+        (result) => result.status !== 200,
+        (THUMBNAIL_TTL_SECONDS + 3) * 20
+      )
+      expect(later.status).toBe(403)
+      expect(later.body).toMatchObject({ success: false, error: { code: "URL_EXPIRED" } })
+
+      // The thumbnail goes with the session.
+      const deleted = yield* http(`${url}/api/v1/sessions/${id}`, { method: "DELETE", headers: alice.headers })
+      expect(deleted.status).toBe(204)
+      expect(existsSync(objectPath(immediateRoot, keys.thumbnail))).toBe(false)
     })
   )
 })
@@ -78,7 +149,7 @@ layer(
   }),
   { timeout: 120_000 }
 )("sessions: screenshot retention > 0", (it) => {
-  it.effect("the original is kept until its expiry, then the sweeper deletes it", () =>
+  it.effect("the original and normalised image are kept until their expiry, then the sweeper deletes them", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
       const { alice } = yield* twoUsers(url)
@@ -87,13 +158,14 @@ layer(
       const at = yield* expiry(id)
       expect(at).toBeInstanceOf(Date)
       expect(existsSync(objectPath(root, keys.original))).toBe(true)
+      expect(existsSync(objectPath(root, keys.image))).toBe(true)
 
       // Its retention is over: the next sweep deletes it and clears the expiry.
       yield* sql("UPDATE sessions SET originals_expire_at = now() - interval '1 second' WHERE id = $1", [id])
       const cleared = yield* eventually(expiry(id), (value) => value === null, 200)
       expect(cleared).toBeNull()
       expect(existsSync(objectPath(root, keys.original))).toBe(false)
-      expect(existsSync(objectPath(root, keys.image))).toBe(true)
+      expect(existsSync(objectPath(root, keys.image))).toBe(false)
       expect(existsSync(objectPath(root, keys.thumbnail))).toBe(true)
     })
   )

@@ -26,7 +26,8 @@ describe("rate limit settings", () => {
         wsMessageConnection: { name: "ws-message-connection", limit: 40, window: window(10) },
         wsMessageUser: { name: "ws-message-user", limit: 60, window: window(10) },
         wsMessageIp: { name: "ws-message-ip", limit: 300, window: window(10) },
-        docsIp: { name: "docs-ip", limit: 30, window: window(60) }
+        docsIp: { name: "docs-ip", limit: 30, window: window(60) },
+        exportUser: { name: "export-user", limit: 5, window: window(3600) }
       })
       expect(config.trustProxy).toBe(0)
     })
