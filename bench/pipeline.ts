@@ -465,6 +465,8 @@ try {
   const url = `http://127.0.0.1:${port}`
   const env: NodeJS.ProcessEnv = {
     ...baseEnv(),
+    // api.ts and worker.ts are production unless told otherwise; as before, development mode.
+    NODE_ENV: "development",
     DATABASE_URL: databaseUrl,
     REDIS_URL: redisUrl,
     QUEUE_PREFIX: queuePrefix,

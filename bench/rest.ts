@@ -182,6 +182,8 @@ try {
         PUBLIC_BASE_URL: url,
         // Production refuses local storage and needs the webhook secret; neither is on this path.
         ALLOW_EMBEDDED_IN_PRODUCTION: "true",
+        // Production needs Redis (the sessions queue); GET requests never touch it here.
+        REDIS_URL: process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379",
         // The whole load comes from one address (a fleet of phones would not): rate limits off,
         // as the baselines have none.
         RATE_LIMIT_ENABLED: "false",

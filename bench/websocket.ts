@@ -149,6 +149,8 @@ const main = async () => {
       "src/main/api.ts",
       {
         ...baseEnv(),
+        // api.ts is production unless told otherwise; this bench measures the gateway, not the checks.
+        NODE_ENV: "development",
         PORT: String(port),
         HOST: "127.0.0.1",
         DATABASE_URL: database.databaseUrl,

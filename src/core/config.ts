@@ -83,8 +83,16 @@ const list = (name: string) =>
     Config.withDefault<ReadonlyArray<string>>([])
   )
 
+/** Read by other layers' settings too (the AI chain's), so that each decodes on its own. */
+export const nodeEnvConfig = Config.literal(
+  "development",
+  "production",
+  "test"
+)("NODE_ENV").pipe(Config.withDefault("development"))
+export const allowEmbeddedConfig = Config.boolean("ALLOW_EMBEDDED_IN_PRODUCTION").pipe(Config.withDefault(false))
+
 const raw = Config.all({
-  nodeEnv: Config.literal("development", "production", "test")("NODE_ENV").pipe(Config.withDefault("development")),
+  nodeEnv: nodeEnvConfig,
   host: Config.string("HOST").pipe(Config.withDefault("0.0.0.0")),
   port: Config.integer("PORT").pipe(
     Config.validate({ message: "Expected a port between 0 and 65535", validation: (n) => n >= 0 && n <= 65535 }),
@@ -113,7 +121,7 @@ const raw = Config.all({
   }),
   /** The interactive reference at /docs; unset: on, except in production. */
   docsEnabled: Config.option(Config.boolean("API_DOCS_ENABLED")),
-  allowEmbeddedInProduction: Config.boolean("ALLOW_EMBEDDED_IN_PRODUCTION").pipe(Config.withDefault(false)),
+  allowEmbeddedInProduction: allowEmbeddedConfig,
   // PEM public keys are often stored on one line with literal "\n" escapes.
   clerkJwtKey: Config.option(Config.string("CLERK_JWT_KEY")).pipe(
     Config.map(Option.map((pem) => pem.replaceAll("\\n", "\n").trim())),

@@ -2,4 +2,4 @@
 import { runMain } from "../core/runtime.ts"
 import { ApiServer } from "../server.ts"
 
-runMain(ApiServer)
+runMain("api", ApiServer)

@@ -6,4 +6,4 @@
 import { runMain } from "../core/runtime.ts"
 import { DevServer } from "../server.ts"
 
-runMain(DevServer)
+runMain("dev", DevServer)

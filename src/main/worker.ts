@@ -6,4 +6,4 @@
 import { runMain } from "../core/runtime.ts"
 import { WorkerProcess } from "../server.ts"
 
-runMain(WorkerProcess)
+runMain("worker", WorkerProcess)

@@ -252,4 +252,68 @@ describe("configuration errors at boot", () => {
     )
     expect(run.output()).toMatch(/^ {2}S3_BUCKET: missing: Required in production \(local disk storage is refused/m)
   })
+
+  it("api.ts and worker.ts are production when nothing says otherwise: nothing set refuses, naming the Clerk keys", async () => {
+    for (const script of ["src/main/api.ts", "src/main/worker.ts"]) {
+      const run = start(script, cleanEnv({}))
+      expect(await run.exited).toBe(1)
+      const output = run.output()
+      // Every problem at once, on its own line, without a stack trace.
+      expect(output).toMatch(/^ {2}CLERK_JWT_KEY: missing: Required in production/m)
+      expect(output).toMatch(/^ {2}CLERK_WEBHOOK_SIGNING_SECRET: missing/m)
+      expect(output).toMatch(/^ {2}REDIS_URL: missing: Required in production by the (api|worker)/m)
+      expect(output).toMatch(/^ {2}GEMINI_API_KEY: missing: Production needs at least one AI provider key/m)
+      expect(output).not.toMatch(/^\s+at /m)
+    }
+  })
+
+  it("production settings without REDIS_URL: api and worker refuse, naming REDIS_URL alone", async () => {
+    const production = {
+      NODE_ENV: "production",
+      DATABASE_URL: "postgresql://wingmate@127.0.0.1:1/wingmate",
+      CLERK_JWT_KEY: "-----BEGIN PUBLIC KEY-----\\nnot-checked-here\\n-----END PUBLIC KEY-----",
+      CLERK_WEBHOOK_SIGNING_SECRET: "whsec_dGVzdA==",
+      S3_BUCKET: "wingmate-uploads",
+      GEMINI_API_KEY: "test"
+    }
+    for (const [script, role] of [
+      ["src/main/api.ts", "api"],
+      ["src/main/worker.ts", "worker"]
+    ] as const) {
+      const run = start(script, cleanEnv(production))
+      expect(await run.exited).toBe(1)
+      const problems = run
+        .output()
+        .split("\n")
+        .filter((line) => /^ {2}\S/.test(line))
+      expect(problems).toEqual([
+        `  REDIS_URL: missing: Required in production by the ${role} (the sessions queue and progress bus between api and worker processes)`
+      ])
+    }
+  })
+
+  it("--check-config: every problem on its own line and exit 1, or one line and exit 0, connecting to nothing", async () => {
+    const refused = start("src/main/worker.ts", cleanEnv({ NODE_ENV: "production", PORT: "x" }), ["--check-config"])
+    expect(await refused.exited).toBe(1)
+    expect(refused.output()).toMatch(/^ {2}REDIS_URL: missing/m)
+    expect(refused.output()).toMatch(/^ {2}PORT: invalid value/m)
+    // Complete settings whose database and Redis do not exist: a check that connected would fail or hang.
+    const complete = {
+      NODE_ENV: "production",
+      DATABASE_URL: "postgresql://wingmate@127.0.0.1:1/wingmate",
+      REDIS_URL: "redis://127.0.0.1:1",
+      CLERK_JWT_KEY: "-----BEGIN PUBLIC KEY-----\\nnot-checked-here\\n-----END PUBLIC KEY-----",
+      CLERK_WEBHOOK_SIGNING_SECRET: "whsec_dGVzdA==",
+      S3_BUCKET: "wingmate-uploads",
+      GEMINI_API_KEY: "test"
+    }
+    for (const [script, role] of [
+      ["src/main/api.ts", "api"],
+      ["src/main/worker.ts", "worker"]
+    ] as const) {
+      const run = start(script, cleanEnv(complete), ["--check-config"])
+      expect(await run.exited).toBe(0)
+      expect(run.output().trim()).toBe(`Configuration OK for the ${role}`)
+    }
+  })
 })

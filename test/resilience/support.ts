@@ -98,6 +98,8 @@ export const stack = (env: Record<string, string>): Stack => {
   const dataDir = mkdtempSync(join(tmpdir(), "wingmate-resilience-"))
   const running: Array<Running> = []
   const shared: Record<string, string> = {
+    // api.ts and worker.ts are production unless told otherwise.
+    NODE_ENV: "test",
     DATABASE_URL: testDatabaseUrl(),
     REDIS_URL: process.env["TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379",
     QUEUE_PREFIX: `wm-res-${randomBytes(4).toString("hex")}`,

@@ -3,7 +3,7 @@
  * timeouts, circuit breaker, prices and the daily spend cap. Read once at boot.
  */
 import { Config, ConfigError, Effect, Either, Option, Schema } from "effect"
-import { AppConfig } from "../config.ts"
+import { allowEmbeddedConfig, nodeEnvConfig } from "../config.ts"
 import { DEFAULT_PRICES, type PriceTable } from "./ledger.ts"
 import { ProviderId } from "./provider.ts"
 
@@ -80,7 +80,11 @@ const raw = Config.all({
 
 export class AiConfig extends Effect.Service<AiConfig>()("AiConfig", {
   effect: Effect.gen(function* () {
-    const app = yield* AppConfig
+    // Not AppConfig: these settings decode on their own, so a check lists their problems beside the app's.
+    const app = {
+      isProduction: (yield* Effect.option(nodeEnvConfig)).pipe(Option.exists((env) => env === "production")),
+      allowEmbeddedInProduction: Option.getOrElse(yield* Effect.option(allowEmbeddedConfig), () => false)
+    }
     const env = yield* raw
     const prices: PriceTable = { ...DEFAULT_PRICES, ...env.priceOverrides }
     const hasKey = [env.gemini.apiKey, env.openai.apiKey, env.anthropic.apiKey].some(Option.isSome)

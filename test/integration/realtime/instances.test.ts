@@ -24,6 +24,8 @@ let apiB = ""
 
 beforeAll(async () => {
   const shared = {
+    // api.ts and worker.ts are production unless told otherwise.
+    NODE_ENV: "test",
     DATABASE_URL: testDatabaseUrl(),
     REDIS_URL: process.env["TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379",
     QUEUE_PREFIX: `wm-test-${randomBytes(4).toString("hex")}`,

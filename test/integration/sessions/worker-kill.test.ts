@@ -55,6 +55,8 @@ const startWorker = async (): Promise<Worker> => {
     cwd: root,
     env: {
       ...env,
+      // worker.ts is production unless told otherwise.
+      NODE_ENV: "test",
       DATABASE_URL: testDatabaseUrl(),
       REDIS_URL: redisUrl,
       QUEUE_PREFIX: prefix,

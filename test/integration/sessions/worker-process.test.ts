@@ -40,6 +40,8 @@ beforeAll(async () => {
     cwd: root,
     env: {
       ...env,
+      // worker.ts is production unless told otherwise.
+      NODE_ENV: "test",
       DATABASE_URL: testDatabaseUrl(),
       REDIS_URL: redisUrl,
       QUEUE_PREFIX: prefix,
