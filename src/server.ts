@@ -12,7 +12,7 @@ import { Db } from "./core/db/db.ts"
 import { Ocr } from "./core/ocr/ocr.ts"
 import { ProgressBus } from "./core/progress/progress-bus.ts"
 import { RateLimiter } from "./core/rate-limit/rate-limiter.ts"
-import { Erasure } from "./core/erasure.ts"
+import { Erasure, Tombstones } from "./core/erasure.ts"
 import { ImageProcessor } from "./core/image/image-processor.ts"
 import { JsonBodiesLive } from "./core/http/json-bodies.ts"
 import { rpcRoutes } from "./core/http/rpc.ts"
@@ -30,7 +30,12 @@ import { WingmateRpcs } from "./domain/rpc.ts"
 import { HealthHttpLive } from "./modules/health/health.http.ts"
 import { UploadsHttpLive } from "./modules/uploads/uploads.http.ts"
 import { UploadsErasureLive, UploadsService, UploadsSweeperLive } from "./modules/uploads/uploads.service.ts"
-import { AuthenticationLive, RpcAuthenticationLive, TokenAuthenticationLive } from "./modules/users/authentication.ts"
+import {
+  AuthenticationLive,
+  RateLimitsErasureLive,
+  RpcAuthenticationLive,
+  TokenAuthenticationLive
+} from "./modules/users/authentication.ts"
 import { UsersHttpLive } from "./modules/users/users.http.ts"
 import { UsersRpcLive } from "./modules/users/users.rpc.ts"
 import { UsersService } from "./modules/users/users.service.ts"
@@ -60,7 +65,8 @@ const Modules = Layer.mergeAll(
   ClerkWebhooks.Default,
   UploadsErasureLive,
   UploadsSweeperLive,
-  SessionsErasureLive
+  SessionsErasureLive,
+  RateLimitsErasureLive
 ).pipe(
   Layer.provideMerge(SessionsService.Default),
   Layer.provideMerge(OpenersService.Default),
@@ -92,7 +98,7 @@ export const HttpRoutes = Layer.mergeAll(
   ),
   DocsRoutes.pipe(Layer.provide(RouteRateLimits)),
   rpcRoutes(WingmateRpcs, "/rpc").pipe(Layer.provide(RpcHandlers), Layer.provide(RouteRateLimits)),
-  LocalStorageRoutes,
+  LocalStorageRoutes.pipe(Layer.provide(Tombstones.Default)),
   HttpPlumbing,
   RealtimeGatewayLive.pipe(Layer.provide(Modules))
 )

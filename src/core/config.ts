@@ -150,7 +150,9 @@ const raw = Config.all({
     maxBytes: positiveInt("UPLOAD_MAX_BYTES", 10 * 1024 * 1024),
     urlTtlSeconds: intBetween("UPLOAD_URL_TTL_SECONDS", 30, 3600, 300),
     retentionSeconds: positiveInt("UPLOAD_RETENTION_SECONDS", 24 * 60 * 60),
-    sweepIntervalSeconds: positiveInt("UPLOAD_SWEEP_INTERVAL_SECONDS", 600)
+    sweepIntervalSeconds: positiveInt("UPLOAD_SWEEP_INTERVAL_SECONDS", 600),
+    /** Objects one sweep lists under `users/` at most, looking for strays (S3 bills each list call of 1000). */
+    sweepMaxObjects: intBetween("UPLOAD_SWEEP_MAX_OBJECTS", 1000, 10_000_000, 10_000)
   }),
   sessions: Config.all({
     /**

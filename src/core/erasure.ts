@@ -2,8 +2,16 @@
  * Account erasure as a mechanism: each module registers what it owns (its stored objects, queued
  * jobs, progress state, rows that do not cascade) and one call erases all of it. Steps must be
  * idempotent: a failed erasure is retried as a whole.
+ *
+ * The tombstone (`erased_accounts`: a hash of the Clerk id, the internal id, the time) is written
+ * before any step runs and kept after the user row is gone, because erasure cannot be instant:
+ * writes that were already authorised (a cached token mapping, an upload URL signed before, a
+ * running job) must be refused or swept from the moment it starts, a retried erasure must know
+ * whose prefix to empty after the row is gone, and the sweep must know which prefixes to empty
+ * of what lands later. It holds nothing about the person.
  */
 import { Effect, Layer, Schema } from "effect"
+import { Db } from "./db/db.ts"
 
 export class ErasureFailed extends Schema.TaggedError<ErasureFailed>()("ErasureFailed", {
   step: Schema.String,
@@ -45,3 +53,27 @@ export class Erasure extends Effect.Service<Erasure>()("Erasure", {
     return Layer.effectDiscard(Effect.flatMap(Erasure, (erasure) => erasure.register(step)))
   }
 }
+
+/** Reads the erasure tombstones by internal user id (written by the users module). */
+export class Tombstones extends Effect.Service<Tombstones>()("Tombstones", {
+  effect: Effect.gen(function* () {
+    const db = yield* Db
+    return {
+      /** True from the moment the user's erasure started. */
+      isErased: (userId: string) =>
+        db
+          .query("erasedAccounts.findByUser", (c) => c.erasedAccount.findUnique({ where: { userId } }))
+          .pipe(Effect.map((row) => row !== null)),
+      /** The users whose erasure started at `since` or later. */
+      erasedSince: (since: Date) =>
+        db
+          .query("erasedAccounts.since", (c) =>
+            c.erasedAccount.findMany({
+              where: { erasedAt: { gte: since }, userId: { not: null } },
+              select: { userId: true }
+            })
+          )
+          .pipe(Effect.map((rows) => rows.flatMap((row) => (row.userId === null ? [] : [row.userId]))))
+    } as const
+  })
+}) {}

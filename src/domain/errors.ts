@@ -49,6 +49,8 @@ export class UrlSignatureInvalid extends Schema.TaggedError<UrlSignatureInvalid>
 ) {}
 /** A signed URL past its expiry. */
 export class UrlExpired extends Schema.TaggedError<UrlExpired>()("UrlExpired", errorFields) {}
+/** An upload URL takes one PUT: its object was already written (and maybe verified, used or deleted since). */
+export class UrlAlreadyUsed extends Schema.TaggedError<UrlAlreadyUsed>()("UrlAlreadyUsed", errorFields) {}
 /** The body's length differs from the length signed into the upload URL. */
 export class ContentLengthMismatch extends Schema.TaggedError<ContentLengthMismatch>()(
   "ContentLengthMismatch",
@@ -114,6 +116,7 @@ export const ErrorCatalog = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, error: UnsupportedMediaType },
   URL_SIGNATURE_INVALID: { status: 403, error: UrlSignatureInvalid },
   URL_EXPIRED: { status: 403, error: UrlExpired },
+  URL_ALREADY_USED: { status: 412, error: UrlAlreadyUsed },
   CONTENT_LENGTH_MISMATCH: { status: 400, error: ContentLengthMismatch },
   UPLOAD_NOT_RECEIVED: { status: 409, error: UploadNotReceived },
   UPLOAD_EXPIRED: { status: 410, error: UploadExpired },

@@ -93,5 +93,12 @@ export const makeMemoryRateLimiter = (options: MemoryRateLimiterOptions = {}): E
         }
       })
 
-    return { consume, trackedKeys: Effect.sync(() => logs.size) }
+    const forget = (subject: string) =>
+      Effect.sync(() => {
+        const ids = [...logs.keys()].filter((id) => id.endsWith(`\u0000${subject}`) || id.endsWith(`:${subject}`))
+        for (const id of ids) logs.delete(id)
+        return ids.length
+      })
+
+    return { consume, forget, trackedKeys: Effect.sync(() => logs.size) }
   })

@@ -1,5 +1,5 @@
 /** What a rate limiter answers, shared by its implementations. */
-import { Duration, type Effect } from "effect"
+import { Duration, type Effect, Schema } from "effect"
 import type { RateRule } from "./config.ts"
 
 export interface RateDecision {
@@ -13,9 +13,18 @@ export interface RateDecision {
   readonly retryAfterMs: number
 }
 
+export class RateLimitStoreError extends Schema.TaggedError<RateLimitStoreError>()("RateLimitStoreError", {
+  cause: Schema.Defect
+}) {}
+
 export interface RateLimiterShape {
   /** Counts `cost` (default 1) against `rule` for `key` (e.g. "user:<id>", "ip:<addr>"). Never fails. */
   readonly consume: (rule: RateRule, key: string, cost?: number) => Effect.Effect<RateDecision>
+  /**
+   * Drops every window, of any rule, whose key ends with `:<subject>` ("user:<clerkId>" also
+   * drops "rpc:user:<clerkId>"): account erasure. Answers how many were dropped.
+   */
+  readonly forget: (subject: string) => Effect.Effect<number, RateLimitStoreError>
 }
 
 /** Costs are whole units; 0 (or less) asks without counting. */

@@ -19,7 +19,14 @@ import { Clock, Duration, Effect, Option, Schema } from "effect"
 import type { Redis as IORedis } from "ioredis"
 import { createHash, randomUUID } from "node:crypto"
 import type { RateRule } from "./config.ts"
-import { degradedDecision, normalizeCost, type RateDecision, type RateLimiterShape, windowMsOf } from "./model.ts"
+import {
+  degradedDecision,
+  normalizeCost,
+  type RateDecision,
+  type RateLimiterShape,
+  RateLimitStoreError,
+  windowMsOf
+} from "./model.ts"
 
 export interface RedisRateLimiterOptions {
   /** Prepended to every key; default `wingmate:ratelimit:`. */
@@ -71,10 +78,6 @@ return { allowed, limit - used, reset, retry }
 const SCRIPT_SHA = createHash("sha1").update(SLIDING_WINDOW_LUA).digest("hex")
 
 const Reply = Schema.Tuple(Schema.Number, Schema.Number, Schema.Number, Schema.Number)
-
-class RateLimitStoreError extends Schema.TaggedError<RateLimitStoreError>()("RateLimitStoreError", {
-  cause: Schema.Defect
-}) {}
 
 export const makeRedisRateLimiter = (client: IORedis, options: RedisRateLimiterOptions = {}) =>
   Effect.sync((): RateLimiterShape => {
@@ -145,5 +148,22 @@ export const makeRedisRateLimiter = (client: IORedis, options: RedisRateLimiterO
         )
       })
 
-    return { consume }
+    // SCAN, not KEYS: it never blocks Redis; erasure is rare, so walking the key space is affordable.
+    const forget = (subject: string) =>
+      Effect.tryPromise({
+        try: async () => {
+          const pattern = `${keyPrefix}*:${subject.replace(/[*?[\]\\]/g, "\\$&")}`
+          let cursor = "0"
+          let dropped = 0
+          do {
+            const [next, keys] = await client.scan(cursor, "MATCH", pattern, "COUNT", 1000)
+            if (keys.length > 0) dropped += await client.unlink(...keys)
+            cursor = next
+          } while (cursor !== "0")
+          return dropped
+        },
+        catch: (cause) => new RateLimitStoreError({ cause })
+      })
+
+    return { consume, forget }
   })

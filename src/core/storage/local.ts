@@ -2,7 +2,9 @@
  * Storage on the local disk, the embedded default: objects under `DATA_DIR/storage`, and upload
  * and download URLs served by the api itself (`/storage/<key>`), signed with an HMAC and an
  * expiry like S3's pre-signed URLs. An upload URL grants one PUT of exactly the signed content
- * type and length; the body is streamed to disk, never held in memory.
+ * type and length; the body is streamed to disk, never held in memory. Like S3's `If-None-Match: *`,
+ * a key takes one successful PUT: the first claims it (a marker under `spent/`, kept after the
+ * object is verified, used or deleted), so a replayed URL can neither overwrite nor bring back.
  */
 import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import * as NodeSink from "@effect/platform-node/NodeSink"
@@ -14,16 +16,25 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from "nod
 import { dirname, join, relative, sep } from "node:path"
 import {
   ContentLengthMismatch,
+  type Forbidden,
   NotFound,
   UnsupportedMediaType,
+  UrlAlreadyUsed,
   UrlExpired,
   UrlSignatureInvalid
 } from "../../domain/errors.ts"
 import { catalogErrorResponse, errorResponse } from "../http/middleware.ts"
-import { type ByteRange, isValidKey, type ObjectInfo, StorageError, type StorageShape } from "./model.ts"
+import {
+  type ByteRange,
+  isValidKey,
+  type ListedObject,
+  type ObjectInfo,
+  StorageError,
+  type StorageShape
+} from "./model.ts"
 
 export interface LocalStorageOptions {
-  /** Folder holding `objects/`, `meta/` (content types) and `tmp/` (uploads in progress). */
+  /** Folder holding `objects/`, `meta/` (content types), `spent/` (keys written once) and `tmp/` (uploads in progress). */
   readonly root: string
   /** HMAC key of the signed URLs. */
   readonly secret: Uint8Array
@@ -126,14 +137,21 @@ const encodeMeta = (contentType: string) => Schema.encodeSync(Meta)({ contentTyp
 const contentTypeOf = (text: string) =>
   Option.getOrUndefined(Option.map(Schema.decodeUnknownOption(Meta)(text), (meta) => meta.contentType))
 
-const isMissing = (cause: unknown) =>
-  typeof cause === "object" && cause !== null && "code" in cause && cause.code === "ENOENT"
+const hasCode = (code: string) => (cause: unknown) =>
+  typeof cause === "object" && cause !== null && "code" in cause && cause.code === code
+const isMissing = hasCode("ENOENT")
+const isTaken = hasCode("EEXIST")
+
+/** Whether a key may still be written through its upload URL (e.g. not under an erased account's prefix). */
+export type UploadAdmission = (key: string) => Effect.Effect<void, Forbidden | StorageError>
 
 /** Serves the local storage's signed URLs (mounted only when storage is local). */
 export class LocalStorageHttp extends Context.Tag("LocalStorageHttp")<
   LocalStorageHttp,
   {
-    readonly upload: Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServerRequest.HttpServerRequest>
+    readonly upload: (
+      admit: UploadAdmission
+    ) => Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServerRequest.HttpServerRequest>
     readonly download: Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServerRequest.HttpServerRequest>
   }
 >() {}
@@ -143,13 +161,16 @@ export const makeLocalStorage = (options: LocalStorageOptions) =>
     const objects = join(options.root, "objects")
     const metas = join(options.root, "meta")
     const temporary = join(options.root, "tmp")
+    const spent = join(options.root, "spent")
     yield* Effect.tryPromise({
-      try: () => Promise.all([objects, metas, temporary].map((dir) => mkdir(dir, { recursive: true, mode: 0o700 }))),
+      try: () =>
+        Promise.all([objects, metas, temporary, spent].map((dir) => mkdir(dir, { recursive: true, mode: 0o700 }))),
       catch: (cause) => new StorageError({ operation: "local.init", cause })
     })
 
     const objectPath = (key: string) => join(objects, ...key.split("/"))
     const metaPath = (key: string) => `${join(metas, ...key.split("/"))}.json`
+    const spentPath = (key: string) => join(spent, ...key.split("/"))
 
     const io = <A>(operation: string, run: () => Promise<A>) =>
       Effect.tryPromise({ try: run, catch: (cause) => new StorageError({ operation, cause }) })
@@ -173,7 +194,7 @@ export const makeLocalStorage = (options: LocalStorageOptions) =>
         orMissing(async (): Promise<ObjectInfo> => {
           const stats = await stat(objectPath(key))
           const meta = await readFile(metaPath(key), "utf8").catch(() => "")
-          return { size: stats.size, contentType: contentTypeOf(meta) }
+          return { size: stats.size, contentType: contentTypeOf(meta), lastModified: stats.mtime }
         })
       ).pipe(Effect.map(Option.fromNullable))
 
@@ -245,7 +266,7 @@ export const makeLocalStorage = (options: LocalStorageOptions) =>
 
     /** Every key under `prefix` (walks only the folder the prefix points into). */
     const keysUnder = (prefix: string) =>
-      io("local.list", async () => {
+      io("local.keys", async () => {
         const folder = prefix.includes("/") ? prefix.slice(0, prefix.lastIndexOf("/")) : ""
         if (folder !== "" && !isValidKey(folder)) return []
         const base = folder === "" ? objects : objectPath(folder)
@@ -258,6 +279,47 @@ export const makeLocalStorage = (options: LocalStorageOptions) =>
           .filter((key) => key.startsWith(prefix))
       })
 
+    /** Listed like S3: in key order, after `after`, at most `limit` (the local disk is small; it is walked whole). */
+    const list = (prefix: string, { after, limit }: { readonly after?: string | undefined; readonly limit: number }) =>
+      Effect.gen(function* () {
+        const keys = (yield* keysUnder(prefix)).filter((key) => after === undefined || key > after).sort()
+        const page = keys.slice(0, limit)
+        const objects = yield* io("local.list", () =>
+          Promise.all(
+            page.map((key) =>
+              stat(objectPath(key)).then(
+                (stats): ListedObject | undefined => ({ key, size: stats.size, lastModified: stats.mtime }),
+                (cause: unknown) => (isMissing(cause) ? undefined : Promise.reject(cause))
+              )
+            )
+          )
+        )
+        return { objects: objects.filter((object) => object !== undefined), more: keys.length > limit }
+      })
+
+    /** Claims `key` for its one PUT; false when a PUT claimed it before. */
+    const claim = (key: string) =>
+      onKey("local.claim", key, async () => {
+        await mkdir(dirname(spentPath(key)), { recursive: true, mode: 0o700 })
+        return writeFile(spentPath(key), "", { flag: "wx", mode: 0o600 }).then(
+          () => true,
+          (cause: unknown) => (isTaken(cause) ? false : Promise.reject(cause))
+        )
+      })
+
+    /** Written once through a URL (the marker), or present (written before markers existed, or by the server). */
+    const written = (key: string) =>
+      onKey("local.written", key, () =>
+        Promise.all(
+          [stat(spentPath(key)), stat(objectPath(key))].map((check) =>
+            check.then(
+              () => true,
+              () => false
+            )
+          )
+        )
+      ).pipe(Effect.map((found) => found.some(Boolean)))
+
     const removePrefix = (prefix: string) =>
       Effect.gen(function* () {
         const keys = yield* keysUnder(prefix)
@@ -268,7 +330,9 @@ export const makeLocalStorage = (options: LocalStorageOptions) =>
           yield* io("local.removePrefix", () =>
             Promise.all([
               rm(objectPath(folder), { recursive: true, force: true }),
-              rm(join(metas, ...folder.split("/")), { recursive: true, force: true })
+              rm(join(metas, ...folder.split("/")), { recursive: true, force: true }),
+              // The erased account's tombstone refuses its URLs from now on.
+              rm(spentPath(folder), { recursive: true, force: true })
             ])
           )
         }
@@ -305,7 +369,8 @@ export const makeLocalStorage = (options: LocalStorageOptions) =>
       get,
       put,
       remove,
-      removePrefix
+      removePrefix,
+      list
     }
 
     /** The grant of a request's signed URL, if its signature matches and it has not expired. */
@@ -358,7 +423,11 @@ export const makeLocalStorage = (options: LocalStorageOptions) =>
             )
           )
           if (received !== expected) return yield* lengthMismatch(expected, received)
-          yield* commit(grant.key, file, grant.contentType ?? "application/octet-stream")
+          // Two PUTs racing on one URL: the first to claim the key writes it, the other is refused.
+          if (!(yield* claim(grant.key))) return yield* alreadyUsed()
+          yield* commit(grant.key, file, grant.contentType ?? "application/octet-stream").pipe(
+            Effect.onError(() => Effect.promise(() => rm(spentPath(grant.key), { force: true })))
+          )
         })
       )
 
@@ -380,25 +449,32 @@ export const makeLocalStorage = (options: LocalStorageOptions) =>
         )
       )
 
-    const upload = Effect.gen(function* () {
-      const request = yield* HttpServerRequest.HttpServerRequest
-      const grant = yield* authorize("PUT", request)
-      const expectedType = grant.contentType ?? ""
-      const expectedLength = grant.contentLength ?? 0
-      const contentType = request.headers["content-type"]
-      if (contentType !== expectedType) {
-        return yield* new UnsupportedMediaType({
-          message: `The Content-Type must be ${expectedType}, as signed into the URL`,
-          details: { expected: expectedType, received: contentType ?? null }
-        })
-      }
-      const declared = request.headers["content-length"]
-      if (declared !== String(expectedLength)) {
-        return yield* lengthMismatch(expectedLength, declared === undefined ? null : Number(declared))
-      }
-      yield* receive(request, grant, expectedLength)
-      return HttpServerResponse.empty({ status: 200 })
-    })
+    const alreadyUsed = () =>
+      new UrlAlreadyUsed({ message: "This upload URL was already used: start a new upload to send another image" })
+
+    const upload = (admit: UploadAdmission) =>
+      Effect.gen(function* () {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const grant = yield* authorize("PUT", request)
+        yield* admit(grant.key)
+        // Refused before a byte is read; the claim at commit settles a race.
+        if (yield* written(grant.key)) return yield* alreadyUsed()
+        const expectedType = grant.contentType ?? ""
+        const expectedLength = grant.contentLength ?? 0
+        const contentType = request.headers["content-type"]
+        if (contentType !== expectedType) {
+          return yield* new UnsupportedMediaType({
+            message: `The Content-Type must be ${expectedType}, as signed into the URL`,
+            details: { expected: expectedType, received: contentType ?? null }
+          })
+        }
+        const declared = request.headers["content-length"]
+        if (declared !== String(expectedLength)) {
+          return yield* lengthMismatch(expectedLength, declared === undefined ? null : Number(declared))
+        }
+        yield* receive(request, grant, expectedLength)
+        return HttpServerResponse.empty({ status: 200 })
+      })
 
     const download = Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
@@ -419,5 +495,8 @@ export const makeLocalStorage = (options: LocalStorageOptions) =>
       )
     })
 
-    return { storage, http: LocalStorageHttp.of({ upload: respond(upload), download: respond(download) }) }
+    return {
+      storage,
+      http: LocalStorageHttp.of({ upload: (admit) => respond(upload(admit)), download: respond(download) })
+    }
   })

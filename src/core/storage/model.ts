@@ -14,6 +14,21 @@ export interface ObjectInfo {
   readonly size: number
   /** As stored with the object (what the uploader sent); undefined when the store has none. */
   readonly contentType: string | undefined
+  /** When the store last wrote it, by the store's clock; undefined when the store does not say. */
+  readonly lastModified: Date | undefined
+}
+
+/** One object of a listing. */
+export interface ListedObject {
+  readonly key: string
+  readonly size: number
+  readonly lastModified: Date
+}
+
+/** A page of a listing in key order; `more` when keys after the last one remain. */
+export interface ObjectPage {
+  readonly objects: ReadonlyArray<ListedObject>
+  readonly more: boolean
 }
 
 /** A request the client makes itself, straight to storage: the URL carries its authorization. */
@@ -55,6 +70,11 @@ export interface StorageShape {
   readonly remove: (keys: ReadonlyArray<string>) => Effect.Effect<void, StorageError>
   /** Deletes every object whose key starts with `prefix`; answers how many there were. */
   readonly removePrefix: (prefix: string) => Effect.Effect<number, StorageError>
+  /** At most `limit` objects under `prefix` whose keys come after `after`, in key order (one list call on S3). */
+  readonly list: (
+    prefix: string,
+    options: { readonly after?: string | undefined; readonly limit: number }
+  ) => Effect.Effect<ObjectPage, StorageError>
 }
 
 /** Keys the server makes: letters, digits, `_ - .` in `/`-separated segments, never `.` or `..`. */
@@ -64,3 +84,6 @@ export const isValidKey = (key: string): boolean => key.length <= 512 && KEY.tes
 
 /** Everything a user owns in storage lives under this prefix (what erasure deletes). */
 export const userPrefix = (userId: string) => `users/${userId}/`
+
+/** The owner of a key under `users/<userId>/`, if it is one. */
+export const userIdOfKey = (key: string): string | undefined => /^users\/([^/]+)\//.exec(key)?.[1]

@@ -1,7 +1,10 @@
 /**
  * Storage on AWS S3, Cloudflare R2 or any S3-compatible store, through `@aws-sdk/client-s3`.
  * Uploads are pre-signed PUTs with Content-Type and Content-Length in the signature (R2 has no
- * POST policies), so the store itself refuses another type or size.
+ * POST policies), so the store itself refuses another type or size, and with `If-None-Match: *`
+ * (a conditional write, on S3 and R2), so the store refuses a second write to the key: a URL
+ * takes exactly one PUT. A presigned URL cannot be revoked: a PUT after the object was deleted
+ * (within the URL's TTL) is caught by the uploads' sweep.
  */
 import {
   DeleteObjectsCommand,
@@ -117,15 +120,23 @@ export const makeS3Storage = (options: S3Options) =>
                 Bucket,
                 Key: grant.key,
                 ContentType: grant.contentType,
-                ContentLength: grant.contentLength
+                ContentLength: grant.contentLength,
+                IfNoneMatch: "*"
               }),
-              { expiresIn: grant.expiresInSeconds, signableHeaders: new Set(["content-type", "content-length"]) }
+              {
+                expiresIn: grant.expiresInSeconds,
+                signableHeaders: new Set(["content-type", "content-length", "if-none-match"])
+              }
             )
           )
           return {
             url,
             method: "PUT" as const,
-            headers: { "Content-Type": grant.contentType, "Content-Length": String(grant.contentLength) },
+            headers: {
+              "Content-Type": grant.contentType,
+              "Content-Length": String(grant.contentLength),
+              "If-None-Match": "*"
+            },
             expiresAt: yield* expiresAt(grant.expiresInSeconds)
           }
         }),
@@ -140,7 +151,13 @@ export const makeS3Storage = (options: S3Options) =>
         optional("s3.head", (abortSignal) =>
           client.send(new HeadObjectCommand({ Bucket, Key: key }), { abortSignal })
         ).pipe(
-          Effect.map(Option.map((output) => ({ size: output.ContentLength ?? 0, contentType: output.ContentType })))
+          Effect.map(
+            Option.map((output) => ({
+              size: output.ContentLength ?? 0,
+              contentType: output.ContentType,
+              lastModified: output.LastModified
+            }))
+          )
         ),
       get: (key, range?: ByteRange) =>
         optional("s3.get", async (abortSignal) => {
@@ -168,6 +185,27 @@ export const makeS3Storage = (options: S3Options) =>
           )
         ).pipe(Effect.asVoid),
       remove,
+      list: (prefix, { after, limit }) =>
+        call("s3.list", (abortSignal) =>
+          client.send(
+            new ListObjectsV2Command({
+              Bucket,
+              Prefix: prefix,
+              MaxKeys: limit,
+              ...(after === undefined ? {} : { StartAfter: after })
+            }),
+            { abortSignal }
+          )
+        ).pipe(
+          Effect.map((page) => ({
+            objects: (page.Contents ?? []).flatMap((object) =>
+              object.Key === undefined
+                ? []
+                : [{ key: object.Key, size: object.Size ?? 0, lastModified: object.LastModified ?? new Date(0) }]
+            ),
+            more: page.IsTruncated === true
+          }))
+        ),
       removePrefix: (prefix) =>
         Effect.gen(function* () {
           let removed = 0

@@ -31,12 +31,12 @@ export class UploadsRepo extends Effect.Service<UploadsRepo>()("UploadsRepo", {
 
     const findById = (id: string) => db.query("uploads.findById", (c) => c.upload.findUnique({ where: { id } }))
 
-    /** Pending → verified; answers the row as it is afterwards (whoever won). */
-    const markVerified = (id: string, at: Date) =>
+    /** Pending → verified, with the object's last-modified time; answers the row as it is afterwards (whoever won). */
+    const markVerified = (id: string, at: Date, storedAt: Date | null) =>
       db.query("uploads.markVerified", async (c) => {
         const [updated] = await c.upload.updateManyAndReturn({
           where: { id, status: "pending" },
-          data: { status: "verified", verifiedAt: at }
+          data: { status: "verified", verifiedAt: at, storedAt }
         })
         return updated ?? c.upload.findUnique({ where: { id } })
       })
@@ -79,6 +79,17 @@ export class UploadsRepo extends Effect.Service<UploadsRepo>()("UploadsRepo", {
         .query("uploads.removeIfUnused", (c) => c.upload.deleteMany({ where: { id, status: { not: "used" } } }))
         .pipe(Effect.map((result) => result.count === 1))
 
+    /** The uploads any of `keys` belongs to: as the original, the normalised image or the thumbnail. */
+    const findByObjectKeys = (keys: ReadonlyArray<string>) =>
+      db.query("uploads.findByObjectKeys", (c) =>
+        c.upload.findMany({
+          where: {
+            OR: [{ key: { in: [...keys] } }, { imageKey: { in: [...keys] } }, { thumbnailKey: { in: [...keys] } }]
+          },
+          select: { key: true, imageKey: true, thumbnailKey: true, status: true, storedAt: true }
+        })
+      )
+
     const removeAllOf = (userId: string) =>
       db.query("uploads.removeAllOf", (c) => c.upload.deleteMany({ where: { userId } }))
 
@@ -91,6 +102,7 @@ export class UploadsRepo extends Effect.Service<UploadsRepo>()("UploadsRepo", {
       markProcessed,
       findUnusedBefore,
       removeIfUnused,
+      findByObjectKeys,
       removeAllOf
     } as const
   })

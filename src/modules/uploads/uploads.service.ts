@@ -4,22 +4,24 @@
  * use by a feature (sessions, openers) and their normalisation; unused uploads are swept away.
  *
  * Other modules call `verify`, `use` and `process` with an upload id, never with a URL: nothing
- * here fetches a user-supplied URL.
+ * here fetches a user-supplied URL. From the moment a user's erasure starts (its tombstone), their
+ * uploads are neither created nor verified, and the sweep empties their prefix of what lands later.
  */
-import { Clock, Duration, Effect, Layer, Option, Schedule } from "effect"
+import { Clock, Duration, Effect, Layer, Option, Ref, Schedule } from "effect"
 import { randomBytes } from "node:crypto"
 import { AppConfig } from "../../core/config.ts"
-import { Erasure } from "../../core/erasure.ts"
+import { Erasure, Tombstones } from "../../core/erasure.ts"
 import type { TxClient } from "../../core/db/db.ts"
 import { ImageProcessor, type ImageError } from "../../core/image/image-processor.ts"
 import { detectImageType, MAGIC_BYTES } from "../../core/image/magic.ts"
-import { type StorageError, userPrefix } from "../../core/storage/model.ts"
+import { type ListedObject, type StorageError, userPrefix } from "../../core/storage/model.ts"
 import { Storage } from "../../core/storage/storage.ts"
-import { ownedBy } from "../../core/ownership.ts"
+import { notFound, ownedBy } from "../../core/ownership.ts"
 import {
   ImageTooLarge,
   ImageUnreadable,
   PayloadTooLarge,
+  Unauthorized,
   UnsupportedMediaType,
   UploadAlreadyUsed,
   UploadContentMismatch,
@@ -76,7 +78,7 @@ type RejectionCode = "UPLOAD_SIZE_MISMATCH" | "UPLOAD_TYPE_MISMATCH" | "UPLOAD_C
 
 type StorageCheck =
   | { readonly _tag: "Absent" }
-  | { readonly _tag: "Matches" }
+  | { readonly _tag: "Matches"; readonly lastModified: Date | undefined }
   | { readonly _tag: "Mismatch"; readonly code: RejectionCode; readonly note: string }
 
 const mismatch = (code: RejectionCode, note: string): StorageCheck => ({ _tag: "Mismatch", code, note })
@@ -105,6 +107,7 @@ const imageFailure = (error: ImageError) =>
 export class UploadsService extends Effect.Service<UploadsService>()("UploadsService", {
   effect: Effect.gen(function* () {
     const repo = yield* UploadsRepo
+    const tombstones = yield* Tombstones
     const storage = yield* Storage
     const images = yield* ImageProcessor
     const config = yield* AppConfig
@@ -114,6 +117,10 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
 
     const create = (userId: string, input: CreateUpload) =>
       Effect.gen(function* () {
+        // A token mapped before the erasure started (another api's cache) must not open a new URL.
+        if (yield* tombstones.isErased(userId)) {
+          return yield* new Unauthorized({ message: "This account was erased", details: { reason: "account-erased" } })
+        }
         const declared = canonicalType(input.contentType)
         const details = { contentType: input.contentType, accepted: AcceptedImageTypes }
         if (HEIC_TYPES.has(declared)) {
@@ -187,7 +194,7 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
             `The uploaded bytes are ${actual}; ${upload.contentType} was declared`
           )
         }
-        return { _tag: "Matches" }
+        return { _tag: "Matches", lastModified: info.value.lastModified }
       })
 
     /**
@@ -200,7 +207,7 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
         const problem = yield* check(upload)
         if (problem._tag === "Absent") return upload
         if (problem._tag === "Matches") {
-          const verified = yield* repo.markVerified(upload.id, yield* now)
+          const verified = yield* repo.markVerified(upload.id, yield* now, problem.lastModified ?? null)
           yield* Effect.logInfo("Upload verified").pipe(Effect.annotateLogs({ uploadId: upload.id }))
           return verified ?? upload
         }
@@ -214,9 +221,15 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
         return rejected ?? upload
       })
 
-    /** The caller's upload, inspected; another user's answers exactly like a missing one. */
+    /**
+     * The caller's upload, inspected; another user's answers exactly like a missing one, and so
+     * does any upload of a user whose erasure started (nothing of theirs is verified or used).
+     */
     const load = (userId: string, uploadId: string) =>
-      repo.findById(uploadId).pipe(Effect.flatMap(ownedBy(userId, "Upload")), Effect.flatMap(inspect))
+      Effect.gen(function* () {
+        if (yield* tombstones.isErased(userId)) return yield* notFound("Upload")
+        return yield* repo.findById(uploadId).pipe(Effect.flatMap(ownedBy(userId, "Upload")), Effect.flatMap(inspect))
+      })
 
     const isExpired = (upload: Upload, at: Date) =>
       upload.status === "pending" && upload.expiresAt.getTime() < at.getTime()
@@ -372,7 +385,7 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
      * Deletes the uploads no feature took within UPLOAD_RETENTION_SECONDS, rows and objects.
      * Each row goes first (unless it was taken meanwhile), then its objects.
      */
-    const sweep = Effect.gen(function* () {
+    const sweepUnused = Effect.gen(function* () {
       const cutoff = new Date((yield* Clock.currentTimeMillis) - limits.retentionSeconds * 1000)
       let removed = 0
       let batch: ReadonlyArray<Upload> = []
@@ -395,6 +408,80 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
       return removed
     })
 
+    /**
+     * Empties the prefix of every user whose erasure started recently: a URL signed before it (S3
+     * cannot revoke one) or a job that was running may still have written there. After the
+     * window no URL signed before the erasure works, and at least one sweep has run since.
+     */
+    const sweepErased = Effect.gen(function* () {
+      const window = (limits.urlTtlSeconds + 2 * limits.sweepIntervalSeconds) * 1000
+      const erased = yield* tombstones.erasedSince(new Date((yield* Clock.currentTimeMillis) - window))
+      const removed = yield* Effect.forEach(erased, (userId) => storage.removePrefix(userPrefix(userId)))
+      return removed.reduce((sum, count) => sum + count, 0)
+    })
+
+    /**
+     * The strays among listed objects: an original found with another last-modified time than
+     * when it was verified, or at a rejected upload's key (written again after a deletion: the
+     * store refuses a second write only while the object exists), and, once older than the URL
+     * TTL (so uploads and processing in flight are left alone), objects no upload refers to.
+     */
+    const straysOf = (objects: ReadonlyArray<ListedObject>, settledBefore: number) =>
+      Effect.gen(function* () {
+        if (objects.length === 0) return []
+        const rows = yield* repo.findByObjectKeys(objects.map((object) => object.key))
+        const originals = new Map(rows.map((row) => [row.key, row]))
+        const derived = new Set(rows.flatMap((row) => [row.imageKey, row.thumbnailKey]))
+        const second = (date: Date) => Math.floor(date.getTime() / 1000)
+        return objects
+          .filter((object) => {
+            const original = originals.get(object.key)
+            if (original !== undefined) {
+              if (original.status === "rejected") return true
+              return original.storedAt !== null && second(original.storedAt) !== second(object.lastModified)
+            }
+            return !derived.has(object.key) && object.lastModified.getTime() < settledBefore
+          })
+          .map((object) => object.key)
+      })
+
+    // Where the stray sweep resumes: each sweep lists at most UPLOAD_SWEEP_MAX_OBJECTS (list calls cost).
+    const strayCursor = yield* Ref.make<string | undefined>(undefined)
+
+    /** Lists `users/` page by page from where the last sweep stopped, and deletes the strays. */
+    const sweepStrays = Effect.gen(function* () {
+      const settledBefore = (yield* Clock.currentTimeMillis) - limits.urlTtlSeconds * 1000
+      let after = yield* Ref.get(strayCursor)
+      let listed = 0
+      let removed = 0
+      do {
+        const page = yield* storage.list("users/", { after, limit: Math.min(1000, limits.sweepMaxObjects - listed) })
+        listed += page.objects.length
+        const strays = yield* straysOf(page.objects, settledBefore)
+        yield* storage.remove(strays)
+        removed += strays.length
+        after = page.more ? page.objects.at(-1)?.key : undefined
+      } while (after !== undefined && listed < limits.sweepMaxObjects)
+      yield* Ref.set(strayCursor, after)
+      return removed
+    })
+
+    /**
+     * One sweep: unused uploads, erased users' prefixes, strays. Answers how many unused uploads
+     * it deleted; the other counts are logged.
+     */
+    const sweep = Effect.gen(function* () {
+      const removed = yield* sweepUnused
+      const erased = yield* sweepErased
+      const strays = yield* sweepStrays
+      if (erased + strays > 0) {
+        yield* Effect.logInfo("Sweep: objects of erased users and strays deleted").pipe(
+          Effect.annotateLogs({ erased, strays })
+        )
+      }
+      return removed
+    })
+
     /** Everything the user uploaded or derived: objects under their prefix, then the rows. */
     const eraseUser = (userId: string) =>
       Effect.gen(function* () {
@@ -405,7 +492,7 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
 
     return { create, status, verify, usable, take, use, process, processWithImage, sweep, eraseUser } as const
   }),
-  dependencies: [UploadsRepo.Default]
+  dependencies: [UploadsRepo.Default, Tombstones.Default]
 }) {}
 
 /** Registers the uploads' erasure step: stored objects (originals and derived images) and rows. */

@@ -5,6 +5,7 @@
 import { Effect, Layer, Redacted } from "effect"
 import { TokenVerifier, type TokenRejected } from "../../core/auth/token-verifier.ts"
 import { AppConfig } from "../../core/config.ts"
+import { Erasure } from "../../core/erasure.ts"
 import { RateLimiter } from "../../core/rate-limit/rate-limiter.ts"
 import { Authentication, type CurrentUser, TokenAuthentication } from "../../domain/auth.ts"
 import { RpcAuthentication } from "../../domain/rpc.ts"
@@ -30,7 +31,8 @@ export const makeAuthenticateWithExpiry = Effect.gen(function* () {
         TokenRejected: (error) => Effect.fail(rejected(error)),
         AccountErased: () =>
           Effect.fail(new Unauthorized({ message: "This account was erased", details: { reason: "account-erased" } })),
-        DbError: Effect.die
+        DbError: Effect.die,
+        ErasureFailed: Effect.die
       })
     )
 })
@@ -97,5 +99,18 @@ export const TokenAuthenticationLive = Layer.effect(
           Effect.mapError(rejected)
         )
     })
+  })
+)
+
+/**
+ * Account erasure: the rate-limit windows keyed by the user's Clerk id (REST `user:<id>`, RPC
+ * `rpc:user:<id>`). A request with the erased account's token still counts under `user:<id>`
+ * before it is refused; that window expires on its own after the rule's window.
+ */
+export const RateLimitsErasureLive = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const erasure = yield* Erasure
+    const limiter = yield* RateLimiter
+    yield* erasure.register({ name: "rate-limits", erase: (user) => limiter.forget(`user:${user.clerkId}`) })
   })
 )

@@ -92,10 +92,19 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("UsersRepo", {
         )
         .pipe(Effect.map((row) => row !== null))
 
-    const markErased = (clerkId: string) =>
-      db.query("erasedAccounts.create", (c) =>
-        c.erasedAccount.createMany({ data: [{ clerkIdHash: clerkIdHash(clerkId) }], skipDuplicates: true })
-      )
+    /**
+     * The tombstone of `clerkId`'s erasure (kept if one exists), with the internal id once known:
+     * the row as it is afterwards.
+     */
+    const markErased = (clerkId: string, userId: string | null) =>
+      db.query("erasedAccounts.upsert", async (c) => {
+        const hash = clerkIdHash(clerkId)
+        await c.erasedAccount.createMany({ data: [{ clerkIdHash: hash, userId }], skipDuplicates: true })
+        if (userId !== null) {
+          await c.erasedAccount.updateMany({ where: { clerkIdHash: hash, userId: null }, data: { userId } })
+        }
+        return c.erasedAccount.findUnique({ where: { clerkIdHash: hash } })
+      })
 
     /**
      * Everything an export holds, one query per table (no query per row), newest first, each

@@ -57,16 +57,42 @@ export class UsersService extends Effect.Service<UsersService>()("UsersService",
     const config = yield* AppConfig
     const limiter = yield* RateLimiter
 
+    /**
+     * Erases the account of `clerkId` and everything registered with the erasure mechanism.
+     * The tombstone comes first, so no request provisions the account again meanwhile, then gets
+     * the internal id: from then on uploads and storage writes of the user are refused. Calling
+     * it again (or for an unknown account) is harmless, and finishes an erasure that failed
+     * halfway even when the user row is already gone (the steps run from the tombstone).
+     */
+    const eraseAccount = (clerkId: string) =>
+      Effect.gen(function* () {
+        yield* repo.markErased(clerkId, null)
+        const user = yield* repo.findByClerkId(clerkId)
+        const tombstone = yield* repo.markErased(clerkId, user?.id ?? null)
+        const userId = user?.id ?? tombstone?.userId ?? null
+        if (userId !== null) {
+          yield* erasure.run({ id: userId, clerkId })
+          yield* repo.remove(userId)
+          yield* Effect.logInfo("Account erased").pipe(Effect.annotateLogs("userId", userId))
+        }
+      })
+
     const resolveUncached = (key: IdentityKey) =>
       Effect.gen(function* () {
+        // The tombstone first: an account whose erasure started is refused even while its row exists.
+        if (yield* repo.isErased(key.clerkId)) return yield* new AccountErased()
         const existing = yield* repo.findByClerkId(key.clerkId)
         if (existing) return { id: existing.id, clerkId: existing.clerkId }
-        if (yield* repo.isErased(key.clerkId)) return yield* new AccountErased()
         const created = yield* repo.provision(key.clerkId, {
           email: key.email ?? null,
           firstName: key.firstName ?? null,
           lastName: key.lastName ?? null
         })
+        // An erasure that started meanwhile may have looked for the row before it existed: finish it.
+        if (yield* repo.isErased(key.clerkId)) {
+          yield* eraseAccount(key.clerkId)
+          return yield* new AccountErased()
+        }
         yield* Effect.logInfo("User provisioned from a token before Clerk's webhook").pipe(
           Effect.annotateLogs("userId", created.id)
         )
@@ -146,28 +172,20 @@ export class UsersService extends Effect.Service<UsersService>()("UsersService",
         return exported
       })
 
-    /**
-     * Erases the account of `clerkId` and everything registered with the erasure mechanism.
-     * The tombstone comes first, so no request provisions the account again meanwhile; calling
-     * it again (or for an unknown account) is harmless.
-     */
-    const erase = (clerkId: string) =>
-      Effect.gen(function* () {
-        yield* repo.markErased(clerkId)
-        const user = yield* repo.findByClerkId(clerkId)
-        if (user) {
-          yield* erasure.run({ id: user.id, clerkId })
-          yield* repo.remove(user.id)
-          yield* Effect.logInfo("Account erased").pipe(Effect.annotateLogs("userId", user.id))
-        }
-        yield* mapping.invalidateAll
-      })
+    /** `eraseAccount`, then no api cache keeps the mapping. */
+    const erase = (clerkId: string) => Effect.zipRight(eraseAccount(clerkId), mapping.invalidateAll)
 
     /** Clerk's view of a user (webhook); an erased account is not brought back. */
     const syncFromClerk = (clerkId: string, fields: ProfileFields, clerkUpdatedAt: Date) =>
       Effect.gen(function* () {
         if (yield* repo.isErased(clerkId)) return "erased" as const
-        return yield* repo.syncFromClerk(clerkId, fields, clerkUpdatedAt)
+        const applied = yield* repo.syncFromClerk(clerkId, fields, clerkUpdatedAt)
+        // An erasure that started meanwhile may have looked for the row before this created it.
+        if (yield* repo.isErased(clerkId)) {
+          yield* erase(clerkId)
+          return "erased" as const
+        }
+        return applied
       })
 
     return { resolve, profile, updateProfile, exportData, erase, syncFromClerk } as const

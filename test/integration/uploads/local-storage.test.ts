@@ -4,7 +4,7 @@
  */
 import { afterAll, expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { request as rawRequest } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -12,7 +12,7 @@ import { signLocalUrl } from "../../../src/core/storage/local.ts"
 import { TestDb } from "../../support/database.ts"
 import { failure, http } from "../../support/http.ts"
 import { baseUrl, localTestStorage, testServer } from "../../support/server.ts"
-import { sendBytes, type Ticket, ticketFor } from "../../support/uploads.ts"
+import { getUpload, sendBytes, type Ticket, ticketFor } from "../../support/uploads.ts"
 import { provisionUser } from "../../support/users.ts"
 import { tinyImage } from "../../fixtures/images.ts"
 
@@ -31,6 +31,11 @@ const objects = () =>
     ? readdirSync(join(root, "objects"), { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile())
     : []
 const leftovers = () => readdirSync(join(root, "tmp"))
+
+const ALREADY_USED = failure(
+  "URL_ALREADY_USED",
+  "This upload URL was already used: start a new upload to send another image"
+)
 
 /** A fresh user's ticket for a small PNG, and the PNG. */
 const freshTicket = Effect.gen(function* () {
@@ -190,6 +195,60 @@ layer(Server, { timeout: 60_000 })("local storage URLs", (it) => {
       })
       expect(existsSync(join(root, "objects", ...keyOf(ticket).split("/")))).toBe(false)
       expect(leftovers()).toEqual([])
+    })
+  )
+
+  it.effect("an upload URL takes one PUT: a second one, to a verified upload, is refused with 412", () =>
+    Effect.gen(function* () {
+      const { url, user, png, ticket } = yield* freshTicket
+      expect((yield* sendBytes(ticket, png)).status).toBe(200)
+      expect((yield* getUpload(url, user.headers, ticket.uploadId)).body).toMatchObject({
+        data: { status: "verified" }
+      })
+      const junk = Buffer.alloc(png.length, 7)
+      const again = yield* sendBytes(ticket, junk)
+      expect(again.status).toBe(412)
+      expect(again.body).toEqual(ALREADY_USED)
+      expect(readFileSync(join(root, "objects", ...keyOf(ticket).split("/")))).toEqual(png)
+    })
+  )
+
+  it.effect("a PUT after the object was deleted is refused: it does not bring the screenshot back", () =>
+    Effect.gen(function* () {
+      const { png, ticket } = yield* freshTicket
+      expect((yield* sendBytes(ticket, png)).status).toBe(200)
+      const object = join(root, "objects", ...keyOf(ticket).split("/"))
+      // What the sessions pipeline does once OCR succeeded: the original goes.
+      rmSync(object)
+      const again = yield* sendBytes(ticket, png)
+      expect(again.status).toBe(412)
+      expect(again.body).toEqual(ALREADY_USED)
+      expect(existsSync(object)).toBe(false)
+    })
+  )
+
+  it.effect("two PUTs racing on one URL: exactly one is stored", () =>
+    Effect.gen(function* () {
+      const { png, ticket } = yield* freshTicket
+      const answers = yield* Effect.all(
+        Array.from({ length: 6 }, () => sendBytes(ticket, png)),
+        { concurrency: "unbounded" }
+      )
+      expect(answers.map((answer) => answer.status).sort()).toEqual([200, 412, 412, 412, 412, 412])
+    })
+  )
+
+  it.effect("a ticket taken before DELETE /users/me and used after it is refused (403), nothing written", () =>
+    Effect.gen(function* () {
+      const { url, user, png, ticket } = yield* freshTicket
+      const erased = yield* http(`${url}/api/v1/users/me`, { method: "DELETE", headers: user.headers })
+      expect(erased.status).toBe(204)
+      const late = yield* sendBytes(ticket, png)
+      expect(late.status).toBe(403)
+      expect(late.body).toEqual(
+        failure("FORBIDDEN", "This upload URL's account was erased", { reason: "account-erased" })
+      )
+      expect(existsSync(join(root, "objects", "users", user.id))).toBe(false)
     })
   )
 

@@ -10,13 +10,16 @@ import { S3Fake } from "../../fakes/s3/s3.ts"
 import { TestDb, sql } from "../../support/database.ts"
 import { http } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
-import { getUpload, rejectedAs, sendBytes, ticketFor } from "../../support/uploads.ts"
+import { exposeUploadsService, getUpload, rejectedAs, sendBytes, ticketFor } from "../../support/uploads.ts"
 import { twoUsers } from "../../support/users.ts"
 import { tinyImage } from "../../fixtures/images.ts"
 
+const uploads = exposeUploadsService()
+
 const Server = testServer({
   db: TestDb(),
-  storage: Layer.unwrapEffect(Effect.map(S3Fake, (fake) => fake.storage))
+  storage: Layer.unwrapEffect(Effect.map(S3Fake, (fake) => fake.storage)),
+  routes: uploads.layer
 }).pipe(Layer.provideMerge(S3Fake.layer()))
 
 /** Runs `use` with a Storage of its own on the fake's bucket (the SDK, not the API). */
@@ -47,11 +50,15 @@ layer(Server, { timeout: 60_000 })("S3 storage (s3rver, real SDK)", (it) => {
             expiresInSeconds: 300
           })
           expect(signed.method).toBe("PUT")
-          expect(signed.headers).toEqual({ "Content-Type": "image/png", "Content-Length": String(png.length) })
+          expect(signed.headers).toEqual({
+            "Content-Type": "image/png",
+            "Content-Length": String(png.length),
+            "If-None-Match": "*"
+          })
           expect(signed.expiresAt.getTime() - before).toBeGreaterThanOrEqual(299_000)
           const url = new URL(signed.url)
           expect(`${url.origin}${url.pathname}`).toBe(`${fake.endpoint}/${fake.bucket}/users/u1/uploads/shot`)
-          expect(url.searchParams.get("X-Amz-SignedHeaders")).toBe("content-length;content-type;host")
+          expect(url.searchParams.get("X-Amz-SignedHeaders")).toBe("content-length;content-type;host;if-none-match")
           expect(url.searchParams.get("X-Amz-Expires")).toBe("300")
           // No checksum the app would have to compute (R2 and the app know nothing of it).
           expect([...url.searchParams.keys()].filter((name) => /checksum/i.test(name))).toEqual([])
@@ -59,7 +66,7 @@ layer(Server, { timeout: 60_000 })("S3 storage (s3rver, real SDK)", (it) => {
           const put = yield* sendBytes({ ...signed, uploadId: "", expiresAt: "" }, png)
           expect(put.status).toBe(200)
           expect(yield* storage.head("users/u1/uploads/shot")).toEqual(
-            Option.some({ size: png.length, contentType: "image/png" })
+            Option.some({ size: png.length, contentType: "image/png", lastModified: expect.any(Date) })
           )
           expect(yield* storage.get("users/u1/uploads/shot", { start: 0, end: 7 })).toEqual(
             Option.some(new Uint8Array(png.subarray(0, 8)))
@@ -152,6 +159,72 @@ layer(Server, { timeout: 60_000 })("S3 storage (s3rver, real SDK)", (it) => {
           Option.none()
         )
       }
+    })
+  )
+
+  it.effect("an upload URL takes one PUT: the store refuses a second one (412) and the verified bytes stay", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice } = yield* twoUsers(url)
+      const png = yield* Effect.promise(() => tinyImage("png"))
+      const ticket = yield* ticketFor(url, alice.headers, png)
+      // The condition is signed: a client cannot drop it without breaking the signature.
+      expect(new URL(ticket.url).searchParams.get("X-Amz-SignedHeaders")).toContain("if-none-match")
+      expect(ticket.headers["If-None-Match"]).toBe("*")
+      expect((yield* sendBytes(ticket, png)).status).toBe(200)
+      expect((yield* getUpload(url, alice.headers, ticket.uploadId)).body).toMatchObject({
+        data: { status: "verified" }
+      })
+
+      const junk = Buffer.alloc(png.length, 7)
+      const again = yield* sendBytes(ticket, junk)
+      expect(again.status).toBe(412)
+      expect(again.text).toContain("<Code>PreconditionFailed</Code>")
+      const [row] = yield* sql("SELECT key FROM uploads WHERE id = $1", [ticket.uploadId])
+      const stored = yield* withStorage(Effect.flatMap(Storage, (storage) => storage.get(String(row?.["key"]))))
+      expect(stored).toEqual(Option.some(new Uint8Array(png)))
+    })
+  )
+
+  it.effect("a PUT after the original was deleted lands (S3 cannot revoke a URL) and the sweep removes it", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice } = yield* twoUsers(url)
+      const service = yield* uploads.service
+      const png = yield* Effect.promise(() => tinyImage("png"))
+      const ticket = yield* ticketFor(url, alice.headers, png)
+      expect((yield* sendBytes(ticket, png)).status).toBe(200)
+      yield* service.use(alice.id, ticket.uploadId, "session")
+      const [row] = yield* sql("SELECT key FROM uploads WHERE id = $1", [ticket.uploadId])
+      const key = String(row?.["key"])
+      // What the sessions pipeline does once OCR succeeded: the original goes.
+      yield* withStorage(Effect.flatMap(Storage, (storage) => storage.remove([key])))
+      // The object was verified (its last-modified time recorded) earlier than this second; S3's
+      // times are whole seconds, so the test dates the verification back instead of waiting.
+      yield* sql("UPDATE uploads SET stored_at = stored_at - interval '5 seconds' WHERE id = $1", [ticket.uploadId])
+
+      expect((yield* sendBytes(ticket, png)).status).toBe(200)
+      expect(yield* withStorage(existing([key]))).toEqual([key])
+      yield* service.sweep
+      expect(yield* withStorage(existing([key]))).toEqual([])
+    })
+  )
+
+  it.effect("a ticket used after erasure writes (S3 cannot revoke it); a second DELETE /users/me removes it", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice } = yield* twoUsers(url)
+      const png = yield* Effect.promise(() => tinyImage("png"))
+      const ticket = yield* ticketFor(url, alice.headers, png)
+      const key = decodeURIComponent(new URL(ticket.url).pathname).replace(/^\/[^/]+\//, "")
+      const erase = http(`${url}/api/v1/users/me`, { method: "DELETE", headers: alice.headers })
+      expect((yield* erase).status).toBe(204)
+      expect((yield* sendBytes(ticket, png)).status).toBe(200)
+      expect(yield* withStorage(existing([key]))).toEqual([key])
+
+      // The user row is gone: the second erasure works from the tombstone.
+      expect((yield* erase).status).toBe(204)
+      expect(yield* withStorage(existing([key]))).toEqual([])
     })
   )
 

@@ -4,9 +4,18 @@
  */
 import { afterAll, describe, expect, layer } from "@effect/vitest"
 import { Effect, Either } from "effect"
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync
+} from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import sharp from "sharp"
 import { TestDb, sql } from "../../support/database.ts"
 import { failure, http, issuePaths } from "../../support/http.ts"
@@ -472,6 +481,40 @@ layer(Server, { timeout: 60_000 })("uploads", (it) => {
         const keys = rows.map((row) => String(row["key"]).split("/").at(-1)).sort()
         expect(filesUnder(alice.id)).toEqual(keys.map((name) => join("uploads", name ?? "")).sort())
         expect((yield* getUpload(url, alice.headers, stale.uploadId)).status).toBe(404)
+      })
+    )
+  })
+
+  describe("the stray sweep", () => {
+    it.effect("removes objects under users/ no upload refers to once older than the URL TTL; others stay", () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const { alice } = yield* twoUsers(url)
+        const service = yield* uploads.service
+        const png = yield* Effect.promise(() => tinyImage("png"))
+        const known = yield* uploaded(url, alice.headers, png)
+        const [row] = yield* uploadRows(alice.id)
+        const knownKey = String(row?.["key"])
+        // Objects that landed without a row: a URL replayed after its upload was swept, a leftover.
+        const strayAt = (name: string, ageSeconds: number) => {
+          const file = objectFile(`users/${alice.id}/uploads/${name}`)
+          mkdirSync(dirname(file), { recursive: true })
+          writeFileSync(file, png)
+          const at = new Date(Date.now() - ageSeconds * 1000)
+          utimesSync(file, at, at)
+          return file
+        }
+        const old = strayAt("stray-old", 3600)
+        const fresh = strayAt("stray-fresh", 0)
+
+        yield* service.sweep
+        expect(existsSync(old)).toBe(false)
+        // Maybe an upload in flight: left until it is older than the URL TTL.
+        expect(existsSync(fresh)).toBe(true)
+        expect(existsSync(objectFile(knownKey))).toBe(true)
+        expect((yield* getUpload(url, alice.headers, known.uploadId)).body).toMatchObject({
+          data: { status: "verified" }
+        })
       })
     )
   })

@@ -174,7 +174,8 @@ describe("AppConfig", () => {
         maxBytes: 10 * 1024 * 1024,
         urlTtlSeconds: 300,
         retentionSeconds: 86_400,
-        sweepIntervalSeconds: 600
+        sweepIntervalSeconds: 600,
+        sweepMaxObjects: 10_000
       })
       expect(local.images).toEqual({
         maxEdge: 1280,
