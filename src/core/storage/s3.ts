@@ -143,7 +143,14 @@ export const makeS3Storage = (options: S3Options) =>
       signDownload: (key, expiresInSeconds) =>
         Effect.gen(function* () {
           const url = yield* call("s3.signDownload", () =>
-            getSignedUrl(client, new GetObjectCommand({ Bucket, Key: key }), { expiresIn: expiresInSeconds })
+            // A private image: the store's answer says no cache may keep it (as the local route's does).
+            getSignedUrl(
+              client,
+              new GetObjectCommand({ Bucket, Key: key, ResponseCacheControl: "private, no-store" }),
+              {
+                expiresIn: expiresInSeconds
+              }
+            )
           )
           return { url, method: "GET" as const, headers: {}, expiresAt: yield* expiresAt(expiresInSeconds) }
         }),

@@ -74,8 +74,15 @@ layer(Server, { timeout: 60_000 })("S3 storage (s3rver, real SDK)", (it) => {
           expect(yield* storage.get("users/u1/uploads/shot")).toEqual(Option.some(new Uint8Array(png)))
 
           const download = yield* storage.signDownload("users/u1/uploads/shot", 60)
-          const fetched = yield* Effect.promise(() => fetch(download.url).then((res) => res.arrayBuffer()))
-          expect(Buffer.from(fetched)).toEqual(png)
+          const fetched = yield* Effect.promise(() =>
+            fetch(download.url).then(async (res) => ({
+              body: await res.arrayBuffer(),
+              cacheControl: res.headers.get("cache-control")
+            }))
+          )
+          expect(Buffer.from(fetched.body)).toEqual(png)
+          // Signed into the URL: the store answers that no cache may keep the image.
+          expect(fetched.cacheControl).toBe("private, no-store")
 
           expect(yield* storage.head("users/u1/uploads/missing")).toEqual(Option.none())
           expect(yield* storage.get("users/u1/uploads/missing")).toEqual(Option.none())
