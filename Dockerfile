@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# Wingmate backend image: one image, two roles (api: `node src/main/api.ts`, worker later).
+# Wingmate backend image: one image, three commands: the api (`node src/main/api.ts`, the default),
+# the worker (`node src/main/worker.ts`) and the migration (`node scripts/db.ts deploy`).
 # Node 22 runs the TypeScript sources directly (type stripping): there is no build output.
 
 # Production dependencies only, without install scripts (the postinstall needs dev tools).
@@ -24,10 +25,13 @@ COPY --from=prod-deps --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/package.json ./package.json
 COPY --from=build --chown=node:node /app/src ./src
 COPY --from=build --chown=node:node /app/prisma ./prisma
+# The migration command and the dev token of the local stack run from here.
+COPY --from=build --chown=node:node /app/scripts ./scripts
 # DATA_DIR: local storage (when no S3_BUCKET is set) and its signing secret.
 RUN mkdir -p /app/.data && chown node:node /app/.data
 USER node
 EXPOSE 3000
+# The api answers on PORT; a worker on WORKER_HEALTH_PORT when set (it serves nothing else).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s \
-  CMD wget -qO- "http://127.0.0.1:${PORT}/health/live" >/dev/null || exit 1
+  CMD wget -qO- "http://127.0.0.1:${WORKER_HEALTH_PORT:-${PORT}}/health/live" >/dev/null || exit 1
 CMD ["node", "src/main/api.ts"]

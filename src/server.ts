@@ -28,6 +28,7 @@ import { Storage } from "./core/storage/storage.ts"
 import { WingmateApi } from "./domain/api.ts"
 import { WingmateRpcs } from "./domain/rpc.ts"
 import { HealthHttpLive } from "./modules/health/health.http.ts"
+import { WorkerLivenessLive } from "./modules/health/worker-liveness.ts"
 import { UploadsHttpLive } from "./modules/uploads/uploads.http.ts"
 import { UploadsErasureLive, UploadsService, UploadsSweeperLive } from "./modules/uploads/uploads.service.ts"
 import {
@@ -154,8 +155,8 @@ export const DevServer = Layer.mergeAll(serveRoutes(HttpRoutes), SessionsWorker)
   Layer.provide(AppConfig.Default)
 )
 
-/** The worker process: only the sessions consumer (no HTTP server). */
-export const WorkerProcess = SessionsWorker.pipe(
+/** The worker process: the sessions consumer, and a liveness endpoint when WORKER_HEALTH_PORT is set. */
+export const WorkerProcess = Layer.merge(SessionsWorker, WorkerLivenessLive).pipe(
   Layer.provide(Infrastructure),
   Layer.provide(TracingLive("worker")),
   Layer.provide(LoggingLive),

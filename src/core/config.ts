@@ -108,6 +108,8 @@ const raw = Config.all({
   corsOrigins: list("CORS_ORIGINS"),
   maxBodyBytes: positiveInt("MAX_BODY_BYTES", 10 * 1024 * 1024),
   shutdownTimeoutMs: positiveInt("SHUTDOWN_TIMEOUT_MS", 10_000),
+  /** The worker's liveness endpoint (GET /health/live); 0: none (several workers may share a host). */
+  workerHealthPort: intBetween("WORKER_HEALTH_PORT", 0, 65_535, 0),
   /** Slow clients: Node's defaults hold a connection for minutes (headers 60 s, a body 300 s). */
   http: Config.all({
     /** The request line and headers must arrive within this. */

@@ -14,6 +14,8 @@ import { afterAll, beforeAll } from "vitest"
 import { Redis } from "../../../src/core/redis.ts"
 import { assertFontsRender, chatScreenshotPng } from "../../fixtures/chat-screenshot.ts"
 import { TestDb, testDatabaseUrl } from "../../support/database.ts"
+import { http } from "../../support/http.ts"
+import { freePort } from "../../support/processes.ts"
 import { baseUrl, localTestStorage, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
 import { awaitFinished, createSession, readEvents, uploadPng, type WireSession } from "./support.ts"
@@ -26,6 +28,7 @@ const prefix = `wm-test-${randomBytes(4).toString("hex")}`
 let screenshot: Buffer
 let worker: ChildProcess
 let output = ""
+let healthPort = 0
 
 beforeAll(async () => {
   await assertFontsRender()
@@ -36,6 +39,7 @@ beforeAll(async () => {
       env[key] = value
     }
   }
+  healthPort = await freePort()
   worker = spawn(process.execPath, ["src/main/worker.ts"], {
     cwd: root,
     env: {
@@ -46,7 +50,8 @@ beforeAll(async () => {
       REDIS_URL: redisUrl,
       QUEUE_PREFIX: prefix,
       DATA_DIR: dataDir,
-      LOG_FORMAT: "json"
+      LOG_FORMAT: "json",
+      WORKER_HEALTH_PORT: String(healthPort)
     },
     stdio: ["ignore", "pipe", "pipe"]
   })
@@ -92,6 +97,17 @@ layer(
       expect(done.suggestions).toHaveLength(3)
       expect(output).toContain("Session completed")
       expect(output).not.toMatch(/hiking/i)
+    })
+  )
+
+  it.effect("the worker answers its liveness probe on WORKER_HEALTH_PORT, and nothing else there", () =>
+    Effect.gen(function* () {
+      const live = yield* http(`http://127.0.0.1:${healthPort}/health/live`)
+      expect(live.status).toBe(200)
+      expect(live.body).toMatchObject({ success: true, data: { status: "ok" } })
+      const other = yield* http(`http://127.0.0.1:${healthPort}/api/v1/users/me`)
+      expect(other.status).toBe(404)
+      expect(other.body).toMatchObject({ success: false, error: { code: "ROUTE_NOT_FOUND" } })
     })
   )
 })
