@@ -8,6 +8,13 @@ import { defineConfig } from "vitest/config"
 // with `npm run test:resilience`.
 export default defineConfig({
   test: {
+    // `npm run test:coverage`: V8 coverage of src/ (the unit project), a text summary in the terminal.
+    coverage: {
+      provider: "v8",
+      include: ["src/**/*.ts"],
+      exclude: ["src/core/db/generated/**"],
+      reporter: ["text-summary"]
+    },
     projects: [
       { test: { name: "unit", include: ["test/unit/**/*.test.ts"] } },
       {
