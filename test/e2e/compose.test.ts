@@ -51,7 +51,10 @@ describe("docker-compose.yml", () => {
 
   it("the production file: refused by compose until its required values are set, then --check-config passes", async () => {
     expect(() => composeEnvironment(PRODUCTION, "api")).toThrow(ComposeInterpolationError)
-    expect(() => composeEnvironment(PRODUCTION, "api")).toThrow(/^CLERK_JWT_KEY: set CLERK_JWT_KEY/)
+    for (const required of ["CLERK_JWT_KEY", "CLERK_WEBHOOK_SIGNING_SECRET", "S3_BUCKET", "PUBLIC_BASE_URL"] as const) {
+      const { [required]: _, ...missing } = productionValues
+      expect(() => composeEnvironment(PRODUCTION, "api", missing)).toThrow(new RegExp(`^${required}: set ${required}`))
+    }
     for (const service of ["api", "worker"]) {
       const env = composeEnvironment(PRODUCTION, service, productionValues)
       expect(env["NODE_ENV"]).toBe("production")

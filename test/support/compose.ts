@@ -43,7 +43,8 @@ export const composeEnvironment = (
     const definition = isRecord(services) ? services[service] : undefined
     const environment = isRecord(definition) ? definition["environment"] : undefined
     if (environment === undefined) continue
-    if (!isRecord(environment)) throw new Error(`${file}: ${service}.environment must be a mapping (the list form is not read here)`)
+    if (!isRecord(environment))
+      throw new Error(`${file}: ${service}.environment must be a mapping (the list form is not read here)`)
     Object.assign(merged, environment)
   }
   return Object.fromEntries(

@@ -2,7 +2,7 @@
  * The AI strategy's configuration: the chain's order, each provider's key, model and base URL,
  * timeouts, circuit breaker, prices and the daily spend cap. Read once at boot.
  */
-import { Config, ConfigError, Effect, Either, Option, Schema } from "effect"
+import { Config, ConfigError, Effect, Either, Option, Redacted, Schema } from "effect"
 import { allowEmbeddedConfig, nodeEnvConfig } from "../config.ts"
 import { DEFAULT_PRICES, type PriceTable } from "./ledger.ts"
 import { ProviderId } from "./provider.ts"
@@ -32,7 +32,8 @@ const optionalUrl = (name: string) =>
   Config.option(Config.string(name)).pipe(Config.map(Option.filter((value) => value.trim() !== "")))
 
 const secret = (name: string) =>
-  Config.option(Config.redacted(name)).pipe(Config.map(Option.filter((value) => String(value).length > 0)))
+  // An empty variable (compose's `${KEY:-}`) is no key: `String(redacted)` is "<redacted>", never empty.
+  Config.option(Config.redacted(name)).pipe(Config.map(Option.filter((value) => Redacted.value(value).trim() !== "")))
 
 const raw = Config.all({
   primary: providerId("AI_PROVIDER_STRATEGY_PRIMARY").pipe(Config.withDefault("gemini-flash" as const)),

@@ -207,6 +207,25 @@ const probeProblems = (objects: ReadonlyArray<Manifest>, secrets: ReadonlyArray<
   return problems
 }
 
+/** The worker's liveness probe asks the route the worker serves, on the port it serves it. */
+const workerProbeProblems = (objects: ReadonlyArray<Manifest>, secrets: ReadonlyArray<Manifest>) => {
+  const worker = runnerOf(objects, "start:worker")
+  const container = worker === undefined ? undefined : containersOf(worker)[0]
+  if (worker === undefined || container === undefined) return ["no worker container"]
+  const config = configFor(objects, secrets, worker)
+  if (Either.isLeft(config)) return [`the worker's environment does not decode: ${config.left.join("; ")}`]
+  const get = at(container, "livenessProbe", "httpGet")
+  if (get === undefined) return ["the worker's livenessProbe is not an httpGet"]
+  const problems: Array<string> = []
+  if (at(get, "path") !== "/health/live") problems.push(`the worker's livenessProbe is ${String(at(get, "path"))}`)
+  const port = at(get, "port")
+  const declared = list(container["ports"]).find((p) => at(p, "name") === port || at(p, "containerPort") === port)
+  if (config.right.workerHealthPort === 0 || at(declared, "containerPort") !== config.right.workerHealthPort) {
+    problems.push(`the worker's livenessProbe port is not its WORKER_HEALTH_PORT (${config.right.workerHealthPort})`)
+  }
+  return problems
+}
+
 /** SIGKILL comes after the app's own shutdown: the api's drain, the worker's grace. */
 const shutdownProblems = (objects: ReadonlyArray<Manifest>, secrets: ReadonlyArray<Manifest>) => {
   const problems: Array<string> = []
@@ -412,6 +431,7 @@ const allProblems = (objects: ReadonlyArray<Manifest>, secrets: ReadonlyArray<Ma
   ...validationProblems(objects, secrets),
   ...wiringProblems(objects),
   ...probeProblems(objects, secrets),
+  ...workerProbeProblems(objects, secrets),
   ...shutdownProblems(objects, secrets),
   ...kedaProblems(objects, secrets),
   ...environmentProblems(objects, secrets),
@@ -549,6 +569,16 @@ describe("each check refuses a broken copy", () => {
       "Deployment wingmate-worker: sets replicas"
     ],
     // Probes
+    [
+      "a worker probe on another port than WORKER_HEALTH_PORT",
+      broken(base, "Deployment", "wingmate-worker", [...API, "env", 0, "value"], () => "3002"),
+      "the worker's livenessProbe port is not its WORKER_HEALTH_PORT (3002)"
+    ],
+    [
+      "a worker probe that is not an httpGet",
+      broken(base, "Deployment", "wingmate-worker", [...API, "livenessProbe", "httpGet"], () => REMOVE),
+      "the worker's livenessProbe is not an httpGet"
+    ],
     [
       "a probe on a route the api does not serve",
       broken(base, "Deployment", "wingmate-api", [...API, "readinessProbe", "httpGet", "path"], () => "/healthz"),

@@ -67,7 +67,11 @@ describe("AiStrategyLive", () => {
 
   it.effect("production without any AI key refuses to start; a bad provider name is named", () =>
     Effect.gen(function* () {
-      const refused = yield* strategyWith(production)
+      // Empty keys (compose's `${OPENAI_API_KEY:-}` with nothing exported) are no keys.
+      const blank = { GEMINI_API_KEY: "", OPENAI_API_KEY: "", ANTHROPIC_API_KEY: " " }
+      const local = yield* Effect.flatten(strategyWith(blank))
+      expect(local.providers.map((provider) => provider.id)).toEqual(["local"])
+      const refused = yield* strategyWith({ ...production, ...blank })
       expect(Either.isLeft(refused) && describeConfigError(refused.left)).toEqual([
         "GEMINI_API_KEY: missing: Production needs at least one AI provider key (GEMINI_API_KEY, OPENAI_API_KEY or ANTHROPIC_API_KEY)"
       ])
