@@ -34,7 +34,8 @@ const FILES = [
   "eslint.config.js",
   ".husky/pre-commit",
   ".husky/pre-push",
-  "scripts/prepare-hooks.ts"
+  "scripts/prepare-hooks.ts",
+  "scripts/check-node.cjs"
 ]
 
 /** The environment of a developer's shell: no CI flag, no husky switch, no git state of an outer hook. */

@@ -28,9 +28,12 @@ const secretTemplates = readYamlDocuments(path.join(deployDir, "secrets.example.
 // What the app says about itself
 // ---------------------------------------------------------------------------------------------
 
-const scripts = (
-  JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as { scripts: Record<string, string> }
-).scripts
+/** The npm scripts' commands, without the Node version check every script starts with (the image has the right Node). */
+const scripts = Object.fromEntries(
+  Object.entries(
+    (JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts
+  ).map(([name, command]) => [name, command.replace(/^node scripts\/check-node\.cjs && /, "")])
+)
 
 /** GET routes of the OpenAPI document the api serves. */
 const openApiGets = Object.entries(OpenApi.fromApi(WingmateApi).paths)
