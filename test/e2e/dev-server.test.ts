@@ -231,6 +231,16 @@ describe("graceful shutdown", () => {
   })
 })
 
+/** Production settings but Redis, pointing at nothing that listens (port 1): checks must not connect. */
+const production = {
+  NODE_ENV: "production",
+  DATABASE_URL: "postgresql://wingmate@127.0.0.1:1/wingmate",
+  CLERK_JWT_KEY: "-----BEGIN PUBLIC KEY-----\\nnot-checked-here\\n-----END PUBLIC KEY-----",
+  CLERK_WEBHOOK_SIGNING_SECRET: "whsec_dGVzdA==",
+  S3_BUCKET: "wingmate-uploads",
+  GEMINI_API_KEY: "test"
+}
+
 describe("configuration errors at boot", () => {
   it("exit 1 with one readable line per variable and no stack trace", async () => {
     const run = start("src/main/api.ts", cleanEnv({ PORT: "not-a-port", NODE_ENV: "staging", MAX_BODY_BYTES: "0" }))
@@ -268,14 +278,6 @@ describe("configuration errors at boot", () => {
   })
 
   it("production settings without REDIS_URL: api and worker refuse, naming REDIS_URL alone", async () => {
-    const production = {
-      NODE_ENV: "production",
-      DATABASE_URL: "postgresql://wingmate@127.0.0.1:1/wingmate",
-      CLERK_JWT_KEY: "-----BEGIN PUBLIC KEY-----\\nnot-checked-here\\n-----END PUBLIC KEY-----",
-      CLERK_WEBHOOK_SIGNING_SECRET: "whsec_dGVzdA==",
-      S3_BUCKET: "wingmate-uploads",
-      GEMINI_API_KEY: "test"
-    }
     for (const [script, role] of [
       ["src/main/api.ts", "api"],
       ["src/main/worker.ts", "worker"]
@@ -298,15 +300,7 @@ describe("configuration errors at boot", () => {
     expect(refused.output()).toMatch(/^ {2}REDIS_URL: missing/m)
     expect(refused.output()).toMatch(/^ {2}PORT: invalid value/m)
     // Complete settings whose database and Redis do not exist: a check that connected would fail or hang.
-    const complete = {
-      NODE_ENV: "production",
-      DATABASE_URL: "postgresql://wingmate@127.0.0.1:1/wingmate",
-      REDIS_URL: "redis://127.0.0.1:1",
-      CLERK_JWT_KEY: "-----BEGIN PUBLIC KEY-----\\nnot-checked-here\\n-----END PUBLIC KEY-----",
-      CLERK_WEBHOOK_SIGNING_SECRET: "whsec_dGVzdA==",
-      S3_BUCKET: "wingmate-uploads",
-      GEMINI_API_KEY: "test"
-    }
+    const complete = { ...production, REDIS_URL: "redis://127.0.0.1:1" }
     for (const [script, role] of [
       ["src/main/api.ts", "api"],
       ["src/main/worker.ts", "worker"]
