@@ -130,8 +130,17 @@ export const DislikeOpener = Schema.Struct({
   reason: Schema.optionalWith(LongText(300, { allowEmpty: true }), { exact: true })
 }).annotations({ identifier: "DislikeOpener", parseOptions: { onExcessProperty: "error" } })
 
-/** The reason is optional, and so is the body itself. */
-const DislikeBody = Schema.NullOr(DislikeOpener)
+/** The reason is optional, and so is the body itself (absent, empty or `null`). */
+export const DislikeBody = Schema.NullOr(DislikeOpener)
+
+/**
+ * The generator writes `requestBody.required: true` for every payload; a dislike is accepted
+ * without one, and a generated client must not be made to send it.
+ */
+export const withOptionalBody = (operation: Record<string, unknown>): Record<string, unknown> =>
+  isRecord(operation["requestBody"])
+    ? { ...operation, requestBody: { ...operation["requestBody"], required: false } }
+    : operation
 
 const OpenerPath = Schema.Struct({ openerId: ResourceId })
 
@@ -177,6 +186,7 @@ export class OpenersGroup extends HttpApiGroup.make("openers")
       .setPayload(DislikeBody)
       .addSuccess(Envelope(Opener))
       .addError(NotFoundEnvelope)
+      .annotate(OpenApi.Transform, withOptionalBody)
   )
   .middleware(Authentication)
   .prefix("/magic-openers") {}

@@ -27,7 +27,7 @@ import {
   UploadTypeMismatchEnvelope
 } from "./errors.ts"
 import { LongText } from "./fields.ts"
-import { DislikeOpener, Feedback } from "./openers.ts"
+import { DislikeBody, Feedback, withOptionalBody } from "./openers.ts"
 import { Page, PageParams, ResourceId } from "./pagination.ts"
 import { LanguageTag, Tone } from "./tones.ts"
 
@@ -328,9 +328,10 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
   .add(
     HttpApiEndpoint.post("dislike", "/:sessionId/suggestions/:suggestionId/dislike")
       .setPath(SuggestionPath)
-      .setPayload(Schema.NullOr(DislikeOpener))
+      .setPayload(DislikeBody)
       .addSuccess(Envelope(SessionSuggestion))
       .addError(NotFoundEnvelope)
+      .annotate(OpenApi.Transform, withOptionalBody)
   )
   .add(
     HttpApiEndpoint.post("cancel", "/:sessionId/cancel")

@@ -142,4 +142,17 @@ describe("OpenAPI document", () => {
       expect(at(limit, "schema"), path).toEqual({ type: "integer", minimum: 1, maximum: 100, default: 20 })
     }
   })
+
+  it("documents both dislike bodies as optional: the server accepts none", () => {
+    for (const path of [
+      "/api/v1/magic-openers/{openerId}/dislike",
+      "/api/v1/sessions/{sessionId}/suggestions/{suggestionId}/dislike"
+    ]) {
+      const body = at(doc, "paths", path, "post", "requestBody")
+      expect(at(body, "required"), path).toBe(false)
+      expect(at(body, "content", "application/json", "schema"), path).toEqual({
+        anyOf: [{ $ref: "#/components/schemas/DislikeOpener" }, { type: "null" }]
+      })
+    }
+  })
 })
