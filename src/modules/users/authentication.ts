@@ -1,10 +1,12 @@
 /**
  * The bearer-token middlewares (HttpApi and RPC): verify the Clerk JWT, then map it to the
- * internal user. Every refusal is `Unauthorized` (401 over REST) with the reason in `details`.
+ * internal user. Every refusal is `Unauthorized` (401 over REST, with `WWW-Authenticate: Bearer`) with
+ * the reason in `details`.
  */
 import { Effect, Layer, Redacted } from "effect"
 import { TokenVerifier, type TokenRejected } from "../../core/auth/token-verifier.ts"
 import { AppConfig } from "../../core/config.ts"
+import { challengeOnUnauthorized } from "../../core/http/challenge.ts"
 import { Erasure } from "../../core/erasure.ts"
 import { RateLimiter } from "../../core/rate-limit/rate-limiter.ts"
 import { Authentication, type CurrentUser, TokenAuthentication } from "../../domain/auth.ts"
@@ -48,7 +50,10 @@ export const makeAuthenticate = Effect.map(
 export const AuthenticationLive = Layer.effect(
   Authentication,
   Effect.map(makeAuthenticate, (authenticate) =>
-    Authentication.of({ bearer: (token) => authenticate(Redacted.value(token)) })
+    Authentication.of({
+      bearer: (token) =>
+        Effect.zipRight(challengeOnUnauthorized(Redacted.value(token) !== ""), authenticate(Redacted.value(token)))
+    })
   )
 )
 
@@ -94,9 +99,12 @@ export const TokenAuthenticationLive = Layer.effect(
     const verifier = yield* TokenVerifier
     return TokenAuthentication.of({
       bearer: (token) =>
-        verifier.verify(Redacted.value(token)).pipe(
-          Effect.map((identity) => ({ clerkId: identity.clerkId })),
-          Effect.mapError(rejected)
+        Effect.zipRight(
+          challengeOnUnauthorized(Redacted.value(token) !== ""),
+          verifier.verify(Redacted.value(token)).pipe(
+            Effect.map((identity) => ({ clerkId: identity.clerkId })),
+            Effect.mapError(rejected)
+          )
         )
     })
   })

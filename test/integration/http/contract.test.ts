@@ -85,4 +85,45 @@ layer(testServer({ db: TestDb() }), { timeout: 60_000 })("the contract of issue 
       })
     )
   })
+
+  describe("401", () => {
+    it.effect("without a token: WWW-Authenticate: Bearer", () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const res = yield* http(`${url}/api/v1/users/me`)
+        expect(res.status).toBe(401)
+        expect(res.body).toMatchObject({ success: false, error: { code: "UNAUTHORIZED" } })
+        expect(res.headers.get("www-authenticate")).toBe("Bearer")
+      })
+    )
+
+    it.effect('with a refused token: WWW-Authenticate: Bearer error="invalid_token"', () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        // `/users/me` DELETE goes through the other middleware (the Clerk identity alone, for erasure).
+        for (const [method, path] of [
+          ["GET", "/api/v1/matches"],
+          ["DELETE", "/api/v1/users/me"]
+        ] as const) {
+          const res = yield* http(`${url}${path}`, { method, headers: { authorization: "Bearer not-a-jwt" } })
+          expect(res.status, path).toBe(401)
+          expect(res.body, path).toMatchObject({ success: false, error: { code: "UNAUTHORIZED" } })
+          expect(res.headers.get("www-authenticate"), path).toBe('Bearer error="invalid_token"')
+        }
+      })
+    )
+
+    it.effect("an accepted token's answers carry no challenge, errors included", () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const { alice } = yield* twoUsers(url)
+        const ok = yield* http(`${url}/api/v1/matches`, { headers: alice.headers })
+        expect(ok.status).toBe(200)
+        expect(ok.headers.get("www-authenticate")).toBeNull()
+        const missing = yield* http(`${url}/api/v1/matches/cmissing0000000000000000`, { headers: alice.headers })
+        expect(missing.status).toBe(404)
+        expect(missing.headers.get("www-authenticate")).toBeNull()
+      })
+    )
+  })
 })
