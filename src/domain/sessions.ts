@@ -235,6 +235,15 @@ const REGENERATE_SSE =
   "`event: suggestion` data `{index, suggestion}` (complete, checked and saved), then `event: final` data " +
   "`{batch}` or `event: error` data `{code, message}`. Otherwise the saved batch in the envelope."
 
+export const ListSessionsParams = Schema.Struct({
+  ...PageParams.fields,
+  matchId: Schema.optional(
+    ResourceId.annotations({
+      description: "Only the sessions of this match (one of the caller's: another user's match lists nothing)"
+    })
+  )
+})
+
 const SessionPath = Schema.Struct({ sessionId: ResourceId })
 const SuggestionPath = Schema.Struct({ sessionId: ResourceId, suggestionId: ResourceId })
 
@@ -263,7 +272,7 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
   )
   .add(
     HttpApiEndpoint.get("list", "/")
-      .setUrlParams(PageParams)
+      .setUrlParams(ListSessionsParams)
       .addSuccess(Envelope(Page(SessionSummary)))
   )
   .add(

@@ -59,7 +59,7 @@ export const SessionsHttpLive = HttpApiBuilder.group(WingmateApi, "sessions", (h
         )
       )
       .handle("list", ({ urlParams }) =>
-        withUser((userId) => sessions.list(userId, urlParams.limit, urlParams.cursor)).pipe(
+        withUser((userId) => sessions.list(userId, urlParams.matchId, urlParams.limit, urlParams.cursor)).pipe(
           Effect.catchTag("DbError", Effect.die)
         )
       )

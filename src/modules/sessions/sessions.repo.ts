@@ -89,7 +89,7 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
        * written out: Prisma's client-side planning of the same `findMany` (with `_count`) cost more
        * CPU than the rest of the request.
        */
-      list: (userId: string, limit: number, cursor: string | undefined) =>
+      list: (userId: string, matchId: string | undefined, limit: number, cursor: string | undefined) =>
         Effect.flatMap(cursorKey(cursor), (after) =>
           db.query(
             "sessions.list",
@@ -99,6 +99,7 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
                      (SELECT count(*)::int FROM session_images i WHERE i.session_id = s.id) AS "imageCount"
               FROM sessions s
               WHERE s.user_id = ${userId}
+                ${matchId === undefined ? Prisma.empty : Prisma.sql`AND s.match_id = ${matchId}`}
                 ${after === undefined ? Prisma.empty : Prisma.sql`AND (s.created_at < ${after.createdAt} OR (s.created_at = ${after.createdAt} AND s.id < ${after.id}))`}
               ORDER BY s.created_at DESC, s.id DESC
               LIMIT ${limit + 1}`

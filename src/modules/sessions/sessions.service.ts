@@ -426,8 +426,9 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
           }))
         ),
       get: (userId: string, id: string) => Effect.flatMap(load(userId, id), view),
-      list: (userId: string, limit: number, cursor: string | undefined) =>
-        Effect.map(repo.list(userId, limit, cursor), (rows) =>
+      /** With `matchId`, that match's sessions only; scoped by `userId`, so another user's match lists nothing. */
+      list: (userId: string, matchId: string | undefined, limit: number, cursor: string | undefined) =>
+        Effect.map(repo.list(userId, matchId, limit, cursor), (rows) =>
           toPage(rows, limit, (row) => summaryOf(row, row.imageCount))
         ),
       follow,

@@ -126,4 +126,44 @@ layer(testServer({ db: TestDb() }), { timeout: 60_000 })("the contract of issue 
       })
     )
   })
+
+  describe("GET /sessions?matchId=", () => {
+    it.effect("lists that match's sessions only; another user's match lists nothing; a malformed id is a 400", () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const { alice, bob } = yield* twoUsers(url)
+        const first = yield* seed(alice.id)
+        const second = yield* seed(alice.id)
+        const unmatched = `s${randomBytes(6).toString("hex")}`
+        yield* sql(
+          `INSERT INTO sessions (id, user_id, status, tone, language, updated_at) VALUES ($1, $2, 'queued', 'witty', 'en', now())`,
+          [unmatched, alice.id]
+        )
+        const list = (headers: Record<string, string>, query: string) =>
+          http(`${url}/api/v1/sessions${query}`, { headers })
+        const idsOf = (body: unknown) =>
+          (body as { data: { items: Array<{ id: string }> } }).data.items.map((i) => i.id)
+
+        const all = yield* list(alice.headers, "")
+        expect(idsOf(all.body).sort()).toEqual([first.session, second.session, unmatched].sort())
+
+        const byMatch = yield* list(alice.headers, `?matchId=${first.match}`)
+        expect(byMatch.status).toBe(200)
+        expect(byMatch.body).toMatchObject({
+          success: true,
+          data: { items: [{ id: first.session, matchId: first.match }], nextCursor: null }
+        })
+        expect(idsOf(byMatch.body)).toEqual([first.session])
+
+        // Bob asking for Alice's match: an empty page, not an error (and none of Alice's sessions).
+        const foreign = yield* list(bob.headers, `?matchId=${first.match}`)
+        expect(foreign.status).toBe(200)
+        expect(foreign.body).toEqual({ success: true, data: { items: [], nextCursor: null } })
+
+        const malformed = yield* list(alice.headers, "?matchId=not-an-id")
+        expect(malformed.status).toBe(400)
+        expect(issuePaths(malformed.body)).toEqual(["matchId"])
+      })
+    )
+  })
 })

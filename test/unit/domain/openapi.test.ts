@@ -155,4 +155,15 @@ describe("OpenAPI document", () => {
       })
     }
   })
+
+  it("documents the sessions list's matchId filter", () => {
+    const parameters = at(doc, "paths", "/api/v1/sessions", "get", "parameters")
+    const matchId = Array.isArray(parameters) ? parameters.find((p) => at(p, "name") === "matchId") : undefined
+    expect(matchId).toMatchObject({
+      in: "query",
+      required: false,
+      description: expect.stringContaining("this match"),
+      schema: { type: "string", pattern: "^[a-z0-9]{1,64}$" }
+    })
+  })
 })
