@@ -13,6 +13,7 @@ import {
   RateLimitedEnvelope,
   UnsupportedMediaTypeEnvelope
 } from "./errors.ts"
+import { withBearerChallenge } from "./auth.ts"
 import { HealthGroup } from "./health.ts"
 import { MatchesGroup } from "./matches.ts"
 import { OpenersGroup } from "./openers.ts"
@@ -58,6 +59,7 @@ export class WingmateApi extends makeApi("wingmate")
   .middleware(JsonBodies)
   .annotate(OpenApi.Title, "Wingmate API")
   .annotate(OpenApi.Version, "1.0.0")
+  .annotate(OpenApi.Transform, withBearerChallenge)
   .annotate(
     OpenApi.Description,
     "Backend of the Wingmate dating assistant. Every response is an envelope: " +

@@ -31,3 +31,38 @@ export class TokenAuthentication extends HttpApiMiddleware.Tag<TokenAuthenticati
   provides: ClerkIdentity,
   security: { bearer: HttpApiSecurity.bearer }
 }) {}
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null
+
+const CHALLENGE_HEADER = {
+  description: 'RFC 6750: `Bearer` without a token; `Bearer error="invalid_token"` when a token was sent and refused.',
+  schema: { type: "string" }
+}
+
+const withChallenge = (operation: unknown): unknown => {
+  if (!isRecord(operation) || !isRecord(operation["responses"])) return operation
+  const responses = operation["responses"]
+  const unauthorized = responses["401"]
+  if (!isRecord(unauthorized)) return operation
+  const headers = isRecord(unauthorized["headers"]) ? unauthorized["headers"] : {}
+  return {
+    ...operation,
+    responses: {
+      ...responses,
+      "401": { ...unauthorized, headers: { ...headers, "WWW-Authenticate": CHALLENGE_HEADER } }
+    }
+  }
+}
+
+/**
+ * An `OpenApi.Transform` for the whole API: every documented 401 declares the `WWW-Authenticate`
+ * challenge the server sends with it (the generator has no way to attach headers to an error).
+ */
+export const withBearerChallenge = (spec: Record<string, unknown>): Record<string, unknown> => {
+  const paths = isRecord(spec["paths"]) ? spec["paths"] : {}
+  const documented = Object.entries(paths).map(([path, item]) => [
+    path,
+    isRecord(item) ? Object.fromEntries(Object.entries(item).map(([key, value]) => [key, withChallenge(value)])) : item
+  ])
+  return { ...spec, paths: Object.fromEntries(documented) }
+}

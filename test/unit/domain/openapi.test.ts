@@ -166,4 +166,23 @@ describe("OpenAPI document", () => {
       schema: { type: "string", pattern: "^[a-z0-9]{1,64}$" }
     })
   })
+
+  it("every documented 401 declares the WWW-Authenticate challenge; other answers do not", () => {
+    let checked = 0
+    for (const [path, item] of entries(at(doc, "paths"))) {
+      for (const [method, operation] of entries(item)) {
+        for (const [status, response] of entries(at(operation, "responses"))) {
+          const header = at(response, "headers", "WWW-Authenticate")
+          if (status === "401") {
+            expect(header, `${method} ${path}`).toMatchObject({ schema: { type: "string" } })
+            checked++
+          } else {
+            expect(header, `${method} ${path} ${status}`).toBeUndefined()
+          }
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(10)
+    expect(at(doc, "paths", "/health/ready", "get", "responses", "401")).toBeUndefined()
+  })
 })
