@@ -64,24 +64,14 @@ layer(testServer({ db: TestDb() }), { timeout: 60_000 })("the contract of issue 
         const url = yield* baseUrl
         const { alice } = yield* twoUsers(url)
         const ids = yield* seed(alice.id)
-        const opener = yield* http(`${url}/api/v1/magic-openers/${ids.opener}/dislike`, {
-          method: "POST",
-          headers: alice.headers
-        })
-        expect(opener.status).toBe(200)
-        expect(opener.body).toMatchObject({
-          success: true,
-          data: { id: ids.opener, feedback: "disliked", dislikeReason: null }
-        })
-        const suggestion = yield* http(`${url}/api/v1/sessions/${ids.session}/suggestions/${ids.suggestion}/dislike`, {
-          method: "POST",
-          headers: alice.headers
-        })
-        expect(suggestion.status).toBe(200)
-        expect(suggestion.body).toMatchObject({
-          success: true,
-          data: { id: ids.suggestion, feedback: "disliked", dislikeReason: null }
-        })
+        for (const [path, id] of [
+          [`/api/v1/magic-openers/${ids.opener}/dislike`, ids.opener],
+          [`/api/v1/sessions/${ids.session}/suggestions/${ids.suggestion}/dislike`, ids.suggestion]
+        ] as const) {
+          const res = yield* http(`${url}${path}`, { method: "POST", headers: alice.headers })
+          expect(res.status, path).toBe(200)
+          expect(res.body).toMatchObject({ success: true, data: { id, feedback: "disliked", dislikeReason: null } })
+        }
       })
     )
   })
