@@ -4,6 +4,7 @@ import { Effect, Redacted, Stream } from "effect"
 import {
   type AiProvider,
   classify,
+  splitApiVersion,
   type SdkProviderOptions,
   type ProviderRequest,
   type StreamEvent
@@ -16,7 +17,8 @@ export const makeAnthropicProvider = (options: SdkProviderOptions): AiProvider =
   const client = new Anthropic({
     apiKey: Redacted.value(options.apiKey),
     maxRetries: 0,
-    ...(options.baseUrl === undefined ? {} : { baseURL: options.baseUrl.replace(/\/$/, "") })
+    // The SDK adds `/v1/messages`: a URL given with its `/v1` loses it rather than asking for `/v1/v1/…`.
+    ...(options.baseUrl === undefined ? {} : { baseURL: splitApiVersion(options.baseUrl).root })
   })
   const id = "claude-sonnet" as const
 

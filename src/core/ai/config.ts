@@ -22,11 +22,13 @@ const providerId = (name?: string) =>
     )
   )
 
-const positive = (name: string, fallback: number) =>
-  Config.integer(name).pipe(
-    Config.validate({ message: "Expected a positive integer", validation: (n) => n > 0 }),
-    Config.withDefault(fallback)
-  )
+const positiveInteger = (name: string) =>
+  Config.integer(name).pipe(Config.validate({ message: "Expected a positive integer", validation: (n) => n > 0 }))
+
+const positive = (name: string, fallback: number) => positiveInteger(name).pipe(Config.withDefault(fallback))
+
+/** A provider's own timeout; unset, it is `AI_TIMEOUT_MS` (resolved below, not a default of its own). */
+const providerTimeout = (name: string) => Config.option(positiveInteger(name))
 
 const optionalUrl = (name: string) =>
   Config.option(Config.string(name)).pipe(Config.map(Option.filter((value) => value.trim() !== "")))
@@ -41,7 +43,11 @@ const raw = Config.all({
     Config.withDefault<ReadonlyArray<ProviderId>>(["gpt-4o", "claude-sonnet"])
   ),
   timeoutMs: positive("AI_TIMEOUT_MS", 20_000),
-  geminiTimeoutMs: Config.option(positive("GEMINI_TIMEOUT_MS", 20_000)),
+  providerTimeouts: Config.all({
+    gemini: providerTimeout("GEMINI_TIMEOUT_MS"),
+    openai: providerTimeout("OPENAI_TIMEOUT_MS"),
+    anthropic: providerTimeout("ANTHROPIC_TIMEOUT_MS")
+  }),
   gemini: Config.all({
     apiKey: secret("GEMINI_API_KEY"),
     model: Config.string("GEMINI_MODEL").pipe(Config.withDefault("gemini-2.5-flash")),
@@ -100,7 +106,11 @@ export class AiConfig extends Effect.Service<AiConfig>()("AiConfig", {
     return {
       ...env,
       prices,
-      geminiTimeoutMs: Option.getOrElse(env.geminiTimeoutMs, () => env.timeoutMs),
+      timeouts: {
+        gemini: Option.getOrElse(env.providerTimeouts.gemini, () => env.timeoutMs),
+        openai: Option.getOrElse(env.providerTimeouts.openai, () => env.timeoutMs),
+        anthropic: Option.getOrElse(env.providerTimeouts.anthropic, () => env.timeoutMs)
+      },
       /** Outside production with no key at all, the chain is the local provider alone. */
       localOnly: !hasKey
     } as const

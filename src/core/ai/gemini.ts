@@ -4,6 +4,7 @@ import { Effect, Redacted, Stream } from "effect"
 import {
   type AiProvider,
   classify,
+  splitApiVersion,
   type SdkProviderOptions,
   type ProviderRequest,
   type StreamEvent,
@@ -21,10 +22,16 @@ const usageOf = (metadata: UsageMetadata | undefined): Usage => ({
   outputTokens: metadata?.candidatesTokenCount ?? 0
 })
 
+/** The SDK adds the API version itself: a URL ending in one (`…/v1beta`) sets it instead of doubling it. */
+const geminiHttpOptions = (url: string) => {
+  const { root, version } = splitApiVersion(url)
+  return version === undefined ? { baseUrl: root } : { baseUrl: root, apiVersion: version }
+}
+
 export const makeGeminiProvider = (options: SdkProviderOptions): AiProvider => {
   const client = new GoogleGenAI({
     apiKey: Redacted.value(options.apiKey),
-    ...(options.baseUrl === undefined ? {} : { httpOptions: { baseUrl: options.baseUrl.replace(/\/$/, "") } })
+    ...(options.baseUrl === undefined ? {} : { httpOptions: geminiHttpOptions(options.baseUrl) })
   })
   const id = "gemini-flash" as const
 

@@ -20,9 +20,9 @@ export const AiStrategyLive = Layer.effect(
     const app = yield* AppConfig
     const order = [...new Set<ProviderId>([config.primary, ...config.fallbacks])]
     const sdks = {
-      "gemini-flash": { settings: config.gemini, make: makeGeminiProvider, timeoutMs: config.geminiTimeoutMs },
-      "gpt-4o": { settings: config.openai, make: makeOpenAiProvider, timeoutMs: config.timeoutMs },
-      "claude-sonnet": { settings: config.anthropic, make: makeAnthropicProvider, timeoutMs: config.timeoutMs }
+      "gemini-flash": { settings: config.gemini, make: makeGeminiProvider, timeoutMs: config.timeouts.gemini },
+      "gpt-4o": { settings: config.openai, make: makeOpenAiProvider, timeoutMs: config.timeouts.openai },
+      "claude-sonnet": { settings: config.anthropic, make: makeAnthropicProvider, timeoutMs: config.timeouts.anthropic }
     } as const
     const build = (id: ProviderId): Option.Option<AiProvider> => {
       if (id === "local") return app.isProduction ? Option.none() : Option.some(makeLocalProvider())
@@ -49,7 +49,7 @@ export const AiStrategyLive = Layer.effect(
       providers.push(makeLocalProvider())
     } else {
       yield* Effect.logInfo(
-        `AI chain: ${providers.map((provider) => `${provider.id} (${provider.model})`).join(" → ")}`
+        `AI chain: ${providers.map((provider) => `${provider.id} (${provider.model}, ${provider.timeoutMs} ms)`).join(" → ")}`
       )
     }
     return yield* AiStrategy.make({

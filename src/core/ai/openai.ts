@@ -4,18 +4,25 @@ import OpenAI from "openai"
 import {
   type AiProvider,
   classify,
+  splitApiVersion,
   type SdkProviderOptions,
   type ProviderRequest,
   type StreamEvent
 } from "./provider.ts"
 import { base64, streamFromSdk } from "./sdk-stream.ts"
 
+/** `https://host` and `https://host/v1` both mean the API at `https://host/v1` (the SDK's convention). */
+const openAiBaseUrl = (url: string) => {
+  const { root, version } = splitApiVersion(url)
+  return `${root}/${version ?? "v1"}`
+}
+
 export const makeOpenAiProvider = (options: SdkProviderOptions): AiProvider => {
   // Retries and timeouts belong to the chain, which aborts the request on interruption.
   const client = new OpenAI({
     apiKey: Redacted.value(options.apiKey),
     maxRetries: 0,
-    ...(options.baseUrl === undefined ? {} : { baseURL: `${options.baseUrl.replace(/\/$/, "")}/v1` })
+    ...(options.baseUrl === undefined ? {} : { baseURL: openAiBaseUrl(options.baseUrl) })
   })
   const id = "gpt-4o" as const
 

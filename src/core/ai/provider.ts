@@ -85,11 +85,23 @@ export interface AiProvider {
   readonly stream: (request: ProviderRequest) => Stream.Stream<StreamEvent, ProviderError>
 }
 
+/**
+ * A base URL in either convention: with the API version the SDK's own default carries (OpenAI's
+ * `…/v1`, Gemini's `…/v1beta`) or without it (Anthropic's). Each adapter puts the version where its SDK wants it.
+ */
+export const splitApiVersion = (url: string): { readonly root: string; readonly version: string | undefined } => {
+  const trimmed = url.trim().replace(/\/+$/, "")
+  const match = /^(.+)\/(v\d+(?:alpha|beta)?)$/.exec(trimmed)
+  const [, root, version] = match ?? []
+  return root === undefined || version === undefined ? { root: trimmed, version: undefined } : { root, version }
+}
+
 /** HTTP status → kind, shared by the SDK layers (each SDK exposes `status` on its API errors). */
 export const kindOfStatus = (status: number): ProviderErrorKind => {
   if (status === 429) return "rate_limited"
   if (status === 401 || status === 403) return "auth"
-  if (status === 408 || status === 409 || status >= 500) return "server"
+  // 404: a wrong base URL or a model this provider does not serve; another provider may well answer.
+  if (status === 404 || status === 408 || status === 409 || status >= 500) return "server"
   return "invalid_request"
 }
 

@@ -97,7 +97,7 @@ export interface AiStrategyOptions {
 }
 
 export interface AiStrategyShape {
-  readonly providers: ReadonlyArray<{ readonly id: ProviderId; readonly model: string }>
+  readonly providers: ReadonlyArray<{ readonly id: ProviderId; readonly model: string; readonly timeoutMs: number }>
   readonly generateObject: <A, I>(
     context: CallContext,
     request: ObjectRequest<A, I>
@@ -519,7 +519,7 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
         ).pipe(Stream.withSpan("ai.stream", { attributes: { "ai.feature": context.feature } }))
 
       return AiStrategy.of({
-        providers: providers.map((provider) => ({ id: provider.id, model: provider.model })),
+        providers: providers.map(({ id, model, timeoutMs }) => ({ id, model, timeoutMs })),
         generateObject,
         streamText,
         circuit: (provider) => breaker.view(provider),

@@ -127,6 +127,22 @@ describe.each(["gemini", "openai", "anthropic"] as const)("%s through its real S
     })
   )
 
+  it.live("a base URL written with its API version (the SDKs' own convention) reaches the same endpoint", () =>
+    Effect.gen(function* () {
+      const conventional = { gemini: "/v1beta/", openai: "/v1", anthropic: "/v1/" }[name]
+      const make = { gemini: makeGeminiProvider, openai: makeOpenAiProvider, anthropic: makeAnthropicProvider }[name]
+      for (const baseUrl of [fake().url, `${fake().url}${conventional}`]) {
+        fake().enqueue({ kind: "ok", text: '{"opener":"Same place","tone":"playful"}' })
+        const { strategy } = yield* chainOf([make({ apiKey, model: "m-test", timeoutMs: TIMEOUT_MS, baseUrl })])
+        const result = yield* strategy.generateObject(ask, { schema: Opener, prompt: "x" })
+        expect(result.value.opener).toBe("Same place")
+      }
+      expect(fake().requests.map((request) => request.path.replace(/\?.*$/, ""))).not.toContainEqual(
+        expect.stringMatching(/\/v1(beta)?\/v1/)
+      )
+    })
+  )
+
   it.live("interrupting the call closes the provider's connection", () =>
     Effect.gen(function* () {
       fake().enqueue({ kind: "hang" })
@@ -168,6 +184,20 @@ describe("the chain over the wire", () => {
         ["gemini-flash", "error", "rate_limited"],
         ["gpt-4o", "error", "malformed"],
         ["claude-sonnet", "ok", undefined]
+      ])
+    })
+  )
+
+  it.live("404 (a wrong base URL, a model the provider does not serve) → the next provider answers", () =>
+    Effect.gen(function* () {
+      gemini.enqueue({ kind: "status", status: 404, message: "models/gemini-test is not found" })
+      openai.enqueue({ kind: "ok", text: '{"opener":"Found here","tone":"playful"}' })
+      const p = providers()
+      const { strategy, entries } = yield* chainOf([p.gemini, p.openai])
+      expect((yield* strategy.generateObject(ask, { schema: Opener, prompt: "x" })).provider).toBe("gpt-4o")
+      expect((yield* Ref.get(entries)).map((e) => [e.provider, e.outcome, e.errorKind])).toEqual([
+        ["gemini-flash", "error", "server"],
+        ["gpt-4o", "ok", undefined]
       ])
     })
   )

@@ -36,7 +36,7 @@ describe("AiStrategyLive", () => {
   it.effect("no key outside production: the local provider alone, deterministic and labelled", () =>
     Effect.gen(function* () {
       const strategy = yield* Effect.flatten(strategyWith({}))
-      expect(strategy.providers).toEqual([{ id: "local", model: "local-deterministic" }])
+      expect(strategy.providers).toEqual([{ id: "local", model: "local-deterministic", timeoutMs: 5_000 }])
       const first = yield* strategy.generateObject({ feature: "test" }, { schema: Opener, prompt: "same prompt" })
       const again = yield* strategy.generateObject({ feature: "test" }, { schema: Opener, prompt: "same prompt" })
       expect(first.local).toBe(true)
@@ -59,9 +59,33 @@ describe("AiStrategyLive", () => {
         })
       )
       expect(strategy.providers).toEqual([
-        { id: "claude-sonnet", model: "claude-x" },
-        { id: "gpt-4o", model: "gpt-4o" }
+        { id: "claude-sonnet", model: "claude-x", timeoutMs: 20_000 },
+        { id: "gpt-4o", model: "gpt-4o", timeoutMs: 20_000 }
       ])
+    })
+  )
+
+  it.effect("every provider's timeout falls back to AI_TIMEOUT_MS; a provider's own setting wins for it alone", () =>
+    Effect.gen(function* () {
+      const keys = { GEMINI_API_KEY: "g-key", OPENAI_API_KEY: "sk-test", ANTHROPIC_API_KEY: "sk-ant-test" }
+      const shared = yield* Effect.flatten(strategyWith({ ...keys, AI_TIMEOUT_MS: "1500" }))
+      expect(shared.providers.map(({ id, timeoutMs }) => [id, timeoutMs])).toEqual([
+        ["gemini-flash", 1500],
+        ["gpt-4o", 1500],
+        ["claude-sonnet", 1500]
+      ])
+      for (const [variable, id] of [
+        ["GEMINI_TIMEOUT_MS", "gemini-flash"],
+        ["OPENAI_TIMEOUT_MS", "gpt-4o"],
+        ["ANTHROPIC_TIMEOUT_MS", "claude-sonnet"]
+      ] as const) {
+        const own = yield* Effect.flatten(strategyWith({ ...keys, AI_TIMEOUT_MS: "1500", [variable]: "700" }))
+        expect(own.providers.map((provider) => provider.timeoutMs)).toEqual(
+          own.providers.map((provider) => (provider.id === id ? 700 : 1500))
+        )
+      }
+      const refused = yield* strategyWith({ ...keys, OPENAI_TIMEOUT_MS: "0" })
+      expect(Either.isLeft(refused) && describeConfigError(refused.left).join()).toContain("OPENAI_TIMEOUT_MS")
     })
   )
 
