@@ -126,8 +126,26 @@ export const SessionImage = Schema.Struct({
 export type SessionImage = typeof SessionImage.Type
 
 /** A session with its screenshots' thumbnails, its transcript and suggestions. */
+/** How long each phase took, in milliseconds, for the phases that ran (the last attempt's, after a retry). */
+export const SessionTimings = Schema.Struct({
+  normalise: Schema.optionalWith(Schema.NonNegativeInt, { exact: true }),
+  ocr: Schema.optionalWith(Schema.NonNegativeInt, { exact: true }),
+  transcript: Schema.optionalWith(Schema.NonNegativeInt, { exact: true }),
+  suggestions: Schema.optionalWith(Schema.NonNegativeInt, { exact: true })
+}).annotations({
+  identifier: "SessionTimings",
+  description: "Milliseconds per pipeline phase, for the phases that ran"
+})
+export type SessionTimings = typeof SessionTimings.Type
+
 export const Session = Schema.Struct({
   ...SessionSummary.fields,
+  costMicros: Schema.NonNegativeInt.annotations({
+    description:
+      "What the AI calls made for this session cost, in millionths of a US dollar: screenshot reading, suggestions, " +
+      "regenerations, and attempts that failed but were billed"
+  }),
+  timings: SessionTimings,
   context: Schema.NullOr(Schema.String),
   images: Schema.Array(SessionImage).annotations({
     description: "The screenshots in order, each with a short-lived thumbnail URL"
