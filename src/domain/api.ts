@@ -22,6 +22,7 @@ import { UploadsGroup } from "./uploads.ts"
 import { UsersGroup } from "./users.ts"
 import { WebhooksGroup } from "./webhooks.ts"
 import { withResponseHeaders } from "./response-headers.ts"
+import { withoutSchemaMarkers } from "./schema-ids.ts"
 
 /**
  * Not open source. OpenAPI 3.1 asks for a URL or an SPDX identifier: `LicenseRef-` is SPDX's form
@@ -72,7 +73,7 @@ export class WingmateApi extends makeApi("wingmate")
   .annotate(OpenApi.License, License)
   // Relative: the API is served by the origin that serves this document (dev, staging or production).
   .annotate(OpenApi.Servers, [{ url: "/", description: "The origin serving this document" }])
-  .annotate(OpenApi.Transform, (spec) => withResponseHeaders(withBearerChallenge(spec)))
+  .annotate(OpenApi.Transform, (spec) => withoutSchemaMarkers(withResponseHeaders(withBearerChallenge(spec))))
   .annotate(
     OpenApi.Description,
     "Backend of the Wingmate dating assistant. Every response is an envelope: " +

@@ -58,6 +58,26 @@ describe("OpenAPI document: Redocly's recommended rules", () => {
   })
 })
 
+describe("OpenAPI document: JSON Schema", () => {
+  it("names no schema resource twice: Effect's `$id: /schemas/unknown` markers are dropped", () => {
+    const ids: Array<string> = []
+    const walk = (value: unknown): void => {
+      if (Array.isArray(value)) return value.forEach(walk)
+      if (!isRecord(value)) return
+      if (typeof value["$id"] === "string") ids.push(value["$id"])
+      Object.values(value).forEach(walk)
+    }
+    walk(doc)
+    expect(ids).toEqual([])
+    // The values themselves are still documented (any JSON).
+    expect(
+      at(doc, "components", "schemas", "NotFoundEnvelope", "properties", "error", "properties", "details")
+    ).toEqual({
+      title: "unknown"
+    })
+  })
+})
+
 describe("OpenAPI document: response headers", () => {
   const ref = (name: string) => ({ $ref: `#/components/headers/${name}` })
 
