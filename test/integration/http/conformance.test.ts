@@ -32,7 +32,10 @@ const wrongServer = (status: number, body: unknown) =>
         )
       })
     }),
-    ({ server }) => Effect.async<void>((resume) => server.close(() => resume(Effect.void)))
+    ({ server }) =>
+      Effect.async<void>((resume) => {
+        server.close(() => resume(Effect.void))
+      })
   ).pipe(Effect.map(({ url }) => url))
 
 const taken = Effect.promise(() => takeViolations())
