@@ -11,6 +11,7 @@ import {
   InvalidJsonEnvelope,
   PayloadTooLargeEnvelope,
   RateLimitedEnvelope,
+  RouteNotFoundEnvelope,
   UnsupportedMediaTypeEnvelope
 } from "./errors.ts"
 import { withBearerChallenge } from "./auth.ts"
@@ -23,6 +24,7 @@ import { UsersGroup } from "./users.ts"
 import { WebhooksGroup } from "./webhooks.ts"
 import { withResponseHeaders } from "./response-headers.ts"
 import { withoutSchemaMarkers } from "./schema-ids.ts"
+import { withUnroutablePaths } from "./unroutable-paths.ts"
 
 /**
  * Not open source. OpenAPI 3.1 asks for a URL or an SPDX identifier: `LicenseRef-` is SPDX's form
@@ -73,7 +75,10 @@ export class WingmateApi extends makeApi("wingmate")
   .annotate(OpenApi.License, License)
   // Relative: the API is served by the origin that serves this document (dev, staging or production).
   .annotate(OpenApi.Servers, [{ url: "/", description: "The origin serving this document" }])
-  .annotate(OpenApi.Transform, (spec) => withoutSchemaMarkers(withResponseHeaders(withBearerChallenge(spec))))
+  .annotate(HttpApi.AdditionalSchemas, [RouteNotFoundEnvelope])
+  .annotate(OpenApi.Transform, (spec) =>
+    withoutSchemaMarkers(withResponseHeaders(withUnroutablePaths(withBearerChallenge(spec))))
+  )
   .annotate(
     OpenApi.Description,
     "Backend of the Wingmate dating assistant. Every response is an envelope: " +

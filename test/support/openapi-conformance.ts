@@ -220,12 +220,15 @@ export const makeConformance = (document: unknown) => {
 
 export type Conformance = ReturnType<typeof makeConformance>
 
+/** A path as shown in a report: a fuzzed one may be kilobytes long. */
+const shortPath = (path: string) => (path.length <= 120 ? path : `${path.slice(0, 120)}…`)
+
 export const formatViolations = (violations: ReadonlyArray<Violation>): string =>
   [
     `${violations.length} response(s) do not conform to the OpenAPI document:`,
     ...violations.map(
       (violation) =>
-        `  ${violation.method} ${violation.path} → ${violation.status} (${violation.operationId}):\n` +
+        `  ${violation.method} ${shortPath(violation.path)} → ${violation.status} (${violation.operationId}):\n` +
         violation.problems.map((problem) => `    - ${problem}`).join("\n")
     )
   ].join("\n")

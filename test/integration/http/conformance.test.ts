@@ -73,6 +73,10 @@ describe("the conformance harness", () => {
       expect(served.body).toEqual(JSON.parse(JSON.stringify(openApiDocument())))
       expect((yield* http(`${url}/api/v1/users/me`)).status).toBe(401)
       expect((yield* http(`${url}/health/live`)).status).toBe(200)
+      // An id the router cannot take answers 404 ROUTE_NOT_FOUND, documented on every operation with a path parameter.
+      const unroutable = yield* http(`${url}/api/v1/matches/${"a".repeat(300)}`)
+      expect(unroutable.status).toBe(404)
+      expect(unroutable.body).toMatchObject({ success: false, error: { code: "ROUTE_NOT_FOUND" } })
       expect(yield* taken).toEqual([])
     }).pipe(Effect.provide(testServer({ db: TestDb() })))
   )

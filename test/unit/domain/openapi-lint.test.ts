@@ -123,3 +123,21 @@ describe("OpenAPI document: response headers", () => {
     })
   })
 })
+
+describe("OpenAPI document: paths the router cannot take", () => {
+  it("every operation with a path parameter documents 404 ROUTE_NOT_FOUND; the others do not", () => {
+    const routeNotFound = { $ref: "#/components/schemas/RouteNotFoundEnvelope" }
+    expect(at(doc, "components", "schemas", "RouteNotFoundEnvelope")).toMatchObject({
+      properties: { error: { properties: { code: { enum: ["ROUTE_NOT_FOUND"] } } } }
+    })
+    for (const { path, method, operation } of operations) {
+      const schema = at(operation, "responses", "404", "content", "application/json", "schema")
+      const listed = at(schema, "anyOf")
+      const documented = Array.isArray(listed) ? listed : [schema]
+      if (path.includes("{")) {
+        expect(documented, `${method} ${path}`).toContainEqual(routeNotFound)
+        expect(documented, `${method} ${path}`).toContainEqual({ $ref: "#/components/schemas/NotFoundEnvelope" })
+      } else expect(documented, `${method} ${path}`).not.toContainEqual(routeNotFound)
+    }
+  })
+})
