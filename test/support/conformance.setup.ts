@@ -15,6 +15,8 @@ const conformance = makeConformance(JSON.parse(JSON.stringify(openApiDocument())
 const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"])
 
 const pending = new Set<Promise<void>>()
+/** Origins of local servers that are not the API (a worker's liveness probe): not judged. */
+const notTheApi = new Set<string>()
 const violations: Array<Violation> = []
 
 const urlOf = (input: string | URL | Request): string =>
@@ -53,7 +55,11 @@ const conformingFetch = Object.assign(
     const method = methodOf(input, init)
     const response = await originalFetch(input, init)
     const url = new URL(response.url === "" ? urlOf(input) : response.url)
-    if (LOCAL_HOSTS.has(url.hostname) && conformance.operationFor(method, url.pathname) !== undefined) {
+    const judged =
+      LOCAL_HOSTS.has(url.hostname) &&
+      !notTheApi.has(url.origin) &&
+      conformance.operationFor(method, url.pathname) !== undefined
+    if (judged) {
       const eventStream = (response.headers.get("content-type") ?? "").toLowerCase().startsWith("text/event-stream")
       const observed = observe(method, url, eventStream ? response : response.clone())
       pending.add(observed)
@@ -65,6 +71,14 @@ const conformingFetch = Object.assign(
 )
 
 globalThis.fetch = conformingFetch
+
+/**
+ * Marks a local server as not the API (its paths may look like the API's, its answers are its own):
+ * its responses are not judged against the document.
+ */
+export const notTheApiServer = (origin: string) => {
+  notTheApi.add(new URL(origin).origin)
+}
 
 /** Waits for the responses still being read, and hands over (and clears) what was found. */
 export const takeViolations = async (): Promise<Array<Violation>> => {

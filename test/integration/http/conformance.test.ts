@@ -8,7 +8,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { createServer, type Server } from "node:http"
 import { openApiDocument } from "../../../src/domain/openapi.ts"
-import { CONFORMANCE, takeViolations } from "../../support/conformance.setup.ts"
+import { CONFORMANCE, notTheApiServer, takeViolations } from "../../support/conformance.setup.ts"
 import { TestDb } from "../../support/database.ts"
 import { http } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
@@ -48,8 +48,11 @@ describe("the conformance harness", () => {
       expect((yield* http(`${teapot}/api/v1/matches/abc`)).status).toBe(418)
       const offSchema = yield* wrongServer(404, { success: false, error: { code: "NOT_FOUND" } })
       expect((yield* http(`${offSchema}/api/v1/matches/abc`)).status).toBe(404)
-      // Paths of no operation are not judged.
+      // Paths of no operation are not judged, nor servers marked as not the API.
       expect((yield* http(`${teapot}/not/an/operation`)).status).toBe(418)
+      const probe = yield* wrongServer(404, { success: false, error: { code: "ROUTE_NOT_FOUND", message: "no" } })
+      notTheApiServer(probe)
+      expect((yield* http(`${probe}/api/v1/users/me`)).status).toBe(404)
 
       const found = yield* taken
       expect(found).toHaveLength(2)
