@@ -268,6 +268,7 @@ const SuggestionPath = Schema.Struct({ sessionId: ResourceId, suggestionId: Reso
 export class SessionsGroup extends HttpApiGroup.make("sessions")
   .add(
     HttpApiEndpoint.post("create", "/")
+      .annotate(OpenApi.Summary, "Start a session from chat screenshots")
       .setPayload(CreateSession)
       .addSuccess(Envelope(Session), { status: 202 })
       .addError(NotFoundEnvelope)
@@ -290,17 +291,20 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
   )
   .add(
     HttpApiEndpoint.get("list", "/")
+      .annotate(OpenApi.Summary, "List sessions")
       .setUrlParams(ListSessionsParams)
       .addSuccess(Envelope(Page(SessionSummary)))
   )
   .add(
     HttpApiEndpoint.get("get", "/:sessionId")
+      .annotate(OpenApi.Summary, "Get a session")
       .setPath(SessionPath)
       .addSuccess(Envelope(Session))
       .addError(NotFoundEnvelope)
   )
   .add(
     HttpApiEndpoint.get("events", "/:sessionId/events")
+      .annotate(OpenApi.Summary, "Follow a session's progress")
       .setPath(SessionPath)
       .addSuccess(
         HttpApiSchema.Text({ contentType: "text/event-stream" }).annotations({ description: EVENTS_DESCRIPTION })
@@ -309,6 +313,7 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
   )
   .add(
     HttpApiEndpoint.patch("patchTranscript", "/:sessionId/transcript")
+      .annotate(OpenApi.Summary, "Correct a session's transcript")
       .setPath(SessionPath)
       .setPayload(PatchTranscript)
       .addSuccess(Envelope(Session))
@@ -322,6 +327,7 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
   )
   .add(
     HttpApiEndpoint.post("regenerate", "/:sessionId/suggestions")
+      .annotate(OpenApi.Summary, "Regenerate a session's suggestions")
       .setPath(SessionPath)
       .setPayload(RegenerateSuggestions)
       .addSuccess(Envelope(SuggestionBatch))
@@ -342,18 +348,21 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
   )
   .add(
     HttpApiEndpoint.post("like", "/:sessionId/suggestions/:suggestionId/like")
+      .annotate(OpenApi.Summary, "Like a suggestion")
       .setPath(SuggestionPath)
       .addSuccess(Envelope(SessionSuggestion))
       .addError(NotFoundEnvelope)
   )
   .add(
     HttpApiEndpoint.del("unlike", "/:sessionId/suggestions/:suggestionId/like")
+      .annotate(OpenApi.Summary, "Clear a suggestion's like")
       .setPath(SuggestionPath)
       .addSuccess(Envelope(SessionSuggestion))
       .addError(NotFoundEnvelope)
   )
   .add(
     HttpApiEndpoint.post("dislike", "/:sessionId/suggestions/:suggestionId/dislike")
+      .annotate(OpenApi.Summary, "Dislike a suggestion")
       .setPath(SuggestionPath)
       .setPayload(DislikeBody)
       .addSuccess(Envelope(SessionSuggestion))
@@ -362,6 +371,7 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
   )
   .add(
     HttpApiEndpoint.post("cancel", "/:sessionId/cancel")
+      .annotate(OpenApi.Summary, "Cancel a session")
       .setPath(SessionPath)
       .addSuccess(Envelope(Session))
       .addError(NotFoundEnvelope)
@@ -369,10 +379,15 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
   )
   .add(
     HttpApiEndpoint.del("delete", "/:sessionId")
+      .annotate(OpenApi.Summary, "Delete a session")
       .setPath(SessionPath)
       .addSuccess(HttpApiSchema.NoContent)
       .addError(NotFoundEnvelope)
       .addError(ServiceUnavailableEnvelope)
   )
   .middleware(Authentication)
-  .prefix("/sessions") {}
+  .prefix("/sessions")
+  .annotate(
+    OpenApi.Description,
+    "Chat analysis: screenshots read into a transcript, reply suggestions from it, progress as Server-Sent Events, and feedback."
+  ) {}

@@ -79,6 +79,7 @@ export type Upload = typeof Upload.Type
 export class UploadsGroup extends HttpApiGroup.make("uploads")
   .add(
     HttpApiEndpoint.post("create", "/")
+      .annotate(OpenApi.Summary, "Start an upload")
       .setPayload(CreateUpload)
       .addSuccess(Envelope(UploadTicket), { status: 201 })
       .addError(UnsupportedMediaTypeEnvelope)
@@ -92,6 +93,7 @@ export class UploadsGroup extends HttpApiGroup.make("uploads")
   )
   .add(
     HttpApiEndpoint.get("get", "/:uploadId")
+      .annotate(OpenApi.Summary, "Get an upload")
       .setPath(Schema.Struct({ uploadId: ResourceId }))
       .addSuccess(Envelope(Upload))
       .addError(NotFoundEnvelope)
@@ -102,4 +104,8 @@ export class UploadsGroup extends HttpApiGroup.make("uploads")
       )
   )
   .middleware(Authentication)
-  .prefix("/uploads") {}
+  .prefix("/uploads")
+  .annotate(
+    OpenApi.Description,
+    "Screenshot uploads: a pre-signed URL for one PUT of the image, then its verification status."
+  ) {}
