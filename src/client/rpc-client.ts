@@ -15,7 +15,7 @@
 import { FetchHttpClient, Headers, HttpClient, HttpClientRequest, Socket } from "@effect/platform"
 import { RpcClient, RpcMiddleware, RpcSerialization } from "@effect/rpc"
 import { Context, Effect, Layer } from "effect"
-import { RpcAuthentication, WingmateRpcs } from "../domain/rpc.ts"
+import { RpcAuthentication, RpcTokenAuthentication, WingmateRpcs } from "../domain/rpc.ts"
 
 export interface WingmateRpcClientOptions {
   /** Where the api is, e.g. `http://localhost:3000` (`/rpc` is appended). */
@@ -32,14 +32,21 @@ export interface WingmateRpcWebSocketOptions extends WingmateRpcClientOptions {
 const rpcUrl = (baseUrl: string) => `${baseUrl.replace(/\/+$/, "")}/rpc`
 
 /** Sets `authorization` on each request message; the server reads it like an HTTP header. */
-const authentication = (token: WingmateRpcClientOptions["token"]) =>
-  RpcMiddleware.layerClient(RpcAuthentication, ({ request }) =>
+const withToken =
+  (token: WingmateRpcClientOptions["token"]) =>
+  <R extends { readonly headers: Headers.Headers }>({ request }: { readonly request: R }) =>
     token === undefined
       ? Effect.succeed(request)
       : Effect.map(typeof token === "string" ? Effect.succeed(token) : token, (value) => ({
           ...request,
           headers: Headers.set(request.headers, "authorization", `Bearer ${value}`)
         }))
+
+/** Both middlewares of the contract carry the token (`users.eraseMe` runs behind the second). */
+const authentication = (token: WingmateRpcClientOptions["token"]) =>
+  Layer.merge(
+    RpcMiddleware.layerClient(RpcAuthentication, withToken(token)),
+    RpcMiddleware.layerClient(RpcTokenAuthentication, withToken(token))
   )
 
 /** `POST /rpc`, NDJSON; an answer that is not 2xx (e.g. a 413 envelope) fails the call. */

@@ -6,7 +6,8 @@
 import { HttpLayerRouter, HttpServerRequest } from "@effect/platform"
 import { type Rpc, type RpcGroup, RpcSerialization, RpcServer } from "@effect/rpc"
 import { Effect, Layer } from "effect"
-import { boundedReport } from "../../domain/errors.ts"
+import type { HttpApiDecodeError } from "@effect/platform/HttpApiError"
+import { boundedReport, ValidationError } from "../../domain/errors.ts"
 import { jsonLimitExceeded } from "./json-limits.ts"
 import { errorResponse } from "./middleware.ts"
 
@@ -107,4 +108,13 @@ export const rpcRoutes = <Rpcs extends Rpc.Any>(group: RpcGroup.RpcGroup<Rpcs>, 
       Layer.provide(webSocketProtocol(path)),
       Layer.provide(Layer.succeed(RpcSerialization.RpcSerialization, guarded(RpcSerialization.json)))
     )
+  )
+
+/** A service's request decode failure (a bad `cursor`) as the procedure's `ValidationError`. */
+export const decodeErrorToValidation = (error: HttpApiDecodeError) =>
+  Effect.fail(
+    new ValidationError({
+      message: error.message,
+      details: { issues: error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message })) }
+    })
   )
