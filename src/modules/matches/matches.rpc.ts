@@ -2,6 +2,7 @@
 import { Effect } from "effect"
 import { decodeErrorToValidation } from "../../core/http/rpc.ts"
 import { withUser } from "../../domain/auth.ts"
+import { DEFAULT_PAGE_LIMIT } from "../../domain/pagination.ts"
 import { MatchesRpcs } from "../../domain/rpc.ts"
 import { MatchesService } from "./matches.service.ts"
 
@@ -14,7 +15,7 @@ export const MatchesRpcLive = MatchesRpcs.toLayer(
           Effect.catchTags({ DbError: Effect.die, StorageError: Effect.die })
         ),
       "matches.list": ({ limit, cursor }) =>
-        withUser((userId) => matches.list(userId, limit ?? 20, cursor)).pipe(
+        withUser((userId) => matches.list(userId, limit ?? DEFAULT_PAGE_LIMIT, cursor)).pipe(
           Effect.catchTags({ HttpApiDecodeError: decodeErrorToValidation, DbError: Effect.die })
         ),
       "matches.get": ({ matchId }) =>

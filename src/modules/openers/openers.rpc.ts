@@ -2,6 +2,7 @@
 import { Effect, Stream } from "effect"
 import { aiErrorToWire, aiFailuresToWire } from "../../core/ai/wire.ts"
 import { withUser } from "../../domain/auth.ts"
+import { DEFAULT_PAGE_LIMIT } from "../../domain/pagination.ts"
 import { decodeErrorToValidation } from "../../core/http/rpc.ts"
 import { OpenersRpcs } from "../../domain/rpc.ts"
 import { OpenersService } from "./openers.service.ts"
@@ -22,7 +23,7 @@ export const OpenersRpcLive = OpenersRpcs.toLayer(
           Stream.unwrap
         ),
       "openers.list": ({ matchId, limit, cursor }) =>
-        withUser((userId) => openers.list(userId, matchId, limit ?? 20, cursor)).pipe(
+        withUser((userId) => openers.list(userId, matchId, limit ?? DEFAULT_PAGE_LIMIT, cursor)).pipe(
           Effect.catchTags({ HttpApiDecodeError: decodeErrorToValidation, DbError: Effect.die })
         ),
       "openers.like": ({ openerId }) =>

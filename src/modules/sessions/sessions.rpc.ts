@@ -2,6 +2,7 @@
 import { Effect, Stream } from "effect"
 import { decodeErrorToValidation } from "../../core/http/rpc.ts"
 import { withUser } from "../../domain/auth.ts"
+import { DEFAULT_PAGE_LIMIT } from "../../domain/pagination.ts"
 import { ServiceUnavailable } from "../../domain/errors.ts"
 import { type RegenerationEvent, SessionsRpcs } from "../../domain/rpc.ts"
 import { SessionsService } from "./sessions.service.ts"
@@ -21,7 +22,7 @@ export const SessionsRpcLive = SessionsRpcs.toLayer(
           Effect.catchTags({ DbError: Effect.die, StorageError: Effect.die })
         ),
       "sessions.list": ({ matchId, limit, cursor }) =>
-        withUser((userId) => sessions.list(userId, matchId, limit ?? 20, cursor)).pipe(
+        withUser((userId) => sessions.list(userId, matchId, limit ?? DEFAULT_PAGE_LIMIT, cursor)).pipe(
           Effect.catchTags({ HttpApiDecodeError: decodeErrorToValidation, DbError: Effect.die })
         ),
       "sessions.get": ({ sessionId }) =>
