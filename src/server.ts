@@ -15,7 +15,7 @@ import { RateLimiter } from "./core/rate-limit/rate-limiter.ts"
 import { Erasure, Tombstones } from "./core/erasure.ts"
 import { ImageProcessor } from "./core/image/image-processor.ts"
 import { JsonBodiesLive } from "./core/http/json-bodies.ts"
-import { rpcRoutes } from "./core/http/rpc.ts"
+import { RpcProtocolVersion, rpcRoutes } from "./core/http/rpc.ts"
 import { DocsRoutes } from "./core/http/docs.ts"
 import { HttpPlumbing } from "./core/http/middleware.ts"
 import { RouteRateLimits } from "./core/http/rate-limit.ts"
@@ -108,7 +108,11 @@ export const HttpRoutes = Layer.mergeAll(
     Layer.provide(RouteRateLimits)
   ),
   DocsRoutes.pipe(Layer.provide(RouteRateLimits)),
-  rpcRoutes(WingmateRpcs, "/rpc").pipe(Layer.provide(RpcHandlers), Layer.provide(RouteRateLimits)),
+  rpcRoutes(WingmateRpcs, "/rpc").pipe(
+    Layer.provide(RpcHandlers),
+    Layer.provide(RpcProtocolVersion),
+    Layer.provide(RouteRateLimits)
+  ),
   LocalStorageRoutes.pipe(Layer.provide(Tombstones.Default)),
   HttpPlumbing,
   RealtimeGatewayLive.pipe(Layer.provide(Modules))

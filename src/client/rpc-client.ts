@@ -15,6 +15,7 @@
 import { FetchHttpClient, Headers, HttpClient, HttpClientRequest, Socket } from "@effect/platform"
 import { RpcClient, RpcMiddleware, RpcSerialization } from "@effect/rpc"
 import { Context, Effect, Layer } from "effect"
+import { RPC_PROTOCOL_HEADER, RPC_PROTOCOL_VERSION, RPC_SUBPROTOCOL } from "../domain/protocol.ts"
 import { RpcAuthentication, RpcTokenAuthentication, WingmateRpcs } from "../domain/rpc.ts"
 
 export interface WingmateRpcClientOptions {
@@ -55,15 +56,24 @@ const httpProtocol = (baseUrl: string) =>
     RpcClient.Protocol,
     Effect.flatMap(HttpClient.HttpClient, (client) =>
       RpcClient.makeProtocolHttp(
-        client.pipe(HttpClient.mapRequest(HttpClientRequest.prependUrl(rpcUrl(baseUrl))), HttpClient.filterStatusOk)
+        client.pipe(
+          HttpClient.mapRequest(HttpClientRequest.prependUrl(rpcUrl(baseUrl))),
+          HttpClient.mapRequest(HttpClientRequest.setHeader(RPC_PROTOCOL_HEADER, RPC_PROTOCOL_VERSION)),
+          HttpClient.filterStatusOk
+        )
       )
     )
   ).pipe(Layer.provide(RpcSerialization.layerNdjson), Layer.provide(FetchHttpClient.layer))
 
-/** `GET /rpc` upgraded to a WebSocket, JSON messages; many calls share the socket. */
+/** `GET /rpc` upgraded to a WebSocket (subprotocol `wingmate.rpc.v1`), JSON messages; many calls share the socket. */
 const webSocketProtocol = (options: WingmateRpcWebSocketOptions) =>
   RpcClient.layerProtocolSocket().pipe(
-    Layer.provide(Socket.layerWebSocket(rpcUrl(options.baseUrl).replace(/^http/, "ws"))),
+    Layer.provide(
+      Layer.scoped(
+        Socket.Socket,
+        Socket.makeWebSocket(rpcUrl(options.baseUrl).replace(/^http/, "ws"), { protocols: RPC_SUBPROTOCOL })
+      )
+    ),
     Layer.provide(
       options.webSocket === undefined
         ? Socket.layerWebSocketConstructorGlobal
