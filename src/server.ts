@@ -15,7 +15,7 @@ import { RateLimiter } from "./core/rate-limit/rate-limiter.ts"
 import { Erasure, Tombstones } from "./core/erasure.ts"
 import { ImageProcessor } from "./core/image/image-processor.ts"
 import { JsonBodiesLive } from "./core/http/json-bodies.ts"
-import { rpcRoutes } from "./core/http/rpc.ts"
+import { RpcProtocolVersion, rpcRoutes } from "./core/http/rpc.ts"
 import { DocsRoutes } from "./core/http/docs.ts"
 import { HttpPlumbing } from "./core/http/middleware.ts"
 import { RouteRateLimits } from "./core/http/rate-limit.ts"
@@ -30,18 +30,21 @@ import { WingmateRpcs } from "./domain/rpc.ts"
 import { HealthHttpLive } from "./modules/health/health.http.ts"
 import { WorkerLivenessLive } from "./modules/health/worker-liveness.ts"
 import { UploadsHttpLive } from "./modules/uploads/uploads.http.ts"
+import { UploadsRpcLive } from "./modules/uploads/uploads.rpc.ts"
 import { UploadsErasureLive, UploadsService, UploadsSweeperLive } from "./modules/uploads/uploads.service.ts"
 import {
   AuthenticationLive,
   RateLimitsErasureLive,
   RpcAuthenticationLive,
+  RpcTokenAuthenticationLive,
   TokenAuthenticationLive
 } from "./modules/users/authentication.ts"
 import { UsersHttpLive } from "./modules/users/users.http.ts"
-import { UsersRpcLive } from "./modules/users/users.rpc.ts"
+import { AccountRpcLive, UsersRpcLive } from "./modules/users/users.rpc.ts"
 import { UsersService } from "./modules/users/users.service.ts"
 import { UsersRepo } from "./modules/users/users.repo.ts"
 import { MatchesHttpLive } from "./modules/matches/matches.http.ts"
+import { MatchesRpcLive } from "./modules/matches/matches.rpc.ts"
 import { MatchesService } from "./modules/matches/matches.service.ts"
 import { OpenersHttpLive } from "./modules/openers/openers.http.ts"
 import { OpenersRpcLive } from "./modules/openers/openers.rpc.ts"
@@ -86,9 +89,16 @@ const ApiHandlers = Layer.mergeAll(
 ).pipe(Layer.provide(Modules))
 
 /** The RPC procedures (`WingmateRpcs`) and their authentication, on the same services. */
-const RpcHandlers = Layer.mergeAll(UsersRpcLive, OpenersRpcLive, SessionsRpcLive, RpcAuthenticationLive).pipe(
-  Layer.provide(Modules)
-)
+const RpcHandlers = Layer.mergeAll(
+  UsersRpcLive,
+  AccountRpcLive,
+  MatchesRpcLive,
+  UploadsRpcLive,
+  OpenersRpcLive,
+  SessionsRpcLive,
+  RpcAuthenticationLive,
+  RpcTokenAuthenticationLive
+).pipe(Layer.provide(Modules))
 
 export const HttpRoutes = Layer.mergeAll(
   HttpLayerRouter.addHttpApi(WingmateApi, { openapiPath: "/openapi.json" }).pipe(
@@ -98,7 +108,11 @@ export const HttpRoutes = Layer.mergeAll(
     Layer.provide(RouteRateLimits)
   ),
   DocsRoutes.pipe(Layer.provide(RouteRateLimits)),
-  rpcRoutes(WingmateRpcs, "/rpc").pipe(Layer.provide(RpcHandlers), Layer.provide(RouteRateLimits)),
+  rpcRoutes(WingmateRpcs, "/rpc").pipe(
+    Layer.provide(RpcHandlers),
+    Layer.provide(RpcProtocolVersion),
+    Layer.provide(RouteRateLimits)
+  ),
   LocalStorageRoutes.pipe(Layer.provide(Tombstones.Default)),
   HttpPlumbing,
   RealtimeGatewayLive.pipe(Layer.provide(Modules))
