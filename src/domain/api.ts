@@ -15,6 +15,7 @@ import {
 } from "./errors.ts"
 import { withBearerChallenge } from "./auth.ts"
 import { HealthGroup } from "./health.ts"
+import { withIdempotencyKeys } from "./idempotency.ts"
 import { MatchesGroup } from "./matches.ts"
 import { OpenersGroup } from "./openers.ts"
 import { SessionsGroup } from "./sessions.ts"
@@ -59,7 +60,7 @@ export class WingmateApi extends makeApi("wingmate")
   .middleware(JsonBodies)
   .annotate(OpenApi.Title, "Wingmate API")
   .annotate(OpenApi.Version, "1.0.0")
-  .annotate(OpenApi.Transform, withBearerChallenge)
+  .annotate(OpenApi.Transform, (spec) => withIdempotencyKeys(withBearerChallenge(spec)))
   .annotate(
     OpenApi.Description,
     "Backend of the Wingmate dating assistant. Every response is an envelope: " +
