@@ -20,7 +20,7 @@ import { DocsRoutes } from "./core/http/docs.ts"
 import { HttpPlumbing } from "./core/http/middleware.ts"
 import { RouteIdempotency } from "./core/http/idempotency.ts"
 import { RouteRateLimits } from "./core/http/rate-limit.ts"
-import { IdempotencyStore } from "./core/idempotency.ts"
+import { IdempotencyErasureLive, IdempotencyStore } from "./core/idempotency.ts"
 import { NodeServerLive } from "./core/http/server.ts"
 import { LoggingLive } from "./core/logging.ts"
 import { TracingLive } from "./core/tracing.ts"
@@ -100,6 +100,7 @@ export const HttpRoutes = Layer.mergeAll(
     Layer.provide(RouteRateLimits),
     Layer.provide(RouteIdempotency.pipe(Layer.provide(IdempotencyStore.layer)))
   ),
+  IdempotencyErasureLive.pipe(Layer.provide(IdempotencyStore.layer)),
   DocsRoutes.pipe(Layer.provide(RouteRateLimits)),
   rpcRoutes(WingmateRpcs, "/rpc").pipe(Layer.provide(RpcHandlers), Layer.provide(RouteRateLimits)),
   LocalStorageRoutes.pipe(Layer.provide(Tombstones.Default)),

@@ -12,6 +12,7 @@
 import { Clock, Context, Duration, Effect, Layer, Option, Schema } from "effect"
 import type { Redis as IORedis } from "ioredis"
 import { randomUUID } from "node:crypto"
+import { Erasure } from "./erasure.ts"
 import { Redis } from "./redis.ts"
 
 export class IdempotencyStoreError extends Schema.TaggedError<IdempotencyStoreError>()("IdempotencyStoreError", {
@@ -210,3 +211,12 @@ export class IdempotencyStore extends Context.Tag("IdempotencyStore")<Idempotenc
     )
   )
 }
+
+/** Account erasure: the user's kept answers (they hold what the operations returned: openers, suggestions). */
+export const IdempotencyErasureLive = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const erasure = yield* Erasure
+    const store = yield* IdempotencyStore
+    yield* erasure.register({ name: "idempotency-keys", erase: (user) => store.forgetUser(user.clerkId) })
+  })
+)

@@ -98,8 +98,8 @@ const endsInFailure = (frames: ReadonlyArray<string>): boolean => {
   }
 }
 
-/** The replay of a kept answer. */
-const replay = (kept: StoredResponse, request: HttpServerRequest.HttpServerRequest) => {
+/** The replay of a kept answer (exported for its unit test). */
+export const replay = (kept: StoredResponse, lastEventId: string | undefined) => {
   const headers = { ...kept.headers, "idempotent-replayed": "true" }
   if (kept.kind === "bytes") {
     return HttpServerResponse.uint8Array(Buffer.from(kept.body, "base64"), {
@@ -109,9 +109,10 @@ const replay = (kept: StoredResponse, request: HttpServerRequest.HttpServerReque
     })
   }
   let frames = framesOf(kept.body)
-  const lastId = request.headers["last-event-id"]
-  if (lastId !== undefined) {
-    const at = frames.findIndex((frame) => frame.split("\n").some((line) => /^id: ?(.*)$/.exec(line)?.[1] === lastId))
+  if (lastEventId !== undefined) {
+    const at = frames.findIndex((frame) =>
+      frame.split("\n").some((line) => /^id: ?(.*)$/.exec(line)?.[1] === lastEventId)
+    )
     if (at !== -1) frames = frames.slice(at + 1)
     if (at !== -1 && !frames.some((frame) => frame.split("\n").some((line) => line.startsWith("data:")))) {
       return HttpServerResponse.empty({ status: 204, headers })
@@ -164,7 +165,9 @@ export const RouteIdempotency = HttpLayerRouter.middleware(
             }
             const state = begun.right
             if (state._tag === "Done") {
-              return state.response.fingerprint === fingerprint ? replay(state.response, request) : reused()
+              return state.response.fingerprint === fingerprint
+                ? replay(state.response, request.headers["last-event-id"])
+                : reused()
             }
             if (state._tag === "InFlight") {
               return state.fingerprint === fingerprint ? inFlight(state.remainingMs) : reused()

@@ -18,7 +18,15 @@ import { failure, http, postJson } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
 import { generateJson, generateSse, openerRows } from "../openers/support.ts"
-import { awaitFinished, createSession, uploadPng, type WireSession } from "../sessions/support.ts"
+import {
+  awaitFinished,
+  createSession,
+  FAKE_SUGGESTIONS,
+  FAKE_VISION,
+  readEvents,
+  uploadPng,
+  type WireSession
+} from "../sessions/support.ts"
 
 const redisUrl = process.env["TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379"
 const admin = new IORedis(redisUrl, { maxRetriesPerRequest: 2 })
@@ -53,6 +61,29 @@ const entriesOf = (clerkId: string) =>
   Effect.promise(async () => {
     const keys = await admin.keys(`wingmate:idempotency:${clerkId}:*`)
     return Promise.all(keys.map(async (key) => ({ key, ttlMs: await admin.pttl(key) })))
+  })
+
+const MISSING = "missingsession0000"
+
+/** Waits (polling Redis, bounded) until the user has no entry left: a released key. */
+const untilNoEntries = (clerkId: string) =>
+  Effect.promise(async () => {
+    const deadline = Date.now() + 10_000
+    while ((await admin.keys(`wingmate:idempotency:${clerkId}:*`)).length > 0) {
+      if (Date.now() > deadline) throw new Error("the key was not released")
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+  })
+
+/** A POST with `Accept: text/event-stream`, read to its end. */
+const streamed = (url: string, path: string, headers: Record<string, string>, payload: unknown) =>
+  Effect.promise(async () => {
+    const response = await fetch(`${url}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "text/event-stream", ...headers },
+      body: JSON.stringify(payload)
+    })
+    return { status: response.status, headers: response.headers, text: await response.text() }
   })
 
 interface Operation {
@@ -143,6 +174,13 @@ layer(
       expect(theirs.headers.get("idempotent-replayed")).toBeNull()
       const id = (res: { body: unknown }) => (res.body as { data: { uploadId: string } }).data.uploadId
       expect(id(theirs)).not.toBe(id(mine))
+      // Each one's retry replays their own answer.
+      const myRetry = yield* postJson(`${url}/api/v1/uploads`, body, withKey(alice.headers, "shared"))
+      const theirRetry = yield* postJson(`${url}/api/v1/uploads`, body, withKey(bob.headers, "shared"))
+      expect(myRetry.headers.get("idempotent-replayed")).toBe("true")
+      expect(theirRetry.headers.get("idempotent-replayed")).toBe("true")
+      expect(id(myRetry)).toBe(id(mine))
+      expect(id(theirRetry)).toBe(id(theirs))
       expect(yield* uploadCount(alice.id)).toBe(1)
       expect(yield* uploadCount(bob.id)).toBe(1)
     })
@@ -287,7 +325,111 @@ layer(
       const retried = yield* generateJson(url, withKey(alice.headers, "flaky"), payload)
       expect(retried.status).toBe(200)
       expect(retried.headers.get("idempotent-replayed")).toBeNull()
+      // That answer is kept: the next retry replays it.
+      const replayed = yield* generateJson(url, withKey(alice.headers, "flaky"), payload)
+      expect(replayed.headers.get("idempotent-replayed")).toBe("true")
+      expect(replayed.body).toEqual(retried.body)
       expect(yield* openerRows(alice.id)).toHaveLength(1)
+    })
+  )
+
+  it.effect(
+    "regenerate retried (SSE, then JSON with its own key): replayed, no second batch, model call or quota unit",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const { alice } = yield* twoUsers(url)
+        openai.enqueue(FAKE_VISION, FAKE_SUGGESTIONS)
+        const uploadId = yield* uploadPng(url, alice.headers, yield* Effect.promise(() => tinyImage("png")))
+        const created = yield* createSession(url, alice.headers, { uploadIds: [uploadId] })
+        const id = (created.body as { data: WireSession }).data.id
+        const run = yield* readEvents(url, alice.headers, id, "0")
+        expect(run.frames.at(-1)?.event).toBe("completed")
+        const calls = openai.requests.length
+
+        openai.enqueue({ kind: "ok", text: "Tea at five?\nA walk instead?\nBring the dog" })
+        const path = `/api/v1/sessions/${id}/suggestions`
+        const payload = { instruction: "shorter" }
+        const first = yield* streamed(url, path, withKey(alice.headers, "regen-sse"), payload)
+        expect(first.status).toBe(200)
+        expect(first.text).toContain("event: final")
+        const again = yield* streamed(url, path, withKey(alice.headers, "regen-sse"), payload)
+        expect(again.status).toBe(200)
+        expect(again.headers.get("content-type")).toMatch(/^text\/event-stream/)
+        expect(again.headers.get("idempotent-replayed")).toBe("true")
+        expect(again.text).toBe(first.text.replace(/^: keep-alive\n\n/gm, ""))
+        expect(openai.requests).toHaveLength(calls + 1)
+        expect(yield* usage(alice.id, "regenerations")).toBe(1)
+
+        openai.enqueue({ kind: "ok", text: "Lunch on Sunday?\nA museum?\nYour call" })
+        const json = yield* postJson(`${url}${path}`, JSON.stringify(payload), withKey(alice.headers, "regen-json"))
+        expect(json.status).toBe(200)
+        const jsonAgain = yield* postJson(
+          `${url}${path}`,
+          JSON.stringify(payload),
+          withKey(alice.headers, "regen-json")
+        )
+        expect(jsonAgain.headers.get("idempotent-replayed")).toBe("true")
+        expect(jsonAgain.body).toEqual(json.body)
+        expect(openai.requests).toHaveLength(calls + 2)
+        expect(yield* usage(alice.id, "regenerations")).toBe(2)
+        const batches = yield* sql<{ batch: number }>(
+          "SELECT DISTINCT batch FROM suggestions WHERE session_id = $1 ORDER BY batch",
+          [id]
+        )
+        expect(batches.map((row) => row.batch)).toEqual([0, 1, 2])
+
+        // The key is per operation and path: the same key on another session's regeneration is its own.
+        const other = yield* postJson(
+          `${url}/api/v1/sessions/${MISSING}/suggestions`,
+          JSON.stringify(payload),
+          withKey(alice.headers, "regen-json")
+        )
+        expect(other.status).toBe(404)
+      })
+  )
+
+  it.effect("a stream the client left before its end is not kept: the key is released and the retry runs", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice } = yield* twoUsers(url)
+      // The second line is held until the client has gone.
+      openai.enqueue({
+        kind: "ok",
+        text: "Coffee or tea?\nPizza?\n",
+        chunks: ["Coffee or tea?\n", "Pizza?\n"],
+        chunkDelayMs: 60_000
+      })
+      const payload = { profile: { name: "Sam" }, count: 2 }
+      const left = yield* generateSse(url, withKey(alice.headers, "left"), payload, (event) => event.event === "delta")
+      expect(left.events.map((event) => event.event)).toEqual(["delta"])
+      yield* Effect.promise(() => openai.nextClientAbort())
+      yield* untilNoEntries(alice.clerkId)
+
+      answer("Coffee or tea?\n", "Pizza?\n")
+      const retried = yield* generateSse(url, withKey(alice.headers, "left"), payload)
+      expect(retried.status).toBe(200)
+      expect(retried.headers.get("idempotent-replayed")).toBeNull()
+      expect(retried.events.filter((event) => event.event === "done")).toHaveLength(2)
+      expect(openai.requests).toHaveLength(2)
+      const replayed = yield* generateSse(url, withKey(alice.headers, "left"), payload)
+      expect(replayed.headers.get("idempotent-replayed")).toBe("true")
+      expect(replayed.events).toEqual(retried.events)
+    })
+  )
+
+  it.effect("account erasure drops the user's kept answers", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice, bob } = yield* twoUsers(url)
+      for (const user of [alice, bob]) {
+        const res = yield* postJson(`${url}/api/v1/uploads`, JSON.stringify(UPLOAD), withKey(user.headers, "mine"))
+        expect(res.status).toBe(201)
+      }
+      expect(yield* entriesOf(alice.clerkId)).toHaveLength(1)
+      expect((yield* http(`${url}/api/v1/users/me`, { method: "DELETE", headers: alice.headers })).status).toBe(204)
+      expect(yield* entriesOf(alice.clerkId)).toEqual([])
+      expect(yield* entriesOf(bob.clerkId)).toHaveLength(1)
     })
   )
 
