@@ -466,3 +466,62 @@ layer(
       })
   )
 })
+
+layer(testServer({ db: TestDb(), config: { CORS_ORIGINS: "https://app.wingmate.test" } }), { timeout: 60_000 })(
+  "Idempotency-Key without Redis (this process's memory)",
+  (it) => {
+    it.effect("replays and refuses the same way; a browser may send the key and read Idempotent-Replayed", () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const { alice } = yield* twoUsers(url)
+        const body = JSON.stringify(UPLOAD)
+        const first = yield* postJson(`${url}/api/v1/uploads`, body, withKey(alice.headers, "memory"))
+        const again = yield* postJson(`${url}/api/v1/uploads`, body, withKey(alice.headers, "memory"))
+        expect(first.status).toBe(201)
+        expect(again.headers.get("idempotent-replayed")).toBe("true")
+        expect(again.body).toEqual(first.body)
+        const other = yield* postJson(`${url}/api/v1/uploads`, "{}", withKey(alice.headers, "memory"))
+        expect(other.status).toBe(422)
+        expect(yield* uploadCount(alice.id)).toBe(1)
+
+        const preflight = yield* http(`${url}/api/v1/uploads`, {
+          method: "OPTIONS",
+          headers: {
+            origin: "https://app.wingmate.test",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization, content-type, idempotency-key"
+          }
+        })
+        expect(preflight.status).toBe(204)
+        expect(preflight.headers.get("access-control-allow-headers")?.split(",")).toContain("idempotency-key")
+        const cors = yield* postJson(`${url}/api/v1/uploads`, body, {
+          ...withKey(alice.headers, "memory"),
+          origin: "https://app.wingmate.test"
+        })
+        expect(cors.headers.get("access-control-expose-headers")?.split(",")).toContain("idempotent-replayed")
+      })
+    )
+  }
+)
+
+layer(testServer({ db: TestDb(), redis: Redis.layer, config: { REDIS_URL: "redis://127.0.0.1:1" } }), {
+  timeout: 60_000
+})("Idempotency-Key with Redis unreachable", (it) => {
+  it.effect(
+    "a request with a key: 503 SERVICE_UNAVAILABLE with Retry-After, nothing created; without one it runs",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const { alice } = yield* twoUsers(url)
+        const body = JSON.stringify(UPLOAD)
+        const refused = yield* postJson(`${url}/api/v1/uploads`, body, withKey(alice.headers, "down"))
+        expect(refused.status).toBe(503)
+        expect(refused.body).toEqual(
+          failure("SERVICE_UNAVAILABLE", "Idempotency keys cannot be checked right now; retry shortly")
+        )
+        expect(refused.headers.get("retry-after")).toBe("1")
+        expect(yield* uploadCount(alice.id)).toBe(0)
+        expect((yield* postJson(`${url}/api/v1/uploads`, body, alice.headers)).status).toBe(201)
+      })
+  )
+})
