@@ -57,11 +57,12 @@ const reused = () =>
     "This Idempotency-Key was used with another request body (or Accept mode): use a new key for a new request"
   )
 
-const inFlight = (remainingMs: number) =>
+/** `Retry-After: 1`: most operations end within seconds, and the answer is then replayed at once. */
+const inFlight = () =>
   HttpServerResponse.setHeader(
     errorResponse("IDEMPOTENCY_KEY_IN_FLIGHT", "A request with this Idempotency-Key is still running: retry later"),
     "retry-after",
-    String(Math.max(1, Math.min(Math.ceil(LOCK_MS / 1_000), Math.ceil(remainingMs / 1_000))))
+    "1"
   )
 
 const unavailable = () =>
@@ -170,7 +171,7 @@ export const RouteIdempotency = HttpLayerRouter.middleware(
                 : reused()
             }
             if (state._tag === "InFlight") {
-              return state.fingerprint === fingerprint ? inFlight(state.remainingMs) : reused()
+              return state.fingerprint === fingerprint ? inFlight() : reused()
             }
 
             const lock = state.lock

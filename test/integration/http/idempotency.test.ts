@@ -296,7 +296,7 @@ layer(
         expect(duplicate.body).toEqual(
           failure("IDEMPOTENCY_KEY_IN_FLIGHT", "A request with this Idempotency-Key is still running: retry later")
         )
-        expect(duplicate.headers.get("retry-after")).toMatch(/^[1-9][0-9]*$/)
+        expect(duplicate.headers.get("retry-after")).toBe("1")
         // Another body with that key is refused at once too, as a reuse.
         const other = yield* generateJson(url, withKey(alice.headers, "slow"), { ...payload, count: 2 })
         expect(other.status).toBe(422)
