@@ -18,7 +18,9 @@ import { JsonBodiesLive } from "./core/http/json-bodies.ts"
 import { RpcProtocolVersion, rpcRoutes } from "./core/http/rpc.ts"
 import { DocsRoutes } from "./core/http/docs.ts"
 import { HttpPlumbing } from "./core/http/middleware.ts"
+import { RouteIdempotency } from "./core/http/idempotency.ts"
 import { RouteRateLimits } from "./core/http/rate-limit.ts"
+import { IdempotencyErasureLive, IdempotencyStore } from "./core/idempotency.ts"
 import { NodeServerLive } from "./core/http/server.ts"
 import { LoggingLive } from "./core/logging.ts"
 import { TracingLive } from "./core/tracing.ts"
@@ -105,8 +107,10 @@ export const HttpRoutes = Layer.mergeAll(
     Layer.provide(ApiHandlers),
     Layer.provide(Modules),
     Layer.provide(JsonBodiesLive),
-    Layer.provide(RouteRateLimits)
+    Layer.provide(RouteRateLimits),
+    Layer.provide(RouteIdempotency.pipe(Layer.provide(IdempotencyStore.layer)))
   ),
+  IdempotencyErasureLive.pipe(Layer.provide(IdempotencyStore.layer)),
   DocsRoutes.pipe(Layer.provide(RouteRateLimits)),
   rpcRoutes(WingmateRpcs, "/rpc").pipe(
     Layer.provide(RpcHandlers),

@@ -16,6 +16,7 @@ import {
 } from "./errors.ts"
 import { withBearerChallenge } from "./auth.ts"
 import { HealthGroup } from "./health.ts"
+import { withIdempotencyKeys } from "./idempotency.ts"
 import { MatchesGroup } from "./matches.ts"
 import { OpenersGroup } from "./openers.ts"
 import { SessionsGroup } from "./sessions.ts"
@@ -76,8 +77,9 @@ export class WingmateApi extends makeApi("wingmate")
   // Relative: the API is served by the origin that serves this document (dev, staging or production).
   .annotate(OpenApi.Servers, [{ url: "/", description: "The origin serving this document" }])
   .annotate(HttpApi.AdditionalSchemas, [RouteNotFoundEnvelope])
+  // One transform per API (a second annotation would replace the first): composed here.
   .annotate(OpenApi.Transform, (spec) =>
-    withoutSchemaMarkers(withResponseHeaders(withUnroutablePaths(withBearerChallenge(spec))))
+    withoutSchemaMarkers(withResponseHeaders(withUnroutablePaths(withIdempotencyKeys(withBearerChallenge(spec)))))
   )
   .annotate(
     OpenApi.Description,

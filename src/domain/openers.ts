@@ -7,9 +7,12 @@ import {
   AiInvalidOutputEnvelope,
   AiRequestRejectedEnvelope,
   AiUnavailableEnvelope,
+  IdempotencyKeyInFlightEnvelope,
+  IdempotencyKeyReusedEnvelope,
   NotFoundEnvelope,
   QuotaExceededEnvelope,
-  SafetyBlockedEnvelope
+  SafetyBlockedEnvelope,
+  ServiceUnavailableEnvelope
 } from "./errors.ts"
 import { LongText, Text } from "./fields.ts"
 import { Page, PageParams, ResourceId } from "./pagination.ts"
@@ -156,6 +159,9 @@ export class OpenersGroup extends HttpApiGroup.make("openers")
       .addError(AiUnavailableEnvelope)
       .addError(AiRequestRejectedEnvelope)
       .addError(AiInvalidOutputEnvelope)
+      .addError(IdempotencyKeyReusedEnvelope)
+      .addError(IdempotencyKeyInFlightEnvelope)
+      .addError(ServiceUnavailableEnvelope)
       .annotate(
         OpenApi.Description,
         "Writes `count` openers. With `Accept: text/event-stream` they stream as Server-Sent Events " +

@@ -12,6 +12,8 @@ import {
   AiRequestRejectedEnvelope,
   AiUnavailableEnvelope,
   ConflictEnvelope,
+  IdempotencyKeyInFlightEnvelope,
+  IdempotencyKeyReusedEnvelope,
   ImageTooLargeEnvelope,
   ImageUnreadableEnvelope,
   NotFoundEnvelope,
@@ -283,6 +285,8 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
       .addError(ImageUnreadableEnvelope)
       .addError(QuotaExceededEnvelope)
       .addError(ServiceUnavailableEnvelope)
+      .addError(IdempotencyKeyReusedEnvelope)
+      .addError(IdempotencyKeyInFlightEnvelope)
       .annotate(
         OpenApi.Description,
         "Takes the uploads (each must be the caller's, uploaded, verified and unused; a refusal names the " +
@@ -338,6 +342,9 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
       .addError(AiUnavailableEnvelope)
       .addError(AiRequestRejectedEnvelope)
       .addError(AiInvalidOutputEnvelope)
+      .addError(IdempotencyKeyReusedEnvelope)
+      .addError(IdempotencyKeyInFlightEnvelope)
+      .addError(ServiceUnavailableEnvelope)
       .annotate(
         OpenApi.Description,
         "Writes a new batch of suggestions from the stored transcript, with another tone and/or an " +

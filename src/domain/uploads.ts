@@ -6,7 +6,14 @@ import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Authentication } from "./auth.ts"
 import { Envelope } from "./envelope.ts"
-import { NotFoundEnvelope, PayloadTooLargeEnvelope, UnsupportedMediaTypeEnvelope } from "./errors.ts"
+import {
+  IdempotencyKeyInFlightEnvelope,
+  IdempotencyKeyReusedEnvelope,
+  NotFoundEnvelope,
+  PayloadTooLargeEnvelope,
+  ServiceUnavailableEnvelope,
+  UnsupportedMediaTypeEnvelope
+} from "./errors.ts"
 import { PlainString } from "./fields.ts"
 import { ResourceId } from "./pagination.ts"
 
@@ -84,6 +91,9 @@ export class UploadsGroup extends HttpApiGroup.make("uploads")
       .addSuccess(Envelope(UploadTicket), { status: 201 })
       .addError(UnsupportedMediaTypeEnvelope)
       .addError(PayloadTooLargeEnvelope)
+      .addError(IdempotencyKeyReusedEnvelope)
+      .addError(IdempotencyKeyInFlightEnvelope)
+      .addError(ServiceUnavailableEnvelope)
       .annotate(
         OpenApi.Description,
         "Starts an upload: answers a pre-signed URL for one PUT of exactly this content type and length, " +
