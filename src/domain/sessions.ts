@@ -27,7 +27,7 @@ import {
   UploadTypeMismatchEnvelope
 } from "./errors.ts"
 import { LongText } from "./fields.ts"
-import { DislikeBody, Feedback, withOptionalBody } from "./openers.ts"
+import { BlockedReason, DislikeBody, Feedback, withOptionalBody } from "./openers.ts"
 import { Page, PageParams, ResourceId } from "./pagination.ts"
 import { LanguageTag, Tone } from "./tones.ts"
 
@@ -147,7 +147,9 @@ export const SessionEvent = Schema.Union(
   Schema.TaggedStruct("Transcript", { messages: Schema.Array(SessionMessage) }),
   Schema.TaggedStruct("Delta", { index: Schema.Int, text: Schema.String }),
   Schema.TaggedStruct("Suggestion", { index: Schema.Int, suggestion: SessionSuggestion }),
-  Schema.TaggedStruct("Completed", {}),
+  Schema.TaggedStruct("Blocked", { index: Schema.Int, reason: BlockedReason }),
+  /** The final summary: the session's suggestions as saved, and what the AI calls cost (micro-USD). */
+  Schema.TaggedStruct("Completed", { suggestions: Schema.Array(SessionSuggestion), costMicros: Schema.Int }),
   Schema.TaggedStruct("Failed", { code: Schema.String, message: Schema.String }),
   Schema.TaggedStruct("Cancelled", {})
 )
