@@ -16,6 +16,7 @@ import {
 } from "./errors.ts"
 import { LongText, Text } from "./fields.ts"
 import { Page, PageParams, ResourceId } from "./pagination.ts"
+import { type SseEventDoc, withEventStream } from "./sse.ts"
 import { LanguageTag, Tone } from "./tones.ts"
 
 export const InlineProfile = Schema.Struct({
@@ -96,33 +97,43 @@ export const OpenerEvent = Schema.Union(
 ).annotations({ identifier: "OpenerEvent" })
 export type OpenerEvent = typeof OpenerEvent.Type
 
+const EventIndex = Schema.Int.annotations({ description: "The opener's index in the generation (0 ≤ index < count)" })
+const FailureCode = Schema.String.annotations({ description: "An error code of the catalog, e.g. AI_UNAVAILABLE" })
+
 /** The Server-Sent Events sent with `Accept: text/event-stream`, in order. */
-const SSE_DESCRIPTION =
-  "Server-Sent Events, in order:\n" +
-  "- `event: delta`, data `{index, text}`: a piece of opener `index` as it is written;\n" +
-  "- `event: done`, data `{index, opener}`: opener `index` is complete, checked and saved (its text is the authoritative one);\n" +
-  "- `event: blocked`, data `{index, reason}`: a line the model wrote was not kept (`unsafe`, `duplicate`, `too_long`);\n" +
-  "- `event: final`, data `GenerationMeta`: the generation ended, with usage and cost;\n" +
-  "- `event: error`, data `{code, message}`: the generation failed (openers already done stay saved)."
+export const OPENER_STREAM_EVENTS: ReadonlyArray<SseEventDoc> = [
+  {
+    event: "delta",
+    description: "A piece of opener `index` as it is written",
+    data: Schema.Struct({ index: EventIndex, text: Schema.String })
+  },
+  {
+    event: "done",
+    description: "Opener `index` is complete, checked and saved (its text is the authoritative one)",
+    data: Schema.Struct({ index: EventIndex, opener: Opener })
+  },
+  {
+    event: "blocked",
+    description: "The line written as `index` was not kept: drop the text its deltas showed",
+    data: Schema.Struct({ index: EventIndex, reason: BlockedReason })
+  },
+  {
+    event: "final",
+    description: "Terminal: the generation ended; its meta (usage, cost) and the openers saved",
+    data: Schema.Struct({ ...GenerationMeta.fields, openers: Schema.Array(Opener) })
+  },
+  {
+    event: "failed",
+    description: "Terminal: the generation failed; the openers saved before stay saved",
+    data: Schema.Struct({ code: FailureCode, message: Schema.String, openers: Schema.Array(Opener) })
+  }
+]
+
+const OPENER_STREAM =
+  "With `Accept: text/event-stream`: `retry:` first, then the events in order, each with the id " +
+  "`<batchId>:<n>`; the response ends after the terminal event (`final` or `failed`)."
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null
-
-/** The 200 response also comes as `text/event-stream` (HttpApi documents one schema per status). */
-const withEventStream = (operation: Record<string, unknown>): Record<string, unknown> => {
-  const responses = isRecord(operation["responses"]) ? operation["responses"] : {}
-  const ok = isRecord(responses["200"]) ? responses["200"] : {}
-  const content = isRecord(ok["content"]) ? ok["content"] : {}
-  return {
-    ...operation,
-    responses: {
-      ...responses,
-      "200": {
-        ...ok,
-        content: { ...content, "text/event-stream": { schema: { type: "string", description: SSE_DESCRIPTION } } }
-      }
-    }
-  }
-}
 
 export const ListOpenersParams = Schema.Struct({
   ...PageParams.fields,
@@ -166,9 +177,22 @@ export class OpenersGroup extends HttpApiGroup.make("openers")
         OpenApi.Description,
         "Writes `count` openers. With `Accept: text/event-stream` they stream as Server-Sent Events " +
           "(see the text/event-stream response); otherwise the saved openers come in the envelope. " +
-          "A client that disconnects stops the generation; only complete, checked openers are saved."
+          "A client that disconnects stops the generation; only complete, checked openers are saved. " +
+          "A reconnect carrying `Last-Event-ID` never generates again: 204."
       )
-      .annotate(OpenApi.Transform, withEventStream)
+      .annotate(
+        OpenApi.Transform,
+        withEventStream({
+          description: OPENER_STREAM,
+          events: OPENER_STREAM_EVENTS,
+          lastEventId:
+            "Sent by an EventSource reconnecting: the request never generates (nor counts) again and answers 204",
+          ended:
+            "A reconnect (`Last-Event-ID` sent with `Accept: text/event-stream`): the generation ended with its " +
+            "terminal event or stopped with the connection; stop reconnecting. Its saved openers are listed by " +
+            "GET /magic-openers (`batchId`). The same answer whatever the id names (another user's batch, nothing)."
+        })
+      )
   )
   .add(
     HttpApiEndpoint.get("list", "/")

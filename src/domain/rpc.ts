@@ -42,7 +42,7 @@ import {
 } from "./errors.ts"
 import { Token } from "./fields.ts"
 import { CreateMatch, Match, UpdateMatch } from "./matches.ts"
-import { DislikeOpener, GenerateOpeners, Opener, OpenerEvent } from "./openers.ts"
+import { BlockedReason, DislikeOpener, GenerateOpeners, Opener, OpenerEvent } from "./openers.ts"
 import { Page, ResourceId } from "./pagination.ts"
 import {
   CreateSession,
@@ -187,6 +187,8 @@ export const OpenersRpcs = RpcGroup.make(
 export const RegenerationEvent = Schema.Union(
   Schema.TaggedStruct("Delta", { index: Schema.Int, text: Schema.String }),
   Schema.TaggedStruct("Suggestion", { index: Schema.Int, suggestion: SessionSuggestion }),
+  /** The text streamed so far for `index` was dropped (unsafe, duplicate, too long): the next line streams under it. */
+  Schema.TaggedStruct("Blocked", { index: Schema.Int, reason: BlockedReason }),
   Schema.TaggedStruct("Final", { batch: Schema.Int })
 ).annotations({ identifier: "RegenerationEvent" })
 export type RegenerationEvent = typeof RegenerationEvent.Type

@@ -29,8 +29,9 @@ import {
   UploadTypeMismatchEnvelope
 } from "./errors.ts"
 import { LongText } from "./fields.ts"
-import { DislikeBody, Feedback, withOptionalBody } from "./openers.ts"
+import { BlockedReason, DislikeBody, Feedback, withOptionalBody } from "./openers.ts"
 import { Page, PageParams, ResourceId } from "./pagination.ts"
+import { type SseEventDoc, withEventStream } from "./sse.ts"
 import { LanguageTag, Tone } from "./tones.ts"
 
 export const SessionStatus = Schema.Literal("queued", "processing", "completed", "failed", "cancelled")
@@ -167,7 +168,13 @@ export const SessionEvent = Schema.Union(
   Schema.TaggedStruct("Transcript", { messages: Schema.Array(SessionMessage) }),
   Schema.TaggedStruct("Delta", { index: Schema.Int, text: Schema.String }),
   Schema.TaggedStruct("Suggestion", { index: Schema.Int, suggestion: SessionSuggestion }),
-  Schema.TaggedStruct("Completed", {}),
+  Schema.TaggedStruct("Blocked", { index: Schema.Int, reason: BlockedReason }),
+  /** The final summary: the session's suggestions as saved, and what the AI calls cost (micro-USD). */
+  Schema.TaggedStruct("Completed", {
+    suggestions: Schema.Array(SessionSuggestion),
+    costMicros: Schema.NonNegativeInt,
+    timings: SessionTimings
+  }),
   Schema.TaggedStruct("Failed", { code: Schema.String, message: Schema.String }),
   Schema.TaggedStruct("Cancelled", {})
 )
@@ -191,14 +198,67 @@ export const SessionStreamItem = Schema.Union(
 ).annotations({ identifier: "SessionStreamItem" })
 export type SessionStreamItem = typeof SessionStreamItem.Type
 
+const SuggestionIndex = Schema.Int.annotations({ description: "The suggestion's index in its batch" })
+const FailureCode = Schema.String.annotations({ description: "An error code of the catalog, e.g. AI_UNAVAILABLE" })
+const DeltaDoc: SseEventDoc = {
+  event: "delta",
+  description: "A piece of suggestion `index` as it is written",
+  data: Schema.Struct({ index: SuggestionIndex, text: Schema.String })
+}
+const SuggestionDoc: SseEventDoc = {
+  event: "suggestion",
+  description: "Suggestion `index`, complete, checked and saved (its text is the authoritative one)",
+  data: Schema.Struct({ index: SuggestionIndex, suggestion: SessionSuggestion })
+}
+const BlockedDoc: SseEventDoc = {
+  event: "blocked",
+  description:
+    "The line streamed as `index` was dropped (unsafe, a repeat, too long): drop the text its deltas " +
+    "showed; the next line streams under the same index",
+  data: Schema.Struct({ index: SuggestionIndex, reason: BlockedReason })
+}
+
+/** The follow stream's events (`GET /sessions/:id/events`); the WebSocket's `session.event` carries the same. */
+export const SESSION_STREAM_EVENTS: ReadonlyArray<SseEventDoc> = [
+  {
+    event: "snapshot",
+    description: "The state so far (first, when resuming after `Last-Event-ID` is not possible)",
+    data: SessionProgressState
+  },
+  {
+    event: "status",
+    description: "The session's status and phase changed",
+    data: Schema.Struct({ status: SessionStatus, phase: Schema.NullOr(SessionPhase) })
+  },
+  {
+    event: "transcript",
+    description: "The merged transcript, before any suggestion",
+    data: Schema.Struct({ messages: Schema.Array(SessionMessage) })
+  },
+  DeltaDoc,
+  SuggestionDoc,
+  BlockedDoc,
+  {
+    event: "completed",
+    description: "Terminal: the session's final summary, its suggestions as saved and what its AI calls cost",
+    data: Schema.Struct({ suggestions: Schema.Array(SessionSuggestion), costMicros: Schema.Int })
+  },
+  {
+    event: "failed",
+    description: "Terminal: the session failed with this code",
+    data: Schema.Struct({ code: FailureCode, message: Schema.String })
+  },
+  {
+    event: "cancelled",
+    description: "Terminal: the session was cancelled",
+    data: Schema.Struct({}).annotations({ jsonSchema: { type: "object", properties: {}, additionalProperties: false } })
+  }
+]
+
 const EVENTS_DESCRIPTION =
-  "Server-Sent Events, `id:` being the event's sequence number (send it back as `Last-Event-ID` to resume):\n" +
-  "- `event: snapshot`, data `{status, phase, errorCode}`: the state so far (first, when resuming is not possible);\n" +
-  "- `event: status`, data `{status, phase}`;\n" +
-  "- `event: transcript`, data `{messages}`: the merged transcript, before any suggestion;\n" +
-  "- `event: delta`, data `{index, text}`: a piece of suggestion `index`;\n" +
-  "- `event: suggestion`, data `{index, suggestion}`: suggestion `index`, complete, checked and saved;\n" +
-  "- `event: completed`, `event: failed` (data `{code, message}`) or `event: cancelled`: the stream ends."
+  "Server-Sent Events: `retry:` first, then the events, `id:` being the event's sequence number (send it back " +
+  "as `Last-Event-ID` to resume). The response ends after the terminal event (`completed`, `failed` or " +
+  "`cancelled`); a stream that could only give a terminal snapshot still ends with the terminal event."
 
 /**
  * The user's fixes to a transcript: each names a message by `position` and sets its `sender`
@@ -250,10 +310,31 @@ export const SuggestionBatch = Schema.Struct({
 }).annotations({ identifier: "SuggestionBatch" })
 export type SuggestionBatch = typeof SuggestionBatch.Type
 
+/** The regeneration's events with `Accept: text/event-stream`. */
+export const REGENERATION_STREAM_EVENTS: ReadonlyArray<SseEventDoc> = [
+  DeltaDoc,
+  SuggestionDoc,
+  BlockedDoc,
+  {
+    event: "final",
+    description: "Terminal: the batch's number and its suggestions as saved",
+    data: SuggestionBatch
+  },
+  {
+    event: "failed",
+    description: "Terminal: the batch failed; the suggestions saved before stay saved",
+    data: Schema.Struct({
+      code: FailureCode,
+      message: Schema.String,
+      batch: Schema.Int,
+      suggestions: Schema.Array(SessionSuggestion)
+    })
+  }
+]
+
 const REGENERATE_SSE =
-  "With `Accept: text/event-stream`, Server-Sent Events in order: `event: delta` data `{index, text}`, " +
-  "`event: suggestion` data `{index, suggestion}` (complete, checked and saved), then `event: final` data " +
-  "`{batch}` or `event: error` data `{code, message}`. Otherwise the saved batch in the envelope."
+  "With `Accept: text/event-stream`, Server-Sent Events (see the text/event-stream response, ids " +
+  "`<batch>:<n>`); a reconnect carrying `Last-Event-ID` never regenerates: 204. Otherwise the saved batch in the envelope."
 
 export const ListSessionsParams = Schema.Struct({
   ...PageParams.fields,
@@ -314,6 +395,17 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
         HttpApiSchema.Text({ contentType: "text/event-stream" }).annotations({ description: EVENTS_DESCRIPTION })
       )
       .addError(NotFoundEnvelope)
+      .annotate(
+        OpenApi.Transform,
+        withEventStream({
+          description: EVENTS_DESCRIPTION,
+          events: SESSION_STREAM_EVENTS,
+          lastEventId: "The last seq received: the events after it (a snapshot first if they are no longer kept)",
+          ended:
+            "The session is finished and `Last-Event-ID` is at or past its terminal event (or its progress has " +
+            "expired): nothing more will come; stop reconnecting (GET the session for its state)."
+        })
+      )
   )
   .add(
     HttpApiEndpoint.patch("patchTranscript", "/:sessionId/transcript")
@@ -351,6 +443,21 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
           "instruction, never repeating an earlier suggestion of the session. 409 CONFLICT unless the " +
           "session is completed with a transcript. " +
           REGENERATE_SSE
+      )
+      .annotate(
+        OpenApi.Transform,
+        withEventStream({
+          description:
+            "`retry:` first, then the events in order, each with the id `<batch>:<n>`; the response ends " +
+            "after the terminal event (`final` or `failed`).",
+          events: REGENERATION_STREAM_EVENTS,
+          lastEventId:
+            "Sent by an EventSource reconnecting: the request never regenerates (nor counts) and answers 204",
+          ended:
+            "A reconnect (`Last-Event-ID` sent with `Accept: text/event-stream`): the batch ended with its terminal " +
+            "event or stopped with the connection; stop reconnecting (GET the session for its suggestions). " +
+            "The same answer whatever the id names."
+        })
       )
   )
   .add(

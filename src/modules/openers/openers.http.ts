@@ -1,50 +1,67 @@
 /**
  * `/api/v1/magic-openers`. `generate` answers Server-Sent Events when the client asks for
  * `text/event-stream`, the saved openers in the envelope otherwise. A client that disconnects
- * interrupts the stream, which aborts the provider's request.
+ * interrupts the stream, which aborts the provider's request. Each event's id is
+ * `<batchId>:<n>`; a reconnect (any `Last-Event-ID`) never generates again: it answers 204.
  */
-import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
-import { Chunk, Effect, Schedule, Stream } from "effect"
+import { HttpApiBuilder } from "@effect/platform"
+import { Chunk, Effect, Stream } from "effect"
 import type { AiError } from "../../core/ai/errors.ts"
 import { aiErrorToWire, aiFailuresToWire } from "../../core/ai/wire.ts"
+import { lastEventIdOf, sseEnded, sseFrame, sseResponse, wantsEventStream } from "../../core/http/sse.ts"
 import { WingmateApi } from "../../domain/api.ts"
 import { DEFAULT_PAGE_LIMIT } from "../../domain/pagination.ts"
 import { withUser } from "../../domain/auth.ts"
 import { codeOf } from "../../domain/errors.ts"
-import type { GenerationResult } from "../../domain/openers.ts"
-import { type OpenerEvent, OpenersService } from "./openers.service.ts"
+import type { GenerationResult, Opener } from "../../domain/openers.ts"
+import { newBatchId, type OpenerEvent, OpenersService } from "./openers.service.ts"
 
-const frame = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`
+/** What an event stream has said so far: its count (the ids) and the openers saved. */
+interface Said {
+  readonly n: number
+  readonly openers: ReadonlyArray<Opener>
+}
 
-const eventFrame = (event: OpenerEvent) => {
+const eventFrame = (id: string, event: OpenerEvent, openers: ReadonlyArray<Opener>) => {
   switch (event._tag) {
     case "delta":
-      return frame("delta", { index: event.index, text: event.text })
+      return sseFrame(id, "delta", { index: event.index, text: event.text })
     case "done":
-      return frame("done", { index: event.index, opener: event.opener })
+      return sseFrame(id, "done", { index: event.index, opener: event.opener })
     case "blocked":
-      return frame("blocked", { index: event.index, reason: event.reason })
+      return sseFrame(id, "blocked", { index: event.index, reason: event.reason })
     case "final":
-      return frame("final", event.meta)
+      return sseFrame(id, "final", { ...event.meta, openers })
   }
 }
 
-/** The event stream as SSE bytes: failures become an `error` event; a comment every 15 s keeps proxies from closing it. */
-const toSse = (events: Stream.Stream<OpenerEvent, AiError>) =>
-  events.pipe(
-    Stream.map(eventFrame),
+/**
+ * The events as SSE frames, each with the id `<batchId>:<n>`; a failure becomes the terminal
+ * `failed` event (`{code, message, openers}`), `final` carries the meta and the openers saved.
+ */
+const toSse = (batchId: string, events: Stream.Stream<OpenerEvent, AiError>) => {
+  let said: Said = { n: 0, openers: [] }
+  return events.pipe(
+    Stream.map((event) => {
+      said = {
+        n: said.n + 1,
+        openers: event._tag === "done" ? [...said.openers, event.opener] : said.openers
+      }
+      return eventFrame(`${batchId}:${said.n}`, event, said.openers)
+    }),
     Stream.catchAll((error) =>
       Stream.fromEffect(
         Effect.map(Effect.flip(aiErrorToWire(error)), (wire) =>
-          frame("error", { code: codeOf(wire), message: wire.message })
+          sseFrame(`${batchId}:${said.n + 1}`, "failed", {
+            code: codeOf(wire),
+            message: wire.message,
+            openers: said.openers
+          })
         )
       )
-    ),
-    Stream.merge(Stream.schedule(Stream.repeatValue(": keep-alive\n\n"), Schedule.spaced("15 seconds")), {
-      haltStrategy: "left"
-    }),
-    Stream.encodeText
+    )
   )
+}
 
 const collect = (events: Stream.Stream<OpenerEvent, AiError>) =>
   Effect.gen(function* () {
@@ -75,13 +92,13 @@ export const OpenersHttpLive = HttpApiBuilder.group(WingmateApi, "openers", (han
       .handle("generate", ({ payload, request }) =>
         withUser((userId) =>
           Effect.gen(function* () {
-            const events = yield* openers.generate(userId, payload)
-            if ((request.headers["accept"] ?? "").includes("text/event-stream")) {
-              return HttpServerResponse.stream(toSse(events), {
-                contentType: "text/event-stream",
-                headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
-              })
-            }
+            const stream = wantsEventStream(request.headers)
+            // A reconnect of an EventSource: the generation it followed ended, or stopped with the
+            // connection. Never generated (nor counted) again, whoever's batch the id names.
+            if (stream && lastEventIdOf(request.headers) !== undefined) return sseEnded()
+            const batchId = newBatchId()
+            const events = yield* openers.generate(userId, payload, batchId)
+            if (stream) return sseResponse(toSse(batchId, events))
             return yield* collect(events)
           })
         ).pipe(

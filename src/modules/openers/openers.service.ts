@@ -35,6 +35,9 @@ export type { BlockedReason, OpenerEvent }
 
 const MAX_OPENER_CHARS = 300
 
+/** A generation's id (its openers' `batchId`); the SSE event ids carry it. */
+export const newBatchId = () => randomUUID().replaceAll("-", "")
+
 export const toOpenerView = (opener: Opener): OpenerView => ({
   id: opener.id,
   matchId: opener.matchId,
@@ -146,7 +149,7 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
         .take(userId, "openers", config.openers.dailyLimit)
         .pipe(answeringRefusal((limit) => `Daily limit of ${limit} opener generations reached`))
 
-    const prepare = (userId: string, input: GenerateOpeners, produced: { saved: number }) =>
+    const prepare = (userId: string, input: GenerateOpeners, produced: { saved: number }, batchId: string) =>
       Effect.gen(function* () {
         // The spend cap too, so that an SSE client gets a 429 rather than a stream ending in an error.
         yield* ai.checkBudget({ feature: "openers", userId })
@@ -164,7 +167,6 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
           disliked: history.disliked.map((o) => ({ text: o.text, reason: o.dislikeReason })),
           previous: history.previous.map((o) => o.text)
         }
-        const batchId = randomUUID().replaceAll("-", "")
         const seen = new Set(promptInput.previous.map(normalizeOpener))
         const request: TextRequest = {
           system: openersSystem(promptInput),
@@ -274,7 +276,7 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
      * Checks before any model call (quota, ownership, minors), then the stream of events. The
      * stream fails with the AI chain's error; openers already done stay saved.
      */
-    const generate = (userId: string, input: GenerateOpeners) =>
+    const generate = (userId: string, input: GenerateOpeners, batchId: string = newBatchId()) =>
       Effect.gen(function* () {
         // The quota first: resolving a match's profile may call the vision model on its screenshot.
         const reservation = yield* takeQuota(userId)
@@ -282,7 +284,7 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
         const produced = { saved: 0 }
         // Given back if nothing reaches the user: a refusal below, a failure or a disconnect before the first opener.
         const settle = quotas.settleOn(reservation, () => produced.saved > 0)
-        const events = yield* Effect.onExit(prepare(userId, input, produced), settle)
+        const events = yield* Effect.onExit(prepare(userId, input, produced, batchId), settle)
         return Stream.ensuringWith(events, settle)
       })
 

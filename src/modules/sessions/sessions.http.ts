@@ -1,24 +1,23 @@
 /**
- * `/api/v1/sessions`. Thin handlers over SessionsService; `events` streams the progress feed as
- * Server-Sent Events (`id:` = seq, resumable with `Last-Event-ID`), with a keep-alive comment.
+ * `/api/v1/sessions`. Thin handlers over SessionsService. The streamed operations write SSE that a
+ * stock EventSource stops on (core/http/sse.ts): `events` (`id:` = seq, resumable with
+ * `Last-Event-ID`, 204 once past the terminal event) and `regenerate` (ids `<batch>:<n>`; a
+ * reconnect never regenerates: 204).
  */
-import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
-import { Chunk, Effect, Schedule, Stream } from "effect"
+import { HttpApiBuilder } from "@effect/platform"
+import { Chunk, Effect, Stream } from "effect"
+import { lastEventIdOf, sseEnded, sseFrame, sseResponse, wantsEventStream } from "../../core/http/sse.ts"
 import { WingmateApi } from "../../domain/api.ts"
 import { DEFAULT_PAGE_LIMIT } from "../../domain/pagination.ts"
 import { withUser } from "../../domain/auth.ts"
 import { codeOf } from "../../domain/errors.ts"
-import type { SessionStreamItem, SuggestionBatch } from "../../domain/sessions.ts"
+import type { SessionStreamItem, SessionSuggestion, SuggestionBatch } from "../../domain/sessions.ts"
 import { SessionsService } from "./sessions.service.ts"
 import { wireEventOf } from "./sessions.views.ts"
 import { type BatchError, type BatchEvent, type BatchResult, batchErrorToWire } from "./sessions.suggest.ts"
 
-const keepAlive = Stream.schedule(Stream.repeatValue(": keep-alive\n\n"), Schedule.spaced("15 seconds"))
-
-const sseFrame = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`
-
 /** `Last-Event-ID` as a seq to resume after; anything else starts from a snapshot. */
-const lastEventId = (header: string | undefined) => {
+const lastSeqOf = (header: string | undefined) => {
   const parsed = header === undefined ? Number.NaN : Number(header)
   return Number.isSafeInteger(parsed) && parsed >= 0 ? parsed : undefined
 }
@@ -26,29 +25,39 @@ const lastEventId = (header: string | undefined) => {
 /** A followed session's item as SSE: `id:` is the seq, `event:` the tag in lower case. */
 const itemFrame = (item: SessionStreamItem) => {
   const { seq, event, data } = wireEventOf(item)
-  return `id: ${seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`
+  return sseFrame(String(seq), event, data)
 }
 
-/** The regeneration as SSE: delta, suggestion, then final `{batch}` or error `{code, message}`. */
-const regenerationSse = (batch: number, events: Stream.Stream<BatchEvent | BatchResult, BatchError>) =>
-  events.pipe(
-    Stream.map((event) =>
-      !("_tag" in event)
-        ? sseFrame("final", { batch })
-        : event._tag === "Delta"
-          ? sseFrame("delta", { index: event.index, text: event.text })
-          : sseFrame("suggestion", { index: event.index, suggestion: event.suggestion })
-    ),
+/**
+ * The regeneration as SSE, ids `<batch>:<n>`: delta, suggestion, blocked, then the terminal
+ * `final` `{batch, suggestions}` or `failed` `{code, message, batch, suggestions}`.
+ */
+const regenerationSse = (batch: number, events: Stream.Stream<BatchEvent | BatchResult, BatchError>) => {
+  let n = 0
+  let suggestions: ReadonlyArray<SessionSuggestion> = []
+  const id = () => `${batch}:${++n}`
+  return events.pipe(
+    Stream.map((event) => {
+      if (!("_tag" in event)) return sseFrame(id(), "final", { batch, suggestions })
+      switch (event._tag) {
+        case "Delta":
+          return sseFrame(id(), "delta", { index: event.index, text: event.text })
+        case "Blocked":
+          return sseFrame(id(), "blocked", { index: event.index, reason: event.reason })
+        case "Suggestion":
+          suggestions = [...suggestions, event.suggestion]
+          return sseFrame(id(), "suggestion", { index: event.index, suggestion: event.suggestion })
+      }
+    }),
     Stream.catchAll((error) =>
       Stream.fromEffect(
         Effect.map(Effect.flip(batchErrorToWire(error)), (wire) =>
-          sseFrame("error", { code: codeOf(wire), message: wire.message })
+          sseFrame(id(), "failed", { code: codeOf(wire), message: wire.message, batch, suggestions })
         )
       )
-    ),
-    Stream.merge(keepAlive, { haltStrategy: "left" }),
-    Stream.encodeText
+    )
   )
+}
 
 export const SessionsHttpLive = HttpApiBuilder.group(WingmateApi, "sessions", (handlers) =>
   Effect.gen(function* () {
@@ -69,20 +78,28 @@ export const SessionsHttpLive = HttpApiBuilder.group(WingmateApi, "sessions", (h
       )
       .handle("events", ({ path, request }) =>
         withUser((userId) =>
-          Effect.map(sessions.follow(userId, path.sessionId, lastEventId(request.headers["last-event-id"])), (items) =>
-            HttpServerResponse.stream(
+          Effect.gen(function* () {
+            const afterSeq = lastSeqOf(lastEventIdOf(request.headers))
+            const ended =
+              afterSeq === undefined
+                ? false
+                : yield* (
+                    sessions
+                      .followEnded(userId, path.sessionId, afterSeq)
+                      // The progress feed unreadable for the check: followed as without the header.
+                      .pipe(Effect.catchTag("ProgressBusError", () => Effect.succeed(false)))
+                  )
+            if (ended) {
+              return sseEnded()
+            }
+            const items = yield* sessions.follow(userId, path.sessionId, afterSeq)
+            return sseResponse(
               items.pipe(
                 Stream.map(itemFrame),
-                Stream.catchAll(() => Stream.empty),
-                Stream.merge(keepAlive, { haltStrategy: "left" }),
-                Stream.encodeText
-              ),
-              {
-                contentType: "text/event-stream",
-                headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
-              }
+                Stream.catchAll(() => Stream.empty)
+              )
             )
-          )
+          })
         ).pipe(Effect.catchTag("DbError", Effect.die))
       )
       .handle("patchTranscript", ({ path, payload }) =>
@@ -93,13 +110,11 @@ export const SessionsHttpLive = HttpApiBuilder.group(WingmateApi, "sessions", (h
       .handle("regenerate", ({ path, payload, request }) =>
         withUser((userId) =>
           Effect.gen(function* () {
+            const stream = wantsEventStream(request.headers)
+            // A reconnect of an EventSource: never regenerated (nor counted) again.
+            if (stream && lastEventIdOf(request.headers) !== undefined) return sseEnded()
             const { batch, events } = yield* sessions.regenerate(userId, path.sessionId, payload)
-            if ((request.headers["accept"] ?? "").includes("text/event-stream")) {
-              return HttpServerResponse.stream(regenerationSse(batch, events), {
-                contentType: "text/event-stream",
-                headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
-              })
-            }
+            if (stream) return sseResponse(regenerationSse(batch, events))
             const all = Chunk.toReadonlyArray(yield* Stream.runCollect(events).pipe(Effect.catchAll(batchErrorToWire)))
             const result: SuggestionBatch = {
               batch,

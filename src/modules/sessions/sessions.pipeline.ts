@@ -22,12 +22,12 @@ import { Transcript } from "../../core/ocr/transcript.ts"
 import { JobFailedPermanently, type Job } from "../../core/queue/job-queue.ts"
 import { Storage } from "../../core/storage/storage.ts"
 import { codeOf, type ErrorCode } from "../../domain/errors.ts"
-import type { SessionEvent, SessionPhase, SessionProgressState } from "../../domain/sessions.ts"
+import type { SessionEvent, SessionPhase, SessionProgressState, SessionSuggestion } from "../../domain/sessions.ts"
 import { sweepEvery, UploadsService } from "../uploads/uploads.service.ts"
 import { mergeTranscripts } from "./merge.ts"
 import { SessionJobs, type SessionJob, sessionFeed } from "./sessions.jobs.ts"
 import { type MessageRow, SessionsRepo } from "./sessions.repo.ts"
-import { toMessage } from "./sessions.views.ts"
+import { failureMessage, toMessage } from "./sessions.views.ts"
 import { type BatchEvent, SessionSuggester } from "./sessions.suggest.ts"
 
 const SWEEP_BATCH = 100
@@ -66,13 +66,6 @@ export const failureCode = (error: { readonly _tag: string }): ErrorCode =>
 
 /** Failures worth another attempt: a provider or a dependency that may come back. */
 const TRANSIENT = new Set(["AiUnavailable", "AiStreamFailed", "DbError", "StorageError", "ProgressBusError"])
-
-const FAILURE_MESSAGES: Partial<Record<ErrorCode, string>> = {
-  OCR_FAILED: "No chat could be read from the screenshots",
-  AI_UNAVAILABLE: "No AI provider could answer; try again shortly",
-  QUOTA_EXCEEDED: "Today's AI budget for this account is used up",
-  SAFETY_BLOCKED: "This conversation involves someone under 18: Wingmate does not help with that"
-}
 
 export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionPipeline", {
   effect: Effect.gen(function* () {
@@ -238,6 +231,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
 
         // Suggestions (batch 0; a retry rewrites it).
         yield* enter("suggestions")
+        const kept: Array<SessionSuggestion> = []
         const result = yield* timed(
           "suggestions",
           suggester.write(
@@ -253,7 +247,10 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
               transcript,
               avoid: []
             },
-            streamed.offer
+            (event) => {
+              if (event._tag === "Suggestion") kept[event.index] = event.suggestion
+              return streamed.offer(event)
+            }
           )
         ).pipe(Effect.ensuring(streamed.flush))
 
@@ -264,8 +261,16 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
           timings
         })
         if (!completed) return yield* new Stopped()
-        yield* repo.syncCost(sessionId)
-        yield* publish({ _tag: "Completed" }, { status: "completed", phase: null, errorCode: null })
+        const costMicros = yield* repo.syncCost(sessionId)
+        yield* publish(
+          {
+            _tag: "Completed",
+            suggestions: kept.filter((suggestion) => suggestion !== undefined),
+            costMicros,
+            timings
+          },
+          { status: "completed", phase: null, errorCode: null }
+        )
         yield* Effect.logInfo("Session completed").pipe(
           Effect.annotateLogs({ sessionId, messages: transcript.length, suggestions: result.count })
         )
@@ -290,7 +295,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
         yield* feed
           .publish(
             sessionId,
-            { _tag: "Failed", code, message: FAILURE_MESSAGES[code] ?? "The session could not be completed" },
+            { _tag: "Failed", code, message: failureMessage(code) },
             { state: { status: "failed", phase: null, errorCode: code } }
           )
           .pipe(Effect.catchAll((error) => Effect.logWarning("Session progress not published", error)))

@@ -219,11 +219,13 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
        * regenerations, failed attempts that were billed), in one statement.
        */
       syncCost: (id: string) =>
-        db.query(
-          "sessions.syncCost",
-          (c) =>
-            c.$executeRaw`UPDATE sessions SET cost_micros = (SELECT COALESCE(SUM(cost_micros), 0) FROM ai_calls WHERE session_id = ${id}) WHERE id = ${id}`
-        ),
+        db
+          .query(
+            "sessions.syncCost",
+            (c) =>
+              c.$queryRaw<Array<{ cost_micros: number }>>`UPDATE sessions SET cost_micros = (SELECT COALESCE(SUM(cost_micros), 0) FROM ai_calls WHERE session_id = ${id}) WHERE id = ${id} RETURNING cost_micros`
+          )
+          .pipe(Effect.map((rows) => rows[0]?.cost_micros ?? 0)),
       /** The next batch number of a session, taken atomically (two regenerations at once get one each). */
       nextBatch: (sessionId: string) =>
         db

@@ -39,7 +39,7 @@ import { MatchesService } from "../matches/matches.service.ts"
 import { UploadsService } from "../uploads/uploads.service.ts"
 import { UsersRepo } from "../users/users.repo.ts"
 import { type SessionDetail, SessionsRepo } from "./sessions.repo.ts"
-import { timingsOf, toMessage, toneOf, toSuggestion } from "./sessions.views.ts"
+import { failureMessage, timingsOf, toMessage, toneOf, toSuggestion } from "./sessions.views.ts"
 import { SessionJobs, sessionFeed } from "./sessions.jobs.ts"
 import { type BatchRequest, SessionSuggester } from "./sessions.suggest.ts"
 
@@ -82,6 +82,19 @@ const stateOf = (row: Pick<SessionDetail, "status" | "phase" | "errorCode">): Se
 })
 
 const isTerminalStatus = (status: string) => status === "completed" || status === "failed" || status === "cancelled"
+
+/** A finished session's terminal event with its final summary, from the database. */
+const terminalEventOf = (row: SessionDetail): SessionEvent =>
+  row.status === "failed"
+    ? { _tag: "Failed", code: row.errorCode ?? "INTERNAL_ERROR", message: failureMessage(row.errorCode ?? "") }
+    : row.status === "cancelled"
+      ? { _tag: "Cancelled" }
+      : {
+          _tag: "Completed",
+          suggestions: row.suggestions.map(toSuggestion),
+          costMicros: row.costMicros,
+          timings: timingsOf(row.timings)
+        }
 
 type UseError = Effect.Effect.Error<ReturnType<UploadsService["use"]>>
 
@@ -276,7 +289,36 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
             }
           })
         ).pipe(Stream.filterMap((snapshot) => snapshot))
-        return Stream.merge(live, watchdog, { haltStrategy: "either" })
+        // A stream that ends on a terminal snapshot (resuming was not possible, or the progress is
+        // gone) still ends with the terminal event, its summary read from the database.
+        const last = yield* Ref.make<SessionStreamItem | undefined>(undefined)
+        const closing = Stream.unwrap(
+          Effect.gen(function* () {
+            const item = yield* Ref.get(last)
+            if (item?._tag !== "Snapshot" || !isTerminalStatus(item.state.status)) return Stream.empty
+            const current = yield* load(userId, id).pipe(Effect.option)
+            if (Option.isNone(current)) return Stream.empty
+            const terminal: SessionStreamItem = { _tag: "Event", seq: item.seq, event: terminalEventOf(current.value) }
+            return Stream.make(terminal)
+          })
+        )
+        return Stream.merge(live, watchdog, { haltStrategy: "either" }).pipe(
+          Stream.tap((item) => Ref.set(last, item)),
+          Stream.concat(closing)
+        )
+      })
+
+    /**
+     * A reconnect whose `Last-Event-ID` is at or past the end: the session is finished and the
+     * listener has every event its progress holds (or the progress is gone). NotFound as `follow`.
+     */
+    const followEnded = (userId: string, id: string, afterSeq: number) =>
+      Effect.gen(function* () {
+        const row = yield* repo.stateOf(userId, id)
+        if (row === null) return yield* notFound("Session")
+        if (!isTerminalStatus(row.status)) return false
+        const snapshot = yield* feed.snapshot(id)
+        return afterSeq >= snapshot.seq
       })
 
     const cancel = (userId: string, id: string) =>
@@ -436,6 +478,7 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
           toPage(rows, limit, (row) => summaryOf(row, row.imageCount))
         ),
       follow,
+      followEnded,
       cancel,
       remove,
       eraseUser

@@ -12,6 +12,7 @@ import { type AiWireError, aiErrorToWire } from "../../core/ai/wire.ts"
 import { AppConfig } from "../../core/config.ts"
 import type { DbError } from "../../core/db/db.ts"
 import { SafetyBlocked } from "../../domain/errors.ts"
+import type { BlockedReason } from "../../domain/openers.ts"
 import type { SessionMessage, SessionSuggestion } from "../../domain/sessions.ts"
 import { Tone } from "../../domain/tones.ts"
 import { MatchesService, matchTexts } from "../matches/matches.service.ts"
@@ -51,6 +52,8 @@ export interface BatchRequest {
 export type BatchEvent =
   | { readonly _tag: "Delta"; readonly index: number; readonly text: string }
   | { readonly _tag: "Suggestion"; readonly index: number; readonly suggestion: SessionSuggestion }
+  /** Text already streamed as deltas of `index` was dropped: the next line streams under the same index. */
+  | { readonly _tag: "Blocked"; readonly index: number; readonly reason: BlockedReason }
 
 export type BatchError = AiError | DbError | SafetyBlocked
 
@@ -112,17 +115,26 @@ export class SessionSuggester extends Effect.Service<SessionSuggester>()("Sessio
         const meta = { provider: "unknown", model: "unknown", costMicros: 0 }
         let buffer = ""
         let index = 0
+        // Deltas of the line being written went out: dropping it must retract them.
+        let streamed = false
         const seen = new Set<string>(request.avoid.map(normalizeOpener))
 
         const finishLine = (raw: string) =>
           Effect.gen(function* () {
+            const sent = streamed
+            streamed = false
             const text = cleanLine(raw)
             if (text === "" || index >= SUGGESTION_COUNT) return
-            if (
-              text.length > MAX_SUGGESTION_CHARS ||
-              !outputAllowed(text, config.openers.safetyPolicy) ||
-              seen.has(normalizeOpener(text))
-            ) {
+            const reason: BlockedReason | undefined =
+              text.length > MAX_SUGGESTION_CHARS
+                ? "too_long"
+                : !outputAllowed(text, config.openers.safetyPolicy)
+                  ? "unsafe"
+                  : seen.has(normalizeOpener(text))
+                    ? "duplicate"
+                    : undefined
+            if (reason !== undefined) {
+              if (sent) yield* emit({ _tag: "Blocked", index, reason })
               return
             }
             seen.add(normalizeOpener(text))
@@ -170,6 +182,7 @@ export class SessionSuggester extends Effect.Service<SessionSuggester>()("Sessio
                   const part = parts[i] ?? ""
                   buffer += part
                   if (part !== "" && index < SUGGESTION_COUNT && buffer.trim() !== "") {
+                    streamed = true
                     yield* emit({ _tag: "Delta", index, text: part })
                   }
                   if (i < parts.length - 1) {

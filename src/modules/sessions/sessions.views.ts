@@ -54,3 +54,13 @@ export const wireEventOf = (item: SessionStreamItem): { seq: number; event: stri
 /** The row's `timings` JSON as the view's; anything unreadable is no timing at all. */
 export const timingsOf = (value: unknown): SessionTimings =>
   Option.getOrElse(Schema.decodeUnknownOption(SessionTimings)(value), () => ({}))
+
+const FAILURE_MESSAGES: Partial<Record<string, string>> = {
+  OCR_FAILED: "No chat could be read from the screenshots",
+  AI_UNAVAILABLE: "No AI provider could answer; try again shortly",
+  QUOTA_EXCEEDED: "Today's AI budget for this account is used up",
+  SAFETY_BLOCKED: "This conversation involves someone under 18: Wingmate does not help with that"
+}
+
+/** The message of a failed session's `Failed` event, by its code. */
+export const failureMessage = (code: string) => FAILURE_MESSAGES[code] ?? "The session could not be completed"

@@ -19,7 +19,7 @@ import {
   doneOpeners,
   eventually,
   expectedOpener,
-  frameOf,
+  streamOf,
   generateJson,
   generateSse,
   newMatch,
@@ -70,18 +70,20 @@ const COST = 3_500
 const delta = (index: number, text: string) => ({ event: "delta", data: { index, text } })
 const blocked = (index: number, reason: string) => ({ event: "blocked", data: { index, reason } })
 const done = (index: number, opener: unknown) => ({ event: "done", data: { index, opener } })
-const final = (meta: Record<string, unknown>) => ({
+const finalMeta = (meta: Record<string, unknown>) => ({
+  batchId: BATCH_ID,
+  provider: "gpt-4o",
+  model: "gpt-4o",
+  local: false,
+  usage: { inputTokens: USAGE.input, outputTokens: USAGE.output },
+  costMicros: COST,
+  blocked: 0,
+  ...meta
+})
+/** The terminal event: the meta and the openers saved (asserted in full where it matters). */
+const final = (meta: Record<string, unknown>, openers: unknown = expect.any(Array)) => ({
   event: "final",
-  data: {
-    batchId: BATCH_ID,
-    provider: "gpt-4o",
-    model: "gpt-4o",
-    local: false,
-    usage: { inputTokens: USAGE.input, outputTokens: USAGE.output },
-    costMicros: COST,
-    blocked: 0,
-    ...meta
-  }
+  data: { ...finalMeta(meta), openers }
 })
 
 /** The model's answer, exactly as these deltas. */
@@ -112,10 +114,12 @@ layer(Server, { timeout: 60_000 })("magic openers: generate", (it) => {
           delta(1, "Second"),
           delta(1, " one here?"),
           done(1, second),
-          final({})
+          final({}, [first, second])
         ])
-        // The framing itself: `event: X\ndata: JSON\n\n`, nothing else.
-        expect(res.raw).toBe(res.events.map(frameOf).join(""))
+        // The framing itself: `retry:` first, then `id: <batchId>:<n>\nevent: X\ndata: JSON\n\n`, nothing else.
+        expect(res.raw).toBe(streamOf(res))
+        const finalBatch = (res.events.at(-1)?.data as { batchId: string }).batchId
+        expect(res.ids).toEqual(res.events.map((_, n) => `${finalBatch}:${n + 1}`))
 
         const [o0, o1] = doneOpeners(res.events)
         const batchId = (res.events.at(-1)?.data as { batchId: string }).batchId
@@ -186,7 +190,7 @@ layer(Server, { timeout: 60_000 })("magic openers: generate", (it) => {
               expectedOpener({ matchId: match.id, position: 0, text: "Hey Sam, climbing buddy?" }),
               expectedOpener({ matchId: match.id, position: 1, text: "Second one here?" })
             ],
-            meta: final({}).data
+            meta: finalMeta({})
           }
         })
         const data = (res.body as { data: { openers: Array<WireOpener>; meta: { batchId: string } } }).data
@@ -382,7 +386,7 @@ layer(Server, { timeout: 60_000 })("magic openers: generate", (it) => {
       })
     )
 
-    it.effect("a stream cut after its first delta: an error event, no fallback, the cut line not saved", () =>
+    it.effect("a stream cut after its first delta: a `failed` event, no fallback, the cut line not saved", () =>
       Effect.gen(function* () {
         const url = yield* baseUrl
         const { alice } = yield* twoUsers(url)
@@ -396,11 +400,15 @@ layer(Server, { timeout: 60_000 })("magic openers: generate", (it) => {
           done(0, expectedOpener({ matchId: match.id, position: 0, text: "Complete first line?" })),
           delta(1, "Half a sec"),
           {
-            event: "error",
-            data: { code: "AI_UNAVAILABLE", message: "The AI provider stopped mid-answer; try again" }
+            event: "failed",
+            data: {
+              code: "AI_UNAVAILABLE",
+              message: "The AI provider stopped mid-answer; try again",
+              openers: [expect.objectContaining({ position: 0 })]
+            }
           }
         ])
-        expect(res.raw).toBe(res.events.map(frameOf).join(""))
+        expect(res.raw).toBe(streamOf(res))
         expect(anthropic.requests).toHaveLength(0)
         expect((yield* openerRows(alice.id)).map((row) => row["text"])).toEqual(["Complete first line?"])
         expect(yield* aiCallRows(alice.id)).toEqual([
@@ -409,7 +417,7 @@ layer(Server, { timeout: 60_000 })("magic openers: generate", (it) => {
       })
     )
 
-    it.effect("a stream that stalls after its first delta times out: an error event, the cut line not saved", () =>
+    it.effect("a stream that stalls after its first delta times out: a `failed` event, the cut line not saved", () =>
       Effect.gen(function* () {
         const url = yield* baseUrl
         const { alice } = yield* twoUsers(url)
@@ -420,8 +428,12 @@ layer(Server, { timeout: 60_000 })("magic openers: generate", (it) => {
           delta(0, "Quick first?"),
           done(0, expectedOpener({ matchId: null, position: 0, text: "Quick first?" })),
           {
-            event: "error",
-            data: { code: "AI_UNAVAILABLE", message: "The AI provider stopped mid-answer; try again" }
+            event: "failed",
+            data: {
+              code: "AI_UNAVAILABLE",
+              message: "The AI provider stopped mid-answer; try again",
+              openers: [expect.objectContaining({ position: 0 })]
+            }
           }
         ])
         expect(anthropic.requests).toHaveLength(0)
@@ -441,7 +453,7 @@ layer(Server, { timeout: 60_000 })("magic openers: generate", (it) => {
         const { alice } = yield* twoUsers(url)
         answer(["Quick first?\n", "Slow second?\n"], { chunkDelayMs: TIMEOUT_MS + 1_000 })
         const res = yield* generateSse(url, alice.headers, { profile: { name: "Sam" }, count: 2 })
-        expect(res.events.map((event) => event.event)).toEqual(["delta", "done", "error"])
+        expect(res.events.map((event) => event.event)).toEqual(["delta", "done", "failed"])
         expect(yield* abortSeen(openai)).toBe(true)
       })
     )
@@ -467,7 +479,7 @@ layer(Server, { timeout: 60_000 })("magic openers: generate", (it) => {
       })
     )
 
-    it.effect("every provider down with SSE: an error event AI_UNAVAILABLE and nothing else", () =>
+    it.effect("every provider down with SSE: a `failed` event AI_UNAVAILABLE and nothing else", () =>
       Effect.gen(function* () {
         const url = yield* baseUrl
         const { alice } = yield* twoUsers(url)
@@ -477,8 +489,8 @@ layer(Server, { timeout: 60_000 })("magic openers: generate", (it) => {
         const res = yield* generateSse(url, alice.headers, { profile: { name: "Sam" }, count: 1 })
         expect(res.events).toEqual([
           {
-            event: "error",
-            data: { code: "AI_UNAVAILABLE", message: "No AI provider could answer; try again shortly" }
+            event: "failed",
+            data: { code: "AI_UNAVAILABLE", message: "No AI provider could answer; try again shortly", openers: [] }
           }
         ])
         expect(yield* openerRows(alice.id)).toEqual([])

@@ -52,7 +52,8 @@ layer(testServer({ db: TestDb(), config: { AI_DAILY_SPEND_CAP_MICROS: "0" } }), 
           local: true,
           usage: { inputTokens: expect.any(Number), outputTokens: expect.any(Number) },
           costMicros: 0,
-          blocked: 0
+          blocked: 0,
+          openers
         })
         expect((yield* openerRows(alice.id)).map((row) => row["provider"])).toEqual(["local", "local"])
         expect(yield* aiCallRows(alice.id)).toEqual([

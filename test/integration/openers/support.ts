@@ -18,25 +18,30 @@ export interface SseResult {
   readonly headers: Headers
   /** The events, in order (keep-alive comments left out). Empty when the answer was not a stream. */
   readonly events: ReadonlyArray<SseEvent>
+  /** Each event's `id:`, in the same order. */
+  readonly ids: ReadonlyArray<string | undefined>
   /** Everything read from the body, as sent. */
   readonly raw: string
   /** The parsed body when the answer was not an event stream (an error envelope). */
   readonly body: unknown
 }
 
-/** One `event: X\ndata: JSON` frame; undefined for a comment-only frame. */
-const parseFrame = (frame: string): SseEvent | undefined => {
+/** One `id: N\nevent: X\ndata: JSON` frame; undefined for a comment-only or `retry:` frame. */
+export const parseFrame = (frame: string): (SseEvent & { readonly id: string | undefined }) | undefined => {
   let event = "message"
+  let id: string | undefined
   const data: Array<string> = []
   for (const line of frame.split("\n")) {
     if (line.startsWith(":")) continue
     if (line.startsWith("event: ")) event = line.slice("event: ".length)
     else if (line.startsWith("data: ")) data.push(line.slice("data: ".length))
+    else if (line.startsWith("id: ")) id = line.slice("id: ".length)
+    else if (/^retry: \d+$/.test(line)) continue
     else if (line !== "") throw new Error(`unexpected SSE line: ${JSON.stringify(line)}`)
   }
   if (data.length === 0) return undefined
   const parsed: unknown = JSON.parse(data.join("\n"))
-  return { event, data: parsed }
+  return { event, data: parsed, id }
 }
 
 /**
@@ -66,9 +71,10 @@ export const generateSse = (
       } catch {
         // not JSON: keep the text
       }
-      return { status: response.status, headers: response.headers, events: [], raw: text, body }
+      return { status: response.status, headers: response.headers, events: [], ids: [], raw: text, body }
     }
     const events: Array<SseEvent> = []
+    const ids: Array<string | undefined> = []
     let raw = ""
     let buffer = ""
     const decoder = new TextDecoder()
@@ -88,10 +94,11 @@ export const generateSse = (
           end = buffer.indexOf("\n\n")
           const event = parseFrame(frame)
           if (event === undefined) continue
-          events.push(event)
+          events.push({ event: event.event, data: event.data })
+          ids.push(event.id)
           if (stopWhen?.(event, events)) {
             controller.abort()
-            return { status: response.status, headers: response.headers, events, raw, body: undefined }
+            return { status: response.status, headers: response.headers, events, ids, raw, body: undefined }
           }
         }
       }
@@ -99,7 +106,7 @@ export const generateSse = (
       reader.releaseLock()
     }
     if (buffer !== "") throw new Error(`the stream ended inside a frame: ${JSON.stringify(buffer)}`)
-    return { status: response.status, headers: response.headers, events, raw, body: undefined }
+    return { status: response.status, headers: response.headers, events, ids, raw, body: undefined }
   })
 
 /** The same generation without the Accept header: the JSON envelope. */
@@ -107,7 +114,15 @@ export const generateJson = (url: string, headers: Record<string, string>, paylo
   postJson(`${url}/api/v1/magic-openers/generate`, JSON.stringify(payload), headers)
 
 /** The wire form of one SSE frame, as the server must write it. */
-export const frameOf = (event: SseEvent) => `event: ${event.event}\ndata: ${JSON.stringify(event.data)}\n\n`
+export const frameOf = (event: SseEvent, id?: string) =>
+  `${id === undefined ? "" : `id: ${id}\n`}event: ${event.event}\ndata: ${JSON.stringify(event.data)}\n\n`
+
+/** The whole body as the server must write it: `retry:`, then each event with its id. */
+export const streamOf = (result: Pick<SseResult, "events" | "ids">) =>
+  RETRY_FRAME + result.events.map((event, i) => frameOf(event, result.ids[i])).join("")
+
+/** The `retry:` every event stream starts with (a stock EventSource's reconnection delay). */
+export const RETRY_FRAME = "retry: 3000\n\n"
 
 export interface WireOpener {
   readonly id: string

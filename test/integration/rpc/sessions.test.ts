@@ -68,12 +68,14 @@ layer(testServer({ db: TestDb(), consumer: true }), { timeout: 120_000, excludeT
         ).pipe(Effect.provide(asAlice("webSocket")))
         expect(resumed).toEqual(items.filter((item) => item.seq > after))
 
-        // Without afterSeq: the state so far as a snapshot, and the stream ends (the session is over).
+        // Without afterSeq: the state so far as a snapshot, then the terminal event with its summary, and
+        // the stream ends (the session is over).
         const late = yield* Effect.flatMap(WingmateRpcClient, (rpc) =>
           collect(rpc.sessions.follow({ sessionId: created.id }))
         ).pipe(Effect.provide(asAlice("http")))
         expect(late).toEqual([
-          { _tag: "Snapshot", seq: items.length, state: { status: "completed", phase: null, errorCode: null } }
+          { _tag: "Snapshot", seq: items.length, state: { status: "completed", phase: null, errorCode: null } },
+          { ...items.at(-1), seq: items.length }
         ])
 
         const session = yield* Effect.flatMap(WingmateRpcClient, (rpc) =>

@@ -12,7 +12,7 @@ import { sql, TestDb } from "../../support/database.ts"
 import { http, postJson } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
-import { awaitFinished, createSession, uploadPng, type WireSession } from "./support.ts"
+import { awaitFinished, createSession, sseFrames, uploadPng, type WireSession } from "./support.ts"
 
 let screenshot: Buffer
 
@@ -143,13 +143,7 @@ layer(testServer({ db: TestDb(), consumer: true }), { timeout: 120_000 })(
         expect(response.status).toBe(200)
         expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/)
         const text = yield* Effect.promise(() => response.text())
-        const frames = text
-          .split("\n\n")
-          .filter((block) => block.startsWith("event: "))
-          .map((block) => {
-            const [event, data] = block.split("\n")
-            return { event: event?.slice(7), data: JSON.parse(data?.slice(6) ?? "null") as unknown }
-          })
+        const frames = sseFrames(text)
         const saved = frames.flatMap((frame) =>
           frame.event === "suggestion"
             ? [(frame.data as { suggestion: { text: string; tone: string; batch: number } }).suggestion]
@@ -161,7 +155,14 @@ layer(testServer({ db: TestDb(), consumer: true }), { timeout: 120_000 })(
           "You have good taste. What else should I know about you? [local 5]"
         ])
         for (const suggestion of saved) expect(suggestion).toMatchObject({ tone: "sincere", batch: 1 })
-        expect(frames.at(-1)).toEqual({ event: "final", data: { batch: 1 } })
+        // The terminal event carries the batch as saved; every event has an id `<batch>:<n>`.
+        expect(frames.at(-1)).toEqual({
+          id: `1:${frames.length}`,
+          event: "final",
+          data: { batch: 1, suggestions: saved }
+        })
+        expect(frames.map((frame) => frame.id)).toEqual(frames.map((_, n) => `1:${n + 1}`))
+        expect(text.startsWith("retry: 3000\n\n")).toBe(true)
         expect(frames.filter((frame) => frame.event === "delta").length).toBeGreaterThan(0)
 
         // Every line is now an earlier suggestion: the next batch drops them all.

@@ -93,10 +93,28 @@ layer(testServer({ db: TestDb(), redis: Redis.layer, config: redisConfig, consum
         )
         expect(times?.started_before_transcript).toBe(true)
 
-        // A late listener gets the terminal snapshot and the stream ends.
+        // The terminal event carries the final summary: the suggestions as saved, the cost.
+        const [costRow] = yield* sql<{ cost_micros: number }>("SELECT cost_micros FROM sessions WHERE id = $1", [
+          session.id
+        ])
+        expect(events.frames.at(-1)?.data).toEqual({ suggestions: done.suggestions, costMicros: costRow?.cost_micros })
+        // `retry:` first; then the stream ends after the terminal event, and a reconnect carrying its id is 204.
+        expect(events.text.startsWith("retry: 3000\n\n")).toBe(true)
+        const reconnect = yield* readEvents(url, alice.headers, session.id, events.frames.at(-1)?.id)
+        expect(reconnect.status).toBe(204)
+        expect(reconnect.text).toBe("")
+        // An id from before the end still resumes: what came after it, the terminal event last.
+        const resumed = yield* readEvents(url, alice.headers, session.id, String((ids.at(-1) ?? 0) - 1))
+        expect(resumed.status).toBe(200)
+        expect(resumed.frames).toEqual([events.frames.at(-1)])
+
+        // A late listener gets the terminal snapshot, then the terminal event with the summary, and the stream ends.
         const late = yield* readEvents(url, alice.headers, session.id)
-        expect(late.frames.map((frame) => frame.event)).toEqual(["snapshot"])
+        expect(late.frames.map((frame) => frame.event)).toEqual(["snapshot", "completed"])
         expect(late.frames[0]?.data).toEqual({ status: "completed", phase: null, errorCode: null })
+        expect(late.frames[1]).toEqual({ ...events.frames.at(-1), id: late.frames[0]?.id })
+        const lateReconnect = yield* readEvents(url, alice.headers, session.id, late.frames[1]?.id)
+        expect(lateReconnect.status).toBe(204)
 
         // Listed, newest first.
         const list = yield* http(`${url}/api/v1/sessions`, { headers: alice.headers })

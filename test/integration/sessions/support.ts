@@ -78,20 +78,25 @@ export const readEvents = (
       signal: AbortSignal.timeout(timeoutMs)
     })
     const text = await response.text()
-    const frames: Array<SseFrame> = []
-    for (const block of text.split("\n\n")) {
-      let event = "message"
-      let frameId: string | undefined
-      const data: Array<string> = []
-      for (const line of block.split("\n")) {
-        if (line.startsWith("id: ")) frameId = line.slice(4)
-        else if (line.startsWith("event: ")) event = line.slice(7)
-        else if (line.startsWith("data: ")) data.push(line.slice(6))
-      }
-      if (data.length > 0) frames.push({ id: frameId, event, data: JSON.parse(data.join("\n")) as unknown })
-    }
-    return { status: response.status, contentType: response.headers.get("content-type"), frames, text }
+    return { status: response.status, contentType: response.headers.get("content-type"), frames: sseFrames(text), text }
   })
+
+/** The events of an SSE body, with their ids (comments and `retry:` left out). */
+export const sseFrames = (text: string): Array<SseFrame> => {
+  const frames: Array<SseFrame> = []
+  for (const block of text.split("\n\n")) {
+    let event = "message"
+    let frameId: string | undefined
+    const data: Array<string> = []
+    for (const line of block.split("\n")) {
+      if (line.startsWith("id: ")) frameId = line.slice(4)
+      else if (line.startsWith("event: ")) event = line.slice(7)
+      else if (line.startsWith("data: ")) data.push(line.slice(6))
+    }
+    if (data.length > 0) frames.push({ id: frameId, event, data: JSON.parse(data.join("\n")) as unknown })
+  }
+  return frames
+}
 
 /** A wire fake's answers: the vision read of any screenshot (two messages), then three suggestions. */
 export const FAKE_VISION = {

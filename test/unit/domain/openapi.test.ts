@@ -87,7 +87,7 @@ describe("OpenAPI document", () => {
   it("the openers generation documents both answers: the JSON envelope and the event stream", () => {
     const content = at(doc, "paths", "/api/v1/magic-openers/generate", "post", "responses", "200", "content")
     expect(entries(content).map(([type]) => type)).toEqual(["application/json", "text/event-stream"])
-    expect(at(content, "text/event-stream", "schema", "description")).toContain("event: done")
+    expect(JSON.stringify(at(content, "text/event-stream", "schema"))).toContain('"enum":["done"]')
   })
 
   it("every documented error code comes from the catalog, with the catalog's status", () => {
@@ -184,5 +184,102 @@ describe("OpenAPI document", () => {
     }
     expect(checked).toBeGreaterThan(10)
     expect(at(doc, "paths", "/health/ready", "get", "responses", "401")).toBeUndefined()
+  })
+})
+
+describe("OpenAPI: the streamed operations (Server-Sent Events)", () => {
+  const streamed = [
+    {
+      path: "/api/v1/magic-openers/generate",
+      method: "post",
+      json: "GenerationResult",
+      events: ["delta", "done", "blocked", "final", "failed"]
+    },
+    {
+      path: "/api/v1/sessions/{sessionId}/suggestions",
+      method: "post",
+      json: "SuggestionBatch",
+      events: ["delta", "suggestion", "blocked", "final", "failed"]
+    },
+    {
+      path: "/api/v1/sessions/{sessionId}/events",
+      method: "get",
+      json: undefined,
+      events: ["snapshot", "status", "transcript", "delta", "suggestion", "blocked", "completed", "failed", "cancelled"]
+    }
+  ] as const
+
+  /** Every `$ref` under the node. */
+  const refs = (node: unknown): Array<string> =>
+    typeof node !== "object" || node === null
+      ? []
+      : [
+          ...(typeof at(node, "$ref") === "string" ? [String(at(node, "$ref"))] : []),
+          ...Object.values(node).flatMap(refs)
+        ]
+
+  for (const { path, method, json, events } of streamed) {
+    it(`${method.toUpperCase()} ${path}: the JSON 200 alone is the envelope; the event stream is documented apart`, () => {
+      const operation = at(doc, "paths", path, method)
+      const content = at(operation, "responses", "200", "content")
+      if (json === undefined) {
+        expect(Object.keys(content as object)).toEqual(["text/event-stream"])
+      } else {
+        // No `string | envelope` union: the JSON schema is the envelope of the result, nothing else.
+        expect(at(content, "application/json", "schema")).toEqual({
+          type: "object",
+          required: ["success", "data"],
+          properties: { success: { type: "boolean", enum: [true] }, data: { $ref: `#/components/schemas/${json}` } },
+          additionalProperties: false
+        })
+      }
+      const stream = at(content, "text/event-stream", "schema")
+      expect(stream).toMatchObject({ type: "array", description: expect.stringContaining("retry:") })
+      const items = at(stream, "items", "oneOf")
+      const documented = Array.isArray(items) ? items : []
+      expect(documented.map((item) => at(item, "properties", "event", "enum"))).toEqual(events.map((e) => [e]))
+      for (const item of documented) {
+        // Each event: described, `{id, event, data}`, its data a real (object) JSON Schema.
+        expect(item).toMatchObject({
+          type: "object",
+          description: expect.any(String),
+          required: ["id", "event", "data"],
+          properties: { id: { type: "string" } }
+        })
+        const data = at(item, "properties", "data")
+        const named = refName(data)
+        expect(named === undefined ? at(data, "type") : at(schemas, named, "type")).toBe("object")
+      }
+      // Every schema the stream references exists in the components.
+      for (const ref of refs(stream)) {
+        expect(at(schemas, ref.replace("#/components/schemas/", "")), ref).toBeDefined()
+      }
+      // A reconnect: the Last-Event-ID header, and the 204 that tells an EventSource to stop.
+      const parameters = at(operation, "parameters")
+      const lastEventId = Array.isArray(parameters)
+        ? parameters.find((p) => at(p, "name") === "Last-Event-ID")
+        : undefined
+      expect(lastEventId).toMatchObject({ in: "header", required: false, schema: { type: "string" } })
+      expect(at(operation, "responses", "204")).toEqual({ description: expect.stringContaining("reconnect") })
+    })
+  }
+
+  it("terminal events carry the final summary", () => {
+    const data = (path: string, method: string, event: string) => {
+      const items = at(doc, "paths", path, method, "responses", "200", "content", "text/event-stream", "schema")
+      const oneOf = at(items, "items", "oneOf")
+      const item = (Array.isArray(oneOf) ? oneOf : []).find((i) => at(i, "properties", "event", "enum", "0") === event)
+      return at(item, "properties", "data")
+    }
+    expect(data("/api/v1/sessions/{sessionId}/events", "get", "completed")).toMatchObject({
+      required: ["suggestions", "costMicros"],
+      properties: { suggestions: { type: "array", items: { $ref: "#/components/schemas/SessionSuggestion" } } }
+    })
+    expect(data("/api/v1/magic-openers/generate", "post", "final")).toMatchObject({
+      required: expect.arrayContaining(["batchId", "usage", "costMicros", "openers"])
+    })
+    expect(data("/api/v1/sessions/{sessionId}/suggestions", "post", "final")).toEqual({
+      $ref: "#/components/schemas/SuggestionBatch"
+    })
   })
 })
