@@ -61,11 +61,18 @@ export type CreateSession = typeof CreateSession.Type
 export const SessionSender = Schema.Literal("me", "them", "system")
 
 export const SessionMessage = Schema.Struct({
+  position: Schema.Int.annotations({
+    description:
+      "The message's place in the transcript, from 0 in reading order: what `PATCH /sessions/{sessionId}/transcript` names a message by"
+  }),
   sender: SessionSender,
   text: Schema.String,
   time: Schema.NullOr(Schema.String),
   confidence: Schema.Number
-}).annotations({ identifier: "SessionMessage" })
+}).annotations({
+  identifier: "SessionMessage",
+  description: "One message of the transcript; `position` addresses it in a transcript fix"
+})
 export type SessionMessage = typeof SessionMessage.Type
 
 export const SessionSuggestion = Schema.Struct({

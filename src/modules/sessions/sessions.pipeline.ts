@@ -136,7 +136,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
           )
 
         // Normalise and OCR, unless an earlier attempt already saved the transcript.
-        let stored: ReadonlyArray<MessageRow> = session.messages
+        let stored: ReadonlyArray<MessageRow & { readonly position: number }> = session.messages
         if (stored.length === 0) {
           yield* enter("normalise")
           const images = yield* timed(
@@ -231,7 +231,10 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
               .pipe(Effect.catchAll((error) => Effect.logWarning("Session screenshots not deleted", error)))
           }
           // Every row is ours (none left by an earlier attempt): no need to read them back.
-          stored = saved.count === merged.length ? merged : yield* repo.messages(sessionId)
+          stored =
+            saved.count === merged.length
+              ? merged.map((message, position) => ({ ...message, position }))
+              : yield* repo.messages(sessionId)
         }
         const transcript = stored.map(toMessage)
         yield* publish({ _tag: "Transcript", messages: transcript })

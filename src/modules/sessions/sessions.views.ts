@@ -14,11 +14,13 @@ const isSender = Schema.is(SessionSender)
 export const toneOf = (value: string | null | undefined): Tone => (isTone(value) ? value : "playful")
 
 export const toMessage = (row: {
+  readonly position: number
   readonly sender: string
   readonly text: string
   readonly time: string | null
   readonly confidence: number
 }): SessionMessage => ({
+  position: row.position,
   sender: isSender(row.sender) ? row.sender : "system",
   text: row.text,
   time: row.time,
