@@ -87,7 +87,9 @@ export const OpenersRpcs = RpcGroup.make(
     payload: { openerId: ResourceId, ...DislikeOpener.fields },
     success: Opener,
     error: NotFound
-  })
+  }),
+  /** Clears a dislike and its reason (a like stays); idempotent. */
+  Rpc.make("undislike", { payload: { openerId: ResourceId }, success: Opener, error: NotFound })
 )
   .middleware(RpcAuthentication)
   .prefix("openers.")

@@ -350,6 +350,17 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
       .annotate(OpenApi.Transform, withOptionalBody)
   )
   .add(
+    HttpApiEndpoint.del("undislike", "/:sessionId/suggestions/:suggestionId/dislike")
+      .setPath(SuggestionPath)
+      .addSuccess(Envelope(SessionSuggestion))
+      .addError(NotFoundEnvelope)
+      .annotate(
+        OpenApi.Description,
+        "Clears the caller's dislike of the suggestion and its reason (a like stays as it is); idempotent. " +
+          "Another user's session or suggestion is 404 NOT_FOUND, as a missing one."
+      )
+  )
+  .add(
     HttpApiEndpoint.post("cancel", "/:sessionId/cancel")
       .setPath(SessionPath)
       .addSuccess(Envelope(Session))
