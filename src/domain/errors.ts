@@ -90,6 +90,11 @@ export class AiUnavailable extends Schema.TaggedError<AiUnavailable>()("AiUnavai
 export class AiRequestRejected extends Schema.TaggedError<AiRequestRejected>()("AiRequestRejected", errorFields) {}
 /** The AI answer did not match the expected shape, even after a corrective retry. */
 export class AiInvalidOutput extends Schema.TaggedError<AiInvalidOutput>()("AiInvalidOutput", errorFields) {}
+/**
+ * The AI answered, but nothing it wrote could be kept (no line, or every line unsafe, a repeat or
+ * too long), even after one more try: nothing was saved and nothing is counted.
+ */
+export class AiEmptyResult extends Schema.TaggedError<AiEmptyResult>()("AiEmptyResult", errorFields) {}
 /** No text could be read from a screenshot (blank, no chat, or the OCR engines failed). */
 export class OcrUnreadable extends Schema.TaggedError<OcrUnreadable>()("OcrUnreadable", errorFields) {}
 /** Too many requests in the current window. */
@@ -133,6 +138,7 @@ export const ErrorCatalog = {
   RATE_LIMITED: { status: 429, error: RateLimited },
   QUOTA_EXCEEDED: { status: 429, error: QuotaExceeded },
   AI_INVALID_OUTPUT: { status: 502, error: AiInvalidOutput },
+  AI_EMPTY_RESULT: { status: 502, error: AiEmptyResult },
   AI_UNAVAILABLE: { status: 503, error: AiUnavailable },
   INTERNAL_ERROR: { status: 500, error: InternalError },
   SERVICE_UNAVAILABLE: { status: 503, error: ServiceUnavailable }
@@ -330,6 +336,7 @@ export const QuotaExceededEnvelope = ErrorEnvelope(QuotaExceeded, "QUOTA_EXCEEDE
 export const AiUnavailableEnvelope = ErrorEnvelope(AiUnavailable, "AI_UNAVAILABLE")
 export const AiRequestRejectedEnvelope = ErrorEnvelope(AiRequestRejected, "AI_REQUEST_REJECTED")
 export const AiInvalidOutputEnvelope = ErrorEnvelope(AiInvalidOutput, "AI_INVALID_OUTPUT")
+export const AiEmptyResultEnvelope = ErrorEnvelope(AiEmptyResult, "AI_EMPTY_RESULT")
 export const OcrUnreadableEnvelope = ErrorEnvelope(OcrUnreadable, "OCR_FAILED")
 
 /** The catalog code of an error instance (for places that write the envelope themselves, like SSE). */

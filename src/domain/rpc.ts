@@ -10,6 +10,7 @@ import { Rpc, RpcGroup, RpcMiddleware } from "@effect/rpc"
 import { Schema } from "effect"
 import { CurrentUser } from "./auth.ts"
 import {
+  AiEmptyResult,
   AiInvalidOutput,
   AiRequestRejected,
   AiUnavailable,
@@ -142,7 +143,8 @@ export const SessionsRpcs = RpcGroup.make(
   Rpc.make("regenerate", {
     payload: { sessionId: ResourceId, ...RegenerateSuggestions.fields },
     success: RegenerationEvent,
-    error: Schema.Union(NotFound, Conflict, SafetyBlocked, ...AiErrors),
+    /** `AiEmptyResult`: no line could be kept, twice; nothing saved, not counted. */
+    error: Schema.Union(NotFound, Conflict, SafetyBlocked, AiEmptyResult, ...AiErrors),
     stream: true
   })
 )

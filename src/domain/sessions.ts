@@ -8,6 +8,7 @@ import { Schema } from "effect"
 import { Authentication } from "./auth.ts"
 import { Envelope } from "./envelope.ts"
 import {
+  AiEmptyResultEnvelope,
   AiInvalidOutputEnvelope,
   AiRequestRejectedEnvelope,
   AiUnavailableEnvelope,
@@ -321,11 +322,13 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
       .addError(AiUnavailableEnvelope)
       .addError(AiRequestRejectedEnvelope)
       .addError(AiInvalidOutputEnvelope)
+      .addError(AiEmptyResultEnvelope)
       .annotate(
         OpenApi.Description,
         "Writes a new batch of suggestions from the stored transcript, with another tone and/or an " +
           "instruction, never repeating an earlier suggestion of the session. 409 CONFLICT unless the " +
-          "session is completed with a transcript. " +
+          "session is completed with a transcript. A batch in which no line could be kept is asked for " +
+          "once more, then answers 502 AI_EMPTY_RESULT (nothing saved, the regeneration not counted). " +
           REGENERATE_SSE
       )
   )

@@ -20,6 +20,7 @@ import { makeCoalescingPublisher } from "../../core/progress/coalescing.ts"
 import { Ocr } from "../../core/ocr/ocr.ts"
 import { Transcript } from "../../core/ocr/transcript.ts"
 import { JobFailedPermanently, type Job } from "../../core/queue/job-queue.ts"
+import { Quotas, utcDayOf } from "../../core/quota/quotas.ts"
 import { Storage } from "../../core/storage/storage.ts"
 import { codeOf, type ErrorCode } from "../../domain/errors.ts"
 import type { SessionEvent, SessionPhase, SessionProgressState } from "../../domain/sessions.ts"
@@ -71,7 +72,8 @@ const FAILURE_MESSAGES: Partial<Record<ErrorCode, string>> = {
   OCR_FAILED: "No chat could be read from the screenshots",
   AI_UNAVAILABLE: "No AI provider could answer; try again shortly",
   QUOTA_EXCEEDED: "Today's AI budget for this account is used up",
-  SAFETY_BLOCKED: "This conversation involves someone under 18: Wingmate does not help with that"
+  SAFETY_BLOCKED: "This conversation involves someone under 18: Wingmate does not help with that",
+  AI_EMPTY_RESULT: "The AI wrote no reply that could be kept; try again"
 }
 
 export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionPipeline", {
@@ -81,11 +83,33 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
     const storage = yield* Storage
     const ocr = yield* Ocr
     const suggester = yield* SessionSuggester
+    const quotas = yield* Quotas
     const config = yield* AppConfig
     const feed = yield* sessionFeed
     const mimeType = config.images.format === "webp" ? ("image/webp" as const) : ("image/jpeg" as const)
 
     const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
+
+    /** Marks the session failed with `code` and publishes it; false when it had already ended. */
+    const markFailed = (sessionId: string, code: ErrorCode) =>
+      Effect.gen(function* () {
+        const failed = yield* repo.advance(sessionId, {
+          status: "failed",
+          phase: null,
+          errorCode: code,
+          completedAt: yield* now
+        })
+        if (!failed) return false
+        yield* feed
+          .publish(
+            sessionId,
+            { _tag: "Failed", code, message: FAILURE_MESSAGES[code] ?? "The session could not be completed" },
+            { state: { status: "failed", phase: null, errorCode: code } }
+          )
+          .pipe(Effect.catchAll((error) => Effect.logWarning("Session progress not published", error)))
+        yield* Effect.logWarning("Session failed").pipe(Effect.annotateLogs({ sessionId, code }))
+        return true
+      })
 
     const run = (payload: SessionJob) =>
       Effect.gen(function* () {
@@ -258,7 +282,23 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
             },
             streamed.offer
           )
-        ).pipe(Effect.ensuring(streamed.flush))
+        ).pipe(
+          Effect.ensuring(streamed.flush),
+          // No suggestion could be kept, twice: the session fails and its daily unit is given back
+          // (once: only by the attempt that marks it failed).
+          Effect.tapErrorTag("AiEmptyResult", () =>
+            Effect.flatMap(markFailed(sessionId, "AI_EMPTY_RESULT"), (failed) =>
+              failed
+                ? quotas.release({
+                    userId: session.userId,
+                    kind: "sessions",
+                    day: utcDayOf(session.createdAt.getTime()),
+                    amount: 1
+                  })
+                : Effect.void
+            )
+          )
+        )
 
         const completed = yield* repo.advance(sessionId, {
           status: "completed",
@@ -276,25 +316,6 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
         Effect.scoped,
         Effect.catchTag("Stopped", () => Effect.void)
       )
-
-    const markFailed = (sessionId: string, code: ErrorCode) =>
-      Effect.gen(function* () {
-        const failed = yield* repo.advance(sessionId, {
-          status: "failed",
-          phase: null,
-          errorCode: code,
-          completedAt: yield* now
-        })
-        if (!failed) return
-        yield* feed
-          .publish(
-            sessionId,
-            { _tag: "Failed", code, message: FAILURE_MESSAGES[code] ?? "The session could not be completed" },
-            { state: { status: "failed", phase: null, errorCode: code } }
-          )
-          .pipe(Effect.catchAll((error) => Effect.logWarning("Session progress not published", error)))
-        yield* Effect.logWarning("Session failed").pipe(Effect.annotateLogs({ sessionId, code }))
-      })
 
     const onFailure = <E extends { readonly _tag: string }>(
       job: Job<SessionJob>,
@@ -356,7 +377,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
 
     return { run, handle, sweepOriginals } as const
   }),
-  dependencies: [SessionsRepo.Default, SessionSuggester.Default]
+  dependencies: [SessionsRepo.Default, SessionSuggester.Default, Quotas.Default]
 }) {}
 
 /**
