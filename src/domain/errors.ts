@@ -233,7 +233,79 @@ export const boundedReport = (report: string): string =>
   )
 
 /**
- * One issue per field (a union reports each failed member; their messages are joined), at most
+ * A union reports each member that failed: `Expected "me", actual "x"`, `Expected "them", actual
+ * "x"`… Said once: `Expected "me", "them" or "system", actual "x"`. Messages of another form are
+ * joined with "; ".
+ */
+const joinMessages = (messages: ReadonlyArray<string>): string => {
+  const parsed = messages.map((message) => {
+    const at = message.indexOf(ACTUAL)
+    return message.startsWith("Expected ") && at !== -1
+      ? { expected: message.slice("Expected ".length, at), actual: message.slice(at + ACTUAL.length) }
+      : undefined
+  })
+  const first = parsed[0]
+  if (messages.length < 2 || first === undefined || parsed.some((p) => p === undefined || p.actual !== first.actual)) {
+    return messages.join("; ")
+  }
+  const expected = parsed.flatMap((p) => (p === undefined ? [] : [p.expected]))
+  return `Expected ${expected.slice(0, -1).join(", ")} or ${expected.at(-1) ?? ""}${ACTUAL}${first.actual}`
+}
+
+const TREE_LINE = /^((?:[│ ] {2})*)[└├]─ (.*)$/
+const PATH_SEGMENT = /^\[(.*)\]$/
+
+/** A JSON key or index of a `TreeFormatter` path line (`["limit"]`, `[0]`); undefined for other lines. */
+const segmentOf = (text: string): PropertyKey | undefined => {
+  const inner = PATH_SEGMENT.exec(text)?.[1]
+  if (inner === undefined) return undefined
+  if (/^\d+$/.test(inner)) return Number(inner)
+  try {
+    const key: unknown = JSON.parse(inner)
+    return typeof key === "string" ? key : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * A decode failure as RPC sends it (the `TreeFormatter` report: the schema, then a tree of
+ * members, refinements and sides) said as REST says it: one `path: message` per field, the union
+ * members' messages said once, the schema's description and the inner nodes left out. A report
+ * that is not such a tree is only bounded.
+ */
+export const conciseReport = (report: string): string => {
+  const lines = report.split("\n", MAX_ISSUES * 8)
+  const nodes: Array<{ depth: number; text: string }> = []
+  for (const line of lines.slice(1)) {
+    const match = TREE_LINE.exec(line)
+    const last = nodes.at(-1)
+    if (match !== null) nodes.push({ depth: (match[1] ?? "").length / 3, text: match[2] ?? "" })
+    else if (last !== undefined) last.text += ` ${line.trim()}`
+  }
+  const issues: Array<{ path: ReadonlyArray<PropertyKey>; message: string }> = []
+  const stack: Array<{ depth: number; text: string }> = []
+  nodes.forEach((node, i) => {
+    while ((stack.at(-1)?.depth ?? -1) >= node.depth) stack.pop()
+    stack.push(node)
+    const next = nodes[i + 1]
+    if (next !== undefined && next.depth > node.depth) return
+    const path = stack.flatMap((n) => {
+      const segment = segmentOf(n.text)
+      return segment === undefined ? [] : [segment]
+    })
+    issues.push({ path, message: node.text })
+  })
+  if (issues.length === 0) return boundedReport(report)
+  const { issues: listed, omittedIssues } = issuesByPath(issues)
+  const said = listed.map((issue) => (issue.path === "" ? issue.message : `${issue.path}: ${issue.message}`))
+  return (
+    `The payload is invalid: ${said.join("; ")}` + (omittedIssues === undefined ? "" : ` (and ${omittedIssues} more)`)
+  )
+}
+
+/**
+ * One issue per field (a union reports each failed member; said once), at most
  * `MAX_ISSUES` of them, values cut short (`omittedIssues` counts the rest): REST, RPC and the socket
  * all say it so.
  */
@@ -245,7 +317,7 @@ export const issuesByPath = (
     const path = clip(formatPath(issue.path), MAX_TEXT_CHARS)
     const messages = byPath.get(path) ?? []
     const message = boundedMessage(issue.message)
-    if (!messages.includes(message) && messages.length < 5) messages.push(message)
+    if (!messages.includes(message) && messages.length < 8) messages.push(message)
     byPath.set(path, messages)
   }
   // A nullable or optional value that fails also reports "Expected null" / "Expected undefined":
@@ -253,7 +325,7 @@ export const issuesByPath = (
   const isNoise = (message: string) => /^Expected (null|undefined), actual /.test(message)
   const all = Array.from(byPath, ([path, messages]) => {
     const informative = messages.filter((message) => !isNoise(message))
-    return { path, message: (informative.length > 0 ? informative : messages).join("; ") }
+    return { path, message: joinMessages(informative.length > 0 ? informative : messages) }
   })
   const informative = all.filter((issue) => !isNoise(issue.message))
   const listed = informative.length > 0 ? informative : all

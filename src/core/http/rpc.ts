@@ -6,7 +6,7 @@
 import { HttpLayerRouter, HttpServerRequest } from "@effect/platform"
 import { type Rpc, type RpcGroup, RpcSerialization, RpcServer } from "@effect/rpc"
 import { Effect, Layer } from "effect"
-import { boundedReport } from "../../domain/errors.ts"
+import { boundedReport, conciseReport } from "../../domain/errors.ts"
 import { jsonLimitExceeded } from "./json-limits.ts"
 import { errorResponse } from "./middleware.ts"
 
@@ -44,10 +44,13 @@ const webSocketProtocol = (path: HttpLayerRouter.PathInput) =>
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null
 
-/** A defect as sent: a string (a payload's decode failure, formatted with the value) or `{ name, message }`. */
+/**
+ * A defect as sent: a string (a payload's decode failure, said as REST says it: `path: message`
+ * per field) or `{ name, message }`.
+ */
 const boundedDefect = (defect: unknown): unknown =>
   typeof defect === "string"
-    ? boundedReport(defect)
+    ? conciseReport(defect)
     : isRecord(defect) && typeof defect["message"] === "string"
       ? { ...defect, message: boundedReport(defect["message"]) }
       : defect

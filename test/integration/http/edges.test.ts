@@ -1,6 +1,7 @@
 /**
  * Issue #16, rough edges of the contract: a dislike can be cleared (REST, RPC), owner-scoped and
- * idempotent. Rows are written with SQL: no AI provider is involved.
+ * idempotent; a validation message says what is wrong once (REST and RPC alike). Rows are
+ * written with SQL: no AI provider is involved.
  */
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
@@ -150,6 +151,58 @@ layer(testServer({ db: TestDb() }), { timeout: 60_000 })("rough edges of issue #
         ).pipe(Effect.provide(asUser(alice.token)))
         expect(cleared[0]).toEqual({ ...disliked, feedback: null, dislikeReason: null })
         expect(cleared[1]).toEqual(cleared[0])
+      })
+    )
+  })
+  describe("validation messages", () => {
+    it.effect("REST and RPC say each wrong field once, with the same words", () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const { alice } = yield* twoUsers(url)
+        const ids = yield* seed(alice.id)
+        const rest = yield* http(`${url}/api/v1/sessions/${ids.session}/transcript`, {
+          method: "PATCH",
+          headers: { ...alice.headers, "content-type": "application/json" },
+          body: JSON.stringify({ messages: [{ position: 0, sender: "bot" }] })
+        })
+        expect(rest.status).toBe(400)
+        expect(rest.body).toEqual(
+          failure("VALIDATION_ERROR", "The request is invalid: see details.issues", {
+            issues: [{ path: "messages.0.sender", message: 'Expected "me", "them" or "system", actual "bot"' }]
+          })
+        )
+        const limit = yield* http(`${url}/api/v1/sessions?limit=6.5`, { headers: alice.headers })
+        expect(limit.body).toEqual(
+          failure("VALIDATION_ERROR", "The request is invalid: see details.issues", {
+            issues: [{ path: "limit", message: "Expected an integer, actual 6.5" }]
+          })
+        )
+
+        const request = (id: string, tag: string, payload: unknown) =>
+          JSON.stringify({ _tag: "Request", id, tag, payload, headers: [["authorization", `Bearer ${alice.token}`]] })
+        const rpc = yield* http(`${url}/rpc`, {
+          method: "POST",
+          headers: { "content-type": "application/ndjson" },
+          body:
+            [
+              request("1", "openers.list", { limit: 6.5 }),
+              request("2", "openers.generate", { profile: { name: "Sam", age: 30 }, count: "3" })
+            ].join("\n") + "\n"
+        })
+        const defects = new Map(
+          rpc.text
+            .split("\n")
+            .filter((line) => line !== "")
+            .map((line) => {
+              const message = JSON.parse(line) as { requestId: string; exit: { cause: { defect: unknown } } }
+              return [message.requestId, message.exit.cause.defect] as const
+            })
+        )
+        expect(defects.get("1")).toBe("The payload is invalid: limit: Expected an integer, actual 6.5")
+        expect(defects.get("2")).toBe(
+          'The payload is invalid: profile.age: is unexpected, expected: "name" | "bio" | "interests"; ' +
+            'count: Expected number, actual "3"'
+        )
       })
     )
   })
