@@ -90,6 +90,11 @@ export class AiUnavailable extends Schema.TaggedError<AiUnavailable>()("AiUnavai
 export class AiRequestRejected extends Schema.TaggedError<AiRequestRejected>()("AiRequestRejected", errorFields) {}
 /** The AI answer did not match the expected shape, even after a corrective retry. */
 export class AiInvalidOutput extends Schema.TaggedError<AiInvalidOutput>()("AiInvalidOutput", errorFields) {}
+/**
+ * The AI answered, but nothing it wrote could be kept (no line, or every line unsafe, a repeat or
+ * too long), even after one more try: nothing was saved and nothing is counted.
+ */
+export class AiEmptyResult extends Schema.TaggedError<AiEmptyResult>()("AiEmptyResult", errorFields) {}
 /** No text could be read from a screenshot (blank, no chat, or the OCR engines failed). */
 export class OcrUnreadable extends Schema.TaggedError<OcrUnreadable>()("OcrUnreadable", errorFields) {}
 /** An `Idempotency-Key` already used with another request body (or Accept mode) by this user, on this operation. */
@@ -145,6 +150,7 @@ export const ErrorCatalog = {
   RATE_LIMITED: { status: 429, error: RateLimited },
   QUOTA_EXCEEDED: { status: 429, error: QuotaExceeded },
   AI_INVALID_OUTPUT: { status: 502, error: AiInvalidOutput },
+  AI_EMPTY_RESULT: { status: 502, error: AiEmptyResult },
   AI_UNAVAILABLE: { status: 503, error: AiUnavailable },
   INTERNAL_ERROR: { status: 500, error: InternalError },
   SERVICE_UNAVAILABLE: { status: 503, error: ServiceUnavailable }
@@ -245,7 +251,79 @@ export const boundedReport = (report: string): string =>
   )
 
 /**
- * One issue per field (a union reports each failed member; their messages are joined), at most
+ * A union reports each member that failed: `Expected "me", actual "x"`, `Expected "them", actual
+ * "x"`… Said once: `Expected "me", "them" or "system", actual "x"`. Messages of another form are
+ * joined with "; ".
+ */
+const joinMessages = (messages: ReadonlyArray<string>): string => {
+  const parsed = messages.map((message) => {
+    const at = message.indexOf(ACTUAL)
+    return message.startsWith("Expected ") && at !== -1
+      ? { expected: message.slice("Expected ".length, at), actual: message.slice(at + ACTUAL.length) }
+      : undefined
+  })
+  const first = parsed[0]
+  if (messages.length < 2 || first === undefined || parsed.some((p) => p === undefined || p.actual !== first.actual)) {
+    return messages.join("; ")
+  }
+  const expected = parsed.flatMap((p) => (p === undefined ? [] : [p.expected]))
+  return `Expected ${expected.slice(0, -1).join(", ")} or ${expected.at(-1) ?? ""}${ACTUAL}${first.actual}`
+}
+
+const TREE_LINE = /^((?:[│ ] {2})*)[└├]─ (.*)$/
+const PATH_SEGMENT = /^\[(.*)\]$/
+
+/** A JSON key or index of a `TreeFormatter` path line (`["limit"]`, `[0]`); undefined for other lines. */
+const segmentOf = (text: string): PropertyKey | undefined => {
+  const inner = PATH_SEGMENT.exec(text)?.[1]
+  if (inner === undefined) return undefined
+  if (/^\d+$/.test(inner)) return Number(inner)
+  try {
+    const key: unknown = JSON.parse(inner)
+    return typeof key === "string" ? key : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * A decode failure as RPC sends it (the `TreeFormatter` report: the schema, then a tree of
+ * members, refinements and sides) said as REST says it: one `path: message` per field, the union
+ * members' messages said once, the schema's description and the inner nodes left out. A report
+ * that is not such a tree is only bounded.
+ */
+export const conciseReport = (report: string): string => {
+  const lines = report.split("\n", MAX_ISSUES * 8)
+  const nodes: Array<{ depth: number; text: string }> = []
+  for (const line of lines.slice(1)) {
+    const match = TREE_LINE.exec(line)
+    const last = nodes.at(-1)
+    if (match !== null) nodes.push({ depth: (match[1] ?? "").length / 3, text: match[2] ?? "" })
+    else if (last !== undefined) last.text += ` ${line.trim()}`
+  }
+  const issues: Array<{ path: ReadonlyArray<PropertyKey>; message: string }> = []
+  const stack: Array<{ depth: number; text: string }> = []
+  nodes.forEach((node, i) => {
+    while ((stack.at(-1)?.depth ?? -1) >= node.depth) stack.pop()
+    stack.push(node)
+    const next = nodes[i + 1]
+    if (next !== undefined && next.depth > node.depth) return
+    const path = stack.flatMap((n) => {
+      const segment = segmentOf(n.text)
+      return segment === undefined ? [] : [segment]
+    })
+    issues.push({ path, message: node.text })
+  })
+  if (issues.length === 0) return boundedReport(report)
+  const { issues: listed, omittedIssues } = issuesByPath(issues)
+  const said = listed.map((issue) => (issue.path === "" ? issue.message : `${issue.path}: ${issue.message}`))
+  return (
+    `The payload is invalid: ${said.join("; ")}` + (omittedIssues === undefined ? "" : ` (and ${omittedIssues} more)`)
+  )
+}
+
+/**
+ * One issue per field (a union reports each failed member; said once), at most
  * `MAX_ISSUES` of them, values cut short (`omittedIssues` counts the rest): REST, RPC and the socket
  * all say it so.
  */
@@ -257,7 +335,7 @@ export const issuesByPath = (
     const path = clip(formatPath(issue.path), MAX_TEXT_CHARS)
     const messages = byPath.get(path) ?? []
     const message = boundedMessage(issue.message)
-    if (!messages.includes(message) && messages.length < 5) messages.push(message)
+    if (!messages.includes(message) && messages.length < 8) messages.push(message)
     byPath.set(path, messages)
   }
   // A nullable or optional value that fails also reports "Expected null" / "Expected undefined":
@@ -265,7 +343,7 @@ export const issuesByPath = (
   const isNoise = (message: string) => /^Expected (null|undefined), actual /.test(message)
   const all = Array.from(byPath, ([path, messages]) => {
     const informative = messages.filter((message) => !isNoise(message))
-    return { path, message: (informative.length > 0 ? informative : messages).join("; ") }
+    return { path, message: joinMessages(informative.length > 0 ? informative : messages) }
   })
   const informative = all.filter((issue) => !isNoise(issue.message))
   const listed = informative.length > 0 ? informative : all
@@ -348,6 +426,7 @@ export const QuotaExceededEnvelope = ErrorEnvelope(QuotaExceeded, "QUOTA_EXCEEDE
 export const AiUnavailableEnvelope = ErrorEnvelope(AiUnavailable, "AI_UNAVAILABLE")
 export const AiRequestRejectedEnvelope = ErrorEnvelope(AiRequestRejected, "AI_REQUEST_REJECTED")
 export const AiInvalidOutputEnvelope = ErrorEnvelope(AiInvalidOutput, "AI_INVALID_OUTPUT")
+export const AiEmptyResultEnvelope = ErrorEnvelope(AiEmptyResult, "AI_EMPTY_RESULT")
 export const OcrUnreadableEnvelope = ErrorEnvelope(OcrUnreadable, "OCR_FAILED")
 export const IdempotencyKeyReusedEnvelope = ErrorEnvelope(IdempotencyKeyReused, "IDEMPOTENCY_KEY_REUSED")
 export const IdempotencyKeyInFlightEnvelope = ErrorEnvelope(IdempotencyKeyInFlight, "IDEMPOTENCY_KEY_IN_FLIGHT")

@@ -223,6 +223,17 @@ export class OpenersGroup extends HttpApiGroup.make("openers")
       .addError(NotFoundEnvelope)
       .annotate(OpenApi.Transform, withOptionalBody)
   )
+  .add(
+    HttpApiEndpoint.del("undislike", "/:openerId/dislike")
+      .setPath(OpenerPath)
+      .addSuccess(Envelope(Opener))
+      .addError(NotFoundEnvelope)
+      .annotate(
+        OpenApi.Description,
+        "Clears the caller's dislike of the opener and its reason (a like stays as it is); idempotent. " +
+          "Another user's opener is 404 NOT_FOUND, as a missing one."
+      )
+  )
   .middleware(Authentication)
   .prefix("/magic-openers")
   .annotate(

@@ -16,6 +16,7 @@ import { Rpc, RpcGroup, RpcMiddleware } from "@effect/rpc"
 import { Schema } from "effect"
 import { ClerkIdentity, CurrentUser } from "./auth.ts"
 import {
+  AiEmptyResult,
   AiInvalidOutput,
   AiRequestRejected,
   AiUnavailable,
@@ -178,7 +179,9 @@ export const OpenersRpcs = RpcGroup.make(
     payload: { openerId: ResourceId, ...DislikeOpener.fields },
     success: Opener,
     error: NotFound
-  })
+  }),
+  /** Clears a dislike and its reason (a like stays); idempotent. */
+  Rpc.make("undislike", { payload: { openerId: ResourceId }, success: Opener, error: NotFound })
 )
   .middleware(RpcAuthentication)
   .prefix("openers.")
@@ -227,7 +230,8 @@ export const SessionsRpcs = RpcGroup.make(
   Rpc.make("regenerate", {
     payload: { sessionId: ResourceId, ...RegenerateSuggestions.fields },
     success: RegenerationEvent,
-    error: Schema.Union(NotFound, Conflict, SafetyBlocked, ...AiErrors),
+    /** `AiEmptyResult`: no line could be kept, twice; nothing saved, not counted. */
+    error: Schema.Union(NotFound, Conflict, SafetyBlocked, AiEmptyResult, ...AiErrors),
     stream: true
   }),
   /**

@@ -8,6 +8,7 @@ import { Schema } from "effect"
 import { Authentication } from "./auth.ts"
 import { Envelope } from "./envelope.ts"
 import {
+  AiEmptyResultEnvelope,
   AiInvalidOutputEnvelope,
   AiRequestRejectedEnvelope,
   AiUnavailableEnvelope,
@@ -64,11 +65,18 @@ export type CreateSession = typeof CreateSession.Type
 export const SessionSender = Schema.Literal("me", "them", "system")
 
 export const SessionMessage = Schema.Struct({
+  position: Schema.Int.annotations({
+    description:
+      "The message's place in the transcript, from 0 in reading order: what `PATCH /sessions/{sessionId}/transcript` names a message by"
+  }),
   sender: SessionSender,
   text: Schema.String,
   time: Schema.NullOr(Schema.String),
   confidence: Schema.Number
-}).annotations({ identifier: "SessionMessage" })
+}).annotations({
+  identifier: "SessionMessage",
+  description: "One message of the transcript; `position` addresses it in a transcript fix"
+})
 export type SessionMessage = typeof SessionMessage.Type
 
 export const SessionSuggestion = Schema.Struct({
@@ -437,11 +445,13 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
       .addError(IdempotencyKeyReusedEnvelope)
       .addError(IdempotencyKeyInFlightEnvelope)
       .addError(ServiceUnavailableEnvelope)
+      .addError(AiEmptyResultEnvelope)
       .annotate(
         OpenApi.Description,
         "Writes a new batch of suggestions from the stored transcript, with another tone and/or an " +
           "instruction, never repeating an earlier suggestion of the session. 409 CONFLICT unless the " +
-          "session is completed with a transcript. " +
+          "session is completed with a transcript. A batch in which no line could be kept is asked for " +
+          "once more, then answers 502 AI_EMPTY_RESULT (nothing saved, the regeneration not counted). " +
           REGENERATE_SSE
       )
       .annotate(
@@ -482,6 +492,17 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
       .addSuccess(Envelope(SessionSuggestion))
       .addError(NotFoundEnvelope)
       .annotate(OpenApi.Transform, withOptionalBody)
+  )
+  .add(
+    HttpApiEndpoint.del("undislike", "/:sessionId/suggestions/:suggestionId/dislike")
+      .setPath(SuggestionPath)
+      .addSuccess(Envelope(SessionSuggestion))
+      .addError(NotFoundEnvelope)
+      .annotate(
+        OpenApi.Description,
+        "Clears the caller's dislike of the suggestion and its reason (a like stays as it is); idempotent. " +
+          "Another user's session or suggestion is 404 NOT_FOUND, as a missing one."
+      )
   )
   .add(
     HttpApiEndpoint.post("cancel", "/:sessionId/cancel")

@@ -16,7 +16,7 @@ import {
   RPC_SUBPROTOCOLS
 } from "../../domain/protocol.ts"
 import type { HttpApiDecodeError } from "@effect/platform/HttpApiError"
-import { boundedReport, ValidationError } from "../../domain/errors.ts"
+import { boundedReport, conciseReport, ValidationError } from "../../domain/errors.ts"
 import { jsonLimitExceeded } from "./json-limits.ts"
 import { errorResponse } from "./middleware.ts"
 
@@ -54,10 +54,13 @@ const webSocketProtocol = (path: HttpLayerRouter.PathInput) =>
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null
 
-/** A defect as sent: a string (a payload's decode failure, formatted with the value) or `{ name, message }`. */
+/**
+ * A defect as sent: a string (a payload's decode failure, said as REST says it: `path: message`
+ * per field) or `{ name, message }`.
+ */
 const boundedDefect = (defect: unknown): unknown =>
   typeof defect === "string"
-    ? boundedReport(defect)
+    ? conciseReport(defect)
     : isRecord(defect) && typeof defect["message"] === "string"
       ? { ...defect, message: boundedReport(defect["message"]) }
       : defect

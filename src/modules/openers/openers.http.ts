@@ -125,5 +125,8 @@ export const OpenersHttpLive = HttpApiBuilder.group(WingmateApi, "openers", (han
           Effect.catchTag("DbError", Effect.die)
         )
       )
+      .handle("undislike", ({ path }) =>
+        withUser((userId) => openers.undislike(userId, path.openerId)).pipe(Effect.catchTag("DbError", Effect.die))
+      )
   })
 )

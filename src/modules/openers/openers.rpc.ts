@@ -31,7 +31,9 @@ export const OpenersRpcLive = OpenersRpcs.toLayer(
       "openers.unlike": ({ openerId }) =>
         withUser((userId) => openers.unlike(userId, openerId)).pipe(Effect.catchTag("DbError", Effect.die)),
       "openers.dislike": ({ openerId, reason }) =>
-        withUser((userId) => openers.dislike(userId, openerId, reason)).pipe(Effect.catchTag("DbError", Effect.die))
+        withUser((userId) => openers.dislike(userId, openerId, reason)).pipe(Effect.catchTag("DbError", Effect.die)),
+      "openers.undislike": ({ openerId }) =>
+        withUser((userId) => openers.undislike(userId, openerId)).pipe(Effect.catchTag("DbError", Effect.die))
     })
   })
 )

@@ -327,6 +327,13 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
             dislikeReason: reason === undefined || reason === "" ? null : reason,
             feedbackAt: at
           }))
+        ),
+      /** Clears a dislike (and its reason); a like, or no feedback, stays as it is (idempotent). */
+      undislike: (userId: string, openerId: string) =>
+        feedback(userId, openerId, (current) =>
+          current.feedback === "disliked"
+            ? { feedback: null, dislikeReason: null, feedbackAt: null }
+            : { feedback: current.feedback, dislikeReason: current.dislikeReason, feedbackAt: current.feedbackAt }
         )
     } as const
   }),

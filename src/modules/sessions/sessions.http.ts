@@ -141,6 +141,11 @@ export const SessionsHttpLive = HttpApiBuilder.group(WingmateApi, "sessions", (h
           Effect.catchTag("DbError", Effect.die)
         )
       )
+      .handle("undislike", ({ path }) =>
+        withUser((userId) => sessions.undislike(userId, path.sessionId, path.suggestionId)).pipe(
+          Effect.catchTag("DbError", Effect.die)
+        )
+      )
       .handle("cancel", ({ path }) =>
         withUser((userId) => sessions.cancel(userId, path.sessionId)).pipe(Effect.catchTag("DbError", Effect.die))
       )

@@ -20,6 +20,7 @@ import { makeCoalescingPublisher } from "../../core/progress/coalescing.ts"
 import { Ocr } from "../../core/ocr/ocr.ts"
 import { Transcript } from "../../core/ocr/transcript.ts"
 import { JobFailedPermanently, type Job } from "../../core/queue/job-queue.ts"
+import { Quotas, utcDayOf } from "../../core/quota/quotas.ts"
 import { Storage } from "../../core/storage/storage.ts"
 import { codeOf, type ErrorCode } from "../../domain/errors.ts"
 import type { SessionEvent, SessionPhase, SessionProgressState, SessionSuggestion } from "../../domain/sessions.ts"
@@ -74,11 +75,37 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
     const storage = yield* Storage
     const ocr = yield* Ocr
     const suggester = yield* SessionSuggester
+    const quotas = yield* Quotas
     const config = yield* AppConfig
     const feed = yield* sessionFeed
     const mimeType = config.images.format === "webp" ? ("image/webp" as const) : ("image/jpeg" as const)
 
     const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
+
+    /** Marks the session failed with `code` and publishes it; false when it had already ended. */
+    const markFailed = (sessionId: string, code: ErrorCode) =>
+      Effect.gen(function* () {
+        const failed = yield* repo.advance(sessionId, {
+          status: "failed",
+          phase: null,
+          errorCode: code,
+          completedAt: yield* now
+        })
+        if (!failed) return false
+        // What the attempts consumed before failing is the session's cost too.
+        yield* repo
+          .syncCost(sessionId)
+          .pipe(Effect.catchAll((error) => Effect.logWarning("Session cost not synced", error)))
+        yield* feed
+          .publish(
+            sessionId,
+            { _tag: "Failed", code, message: failureMessage(code) },
+            { state: { status: "failed", phase: null, errorCode: code } }
+          )
+          .pipe(Effect.catchAll((error) => Effect.logWarning("Session progress not published", error)))
+        yield* Effect.logWarning("Session failed").pipe(Effect.annotateLogs({ sessionId, code }))
+        return true
+      })
 
     const run = (payload: SessionJob) =>
       Effect.gen(function* () {
@@ -129,7 +156,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
           )
 
         // Normalise and OCR, unless an earlier attempt already saved the transcript.
-        let stored: ReadonlyArray<MessageRow> = session.messages
+        let stored: ReadonlyArray<MessageRow & { readonly position: number }> = session.messages
         if (stored.length === 0) {
           yield* enter("normalise")
           const images = yield* timed(
@@ -224,7 +251,10 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
               .pipe(Effect.catchAll((error) => Effect.logWarning("Session screenshots not deleted", error)))
           }
           // Every row is ours (none left by an earlier attempt): no need to read them back.
-          stored = saved.count === merged.length ? merged : yield* repo.messages(sessionId)
+          stored =
+            saved.count === merged.length
+              ? merged.map((message, position) => ({ ...message, position }))
+              : yield* repo.messages(sessionId)
         }
         const transcript = stored.map(toMessage)
         yield* publish({ _tag: "Transcript", messages: transcript })
@@ -252,7 +282,23 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
               return streamed.offer(event)
             }
           )
-        ).pipe(Effect.ensuring(streamed.flush))
+        ).pipe(
+          Effect.ensuring(streamed.flush),
+          // No suggestion could be kept, twice: the session fails and its daily unit is given back
+          // (once: only by the attempt that marks it failed).
+          Effect.tapErrorTag("AiEmptyResult", () =>
+            Effect.flatMap(markFailed(sessionId, "AI_EMPTY_RESULT"), (failed) =>
+              failed
+                ? quotas.release({
+                    userId: session.userId,
+                    kind: "sessions",
+                    day: utcDayOf(session.createdAt.getTime()),
+                    amount: 1
+                  })
+                : Effect.void
+            )
+          )
+        )
 
         const completed = yield* repo.advance(sessionId, {
           status: "completed",
@@ -278,29 +324,6 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
         Effect.scoped,
         Effect.catchTag("Stopped", () => Effect.void)
       )
-
-    const markFailed = (sessionId: string, code: ErrorCode) =>
-      Effect.gen(function* () {
-        const failed = yield* repo.advance(sessionId, {
-          status: "failed",
-          phase: null,
-          errorCode: code,
-          completedAt: yield* now
-        })
-        if (!failed) return
-        // What the attempts consumed before failing is the session's cost too.
-        yield* repo
-          .syncCost(sessionId)
-          .pipe(Effect.catchAll((error) => Effect.logWarning("Session cost not synced", error)))
-        yield* feed
-          .publish(
-            sessionId,
-            { _tag: "Failed", code, message: failureMessage(code) },
-            { state: { status: "failed", phase: null, errorCode: code } }
-          )
-          .pipe(Effect.catchAll((error) => Effect.logWarning("Session progress not published", error)))
-        yield* Effect.logWarning("Session failed").pipe(Effect.annotateLogs({ sessionId, code }))
-      })
 
     const onFailure = <E extends { readonly _tag: string }>(
       job: Job<SessionJob>,
@@ -362,7 +385,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
 
     return { run, handle, sweepOriginals } as const
   }),
-  dependencies: [SessionsRepo.Default, SessionSuggester.Default]
+  dependencies: [SessionsRepo.Default, SessionSuggester.Default, Quotas.Default]
 }) {}
 
 /**

@@ -471,6 +471,11 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
             feedbackAt: at
           }))
         ),
+      /** Clears a dislike (and its reason); a like, or no feedback, stays as it is (idempotent). */
+      undislike: (userId: string, sessionId: string, suggestionId: string) =>
+        feedback(userId, sessionId, suggestionId, (current) =>
+          current.feedback === "disliked" ? { feedback: null, dislikeReason: null, feedbackAt: null } : current
+        ),
       get: (userId: string, id: string) => Effect.flatMap(load(userId, id), view),
       /** With `matchId`, that match's sessions only; scoped by `userId`, so another user's match lists nothing. */
       list: (userId: string, matchId: string | undefined, limit: number, cursor: string | undefined) =>

@@ -3,7 +3,9 @@
  * worker) and regeneration (later batches, in the api): the prompt with its context, the
  * provider's stream split into lines, each line cleaned and checked like an opener, exact
  * repeats of the session's earlier suggestions dropped, each kept line saved at
- * (batch, position) — idempotent, so a retried attempt replaces what it wrote.
+ * (batch, position) — idempotent, so a retried attempt replaces what it wrote. A batch in which
+ * no line was kept (the model wrote none, or every one was dropped) is asked for once more, then
+ * fails with `AiEmptyResult`: an empty batch is never a success.
  */
 import { Effect, Exit, Option, Queue, Schema, Stream, Take } from "effect"
 import type { AiError } from "../../core/ai/errors.ts"
@@ -11,7 +13,7 @@ import { AiStrategy } from "../../core/ai/strategy.ts"
 import { type AiWireError, aiErrorToWire } from "../../core/ai/wire.ts"
 import { AppConfig } from "../../core/config.ts"
 import type { DbError } from "../../core/db/db.ts"
-import { SafetyBlocked } from "../../domain/errors.ts"
+import { AiEmptyResult, SafetyBlocked } from "../../domain/errors.ts"
 import type { BlockedReason } from "../../domain/openers.ts"
 import type { SessionMessage, SessionSuggestion } from "../../domain/sessions.ts"
 import { Tone } from "../../domain/tones.ts"
@@ -55,11 +57,16 @@ export type BatchEvent =
   /** Text already streamed as deltas of `index` was dropped: the next line streams under the same index. */
   | { readonly _tag: "Blocked"; readonly index: number; readonly reason: BlockedReason }
 
-export type BatchError = AiError | DbError | SafetyBlocked
+export type BatchError = AiError | DbError | SafetyBlocked | AiEmptyResult
 
-/** A failure of the batch as the API names it (SafetyBlocked is already a wire error; a database failure is a defect). */
-export const batchErrorToWire = (error: BatchError): Effect.Effect<never, SafetyBlocked | AiWireError> =>
-  error._tag === "SafetyBlocked"
+/**
+ * A failure of the batch as the API names it (SafetyBlocked and AiEmptyResult are already wire
+ * errors; a database failure is a defect).
+ */
+export const batchErrorToWire = (
+  error: BatchError
+): Effect.Effect<never, SafetyBlocked | AiEmptyResult | AiWireError> =>
+  error._tag === "SafetyBlocked" || error._tag === "AiEmptyResult"
     ? Effect.fail(error)
     : error._tag === "DbError"
       ? Effect.die(error)
@@ -152,7 +159,7 @@ export class SessionSuggester extends Effect.Service<SessionSuggester>()("Sessio
             yield* emit({ _tag: "Suggestion", index: position, suggestion: toSuggestion(saved) })
           })
 
-        yield* ai
+        const attempt = ai
           .streamText(
             { feature: "sessions.suggestions", userId, sessionId },
             {
@@ -171,7 +178,7 @@ export class SessionSuggester extends Effect.Service<SessionSuggester>()("Sessio
                 return Effect.void
               }
               if (event._tag === "Completed") {
-                meta.costMicros = event.costMicros
+                meta.costMicros += event.costMicros
                 const last = buffer
                 buffer = ""
                 return finishLine(last)
@@ -194,7 +201,21 @@ export class SessionSuggester extends Effect.Service<SessionSuggester>()("Sessio
               })
             })
           )
+        yield* attempt
+        if (index === 0) {
+          yield* Effect.logWarning("Suggestions: no line kept, asking once more").pipe(
+            Effect.annotateLogs({ sessionId, batch })
+          )
+          buffer = ""
+          yield* attempt
+        }
         yield* repo.trimSuggestions(sessionId, batch, index)
+        if (index === 0) {
+          return yield* new AiEmptyResult({
+            message: "The AI wrote no suggestion that could be kept, twice; nothing was saved or counted",
+            details: { attempts: 2 }
+          })
+        }
         const result: BatchResult = { count: index, costMicros: meta.costMicros }
         return result
       })

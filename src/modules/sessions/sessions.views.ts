@@ -15,11 +15,13 @@ const isSender = Schema.is(SessionSender)
 export const toneOf = (value: string | null | undefined): Tone => (isTone(value) ? value : "playful")
 
 export const toMessage = (row: {
+  readonly position: number
   readonly sender: string
   readonly text: string
   readonly time: string | null
   readonly confidence: number
 }): SessionMessage => ({
+  position: row.position,
   sender: isSender(row.sender) ? row.sender : "system",
   text: row.text,
   time: row.time,
@@ -59,7 +61,8 @@ const FAILURE_MESSAGES: Partial<Record<string, string>> = {
   OCR_FAILED: "No chat could be read from the screenshots",
   AI_UNAVAILABLE: "No AI provider could answer; try again shortly",
   QUOTA_EXCEEDED: "Today's AI budget for this account is used up",
-  SAFETY_BLOCKED: "This conversation involves someone under 18: Wingmate does not help with that"
+  SAFETY_BLOCKED: "This conversation involves someone under 18: Wingmate does not help with that",
+  AI_EMPTY_RESULT: "The AI wrote no reply that could be kept; try again"
 }
 
 /** The message of a failed session's `Failed` event, by its code. */

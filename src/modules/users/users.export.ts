@@ -40,9 +40,7 @@ export const toExport = (
         readonly _count: { readonly images: number }
       }
     >
-    readonly messages: ReadonlyArray<
-      Parameters<typeof toMessage>[0] & { readonly sessionId: string; readonly position: number }
-    >
+    readonly messages: ReadonlyArray<Parameters<typeof toMessage>[0] & { readonly sessionId: string }>
     readonly suggestions: ReadonlyArray<Parameters<typeof toSuggestion>[0] & { readonly sessionId: string }>
     readonly aiUsage: ReadonlyArray<UserExport["aiUsage"][number]>
   }

@@ -74,7 +74,10 @@ layer(
       for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBe((seqs[i - 1] ?? 0) + 1)
       const transcript = events.find((event) => event["event"] === "transcript")
       expect(transcript?.["data"]).toMatchObject({
-        messages: [{ sender: "them", text: "Are you free on Saturday?" }, { sender: "me" }]
+        messages: [
+          { position: 0, sender: "them", text: "Are you free on Saturday?" },
+          { position: 1, sender: "me" }
+        ]
       })
 
       // A client that saw up to the transcript reconnects: exactly the events after it, once.

@@ -60,6 +60,13 @@ layer(testServer({ db: TestDb(), consumer: true }), { timeout: 120_000, excludeT
         expect(transcriptAt).toBeGreaterThan(-1)
         expect(tags.indexOf("Delta")).toBeGreaterThan(transcriptAt)
         expect(tags.filter((tag) => tag === "Suggestion")).toHaveLength(3)
+        const transcriptItem = items[transcriptAt]
+        const messages =
+          transcriptItem?._tag === "Event" && transcriptItem.event._tag === "Transcript"
+            ? transcriptItem.event.messages
+            : []
+        expect(messages.length).toBeGreaterThan(0)
+        expect(messages.map((message) => message.position)).toEqual(messages.map((_, index) => index))
 
         // Resumed after the transcript's seq (over WebSocket): exactly what came after it.
         const after = items[transcriptAt]?.seq ?? 0

@@ -165,10 +165,11 @@ layer(testServer({ db: TestDb(), consumer: true }), { timeout: 120_000 })(
         expect(text.startsWith("retry: 3000\n\n")).toBe(true)
         expect(frames.filter((frame) => frame.event === "delta").length).toBeGreaterThan(0)
 
-        // Every line is now an earlier suggestion: the next batch drops them all.
+        // Every line is now an earlier suggestion: the next batch drops them all, twice, and an
+        // empty batch is not a success (issue #16): 502 AI_EMPTY_RESULT, nothing saved.
         const envelope = yield* postJson(path, JSON.stringify({}), alice.headers)
-        expect(envelope.status).toBe(200)
-        expect(envelope.body).toEqual({ success: true, data: { batch: 2, suggestions: [] } })
+        expect(envelope.status).toBe(502)
+        expect(envelope.body).toMatchObject({ success: false, error: { code: "AI_EMPTY_RESULT" } })
 
         const rows = yield* sql<{ batch: number; position: number; tone: string }>(
           "SELECT batch, position, tone FROM suggestions WHERE session_id = $1 ORDER BY batch, position",

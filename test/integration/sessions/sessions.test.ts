@@ -53,6 +53,10 @@ layer(testServer({ db: TestDb(), redis: Redis.layer, config: redisConfig, consum
         expect(firstSuggestion).toBeGreaterThan(transcriptAt)
         expect(kinds.indexOf("delta")).toBeGreaterThan(transcriptAt)
         expect(kinds.filter((kind) => kind === "suggestion")).toHaveLength(3)
+        // Each message carries its position (what the transcript PATCH names), 0, 1, 2… in order.
+        const { messages } = events.frames[transcriptAt]?.data as { messages: ReadonlyArray<{ position: number }> }
+        expect(messages.length).toBeGreaterThan(0)
+        expect(messages.map((message) => message.position)).toEqual(messages.map((_, index) => index))
         // ids are the seqs, strictly increasing from 1.
         const ids = events.frames.map((frame) => Number(frame.id))
         expect(ids[0]).toBe(1)
@@ -72,8 +76,12 @@ layer(testServer({ db: TestDb(), redis: Redis.layer, config: redisConfig, consum
           expect(suggestion.tone).toBe("witty")
         }
 
-        const messageRows = yield* sql("SELECT position FROM transcript_messages WHERE session_id = $1", [session.id])
-        expect(messageRows).toHaveLength(done.transcript.length)
+        const messageRows = yield* sql<{ position: number }>(
+          "SELECT position FROM transcript_messages WHERE session_id = $1 ORDER BY position",
+          [session.id]
+        )
+        expect(done.transcript.map((message) => message.position)).toEqual(messageRows.map((row) => row.position))
+        expect(done.transcript).toEqual(messages)
         const suggestionRows = yield* sql("SELECT batch, position FROM suggestions WHERE session_id = $1", [session.id])
         expect(suggestionRows).toHaveLength(3)
         const cache = yield* sql("SELECT provider FROM ocr_results WHERE user_id = $1", [alice.id])

@@ -8,7 +8,13 @@ export interface WireSession {
   readonly status: string
   readonly phase: string | null
   readonly errorCode: string | null
-  readonly transcript: ReadonlyArray<{ sender: string; text: string; time: string | null; confidence: number }>
+  readonly transcript: ReadonlyArray<{
+    position: number
+    sender: string
+    text: string
+    time: string | null
+    confidence: number
+  }>
   readonly suggestions: ReadonlyArray<{ id: string; text: string; tone: string; feedback: string | null }>
 }
 
