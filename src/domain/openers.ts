@@ -225,6 +225,7 @@ export class OpenersGroup extends HttpApiGroup.make("openers")
   )
   .add(
     HttpApiEndpoint.del("undislike", "/:openerId/dislike")
+      .annotate(OpenApi.Summary, "Clear an opener's dislike")
       .setPath(OpenerPath)
       .addSuccess(Envelope(Opener))
       .addError(NotFoundEnvelope)

@@ -258,6 +258,12 @@ export const SessionsRpcs = RpcGroup.make(
     success: SessionSuggestion,
     error: NotFound
   }),
+  /** Clears a dislike and its reason (a like stays); idempotent. */
+  Rpc.make("undislike", {
+    payload: { sessionId: ResourceId, suggestionId: ResourceId },
+    success: SessionSuggestion,
+    error: NotFound
+  }),
   /** As `POST /sessions/:id/cancel`: the session, cancelled unless it had already ended. */
   Rpc.make("cancel", {
     payload: { sessionId: ResourceId },

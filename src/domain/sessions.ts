@@ -495,6 +495,7 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
   )
   .add(
     HttpApiEndpoint.del("undislike", "/:sessionId/suggestions/:suggestionId/dislike")
+      .annotate(OpenApi.Summary, "Clear a suggestion's dislike")
       .setPath(SuggestionPath)
       .addSuccess(Envelope(SessionSuggestion))
       .addError(NotFoundEnvelope)

@@ -38,7 +38,8 @@ export const readmeFlows = async (baseUrl: string, token: string, screenshot: Bl
   await api.PATCH("/api/v1/matches/{matchId}", { params: { path: { matchId } }, body: { notes: null } })
   const generated = await api.POST("/api/v1/magic-openers/generate", { body: { matchId, count: 2 } })
   if (generated.error) return generated.error.error.code
-  const opener = generated.data.data.openers[0]
+  // 204 is documented too (an event-stream reconnect after the end), so `data` may be absent.
+  const opener = generated.data?.data.openers[0]
   const openers = await api.GET("/api/v1/magic-openers", { params: { query: { matchId, limit: 10 } } })
   if (opener !== undefined) {
     await api.POST("/api/v1/magic-openers/{openerId}/like", { params: { path: { openerId: opener.id } } })

@@ -69,6 +69,10 @@ export const SessionsRpcLive = SessionsRpcs.toLayer(
         withUser((userId) => sessions.dislike(userId, sessionId, suggestionId, reason)).pipe(
           Effect.catchTag("DbError", Effect.die)
         ),
+      "sessions.undislike": ({ sessionId, suggestionId }) =>
+        withUser((userId) => sessions.undislike(userId, sessionId, suggestionId)).pipe(
+          Effect.catchTag("DbError", Effect.die)
+        ),
       "sessions.cancel": ({ sessionId }) =>
         withUser((userId) => sessions.cancel(userId, sessionId)).pipe(Effect.catchTag("DbError", Effect.die)),
       "sessions.delete": ({ sessionId }) =>
