@@ -54,7 +54,7 @@ const scriptedAi = (providers: ReadonlyArray<ProviderId>, answer: Answer) =>
     const requests = yield* Ref.make<ReadonlyArray<ObjectRequest<unknown, unknown>>>([])
     const interrupted = yield* Ref.make(false)
     const strategy = AiStrategy.of({
-      providers: providers.map((id) => ({ id, model: `${id}-model` })),
+      providers: providers.map((id) => ({ id, model: `${id}-model`, timeoutMs: 1_000 })),
       generateObject: <A, I>(_context: CallContext, request: ObjectRequest<A, I>) =>
         Effect.gen(function* () {
           yield* Ref.update(requests, (all) => [...all, { ...request, schema: Schema.Unknown }])
