@@ -43,16 +43,19 @@ export const queueJobDuration = Metric.histogram(
 export const sessionPhaseDuration = Metric.histogram(
   "wingmate_session_phase_duration_seconds",
   durationBuckets,
-  "One phase of a session's pipeline (normalise, ocr, suggest), by outcome (ok, error)"
+  "One phase of a session's pipeline (normalise, ocr, transcript, suggestions), by outcome (ok, error)"
 )
 
 export const aiCalls = Metric.counter("wingmate_ai_calls", {
+  incremental: true,
   description: "Provider attempts by provider, model, feature and outcome (ok, timeout, error, skipped, cancelled)"
 })
 export const aiTokens = Metric.counter("wingmate_ai_tokens", {
+  incremental: true,
   description: "Tokens consumed by provider attempts, by provider, model and direction (input, output)"
 })
 export const aiCost = Metric.counter("wingmate_ai_cost_usd", {
+  incremental: true,
   description: "What provider attempts cost at list prices (USD), by provider and model"
 })
 export const aiCircuitState = Metric.gauge("wingmate_ai_circuit_state", {
@@ -67,6 +70,7 @@ export const wsSubscriptions = Metric.gauge("wingmate_ws_subscriptions", {
 })
 
 export const rateLimitRefusals = Metric.counter("wingmate_rate_limit_refusals", {
+  incremental: true,
   description: "Calls refused by a rate limit, by limit name (rest-ip, rest-user, ws-message-user, …)"
 })
 
