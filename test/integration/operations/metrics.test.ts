@@ -205,6 +205,10 @@ layer(
       expect(queues.map((queue) => queue.name)).toEqual(["sessions"])
       expect(queues[0]?.readOnlyMode).toBe(true)
 
+      // Read-only: pausing (as retrying or removing) is refused by the board itself.
+      const pause = yield* http(`${url}/admin/queues/api/queues/sessions/pause`, { method: "PUT", headers: admin })
+      expect(pause.status).toBe(405)
+
       const unknown = yield* http(`${url}/admin/queues/no/such/page`, { headers: admin })
       expect(unknown.status).toBe(404)
     })
