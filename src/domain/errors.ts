@@ -140,6 +140,12 @@ export const ErrorCatalog = {
 
 export type ErrorCode = keyof typeof ErrorCatalog
 
+/** Any error the API answers with: the catalog's tagged errors as one union. */
+export type AppError = InstanceType<(typeof ErrorCatalog)[ErrorCode]["error"]>
+
+/** The same union as a schema (decodes any of them by its `_tag`). */
+export const AppError = Schema.Union(...Object.values(ErrorCatalog).map((entry) => entry.error))
+
 interface ErrorClass<Self> {
   new (props: { readonly message: string; readonly details?: unknown }): Self
   readonly _tag: string
@@ -332,7 +338,10 @@ export const AiRequestRejectedEnvelope = ErrorEnvelope(AiRequestRejected, "AI_RE
 export const AiInvalidOutputEnvelope = ErrorEnvelope(AiInvalidOutput, "AI_INVALID_OUTPUT")
 export const OcrUnreadableEnvelope = ErrorEnvelope(OcrUnreadable, "OCR_FAILED")
 
-/** The catalog code of an error instance (for places that write the envelope themselves, like SSE). */
-export const codeOf = (error: { readonly _tag: string }): ErrorCode =>
+/**
+ * The catalog code of an error (for places that write the envelope themselves, like SSE); an
+ * infrastructure failure (DbError, StorageError, …) has none: INTERNAL_ERROR.
+ */
+export const codeOf = (error: AppError | { readonly _tag: string }): ErrorCode =>
   (Object.keys(ErrorCatalog) as Array<ErrorCode>).find((code) => ErrorCatalog[code].error._tag === error._tag) ??
   "INTERNAL_ERROR"

@@ -3,8 +3,19 @@
  * (`id: "local"`, so responses' metadata and the ledger say so). Never in production's chain.
  */
 import { createHash } from "node:crypto"
-import { Effect, Stream } from "effect"
+import { Arbitrary, Effect, FastCheck, Schema, Stream } from "effect"
 import type { AiProvider, ProviderRequest, StreamEvent, Usage } from "./provider.ts"
+
+/** A valid value of `schema`, the same for the same prompt: what the local provider answers. */
+export const localExampleOf = <A, I>(schema: Schema.Schema<A, I>, prompt: string, localValue?: () => A): unknown => {
+  const value =
+    localValue?.() ??
+    FastCheck.sample(Arbitrary.make(schema), {
+      numRuns: 1,
+      seed: createHash("sha256").update(prompt).digest().readInt32BE(0)
+    })[0]
+  return Schema.encodeSync(schema)(value as A)
+}
 
 const estimateTokens = (text: string) => Math.max(1, Math.ceil(text.length / 4))
 

@@ -7,15 +7,13 @@
  * provider is called.
  */
 import {
-  Arbitrary,
   Chunk,
   Clock,
   Context,
+  Data,
   Duration,
   Effect,
-  Either,
   Exit,
-  FastCheck,
   JSONSchema,
   Option,
   Ref,
@@ -23,19 +21,19 @@ import {
   Scope,
   Stream
 } from "effect"
-import { createHash } from "node:crypto"
 import { makeBreaker, type BreakerOptions } from "./breaker.ts"
 import {
   AiInvalidOutput,
-  AiQuotaExceeded,
+  type AiQuotaExceeded,
   AiRejected,
   AiStreamFailed,
   AiUnavailable,
   type AiError,
   type AttemptRecord
 } from "./errors.ts"
-import { secondsToNextUtcDay, startOfUtcDay } from "../quota/quotas.ts"
 import { AiLedger, costMicros, type CallOutcome, type PriceTable } from "./ledger.ts"
+import { localExampleOf } from "./local.ts"
+import { makeSpendCap } from "./spend-cap.ts"
 import {
   type AiProvider,
   type ImageInput,
@@ -118,28 +116,14 @@ const addUsage = (a: Usage, b: Usage): Usage => ({
 
 const NO_USAGE: Usage = { inputTokens: 0, outputTokens: 0 }
 
-/** Output tokens assumed for a request that sets no maximum (the providers' own defaults are at most this). */
-const DEFAULT_OUTPUT_BOUND = 4_096
-/** Input tokens assumed for one image: above what each provider counts for an image of IMAGE_MAX_EDGE. */
-const IMAGE_TOKEN_BOUND = 3_000
+/** One attempt's failure, with what the provider billed before it (an invalid answer's tokens are paid for). */
+class AttemptFailure extends Data.TaggedError("AttemptFailure")<{
+  readonly error: ProviderError | AiInvalidOutput
+  readonly usage: Usage
+}> {}
 
-/**
- * Tokens of a text, bounded above: no tokenizer makes more tokens than the text has UTF-8 bytes,
- * plus a little for the request's framing.
- */
-const tokenBound = (...texts: ReadonlyArray<string | undefined>) =>
-  texts.reduce((sum, text) => sum + (text === undefined ? 0 : Buffer.byteLength(text, "utf8")), 64)
-
-/** A valid value of `schema`, the same for the same prompt: what the local provider answers. */
-const exampleOf = <A, I>(schema: Schema.Schema<A, I>, prompt: string, localValue?: () => A): unknown => {
-  const value =
-    localValue?.() ??
-    FastCheck.sample(Arbitrary.make(schema), {
-      numRuns: 1,
-      seed: createHash("sha256").update(prompt).digest().readInt32BE(0)
-    })[0]
-  return Schema.encodeSync(schema)(value as A)
-}
+/** A provider failed transiently (or was skipped): the chain moves on, carrying every attempt so far. */
+class MovedOn extends Data.TaggedError("MovedOn")<{ readonly attempts: ReadonlyArray<AttemptRecord> }> {}
 
 const outcomeOf = (error: ProviderError): CallOutcome => (error.kind === "timeout" ? "timeout" : "error")
 
@@ -182,61 +166,12 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
           Effect.catchAllCause((cause) => Effect.logError("AI ledger write failed", cause))
         )
 
-      const capApplies = (context: CallContext): context is CallContext & { readonly userId: string } =>
-        options.dailyCapMicros > 0 && context.userId !== undefined
-
-      const overCap = (spentMicros: number, now: number) =>
-        new AiQuotaExceeded({
-          retryAfterSeconds: secondsToNextUtcDay(now),
-          spentMicros,
-          capMicros: options.dailyCapMicros
-        })
-
-      /**
-       * The most one try can cost: its input and maximum output priced at the dearest provider of
-       * the chain (only one attempt bills: failed ones record no usage).
-       */
-      const estimateMicros = (
-        request: { readonly system?: string; readonly prompt: string; readonly maxOutputTokens?: number },
-        image: boolean
-      ) => {
-        const usage: Usage = {
-          inputTokens: tokenBound(request.system, request.prompt) + (image ? IMAGE_TOKEN_BOUND : 0),
-          outputTokens: request.maxOutputTokens ?? DEFAULT_OUTPUT_BOUND
-        }
-        return Math.max(0, ...providers.map((provider) => costMicros(options.prices, provider.id, usage)))
-      }
-
-      /** A read-only look at the cap for a call of `estimate`: what callers use to answer before starting a stream. */
-      const checkCap = (context: CallContext, estimate = 0) =>
-        Effect.gen(function* () {
-          if (!capApplies(context)) return
-          const now = yield* Clock.currentTimeMillis
-          const spent = yield* ledger.spentSince(context.userId, startOfUtcDay(now))
-          if (spent >= options.dailyCapMicros || spent + estimate > options.dailyCapMicros)
-            return yield* overCap(spent, now)
-        })
-
-      /**
-       * Admission before cost: the call's estimated cost is reserved against the cap atomically
-       * (spent + reserved + estimate ≤ cap), held until the call's entries are recorded, then released.
-       */
-      const admit = (context: CallContext, estimate: number) =>
-        Effect.acquireRelease(
-          Effect.gen(function* () {
-            if (!capApplies(context)) return Effect.void
-            const now = yield* Clock.currentTimeMillis
-            const admission = yield* ledger.reserve({
-              userId: context.userId,
-              since: startOfUtcDay(now),
-              estimateMicros: estimate,
-              capMicros: options.dailyCapMicros
-            })
-            if (admission._tag === "Refused") return yield* overCap(admission.spentMicros, now)
-            return admission.release
-          }),
-          (release) => release
-        )
+      const cap = makeSpendCap({
+        ledger,
+        prices: options.prices,
+        providers: providers.map((provider) => provider.id),
+        dailyCapMicros: options.dailyCapMicros
+      })
 
       const timeoutError = (provider: AiProvider) =>
         new ProviderError({
@@ -257,89 +192,98 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
             }
 
       /**
-       * The chain: `attempt(provider)` for each provider in order, each recovery (`catchIf`)
-       * moving on only for transient failures. `attempt` must record its own successes.
+       * One provider's attempt, as one Effect: skipped while its circuit is open, else `call`d
+       * (which carries its own timeout), recorded in the ledger with what it consumed, in its own span.
+       * A transient failure becomes `MovedOn` (the chain tries the next); an invalid request or an
+       * answer that stayed invalid ends the chain.
+       */
+      const viaProvider = <A, R>(
+        context: CallContext,
+        provider: AiProvider,
+        call: (provider: AiProvider) => Effect.Effect<A, AttemptFailure, R>
+      ): Effect.Effect<A, MovedOn | AiRejected | AiInvalidOutput, R> =>
+        Effect.gen(function* () {
+          if (!(yield* breaker.allow(provider.id))) {
+            yield* Effect.annotateCurrentSpan("ai.outcome", "skipped")
+            yield* record(context, provider, { outcome: "skipped", errorKind: "circuit_open" })
+            return yield* new MovedOn({
+              attempts: [{ provider: provider.id, model: provider.model, outcome: "skipped", kind: "circuit_open" }]
+            })
+          }
+          const started = yield* Clock.currentTimeMillis
+          return yield* call(provider).pipe(
+            Effect.tap(() =>
+              Effect.zipRight(breaker.succeeded(provider.id), Effect.annotateCurrentSpan("ai.outcome", "ok"))
+            ),
+            Effect.tapError(({ error, usage }) =>
+              Effect.gen(function* () {
+                const latencyMs = (yield* Clock.currentTimeMillis) - started
+                if (error._tag === "ProviderError" && isTransient(error)) yield* breaker.failed(provider.id)
+                const kind = error._tag === "ProviderError" ? error.kind : "invalid_output"
+                yield* Effect.annotateCurrentSpan("ai.outcome", kind)
+                yield* record(context, provider, {
+                  outcome: error._tag === "ProviderError" ? outcomeOf(error) : "error",
+                  usage,
+                  latencyMs,
+                  errorKind: kind
+                })
+              })
+            ),
+            // A caller that goes away mid-attempt (client disconnect, an outer timeout) is recorded too.
+            Effect.onInterrupt(() =>
+              Effect.flatMap(Clock.currentTimeMillis, (now) =>
+                record(context, provider, { outcome: "cancelled", latencyMs: now - started })
+              )
+            ),
+            Effect.mapError(({ error }) => {
+              if (error._tag === "AiInvalidOutput") return error
+              if (isTransient(error)) return new MovedOn({ attempts: [attemptRecord(provider, error)] })
+              return new AiRejected({
+                provider: provider.id,
+                message: error.message,
+                ...(error.status === undefined ? {} : { status: error.status })
+              })
+            })
+          )
+        }).pipe(
+          Effect.withSpan("ai.attempt", {
+            attributes: { "ai.provider": provider.id, "ai.model": provider.model, "ai.feature": context.feature }
+          })
+        )
+
+      /**
+       * The chain: each provider's attempt `orElse` the next one's, recovering (`catchTag`) only
+       * from `MovedOn`, whose attempts travel along; when the last moves on, `AiUnavailable` lists them all.
        */
       const chain = <A, R>(
         context: CallContext,
-        attempt: (provider: AiProvider) => Effect.Effect<A, ProviderError | AiInvalidOutput, R>
-      ): Effect.Effect<A, AiError, R> => {
-        const attempts: Array<AttemptRecord> = []
-        const from = (index: number): Effect.Effect<A, AiError, R> => {
-          const provider = providers[index]
-          if (provider === undefined)
-            return Effect.suspend(() => Effect.fail(new AiUnavailable({ attempts: [...attempts] })))
-          const next = from(index + 1)
-          const span = Effect.withSpan("ai.attempt", {
-            attributes: { "ai.provider": provider.id, "ai.model": provider.model, "ai.feature": context.feature }
-          })
-          return Effect.gen(function* () {
-            if (!(yield* breaker.allow(provider.id))) {
-              attempts.push({ provider: provider.id, model: provider.model, outcome: "skipped", kind: "circuit_open" })
-              // A skipped provider has its (empty) attempt span too, so a trace shows the whole chain.
-              yield* record(context, provider, { outcome: "skipped", errorKind: "circuit_open" }).pipe(
-                Effect.zipRight(Effect.annotateCurrentSpan("ai.outcome", "skipped")),
-                span
-              )
-              return yield* next
-            }
-            const started = yield* Clock.currentTimeMillis
-            return yield* attempt(provider).pipe(
-              Effect.tap(() =>
-                Effect.zipRight(breaker.succeeded(provider.id), Effect.annotateCurrentSpan("ai.outcome", "ok"))
-              ),
-              Effect.tapError((error) =>
-                Effect.gen(function* () {
-                  const latencyMs = (yield* Clock.currentTimeMillis) - started
-                  const transient = error._tag === "ProviderError" && isTransient(error)
-                  if (transient) yield* breaker.failed(provider.id)
-                  attempts.push(attemptRecord(provider, error))
-                  yield* Effect.annotateCurrentSpan(
-                    "ai.outcome",
-                    error._tag === "ProviderError" ? error.kind : "invalid_output"
+        call: (provider: AiProvider) => Effect.Effect<A, AttemptFailure, R>
+      ): Effect.Effect<A, AiError, R> =>
+        providers
+          .reduce<Effect.Effect<A, MovedOn | AiRejected | AiInvalidOutput, R>>(
+            (earlier, provider) =>
+              Effect.catchTag(earlier, "MovedOn", (before) =>
+                viaProvider(context, provider, call).pipe(
+                  Effect.catchTag("MovedOn", (after) =>
+                    Effect.fail(new MovedOn({ attempts: [...before.attempts, ...after.attempts] }))
                   )
-                  yield* record(context, provider, {
-                    outcome: error._tag === "ProviderError" ? outcomeOf(error) : "error",
-                    latencyMs,
-                    errorKind: error._tag === "ProviderError" ? error.kind : "invalid_output"
-                  })
-                })
-              ),
-              // A caller that goes away mid-attempt (client disconnect, an outer timeout) is recorded too.
-              Effect.onInterrupt(() =>
-                Effect.flatMap(Clock.currentTimeMillis, (now) =>
-                  record(context, provider, { outcome: "cancelled", latencyMs: now - started })
                 )
               ),
-              span,
-              Effect.catchAll((error): Effect.Effect<A, AiError, R> => {
-                if (error._tag === "AiInvalidOutput") return Effect.fail(error)
-                if (isTransient(error)) return next
-                return Effect.fail(
-                  new AiRejected({
-                    provider: provider.id,
-                    message: error.message,
-                    ...(error.status === undefined ? {} : { status: error.status })
-                  })
-                )
-              })
-            )
-          })
-        }
-        return from(0)
-      }
+            Effect.fail(new MovedOn({ attempts: [] }))
+          )
+          .pipe(Effect.catchTag("MovedOn", ({ attempts }) => Effect.fail(new AiUnavailable({ attempts }))))
 
       const generateObject = <A, I>(context: CallContext, request: ObjectRequest<A, I>) =>
         Effect.gen(function* () {
           const image = request.image !== undefined
-          yield* admit(context, estimateMicros(request, image))
+          yield* cap.admit(context.userId, cap.estimate(request, image))
           const decode = Schema.decodeUnknown(Schema.parseJson(request.schema), { errors: "all" })
           const base: ProviderRequest = {
             prompt: request.prompt,
             json: {
               name: "answer",
               schema: JSONSchema.make(request.schema),
-              example: () => exampleOf(request.schema, request.prompt, request.localValue)
+              example: () => localExampleOf(request.schema, request.prompt, request.localValue)
             },
             ...(request.system === undefined ? {} : { system: request.system }),
             ...(request.image === undefined ? {} : { image: request.image }),
@@ -349,42 +293,48 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
           return yield* chain(context, (provider) =>
             Effect.gen(function* () {
               const started = yield* Clock.currentTimeMillis
-              const ask = (req: ProviderRequest) =>
+              /** One call within the provider's timeout; a failure bills what earlier calls of this attempt consumed. */
+              const ask = (req: ProviderRequest, paid: Usage) =>
                 provider.generate(req).pipe(
                   Effect.timeoutFail({
                     duration: Duration.millis(provider.timeoutMs),
                     onTimeout: () => timeoutError(provider)
-                  })
+                  }),
+                  Effect.mapError((error) => new AttemptFailure({ error, usage: paid }))
                 )
-              const first = yield* ask(base)
-              let usage = first.usage
-              let decoded = yield* Effect.either(decode(first.text))
-              if (Either.isLeft(decoded)) {
-                // One corrective retry on the same provider, with the problems spelled out. It bills
-                // too: its own reservation, and no retry when the cap cannot take it.
-                const problems = decoded.left.message
-                const prompt =
-                  `${base.prompt}\n\nYour previous answer was not valid: ${problems.slice(0, 1_000)}\n` +
-                  "Answer again with only the JSON value that matches the schema."
-                yield* admit(context, estimateMicros({ ...request, prompt }, image)).pipe(
-                  Effect.catchTag("AiQuotaExceeded", () =>
-                    Effect.fail(new AiInvalidOutput({ provider: provider.id, issues: problems.slice(0, 2_000) }))
-                  )
-                )
-                const retry = yield* ask({ ...base, prompt })
-                usage = addUsage(usage, retry.usage)
-                decoded = yield* Effect.either(decode(retry.text))
-              }
-              const latencyMs = (yield* Clock.currentTimeMillis) - started
-              if (Either.isLeft(decoded)) {
-                return yield* new AiInvalidOutput({
-                  provider: provider.id,
-                  issues: decoded.left.message.slice(0, 2_000)
+              const invalid = (issues: string, usage: Usage) =>
+                new AttemptFailure({
+                  error: new AiInvalidOutput({ provider: provider.id, issues: issues.slice(0, 2_000) }),
+                  usage
                 })
-              }
+              /**
+               * One corrective retry on the same provider, with the problems spelled out. It bills
+               * too: its own reservation, and no retry when the cap cannot take it.
+               */
+              const corrected = (problems: string, paid: Usage) =>
+                Effect.gen(function* () {
+                  const prompt =
+                    `${base.prompt}\n\nYour previous answer was not valid: ${problems.slice(0, 1_000)}\n` +
+                    "Answer again with only the JSON value that matches the schema."
+                  yield* cap
+                    .admit(context.userId, cap.estimate({ ...request, prompt }, image))
+                    .pipe(Effect.catchTag("AiQuotaExceeded", () => Effect.fail(invalid(problems, paid))))
+                  const retry = yield* ask({ ...base, prompt }, paid)
+                  const usage = addUsage(paid, retry.usage)
+                  const value = yield* decode(retry.text).pipe(
+                    Effect.mapError((error) => invalid(error.message, usage))
+                  )
+                  return { value, usage }
+                })
+              const first = yield* ask(base, NO_USAGE)
+              const { value, usage } = yield* decode(first.text).pipe(
+                Effect.map((value) => ({ value, usage: first.usage })),
+                Effect.catchAll((error) => corrected(error.message, first.usage))
+              )
+              const latencyMs = (yield* Clock.currentTimeMillis) - started
               yield* record(context, provider, { outcome: "ok", usage, latencyMs })
               return {
-                value: decoded.right,
+                value,
                 provider: provider.id,
                 model: provider.model,
                 local: provider.id === "local",
@@ -406,7 +356,7 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
         Stream.unwrapScoped(
           Effect.gen(function* () {
             // Held until the stream ends: its scope closes after the attempt's entry is recorded.
-            yield* admit(context, estimateMicros(request, false))
+            yield* cap.admit(context.userId, cap.estimate(request, false))
             const outer = yield* Effect.scope
             const providerRequest: ProviderRequest = {
               prompt: request.prompt,
@@ -427,27 +377,38 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
                     })
                   )
                 const pull = yield* Scope.extend(Stream.toPull(provider.stream(providerRequest)), scope)
-                // Events up to and including the first delta; `ended` when the stream finished first.
-                const head: Array<StreamEvent> = []
-                let ended = false
-                const opened = yield* Effect.either(
-                  Effect.gen(function* () {
-                    while (!head.some((event) => event._tag === "Delta")) {
-                      const chunk = yield* timeout(pull).pipe(
-                        Effect.catchAll(Option.match({ onNone: () => Effect.succeed(undefined), onSome: Effect.fail }))
-                      )
-                      if (chunk === undefined) {
-                        ended = true
-                        return
-                      }
-                      head.push(...Chunk.toReadonlyArray(chunk))
-                    }
-                  })
+                /** Events up to and including the first delta; `ended` when the stream finished first. */
+                const untilFirstDelta = (
+                  head: ReadonlyArray<StreamEvent>
+                ): Effect.Effect<
+                  { readonly head: ReadonlyArray<StreamEvent>; readonly ended: boolean },
+                  ProviderError
+                > =>
+                  timeout(pull).pipe(
+                    Effect.map(Option.some),
+                    Effect.catchAll(
+                      Option.match({
+                        onNone: () => Effect.succeed(Option.none<Chunk.Chunk<StreamEvent>>()),
+                        onSome: Effect.fail
+                      })
+                    ),
+                    Effect.flatMap(
+                      Option.match({
+                        onNone: () => Effect.succeed({ head, ended: true }),
+                        onSome: (chunk) => {
+                          const events = [...head, ...Chunk.toReadonlyArray(chunk)]
+                          return events.some((event) => event._tag === "Delta")
+                            ? Effect.succeed({ head: events, ended: false })
+                            : untilFirstDelta(events)
+                        }
+                      })
+                    )
+                  )
+                // A failure before any text closes this provider's request; the chain tries the next.
+                const { head, ended } = yield* untilFirstDelta([]).pipe(
+                  Effect.tapError(() => Scope.close(scope, Exit.void)),
+                  Effect.mapError((error) => new AttemptFailure({ error, usage: NO_USAGE }))
                 )
-                if (Either.isLeft(opened)) {
-                  yield* Scope.close(scope, Exit.void)
-                  return yield* Effect.fail(opened.left)
-                }
                 const ttftMs = (yield* Clock.currentTimeMillis) - started
                 const state = yield* Ref.make({ usage: NO_USAGE, deltas: 0, settled: false })
                 const observe = (event: StreamEvent) =>
@@ -523,7 +484,8 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
         generateObject,
         streamText,
         circuit: (provider) => breaker.view(provider),
-        checkBudget: (context, request) => checkCap(context, request === undefined ? 0 : estimateMicros(request, false))
+        checkBudget: (context, request) =>
+          cap.check(context.userId, request === undefined ? 0 : cap.estimate(request, false))
       })
     })
   }

@@ -31,7 +31,9 @@ import {
   type RateLimiterShape,
   type RateRule
 } from "../../core/rate-limit/rate-limiter.ts"
-import { codeOf, issuesByPath, type Unauthorized } from "../../domain/errors.ts"
+import type { DbError } from "../../core/db/db.ts"
+import type { StorageError } from "../../core/storage/model.ts"
+import { type AppError, codeOf, issuesByPath, type Unauthorized } from "../../domain/errors.ts"
 import { GenerateOpeners, type OpenerEvent } from "../../domain/openers.ts"
 import { CLIENT_FRAME_TYPES, ClientFrame, CloseCode, ServerFrame, SocketErrorCode } from "../../domain/realtime.ts"
 import type { SessionStreamItem } from "../../domain/sessions.ts"
@@ -50,13 +52,6 @@ interface Inbound {
 interface Authenticated {
   readonly userId: string
   readonly clerkId: string
-}
-
-/** What every wire error has: the catalog says its code. */
-interface WireError {
-  readonly _tag: string
-  readonly message: string
-  readonly details?: unknown
 }
 
 const AI_ERRORS: ReadonlySet<string> = new Set(Object.keys(aiFailuresToWire))
@@ -320,9 +315,9 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
 
         // ---- openers -------------------------------------------------------------------------
 
-        const generationFailed = (requestId: string) => (error: WireError | AiError) =>
+        const generationFailed = (requestId: string) => (error: AppError | AiError | DbError | StorageError) =>
           Effect.gen(function* () {
-            const wire: WireError = isAiError(error) ? yield* Effect.flip(aiErrorToWire(error)) : error
+            const wire = isAiError(error) ? yield* Effect.flip(aiErrorToWire(error)) : error
             const code = codeOf(wire)
             if (code === "INTERNAL_ERROR") yield* Effect.logError("WebSocket: opener generation failed", error)
             yield* send({

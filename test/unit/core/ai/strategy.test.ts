@@ -250,6 +250,39 @@ describe("AiStrategy.generateObject", () => {
     })
   )
 
+  it.effect("an answer that stays invalid is billed: both calls' tokens in the ledger, counted by the cap", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [
+        { _tag: "answer", text: "not json", input: 1000, output: 200 },
+        { _tag: "answer", text: '{"wrong":true}', input: 1100, output: 100 }
+      ])
+      const { strategy, entries } = yield* setup([gemini], { dailyCapMicros: 100_000 })
+      expect((yield* Effect.flip(strategy.generateObject(ask, request)))._tag).toBe("AiInvalidOutput")
+      // (1000 + 1100) × 0.30 + (200 + 100) × 2.50 micro-units per token
+      expect(yield* Ref.get(entries)).toMatchObject([
+        { outcome: "error", errorKind: "invalid_output", inputTokens: 2100, outputTokens: 300, costMicros: 1380 }
+      ])
+      const ledger = AiLedger.inMemory(entries)
+      expect(yield* ledger.spentSince("user_1", new Date(0))).toBe(1380)
+    })
+  )
+
+  it.effect("a corrective retry that fails still bills the first answer; the chain moves on", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [
+        { _tag: "answer", text: "not json", input: 1000, output: 200 },
+        { _tag: "fail", kind: "server", status: 503 }
+      ])
+      const openai = yield* scripted("gpt-4o", [], { _tag: "answer", text: '{"opener":"Backup"}' })
+      const { strategy, entries } = yield* setup([gemini, openai])
+      expect((yield* strategy.generateObject(ask, request)).provider).toBe("gpt-4o")
+      expect(yield* Ref.get(entries)).toMatchObject([
+        { provider: "gemini-flash", outcome: "error", errorKind: "server", inputTokens: 1000, outputTokens: 200 },
+        { provider: "gpt-4o", outcome: "ok" }
+      ])
+    })
+  )
+
   it.effect("the circuit opens after consecutive failures, skips the provider, then lets one trial through", () =>
     Effect.gen(function* () {
       const gemini = yield* scripted("gemini-flash", [], { _tag: "fail", kind: "server", status: 500 })
