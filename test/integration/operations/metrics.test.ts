@@ -9,7 +9,7 @@ import { describe, expect, it, layer } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
 import { randomBytes } from "node:crypto"
 import { createServer } from "node:net"
-import { beforeAll } from "vitest"
+import { afterAll, beforeAll } from "vitest"
 import { AppConfig } from "../../../src/core/config.ts"
 import { Metrics } from "../../../src/core/metrics.ts"
 import { Redis } from "../../../src/core/redis.ts"
@@ -21,6 +21,8 @@ import { http } from "../../support/http.ts"
 import { baseUrl, testConfig, testServer } from "../../support/server.ts"
 import { provisionUser } from "../../support/users.ts"
 import { connectAs, ofType } from "../../support/ws.ts"
+import { startFakeOpenAI } from "../../fakes/ai/index.ts"
+import { generateJson } from "../openers/support.ts"
 import { awaitFinished, createSession, uploadPng, type WireSession } from "../sessions/support.ts"
 
 const ADMIN_TOKEN = `admin-${randomBytes(24).toString("hex")}`
@@ -33,6 +35,10 @@ const redisConfig = {
   REDIS_URL: process.env["TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379",
   QUEUE_PREFIX: `wm-test-${randomBytes(4).toString("hex")}`
 }
+
+const openai = await startFakeOpenAI()
+openai.setFallback({ kind: "status", status: 500 })
+afterAll(() => openai.close())
 
 let screenshot: Buffer
 
@@ -250,6 +256,38 @@ describe("metrics and the dashboard without ADMIN_TOKEN", () => {
       expect(api.status).toBe(200)
       expect((api.body as { queues: ReadonlyArray<unknown> }).queues).toEqual([])
     }).pipe(Effect.provide(testServer({ db: TestDb(), config: { NODE_ENV: "development" } })))
+  )
+})
+
+describe("metrics of a provider that fails", () => {
+  it.live("the failed attempt is counted with its outcome, and its circuit shows open", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const user = yield* provisionUser(url, "metrics-ai-down")
+      const res = yield* generateJson(url, user.headers, { profile: { name: "Sam" }, count: 1 })
+      expect(res.status).toBe(503)
+      const text = (yield* http(`${url}/metrics`)).text
+      expect(
+        sample(text, "wingmate_ai_calls_total", { provider: "gpt-4o", feature: "openers", outcome: "error" })
+      ).toBeGreaterThan(0)
+      expect(sample(text, "wingmate_ai_circuit_state", { provider: "gpt-4o", state: "open" })).toBe(1)
+      expect(sample(text, "wingmate_ai_circuit_state", { provider: "gpt-4o", state: "closed" })).toBe(0)
+    }).pipe(
+      Effect.provide(
+        testServer({
+          db: TestDb(),
+          config: {
+            NODE_ENV: "development",
+            OPENAI_API_KEY: "test",
+            OPENAI_BASE_URL: openai.url,
+            AI_PROVIDER_STRATEGY_PRIMARY: "gpt-4o",
+            AI_PROVIDER_STRATEGY_FALLBACKS: "claude-sonnet",
+            AI_BREAKER_FAILURES: "1",
+            AI_DAILY_SPEND_CAP_MICROS: "0"
+          }
+        })
+      )
+    )
   )
 })
 
