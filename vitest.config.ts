@@ -22,6 +22,8 @@ export default defineConfig({
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
           globalSetup: ["test/support/database.global.ts"],
+          // Every response from the local server is judged against the OpenAPI document (issue #16).
+          setupFiles: ["test/support/conformance.setup.ts"],
           testTimeout: 30_000,
           hookTimeout: 60_000
         }
@@ -30,6 +32,7 @@ export default defineConfig({
         test: {
           name: "e2e",
           include: ["test/e2e/**/*.test.ts"],
+          setupFiles: ["test/support/conformance.setup.ts"],
           testTimeout: 60_000,
           hookTimeout: 90_000
         }

@@ -16,10 +16,12 @@ import { RateLimiter } from "./core/rate-limit/rate-limiter.ts"
 import { Erasure, Tombstones } from "./core/erasure.ts"
 import { ImageProcessor } from "./core/image/image-processor.ts"
 import { JsonBodiesLive } from "./core/http/json-bodies.ts"
-import { rpcRoutes } from "./core/http/rpc.ts"
+import { RpcProtocolVersion, rpcRoutes } from "./core/http/rpc.ts"
 import { DocsRoutes } from "./core/http/docs.ts"
 import { HttpPlumbing, RouteMetrics } from "./core/http/middleware.ts"
+import { RouteIdempotency } from "./core/http/idempotency.ts"
 import { RouteRateLimits } from "./core/http/rate-limit.ts"
+import { IdempotencyErasureLive, IdempotencyStore } from "./core/idempotency.ts"
 import { NodeServerLive } from "./core/http/server.ts"
 import { LoggingLive } from "./core/logging.ts"
 import { TracingLive } from "./core/tracing.ts"
@@ -33,18 +35,21 @@ import { WorkerLivenessLive } from "./modules/health/worker-liveness.ts"
 import { MetricsLive, OperationsHttpLive } from "./modules/operations/metrics.http.ts"
 import { QueuesDashboardRoutes } from "./modules/operations/queues-dashboard.ts"
 import { UploadsHttpLive } from "./modules/uploads/uploads.http.ts"
+import { UploadsRpcLive } from "./modules/uploads/uploads.rpc.ts"
 import { UploadsErasureLive, UploadsService, UploadsSweeperLive } from "./modules/uploads/uploads.service.ts"
 import {
   AuthenticationLive,
   RateLimitsErasureLive,
   RpcAuthenticationLive,
+  RpcTokenAuthenticationLive,
   TokenAuthenticationLive
 } from "./modules/users/authentication.ts"
 import { UsersHttpLive } from "./modules/users/users.http.ts"
-import { UsersRpcLive } from "./modules/users/users.rpc.ts"
+import { AccountRpcLive, UsersRpcLive } from "./modules/users/users.rpc.ts"
 import { UsersService } from "./modules/users/users.service.ts"
 import { UsersRepo } from "./modules/users/users.repo.ts"
 import { MatchesHttpLive } from "./modules/matches/matches.http.ts"
+import { MatchesRpcLive } from "./modules/matches/matches.rpc.ts"
 import { MatchesService } from "./modules/matches/matches.service.ts"
 import { OpenersHttpLive } from "./modules/openers/openers.http.ts"
 import { OpenersRpcLive } from "./modules/openers/openers.rpc.ts"
@@ -90,9 +95,16 @@ const ApiHandlers = Layer.mergeAll(
 ).pipe(Layer.provide(Modules))
 
 /** The RPC procedures (`WingmateRpcs`) and their authentication, on the same services. */
-const RpcHandlers = Layer.mergeAll(UsersRpcLive, OpenersRpcLive, SessionsRpcLive, RpcAuthenticationLive).pipe(
-  Layer.provide(Modules)
-)
+const RpcHandlers = Layer.mergeAll(
+  UsersRpcLive,
+  AccountRpcLive,
+  MatchesRpcLive,
+  UploadsRpcLive,
+  OpenersRpcLive,
+  SessionsRpcLive,
+  RpcAuthenticationLive,
+  RpcTokenAuthenticationLive
+).pipe(Layer.provide(Modules))
 
 export const HttpRoutes = Layer.mergeAll(
   HttpLayerRouter.addHttpApi(WingmateApi, { openapiPath: "/openapi.json" }).pipe(
@@ -100,11 +112,14 @@ export const HttpRoutes = Layer.mergeAll(
     Layer.provide(Modules),
     Layer.provide(JsonBodiesLive),
     Layer.provide(RouteRateLimits),
+    Layer.provide(RouteIdempotency.pipe(Layer.provide(IdempotencyStore.layer))),
     Layer.provide(RouteMetrics)
   ),
+  IdempotencyErasureLive.pipe(Layer.provide(IdempotencyStore.layer)),
   DocsRoutes.pipe(Layer.provide(RouteRateLimits), Layer.provide(RouteMetrics)),
   rpcRoutes(WingmateRpcs, "/rpc").pipe(
     Layer.provide(RpcHandlers),
+    Layer.provide(RpcProtocolVersion),
     Layer.provide(RouteRateLimits),
     Layer.provide(RouteMetrics)
   ),

@@ -15,7 +15,8 @@
 import { FetchHttpClient, Headers, HttpClient, HttpClientRequest, Socket } from "@effect/platform"
 import { RpcClient, RpcMiddleware, RpcSerialization } from "@effect/rpc"
 import { Context, Effect, Layer } from "effect"
-import { RpcAuthentication, WingmateRpcs } from "../domain/rpc.ts"
+import { RPC_PROTOCOL_HEADER, RPC_PROTOCOL_VERSION, RPC_SUBPROTOCOL } from "../domain/protocol.ts"
+import { RpcAuthentication, RpcTokenAuthentication, WingmateRpcs } from "../domain/rpc.ts"
 
 export interface WingmateRpcClientOptions {
   /** Where the api is, e.g. `http://localhost:3000` (`/rpc` is appended). */
@@ -32,14 +33,21 @@ export interface WingmateRpcWebSocketOptions extends WingmateRpcClientOptions {
 const rpcUrl = (baseUrl: string) => `${baseUrl.replace(/\/+$/, "")}/rpc`
 
 /** Sets `authorization` on each request message; the server reads it like an HTTP header. */
-const authentication = (token: WingmateRpcClientOptions["token"]) =>
-  RpcMiddleware.layerClient(RpcAuthentication, ({ request }) =>
+const withToken =
+  (token: WingmateRpcClientOptions["token"]) =>
+  <R extends { readonly headers: Headers.Headers }>({ request }: { readonly request: R }) =>
     token === undefined
       ? Effect.succeed(request)
       : Effect.map(typeof token === "string" ? Effect.succeed(token) : token, (value) => ({
           ...request,
           headers: Headers.set(request.headers, "authorization", `Bearer ${value}`)
         }))
+
+/** Both middlewares of the contract carry the token (`users.eraseMe` runs behind the second). */
+const authentication = (token: WingmateRpcClientOptions["token"]) =>
+  Layer.merge(
+    RpcMiddleware.layerClient(RpcAuthentication, withToken(token)),
+    RpcMiddleware.layerClient(RpcTokenAuthentication, withToken(token))
   )
 
 /** `POST /rpc`, NDJSON; an answer that is not 2xx (e.g. a 413 envelope) fails the call. */
@@ -48,15 +56,24 @@ const httpProtocol = (baseUrl: string) =>
     RpcClient.Protocol,
     Effect.flatMap(HttpClient.HttpClient, (client) =>
       RpcClient.makeProtocolHttp(
-        client.pipe(HttpClient.mapRequest(HttpClientRequest.prependUrl(rpcUrl(baseUrl))), HttpClient.filterStatusOk)
+        client.pipe(
+          HttpClient.mapRequest(HttpClientRequest.prependUrl(rpcUrl(baseUrl))),
+          HttpClient.mapRequest(HttpClientRequest.setHeader(RPC_PROTOCOL_HEADER, RPC_PROTOCOL_VERSION)),
+          HttpClient.filterStatusOk
+        )
       )
     )
   ).pipe(Layer.provide(RpcSerialization.layerNdjson), Layer.provide(FetchHttpClient.layer))
 
-/** `GET /rpc` upgraded to a WebSocket, JSON messages; many calls share the socket. */
+/** `GET /rpc` upgraded to a WebSocket (subprotocol `wingmate.rpc.v1`), JSON messages; many calls share the socket. */
 const webSocketProtocol = (options: WingmateRpcWebSocketOptions) =>
   RpcClient.layerProtocolSocket().pipe(
-    Layer.provide(Socket.layerWebSocket(rpcUrl(options.baseUrl).replace(/^http/, "ws"))),
+    Layer.provide(
+      Layer.scoped(
+        Socket.Socket,
+        Socket.makeWebSocket(rpcUrl(options.baseUrl).replace(/^http/, "ws"), { protocols: RPC_SUBPROTOCOL })
+      )
+    ),
     Layer.provide(
       options.webSocket === undefined
         ? Socket.layerWebSocketConstructorGlobal

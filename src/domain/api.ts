@@ -11,10 +11,12 @@ import {
   InvalidJsonEnvelope,
   PayloadTooLargeEnvelope,
   RateLimitedEnvelope,
+  RouteNotFoundEnvelope,
   UnsupportedMediaTypeEnvelope
 } from "./errors.ts"
 import { withBearerChallenge } from "./auth.ts"
 import { HealthGroup } from "./health.ts"
+import { withIdempotencyKeys } from "./idempotency.ts"
 import { MatchesGroup } from "./matches.ts"
 import { OpenersGroup } from "./openers.ts"
 import { OperationsGroup } from "./operations.ts"
@@ -22,6 +24,18 @@ import { SessionsGroup } from "./sessions.ts"
 import { UploadsGroup } from "./uploads.ts"
 import { UsersGroup } from "./users.ts"
 import { WebhooksGroup } from "./webhooks.ts"
+import { withResponseHeaders } from "./response-headers.ts"
+import { withoutSchemaMarkers } from "./schema-ids.ts"
+import { withUnroutablePaths } from "./unroutable-paths.ts"
+
+/**
+ * Not open source. OpenAPI 3.1 asks for a URL or an SPDX identifier: `LicenseRef-` is SPDX's form
+ * for a license of one's own (the generator's type knows only `url`, hence the wider type).
+ */
+const License: OpenApi.OpenAPISpecLicense & { readonly identifier: string } = {
+  name: "Proprietary",
+  identifier: "LicenseRef-Proprietary"
+}
 
 /**
  * `HttpApi.make` fixes the API's error schema to `HttpApiDecodeError`'s own wire shape, and the
@@ -61,7 +75,14 @@ export class WingmateApi extends makeApi("wingmate")
   .middleware(JsonBodies)
   .annotate(OpenApi.Title, "Wingmate API")
   .annotate(OpenApi.Version, "1.0.0")
-  .annotate(OpenApi.Transform, withBearerChallenge)
+  .annotate(OpenApi.License, License)
+  // Relative: the API is served by the origin that serves this document (dev, staging or production).
+  .annotate(OpenApi.Servers, [{ url: "/", description: "The origin serving this document" }])
+  .annotate(HttpApi.AdditionalSchemas, [RouteNotFoundEnvelope])
+  // One transform per API (a second annotation would replace the first): composed here.
+  .annotate(OpenApi.Transform, (spec) =>
+    withoutSchemaMarkers(withResponseHeaders(withUnroutablePaths(withIdempotencyKeys(withBearerChallenge(spec)))))
+  )
   .annotate(
     OpenApi.Description,
     "Backend of the Wingmate dating assistant. Every response is an envelope: " +

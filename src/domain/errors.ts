@@ -92,6 +92,16 @@ export class AiRequestRejected extends Schema.TaggedError<AiRequestRejected>()("
 export class AiInvalidOutput extends Schema.TaggedError<AiInvalidOutput>()("AiInvalidOutput", errorFields) {}
 /** No text could be read from a screenshot (blank, no chat, or the OCR engines failed). */
 export class OcrUnreadable extends Schema.TaggedError<OcrUnreadable>()("OcrUnreadable", errorFields) {}
+/** An `Idempotency-Key` already used with another request body (or Accept mode) by this user, on this operation. */
+export class IdempotencyKeyReused extends Schema.TaggedError<IdempotencyKeyReused>()(
+  "IdempotencyKeyReused",
+  errorFields
+) {}
+/** The first request with this `Idempotency-Key` is still running; `Retry-After` says when to ask again. */
+export class IdempotencyKeyInFlight extends Schema.TaggedError<IdempotencyKeyInFlight>()(
+  "IdempotencyKeyInFlight",
+  errorFields
+) {}
 /** Too many requests in the current window. */
 export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", errorFields) {}
 /** A dependency (database, cache) is not reachable. */
@@ -130,6 +140,8 @@ export const ErrorCatalog = {
   SAFETY_BLOCKED: { status: 422, error: SafetyBlocked },
   AI_REQUEST_REJECTED: { status: 422, error: AiRequestRejected },
   OCR_FAILED: { status: 422, error: OcrUnreadable },
+  IDEMPOTENCY_KEY_REUSED: { status: 422, error: IdempotencyKeyReused },
+  IDEMPOTENCY_KEY_IN_FLIGHT: { status: 409, error: IdempotencyKeyInFlight },
   RATE_LIMITED: { status: 429, error: RateLimited },
   QUOTA_EXCEEDED: { status: 429, error: QuotaExceeded },
   AI_INVALID_OUTPUT: { status: 502, error: AiInvalidOutput },
@@ -337,6 +349,8 @@ export const AiUnavailableEnvelope = ErrorEnvelope(AiUnavailable, "AI_UNAVAILABL
 export const AiRequestRejectedEnvelope = ErrorEnvelope(AiRequestRejected, "AI_REQUEST_REJECTED")
 export const AiInvalidOutputEnvelope = ErrorEnvelope(AiInvalidOutput, "AI_INVALID_OUTPUT")
 export const OcrUnreadableEnvelope = ErrorEnvelope(OcrUnreadable, "OCR_FAILED")
+export const IdempotencyKeyReusedEnvelope = ErrorEnvelope(IdempotencyKeyReused, "IDEMPOTENCY_KEY_REUSED")
+export const IdempotencyKeyInFlightEnvelope = ErrorEnvelope(IdempotencyKeyInFlight, "IDEMPOTENCY_KEY_IN_FLIGHT")
 
 /**
  * The catalog code of an error (for places that write the envelope themselves, like SSE); an

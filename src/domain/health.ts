@@ -18,9 +18,14 @@ export const Readiness = Schema.Struct({
 export type Readiness = typeof Readiness.Type
 
 export class HealthGroup extends HttpApiGroup.make("health")
-  .add(HttpApiEndpoint.get("live", "/health/live").addSuccess(Envelope(Liveness)))
+  .add(
+    HttpApiEndpoint.get("live", "/health/live")
+      .annotate(OpenApi.Summary, "Liveness probe")
+      .addSuccess(Envelope(Liveness))
+  )
   .add(
     HttpApiEndpoint.get("ready", "/health/ready")
+      .annotate(OpenApi.Summary, "Readiness probe")
       .addSuccess(Envelope(Readiness))
       .addError(ServiceUnavailableEnvelope)
       .annotate(OpenApi.Description, "200 when the database (and Redis, when configured) answer; 503 otherwise.")

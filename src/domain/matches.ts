@@ -1,5 +1,5 @@
 /** Matches: the people a user is talking to, shared by Magic Openers and Sessions. */
-import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema } from "@effect/platform"
+import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Authentication } from "./auth.ts"
 import { Envelope } from "./envelope.ts"
@@ -88,6 +88,7 @@ const ProfileUploadErrors = Schema.Union(
 export class MatchesGroup extends HttpApiGroup.make("matches")
   .add(
     HttpApiEndpoint.post("create", "/")
+      .annotate(OpenApi.Summary, "Create a match")
       .setPayload(CreateMatch)
       .addSuccess(Envelope(Match), { status: 201 })
       .addError(SafetyBlockedEnvelope)
@@ -96,14 +97,20 @@ export class MatchesGroup extends HttpApiGroup.make("matches")
   )
   .add(
     HttpApiEndpoint.get("list", "/")
+      .annotate(OpenApi.Summary, "List matches")
       .setUrlParams(PageParams)
       .addSuccess(Envelope(Page(Match)))
   )
   .add(
-    HttpApiEndpoint.get("get", "/:matchId").setPath(MatchPath).addSuccess(Envelope(Match)).addError(NotFoundEnvelope)
+    HttpApiEndpoint.get("get", "/:matchId")
+      .annotate(OpenApi.Summary, "Get a match")
+      .setPath(MatchPath)
+      .addSuccess(Envelope(Match))
+      .addError(NotFoundEnvelope)
   )
   .add(
     HttpApiEndpoint.patch("update", "/:matchId")
+      .annotate(OpenApi.Summary, "Update a match")
       .setPath(MatchPath)
       .setPayload(UpdateMatch)
       .addSuccess(Envelope(Match))
@@ -113,9 +120,14 @@ export class MatchesGroup extends HttpApiGroup.make("matches")
   )
   .add(
     HttpApiEndpoint.del("delete", "/:matchId")
+      .annotate(OpenApi.Summary, "Delete a match")
       .setPath(MatchPath)
       .addSuccess(HttpApiSchema.NoContent)
       .addError(NotFoundEnvelope)
   )
   .middleware(Authentication)
-  .prefix("/matches") {}
+  .prefix("/matches")
+  .annotate(
+    OpenApi.Description,
+    "The people the caller is talking to, with what was read from their profile screenshots; shared by openers and sessions."
+  ) {}

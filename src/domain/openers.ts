@@ -7,9 +7,12 @@ import {
   AiInvalidOutputEnvelope,
   AiRequestRejectedEnvelope,
   AiUnavailableEnvelope,
+  IdempotencyKeyInFlightEnvelope,
+  IdempotencyKeyReusedEnvelope,
   NotFoundEnvelope,
   QuotaExceededEnvelope,
-  SafetyBlockedEnvelope
+  SafetyBlockedEnvelope,
+  ServiceUnavailableEnvelope
 } from "./errors.ts"
 import { LongText, Text } from "./fields.ts"
 import { Page, PageParams, ResourceId } from "./pagination.ts"
@@ -147,6 +150,7 @@ const OpenerPath = Schema.Struct({ openerId: ResourceId })
 export class OpenersGroup extends HttpApiGroup.make("openers")
   .add(
     HttpApiEndpoint.post("generate", "/generate")
+      .annotate(OpenApi.Summary, "Generate openers for a match")
       .setPayload(GenerateOpeners)
       .addSuccess(Envelope(GenerationResult))
       .addError(NotFoundEnvelope)
@@ -155,6 +159,9 @@ export class OpenersGroup extends HttpApiGroup.make("openers")
       .addError(AiUnavailableEnvelope)
       .addError(AiRequestRejectedEnvelope)
       .addError(AiInvalidOutputEnvelope)
+      .addError(IdempotencyKeyReusedEnvelope)
+      .addError(IdempotencyKeyInFlightEnvelope)
+      .addError(ServiceUnavailableEnvelope)
       .annotate(
         OpenApi.Description,
         "Writes `count` openers. With `Accept: text/event-stream` they stream as Server-Sent Events " +
@@ -165,23 +172,27 @@ export class OpenersGroup extends HttpApiGroup.make("openers")
   )
   .add(
     HttpApiEndpoint.get("list", "/")
+      .annotate(OpenApi.Summary, "List openers")
       .setUrlParams(ListOpenersParams)
       .addSuccess(Envelope(Page(Opener)))
   )
   .add(
     HttpApiEndpoint.post("like", "/:openerId/like")
+      .annotate(OpenApi.Summary, "Like an opener")
       .setPath(OpenerPath)
       .addSuccess(Envelope(Opener))
       .addError(NotFoundEnvelope)
   )
   .add(
     HttpApiEndpoint.del("unlike", "/:openerId/like")
+      .annotate(OpenApi.Summary, "Clear an opener's like")
       .setPath(OpenerPath)
       .addSuccess(Envelope(Opener))
       .addError(NotFoundEnvelope)
   )
   .add(
     HttpApiEndpoint.post("dislike", "/:openerId/dislike")
+      .annotate(OpenApi.Summary, "Dislike an opener")
       .setPath(OpenerPath)
       .setPayload(DislikeBody)
       .addSuccess(Envelope(Opener))
@@ -189,4 +200,8 @@ export class OpenersGroup extends HttpApiGroup.make("openers")
       .annotate(OpenApi.Transform, withOptionalBody)
   )
   .middleware(Authentication)
-  .prefix("/magic-openers") {}
+  .prefix("/magic-openers")
+  .annotate(
+    OpenApi.Description,
+    "Magic openers: first messages written for a match, streamed or answered whole, with feedback."
+  ) {}

@@ -14,8 +14,15 @@ const Limit = Schema.NumberFromString.pipe(Schema.int(), Schema.between(LIMIT.mi
   jsonSchema: { type: "integer", ...LIMIT }
 })
 
+/** A page's size when the request gives none. */
+export const DEFAULT_PAGE_LIMIT = LIMIT.default
+
 export const PageParams = Schema.Struct({
-  limit: Schema.optionalWith(Limit, { default: () => LIMIT.default }),
+  /**
+   * Optional on both sides (the handlers use DEFAULT_PAGE_LIMIT): with a decoding default the
+   * typed client (`HttpApiClient`, which takes the decoded side) would have to send it.
+   */
+  limit: Schema.optional(Limit),
   /** Opaque: the `nextCursor` of the previous page. */
   cursor: Schema.optional(Token(200))
 })

@@ -5,23 +5,32 @@
  *
  * Every procedure runs behind `RpcAuthentication`: `authorization: Bearer <jwt>`, read from the
  * request's headers (HTTP), the upgrade request's (WebSocket), or the message's own, which win.
+ * `users.eraseMe` alone runs behind `RpcTokenAuthentication` (the token verified, no user resolved),
+ * so erasing again answers as over REST.
+ *
+ * Every app operation of the HttpApi has a procedure here (test/unit/domain/rpc-coverage.test.ts
+ * maps each one). Not app operations, so not here: the Clerk webhook (`POST /webhooks/clerk`,
+ * Clerk's server calling ours, signed with svix) and the health probes (for the orchestrator).
  */
 import { Rpc, RpcGroup, RpcMiddleware } from "@effect/rpc"
 import { Schema } from "effect"
-import { CurrentUser } from "./auth.ts"
+import { ClerkIdentity, CurrentUser } from "./auth.ts"
 import {
   AiInvalidOutput,
   AiRequestRejected,
   AiUnavailable,
+  BadRequest,
   Conflict,
   ImageTooLarge,
   ImageUnreadable,
   NotFound,
+  PayloadTooLarge,
   QuotaExceeded,
   RateLimited,
   SafetyBlocked,
   ServiceUnavailable,
   Unauthorized,
+  UnsupportedMediaType,
   UploadAlreadyUsed,
   UploadContentMismatch,
   UploadExpired,
@@ -32,10 +41,20 @@ import {
   ValidationError
 } from "./errors.ts"
 import { Token } from "./fields.ts"
+import { CreateMatch, Match, UpdateMatch } from "./matches.ts"
 import { DislikeOpener, GenerateOpeners, Opener, OpenerEvent } from "./openers.ts"
 import { Page, ResourceId } from "./pagination.ts"
-import { CreateSession, RegenerateSuggestions, Session, SessionStreamItem, SessionSuggestion } from "./sessions.ts"
-import { UserProfile } from "./users.ts"
+import {
+  CreateSession,
+  PatchTranscript,
+  RegenerateSuggestions,
+  Session,
+  SessionStreamItem,
+  SessionSuggestion,
+  SessionSummary
+} from "./sessions.ts"
+import { CreateUpload, Upload, UploadTicket } from "./uploads.ts"
+import { UpdateProfile, UserExport, UserProfile } from "./users.ts"
 
 /**
  * Verifies the bearer token and provides `CurrentUser`, as the HttpApi's `Authentication` does;
@@ -50,6 +69,16 @@ export class RpcAuthentication extends RpcMiddleware.Tag<RpcAuthentication>()("R
   requiredForClient: true
 }) {}
 
+/**
+ * The token verified, the Clerk identity provided, no user resolved (as the HttpApi's
+ * `TokenAuthentication`): for `users.eraseMe`, which must work on an account already erased.
+ */
+export class RpcTokenAuthentication extends RpcMiddleware.Tag<RpcTokenAuthentication>()("RpcTokenAuthentication", {
+  provides: ClerkIdentity,
+  failure: Schema.Union(Unauthorized, RateLimited),
+  requiredForClient: true
+}) {}
+
 /** Cursor pagination, as numbers (the HttpApi's `PageParams` parse query strings). */
 const pageFields = {
   limit: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 100)), { exact: true }),
@@ -59,12 +88,74 @@ const pageFields = {
 
 const AiErrors = [QuotaExceeded, AiUnavailable, AiRequestRejected, AiInvalidOutput] as const
 
+/** What taking an upload can answer: it is not usable, and why (`details.uploadId` names it). */
+const UploadErrors = [
+  UploadNotReceived,
+  UploadExpired,
+  UploadAlreadyUsed,
+  UploadSizeMismatch,
+  UploadTypeMismatch,
+  UploadContentMismatch,
+  UploadPurposeMismatch
+] as const
+
 export const UsersRpcs = RpcGroup.make(
   /** The caller's user. `Unauthorized` (`account-erased`) if it was erased meanwhile. */
-  Rpc.make("me", { success: UserProfile, error: Unauthorized })
+  Rpc.make("me", { success: UserProfile, error: Unauthorized }),
+  /** As `PATCH /users/me`: `null` clears a field. */
+  Rpc.make("updateMe", { payload: UpdateProfile, success: UserProfile }),
+  /** As `GET /users/me/export`; `RateLimited` over RATE_LIMIT_EXPORT_USER (`details.retryAfterMs`). */
+  Rpc.make("exportMe", { success: UserExport, error: Schema.Union(Unauthorized, RateLimited) })
 )
   .middleware(RpcAuthentication)
   .prefix("users.")
+
+export const AccountRpcs = RpcGroup.make(
+  /** As `DELETE /users/me`: erases the account and everything it owns; again on a second call. */
+  Rpc.make("eraseMe", { success: Schema.Void })
+)
+  .middleware(RpcTokenAuthentication)
+  .prefix("users.")
+
+export const MatchesRpcs = RpcGroup.make(
+  /** As `POST /matches`; a `profileUploadId` is taken (an upload with purpose `profile`). */
+  Rpc.make("create", {
+    payload: CreateMatch,
+    success: Match,
+    error: Schema.Union(SafetyBlocked, NotFound, ...UploadErrors)
+  }),
+  /** Newest first. */
+  Rpc.make("list", {
+    payload: Schema.Struct(pageFields),
+    success: Page(Match),
+    /** A `cursor` that is not a `nextCursor`. */
+    error: ValidationError
+  }),
+  Rpc.make("get", { payload: { matchId: ResourceId }, success: Match, error: NotFound }),
+  /** As `PATCH /matches/:id`: `null` clears a field. */
+  Rpc.make("update", {
+    payload: { matchId: ResourceId, ...UpdateMatch.fields },
+    success: Match,
+    error: Schema.Union(NotFound, SafetyBlocked, ...UploadErrors)
+  }),
+  Rpc.make("delete", { payload: { matchId: ResourceId }, success: Schema.Void, error: NotFound })
+)
+  .middleware(RpcAuthentication)
+  .prefix("matches.")
+
+export const UploadsRpcs = RpcGroup.make(
+  /** As `POST /uploads`: a pre-signed URL for one PUT of exactly this type and length. */
+  Rpc.make("create", {
+    payload: CreateUpload,
+    success: UploadTicket,
+    /** `Unauthorized` (`account-erased`): the account was erased meanwhile. */
+    error: Schema.Union(UnsupportedMediaType, PayloadTooLarge, Unauthorized)
+  }),
+  /** The upload's status (a pending one is checked against storage). */
+  Rpc.make("get", { payload: { uploadId: ResourceId }, success: Upload, error: NotFound })
+)
+  .middleware(RpcAuthentication)
+  .prefix("uploads.")
 
 export const OpenersRpcs = RpcGroup.make(
   /** Writes `count` openers: `delta`s, `done` (saved) or `blocked` per line, then `final`. */
@@ -105,20 +196,14 @@ export const SessionsRpcs = RpcGroup.make(
   Rpc.make("create", {
     payload: CreateSession,
     success: Session,
-    error: Schema.Union(
-      NotFound,
-      UploadNotReceived,
-      UploadExpired,
-      UploadAlreadyUsed,
-      UploadSizeMismatch,
-      UploadTypeMismatch,
-      UploadContentMismatch,
-      UploadPurposeMismatch,
-      ImageTooLarge,
-      ImageUnreadable,
-      QuotaExceeded,
-      ServiceUnavailable
-    )
+    error: Schema.Union(NotFound, ...UploadErrors, ImageTooLarge, ImageUnreadable, QuotaExceeded, ServiceUnavailable)
+  }),
+  /** Newest first; `matchId`: only that match's sessions. */
+  Rpc.make("list", {
+    payload: Schema.Struct({ ...pageFields, matchId: Schema.optionalWith(ResourceId, { exact: true }) }),
+    success: Page(SessionSummary),
+    /** A `cursor` that is not a `nextCursor`. */
+    error: ValidationError
   }),
   Rpc.make("get", { payload: { sessionId: ResourceId }, success: Session, error: NotFound }),
   /**
@@ -142,10 +227,46 @@ export const SessionsRpcs = RpcGroup.make(
     success: RegenerationEvent,
     error: Schema.Union(NotFound, Conflict, SafetyBlocked, ...AiErrors),
     stream: true
+  }),
+  /**
+   * As `PATCH /sessions/:id/transcript`: `Conflict` unless the session is completed or failed;
+   * `BadRequest` for a position not in the transcript (`details.positions`).
+   */
+  Rpc.make("patchTranscript", {
+    payload: Schema.extend(Schema.Struct({ sessionId: ResourceId }), PatchTranscript),
+    success: Session,
+    error: Schema.Union(NotFound, Conflict, BadRequest)
+  }),
+  Rpc.make("like", {
+    payload: { sessionId: ResourceId, suggestionId: ResourceId },
+    success: SessionSuggestion,
+    error: NotFound
+  }),
+  Rpc.make("unlike", {
+    payload: { sessionId: ResourceId, suggestionId: ResourceId },
+    success: SessionSuggestion,
+    error: NotFound
+  }),
+  Rpc.make("dislike", {
+    payload: { sessionId: ResourceId, suggestionId: ResourceId, ...DislikeOpener.fields },
+    success: SessionSuggestion,
+    error: NotFound
+  }),
+  /** As `POST /sessions/:id/cancel`: the session, cancelled unless it had already ended. */
+  Rpc.make("cancel", {
+    payload: { sessionId: ResourceId },
+    success: Session,
+    error: Schema.Union(NotFound, ServiceUnavailable)
+  }),
+  /** As `DELETE /sessions/:id`: the session, its images and its progress. */
+  Rpc.make("delete", {
+    payload: { sessionId: ResourceId },
+    success: Schema.Void,
+    error: Schema.Union(NotFound, ServiceUnavailable)
   })
 )
   .middleware(RpcAuthentication)
   .prefix("sessions.")
 
-/** Every procedure: `users.*`, `openers.*`, `sessions.*`. */
-export class WingmateRpcs extends UsersRpcs.merge(OpenersRpcs, SessionsRpcs) {}
+/** Every procedure: `users.*`, `matches.*`, `uploads.*`, `openers.*`, `sessions.*`. */
+export class WingmateRpcs extends UsersRpcs.merge(AccountRpcs, MatchesRpcs, UploadsRpcs, OpenersRpcs, SessionsRpcs) {}

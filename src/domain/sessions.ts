@@ -12,6 +12,8 @@ import {
   AiRequestRejectedEnvelope,
   AiUnavailableEnvelope,
   ConflictEnvelope,
+  IdempotencyKeyInFlightEnvelope,
+  IdempotencyKeyReusedEnvelope,
   ImageTooLargeEnvelope,
   ImageUnreadableEnvelope,
   NotFoundEnvelope,
@@ -126,8 +128,26 @@ export const SessionImage = Schema.Struct({
 export type SessionImage = typeof SessionImage.Type
 
 /** A session with its screenshots' thumbnails, its transcript and suggestions. */
+/** How long each phase took, in milliseconds, for the phases that ran (the last attempt's, after a retry). */
+export const SessionTimings = Schema.Struct({
+  normalise: Schema.optionalWith(Schema.NonNegativeInt, { exact: true }),
+  ocr: Schema.optionalWith(Schema.NonNegativeInt, { exact: true }),
+  transcript: Schema.optionalWith(Schema.NonNegativeInt, { exact: true }),
+  suggestions: Schema.optionalWith(Schema.NonNegativeInt, { exact: true })
+}).annotations({
+  identifier: "SessionTimings",
+  description: "Milliseconds per pipeline phase, for the phases that ran"
+})
+export type SessionTimings = typeof SessionTimings.Type
+
 export const Session = Schema.Struct({
   ...SessionSummary.fields,
+  costMicros: Schema.NonNegativeInt.annotations({
+    description:
+      "What the AI calls made for this session cost, in millionths of a US dollar: screenshot reading, suggestions, " +
+      "regenerations, and attempts that failed but were billed"
+  }),
+  timings: SessionTimings,
   context: Schema.NullOr(Schema.String),
   images: Schema.Array(SessionImage).annotations({
     description: "The screenshots in order, each with a short-lived thumbnail URL"
@@ -250,6 +270,7 @@ const SuggestionPath = Schema.Struct({ sessionId: ResourceId, suggestionId: Reso
 export class SessionsGroup extends HttpApiGroup.make("sessions")
   .add(
     HttpApiEndpoint.post("create", "/")
+      .annotate(OpenApi.Summary, "Start a session from chat screenshots")
       .setPayload(CreateSession)
       .addSuccess(Envelope(Session), { status: 202 })
       .addError(NotFoundEnvelope)
@@ -264,6 +285,8 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
       .addError(ImageUnreadableEnvelope)
       .addError(QuotaExceededEnvelope)
       .addError(ServiceUnavailableEnvelope)
+      .addError(IdempotencyKeyReusedEnvelope)
+      .addError(IdempotencyKeyInFlightEnvelope)
       .annotate(
         OpenApi.Description,
         "Takes the uploads (each must be the caller's, uploaded, verified and unused; a refusal names the " +
@@ -272,17 +295,20 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
   )
   .add(
     HttpApiEndpoint.get("list", "/")
+      .annotate(OpenApi.Summary, "List sessions")
       .setUrlParams(ListSessionsParams)
       .addSuccess(Envelope(Page(SessionSummary)))
   )
   .add(
     HttpApiEndpoint.get("get", "/:sessionId")
+      .annotate(OpenApi.Summary, "Get a session")
       .setPath(SessionPath)
       .addSuccess(Envelope(Session))
       .addError(NotFoundEnvelope)
   )
   .add(
     HttpApiEndpoint.get("events", "/:sessionId/events")
+      .annotate(OpenApi.Summary, "Follow a session's progress")
       .setPath(SessionPath)
       .addSuccess(
         HttpApiSchema.Text({ contentType: "text/event-stream" }).annotations({ description: EVENTS_DESCRIPTION })
@@ -291,6 +317,7 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
   )
   .add(
     HttpApiEndpoint.patch("patchTranscript", "/:sessionId/transcript")
+      .annotate(OpenApi.Summary, "Correct a session's transcript")
       .setPath(SessionPath)
       .setPayload(PatchTranscript)
       .addSuccess(Envelope(Session))
@@ -304,6 +331,7 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
   )
   .add(
     HttpApiEndpoint.post("regenerate", "/:sessionId/suggestions")
+      .annotate(OpenApi.Summary, "Regenerate a session's suggestions")
       .setPath(SessionPath)
       .setPayload(RegenerateSuggestions)
       .addSuccess(Envelope(SuggestionBatch))
@@ -314,6 +342,9 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
       .addError(AiUnavailableEnvelope)
       .addError(AiRequestRejectedEnvelope)
       .addError(AiInvalidOutputEnvelope)
+      .addError(IdempotencyKeyReusedEnvelope)
+      .addError(IdempotencyKeyInFlightEnvelope)
+      .addError(ServiceUnavailableEnvelope)
       .annotate(
         OpenApi.Description,
         "Writes a new batch of suggestions from the stored transcript, with another tone and/or an " +
@@ -324,18 +355,21 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
   )
   .add(
     HttpApiEndpoint.post("like", "/:sessionId/suggestions/:suggestionId/like")
+      .annotate(OpenApi.Summary, "Like a suggestion")
       .setPath(SuggestionPath)
       .addSuccess(Envelope(SessionSuggestion))
       .addError(NotFoundEnvelope)
   )
   .add(
     HttpApiEndpoint.del("unlike", "/:sessionId/suggestions/:suggestionId/like")
+      .annotate(OpenApi.Summary, "Clear a suggestion's like")
       .setPath(SuggestionPath)
       .addSuccess(Envelope(SessionSuggestion))
       .addError(NotFoundEnvelope)
   )
   .add(
     HttpApiEndpoint.post("dislike", "/:sessionId/suggestions/:suggestionId/dislike")
+      .annotate(OpenApi.Summary, "Dislike a suggestion")
       .setPath(SuggestionPath)
       .setPayload(DislikeBody)
       .addSuccess(Envelope(SessionSuggestion))
@@ -344,6 +378,7 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
   )
   .add(
     HttpApiEndpoint.post("cancel", "/:sessionId/cancel")
+      .annotate(OpenApi.Summary, "Cancel a session")
       .setPath(SessionPath)
       .addSuccess(Envelope(Session))
       .addError(NotFoundEnvelope)
@@ -351,10 +386,15 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
   )
   .add(
     HttpApiEndpoint.del("delete", "/:sessionId")
+      .annotate(OpenApi.Summary, "Delete a session")
       .setPath(SessionPath)
       .addSuccess(HttpApiSchema.NoContent)
       .addError(NotFoundEnvelope)
       .addError(ServiceUnavailableEnvelope)
   )
   .middleware(Authentication)
-  .prefix("/sessions") {}
+  .prefix("/sessions")
+  .annotate(
+    OpenApi.Description,
+    "Chat analysis: screenshots read into a transcript, reply suggestions from it, progress as Server-Sent Events, and feedback."
+  ) {}

@@ -6,7 +6,14 @@ import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Authentication } from "./auth.ts"
 import { Envelope } from "./envelope.ts"
-import { NotFoundEnvelope, PayloadTooLargeEnvelope, UnsupportedMediaTypeEnvelope } from "./errors.ts"
+import {
+  IdempotencyKeyInFlightEnvelope,
+  IdempotencyKeyReusedEnvelope,
+  NotFoundEnvelope,
+  PayloadTooLargeEnvelope,
+  ServiceUnavailableEnvelope,
+  UnsupportedMediaTypeEnvelope
+} from "./errors.ts"
 import { PlainString } from "./fields.ts"
 import { ResourceId } from "./pagination.ts"
 
@@ -79,10 +86,14 @@ export type Upload = typeof Upload.Type
 export class UploadsGroup extends HttpApiGroup.make("uploads")
   .add(
     HttpApiEndpoint.post("create", "/")
+      .annotate(OpenApi.Summary, "Start an upload")
       .setPayload(CreateUpload)
       .addSuccess(Envelope(UploadTicket), { status: 201 })
       .addError(UnsupportedMediaTypeEnvelope)
       .addError(PayloadTooLargeEnvelope)
+      .addError(IdempotencyKeyReusedEnvelope)
+      .addError(IdempotencyKeyInFlightEnvelope)
+      .addError(ServiceUnavailableEnvelope)
       .annotate(
         OpenApi.Description,
         "Starts an upload: answers a pre-signed URL for one PUT of exactly this content type and length, " +
@@ -92,6 +103,7 @@ export class UploadsGroup extends HttpApiGroup.make("uploads")
   )
   .add(
     HttpApiEndpoint.get("get", "/:uploadId")
+      .annotate(OpenApi.Summary, "Get an upload")
       .setPath(Schema.Struct({ uploadId: ResourceId }))
       .addSuccess(Envelope(Upload))
       .addError(NotFoundEnvelope)
@@ -102,4 +114,8 @@ export class UploadsGroup extends HttpApiGroup.make("uploads")
       )
   )
   .middleware(Authentication)
-  .prefix("/uploads") {}
+  .prefix("/uploads")
+  .annotate(
+    OpenApi.Description,
+    "Screenshot uploads: a pre-signed URL for one PUT of the image, then its verification status."
+  ) {}

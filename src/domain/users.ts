@@ -130,15 +130,22 @@ const EXPORT_DESCRIPTION =
   "default 5 an hour) on top of the REST limits: 429 RATE_LIMITED with Retry-After."
 
 export class UsersGroup extends HttpApiGroup.make("users")
-  .add(HttpApiEndpoint.get("me", "/me").addSuccess(Envelope(UserProfile)).middleware(Authentication))
+  .add(
+    HttpApiEndpoint.get("me", "/me")
+      .annotate(OpenApi.Summary, "Get the caller's profile")
+      .addSuccess(Envelope(UserProfile))
+      .middleware(Authentication)
+  )
   .add(
     HttpApiEndpoint.patch("updateMe", "/me")
+      .annotate(OpenApi.Summary, "Update the caller's profile")
       .setPayload(UpdateProfile)
       .addSuccess(Envelope(UserProfile))
       .middleware(Authentication)
   )
   .add(
     HttpApiEndpoint.get("exportMe", "/me/export")
+      .annotate(OpenApi.Summary, "Export the caller's data")
       .addSuccess(Envelope(UserExport))
       .addError(RateLimitedEnvelope)
       .middleware(Authentication)
@@ -146,6 +153,7 @@ export class UsersGroup extends HttpApiGroup.make("users")
   )
   .add(
     HttpApiEndpoint.del("eraseMe", "/me")
+      .annotate(OpenApi.Summary, "Erase the caller's account")
       .addSuccess(HttpApiSchema.NoContent)
       .middleware(TokenAuthentication)
       .annotate(
@@ -154,4 +162,8 @@ export class UsersGroup extends HttpApiGroup.make("users")
           "Idempotent: a second call answers 204 too."
       )
   )
-  .prefix("/users") {}
+  .prefix("/users")
+  .annotate(
+    OpenApi.Description,
+    "The caller's account: profile, data export (GDPR access and portability) and erasure."
+  ) {}

@@ -22,6 +22,7 @@ export type WebhookReceipt = typeof WebhookReceipt.Type
 export class WebhooksGroup extends HttpApiGroup.make("webhooks")
   .add(
     HttpApiEndpoint.post("clerk", "/clerk")
+      .annotate(OpenApi.Summary, "Receive a Clerk webhook")
       .setPayload(ClerkWebhookEvent)
       .addSuccess(Envelope(WebhookReceipt))
       .addError(InvalidSignatureEnvelope)
@@ -32,4 +33,8 @@ export class WebhooksGroup extends HttpApiGroup.make("webhooks")
           "svix-timestamp and svix-signature headers on the raw body. Redeliveries have one effect."
       )
   )
-  .prefix("/webhooks") {}
+  .prefix("/webhooks")
+  .annotate(
+    OpenApi.Description,
+    "Events from Clerk (account lifecycle), signed with Svix and delivered at least once."
+  ) {}

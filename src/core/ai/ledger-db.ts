@@ -27,6 +27,7 @@ export const AiLedgerDb = Layer.effect(
             c.aiCall.create({
               data: {
                 userId: entry.userId ?? null,
+                sessionId: entry.sessionId ?? null,
                 feature: entry.feature,
                 provider: entry.provider,
                 model: entry.model,

@@ -11,6 +11,8 @@ export type CallOutcome = typeof CallOutcome.Type
 
 export interface LedgerEntry {
   readonly userId: string | undefined
+  /** The session the call worked for, if any. */
+  readonly sessionId?: string | undefined
   readonly feature: string
   readonly provider: ProviderId
   readonly model: string

@@ -49,6 +49,8 @@ import {
 export interface CallContext {
   readonly feature: string
   readonly userId?: string | undefined
+  /** The session the call works for: its cost is what the ledger holds for it. */
+  readonly sessionId?: string | undefined
 }
 
 export interface CallMeta {
@@ -149,6 +151,7 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
           const usage = fields.usage ?? NO_USAGE
           return ledger.record({
             userId: context.userId,
+            sessionId: context.sessionId,
             feature: context.feature,
             provider: provider.id,
             model: provider.model,

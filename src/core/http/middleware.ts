@@ -149,13 +149,14 @@ export const HttpPlumbing = HttpLayerRouter.middleware(
         ? undefined
         : HttpMiddleware.cors({
             allowedOrigins: (origin) => config.corsOrigins.includes("*") || config.corsOrigins.includes(origin),
-            allowedHeaders: ["authorization", "content-type", "x-request-id"],
+            allowedHeaders: ["authorization", "content-type", "x-request-id", "idempotency-key"],
             exposedHeaders: [
               "x-request-id",
               "retry-after",
               "ratelimit-limit",
               "ratelimit-remaining",
-              "ratelimit-reset"
+              "ratelimit-reset",
+              "idempotent-replayed"
             ],
             maxAge: 600
           })

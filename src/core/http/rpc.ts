@@ -3,10 +3,20 @@
  * line in, responses streamed back line by line), and `GET` upgraded to a WebSocket (JSON
  * messages, many calls over one socket). Two servers of the same group, sharing its handlers.
  */
-import { HttpLayerRouter, HttpServerRequest } from "@effect/platform"
+import { HttpApp, HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { type Rpc, type RpcGroup, RpcSerialization, RpcServer } from "@effect/rpc"
 import { Effect, Layer } from "effect"
-import { boundedReport } from "../../domain/errors.ts"
+import { IncomingMessage } from "node:http"
+import {
+  offeredSubprotocols,
+  RPC_PROTOCOL_HEADER,
+  RPC_PROTOCOL_VERSION,
+  RPC_PROTOCOL_VERSIONS,
+  RPC_SUBPROTOCOL,
+  RPC_SUBPROTOCOLS
+} from "../../domain/protocol.ts"
+import type { HttpApiDecodeError } from "@effect/platform/HttpApiError"
+import { boundedReport, ValidationError } from "../../domain/errors.ts"
 import { jsonLimitExceeded } from "./json-limits.ts"
 import { errorResponse } from "./middleware.ts"
 
@@ -108,3 +118,56 @@ export const rpcRoutes = <Rpcs extends Rpc.Any>(group: RpcGroup.RpcGroup<Rpcs>, 
       Layer.provide(Layer.succeed(RpcSerialization.RpcSerialization, guarded(RpcSerialization.json)))
     )
   )
+
+/** A service's request decode failure (a bad `cursor`) as the procedure's `ValidationError`. */
+export const decodeErrorToValidation = (error: HttpApiDecodeError) =>
+  Effect.fail(
+    new ValidationError({
+      message: error.message,
+      details: { issues: error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message })) }
+    })
+  )
+
+const unsupportedProtocol = (message: string, supported: ReadonlyArray<string>) =>
+  errorResponse("BAD_REQUEST", message, { reason: "unsupported-protocol", supported })
+
+/**
+ * The RPC protocol version (src/domain/protocol.ts), a route middleware of `/rpc`: `Wingmate-Protocol`
+ * other than 1 is a 400 envelope; on a WebSocket upgrade, an offer of subprotocols without
+ * `wingmate.rpc.v1` too, and one with it is narrowed to it (the socket server selects the first one
+ * offered). HTTP answers say `Wingmate-Protocol: 1`.
+ */
+export const RpcProtocolVersion = HttpLayerRouter.middleware(
+  Effect.succeed(<E, R>(route: HttpApp.Default<E, R>) =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      const version = request.headers[RPC_PROTOCOL_HEADER]
+      if (version !== undefined && !RPC_PROTOCOL_VERSIONS.includes(version.trim())) {
+        return Effect.succeed(
+          unsupportedProtocol(
+            `Unsupported RPC protocol version: send ${RPC_PROTOCOL_HEADER}: ${RPC_PROTOCOL_VERSION} (or none)`,
+            RPC_PROTOCOL_VERSIONS
+          )
+        )
+      }
+      const offered = offeredSubprotocols(request.headers["sec-websocket-protocol"])
+      if (isUpgrade(request) && offered.length > 0) {
+        if (!offered.includes(RPC_SUBPROTOCOL)) {
+          return Effect.succeed(
+            unsupportedProtocol(
+              `No offered WebSocket subprotocol is supported: offer ${RPC_SUBPROTOCOL} (or none, for version 1)`,
+              RPC_SUBPROTOCOLS
+            )
+          )
+        }
+        if (request.source instanceof IncomingMessage)
+          request.source.headers["sec-websocket-protocol"] = RPC_SUBPROTOCOL
+      }
+      return Effect.zipRight(
+        HttpApp.appendPreResponseHandler((_request, response) =>
+          Effect.succeed(HttpServerResponse.setHeader(response, RPC_PROTOCOL_HEADER, RPC_PROTOCOL_VERSION))
+        ),
+        route
+      )
+    })
+  )
+).layer

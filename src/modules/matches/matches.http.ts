@@ -2,6 +2,7 @@
 import { HttpApiBuilder } from "@effect/platform"
 import { Effect } from "effect"
 import { WingmateApi } from "../../domain/api.ts"
+import { DEFAULT_PAGE_LIMIT } from "../../domain/pagination.ts"
 import { withUser } from "../../domain/auth.ts"
 import { MatchesService } from "./matches.service.ts"
 
@@ -15,7 +16,7 @@ export const MatchesHttpLive = HttpApiBuilder.group(WingmateApi, "matches", (han
         )
       )
       .handle("list", ({ urlParams }) =>
-        withUser((userId) => matches.list(userId, urlParams.limit, urlParams.cursor)).pipe(
+        withUser((userId) => matches.list(userId, urlParams.limit ?? DEFAULT_PAGE_LIMIT, urlParams.cursor)).pipe(
           Effect.catchTag("DbError", Effect.die)
         )
       )

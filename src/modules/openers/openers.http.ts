@@ -8,6 +8,7 @@ import { Chunk, Effect, Schedule, Stream } from "effect"
 import type { AiError } from "../../core/ai/errors.ts"
 import { aiErrorToWire, aiFailuresToWire } from "../../core/ai/wire.ts"
 import { WingmateApi } from "../../domain/api.ts"
+import { DEFAULT_PAGE_LIMIT } from "../../domain/pagination.ts"
 import { withUser } from "../../domain/auth.ts"
 import { codeOf } from "../../domain/errors.ts"
 import type { GenerationResult } from "../../domain/openers.ts"
@@ -92,9 +93,9 @@ export const OpenersHttpLive = HttpApiBuilder.group(WingmateApi, "openers", (han
         )
       )
       .handle("list", ({ urlParams }) =>
-        withUser((userId) => openers.list(userId, urlParams.matchId, urlParams.limit, urlParams.cursor)).pipe(
-          Effect.catchTag("DbError", Effect.die)
-        )
+        withUser((userId) =>
+          openers.list(userId, urlParams.matchId, urlParams.limit ?? DEFAULT_PAGE_LIMIT, urlParams.cursor)
+        ).pipe(Effect.catchTag("DbError", Effect.die))
       )
       .handle("like", ({ path }) =>
         withUser((userId) => openers.like(userId, path.openerId)).pipe(Effect.catchTag("DbError", Effect.die))

@@ -2,7 +2,8 @@
 import { Effect, Stream } from "effect"
 import { aiErrorToWire, aiFailuresToWire } from "../../core/ai/wire.ts"
 import { withUser } from "../../domain/auth.ts"
-import { ValidationError } from "../../domain/errors.ts"
+import { DEFAULT_PAGE_LIMIT } from "../../domain/pagination.ts"
+import { decodeErrorToValidation } from "../../core/http/rpc.ts"
 import { OpenersRpcs } from "../../domain/rpc.ts"
 import { OpenersService } from "./openers.service.ts"
 
@@ -22,19 +23,8 @@ export const OpenersRpcLive = OpenersRpcs.toLayer(
           Stream.unwrap
         ),
       "openers.list": ({ matchId, limit, cursor }) =>
-        withUser((userId) => openers.list(userId, matchId, limit ?? 20, cursor)).pipe(
-          Effect.catchTags({
-            HttpApiDecodeError: (error) =>
-              Effect.fail(
-                new ValidationError({
-                  message: error.message,
-                  details: {
-                    issues: error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }))
-                  }
-                })
-              ),
-            DbError: Effect.die
-          })
+        withUser((userId) => openers.list(userId, matchId, limit ?? DEFAULT_PAGE_LIMIT, cursor)).pipe(
+          Effect.catchTags({ HttpApiDecodeError: decodeErrorToValidation, DbError: Effect.die })
         ),
       "openers.like": ({ openerId }) =>
         withUser((userId) => openers.like(userId, openerId)).pipe(Effect.catchTag("DbError", Effect.die)),

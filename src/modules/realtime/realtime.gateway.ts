@@ -12,14 +12,25 @@ import { AppConfig } from "../../core/config.ts"
 import { clientAddress } from "../../core/http/client-address.ts"
 import { Upgrades } from "../../core/http/upgrades.ts"
 import { RateLimiter } from "../../core/rate-limit/rate-limiter.ts"
+import { offeredSubprotocols, REALTIME_SUBPROTOCOL, REALTIME_SUBPROTOCOLS } from "../../domain/protocol.ts"
 import { CloseCode } from "../../domain/realtime.ts"
 import { RealtimeConnections } from "./realtime.connection.ts"
 
 export const WEBSOCKET_PATH = "/ws"
 
 /** Refuses an upgrade with an HTTP answer in the API's envelope (the socket is still plain HTTP). */
-const refuse = (socket: Duplex, status: string, code: string, message: string, retryAfterSeconds?: number) => {
-  const body = JSON.stringify({ success: false, error: { code, message } })
+const refuse = (
+  socket: Duplex,
+  status: string,
+  code: string,
+  message: string,
+  retryAfterSeconds?: number,
+  details?: unknown
+) => {
+  const body = JSON.stringify({
+    success: false,
+    error: details === undefined ? { code, message } : { code, message, details }
+  })
   socket.end(
     `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
       (retryAfterSeconds === undefined ? "" : `retry-after: ${retryAfterSeconds}\r\n`) +
@@ -43,7 +54,9 @@ export const RealtimeGatewayLive = Layer.scopedDiscard(
             noServer: true,
             // Above the soft limit a frame gets an error frame; far above it, `ws` drops the connection (1009).
             maxPayload: config.maxFrameBytes * 4,
-            perMessageDeflate: false
+            perMessageDeflate: false,
+            // `wingmate.v1` when offered; no offer: no subprotocol (v1). Unknown offers were refused in `accept`.
+            handleProtocols: (protocols) => (protocols.has(REALTIME_SUBPROTOCOL) ? REALTIME_SUBPROTOCOL : false)
           })
       ),
       (wss) =>
@@ -55,6 +68,17 @@ export const RealtimeGatewayLive = Layer.scopedDiscard(
 
     const accept = (request: IncomingMessage, socket: Duplex, head: Buffer) =>
       Effect.gen(function* () {
+        const offered = offeredSubprotocols(request.headers["sec-websocket-protocol"])
+        if (offered.length > 0 && !offered.some((protocol) => REALTIME_SUBPROTOCOLS.includes(protocol))) {
+          return refuse(
+            socket,
+            "400 Bad Request",
+            "BAD_REQUEST",
+            `No offered WebSocket subprotocol is supported: offer ${REALTIME_SUBPROTOCOL} (or none, for version 1)`,
+            undefined,
+            { reason: "unsupported-protocol", supported: REALTIME_SUBPROTOCOLS }
+          )
+        }
         const ip = clientAddress(request, appConfig.trustProxy)
         if (limits.enabled) {
           const decision = yield* limiter.consume(limits.wsConnectIp, `ip:${ip}`)

@@ -5,6 +5,7 @@
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Chunk, Effect, Schedule, Stream } from "effect"
 import { WingmateApi } from "../../domain/api.ts"
+import { DEFAULT_PAGE_LIMIT } from "../../domain/pagination.ts"
 import { withUser } from "../../domain/auth.ts"
 import { codeOf } from "../../domain/errors.ts"
 import type { SessionStreamItem, SuggestionBatch } from "../../domain/sessions.ts"
@@ -59,9 +60,9 @@ export const SessionsHttpLive = HttpApiBuilder.group(WingmateApi, "sessions", (h
         )
       )
       .handle("list", ({ urlParams }) =>
-        withUser((userId) => sessions.list(userId, urlParams.matchId, urlParams.limit, urlParams.cursor)).pipe(
-          Effect.catchTag("DbError", Effect.die)
-        )
+        withUser((userId) =>
+          sessions.list(userId, urlParams.matchId, urlParams.limit ?? DEFAULT_PAGE_LIMIT, urlParams.cursor)
+        ).pipe(Effect.catchTag("DbError", Effect.die))
       )
       .handle("get", ({ path }) =>
         withUser((userId) => sessions.get(userId, path.sessionId)).pipe(Effect.catchTag("DbError", Effect.die))

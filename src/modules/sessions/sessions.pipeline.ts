@@ -190,7 +190,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
                     })
                   }
                   const transcript = yield* ocr.read(
-                    { feature: "sessions.ocr", userId },
+                    { feature: "sessions.ocr", userId, sessionId },
                     { bytes: bytes.value, mimeType }
                   )
                   yield* repo.cacheOcr(
@@ -269,10 +269,10 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
           status: "completed",
           phase: null,
           completedAt: yield* now,
-          costMicros: result.costMicros,
           timings
         })
         if (!completed) return yield* new Stopped()
+        yield* repo.syncCost(sessionId)
         yield* publish({ _tag: "Completed" }, { status: "completed", phase: null, errorCode: null })
         yield* Effect.logInfo("Session completed").pipe(
           Effect.annotateLogs({ sessionId, messages: transcript.length, suggestions: result.count })
@@ -291,6 +291,10 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
           completedAt: yield* now
         })
         if (!failed) return
+        // What the attempts consumed before failing is the session's cost too.
+        yield* repo
+          .syncCost(sessionId)
+          .pipe(Effect.catchAll((error) => Effect.logWarning("Session cost not synced", error)))
         yield* feed
           .publish(
             sessionId,

@@ -214,10 +214,15 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
           readonly feedbackAt: Date | null
         }
       ) => db.query("sessions.setFeedback", (c) => c.suggestion.update({ where: { id: suggestionId }, data })),
-      /** A regeneration's cost, added to the session's. */
-      addCost: (id: string, costMicros: number) =>
-        db.query("sessions.addCost", (c) =>
-          c.session.updateMany({ where: { id }, data: { costMicros: { increment: costMicros } } })
+      /**
+       * The session's cost as the ledger holds it: every AI call made for it (OCR, suggestions,
+       * regenerations, failed attempts that were billed), in one statement.
+       */
+      syncCost: (id: string) =>
+        db.query(
+          "sessions.syncCost",
+          (c) =>
+            c.$executeRaw`UPDATE sessions SET cost_micros = (SELECT COALESCE(SUM(cost_micros), 0) FROM ai_calls WHERE session_id = ${id}) WHERE id = ${id}`
         ),
       /** The next batch number of a session, taken atomically (two regenerations at once get one each). */
       nextBatch: (sessionId: string) =>

@@ -1,6 +1,8 @@
 /** `sessions.*` procedures: thin over SessionsService, failures mapped as the HttpApi handlers do. */
 import { Effect, Stream } from "effect"
+import { decodeErrorToValidation } from "../../core/http/rpc.ts"
 import { withUser } from "../../domain/auth.ts"
+import { DEFAULT_PAGE_LIMIT } from "../../domain/pagination.ts"
 import { ServiceUnavailable } from "../../domain/errors.ts"
 import { type RegenerationEvent, SessionsRpcs } from "../../domain/rpc.ts"
 import { SessionsService } from "./sessions.service.ts"
@@ -18,6 +20,10 @@ export const SessionsRpcLive = SessionsRpcs.toLayer(
       "sessions.create": (payload) =>
         withUser((userId) => sessions.create(userId, payload)).pipe(
           Effect.catchTags({ DbError: Effect.die, StorageError: Effect.die })
+        ),
+      "sessions.list": ({ matchId, limit, cursor }) =>
+        withUser((userId) => sessions.list(userId, matchId, limit ?? DEFAULT_PAGE_LIMIT, cursor)).pipe(
+          Effect.catchTags({ HttpApiDecodeError: decodeErrorToValidation, DbError: Effect.die })
         ),
       "sessions.get": ({ sessionId }) =>
         withUser((userId) => sessions.get(userId, sessionId)).pipe(Effect.catchTag("DbError", Effect.die)),
@@ -46,6 +52,28 @@ export const SessionsRpcLive = SessionsRpcs.toLayer(
           ),
           Effect.catchTag("DbError", Effect.die),
           Stream.unwrap
+        ),
+      "sessions.patchTranscript": ({ sessionId, messages }) =>
+        withUser((userId) => sessions.patchTranscript(userId, sessionId, { messages })).pipe(
+          Effect.catchTag("DbError", Effect.die)
+        ),
+      "sessions.like": ({ sessionId, suggestionId }) =>
+        withUser((userId) => sessions.like(userId, sessionId, suggestionId)).pipe(
+          Effect.catchTag("DbError", Effect.die)
+        ),
+      "sessions.unlike": ({ sessionId, suggestionId }) =>
+        withUser((userId) => sessions.unlike(userId, sessionId, suggestionId)).pipe(
+          Effect.catchTag("DbError", Effect.die)
+        ),
+      "sessions.dislike": ({ sessionId, suggestionId, reason }) =>
+        withUser((userId) => sessions.dislike(userId, sessionId, suggestionId, reason)).pipe(
+          Effect.catchTag("DbError", Effect.die)
+        ),
+      "sessions.cancel": ({ sessionId }) =>
+        withUser((userId) => sessions.cancel(userId, sessionId)).pipe(Effect.catchTag("DbError", Effect.die)),
+      "sessions.delete": ({ sessionId }) =>
+        withUser((userId) => sessions.remove(userId, sessionId)).pipe(
+          Effect.catchTags({ DbError: Effect.die, StorageError: Effect.die })
         )
     })
   })

@@ -39,7 +39,7 @@ import { MatchesService } from "../matches/matches.service.ts"
 import { UploadsService } from "../uploads/uploads.service.ts"
 import { UsersRepo } from "../users/users.repo.ts"
 import { type SessionDetail, SessionsRepo } from "./sessions.repo.ts"
-import { toMessage, toneOf, toSuggestion } from "./sessions.views.ts"
+import { timingsOf, toMessage, toneOf, toSuggestion } from "./sessions.views.ts"
 import { SessionJobs, sessionFeed } from "./sessions.jobs.ts"
 import { type BatchRequest, SessionSuggester } from "./sessions.suggest.ts"
 
@@ -67,6 +67,8 @@ export const summaryOf = (
 
 const toSessionView = (row: SessionDetail, images: SessionView["images"]): SessionView => ({
   ...summaryOf(row, row.images.length),
+  costMicros: row.costMicros,
+  timings: timingsOf(row.timings),
   context: row.context,
   images,
   transcript: row.messages.map(toMessage),
@@ -221,6 +223,8 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         )
         return {
           ...summaryOf(row, input.uploadIds.length),
+          costMicros: 0,
+          timings: {},
           context: row.context,
           images: input.uploadIds.map((_, position) => ({ position, thumbnail: null })),
           transcript: [],
@@ -376,7 +380,7 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         const events = suggester.stream(request).pipe(
           Stream.tap((event) =>
             !("_tag" in event)
-              ? repo.addCost(id, event.costMicros)
+              ? repo.syncCost(id)
               : Effect.sync(() => {
                   if (event._tag === "Suggestion") produced.saved++
                 })

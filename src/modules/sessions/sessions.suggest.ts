@@ -142,7 +142,7 @@ export class SessionSuggester extends Effect.Service<SessionSuggester>()("Sessio
 
         yield* ai
           .streamText(
-            { feature: "sessions.suggestions", userId },
+            { feature: "sessions.suggestions", userId, sessionId },
             {
               system: suggestionsSystem(input),
               prompt: suggestionsPrompt(input),

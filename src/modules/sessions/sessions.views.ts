@@ -1,10 +1,11 @@
 /** Rows to wire views: shared by the api, the pipeline and the suggester. */
-import { Schema } from "effect"
+import { Option, Schema } from "effect"
 import {
   type SessionMessage,
   SessionSender,
   type SessionStreamItem,
-  type SessionSuggestion
+  type SessionSuggestion,
+  SessionTimings
 } from "../../domain/sessions.ts"
 import { Tone } from "../../domain/tones.ts"
 
@@ -49,3 +50,7 @@ export const wireEventOf = (item: SessionStreamItem): { seq: number; event: stri
   const { _tag, ...data } = item.event
   return { seq: item.seq, event: _tag.toLowerCase(), data }
 }
+
+/** The row's `timings` JSON as the view's; anything unreadable is no timing at all. */
+export const timingsOf = (value: unknown): SessionTimings =>
+  Option.getOrElse(Schema.decodeUnknownOption(SessionTimings)(value), () => ({}))

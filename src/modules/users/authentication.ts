@@ -10,7 +10,7 @@ import { challengeOnUnauthorized } from "../../core/http/challenge.ts"
 import { Erasure } from "../../core/erasure.ts"
 import { RateLimiter } from "../../core/rate-limit/rate-limiter.ts"
 import { Authentication, type CurrentUser, TokenAuthentication } from "../../domain/auth.ts"
-import { RpcAuthentication } from "../../domain/rpc.ts"
+import { RpcAuthentication, RpcTokenAuthentication } from "../../domain/rpc.ts"
 import { RateLimited, Unauthorized } from "../../domain/errors.ts"
 import { UsersService } from "./users.service.ts"
 
@@ -69,25 +69,49 @@ const bearerToken = (authorization: string | undefined) => {
  * call also counts against `RATE_LIMIT_WS_MESSAGE_USER` for its user: over a WebSocket, calls are
  * messages that the HTTP limits (one per upgrade) never see.
  */
+/** Counts an RPC call against `RATE_LIMIT_WS_MESSAGE_USER` for its user (Clerk id). */
+const makeRpcCallLimit = Effect.gen(function* () {
+  const limiter = yield* RateLimiter
+  const limits = (yield* AppConfig).rateLimits
+  return (clerkId: string) =>
+    Effect.gen(function* () {
+      if (!limits.enabled) return
+      const decision = yield* limiter.consume(limits.wsMessageUser, `rpc:user:${clerkId}`)
+      if (!decision.allowed) {
+        return yield* new RateLimited({
+          message: "Too many calls: retry after details.retryAfterMs",
+          details: { retryAfterMs: decision.retryAfterMs }
+        })
+      }
+    })
+})
+
 export const RpcAuthenticationLive = Layer.effect(
   RpcAuthentication,
   Effect.gen(function* () {
     const authenticate = yield* makeAuthenticate
-    const limiter = yield* RateLimiter
-    const limits = (yield* AppConfig).rateLimits
+    const callLimit = yield* makeRpcCallLimit
     return RpcAuthentication.of(({ headers }) =>
       Effect.gen(function* () {
         const user = yield* authenticate(bearerToken(headers["authorization"]))
-        if (limits.enabled) {
-          const decision = yield* limiter.consume(limits.wsMessageUser, `rpc:user:${user.clerkId}`)
-          if (!decision.allowed) {
-            return yield* new RateLimited({
-              message: "Too many calls: retry after details.retryAfterMs",
-              details: { retryAfterMs: decision.retryAfterMs }
-            })
-          }
-        }
+        yield* callLimit(user.clerkId)
         return user
+      })
+    )
+  })
+)
+
+/** `users.eraseMe`'s: the token verified (not mapped to a user, which may be gone), then the call limit. */
+export const RpcTokenAuthenticationLive = Layer.effect(
+  RpcTokenAuthentication,
+  Effect.gen(function* () {
+    const verifier = yield* TokenVerifier
+    const callLimit = yield* makeRpcCallLimit
+    return RpcTokenAuthentication.of(({ headers }) =>
+      Effect.gen(function* () {
+        const identity = yield* verifier.verify(bearerToken(headers["authorization"])).pipe(Effect.mapError(rejected))
+        yield* callLimit(identity.clerkId)
+        return { clerkId: identity.clerkId }
       })
     )
   })

@@ -7,7 +7,7 @@ import type { ExportedSession, ExportKind, UserExport } from "../../domain/users
 import { toMatchView } from "../matches/matches.service.ts"
 import { toOpenerView } from "../openers/openers.service.ts"
 import { summaryOf } from "../sessions/sessions.service.ts"
-import { toMessage, toSuggestion } from "../sessions/sessions.views.ts"
+import { timingsOf, toMessage, toSuggestion } from "../sessions/sessions.views.ts"
 
 /** `rows` grouped by their `sessionId`, each group in the order `compare` gives. */
 const bySession = <A extends { readonly sessionId: string }>(
@@ -35,6 +35,8 @@ export const toExport = (
     readonly sessions: ReadonlyArray<
       Parameters<typeof summaryOf>[0] & {
         readonly context: string | null
+        readonly costMicros: number
+        readonly timings: unknown
         readonly _count: { readonly images: number }
       }
     >
@@ -65,6 +67,8 @@ export const toExport = (
     openers: openers.rows.map(toOpenerView),
     sessions: sessions.rows.map((session): ExportedSession => ({
       ...summaryOf(session, session._count.images),
+      costMicros: session.costMicros,
+      timings: timingsOf(session.timings),
       context: session.context,
       transcript: (transcripts.get(session.id) ?? []).map(toMessage),
       suggestions: (batches.get(session.id) ?? []).map(toSuggestion)

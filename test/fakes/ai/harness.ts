@@ -15,6 +15,10 @@ export type Behavior =
       readonly usage?: { readonly input: number; readonly output: number }
       readonly delayMs?: number
       readonly chunkDelayMs?: number
+      /** Called when the request arrives (a test's event: the call is in flight). */
+      readonly arrived?: () => void
+      /** The answer waits for this (a call held in flight until the test releases it). */
+      readonly until?: Promise<unknown>
     }
   | { readonly kind: "status"; readonly status: number; readonly message?: string; readonly delayMs?: number }
   | { readonly kind: "malformed"; readonly delayMs?: number }
@@ -277,6 +281,8 @@ export const startFake = async (protocol: ProviderProtocol): Promise<FakeProvide
         return
       }
       case "ok": {
+        behavior.arrived?.()
+        if (behavior.until !== undefined) await behavior.until
         if (!(await sleep(behavior.delayMs ?? 0, signal))) return
         const answer = answerFor(call, behavior.text, behavior.chunks, behavior.usage)
         if (!call.stream) {

@@ -19,6 +19,7 @@ import { freePort } from "../../support/processes.ts"
 import { baseUrl, localTestStorage, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
 import { awaitFinished, createSession, readEvents, uploadPng, type WireSession } from "./support.ts"
+import { notTheApiServer } from "../../support/conformance.setup.ts"
 
 const root = join(import.meta.dirname, "..", "..", "..")
 const dataDir = mkdtempSync(join(tmpdir(), "wingmate-worker-"))
@@ -102,6 +103,8 @@ layer(
 
   it.effect("the worker answers its liveness probe on WORKER_HEALTH_PORT, and nothing else there", () =>
     Effect.gen(function* () {
+      // The worker's own probe server, not the API: the conformance harness does not judge it.
+      notTheApiServer(`http://127.0.0.1:${healthPort}`)
       const live = yield* http(`http://127.0.0.1:${healthPort}/health/live`)
       expect(live.status).toBe(200)
       expect(live.body).toMatchObject({ success: true, data: { status: "ok" } })

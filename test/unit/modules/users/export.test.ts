@@ -23,6 +23,8 @@ const session = (id: string) => ({
   tone: "witty",
   language: "en",
   context: null,
+  costMicros: 1380,
+  timings: { ocr: 12 },
   createdAt: at,
   completedAt: at,
   _count: { images: 1 }
@@ -59,6 +61,7 @@ describe("the data export", () => {
       ["s2", 1, ["s2#0"]],
       ["s1", 1, ["s1#0", "s1#1"]]
     ])
+    expect(exported.sessions[0]).toMatchObject({ costMicros: 1380, timings: { ocr: 12 } })
     expect(exported.truncated).toEqual([])
   })
 
