@@ -184,8 +184,8 @@ const refreshGauges = (sources: ScrapeSources) =>
     { discard: true, concurrency: "unbounded" }
   )
 
-/** The Prometheus text exposition's media type (version 0.0.4). */
-export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+/** The Prometheus text exposition's media type (`text/plain` is read as version 0.0.4), as the api's /metrics says it. */
+export const PROMETHEUS_CONTENT_TYPE = "text/plain"
 
 export interface MetricsShape {
   /** Every metric of this process in the Prometheus text format, the scrape-time gauges read first. */

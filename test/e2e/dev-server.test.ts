@@ -57,7 +57,7 @@ describe("npm run dev on embedded defaults", () => {
     await fetch(`${url}/health/live`)
     const metrics = await fetch(`${url}/metrics`)
     expect(metrics.status).toBe(200)
-    expect(metrics.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8")
+    expect(metrics.headers.get("content-type")).toBe("text/plain")
     const text = await metrics.text()
     expect(text).toMatch(/^http_server_request_duration_seconds_count\{[^}]*route="\/health\/live"/m)
     expect(text).toMatch(/^wingmate_queue_jobs\{queue="sessions",state="waiting"/m)

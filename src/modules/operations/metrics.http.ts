@@ -11,7 +11,7 @@ import { ADMIN_CHALLENGE, adminDecision } from "../../core/http/admin.ts"
 import { Metrics } from "../../core/metrics.ts"
 import { serviceNameOf, type ProcessRole } from "../../core/tracing.ts"
 import { WingmateApi } from "../../domain/api.ts"
-import { RouteNotFound, Unauthorized } from "../../domain/errors.ts"
+import { NotFound, Unauthorized } from "../../domain/errors.ts"
 import { SessionJobs } from "../sessions/sessions.jobs.ts"
 
 /** The process's metrics, with the sessions queue and the AI chain's circuits as scrape-time gauges. */
@@ -29,13 +29,13 @@ export const MetricsLive = (role: ProcessRole): Layer.Layer<Metrics, never, AppC
     })
   )
 
-/** The admin rule (src/core/http/admin.ts) as the HttpApi's failures: 401 with its challenge, or 404. */
+/** The admin rule (src/core/http/admin.ts) as the HttpApi's failures: 401 with its challenge, or 404 NOT_FOUND when off. */
 export const requireAdmin = Effect.gen(function* () {
   const config = yield* AppConfig
   const request = yield* HttpServerRequest.HttpServerRequest
   const decision = adminDecision(config, request.headers["authorization"])
   if (decision === "off") {
-    return yield* new RouteNotFound({ message: `No route for ${request.method} /metrics` })
+    return yield* new NotFound({ message: "Metrics are off: ADMIN_TOKEN is unset in production" })
   }
   if (decision === "unauthorized") {
     yield* HttpApp.appendPreResponseHandler((_request, response) =>
