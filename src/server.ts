@@ -7,6 +7,7 @@ import { Layer } from "effect"
 import { AppConfig } from "./core/config.ts"
 import { AiStrategyLive } from "./core/ai/layer.ts"
 import { AiLedgerDb } from "./core/ai/ledger-db.ts"
+import { withLedgerMetrics } from "./core/ai/ledger.ts"
 import { TokenVerifier } from "./core/auth/token-verifier.ts"
 import { Db } from "./core/db/db.ts"
 import { Ocr } from "./core/ocr/ocr.ts"
@@ -17,7 +18,7 @@ import { ImageProcessor } from "./core/image/image-processor.ts"
 import { JsonBodiesLive } from "./core/http/json-bodies.ts"
 import { RpcProtocolVersion, rpcRoutes } from "./core/http/rpc.ts"
 import { DocsRoutes } from "./core/http/docs.ts"
-import { HttpPlumbing } from "./core/http/middleware.ts"
+import { HttpPlumbing, RouteMetrics } from "./core/http/middleware.ts"
 import { RouteIdempotency } from "./core/http/idempotency.ts"
 import { RouteRateLimits } from "./core/http/rate-limit.ts"
 import { IdempotencyErasureLive, IdempotencyStore } from "./core/idempotency.ts"
@@ -31,6 +32,8 @@ import { WingmateApi } from "./domain/api.ts"
 import { WingmateRpcs } from "./domain/rpc.ts"
 import { HealthHttpLive } from "./modules/health/health.http.ts"
 import { WorkerLivenessLive } from "./modules/health/worker-liveness.ts"
+import { MetricsLive, OperationsHttpLive } from "./modules/operations/metrics.http.ts"
+import { QueuesDashboardRoutes } from "./modules/operations/queues-dashboard.ts"
 import { UploadsHttpLive } from "./modules/uploads/uploads.http.ts"
 import { UploadsRpcLive } from "./modules/uploads/uploads.rpc.ts"
 import { UploadsErasureLive, UploadsService, UploadsSweeperLive } from "./modules/uploads/uploads.service.ts"
@@ -82,6 +85,7 @@ const Modules = Layer.mergeAll(
 
 const ApiHandlers = Layer.mergeAll(
   HealthHttpLive,
+  OperationsHttpLive.pipe(Layer.provide(MetricsLive("api"))),
   UsersHttpLive,
   WebhooksHttpLive,
   UploadsHttpLive,
@@ -108,22 +112,25 @@ export const HttpRoutes = Layer.mergeAll(
     Layer.provide(Modules),
     Layer.provide(JsonBodiesLive),
     Layer.provide(RouteRateLimits),
-    Layer.provide(RouteIdempotency.pipe(Layer.provide(IdempotencyStore.layer)))
+    Layer.provide(RouteIdempotency.pipe(Layer.provide(IdempotencyStore.layer))),
+    Layer.provide(RouteMetrics)
   ),
   IdempotencyErasureLive.pipe(Layer.provide(IdempotencyStore.layer)),
-  DocsRoutes.pipe(Layer.provide(RouteRateLimits)),
+  DocsRoutes.pipe(Layer.provide(RouteRateLimits), Layer.provide(RouteMetrics)),
   rpcRoutes(WingmateRpcs, "/rpc").pipe(
     Layer.provide(RpcHandlers),
     Layer.provide(RpcProtocolVersion),
-    Layer.provide(RouteRateLimits)
+    Layer.provide(RouteRateLimits),
+    Layer.provide(RouteMetrics)
   ),
-  LocalStorageRoutes.pipe(Layer.provide(Tombstones.Default)),
+  LocalStorageRoutes.pipe(Layer.provide(Tombstones.Default), Layer.provide(RouteMetrics)),
+  QueuesDashboardRoutes,
   HttpPlumbing,
   RealtimeGatewayLive.pipe(Layer.provide(Modules))
 )
 
 /** The AI chain from configuration, with its cost ledger in the database. */
-export const AiLive = AiStrategyLive.pipe(Layer.provide(AiLedgerDb))
+export const AiLive = AiStrategyLive.pipe(Layer.provide(withLedgerMetrics(AiLedgerDb)))
 
 /**
  * What the modules run on: the AI chain, database, Redis, token verification, the erasure registry, object
@@ -174,7 +181,10 @@ export const DevServer = Layer.mergeAll(serveRoutes(HttpRoutes), SessionsWorker)
 )
 
 /** The worker process: the sessions consumer, and a liveness endpoint when WORKER_HEALTH_PORT is set. */
-export const WorkerProcess = Layer.merge(SessionsWorker, WorkerLivenessLive).pipe(
+export const WorkerProcess = Layer.merge(
+  SessionsWorker,
+  WorkerLivenessLive.pipe(Layer.provide(MetricsLive("worker")))
+).pipe(
   Layer.provide(Infrastructure),
   Layer.provide(TracingLive("worker")),
   Layer.provide(LoggingLive),

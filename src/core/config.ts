@@ -121,6 +121,11 @@ const raw = Config.all({
     /** Open connections from one address (the socket's peer); 0: no cap (behind a proxy that caps them). */
     maxConnectionsPerAddress: intBetween("HTTP_MAX_CONNECTIONS_PER_ADDRESS", 0, 100_000, 256)
   }),
+  /**
+   * Guards the operator routes (`/metrics`, `/admin/queues`, the worker's `/metrics`): a bearer
+   * token (or HTTP Basic password) compared in constant time. Unset: open in development, off in production.
+   */
+  adminToken: strongSecret("ADMIN_TOKEN", 32),
   /** The interactive reference at /docs; unset: on, except in production. */
   docsEnabled: Config.option(Config.boolean("API_DOCS_ENABLED")),
   allowEmbeddedInProduction: allowEmbeddedConfig,

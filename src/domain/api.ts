@@ -19,6 +19,7 @@ import { HealthGroup } from "./health.ts"
 import { withIdempotencyKeys } from "./idempotency.ts"
 import { MatchesGroup } from "./matches.ts"
 import { OpenersGroup } from "./openers.ts"
+import { OperationsGroup } from "./operations.ts"
 import { SessionsGroup } from "./sessions.ts"
 import { UploadsGroup } from "./uploads.ts"
 import { UsersGroup } from "./users.ts"
@@ -66,6 +67,7 @@ export class WingmateApi extends makeApi("wingmate")
   .add(SessionsGroup.addError(RateLimitedEnvelope))
   .prefix("/api/v1")
   .add(HealthGroup)
+  .add(OperationsGroup)
   .addError(InvalidJsonEnvelope)
   .addError(BadRequestEnvelope)
   .addError(PayloadTooLargeEnvelope)

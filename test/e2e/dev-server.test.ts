@@ -53,6 +53,23 @@ describe("npm run dev on embedded defaults", () => {
     expect(html).not.toMatch(/<link[^>]+href=["']https?:/)
   })
 
+  it("serves /metrics (Prometheus text) and the queue dashboard at /admin/queues, open in development", async () => {
+    await fetch(`${url}/health/live`)
+    const metrics = await fetch(`${url}/metrics`)
+    expect(metrics.status).toBe(200)
+    expect(metrics.headers.get("content-type")).toBe("text/plain")
+    const text = await metrics.text()
+    expect(text).toMatch(/^http_server_request_duration_seconds_count\{[^}]*route="\/health\/live"/m)
+    expect(text).toMatch(/^wingmate_queue_jobs\{queue="sessions",state="waiting"/m)
+    expect(text).toMatch(/^target_info\{service_name="wingmate-api"/m)
+    const dashboard = await fetch(`${url}/admin/queues`)
+    expect(dashboard.status).toBe(200)
+    expect(dashboard.headers.get("content-type")).toContain("text/html")
+    const queues = await fetch(`${url}/admin/queues/api/queues`)
+    expect(queues.status).toBe(200)
+    expect(await queues.json()).toMatchObject({ queues: [] })
+  })
+
   it("answers bad input with the envelope", async () => {
     const response = await fetch(`${url}/api/v1/does-not-exist`, { method: "POST", body: "{" })
     expect(response.status).toBe(404)

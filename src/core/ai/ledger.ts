@@ -3,6 +3,7 @@
  * the per-user daily cap is checked against. Costs are integer micro-units of currency.
  */
 import { Context, Effect, Layer, Ref, Schema } from "effect"
+import { recordAiCall } from "../metrics.ts"
 import type { ProviderId, Usage } from "./provider.ts"
 
 export const CallOutcome = Schema.Literal("ok", "timeout", "error", "skipped", "cancelled")
@@ -94,6 +95,19 @@ export class AiLedger extends Context.Tag("AiLedger")<AiLedger, AiLedgerShape>()
     }
   }
 }
+
+/**
+ * `ledger` with every recorded entry also counted in the metrics (`wingmate_ai_calls`, tokens,
+ * cost): the strategy records each attempt once, so each shows once. The metrics come first: a
+ * ledger write that fails (logged by the strategy) does not hide the call.
+ */
+export const withLedgerMetrics = <E, R>(ledger: Layer.Layer<AiLedger, E, R>): Layer.Layer<AiLedger, E, R> =>
+  Layer.effect(
+    AiLedger,
+    Effect.map(AiLedger, (inner) =>
+      AiLedger.of({ ...inner, record: (entry) => Effect.zipRight(recordAiCall(entry), inner.record(entry)) })
+    )
+  ).pipe(Layer.provide(ledger))
 
 /** Prices per million tokens, in micro-units. */
 export interface Price {

@@ -9,15 +9,17 @@ import {
   HttpApp,
   HttpLayerRouter,
   HttpMiddleware,
+  HttpRouter,
   HttpServerError,
   HttpServerRequest,
   HttpServerResponse
 } from "@effect/platform"
-import { Cause, Effect, Option } from "effect"
+import { Cause, Effect, FiberRef, Option } from "effect"
 import { randomUUID } from "node:crypto"
 import { ErrorCatalog, type ErrorCode } from "../../domain/errors.ts"
 import { AppConfig } from "../config.ts"
 import { DbError, isConnectionLost } from "../db/db.ts"
+import { recordHttpRequest } from "../metrics.ts"
 import { annotateRequestSpan } from "../tracing.ts"
 
 export const errorResponse = (code: ErrorCode, message: string, details?: unknown) =>
@@ -122,6 +124,22 @@ const defaultPolicies = (
   }
 }
 
+/**
+ * The route pattern the router matched for the current request (`/api/v1/sessions/:id`), set by
+ * `RouteMetrics` and read by the global middleware for the request histogram: a bounded label,
+ * where the raw URL would not be. `unmatched` when no route took the request.
+ */
+const matchedRoute = FiberRef.unsafeMake<string>("unmatched")
+
+/** A route middleware: records which pattern matched (see `matchedRoute`). Give it to every route group. */
+export const RouteMetrics = HttpLayerRouter.middleware(
+  Effect.succeed(<E, R>(route: HttpApp.Default<E, R>) =>
+    Effect.flatMap(HttpRouter.RouteContext, (resolved) =>
+      Effect.zipRight(FiberRef.set(matchedRoute, resolved.route.path), route)
+    )
+  )
+).layer
+
 export const HttpPlumbing = HttpLayerRouter.middleware(
   Effect.gen(function* () {
     const config = yield* AppConfig
@@ -162,14 +180,16 @@ export const HttpPlumbing = HttpLayerRouter.middleware(
                 maxBytes: config.maxBodyBytes
               })
             : yield* handled
+          const durationMs = performance.now() - started
           yield* Effect.logInfo(`${request.method} ${pathOf(request.url)} ${response.status}`).pipe(
             Effect.annotateLogs({
               method: request.method,
               path: pathOf(request.url),
               status: response.status,
-              durationMs: Math.round((performance.now() - started) * 100) / 100
+              durationMs: Math.round(durationMs * 100) / 100
             })
           )
+          yield* recordHttpRequest(request.method, yield* FiberRef.get(matchedRoute), response.status, durationMs)
           // After the routes' own pre-response handlers (CORS sets Vary in one), so both are kept.
           yield* HttpApp.appendPreResponseHandler((_request, sent) =>
             Effect.succeed(HttpServerResponse.setHeaders(sent, defaultPolicies(request, sent)))

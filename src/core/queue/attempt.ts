@@ -4,7 +4,8 @@
  * shutdown, lost lock) by interrupting its fiber, and say how it ended. The backend turns the
  * outcome into a state change.
  */
-import { Cause, Clock, Effect, Either, Exit, Fiber, FiberId, Option, Predicate, Schema } from "effect"
+import { Cause, Clock, Duration, Effect, Either, Exit, Fiber, FiberId, Option, Predicate, Schema } from "effect"
+import { recordJobAttempt, recordJobWait } from "../metrics.ts"
 import { parentFromTraceparent } from "../tracing.ts"
 import {
   type envelopeOf,
@@ -113,6 +114,8 @@ export interface AttemptInput<A, I, E, R> {
   readonly data: unknown
   readonly attempt: number
   readonly maxAttempts: number
+  /** When the job was enqueued (ms since the epoch), if the backend knows: the first attempt's wait is a metric. */
+  readonly enqueuedAt?: number | undefined
   readonly handler: (job: Job<A>) => Effect.Effect<void, E, R>
   readonly stop: StopSignal
   readonly options: ResolvedJobQueueOptions
@@ -143,6 +146,9 @@ export const runAttempt = <A, I, E, R>(input: AttemptInput<A, I, E, R>): Effect.
       maxAttempts: input.maxAttempts
     }
     const started = yield* Clock.currentTimeMillis
+    if (input.attempt === 1 && input.enqueuedAt !== undefined) {
+      yield* recordJobWait(input.queue, started - input.enqueuedAt)
+    }
     yield* Effect.logDebug("Job attempt started")
     const stop = input.stop
     const exit: Exit.Exit<void, E> =
@@ -188,6 +194,10 @@ export const runAttempt = <A, I, E, R>(input: AttemptInput<A, I, E, R>): Effect.
     ).pipe(timed)
     return { _tag: "Failed", retry, reason } satisfies Outcome
   }).pipe(
+    Effect.timed,
+    Effect.flatMap(([duration, outcome]) =>
+      Effect.as(recordJobAttempt(input.queue, outcomeName(outcome), Duration.toMillis(duration)), outcome)
+    ),
     Effect.tap((outcome) => Effect.annotateCurrentSpan("job.outcome", outcomeName(outcome))),
     Effect.withSpan("queue.job", {
       kind: "consumer",

@@ -40,6 +40,7 @@ import {
   type EnqueueResult,
   envelopeOf,
   type Job,
+  type JobCounts,
   type JobQueueOptions,
   type JobQueueShape,
   type JobState,
@@ -362,6 +363,7 @@ export const makeBullMqJobQueue = <A, I>(
               data: job.data,
               attempt: job.attemptsMade + 1,
               maxAttempts: job.opts.attempts ?? 1,
+              enqueuedAt: job.timestamp,
               handler,
               stop: signal,
               options: settings
@@ -484,5 +486,24 @@ export const makeBullMqJobQueue = <A, I>(
         yield* Effect.logInfo("Consumer started (BullMQ)").pipe(Effect.annotateLogs({ queue: name, concurrency }))
       })
 
-    return { name, backend: "bullmq", enqueue, remove, state, consume } satisfies JobQueueShape<A>
+    const counts = Effect.map(
+      redis("counts", () => queue.getJobCounts("waiting", "active", "delayed", "failed")),
+      (counts): JobCounts => ({
+        waiting: counts["waiting"] ?? 0,
+        active: counts["active"] ?? 0,
+        delayed: counts["delayed"] ?? 0,
+        failed: counts["failed"] ?? 0
+      })
+    )
+
+    return {
+      name,
+      backend: "bullmq",
+      enqueue,
+      remove,
+      state,
+      counts,
+      bullmq: Option.some(queue),
+      consume
+    } satisfies JobQueueShape<A>
   })

@@ -34,6 +34,7 @@ import {
   type EnqueueResult,
   envelopeOf,
   type Job,
+  type JobCounts,
   type JobQueueOptions,
   type JobQueueShape,
   type JobState,
@@ -61,6 +62,8 @@ interface Entry {
   ended: Deferred.Deferred<void> | undefined
   /** `remove` was called while the job was active: delete it when the attempt ends. */
   removeWhenDone: boolean
+  /** When it was enqueued (ms): its wait before the first attempt is a metric. */
+  readonly enqueuedAt: number
 }
 
 /** Finished jobs of one kind in the order they finished: the oldest expire first. */
@@ -129,7 +132,8 @@ export const makeInProcessJobQueue = <A, I>(
           attemptsMade: 0,
           stop: undefined,
           ended: undefined,
-          removeWhenDone: false
+          removeWhenDone: false,
+          enqueuedAt: yield* Clock.currentTimeMillis
         }
         jobs.set(jobId, entry)
         yield* Queue.offer(ready, jobId)
@@ -234,6 +238,7 @@ export const makeInProcessJobQueue = <A, I>(
             data: JSON.parse(entry.data),
             attempt: entry.attemptsMade + 1,
             maxAttempts: entry.maxAttempts,
+            enqueuedAt: entry.enqueuedAt,
             handler,
             stop,
             options: settings
@@ -283,5 +288,22 @@ export const makeInProcessJobQueue = <A, I>(
         )
       })
 
-    return { name, backend: "in-process", enqueue, remove, state, consume } satisfies JobQueueShape<A>
+    const counts = Effect.sync((): JobCounts => {
+      const byState = { waiting: 0, active: 0, delayed: 0, failed: 0 }
+      for (const entry of jobs.values()) {
+        if (entry.state !== "completed") byState[entry.state]++
+      }
+      return byState
+    })
+
+    return {
+      name,
+      backend: "in-process",
+      enqueue,
+      remove,
+      state,
+      counts,
+      bullmq: Option.none(),
+      consume
+    } satisfies JobQueueShape<A>
   })

@@ -4,6 +4,7 @@
  * defaults. Payloads are typed by a `Schema`: encoded (and checked to be JSON) on enqueue,
  * decoded on consume. No payload content is ever logged or put in an error.
  */
+import type { Queue } from "bullmq"
 import { type Effect, type Option, ParseResult, Schema, type Scope } from "effect"
 
 /** What a handler is given for one attempt. Log `id` and `attempt`, never `payload`. */
@@ -51,6 +52,14 @@ export type RemoveResult = "removed" | "cancelling" | "not-found"
 
 export type JobState = "waiting" | "delayed" | "active" | "completed" | "failed"
 
+/** Jobs per state right now: the queue's depth, for metrics. */
+export interface JobCounts {
+  readonly waiting: number
+  readonly active: number
+  readonly delayed: number
+  readonly failed: number
+}
+
 export interface ConsumeOptions {
   /** Jobs handled at once by this consumer; the queue's `concurrency` by default. */
   readonly concurrency?: number
@@ -64,6 +73,10 @@ export interface JobQueueShape<A> {
   /** For cancel and account erasure; see `RemoveResult`. Idempotent. */
   readonly remove: (jobId: string) => Effect.Effect<RemoveResult, InvalidJob | JobQueueUnavailable>
   readonly state: (jobId: string) => Effect.Effect<Option.Option<JobState>, InvalidJob | JobQueueUnavailable>
+  /** How many jobs are in each state now (metrics read it when scraped). */
+  readonly counts: Effect.Effect<JobCounts, JobQueueUnavailable>
+  /** The BullMQ queue itself, for the queue dashboard (read-only there); none in-process. */
+  readonly bullmq: Option.Option<Queue>
   /**
    * Runs `handler` on up to `concurrency` jobs at once until the scope closes. Success completes
    * the job; a failure retries it with exponential backoff until its attempts are spent

@@ -12,6 +12,7 @@
 import { type ConfigError, Context, Effect, Layer, Option } from "effect"
 import type { Redis as IORedis } from "ioredis"
 import { AppConfig } from "../config.ts"
+import { recordRateLimitRefusal } from "../metrics.ts"
 import { Redis } from "../redis.ts"
 import { makeMemoryRateLimiter, type MemoryRateLimiterOptions } from "./memory.ts"
 import type { RateLimiterShape } from "./model.ts"
@@ -21,6 +22,19 @@ export type { RateLimitSettings, RateRule } from "./config.ts"
 export type { RateDecision, RateLimiterShape } from "./model.ts"
 export { makeMemoryRateLimiter, type MemoryRateLimiter, type MemoryRateLimiterOptions } from "./memory.ts"
 export { makeRedisRateLimiter, type RedisRateLimiterOptions } from "./redis.ts"
+
+/** Every refusal counted in `wingmate_rate_limit_refusals` by the rule's name. */
+const counted = (layer: Layer.Layer<RateLimiter>): Layer.Layer<RateLimiter> =>
+  Layer.effect(
+    RateLimiter,
+    Effect.map(RateLimiter, (limiter) => ({
+      ...limiter,
+      consume: (rule, key, cost) =>
+        Effect.tap(limiter.consume(rule, key, cost), (decision) =>
+          decision.allowed ? Effect.void : recordRateLimitRefusal(rule.name)
+        )
+    }))
+  ).pipe(Layer.provide(layer))
 
 export class RateLimiter extends Context.Tag("RateLimiter")<RateLimiter, RateLimiterShape>() {
   /** This process's memory (dev, tests, a single instance). */
@@ -38,11 +52,11 @@ export class RateLimiter extends Context.Tag("RateLimiter")<RateLimiter, RateLim
     Effect.gen(function* () {
       const config = yield* AppConfig
       const redis = yield* Redis
-      if (Option.isSome(redis.client)) return RateLimiter.redis(redis.client.value)
+      if (Option.isSome(redis.client)) return counted(RateLimiter.redis(redis.client.value))
       if (config.rateLimits.enabled && config.isProduction) {
         yield* Effect.logWarning("RateLimiter: REDIS_URL is unset, each api instance counts its own calls (in memory)")
       }
-      return RateLimiter.inMemory()
+      return counted(RateLimiter.inMemory())
     })
   )
 }

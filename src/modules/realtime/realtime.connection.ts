@@ -24,6 +24,7 @@ import { aiErrorToWire, aiFailuresToWire } from "../../core/ai/wire.ts"
 import { AppConfig } from "../../core/config.ts"
 import { randomUUID } from "node:crypto"
 import { jsonLimitExceeded } from "../../core/http/json-limits.ts"
+import { trackedIn, wsConnections, wsSubscriptions } from "../../core/metrics.ts"
 import {
   makeMemoryRateLimiter,
   RateLimiter,
@@ -303,7 +304,8 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
               sessionId,
               followed.right.pipe(
                 Stream.runForEach((item) => send(sessionEventFrame(sessionId, item))),
-                Effect.catchAll(internal("session stream"))
+                Effect.catchAll(internal("session stream")),
+                trackedIn(wsSubscriptions)
               )
             )
           })
@@ -494,7 +496,7 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
           )
         )
         yield* Deferred.await(closed)
-      }).pipe(Effect.scoped)
+      }).pipe(Effect.scoped, trackedIn(wsConnections))
 
     return { serve, openConnections: () => open } as const
   }),

@@ -12,9 +12,10 @@
  * again. Failures end as `failed` with a catalog code (transient ones are retried by the queue
  * first). Nothing logged carries message text or image bytes.
  */
-import { Clock, Data, Duration, Effect, Layer, Option, Schema } from "effect"
+import { Cause, Clock, Data, Duration, Effect, Layer, Option, Schema } from "effect"
 import type { AiError } from "../../core/ai/errors.ts"
 import { AppConfig } from "../../core/config.ts"
+import { recordSessionPhase } from "../../core/metrics.ts"
 import { OcrFailed } from "../../core/ocr/errors.ts"
 import { makeCoalescingPublisher } from "../../core/progress/coalescing.ts"
 import { Ocr } from "../../core/ocr/ocr.ts"
@@ -145,8 +146,15 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
         const timed = <A, E, R>(phase: SessionPhase, effect: Effect.Effect<A, E, R>) =>
           Effect.gen(function* () {
             const start = yield* Clock.currentTimeMillis
-            const result = yield* effect
-            timings[phase] = (yield* Clock.currentTimeMillis) - start
+            const elapsed = Effect.map(Clock.currentTimeMillis, (now) => now - start)
+            const result = yield* Effect.onError(effect, (cause) =>
+              Cause.isInterruptedOnly(cause)
+                ? Effect.void
+                : Effect.flatMap(elapsed, (ms) => recordSessionPhase(phase, "error", ms))
+            )
+            const ms = yield* elapsed
+            timings[phase] = ms
+            yield* recordSessionPhase(phase, "ok", ms)
             return result
           }).pipe(
             Effect.withSpan("sessions.phase", {

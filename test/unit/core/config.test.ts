@@ -243,4 +243,17 @@ describe("AppConfig", () => {
       ])
     })
   )
+
+  it.effect("ADMIN_TOKEN: a secret of 32+ characters (Redacted), refused when shorter; empty counts as unset", () =>
+    Effect.gen(function* () {
+      const token = "t".repeat(32)
+      const config = yield* Effect.flatten(load({ ADMIN_TOKEN: token }))
+      expect(Option.map(config.adminToken, Redacted.value)).toEqual(Option.some(token))
+      expect(String(config.adminToken)).not.toContain(token)
+      expect(Option.isNone((yield* Effect.flatten(load({ ADMIN_TOKEN: " " }))).adminToken)).toBe(true)
+      expect(yield* problemsOf({ ADMIN_TOKEN: "short" })).toEqual([
+        "ADMIN_TOKEN: invalid value: Expected at least 32 characters"
+      ])
+    })
+  )
 })

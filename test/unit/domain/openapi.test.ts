@@ -37,6 +37,16 @@ describe("OpenAPI document", () => {
     })
   })
 
+  it("documents GET /metrics: Prometheus text, 401 with its challenge, 404 when off", () => {
+    const responses = at(doc, "paths", "/metrics", "get", "responses")
+    expect(at(responses, "200", "content", "text/plain", "schema")).toMatchObject({
+      type: "string"
+    })
+    expect(refName(at(responses, "401", "content", "application/json", "schema"))).toBe("UnauthorizedEnvelope")
+    expect(at(responses, "401", "headers", "WWW-Authenticate")).toBeDefined()
+    expect(refName(at(responses, "404", "content", "application/json", "schema"))).toBe("NotFoundEnvelope")
+  })
+
   it("documents each error as the failure envelope with its code and status", () => {
     expect(refName(responseSchema("/health/ready", "503"))).toBe("ServiceUnavailableEnvelope")
     expect(refName(responseSchema("/health/ready", "500"))).toBe("InternalErrorEnvelope")

@@ -43,7 +43,8 @@ const RPC_OF: Record<string, string | { readonly none: string }> = {
   "sessions.delete": "sessions.delete",
   "webhooks.clerk": { none: "Clerk's server calling ours (svix-signed), not an app operation" },
   "health.live": { none: "a probe for the orchestrator, not an app operation" },
-  "health.ready": { none: "a probe for the orchestrator, not an app operation" }
+  "health.ready": { none: "a probe for the orchestrator, not an app operation" },
+  "operations.metrics": { none: "Prometheus scrapes HTTP; an operator route, not an app operation" }
 }
 
 interface Operation {

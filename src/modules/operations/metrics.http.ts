@@ -1,0 +1,53 @@
+/**
+ * `GET /metrics` on the api (the HttpApi's `operations` group), and the `Metrics` service of a
+ * process with the sessions queue and the AI chain: the queue's depth and the circuits are read
+ * when scraped.
+ */
+import { HttpApiBuilder, HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Effect, Layer, Option } from "effect"
+import { AiStrategy } from "../../core/ai/strategy.ts"
+import { AppConfig } from "../../core/config.ts"
+import { ADMIN_CHALLENGE, adminDecision } from "../../core/http/admin.ts"
+import { Metrics } from "../../core/metrics.ts"
+import { serviceNameOf, type ProcessRole } from "../../core/tracing.ts"
+import { WingmateApi } from "../../domain/api.ts"
+import { NotFound, Unauthorized } from "../../domain/errors.ts"
+import { SessionJobs } from "../sessions/sessions.jobs.ts"
+
+/** The process's metrics, with the sessions queue and the AI chain's circuits as scrape-time gauges. */
+export const MetricsLive = (role: ProcessRole): Layer.Layer<Metrics, never, AppConfig | SessionJobs | AiStrategy> =>
+  Layer.effect(
+    Metrics,
+    Effect.gen(function* () {
+      const config = yield* AppConfig
+      const jobs = yield* SessionJobs
+      const strategy = yield* AiStrategy
+      return yield* Metrics.make(serviceNameOf(role, config.tracing.serviceName), {
+        queues: [{ name: jobs.name, counts: jobs.counts }],
+        circuits: Option.some(strategy)
+      })
+    })
+  )
+
+/** The admin rule (src/core/http/admin.ts) as the HttpApi's failures: 401 with its challenge, or 404 NOT_FOUND when off. */
+export const requireAdmin = Effect.gen(function* () {
+  const config = yield* AppConfig
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const decision = adminDecision(config, request.headers["authorization"])
+  if (decision === "off") {
+    return yield* new NotFound({ message: "Metrics are off: ADMIN_TOKEN is unset in production" })
+  }
+  if (decision === "unauthorized") {
+    yield* HttpApp.appendPreResponseHandler((_request, response) =>
+      Effect.succeed(HttpServerResponse.setHeader(response, "www-authenticate", ADMIN_CHALLENGE))
+    )
+    return yield* new Unauthorized({ message: "The admin token is required (Authorization: Bearer <ADMIN_TOKEN>)" })
+  }
+})
+
+export const OperationsHttpLive = HttpApiBuilder.group(WingmateApi, "operations", (handlers) =>
+  Effect.gen(function* () {
+    const metrics = yield* Metrics
+    return handlers.handle("metrics", () => Effect.zipRight(requireAdmin, metrics.scrape))
+  })
+)
