@@ -89,7 +89,9 @@ describe("npm run dev: a session from a PNG screenshot, no Redis, no keys", () =
     expect(server.output()).not.toMatch(/hiking/i)
   })
 
-  it("a WebSocket client authenticates with a dev token, subscribes to a new session and gets its events through completed", async () => {
+  it("a WebSocket client authenticates with a dev token, subscribes to a new session and gets its events through completed", async ({
+    signal
+  }) => {
     const token = await devToken("dave")
     const id = await newSession({ authorization: `Bearer ${token}` })
     const events = await Effect.runPromise(
@@ -98,9 +100,10 @@ describe("npm run dev: a session from a PNG screenshot, no Redis, no keys", () =
           const socket = yield* connectAs(url, token)
           yield* socket.send({ type: "subscribe", sessionId: id, afterSeq: 0 })
           yield* socket.next(ofType("subscribed"))
-          return yield* followToEnd(socket, id, { timeoutMs: 45_000 })
+          return yield* followToEnd(socket, id)
         })
-      )
+      ),
+      { signal }
     )
     const kinds = events.map((event) => event["event"])
     expect(kinds.at(-1)).toBe("completed")

@@ -58,7 +58,7 @@ afterAll(async () => {
 })
 
 describe("realtime across instances: two api processes and a worker", () => {
-  it("a client on instance B follows, through completed, a session created through instance A", async () => {
+  it("a client on instance B follows, through completed, a session created through instance A", async ({ signal }) => {
     const clerkId = newClerkId("scale")
     const token = tokenFor({ clerkId, email: `${clerkId}@test.dev` })
     const headers = bearer(token)
@@ -74,9 +74,10 @@ describe("realtime across instances: two api processes and a worker", () => {
 
           const socket = yield* connectAs(apiB, token)
           yield* socket.send({ type: "subscribe", sessionId: session.id, afterSeq: 0 })
-          return yield* followToEnd(socket, session.id, { timeoutMs: 60_000 })
+          return yield* followToEnd(socket, session.id)
         })
-      )
+      ),
+      { signal }
     )
     const kinds = events.map((event) => event["event"])
     expect(kinds.at(-1)).toBe("completed")
