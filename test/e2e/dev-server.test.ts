@@ -20,7 +20,7 @@ describe("npm run dev on embedded defaults", () => {
     const port = await freePort()
     url = `http://127.0.0.1:${port}`
     server = start("src/main/dev.ts", cleanEnv({ PORT: String(port), DATA_DIR: dataDir, LOG_FORMAT: "json" }))
-    await waitForReady(url, 30_000)
+    await waitForReady(url, server)
   })
 
   afterAll(() => {
@@ -204,7 +204,7 @@ describe("graceful shutdown", () => {
           AI_PROVIDER_STRATEGY_FALLBACKS: "gpt-4o"
         })
       )
-      await waitForReady(url, 30_000)
+      await waitForReady(url, server)
       const token = start("scripts/dev-token.ts", cleanEnv({ DATA_DIR: dataDir }), ["dave"])
       expect(await token.exited).toBe(0)
       const auth = { authorization: `Bearer ${token.output().trim().split("\n").at(-1) ?? ""}` }

@@ -31,7 +31,7 @@ describe("npm run dev: a session from a PNG screenshot, no Redis, no keys", () =
     const port = await freePort()
     url = `http://127.0.0.1:${port}`
     server = start("src/main/dev.ts", cleanEnv({ PORT: String(port), DATA_DIR: dataDir, LOG_FORMAT: "json" }))
-    await waitForReady(url, 30_000)
+    await waitForReady(url, server)
   })
 
   afterAll(() => {

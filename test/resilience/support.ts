@@ -119,7 +119,7 @@ export const stack = (env: Record<string, string>): Stack => {
     )
     running.push(child)
     try {
-      await waitForReady(url, 60_000)
+      await waitForReady(url, child)
     } catch (error) {
       throw new Error(`api not ready: ${String(error)}\n${child.output()}`, { cause: error })
     }

@@ -44,8 +44,10 @@ beforeAll(async () => {
     start("src/main/api.ts", cleanEnv({ ...shared, PORT: String(portB), PUBLIC_BASE_URL: apiB })),
     start("src/main/worker.ts", cleanEnv(shared))
   )
-  await Promise.all([waitForReady(apiA, 60_000), waitForReady(apiB, 60_000)])
-})
+  const [a, b] = running
+  await Promise.all([waitForReady(apiA, a), waitForReady(apiB, b)])
+  // Three processes start on this machine's cores beside the other suites: more than the default.
+}, 180_000)
 
 afterAll(async () => {
   await Promise.all(
