@@ -18,6 +18,7 @@ import {
   DEFAULT_CHAT,
   DEFAULT_HEADER
 } from "../../fixtures/chat-screenshot.ts"
+import { eventually } from "../../support/eventually.ts"
 import { transcriptProblems } from "./transcript-match.ts"
 
 let screenshot: Buffer
