@@ -309,23 +309,24 @@ layer(testServer({ db: TestDb(), config: { WS_MAX_FRAME_BYTES: "200000", RATE_LI
       const url = yield* baseUrl
       const { alice } = yield* twoUsers(url)
       // The server decides where this test runs (same process, same `ws`): its close(1013) is the
-      // event to resume reading on. Resumed earlier (a guessed delay), a loaded server has not
-      // filled the buffer yet and the client drains it; much later, the close frame queued behind
-      // the full buffer is cut with the connection a second after the decision.
+      // event to resume reading on. Resumed after a guessed delay instead, a loaded server had not
+      // filled the buffer yet, the client drained it and the idle close came instead.
       const closes = vi.spyOn(WebSocket.prototype, "close")
       yield* Effect.addFinalizer(() => Effect.sync(() => closes.mockRestore()))
+      const slowConsumerCloses = () => closes.mock.calls.filter(([code]) => code === CloseCode.SlowConsumer).length
       const socket = yield* connectAs(url, alice.token)
       socket.ws.pause()
       // 60 pongs of 150 kB: far more than the 1 MiB buffer plus what the kernel holds.
       const big = "y".repeat(150_000)
       for (let i = 0; i < 60; i++) socket.ws.send(JSON.stringify({ type: "ping", t: big }))
-      yield* eventually(
-        Effect.sync(() => closes.mock.calls.some(([code]) => code === CloseCode.SlowConsumer)),
-        (decided) => decided,
-        "the server to close the slow consumer"
-      )
+      yield* eventually(Effect.sync(slowConsumerCloses), (count) => count > 0, "the server to close the slow consumer")
       socket.ws.resume()
-      expect((yield* socket.closed()).code).toBe(CloseCode.SlowConsumer)
+      // The close frame travels behind the full buffer, and the server cuts a client that has not
+      // completed the close a second later: a client that drains the megabytes in time reads 1013,
+      // one slower than that (a loaded machine) sees the cut (1006). Either way the server closed
+      // it once, as a slow consumer.
+      expect([CloseCode.SlowConsumer, 1006]).toContain((yield* socket.closed()).code)
+      expect(slowConsumerCloses()).toBe(1)
     })
   )
 })
