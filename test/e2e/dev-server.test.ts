@@ -9,7 +9,7 @@ import sharp from "sharp"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startFakeProvider } from "../fakes/ai/index.ts"
 import type { Ticket } from "../support/uploads.ts"
-import { cleanEnv, freePort, type Running, start, waitForReady } from "../support/processes.ts"
+import { cleanEnv, freePort, outputContains, type Running, start, waitForReady } from "../support/processes.ts"
 
 describe("npm run dev on embedded defaults", () => {
   const dataDir = mkdtempSync(join(tmpdir(), "wingmate-e2e-"))
@@ -20,7 +20,7 @@ describe("npm run dev on embedded defaults", () => {
     const port = await freePort()
     url = `http://127.0.0.1:${port}`
     server = start("src/main/dev.ts", cleanEnv({ PORT: String(port), DATA_DIR: dataDir, LOG_FORMAT: "json" }))
-    await waitForReady(url, 30_000)
+    await waitForReady(url, server)
   })
 
   afterAll(() => {
@@ -81,7 +81,8 @@ describe("npm run dev on embedded defaults", () => {
 
   it("logs one JSON line per request with method, path, status, duration and request id", async () => {
     await fetch(`${url}/health/live?secret=token-123`, { headers: { "x-request-id": "e2e-log-check" } })
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    // The line is on the server's output once the stream brings it (not after a guessed delay).
+    await outputContains(server.child, server.output, "e2e-log-check")
     const lines = server
       .output()
       .split("\n")
@@ -221,7 +222,7 @@ describe("graceful shutdown", () => {
           AI_PROVIDER_STRATEGY_FALLBACKS: "gpt-4o"
         })
       )
-      await waitForReady(url, 30_000)
+      await waitForReady(url, server)
       const token = start("scripts/dev-token.ts", cleanEnv({ DATA_DIR: dataDir }), ["dave"])
       expect(await token.exited).toBe(0)
       const auth = { authorization: `Bearer ${token.output().trim().split("\n").at(-1) ?? ""}` }

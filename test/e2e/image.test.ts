@@ -131,7 +131,7 @@ describe("the image's runtime tree", () => {
 
     const api = run(composeCommand("docker-compose.yml", "api"), mapped("api"))
     const worker = run(composeCommand("docker-compose.yml", "worker"), mapped("worker"))
-    await waitForReady(url, 60_000).catch((error: unknown) => {
+    await waitForReady(url, api).catch((error: unknown) => {
       throw new Error(`api not ready: ${String(error)}\n${api.output()}`)
     })
 
@@ -144,7 +144,7 @@ describe("the image's runtime tree", () => {
         const uploadId = yield* uploadPng(url, headers, yield* Effect.promise(() => chatScreenshotPng()))
         const created = yield* createSession(url, headers, { uploadIds: [uploadId] })
         expect(created.status, created.text).toBe(202)
-        return yield* awaitFinished(url, headers, (created.body as { data: WireSession }).data.id, 120_000)
+        return yield* awaitFinished(url, headers, (created.body as { data: WireSession }).data.id)
       })
     )
     expect(session.status, worker.output()).toBe("completed")

@@ -72,7 +72,6 @@ const run = async (primary: Behavior, fallback: Behavior) => {
       const data = (reply.body as { data?: WireSession }).data
       return data !== undefined && data.status !== "queued" && data.status !== "processing" ? data : undefined
     },
-    30_000,
     200
   )
   return { session, suggestionRequests: { openai: streamed(openai), anthropic: streamed(anthropic) } }

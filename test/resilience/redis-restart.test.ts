@@ -101,7 +101,9 @@ const lastSeq = (socket: TestSocket, sessionId: string) =>
     .reduce((max, frame) => Math.max(max, Number(frame["seq"])), 0)
 
 describe("resilience: Redis stopped and restarted under load", () => {
-  it("REST keeps answering, readiness follows Redis, the queue resumes, WebSocket clients resynchronise", async () => {
+  it("REST keeps answering, readiness follows Redis, the queue resumes, WebSocket clients resynchronise", async ({
+    signal
+  }) => {
     // A session in the middle of its suggestions when Redis dies: a line every 2 s.
     openai.enqueue(FAKE_VISION, {
       kind: "ok",
@@ -120,7 +122,7 @@ describe("resilience: Redis stopped and restarted under load", () => {
         Effect.gen(function* () {
           const socket = yield* connectAs(api, alice.token)
           yield* socket.send({ type: "subscribe", sessionId: followed, afterSeq: 0 })
-          yield* socket.next((f) => f.type === "session.event" && f["event"] === "transcript", { timeoutMs: 60_000 })
+          yield* socket.next((f) => f.type === "session.event" && f["event"] === "transcript")
 
           const load = loop(`${api}/api/v1/sessions?limit=5`, { headers: alice.headers }, 2)
           yield* Effect.promise(() => redis.kill())
@@ -167,9 +169,7 @@ describe("resilience: Redis stopped and restarted under load", () => {
           const seen = lastSeq(socket, followed)
           expect(seen).toBeGreaterThan(0)
           yield* socket.send({ type: "subscribe", sessionId: followed, afterSeq: seen })
-          const end = yield* socket.next((f) => f["sessionId"] === followed && isTerminalFrame(f), {
-            timeoutMs: 60_000
-          })
+          const end = yield* socket.next((f) => f["sessionId"] === followed && isTerminalFrame(f))
           const final = (yield* Effect.promise(() =>
             call(`${api}/api/v1/sessions/${followed}`, { headers: alice.headers })
           )).body as { data: WireSession }
@@ -185,9 +185,7 @@ describe("resilience: Redis stopped and restarted under load", () => {
           expect(after.status).toBe(202)
           const resumed = (after.body as { data: WireSession }).data.id
           yield* socket.send({ type: "subscribe", sessionId: resumed, afterSeq: 0 })
-          const resumedEnd = yield* socket.next((f) => f["sessionId"] === resumed && isTerminalFrame(f), {
-            timeoutMs: 60_000
-          })
+          const resumedEnd = yield* socket.next((f) => f["sessionId"] === resumed && isTerminalFrame(f))
           expect(resumedEnd["event"]).toBe("completed")
           expect(yield* sql("SELECT status, error_code FROM sessions WHERE id = $1", [resumed])).toEqual([
             { status: "completed", error_code: null }
@@ -200,7 +198,8 @@ describe("resilience: Redis stopped and restarted under load", () => {
           // The limiter met the outage and allowed (one warning), rather than failing the calls.
           expect(apiOutput()).toContain("RateLimiter: Redis unavailable, calls are allowed unmetered")
         })
-      )
+      ),
+      { signal }
     )
   })
 })

@@ -11,22 +11,18 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { bearer, newClerkId, TEST_AUTHORIZED_PARTY, testKeys, tokenFor } from "../support/auth.ts"
 import { testDatabaseUrl } from "../support/database.ts"
-import { cleanEnv, freePort, type Running, start, waitForReady } from "../support/processes.ts"
+import { cleanEnv, freePort, outputContains, type Running, start, waitForReady } from "../support/processes.ts"
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
-/** Polls `check` every `everyMs` until it answers something other than undefined, or throws at the deadline. */
-export const until = async <A>(
-  what: string,
-  check: () => Promise<A | undefined>,
-  timeoutMs = 30_000,
-  everyMs = 100
-) => {
-  const deadline = Date.now() + timeoutMs
+/**
+ * Polls `check` every `everyMs` until it answers something other than undefined (`what` names it).
+ * No deadline of its own: the test's timeout is the guard.
+ */
+export const until = async <A>(_what: string, check: () => Promise<A | undefined>, everyMs = 100) => {
   for (;;) {
     const found = await check()
     if (found !== undefined) return found
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await sleep(everyMs)
   }
 }
@@ -57,15 +53,7 @@ export const startPrivateRedis = async (): Promise<PrivateRedis> => {
     let output = ""
     spawned.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()))
     spawned.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()))
-    await until(
-      `redis-server on ${port}`,
-      async () => {
-        if (spawned.exitCode !== null) throw new Error(`redis-server exited:\n${output}`)
-        return output.includes("Ready to accept connections") ? true : undefined
-      },
-      10_000,
-      50
-    )
+    await outputContains(spawned, () => output, "Ready to accept connections")
   }
   const kill = async () => {
     const current = child
@@ -119,7 +107,7 @@ export const stack = (env: Record<string, string>): Stack => {
     )
     running.push(child)
     try {
-      await waitForReady(url, 60_000)
+      await waitForReady(url, child)
     } catch (error) {
       throw new Error(`api not ready: ${String(error)}\n${child.output()}`, { cause: error })
     }
@@ -128,14 +116,7 @@ export const stack = (env: Record<string, string>): Stack => {
   const worker = async (overrides: Record<string, string> = {}) => {
     const child = start("src/main/worker.ts", cleanEnv({ ...shared, ...overrides }))
     running.push(child)
-    await until(
-      "the worker's consumer",
-      async () => {
-        if (child.child.exitCode !== null) throw new Error(`worker exited:\n${child.output()}`)
-        return child.output().includes("Consumer started") ? true : undefined
-      },
-      60_000
-    )
+    await outputContains(child.child, child.output, "Consumer started")
     return child
   }
   const stop = async () => {

@@ -42,7 +42,7 @@ const terminal = (frame: Frame) =>
   frame.type === "session.event" && ["completed", "failed", "cancelled"].includes(String(frame["event"]))
 
 describe("resilience: a worker killed with kill -9 mid-job", () => {
-  it("another worker completes the session once; the WebSocket client sees completed; no duplicate rows", async () => {
+  it("another worker completes the session once; the WebSocket client sees completed; no duplicate rows", async (context) => {
     const first = await processes.worker()
     const alice = await newUser(api, "kill")
     // The vision read answers at once; the suggestions come a line every 4 s, then (the retry) at once.
@@ -70,13 +70,14 @@ describe("resilience: a worker killed with kill -9 mid-job", () => {
           const socket = yield* connectAs(api, alice.token)
           yield* socket.send({ type: "subscribe", sessionId: id, afterSeq: 0 })
           // The first suggestion is saved: the worker is in the middle of the slow stream.
-          yield* socket.next((f) => f.type === "session.event" && f["event"] === "suggestion", { timeoutMs: 60_000 })
+          yield* socket.next((f) => f.type === "session.event" && f["event"] === "suggestion")
           const signal = yield* Effect.promise(() => killHard(first))
           yield* Effect.promise(() => processes.worker())
-          yield* socket.next(terminal, { timeoutMs: 60_000 })
+          yield* socket.next(terminal)
           return { id, frames: socket.frames.filter((f) => f.type === "session.event"), signal }
         })
-      )
+      ),
+      { signal: context.signal }
     )
     expect(signal).toBe("SIGKILL")
     const kinds = frames.map((frame) => frame["event"])

@@ -57,10 +57,17 @@ export const start = (script: string, env: NodeJS.ProcessEnv, args: ReadonlyArra
   return { child, output: () => output, exited }
 }
 
-/** Polls `/health/ready` until 200; answers how long it took. */
-export const waitForReady = async (url: string, deadlineMs: number): Promise<number> => {
+/**
+ * Polls `/health/ready` until 200; answers how long it took. No deadline of its own (a guess that
+ * fails slow machines): the caller's hook or test timeout is the guard. Given the child, a child
+ * that exits first rejects at once with its output, and polling stops with it.
+ */
+export const waitForReady = async (url: string, child?: Pick<Running, "exited" | "output">): Promise<number> => {
   const started = Date.now()
-  while (Date.now() - started < deadlineMs) {
+  let exited: number | null | undefined
+  void child?.exited.then((code) => (exited = code))
+  for (;;) {
+    if (exited !== undefined) throw new Error(`exited with ${exited} before ready:\n${child?.output() ?? ""}`)
     try {
       if ((await fetch(`${url}/health/ready`)).status === 200) return Date.now() - started
     } catch {
@@ -68,5 +75,31 @@ export const waitForReady = async (url: string, deadlineMs: number): Promise<num
     }
     await new Promise((resolve) => setTimeout(resolve, 200))
   }
-  throw new Error(`not ready within ${deadlineMs} ms`)
 }
+
+/**
+ * Resolves once `child`'s output (stdout and stderr, as `output` collects it) contains `text`;
+ * rejects with the output if the child exits first. No deadline of its own: the caller's hook or
+ * test timeout is the guard. Listen with this after the collecting listeners are attached.
+ */
+export const outputContains = (child: ChildProcess, output: () => string, text: string) =>
+  new Promise<void>((resolve, reject) => {
+    const check = () => {
+      if (!output().includes(text)) return
+      cleanup()
+      resolve()
+    }
+    const onExit = (code: number | null) => {
+      cleanup()
+      reject(new Error(`exited with ${code} before printing ${JSON.stringify(text)}:\n${output()}`))
+    }
+    const cleanup = () => {
+      child.stdout?.off("data", check)
+      child.stderr?.off("data", check)
+      child.off("exit", onExit)
+    }
+    child.stdout?.on("data", check)
+    child.stderr?.on("data", check)
+    child.once("exit", onExit)
+    check()
+  })

@@ -1,8 +1,10 @@
 /**
  * A real `ws` client for the gateway's tests: every frame it receives is kept in order, and a
- * test waits for the next frame matching a predicate (bounded wait, never a timing assertion).
+ * test waits for the next frame matching a predicate. A wait has no deadline of its own (a guess
+ * shorter than the test's timeout fails slow machines): the test runner's timeout is the guard,
+ * and a wait it interrupts logs what the socket had received, for the diagnosis.
  */
-import { Effect } from "effect"
+import { Console, Effect } from "effect"
 import WebSocket from "ws"
 
 export interface Frame {
@@ -21,9 +23,12 @@ export interface TestSocket {
   readonly frames: Array<Frame>
   readonly send: (frame: unknown) => Effect.Effect<void>
   readonly sendRaw: (data: string | Buffer, options?: { readonly binary?: boolean }) => Effect.Effect<void>
-  /** The first frame after `from` (an index in `frames`, default: the frames not yet taken) matching `match`. */
+  /**
+   * The first frame not yet taken matching `match`. `timeoutMs` only for a test whose subject is a
+   * deadline; by default the wait lasts until the frame comes or the test's own timeout ends it.
+   */
   readonly next: (match?: (frame: Frame) => boolean, options?: { readonly timeoutMs?: number }) => Effect.Effect<Frame>
-  /** Resolves when the server closes the connection. */
+  /** Resolves when the server closes the connection (no deadline by default, as `next`). */
   readonly closed: (options?: { readonly timeoutMs?: number }) => Effect.Effect<Closed>
 }
 
@@ -58,7 +63,8 @@ export const connect = (baseUrl: string, path = "/ws", headers: Record<string, s
       })
       ws.on("error", (error) => resume(Effect.fail(error)))
       ws.on("open", () => {
-        const wait = <A>(check: () => A | undefined, what: string, timeoutMs: number) =>
+        const seen = () => `frames: ${JSON.stringify(frames.slice(-10))}; closed: ${JSON.stringify(closedWith)}`
+        const wait = <A>(check: () => A | undefined, what: string, timeoutMs: number | undefined) =>
           Effect.async<A>((done) => {
             const attempt = () => {
               const found = check()
@@ -67,14 +73,13 @@ export const connect = (baseUrl: string, path = "/ws", headers: Record<string, s
               done(Effect.succeed(found))
               return true
             }
-            const timer = setTimeout(() => {
-              cleanup()
-              done(
-                Effect.dieMessage(
-                  `timed out waiting for ${what}; frames: ${JSON.stringify(frames.slice(-10))}; closed: ${JSON.stringify(closedWith)}`
-                )
-              )
-            }, timeoutMs)
+            const timer =
+              timeoutMs === undefined
+                ? undefined
+                : setTimeout(() => {
+                    cleanup()
+                    done(Effect.dieMessage(`timed out waiting for ${what}; ${seen()}`))
+                  }, timeoutMs)
             const cleanup = () => {
               clearTimeout(timer)
               waiters.delete(listener)
@@ -84,7 +89,10 @@ export const connect = (baseUrl: string, path = "/ws", headers: Record<string, s
             }
             if (!attempt()) waiters.add(listener)
             return Effect.sync(cleanup)
-          })
+          }).pipe(
+            // The test's timeout interrupts the wait: say what it was waiting for and what came.
+            Effect.onInterrupt(() => Console.error(`interrupted while waiting for ${what}; ${seen()}`))
+          )
         resume(
           Effect.succeed({
             ws,
@@ -104,9 +112,9 @@ export const connect = (baseUrl: string, path = "/ws", headers: Record<string, s
                   return undefined
                 },
                 "a frame",
-                options?.timeoutMs ?? 20_000
+                options?.timeoutMs
               ),
-            closed: (options) => wait(() => closedWith, "the close", options?.timeoutMs ?? 20_000)
+            closed: (options) => wait(() => closedWith, "the close", options?.timeoutMs)
           })
         )
       })

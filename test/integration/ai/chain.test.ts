@@ -11,6 +11,7 @@ import { AiLedger, DEFAULT_PRICES, type LedgerEntry } from "../../../src/core/ai
 import { makeOpenAiProvider } from "../../../src/core/ai/openai.ts"
 import type { AiProvider } from "../../../src/core/ai/provider.ts"
 import { AiStrategy, type AiStrategyOptions } from "../../../src/core/ai/strategy.ts"
+import { eventually } from "../../support/eventually.ts"
 import { type FakeProvider, startFakeProvider } from "../../fakes/ai/index.ts"
 
 const apiKey = Redacted.make("test-key")
@@ -148,7 +149,12 @@ describe.each(["gemini", "openai", "anthropic"] as const)("%s through its real S
       fake().enqueue({ kind: "hang" })
       const { strategy } = yield* chainOf([{ ...providers()[name], timeoutMs: 30_000 }])
       const fiber = yield* Effect.fork(collect(strategy.streamText(ask, { prompt: "wait" })))
-      yield* Effect.sleep("100 millis")
+      // Interrupted once the request is at the provider (not after a guessed delay).
+      yield* eventually(
+        Effect.sync(() => fake().requests.length),
+        (count) => count > 0,
+        "the request at the provider"
+      )
       yield* Fiber.interrupt(fiber)
       const aborted = yield* Effect.promise(() => fake().nextClientAbort())
       expect(aborted.stream).toBe(true)

@@ -42,7 +42,7 @@ it.effect(
             [applicationName]
           ),
           (rows) => rows.some((row) => row.terminated),
-          100
+          "the running query's backend to be terminated"
         )
         const error = failureOf(yield* Fiber.join(running))
         expect(error.operation).toBe("sleep")

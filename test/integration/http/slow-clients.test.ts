@@ -4,11 +4,12 @@
  * body gets its 413 envelope rather than a reset, and open connections per address are capped.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Schedule } from "effect"
+import { Effect, Either } from "effect"
 import { connect, type Socket } from "node:net"
 import { request } from "node:http"
 import { bearer, newClerkId, tokenFor } from "../../support/auth.ts"
 import { TestDb } from "../../support/database.ts"
+import { eventually } from "../../support/eventually.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 
 interface RawAnswer {
@@ -151,10 +152,11 @@ describe("slow clients", () => {
       const once = Effect.flatMap(open, (socket) =>
         untilClosed(socket, "GET /health/live HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
       )
-      const admitted = yield* once.pipe(
-        Effect.filterOrFail((answer) => answer.status !== 429),
-        Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.intersect(Schedule.recurs(100))))
-      )
+      const admitted = yield* eventually(
+        Effect.either(once),
+        (answer) => Either.isRight(answer) && answer.right.status !== 429,
+        "a connection to be admitted again"
+      ).pipe(Effect.flatMap(Either.match({ onLeft: Effect.die, onRight: Effect.succeed })))
       expect(admitted.status).toBe(200)
       for (const socket of held) socket.destroy()
     }).pipe(

@@ -18,6 +18,7 @@ import {
   DEFAULT_CHAT,
   DEFAULT_HEADER
 } from "../../fixtures/chat-screenshot.ts"
+import { eventually } from "../../support/eventually.ts"
 import { transcriptProblems } from "./transcript-match.ts"
 
 let screenshot: Buffer
@@ -102,11 +103,9 @@ layer(LocalOcr.layer(), { timeout: 60_000, excludeTestServices: true })("local O
 /** Live worker threads show up as MessagePort handles in this process. */
 const messagePorts = () => process.getActiveResourcesInfo().filter((resource) => resource === "MessagePort").length
 
+/** Waits until `condition` holds (true; the test's timeout if it never does). */
 const waitFor = (condition: () => boolean) =>
-  Effect.gen(function* () {
-    for (let attempt = 0; attempt < 100 && !condition(); attempt++) yield* Effect.sleep("20 millis")
-    return condition()
-  })
+  eventually(Effect.sync(condition), (holds) => holds, "the worker threads' count")
 
 describe("local OCR workers", () => {
   it.live(

@@ -162,13 +162,12 @@ layer(LocalOcr.layer(), { timeout: 60_000, excludeTestServices: true })("Ocr ove
   it.effect("the vision read over its own timeout: the request is aborted, local OCR answers", () =>
     Effect.gen(function* () {
       gemini.enqueue({ kind: "hang" })
-      const { ocr } = yield* ocrOver([providers().gemini], 300)
-      const started = Date.now()
+      // The provider's own timeout outlasts the test: only the vision timeout (300 ms) can end the
+      // read (not a stopwatch around it, which counted local OCR's time on a loaded machine too).
+      const { ocr } = yield* ocrOver([{ ...providers().gemini, timeoutMs: 600_000 }], 300)
       const transcript = yield* ocr.read(context, image())
       expectLocalReading(transcript)
       expect(transcriptProblems(transcript, DEFAULT_CHAT)).toEqual([])
-      // Well before the provider's own timeout (5 s).
-      expect(Date.now() - started).toBeLessThan(PROVIDER_TIMEOUT_MS)
       const aborted = yield* Effect.promise(() => gemini.nextClientAbort())
       expect(aborted.path).toContain(":generateContent")
     })

@@ -5,6 +5,7 @@
 import { Effect } from "effect"
 import { expect } from "vitest"
 import { sql } from "../../support/database.ts"
+import { eventually } from "../../support/eventually.ts"
 import { http, postJson } from "../../support/http.ts"
 import type { FakeProvider } from "../../fakes/ai/index.ts"
 
@@ -227,28 +228,20 @@ export const openAiPrompt = (body: unknown): string => {
   return typeof last?.content === "string" ? last.content : JSON.stringify(last?.content)
 }
 
-/** Retries `effect` until `done` holds (at most `attempts` × 50 ms): for rows written by a finalizer. */
-export const eventually = <A>(effect: Effect.Effect<A>, done: (value: A) => boolean, attempts = 60) =>
-  Effect.gen(function* () {
-    let value = yield* effect
-    for (let i = 0; i < attempts && !done(value); i++) {
-      yield* Effect.sleep("50 millis")
-      value = yield* effect
-    }
-    return value
-  })
+/** Polls until `done` holds (no deadline but the test's): for rows written by a finalizer. */
+export { eventually }
 
 /**
- * Whether `fake` sees a client abort within about `attempts` × 50 ms (a bound, so a missing abort
- * fails instead of hanging). Reads the counter: a `nextClientAbort()` left waiting would swallow the
- * next test's abort, as `reset()` keeps pending waiters.
+ * Waits until `fake` has seen a client abort (true; the test's timeout if it never comes). Reads
+ * the counter: a `nextClientAbort()` left waiting would swallow the next test's abort, as
+ * `reset()` keeps pending waiters.
  */
-export const abortSeen = (fake: FakeProvider, attempts = 100) =>
+export const abortSeen = (fake: FakeProvider) =>
   Effect.map(
     eventually(
       Effect.sync(() => fake.abortedRequests),
       (aborted) => aborted > 0,
-      attempts
+      "the provider to see the request aborted"
     ),
     (aborted) => aborted > 0
   )

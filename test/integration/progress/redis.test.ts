@@ -22,6 +22,7 @@ import {
   step,
   uniqueName
 } from "../../unit/core/progress/suite.ts"
+import { eventually } from "../../support/eventually.ts"
 
 const url = process.env["TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379"
 const keyPrefix = `wingmate-test:progress:${process.pid}-${randomUUID().slice(0, 6)}:`
@@ -56,15 +57,6 @@ const redis = <A>(run: (client: IORedis) => Promise<A>) => Effect.promise(() => 
 
 const numsub = (channel: string) =>
   redis((client) => client.pubsub("NUMSUB", channel)).pipe(Effect.map((reply) => Number(reply[1])))
-
-const eventually = <A>(probe: Effect.Effect<A>, expected: A) =>
-  Effect.gen(function* () {
-    for (let attempt = 0; attempt < 50; attempt++) {
-      if ((yield* probe) === expected) return
-      yield* Effect.sleep("20 millis")
-    }
-    expect(yield* probe).toBe(expected)
-  })
 
 /** Kills the subscriber connection of the instance named `connectionName`. */
 const killSubscriber = (connectionName: string) =>
@@ -121,7 +113,7 @@ describe("ProgressBus.redis, across processes", () => {
         expect(seqs(yield* listener.take(2))).toEqual([1, 2])
         expect(yield* listener.ended).toBe(true)
       }
-      yield* eventually(numsub(channel), 0)
+      yield* eventually(numsub(channel), (count) => count === 0, `no subscriber left on ${channel}`)
       // And a new listener subscribes again.
       const again = yield* puller(feedOf(b.bus, name).subscribe("job", { afterSeq: 1 }))
       expect(seqs(yield* again.take(1))).toEqual([2])

@@ -72,7 +72,7 @@ layer(
       const uploadId = yield* uploadPng(url, alice.headers, yield* Effect.promise(() => tinyImage("png")))
       const created = yield* createSession(url, alice.headers, { uploadIds: [uploadId] })
       const id = (created.body as { data: WireSession }).data.id
-      yield* eventually(Effect.sync(streamed), (count) => count === 1, 400)
+      yield* eventually(Effect.sync(streamed), (count) => count === 1, "the suggestion stream to start")
       expect(streamed()).toBe(1)
 
       const cancelled = yield* http(`${url}/api/v1/sessions/${id}/cancel`, { method: "POST", headers: alice.headers })

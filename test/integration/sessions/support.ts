@@ -1,5 +1,6 @@
 /** Helpers of the sessions tests: uploads of generated screenshots, sessions through the API, SSE. */
 import { Effect } from "effect"
+import { eventually } from "../../support/eventually.ts"
 import { http, postJson } from "../../support/http.ts"
 import { sendBytes, ticketFor } from "../../support/uploads.ts"
 
@@ -33,18 +34,17 @@ export const createSession = (url: string, headers: Record<string, string>, payl
 export const getSession = (url: string, headers: Record<string, string>, id: string) =>
   http(`${url}/api/v1/sessions/${id}`, { headers })
 
-/** Polls GET until the session leaves queued/processing (or the deadline passes). */
-export const awaitFinished = (url: string, headers: Record<string, string>, id: string, timeoutMs = 60_000) =>
-  Effect.gen(function* () {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      const res = yield* getSession(url, headers, id)
-      const session = (res.body as { data: WireSession }).data
-      if (session.status !== "queued" && session.status !== "processing") return session
-      if (Date.now() > deadline) return yield* Effect.dieMessage(`session still ${session.status}`)
-      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 200)))
-    }
-  })
+/**
+ * Polls GET until the session leaves queued/processing. No deadline of its own: the test's
+ * timeout is the guard (an interrupted wait logs the last state it saw).
+ */
+export const awaitFinished = (url: string, headers: Record<string, string>, id: string) =>
+  eventually(
+    Effect.map(getSession(url, headers, id), (res) => (res.body as { data: WireSession }).data),
+    (session) => session.status !== "queued" && session.status !== "processing",
+    `session ${id} to finish`,
+    200
+  )
 
 /**
  * Uploads `bytes`, creates a session from it (202) and reads its events until the terminal one:
@@ -66,22 +66,25 @@ export interface SseFrame {
   readonly data: unknown
 }
 
-/** Reads the events stream until it ends (a terminal event), with `Last-Event-ID` if given. */
+/**
+ * Reads the events stream until it ends (a terminal event), with `Last-Event-ID` if given. No
+ * deadline unless `timeoutMs` is given: the test's timeout is the guard (and aborts the request).
+ */
 export const readEvents = (
   url: string,
   headers: Record<string, string>,
   id: string,
   lastEventId?: string,
-  timeoutMs = 60_000
+  timeoutMs?: number
 ) =>
-  Effect.promise(async () => {
+  Effect.promise(async (interrupted) => {
     const response = await fetch(`${url}/api/v1/sessions/${id}/events`, {
       headers: {
         accept: "text/event-stream",
         ...headers,
         ...(lastEventId === undefined ? {} : { "last-event-id": lastEventId })
       },
-      signal: AbortSignal.timeout(timeoutMs)
+      signal: timeoutMs === undefined ? interrupted : AbortSignal.any([interrupted, AbortSignal.timeout(timeoutMs)])
     })
     const text = await response.text()
     return { status: response.status, contentType: response.headers.get("content-type"), frames: sseFrames(text), text }

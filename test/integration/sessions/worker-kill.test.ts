@@ -17,6 +17,7 @@ import { Redis } from "../../../src/core/redis.ts"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { tinyImage } from "../../fixtures/images.ts"
 import { sql, TestDb, testDatabaseUrl } from "../../support/database.ts"
+import { outputContains } from "../../support/processes.ts"
 import { baseUrl, localTestStorage, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
 import { eventually } from "../openers/support.ts"
@@ -81,11 +82,7 @@ const startWorker = async (): Promise<Worker> => {
   child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()))
   const worker = { child, output: () => output }
   workers.push(worker)
-  const deadline = Date.now() + 30_000
-  while (!output.includes("Consumer started") && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  if (!output.includes("Consumer started")) throw new Error(`worker did not start:\n${output}`)
+  await outputContains(child, () => output, "Consumer started")
   return worker
 }
 
@@ -126,7 +123,7 @@ layer(
       const listening = yield* Effect.fork(readEvents(url, alice.headers, id, "0", 90_000))
 
       const streamed = () => openai.requests.filter((request) => request.stream).length
-      yield* eventually(Effect.sync(streamed), (count) => count === 1, 600)
+      yield* eventually(Effect.sync(streamed), (count) => count === 1, "the suggestion stream to start")
       expect(streamed()).toBe(1)
       const [midway] = yield* sql<{ status: string; phase: string }>(
         "SELECT status, phase FROM sessions WHERE id = $1",

@@ -15,7 +15,7 @@ import { Redis } from "../../../src/core/redis.ts"
 import { assertFontsRender, chatScreenshotPng } from "../../fixtures/chat-screenshot.ts"
 import { TestDb, testDatabaseUrl } from "../../support/database.ts"
 import { http } from "../../support/http.ts"
-import { freePort } from "../../support/processes.ts"
+import { freePort, outputContains } from "../../support/processes.ts"
 import { baseUrl, localTestStorage, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
 import { awaitFinished, createSession, readEvents, uploadPng, type WireSession } from "./support.ts"
@@ -58,12 +58,9 @@ beforeAll(async () => {
   })
   worker.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()))
   worker.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()))
-  const deadline = Date.now() + 30_000
-  while (!output.includes("Consumer started") && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  if (!output.includes("Consumer started")) throw new Error(`worker did not start:\n${output}`)
-})
+  await outputContains(worker, () => output, "Consumer started")
+  // A process starting beside the other suites on this machine's cores: more than the default.
+}, 120_000)
 
 afterAll(async () => {
   const exited = new Promise((resolve) => worker.once("exit", resolve))

@@ -150,12 +150,9 @@ const collect = async (items: AsyncIterable<StreamItem>) => {
   return { deltas, usage, error }
 }
 
-const waitFor = async (condition: () => boolean, timeoutMs = 2_000): Promise<void> => {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("waitFor: timed out")
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
+/** Waits until `condition` holds: no deadline of its own, the test's timeout is the guard. */
+const waitFor = async (condition: () => boolean): Promise<void> => {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5))
 }
 
 const expectedPath: Record<FakeProviderName, { readonly once: string; readonly stream: string }> = {
