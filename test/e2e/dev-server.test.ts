@@ -171,16 +171,14 @@ describe("npm run dev on embedded defaults", () => {
     })
     expect(generated.status).toBe(200)
     expect(generated.headers.get("content-type")).toContain("text/event-stream")
-    const frames = (await generated.text())
-      .split("\n\n")
-      .filter((frame) => frame.startsWith("event: "))
-      .map((frame) => {
-        const [eventLine = "", dataLine = ""] = frame.split("\n")
-        return {
-          event: eventLine.slice("event: ".length),
-          data: JSON.parse(dataLine.slice("data: ".length)) as unknown
-        }
-      })
+    // Each event is `id:`, `event:`, `data:` lines; the stream opens with a lone `retry:`.
+    const frames = (await generated.text()).split("\n\n").flatMap((frame) => {
+      const fields = new Map(
+        frame.split("\n").map((line) => [line.slice(0, line.indexOf(":")), line.slice(line.indexOf(":") + 2)])
+      )
+      const event = fields.get("event")
+      return event === undefined ? [] : [{ event, data: JSON.parse(fields.get("data") ?? "null") as unknown }]
+    })
     const names = frames.map((frame) => frame.event)
     expect(names[0]).toBe("delta")
     expect(names.filter((name) => name === "done")).toHaveLength(2)

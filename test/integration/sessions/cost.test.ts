@@ -11,7 +11,7 @@ import { sql, TestDb } from "../../support/database.ts"
 import { http } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
-import { awaitFinished, FAKE_SUGGESTIONS, FAKE_VISION, getSession, sessionRun, type WireSession } from "./support.ts"
+import { awaitFinished, FAKE_SUGGESTIONS, FAKE_VISION, getSession, sessionRun } from "./support.ts"
 
 const openai = await startFakeOpenAI()
 afterAll(() => openai.close())
@@ -61,10 +61,16 @@ layer(
         // gpt-4o: (1,500 + 400) × 2.50 + (200 + 60) × 10 micro-units per token
         expect(spent).toBe(7_350)
         expect(done).toMatchObject({ costMicros: spent })
-        const timings = (done as WireSession & { timings: Record<string, number> }).timings
+        const timings = done.timings
         expect(Object.keys(timings).sort()).toEqual(["normalise", "ocr", "suggestions", "transcript"])
         for (const ms of Object.values(timings)) expect(ms).toBeGreaterThanOrEqual(0)
 
+        // New lines (the batch's repeats of earlier suggestions would be dropped).
+        openai.enqueue({
+          kind: "ok",
+          text: "Pizza night?\nBoard games at mine\nA gallery walk",
+          usage: { input: 400, output: 60 }
+        })
         const regenerated = yield* http(`${url}/api/v1/sessions/${id}/suggestions`, {
           method: "POST",
           headers: { ...alice.headers, "content-type": "application/json" },

@@ -105,7 +105,11 @@ layer(testServer({ db: TestDb(), redis: Redis.layer, config: redisConfig, consum
         const [costRow] = yield* sql<{ cost_micros: number }>("SELECT cost_micros FROM sessions WHERE id = $1", [
           session.id
         ])
-        expect(events.frames.at(-1)?.data).toEqual({ suggestions: done.suggestions, costMicros: costRow?.cost_micros })
+        expect(events.frames.at(-1)?.data).toEqual({
+          suggestions: done.suggestions,
+          costMicros: costRow?.cost_micros,
+          timings: done.timings
+        })
         // `retry:` first; then the stream ends after the terminal event, and a reconnect carrying its id is 204.
         expect(events.text.startsWith("retry: 3000\n\n")).toBe(true)
         const reconnect = yield* readEvents(url, alice.headers, session.id, events.frames.at(-1)?.id)

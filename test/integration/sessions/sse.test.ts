@@ -124,7 +124,11 @@ layer(
       expect(run.closedWith).toBe(204)
       const done = yield* awaitFinished(url, alice.headers, id)
       const [cost] = yield* sql<{ cost_micros: number }>("SELECT cost_micros FROM sessions WHERE id = $1", [id])
-      expect(last?.data).toEqual({ suggestions: done.suggestions, costMicros: cost?.cost_micros })
+      expect(last?.data).toEqual({
+        suggestions: done.suggestions,
+        costMicros: cost?.cost_micros,
+        timings: done.timings
+      })
       expect(done.suggestions.map((suggestion) => suggestion.text)).toEqual([
         "Coffee sounds great",
         "A walk by the river?",

@@ -17,6 +17,8 @@ export interface WireSession {
     confidence: number
   }>
   readonly suggestions: ReadonlyArray<{ id: string; text: string; tone: string; feedback: string | null }>
+  readonly costMicros: number
+  readonly timings: Readonly<Record<string, number>>
 }
 
 /** Uploads `bytes` (a PNG) for a session: the upload id. */
