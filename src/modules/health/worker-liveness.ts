@@ -57,14 +57,12 @@ const listen = (port: number, host: string, runtime: Runtime.Runtime<AppConfig |
         ({ status, text, headers }) =>
           response.writeHead(status, { ...headers, "cache-control": "no-store" }).end(text),
         () =>
-          response
-            .writeHead(500, { "content-type": "application/json" })
-            .end(
-              JSON.stringify({
-                success: false,
-                error: { code: "INTERNAL_ERROR", message: "An unexpected error occurred" }
-              })
-            )
+          response.writeHead(500, { "content-type": "application/json" }).end(
+            JSON.stringify({
+              success: false,
+              error: { code: "INTERNAL_ERROR", message: "An unexpected error occurred" }
+            })
+          )
       )
     })
     server.once("error", (error) => resume(Effect.fail(error)))

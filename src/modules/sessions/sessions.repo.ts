@@ -223,7 +223,9 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
           .query(
             "sessions.syncCost",
             (c) =>
-              c.$queryRaw<Array<{ cost_micros: number }>>`UPDATE sessions SET cost_micros = (SELECT COALESCE(SUM(cost_micros), 0) FROM ai_calls WHERE session_id = ${id}) WHERE id = ${id} RETURNING cost_micros`
+              c.$queryRaw<
+                Array<{ cost_micros: number }>
+              >`UPDATE sessions SET cost_micros = (SELECT COALESCE(SUM(cost_micros), 0) FROM ai_calls WHERE session_id = ${id}) WHERE id = ${id} RETURNING cost_micros`
           )
           .pipe(Effect.map((rows) => rows[0]?.cost_micros ?? 0)),
       /** The next batch number of a session, taken atomically (two regenerations at once get one each). */
