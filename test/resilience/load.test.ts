@@ -1,8 +1,9 @@
 /**
  * A bounded load run: autocannon against one api process on an authenticated GET (token
  * verification, the user's lookup and a database read per request), rate limits off. A warm-up,
- * then two equal rounds (3000 requests each, 8 connections): no error, no timeout, no non-2xx answer, and the process's resident
- * memory (VmRSS) grows by less than 50 MB from the end of the first round to the end of the second.
+ * then three equal rounds (3000 requests each, 8 connections): no error, no timeout, no non-2xx answer, and the process's
+ * resident memory (VmRSS) stops growing: a leak grows every round, while the heap's one-off expansions (seen once at
+ * 68 MB on a busy machine) happen in one step, so the smaller of the two round-to-round growths stays under 50 MB.
  */
 import autocannon from "autocannon"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -37,14 +38,16 @@ const MB = 1024 * 1024
 const REQUESTS = 3_000
 
 describe("resilience: a bounded load run", () => {
-  it("no errors or non-2xx answers, and stable memory between two equal rounds", async () => {
+  it("no errors or non-2xx answers, and memory that stops growing over equal rounds", async () => {
     const warmup = await round(REQUESTS)
     const first = await round(REQUESTS)
     const afterFirst = rssBytes(pid)
     const second = await round(REQUESTS)
     const afterSecond = rssBytes(pid)
+    const third = await round(REQUESTS)
+    const afterThird = rssBytes(pid)
 
-    for (const result of [warmup, first, second]) {
+    for (const result of [warmup, first, second, third]) {
       expect(result["2xx"]).toBe(REQUESTS)
       expect({ errors: result.errors, timeouts: result.timeouts, non2xx: result.non2xx }).toEqual({
         errors: 0,
@@ -52,6 +55,7 @@ describe("resilience: a bounded load run", () => {
         non2xx: 0
       })
     }
-    expect((afterSecond - afterFirst) / MB).toBeLessThan(50)
+    const growths = [afterSecond - afterFirst, afterThird - afterSecond].map((bytes) => bytes / MB)
+    expect(Math.min(...growths), `growth per round (MB): ${growths.join(", ")}`).toBeLessThan(50)
   })
 })
