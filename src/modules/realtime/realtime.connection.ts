@@ -43,6 +43,10 @@ import { wireEventOf } from "../sessions/sessions.views.ts"
 import { makeAuthenticateWithExpiry } from "../users/authentication.ts"
 
 const OPEN = 1
+/** How long a closed connection may take to answer the close handshake before it is cut. */
+const CLOSE_GRACE_MS = 1_000
+/** The same for a slow consumer: megabytes may stand before its close frame (at most this long held). */
+const SLOW_CONSUMER_CLOSE_GRACE_MS = 10_000
 
 interface Inbound {
   readonly data: RawData
@@ -198,8 +202,11 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
         const closeSocket = (code: number, reason: string) => {
           if (ws.readyState !== OPEN) return
           ws.close(code, reason)
-          // A client that does not answer the close handshake (or reads nothing) is cut.
-          setTimeout(() => ws.terminate(), 1_000).unref()
+          // A client that does not answer the close handshake is cut. A slow consumer's close frame
+          // waits behind its full buffer: cut at once, a client still reading would see 1006 and
+          // never learn why, so it gets the time to read up to the frame.
+          const grace = code === CloseCode.SlowConsumer ? SLOW_CONSUMER_CLOSE_GRACE_MS : CLOSE_GRACE_MS
+          setTimeout(() => ws.terminate(), grace).unref()
         }
         const close = (code: number, reason: string) => Effect.sync(() => closeSocket(code, reason))
 
