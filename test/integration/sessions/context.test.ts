@@ -9,6 +9,7 @@ import { Effect } from "effect"
 import { afterAll, beforeEach } from "vitest"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { tinyImage } from "../../fixtures/images.ts"
+import { openAiFakeConfig } from "../../support/ai-config.ts"
 import { sql, TestDb } from "../../support/database.ts"
 import { http, postJson } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
@@ -38,12 +39,7 @@ layer(
     db: TestDb(),
     consumer: true,
     config: {
-      OPENAI_API_KEY: "test",
-      OPENAI_BASE_URL: openai.url,
-      AI_PROVIDER_STRATEGY_PRIMARY: "gpt-4o",
-      AI_PROVIDER_STRATEGY_FALLBACKS: "claude-sonnet",
-      AI_BREAKER_FAILURES: "1000",
-      AI_DAILY_SPEND_CAP_MICROS: "0",
+      ...openAiFakeConfig(openai.url),
       QUEUE_ATTEMPTS: "1"
     }
   }),

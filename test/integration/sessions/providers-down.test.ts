@@ -8,6 +8,7 @@ import { Effect } from "effect"
 import { afterAll, beforeAll } from "vitest"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { assertFontsRender, chatScreenshotPng } from "../../fixtures/chat-screenshot.ts"
+import { openAiFakeConfig } from "../../support/ai-config.ts"
 import { sql, TestDb } from "../../support/database.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
@@ -28,12 +29,7 @@ layer(
     db: TestDb(),
     consumer: true,
     config: {
-      OPENAI_API_KEY: "test",
-      OPENAI_BASE_URL: openai.url,
-      AI_PROVIDER_STRATEGY_PRIMARY: "gpt-4o",
-      AI_PROVIDER_STRATEGY_FALLBACKS: "claude-sonnet",
-      AI_BREAKER_FAILURES: "1000",
-      AI_DAILY_SPEND_CAP_MICROS: "0",
+      ...openAiFakeConfig(openai.url),
       QUEUE_ATTEMPTS: "1"
     }
   }),

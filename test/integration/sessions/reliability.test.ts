@@ -17,6 +17,7 @@ import { afterAll, beforeEach } from "vitest"
 import { Redis } from "../../../src/core/redis.ts"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { tinyImage } from "../../fixtures/images.ts"
+import { openAiFakeConfig } from "../../support/ai-config.ts"
 import { sql, TestDb } from "../../support/database.ts"
 import { http } from "../../support/http.ts"
 import { baseUrl, localTestStorage, testServer } from "../../support/server.ts"
@@ -52,12 +53,7 @@ layer(
       QUEUE_PREFIX: `wm-test-${randomBytes(4).toString("hex")}`,
       QUEUE_ATTEMPTS: "2",
       QUEUE_BACKOFF_MS: "0",
-      OPENAI_API_KEY: "test",
-      OPENAI_BASE_URL: openai.url,
-      AI_PROVIDER_STRATEGY_PRIMARY: "gpt-4o",
-      AI_PROVIDER_STRATEGY_FALLBACKS: "claude-sonnet",
-      AI_BREAKER_FAILURES: "1000",
-      AI_DAILY_SPEND_CAP_MICROS: "0",
+      ...openAiFakeConfig(openai.url),
       AI_TIMEOUT_MS: "60000"
     }
   }),

@@ -11,6 +11,7 @@ import { afterAll, beforeEach } from "vitest"
 import { WingmateRpcClient } from "../../../src/client/rpc-client.ts"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { tinyImage } from "../../fixtures/images.ts"
+import { openAiFakeConfig } from "../../support/ai-config.ts"
 import { sql, TestDb } from "../../support/database.ts"
 import { runEventSource } from "../../support/eventsource.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
@@ -88,12 +89,7 @@ layer(
     db: TestDb(),
     consumer: true,
     config: {
-      OPENAI_API_KEY: "test",
-      OPENAI_BASE_URL: openai.url,
-      AI_PROVIDER_STRATEGY_PRIMARY: "gpt-4o",
-      AI_PROVIDER_STRATEGY_FALLBACKS: "claude-sonnet",
-      AI_BREAKER_FAILURES: "1000",
-      AI_DAILY_SPEND_CAP_MICROS: "0",
+      ...openAiFakeConfig(openai.url),
       QUEUE_ATTEMPTS: "1"
     }
   }),
