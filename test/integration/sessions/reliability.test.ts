@@ -26,11 +26,12 @@ import { eventually } from "../openers/support.ts"
 import {
   awaitFinished,
   createSession,
+  expectSavedOnce,
   FAKE_SUGGESTIONS as SUGGESTIONS,
   FAKE_VISION as VISION,
   readEvents,
-  uploadPng,
-  type WireSession
+  type WireSession,
+  uploadPng
 } from "./support.ts"
 
 const openai = await startFakeOpenAI()
@@ -107,25 +108,7 @@ layer(
       expect(kinds).not.toContain("failed")
       expect(kinds.filter((kind) => kind === "suggestion")).toHaveLength(3)
 
-      const done = yield* awaitFinished(url, alice.headers, id)
-      expect(done).toMatchObject({ status: "completed", errorCode: null })
-      expect(done.transcript.map((message) => [message.sender, message.text])).toEqual([
-        ["them", "Are you free on Saturday?"],
-        ["me", "I might be, what's the plan?"]
-      ])
-      expect(done.suggestions.map((suggestion) => suggestion.text)).toEqual([
-        "Coffee sounds great",
-        "A walk by the river?",
-        "Surprise me"
-      ])
-      expect(yield* sql("SELECT position FROM transcript_messages WHERE session_id = $1", [id])).toHaveLength(2)
-      expect(
-        yield* sql("SELECT batch, position FROM suggestions WHERE session_id = $1 ORDER BY position", [id])
-      ).toEqual([
-        { batch: 0, position: 0 },
-        { batch: 0, position: 1 },
-        { batch: 0, position: 2 }
-      ])
+      yield* expectSavedOnce(url, alice.headers, id)
       // One vision read (the retry resumed from the saved transcript), two suggestion streams.
       expect(openai.requests.filter((request) => !request.stream)).toHaveLength(1)
       expect(streamed()).toBe(2)

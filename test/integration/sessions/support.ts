@@ -1,5 +1,7 @@
 /** Helpers of the sessions tests: uploads of generated screenshots, sessions through the API, SSE. */
+import { expect } from "@effect/vitest"
 import { Effect } from "effect"
+import { sql } from "../../support/database.ts"
 import { eventually } from "../../support/eventually.ts"
 import { http, postJson } from "../../support/http.ts"
 import { sendBytes, ticketFor } from "../../support/uploads.ts"
@@ -123,3 +125,27 @@ export const FAKE_VISION = {
   })
 }
 export const FAKE_SUGGESTIONS = { kind: "ok" as const, text: "Coffee sounds great\nA walk by the river?\nSurprise me" }
+
+/** The session completed as the fakes answered (FAKE_VISION, FAKE_SUGGESTIONS), each row saved once. */
+export const expectSavedOnce = (url: string, headers: Record<string, string>, id: string) =>
+  Effect.gen(function* () {
+    const done = yield* awaitFinished(url, headers, id)
+    expect(done).toMatchObject({ status: "completed", errorCode: null })
+    expect(done.transcript.map((message) => [message.sender, message.text])).toEqual([
+      ["them", "Are you free on Saturday?"],
+      ["me", "I might be, what's the plan?"]
+    ])
+    expect(done.suggestions.map((suggestion) => suggestion.text)).toEqual([
+      "Coffee sounds great",
+      "A walk by the river?",
+      "Surprise me"
+    ])
+    expect(yield* sql("SELECT position FROM transcript_messages WHERE session_id = $1", [id])).toHaveLength(2)
+    expect(yield* sql("SELECT batch, position FROM suggestions WHERE session_id = $1 ORDER BY position", [id])).toEqual(
+      [
+        { batch: 0, position: 0 },
+        { batch: 0, position: 1 },
+        { batch: 0, position: 2 }
+      ]
+    )
+  })
