@@ -14,6 +14,26 @@ export interface NewUpload {
   readonly expiresAt: Date
 }
 
+/** The columns of an upload that verifying and processing it read: what a caller that loaded it already may hand over. */
+export type UploadToProcess = Pick<
+  Upload,
+  | "id"
+  | "userId"
+  | "key"
+  | "purpose"
+  | "contentType"
+  | "contentLength"
+  | "status"
+  | "rejectionCode"
+  | "rejectionNote"
+  | "expiresAt"
+  | "imageKey"
+  | "thumbnailKey"
+  | "contentHash"
+  | "width"
+  | "height"
+>
+
 export interface ProcessedFields {
   readonly imageKey: string
   readonly thumbnailKey: string

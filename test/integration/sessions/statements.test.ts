@@ -21,8 +21,11 @@ import { between, type Counted, ignore, installCounters, mark, type Mark } from 
 import { twoUsers } from "../../support/users.ts"
 import { createSession, FAKE_SUGGESTIONS, FAKE_VISION, uploadPng, type WireSession } from "./support.ts"
 
-/** Upper bounds per phase: what each costs today (upload 3 with local storage, whose PUT checks the tombstone). */
-const BOUNDS = { upload: 3, create: 11, worker: 25 }
+/**
+ * Upper bounds per phase (before #17: upload 3, create 11, job 25). Upload is 3 with local storage, whose
+ * PUT checks the tombstone.
+ */
+const BOUNDS = { upload: 3, create: 4, worker: 16 }
 
 installCounters()
 const openai = await startFakeOpenAI()
