@@ -236,7 +236,8 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         const row = created.session
         yield* publishQuietly(row.id, { _tag: "Status", status: "queued", phase: null }, stateOf(row))
         // Not queued: the session must not stay `queued` forever, so it fails with the code the client gets.
-        yield* jobs.enqueue(row.id, { sessionId: row.id, userId }).pipe(
+        // The row's id was just minted: no earlier job nor cancel mark can carry it.
+        yield* jobs.enqueue(row.id, { sessionId: row.id, userId }, { fresh: true }).pipe(
           // Never run, so it does not count against today's sessions.
           Effect.tapError(() => Effect.zipRight(notQueued(row.id), quotas.release(quota))),
           Effect.mapError(queueDown)

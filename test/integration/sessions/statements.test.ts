@@ -55,7 +55,8 @@ const observedJobs = Layer.effect(
   Effect.map(SessionJobs, (jobs) =>
     SessionJobs.of({
       ...jobs,
-      enqueue: (id, payload) => Effect.suspend(() => (enqueuedAt.set(id, mark()), jobs.enqueue(id, payload))),
+      enqueue: (id, payload, options) =>
+        Effect.suspend(() => (enqueuedAt.set(id, mark()), jobs.enqueue(id, payload, options))),
       consume: (handler, options) =>
         jobs.consume(
           (job) =>
