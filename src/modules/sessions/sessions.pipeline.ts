@@ -134,12 +134,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
         const streamed = yield* makeCoalescingPublisher(publish, foldDeltas)
         const enter = (phase: SessionPhase) =>
           Effect.gen(function* () {
-            const advanced = yield* repo.advance(sessionId, {
-              status: "processing",
-              phase,
-              startedAt,
-              timings
-            })
+            const advanced = yield* repo.enterPhase(sessionId, phase, startedAt, timings, yield* now)
             if (!advanced) return yield* new Stopped()
             yield* publish({ _tag: "Status", status: "processing", phase }, state(phase))
           })

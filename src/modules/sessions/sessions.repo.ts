@@ -167,9 +167,9 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
         Effect.gen(function* () {
           const id = newId()
           const imageIds = input.uploadIds.map(() => newId())
-          const rows = yield* db.query(
+          const rows = yield* db.sql<CreatedRow>(
             "sessions.create",
-            (c) => c.$queryRaw<Array<CreatedRow>>`
+            Prisma.sql`
               WITH locked AS (
                 SELECT id FROM uploads
                 WHERE id = ANY(${input.uploadIds}::text[]) AND user_id = ${input.userId} AND status = 'verified'
@@ -189,13 +189,14 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
                 INSERT INTO sessions (id, user_id, match_id, tone, language, context, created_at, updated_at)
                 SELECT ${id}, u.id, ${input.matchId},
                        COALESCE(${input.tone}, CASE WHEN u.default_tone = ANY(${TONES}::text[]) THEN u.default_tone ELSE 'playful' END),
-                       COALESCE(${input.language}, u.preferred_language, 'en'), ${input.context}, ${input.now}, ${input.now}
+                       COALESCE(${input.language}, u.preferred_language, 'en'), ${input.context},
+                       ${input.now}::timestamp, ${input.now}::timestamp
                 FROM users u
                 WHERE u.id = ${input.userId} AND (SELECT count(*) FROM taken) = ${input.uploadIds.length}::int
                 RETURNING id, match_id, status::text AS status, phase, error_code, tone, language, context, created_at, completed_at
               ), images AS (
                 INSERT INTO session_images (id, session_id, upload_id, position, created_at)
-                SELECT image.id, created.id, image.upload_id, (image.ordinality - 1)::int, ${input.now}
+                SELECT image.id, created.id, image.upload_id, (image.ordinality - 1)::int, ${input.now}::timestamp
                 FROM created, unnest(${imageIds}::text[], ${input.uploadIds}::text[]) WITH ORDINALITY AS image(id, upload_id, ordinality)
               )
               SELECT ARRAY(SELECT given.id FROM unnest(${input.uploadIds}::text[]) WITH ORDINALITY AS given(id, n)
@@ -241,9 +242,9 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
        */
       findForJob: (id: string) =>
         Effect.flatMap(
-          db.query(
+          db.sql<JobSessionRow>(
             "sessions.findForJob",
-            (c) => c.$queryRaw<Array<JobSessionRow>>`
+            Prisma.sql`
               SELECT s.id, s.user_id AS "userId", s.match_id AS "matchId", s.status::text AS status, s.tone,
                      s.language, s.context, s.created_at AS "createdAt", s.started_at AS "startedAt",
                      EXISTS (SELECT 1 FROM erased_accounts e WHERE e.user_id = s.user_id) AS erased,
@@ -305,6 +306,21 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
         db
           .query("sessions.advance", (c) => c.session.updateMany({ where: { id, status: { in: RUNNING } }, data }))
           .pipe(Effect.map(({ count }) => count > 0)),
+      /**
+       * `advance` into `phase` of processing (the pipeline's hot update, a few per session, sent
+       * without Prisma's client): false when the session was cancelled, finished or deleted.
+       */
+      enterPhase: (id: string, phase: string, startedAt: Date, timings: Record<string, number>, at: Date) =>
+        db
+          .sql<{ id: string }>(
+            "sessions.enterPhase",
+            Prisma.sql`
+              UPDATE sessions SET status = 'processing', phase = ${phase}, started_at = ${startedAt},
+                     timings = ${JSON.stringify(timings)}::jsonb, updated_at = ${at}
+              WHERE id = ${id} AND status IN ('queued', 'processing')
+              RETURNING id`
+          )
+          .pipe(Effect.map((rows) => rows.length > 0)),
       cancel: (userId: string, id: string, at: Date) =>
         db
           .query("sessions.cancel", (c) =>
@@ -327,9 +343,9 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
        * there already: its first record stands) and on the session image, in one statement.
        */
       setImage: (imageId: string, uploadId: string, fields: ProcessedFields) =>
-        db.query(
+        db.sql(
           "sessions.setImage",
-          (c) => c.$executeRaw`
+          Prisma.sql`
             WITH upload AS (
               UPDATE uploads SET image_key = ${fields.imageKey}, thumbnail_key = ${fields.thumbnailKey},
                      content_hash = ${fields.contentHash}, width = ${fields.width}, height = ${fields.height},
@@ -495,9 +511,9 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
       /** The user's last liked and disliked suggestions (five each), to shape the prompt: one statement. */
       feedbackOf: (userId: string) =>
         Effect.map(
-          db.query(
+          db.sql<FeedbackRow>(
             "sessions.feedbackOf",
-            (c) => c.$queryRaw<Array<FeedbackRow>>`
+            Prisma.sql`
               (SELECT s.feedback, s.text, s.dislike_reason AS "dislikeReason" FROM suggestions s
                JOIN sessions ON sessions.id = s.session_id
                WHERE sessions.user_id = ${userId} AND s.feedback = 'liked' ORDER BY s.feedback_at DESC LIMIT 5)
@@ -517,9 +533,9 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
        */
       complete: (id: string, at: Date, timings: Record<string, number>) =>
         db
-          .query(
+          .sql<{ cost_micros: number }>(
             "sessions.complete",
-            (c) => c.$queryRaw<Array<{ cost_micros: number }>>`
+            Prisma.sql`
               UPDATE sessions SET status = 'completed', phase = NULL, completed_at = ${at},
                      timings = ${JSON.stringify(timings)}::jsonb, updated_at = ${at},
                      cost_micros = (SELECT COALESCE(SUM(cost_micros), 0) FROM ai_calls WHERE session_id = ${id})
