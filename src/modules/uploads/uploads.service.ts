@@ -123,10 +123,6 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
 
     const create = (userId: string, input: CreateUpload) =>
       Effect.gen(function* () {
-        // A token mapped before the erasure started (another api's cache) must not open a new URL.
-        if (yield* tombstones.isErased(userId)) {
-          return yield* new Unauthorized({ message: "This account was erased", details: { reason: "account-erased" } })
-        }
         const declared = canonicalType(input.contentType)
         const details = { contentType: input.contentType, accepted: AcceptedImageTypes }
         if (HEIC_TYPES.has(declared)) {
@@ -154,17 +150,26 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
           contentLength: input.contentLength,
           expiresInSeconds: limits.urlTtlSeconds
         })
-        const upload = yield* repo.create({
-          userId,
-          key,
-          purpose: input.purpose,
-          contentType,
-          contentLength: input.contentLength,
-          expiresAt: signed.expiresAt
-        })
-        yield* Effect.logInfo("Upload URL issued").pipe(Effect.annotateLogs({ uploadId: upload.id, userId }))
+        const created = yield* repo.create(
+          {
+            userId,
+            key,
+            purpose: input.purpose,
+            contentType,
+            contentLength: input.contentLength,
+            expiresAt: signed.expiresAt
+          },
+          yield* now
+        )
+        // A token mapped before the erasure started (another api's cache) must not open a new URL:
+        // no row is written for an erased user, and the signed URL is not handed out.
+        if (Option.isNone(created)) {
+          return yield* new Unauthorized({ message: "This account was erased", details: { reason: "account-erased" } })
+        }
+        const uploadId = created.value
+        yield* Effect.logInfo("Upload URL issued").pipe(Effect.annotateLogs({ uploadId, userId }))
         return {
-          uploadId: upload.id,
+          uploadId,
           url: signed.url,
           method: "PUT",
           headers: signed.headers,
@@ -233,8 +238,9 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
      */
     const load = (userId: string, uploadId: string) =>
       Effect.gen(function* () {
-        if (yield* tombstones.isErased(userId)) return yield* notFound("Upload")
-        return yield* repo.findById(uploadId).pipe(Effect.flatMap(ownedBy(userId, "Upload")), Effect.flatMap(inspect))
+        const { erased, upload } = yield* repo.findWithTombstone(userId, uploadId)
+        if (erased) return yield* notFound("Upload")
+        return yield* Effect.flatMap(ownedBy(userId, "Upload")(upload), inspect)
       })
 
     const isExpired = (upload: Pick<Upload, "status" | "expiresAt">, at: Date) =>

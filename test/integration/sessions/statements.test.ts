@@ -22,10 +22,10 @@ import { twoUsers } from "../../support/users.ts"
 import { createSession, FAKE_SUGGESTIONS, FAKE_VISION, uploadPng, type WireSession } from "./support.ts"
 
 /**
- * Upper bounds per phase (before #17: upload 3, create 11, job 25). Upload is 3 with local storage, whose
- * PUT checks the tombstone.
+ * Upper bounds per phase (before #17: upload 3, create 11, job 25). Upload counts the local storage's
+ * PUT, which checks the tombstone (with S3 it is 1).
  */
-const BOUNDS = { upload: 3, create: 4, worker: 16 }
+const BOUNDS = { upload: 2, create: 3, worker: 16 }
 
 installCounters()
 const openai = await startFakeOpenAI()
