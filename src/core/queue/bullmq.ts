@@ -3,7 +3,9 @@
  * `consume` a `Worker` whose processor runs each job's attempt as an Effect fiber.
  *
  * - Ids: the BullMQ job id is ours. A duplicate is told apart atomically: each enqueue stores a
- *   random token in the job data and reads back whose token the stored job holds.
+ *   random token in the job data and reads back whose token the stored job holds (the claim
+ *   script, which also drops a stale cancel mark of an earlier job with the id). An enqueue with
+ *   `fresh` (an id just minted) skips the claim: nothing can need it.
  * - Retries: BullMQ's attempts and exponential backoff; `JobFailedPermanently`, an undecodable
  *   payload and a cancel throw BullMQ's `UnrecoverableError` (failed at once).
  * - Cancel of an active job: BullMQ 6's `Worker.cancelJob` only reaches the process that runs the
@@ -37,6 +39,7 @@ import {
 import { currentTraceparent } from "../tracing.ts"
 import {
   type ConsumeOptions,
+  type EnqueueOptions,
   type EnqueueResult,
   envelopeOf,
   type Job,
@@ -234,14 +237,16 @@ export const makeBullMqJobQueue = <A, I>(
       removeOnFail: keep(settings.keepFailedSeconds)
     })
 
-    const enqueue = (jobId: string, payload: A) =>
+    const enqueue = (jobId: string, payload: A, enqueueOptions: EnqueueOptions = {}) =>
       Effect.gen(function* () {
         const encoded = yield* encodeJob(jobId, payload)
         const token = randomUUID()
         const trace = yield* currentTraceparent
         const claimed = yield* redis("enqueue", async () => {
           await queue.add(JOB_NAME, { token, trace, payload: encoded }, jobOptions(jobId))
-          return claim(producer, jobKey(jobId), markKey(jobId), token)
+          // A fresh id has no earlier job to tell apart nor stale cancel mark to drop: BullMQ's
+          // own dedupe by id is enough, the claim would be one more round trip for nothing.
+          return enqueueOptions.fresh === true ? 1 : claim(producer, jobKey(jobId), markKey(jobId), token)
         })
         const result: EnqueueResult = claimed === 1 ? "enqueued" : "duplicate"
         yield* Effect.logDebug(result === "enqueued" ? "Job enqueued" : "Job already exists: enqueue ignored")

@@ -42,6 +42,15 @@ export class InvalidJob extends Schema.TaggedError<InvalidJob>()("InvalidJob", {
 /** `duplicate`: a job with this id already exists (waiting, delayed, active, or finished and still kept). */
 export type EnqueueResult = "enqueued" | "duplicate"
 
+export interface EnqueueOptions {
+  /**
+   * The id was minted for this job (a new row's primary key): no earlier job, nor a cancel mark
+   * of one, can carry it. The queue's own id dedupe then suffices and a duplicate need not be
+   * told apart: BullMQ spends no claim round trip on it.
+   */
+  readonly fresh?: boolean
+}
+
 /**
  * `removed`: the job is gone (it was waiting, delayed or finished; or running, and its interrupted
  * attempt ended within `removeWaitMs`). `cancelling`: it is still running; its handler is being
@@ -68,8 +77,15 @@ export interface ConsumeOptions {
 export interface JobQueueShape<A> {
   readonly name: string
   readonly backend: "bullmq" | "in-process"
-  /** Idempotent by id: a second enqueue while the job exists changes nothing and answers `duplicate`. */
-  readonly enqueue: (jobId: string, payload: A) => Effect.Effect<EnqueueResult, InvalidJob | JobQueueUnavailable>
+  /**
+   * Idempotent by id: a second enqueue while the job exists changes nothing and answers
+   * `duplicate` (with `fresh`, it still changes nothing, but answers `enqueued`).
+   */
+  readonly enqueue: (
+    jobId: string,
+    payload: A,
+    options?: EnqueueOptions
+  ) => Effect.Effect<EnqueueResult, InvalidJob | JobQueueUnavailable>
   /** For cancel and account erasure; see `RemoveResult`. Idempotent. */
   readonly remove: (jobId: string) => Effect.Effect<RemoveResult, InvalidJob | JobQueueUnavailable>
   readonly state: (jobId: string) => Effect.Effect<Option.Option<JobState>, InvalidJob | JobQueueUnavailable>

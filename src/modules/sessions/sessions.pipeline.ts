@@ -25,6 +25,7 @@ import { Quotas, utcDayOf } from "../../core/quota/quotas.ts"
 import { Storage } from "../../core/storage/storage.ts"
 import { codeOf, type ErrorCode } from "../../domain/errors.ts"
 import type { SessionEvent, SessionPhase, SessionProgressState, SessionSuggestion } from "../../domain/sessions.ts"
+import type { ProcessedFields } from "../uploads/uploads.repo.ts"
 import { sweepEvery, UploadsService } from "../uploads/uploads.service.ts"
 import { mergeTranscripts } from "./merge.ts"
 import { SessionJobs, type SessionJob, sessionFeed } from "./sessions.jobs.ts"
@@ -133,12 +134,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
         const streamed = yield* makeCoalescingPublisher(publish, foldDeltas)
         const enter = (phase: SessionPhase) =>
           Effect.gen(function* () {
-            const advanced = yield* repo.advance(sessionId, {
-              status: "processing",
-              phase,
-              startedAt,
-              timings
-            })
+            const advanced = yield* repo.enterPhase(sessionId, phase, startedAt, timings, yield* now)
             if (!advanced) return yield* new Stopped()
             yield* publish({ _tag: "Status", status: "processing", phase }, state(phase))
           })
@@ -174,16 +170,18 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
               (image) =>
                 image.contentHash !== null && image.imageKey !== null && image.thumbnailKey !== null
                   ? Effect.succeed({ contentHash: image.contentHash, imageKey: image.imageKey, bytes: undefined })
-                  : Effect.flatMap(uploads.processWithImage(userId, image.uploadId), ({ processed, image: bytes }) =>
-                      Effect.as(
-                        repo.setImage(image.id, {
-                          contentHash: processed.contentHash,
-                          imageKey: processed.imageKey,
-                          thumbnailKey: processed.thumbnailKey
-                        }),
-                        { contentHash: processed.contentHash, imageKey: processed.imageKey, bytes }
-                      )
-                    ),
+                  : Effect.gen(function* () {
+                      // The upload as the job's read found it; recorded with the session's image in one statement.
+                      const record = (uploadId: string, fields: ProcessedFields) =>
+                        repo.setImage(image.id, uploadId, fields)
+                      const { processed, image: bytes } = yield* uploads.processWithImage(userId, image.uploadId, {
+                        known: { upload: image.upload, erased: session.erased },
+                        record
+                      })
+                      // Processed by an earlier attempt that stopped before the session's image was recorded.
+                      if (bytes === undefined) yield* record(image.uploadId, { ...processed, processedAt: yield* now })
+                      return { contentHash: processed.contentHash, imageKey: processed.imageKey, bytes }
+                    }),
               { concurrency: 2 }
             )
           )
@@ -283,7 +281,10 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
               context: session.context,
               instruction: null,
               transcript,
-              avoid: []
+              avoid: [],
+              // Suggestions are written after the transcript: only an attempt that found one saved
+              // can follow another that wrote some.
+              rewrite: session.messages.length > 0
             },
             (event) => {
               if (event._tag === "Suggestion") kept[event.index] = event.suggestion
@@ -308,14 +309,9 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
           )
         )
 
-        const completed = yield* repo.advance(sessionId, {
-          status: "completed",
-          phase: null,
-          completedAt: yield* now,
-          timings
-        })
-        if (!completed) return yield* new Stopped()
-        const costMicros = yield* repo.syncCost(sessionId)
+        const completed = yield* repo.complete(sessionId, yield* now, timings)
+        if (Option.isNone(completed)) return yield* new Stopped()
+        const costMicros = completed.value
         yield* publish(
           {
             _tag: "Completed",

@@ -3,10 +3,13 @@
  * id. Every write of the pipeline is idempotent (unique keys, conditional updates), so a retried
  * job never duplicates a row, and a cancelled or deleted session is never brought back.
  */
-import { Effect } from "effect"
-import { Db, queryWith, type TxClient } from "../../core/db/db.ts"
-import { Prisma, type Session } from "../../core/db/generated/client.ts"
+import { Effect, Option, Schema } from "effect"
+import { Db, type DbError } from "../../core/db/db.ts"
+import { newId } from "../../core/db/ids.ts"
+import { Prisma, type Session, UploadPurpose, UploadStatus } from "../../core/db/generated/client.ts"
 import { cursorKey } from "../../core/pagination.ts"
+import { TONES } from "../../domain/tones.ts"
+import type { ProcessedFields } from "../uploads/uploads.repo.ts"
 
 export type { Session }
 
@@ -40,6 +43,112 @@ export interface MessageRow {
   readonly confidence: number
 }
 
+/** The images and transcript of `findForJob`, as its statement writes them in JSON. */
+const JobParts = Schema.Struct({
+  images: Schema.Array(
+    Schema.Struct({
+      id: Schema.String,
+      uploadId: Schema.String,
+      contentHash: Schema.NullOr(Schema.String),
+      imageKey: Schema.NullOr(Schema.String),
+      thumbnailKey: Schema.NullOr(Schema.String),
+      upload: Schema.Struct({
+        id: Schema.String,
+        userId: Schema.String,
+        key: Schema.String,
+        purpose: Schema.Enums(UploadPurpose),
+        contentType: Schema.String,
+        contentLength: Schema.Number,
+        status: Schema.Enums(UploadStatus),
+        rejectionCode: Schema.NullOr(Schema.String),
+        rejectionNote: Schema.NullOr(Schema.String),
+        expiresAt: Schema.DateFromNumber,
+        imageKey: Schema.NullOr(Schema.String),
+        thumbnailKey: Schema.NullOr(Schema.String),
+        contentHash: Schema.NullOr(Schema.String),
+        width: Schema.NullOr(Schema.Number),
+        height: Schema.NullOr(Schema.Number)
+      })
+    })
+  ),
+  messages: Schema.Array(
+    Schema.Struct({
+      position: Schema.Number,
+      sender: Schema.String,
+      text: Schema.String,
+      time: Schema.NullOr(Schema.String),
+      confidence: Schema.Number
+    })
+  )
+})
+
+/** A row the database wrote is not what this code expects (a defect: schema and code disagree). */
+const decodeJobParts = (parts: unknown) => Effect.orDie(Schema.decodeUnknown(JobParts)(parts))
+
+/** `findForJob`'s row before its JSON columns are decoded. */
+interface JobSessionRow extends Pick<
+  Session,
+  "id" | "userId" | "matchId" | "status" | "tone" | "language" | "context" | "createdAt" | "startedAt"
+> {
+  readonly erased: boolean
+  readonly images: unknown
+  readonly messages: unknown
+}
+
+/** A suggestion with the user's feedback, as the prompt reads it. */
+interface FeedbackRow {
+  readonly feedback: string
+  readonly text: string
+  readonly dislikeReason: string | null
+}
+
+/** What creating a session needs: the values of its row, what it takes, and today's quota. */
+export interface NewSession {
+  readonly userId: string
+  readonly matchId: string | null
+  /** Null: the user's default tone (or `playful`). */
+  readonly tone: string | null
+  /** Null: the user's preferred language (or `en`). */
+  readonly language: string | null
+  readonly context: string | null
+  readonly uploadIds: ReadonlyArray<string>
+  /** Today (UTC, `YYYY-MM-DD`) and its limit of sessions. */
+  readonly day: string
+  readonly limit: number
+  readonly now: Date
+}
+
+/** The columns of a new session that its creation answers. */
+export type CreatedSession = Pick<
+  Session,
+  "id" | "matchId" | "status" | "phase" | "errorCode" | "tone" | "language" | "context" | "createdAt" | "completedAt"
+>
+
+/**
+ * What `create` did: the session written (everything taken), or nothing taken because an upload
+ * was taken by another request meanwhile (the first, in the given order) or today's limit is reached.
+ */
+export type Created =
+  | { readonly _tag: "Created"; readonly session: CreatedSession }
+  | { readonly _tag: "UploadTaken"; readonly uploadId: string }
+  | { readonly _tag: "QuotaRefused" }
+
+/** The statement's row: the uploads it could not lock, whether the unit was taken, the row's columns (null when not written). */
+interface CreatedRow {
+  readonly missing: Array<string>
+  readonly quotaTaken: boolean
+  readonly id: string | null
+  readonly matchId: string | null
+  readonly status: Session["status"] | null
+  readonly phase: string | null
+  readonly errorCode: string | null
+  readonly tone: string | null
+  readonly language: string | null
+  readonly context: string | null
+  readonly createdAt: Date | null
+  readonly completedAt: Date | null
+}
+
 /** A fix names a position the transcript does not have: the transaction is rolled back. */
 class MissingMessage extends Error {}
 
@@ -48,27 +157,76 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
     const db = yield* Db
     return {
       /**
-       * The new session row alone (no transcript or suggestions yet; its images are `uploadIds`),
-       * in one transaction with `before` (what it takes: its uploads, its quota): a failure of
-       * either leaves nothing taken. The row, and what `before` answered.
+       * The new session and its images in ONE statement, with what it takes: today's unit of
+       * `sessions` (within `limit`) and every upload (verified → used, locked first so that a
+       * concurrent taker waits and is seen). Nothing is taken unless everything is: the row is
+       * written only when every upload could be locked and the unit taken. Tone and language
+       * default to the user's own (read in the same statement). The row, or why not.
        */
-      create: <B, E>(
-        data: Omit<Prisma.SessionUncheckedCreateInput, "images">,
-        uploadIds: ReadonlyArray<string>,
-        before: (tx: TxClient) => Effect.Effect<B, E>
-      ) =>
-        db.transaction("sessions.create", (tx) =>
-          Effect.flatMap(before(tx), (taken) =>
-            Effect.map(
-              queryWith(tx, "sessions.create", (c) =>
-                c.session.create({
-                  data: { ...data, images: { create: uploadIds.map((uploadId, position) => ({ uploadId, position })) } }
-                })
-              ),
-              (row) => ({ row, taken })
-            )
+      create: (input: NewSession): Effect.Effect<Created, DbError> =>
+        Effect.gen(function* () {
+          const id = newId()
+          const imageIds = input.uploadIds.map(() => newId())
+          const rows = yield* db.sql<CreatedRow>(
+            "sessions.create",
+            Prisma.sql`
+              WITH locked AS (
+                SELECT id FROM uploads
+                WHERE id = ANY(${input.uploadIds}::text[]) AND user_id = ${input.userId} AND status = 'verified'
+                ORDER BY id FOR UPDATE
+              ), quota AS (
+                INSERT INTO usage_counters (user_id, kind, day, used)
+                SELECT ${input.userId}, 'sessions', ${input.day}::date, 1
+                WHERE 1 <= ${input.limit}::int AND (SELECT count(*) FROM locked) = ${input.uploadIds.length}::int
+                ON CONFLICT (user_id, kind, day) DO UPDATE SET used = usage_counters.used + EXCLUDED.used
+                WHERE usage_counters.used + EXCLUDED.used <= ${input.limit}::int
+                RETURNING used
+              ), taken AS (
+                UPDATE uploads SET status = 'used', used_at = ${input.now}
+                WHERE id IN (SELECT id FROM locked) AND EXISTS (SELECT 1 FROM quota)
+                RETURNING id
+              ), created AS (
+                INSERT INTO sessions (id, user_id, match_id, tone, language, context, created_at, updated_at)
+                SELECT ${id}, u.id, ${input.matchId},
+                       COALESCE(${input.tone}, CASE WHEN u.default_tone = ANY(${TONES}::text[]) THEN u.default_tone ELSE 'playful' END),
+                       COALESCE(${input.language}, u.preferred_language, 'en'), ${input.context},
+                       ${input.now}::timestamp, ${input.now}::timestamp
+                FROM users u
+                WHERE u.id = ${input.userId} AND (SELECT count(*) FROM taken) = ${input.uploadIds.length}::int
+                RETURNING id, match_id, status::text AS status, phase, error_code, tone, language, context, created_at, completed_at
+              ), images AS (
+                INSERT INTO session_images (id, session_id, upload_id, position, created_at)
+                SELECT image.id, created.id, image.upload_id, (image.ordinality - 1)::int, ${input.now}::timestamp
+                FROM created, unnest(${imageIds}::text[], ${input.uploadIds}::text[]) WITH ORDINALITY AS image(id, upload_id, ordinality)
+              )
+              SELECT ARRAY(SELECT given.id FROM unnest(${input.uploadIds}::text[]) WITH ORDINALITY AS given(id, n)
+                            WHERE given.id NOT IN (SELECT id FROM locked) ORDER BY given.n) AS missing,
+                     EXISTS (SELECT 1 FROM quota) AS "quotaTaken",
+                     created.id, created.match_id AS "matchId", created.status, created.phase, created.error_code AS "errorCode",
+                     created.tone, created.language, created.context, created.created_at AS "createdAt",
+                     created.completed_at AS "completedAt"
+              FROM (SELECT 1) AS one LEFT JOIN created ON true`
           )
-        ),
+          const row = rows[0]
+          if (row === undefined) return yield* Effect.dieMessage("sessions.create answered no row")
+          const taken = row.missing[0]
+          if (taken !== undefined) return { _tag: "UploadTaken", uploadId: taken } satisfies Created
+          if (!row.quotaTaken || row.id === null || row.status === null || row.createdAt === null)
+            return { _tag: "QuotaRefused" } satisfies Created
+          const session: CreatedSession = {
+            id: row.id,
+            matchId: row.matchId,
+            status: row.status,
+            phase: row.phase,
+            errorCode: row.errorCode,
+            tone: row.tone ?? "playful",
+            language: row.language ?? "en",
+            context: row.context,
+            createdAt: row.createdAt,
+            completedAt: row.completedAt
+          }
+          return { _tag: "Created", session } satisfies Created
+        }),
       find: (userId: string, id: string) =>
         db.query("sessions.find", (c) => c.session.findFirst({ where: { id, userId }, include: detail })),
       /** Status, phase and error code of one of the user's sessions (what following it needs), or null. */
@@ -77,12 +235,50 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
           c.session.findFirst({ where: { id, userId }, select: { status: true, phase: true, errorCode: true } })
         ),
       /**
-       * The worker's read: by id only (the job carries the owner, checked by the caller), with the
-       * images and any transcript saved by an earlier attempt (not the suggestions: batch 0 is rewritten).
+       * The worker's read, in one statement: by id only (the job carries the owner, checked by the
+       * caller), with whether the owner's erasure has started, the images with their uploads' rows
+       * (what processing reads), and any transcript saved by an earlier attempt (not the
+       * suggestions: batch 0 is rewritten). Null when the session is gone.
        */
       findForJob: (id: string) =>
-        db.query("sessions.findForJob", (c) =>
-          c.session.findUnique({ where: { id }, include: { images: detail.images, messages: detail.messages } })
+        Effect.flatMap(
+          db.sql<JobSessionRow>(
+            "sessions.findForJob",
+            Prisma.sql`
+              SELECT s.id, s.user_id AS "userId", s.match_id AS "matchId", s.status::text AS status, s.tone,
+                     s.language, s.context, s.created_at AS "createdAt", s.started_at AS "startedAt",
+                     EXISTS (SELECT 1 FROM erased_accounts e WHERE e.user_id = s.user_id) AS erased,
+                     COALESCE((
+                       SELECT json_agg(json_build_object(
+                         'id', i.id, 'uploadId', i.upload_id, 'contentHash', i.content_hash, 'imageKey', i.image_key,
+                         'thumbnailKey', i.thumbnail_key,
+                         'upload', json_build_object(
+                           'id', u.id, 'userId', u.user_id, 'key', u.key, 'purpose', u.purpose,
+                           'contentType', u.content_type, 'contentLength', u.content_length, 'status', u.status,
+                           'rejectionCode', u.rejection_code, 'rejectionNote', u.rejection_note,
+                           'expiresAt', (extract(epoch FROM u.expires_at) * 1000)::bigint, 'imageKey', u.image_key,
+                           'thumbnailKey', u.thumbnail_key, 'contentHash', u.content_hash, 'width', u.width,
+                           'height', u.height)
+                       ) ORDER BY i.position)
+                       FROM session_images i JOIN uploads u ON u.id = i.upload_id WHERE i.session_id = s.id
+                     ), '[]'::json) AS images,
+                     COALESCE((
+                       SELECT json_agg(json_build_object(
+                         'position', m.position, 'sender', m.sender, 'text', m.text, 'time', m.time,
+                         'confidence', m.confidence
+                       ) ORDER BY m.position)
+                       FROM transcript_messages m WHERE m.session_id = s.id
+                     ), '[]'::json) AS messages
+              FROM sessions s WHERE s.id = ${id}`
+          ),
+          (rows) => {
+            const row = rows[0]
+            if (row === undefined) return Effect.succeed(null)
+            return Effect.map(decodeJobParts({ images: row.images, messages: row.messages }), (parts) => ({
+              ...row,
+              ...parts
+            }))
+          }
         ),
       /**
        * A page of summaries, newest first. The app's most frequent read, so one SQL statement
@@ -110,6 +306,21 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
         db
           .query("sessions.advance", (c) => c.session.updateMany({ where: { id, status: { in: RUNNING } }, data }))
           .pipe(Effect.map(({ count }) => count > 0)),
+      /**
+       * `advance` into `phase` of processing (the pipeline's hot update, a few per session, sent
+       * without Prisma's client): false when the session was cancelled, finished or deleted.
+       */
+      enterPhase: (id: string, phase: string, startedAt: Date, timings: Record<string, number>, at: Date) =>
+        db
+          .sql<{ id: string }>(
+            "sessions.enterPhase",
+            Prisma.sql`
+              UPDATE sessions SET status = 'processing', phase = ${phase}, started_at = ${startedAt},
+                     timings = ${JSON.stringify(timings)}::jsonb, updated_at = ${at}
+              WHERE id = ${id} AND status IN ('queued', 'processing')
+              RETURNING id`
+          )
+          .pipe(Effect.map((rows) => rows.length > 0)),
       cancel: (userId: string, id: string, at: Date) =>
         db
           .query("sessions.cancel", (c) =>
@@ -127,8 +338,24 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
         db
           .query("sessions.idsOf", (c) => c.session.findMany({ where: { userId }, select: { id: true } }))
           .pipe(Effect.map((rows) => rows.map((row) => row.id))),
-      setImage: (imageId: string, data: { contentHash: string; imageKey: string; thumbnailKey: string }) =>
-        db.query("sessions.setImage", (c) => c.sessionImage.update({ where: { id: imageId }, data })),
+      /**
+       * The normalised image of a session's screenshot, recorded on its upload (unless recorded
+       * there already: its first record stands) and on the session image, in one statement.
+       */
+      setImage: (imageId: string, uploadId: string, fields: ProcessedFields) =>
+        db.sql(
+          "sessions.setImage",
+          Prisma.sql`
+            WITH upload AS (
+              UPDATE uploads SET image_key = ${fields.imageKey}, thumbnail_key = ${fields.thumbnailKey},
+                     content_hash = ${fields.contentHash}, width = ${fields.width}, height = ${fields.height},
+                     processed_at = ${fields.processedAt}, updated_at = ${fields.processedAt}
+              WHERE id = ${uploadId} AND processed_at IS NULL
+            )
+            UPDATE session_images SET content_hash = ${fields.contentHash}, image_key = ${fields.imageKey},
+                   thumbnail_key = ${fields.thumbnailKey}
+            WHERE id = ${imageId}`
+        ),
       cachedOcr: (userId: string, contentHash: string) =>
         db.query("sessions.cachedOcr", (c) =>
           c.ocrResult.findUnique({ where: { userId_contentHash: { userId, contentHash } } })
@@ -281,23 +508,41 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
             select: { id: true, images: { select: { imageKey: true, upload: { select: { key: true } } } } }
           })
         ),
-      /** The user's liked and disliked suggestions, to shape the prompt. */
+      /** The user's last liked and disliked suggestions (five each), to shape the prompt: one statement. */
       feedbackOf: (userId: string) =>
-        db.query("sessions.feedbackOf", async (c) => {
-          const [liked, disliked] = await Promise.all([
-            c.suggestion.findMany({
-              where: { session: { userId }, feedback: "liked" },
-              orderBy: { feedbackAt: "desc" },
-              take: 5
-            }),
-            c.suggestion.findMany({
-              where: { session: { userId }, feedback: "disliked" },
-              orderBy: { feedbackAt: "desc" },
-              take: 5
-            })
-          ])
-          return { liked, disliked }
-        })
+        Effect.map(
+          db.sql<FeedbackRow>(
+            "sessions.feedbackOf",
+            Prisma.sql`
+              (SELECT s.feedback, s.text, s.dislike_reason AS "dislikeReason" FROM suggestions s
+               JOIN sessions ON sessions.id = s.session_id
+               WHERE sessions.user_id = ${userId} AND s.feedback = 'liked' ORDER BY s.feedback_at DESC LIMIT 5)
+              UNION ALL
+              (SELECT s.feedback, s.text, s.dislike_reason AS "dislikeReason" FROM suggestions s
+               JOIN sessions ON sessions.id = s.session_id
+               WHERE sessions.user_id = ${userId} AND s.feedback = 'disliked' ORDER BY s.feedback_at DESC LIMIT 5)`
+          ),
+          (rows) => ({
+            liked: rows.filter((row) => row.feedback === "liked"),
+            disliked: rows.filter((row) => row.feedback === "disliked")
+          })
+        ),
+      /**
+       * The session completed (if still running) with its cost as the ledger holds it, in one
+       * statement: the cost, or none when it was cancelled, finished or deleted meanwhile.
+       */
+      complete: (id: string, at: Date, timings: Record<string, number>) =>
+        db
+          .sql<{ cost_micros: number }>(
+            "sessions.complete",
+            Prisma.sql`
+              UPDATE sessions SET status = 'completed', phase = NULL, completed_at = ${at},
+                     timings = ${JSON.stringify(timings)}::jsonb, updated_at = ${at},
+                     cost_micros = (SELECT COALESCE(SUM(cost_micros), 0) FROM ai_calls WHERE session_id = ${id})
+              WHERE id = ${id} AND status IN ('queued', 'processing')
+              RETURNING cost_micros`
+          )
+          .pipe(Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), (row) => row.cost_micros)))
     } as const
   })
 }) {}

@@ -8,7 +8,14 @@ import { AppConfig } from "../../core/config.ts"
 import { Erasure } from "../../core/erasure.ts"
 import { notFound } from "../../core/ownership.ts"
 import { toPage } from "../../core/pagination.ts"
-import { answeringRefusal, Quotas } from "../../core/quota/quotas.ts"
+import {
+  answeringRefusal,
+  QuotaRefused,
+  Quotas,
+  type Reservation,
+  secondsToNextUtcDay,
+  utcDayOf
+} from "../../core/quota/quotas.ts"
 import type { ProgressItem } from "../../core/progress/progress-bus.ts"
 import { Storage } from "../../core/storage/storage.ts"
 import {
@@ -37,7 +44,6 @@ import {
 } from "../../domain/sessions.ts"
 import { MatchesService } from "../matches/matches.service.ts"
 import { UploadsService } from "../uploads/uploads.service.ts"
-import { UsersRepo } from "../users/users.repo.ts"
 import { type SessionDetail, SessionsRepo } from "./sessions.repo.ts"
 import { failureMessage, timingsOf, toMessage, toneOf, toSuggestion } from "./sessions.views.ts"
 import { SessionJobs, sessionFeed } from "./sessions.jobs.ts"
@@ -135,7 +141,6 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
     const repo = yield* SessionsRepo
     const uploads = yield* UploadsService
     const matches = yield* MatchesService
-    const users = yield* UsersRepo
     const jobs = yield* SessionJobs
     const feed = yield* sessionFeed
     const storage = yield* Storage
@@ -202,31 +207,37 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         // Every upload is checked (verified, unused, for sessions) before the transaction takes them.
         for (const uploadId of input.uploadIds)
           yield* uploads.usable(userId, uploadId, "session").pipe(Effect.mapError(naming(uploadId)))
-        const user = yield* users.findById(userId)
-        // Today's session, the uploads and the row in one transaction: a refusal or a failure at
-        // any step takes nothing (the uploads stay usable for a retry, the quota unspent).
-        const { row, taken: quota } = yield* repo
-          .create(
-            {
-              userId,
-              matchId: input.matchId ?? null,
-              tone: input.tone ?? toneOf(user?.defaultTone),
-              language: input.language ?? user?.preferredLanguage ?? "en",
-              context: input.context ?? null
-            },
-            input.uploadIds,
-            (tx) =>
-              Effect.gen(function* () {
-                const reservation = yield* quotas.take(userId, "sessions", config.sessions.dailyLimit, { client: tx })
-                for (const uploadId of input.uploadIds)
-                  yield* uploads.take(uploadId, tx).pipe(Effect.mapError(naming(uploadId)))
-                return reservation
-              })
+        // Today's unit, the uploads and the rows in one statement: a refusal takes nothing (the
+        // uploads stay usable for a retry, the quota unspent).
+        const at = yield* now
+        const quota: Reservation = { userId, kind: "sessions", day: utcDayOf(at.getTime()), amount: 1 }
+        const created = yield* repo.create({
+          userId,
+          matchId: input.matchId ?? null,
+          tone: input.tone ?? null,
+          language: input.language ?? null,
+          context: input.context ?? null,
+          uploadIds: input.uploadIds,
+          day: quota.day,
+          limit: config.sessions.dailyLimit,
+          now: at
+        })
+        if (created._tag === "UploadTaken") return yield* Effect.fail(naming(created.uploadId)(uploads.alreadyUsed()))
+        if (created._tag === "QuotaRefused") {
+          const refused = new QuotaRefused({
+            kind: "sessions",
+            limit: config.sessions.dailyLimit,
+            retryAfterSeconds: secondsToNextUtcDay(at.getTime())
+          })
+          return yield* Effect.fail(refused).pipe(
+            answeringRefusal((limit) => `Daily limit of ${limit} sessions reached`)
           )
-          .pipe(answeringRefusal((limit) => `Daily limit of ${limit} sessions reached`))
+        }
+        const row = created.session
         yield* publishQuietly(row.id, { _tag: "Status", status: "queued", phase: null }, stateOf(row))
         // Not queued: the session must not stay `queued` forever, so it fails with the code the client gets.
-        yield* jobs.enqueue(row.id, { sessionId: row.id, userId }).pipe(
+        // The row's id was just minted: no earlier job nor cancel mark can carry it.
+        yield* jobs.enqueue(row.id, { sessionId: row.id, userId }, { fresh: true }).pipe(
           // Never run, so it does not count against today's sessions.
           Effect.tapError(() => Effect.zipRight(notQueued(row.id), quotas.release(quota))),
           Effect.mapError(queueDown)
@@ -416,7 +427,9 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
           context: row.context,
           instruction: input.instruction ?? null,
           transcript: row.messages.map(toMessage),
-          avoid: row.suggestions.map((suggestion) => suggestion.text)
+          avoid: row.suggestions.map((suggestion) => suggestion.text),
+          // A new batch number: nothing was written under it.
+          rewrite: false
         }
         yield* Effect.logInfo("Session suggestions regenerated").pipe(Effect.annotateLogs({ sessionId: id, batch }))
         const events = suggester.stream(request).pipe(

@@ -49,6 +49,11 @@ export interface BatchRequest {
   readonly transcript: ReadonlyArray<SessionMessage>
   /** Earlier suggestions of the session (other batches): in the never-repeat section, exact repeats dropped. */
   readonly avoid: ReadonlyArray<string>
+  /**
+   * An earlier attempt may have written this batch: the lines it wrote past this attempt's are
+   * deleted at the end. False for a batch no one wrote yet (no statement spent on it).
+   */
+  readonly rewrite: boolean
 }
 
 export type BatchEvent =
@@ -209,7 +214,7 @@ export class SessionSuggester extends Effect.Service<SessionSuggester>()("Sessio
           buffer = ""
           yield* attempt
         }
-        yield* repo.trimSuggestions(sessionId, batch, index)
+        if (request.rewrite) yield* repo.trimSuggestions(sessionId, batch, index)
         if (index === 0) {
           return yield* new AiEmptyResult({
             message: "The AI wrote no suggestion that could be kept, twice; nothing was saved or counted",

@@ -1,7 +1,8 @@
 /** Prisma access for uploads. Status changes are conditional updates: concurrent readers agree. */
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import { Db, queryWith, type TxClient } from "../../core/db/db.ts"
-import type { PrismaClient, Upload, UploadPurpose } from "../../core/db/generated/client.ts"
+import { newId } from "../../core/db/ids.ts"
+import { Prisma, type PrismaClient, type Upload, type UploadPurpose } from "../../core/db/generated/client.ts"
 
 export type { Upload }
 
@@ -13,6 +14,29 @@ export interface NewUpload {
   readonly contentLength: number
   readonly expiresAt: Date
 }
+
+/** The columns of an upload that verifying and processing it read: what a caller that loaded it already may hand over. */
+export type UploadToProcess = Pick<
+  Upload,
+  | "id"
+  | "userId"
+  | "key"
+  | "purpose"
+  | "contentType"
+  | "contentLength"
+  | "status"
+  | "rejectionCode"
+  | "rejectionNote"
+  | "expiresAt"
+  | "imageKey"
+  | "thumbnailKey"
+  | "contentHash"
+  | "width"
+  | "height"
+>
+
+/** `findWithTombstone`'s row: the tombstone, and the upload's columns (id null, like all, when there is none). */
+type UploadOrNoneRow = Omit<Upload, "id"> & { readonly id: string | null; readonly erased: boolean }
 
 export interface ProcessedFields {
   readonly imageKey: string
@@ -27,9 +51,52 @@ export class UploadsRepo extends Effect.Service<UploadsRepo>()("UploadsRepo", {
   effect: Effect.gen(function* () {
     const db = yield* Db
 
-    const create = (upload: NewUpload) => db.query("uploads.create", (c) => c.upload.create({ data: upload }))
+    /**
+     * The new upload's row unless its user's erasure has started, in one statement: its id, or
+     * none when the user is erased.
+     */
+    const create = (upload: NewUpload, at: Date) =>
+      Effect.map(
+        db.sql<{ readonly id: string }>(
+          "uploads.create",
+          Prisma.sql`
+            INSERT INTO uploads (id, user_id, key, purpose, content_type, content_length, expires_at, created_at, updated_at)
+            SELECT ${newId()}, ${upload.userId}, ${upload.key}, ${upload.purpose}::upload_purpose, ${upload.contentType},
+                   ${upload.contentLength}::int, ${upload.expiresAt}::timestamp, ${at}::timestamp, ${at}::timestamp
+            WHERE NOT EXISTS (SELECT 1 FROM erased_accounts WHERE user_id = ${upload.userId})
+            RETURNING id`
+        ),
+        (rows) => Option.fromNullable(rows[0]?.id)
+      )
 
     const findById = (id: string) => db.query("uploads.findById", (c) => c.upload.findUnique({ where: { id } }))
+
+    /**
+     * The upload (or null) and whether `userId`'s erasure has started, in one statement: what
+     * every use of an upload checks first.
+     */
+    const findWithTombstone = (userId: string, id: string) =>
+      Effect.map(
+        db.sql<UploadOrNoneRow>(
+          "uploads.findWithTombstone",
+          Prisma.sql`
+            SELECT EXISTS (SELECT 1 FROM erased_accounts WHERE user_id = ${userId}) AS erased,
+                   u.id, u.user_id AS "userId", u.key, u.purpose::text AS purpose, u.content_type AS "contentType",
+                   u.content_length AS "contentLength", u.status::text AS status, u.rejection_code AS "rejectionCode",
+                   u.rejection_note AS "rejectionNote", u.expires_at AS "expiresAt", u.verified_at AS "verifiedAt",
+                   u.stored_at AS "storedAt", u.used_at AS "usedAt", u.image_key AS "imageKey",
+                   u.thumbnail_key AS "thumbnailKey", u.content_hash AS "contentHash", u.width, u.height,
+                   u.processed_at AS "processedAt", u.created_at AS "createdAt", u.updated_at AS "updatedAt"
+            FROM (SELECT 1) AS one LEFT JOIN uploads u ON u.id = ${id}`
+        ),
+        (rows) => {
+          const row = rows[0]
+          if (row === undefined) return { erased: false, upload: null }
+          const { erased, id, ...columns } = row
+          const upload: Upload | null = id === null ? null : { id, ...columns }
+          return { erased, upload }
+        }
+      )
 
     /** Pending → verified, with the object's last-modified time; answers the row as it is afterwards (whoever won). */
     const markVerified = (id: string, at: Date, storedAt: Date | null) =>
@@ -96,6 +163,7 @@ export class UploadsRepo extends Effect.Service<UploadsRepo>()("UploadsRepo", {
     return {
       create,
       findById,
+      findWithTombstone,
       markVerified,
       markRejected,
       markUsed,

@@ -11,7 +11,7 @@ import { Clock, Duration, Effect, Layer, Option, Ref, Schedule } from "effect"
 import { randomBytes } from "node:crypto"
 import { AppConfig } from "../../core/config.ts"
 import { Erasure, Tombstones } from "../../core/erasure.ts"
-import type { TxClient } from "../../core/db/db.ts"
+import type { DbError, TxClient } from "../../core/db/db.ts"
 import { ImageProcessor, type ImageError } from "../../core/image/image-processor.ts"
 import { detectImageType, MAGIC_BYTES } from "../../core/image/magic.ts"
 import { type ListedObject, type StorageError, userPrefix } from "../../core/storage/model.ts"
@@ -39,7 +39,7 @@ import {
   type UploadPurpose,
   type UploadTicket
 } from "../../domain/uploads.ts"
-import { type Upload, UploadsRepo } from "./uploads.repo.ts"
+import { type ProcessedFields, type Upload, UploadsRepo, type UploadToProcess } from "./uploads.repo.ts"
 
 /** An upload whose bytes are in storage and match its declaration. */
 export interface VerifiedUpload {
@@ -59,6 +59,12 @@ export interface ProcessedUpload {
   readonly contentHash: string
   readonly width: number
   readonly height: number
+}
+
+/** An upload row a caller already read, and whether its owner's erasure had started then. */
+export interface KnownUpload {
+  readonly upload: UploadToProcess
+  readonly erased: boolean
 }
 
 const HEIC_TYPES = new Set(["image/heic", "image/heif", "image/heic-sequence", "image/heif-sequence"])
@@ -87,7 +93,7 @@ const mismatch = (code: RejectionCode, note: string): StorageCheck => ({ _tag: "
 const SWEEP_BATCH = 100
 
 /** A stored rejection, as the error the caller gets. */
-const rejectionError = (upload: Upload) => {
+const rejectionError = (upload: Pick<Upload, "rejectionCode" | "rejectionNote">) => {
   const message = upload.rejectionNote ?? "The uploaded object does not match its declaration"
   switch (upload.rejectionCode) {
     case "UPLOAD_SIZE_MISMATCH":
@@ -117,10 +123,6 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
 
     const create = (userId: string, input: CreateUpload) =>
       Effect.gen(function* () {
-        // A token mapped before the erasure started (another api's cache) must not open a new URL.
-        if (yield* tombstones.isErased(userId)) {
-          return yield* new Unauthorized({ message: "This account was erased", details: { reason: "account-erased" } })
-        }
         const declared = canonicalType(input.contentType)
         const details = { contentType: input.contentType, accepted: AcceptedImageTypes }
         if (HEIC_TYPES.has(declared)) {
@@ -148,17 +150,26 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
           contentLength: input.contentLength,
           expiresInSeconds: limits.urlTtlSeconds
         })
-        const upload = yield* repo.create({
-          userId,
-          key,
-          purpose: input.purpose,
-          contentType,
-          contentLength: input.contentLength,
-          expiresAt: signed.expiresAt
-        })
-        yield* Effect.logInfo("Upload URL issued").pipe(Effect.annotateLogs({ uploadId: upload.id, userId }))
+        const created = yield* repo.create(
+          {
+            userId,
+            key,
+            purpose: input.purpose,
+            contentType,
+            contentLength: input.contentLength,
+            expiresAt: signed.expiresAt
+          },
+          yield* now
+        )
+        // A token mapped before the erasure started (another api's cache) must not open a new URL:
+        // no row is written for an erased user, and the signed URL is not handed out.
+        if (Option.isNone(created)) {
+          return yield* new Unauthorized({ message: "This account was erased", details: { reason: "account-erased" } })
+        }
+        const uploadId = created.value
+        yield* Effect.logInfo("Upload URL issued").pipe(Effect.annotateLogs({ uploadId, userId }))
         return {
-          uploadId: upload.id,
+          uploadId,
           url: signed.url,
           method: "PUT",
           headers: signed.headers,
@@ -227,11 +238,12 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
      */
     const load = (userId: string, uploadId: string) =>
       Effect.gen(function* () {
-        if (yield* tombstones.isErased(userId)) return yield* notFound("Upload")
-        return yield* repo.findById(uploadId).pipe(Effect.flatMap(ownedBy(userId, "Upload")), Effect.flatMap(inspect))
+        const { erased, upload } = yield* repo.findWithTombstone(userId, uploadId)
+        if (erased) return yield* notFound("Upload")
+        return yield* Effect.flatMap(ownedBy(userId, "Upload")(upload), inspect)
       })
 
-    const isExpired = (upload: Upload, at: Date) =>
+    const isExpired = (upload: Pick<Upload, "status" | "expiresAt">, at: Date) =>
       upload.status === "pending" && upload.expiresAt.getTime() < at.getTime()
 
     const toView = (upload: Upload, at: Date): UploadView => ({
@@ -256,7 +268,7 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
         return toView(upload, yield* now)
       })
 
-    const verified = (upload: Upload) =>
+    const verified = (upload: UploadToProcess) =>
       Effect.gen(function* () {
         if (upload.status === "rejected") return yield* rejectionError(upload)
         if (upload.status === "pending") {
@@ -315,16 +327,36 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
       Effect.tap(usable(userId, uploadId, purpose), (checked) => take(checked.id))
 
     /**
+     * The upload as `load` answers it, from a row the caller already read with whether the user's
+     * erasure has started (`known`): the same answers without reading them again. A pending one
+     * is loaded (and inspected) afresh.
+     */
+    const loadKnown = (userId: string, uploadId: string, known: KnownUpload | undefined) =>
+      known === undefined || known.upload.status === "pending"
+        ? load(userId, uploadId)
+        : known.erased || known.upload.userId !== userId || known.upload.id !== uploadId
+          ? Effect.fail(notFound("Upload"))
+          : Effect.succeed(known.upload)
+
+    /**
      * `process`, with the normalised image's bytes when this call made them (undefined when they
      * were recorded earlier): a caller reading the image next need not fetch it back from storage.
      *
      * The normalised image of a verified (or used) upload: decoded within the pixel limit,
      * oriented, stripped of metadata, resized, encoded, with a thumbnail; stored next to the
-     * original and recorded. Done once; later calls answer the record.
+     * original and recorded (on the upload's row, or by `options.record`, which must write it
+     * there too). Done once; later calls answer the record.
      */
-    const processWithImage = (userId: string, uploadId: string) =>
+    const processWithImage = (
+      userId: string,
+      uploadId: string,
+      options: {
+        readonly known?: KnownUpload
+        readonly record?: (uploadId: string, fields: ProcessedFields) => Effect.Effect<unknown, DbError>
+      } = {}
+    ) =>
       Effect.gen(function* () {
-        const upload = yield* load(userId, uploadId)
+        const upload = yield* loadKnown(userId, uploadId, options.known)
         const checked = yield* verified(upload)
         if (
           upload.imageKey !== null &&
@@ -359,7 +391,7 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
         const thumbnailKey = `${checked.key}.thumb.${extension}`
         yield* storage.put(imageKey, normalized.image.bytes, normalized.image.contentType)
         yield* storage.put(thumbnailKey, normalized.thumbnail.bytes, normalized.thumbnail.contentType)
-        yield* repo.markProcessed(upload.id, {
+        yield* (options.record ?? repo.markProcessed)(upload.id, {
           imageKey,
           thumbnailKey,
           contentHash: normalized.contentHash,
@@ -490,7 +522,19 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
         yield* Effect.logInfo("Uploads erased").pipe(Effect.annotateLogs({ objects, rows: rows.count }))
       })
 
-    return { create, status, verify, usable, take, use, process, processWithImage, sweep, eraseUser } as const
+    return {
+      create,
+      status,
+      verify,
+      usable,
+      alreadyUsed,
+      take,
+      use,
+      process,
+      processWithImage,
+      sweep,
+      eraseUser
+    } as const
   }),
   dependencies: [UploadsRepo.Default, Tombstones.Default]
 }) {}

@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url"
 import { Deferred, Effect, Exit, Option, Scope } from "effect"
 import { type BullMqJobQueueOptions, makeBullMqJobQueue } from "../../../src/core/queue/job-queue.ts"
 import { captureLogs, contract, eventually, Payload, payload, stateIs } from "../../fixtures/queue-contract.ts"
+import { between, ignore, installCounters, mark } from "../../support/statements.ts"
 
 const redisUrl = process.env["TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379"
 const workerScript = fileURLToPath(new URL("../../fixtures/queue-worker.ts", import.meta.url))
@@ -173,6 +174,27 @@ describe("BullMQ job queue", () => {
       )
       expect(client.status).toBe("ready")
       expect(yield* Effect.promise(() => client.ping())).toBe("PONG")
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a fresh id costs BullMQ's add alone (no claim script); BullMQ still keeps one job per id", () =>
+    Effect.gen(function* () {
+      const { client } = yield* freshPrefix
+      ignore(client)
+      installCounters()
+      const queue = yield* makeQueue()
+      // The first enqueue connects and loads scripts: counted from the second on.
+      yield* queue.enqueue("warm", payload(0))
+      const before = mark()
+      expect(yield* queue.enqueue("minted", payload(1), { fresh: true })).toBe("enqueued")
+      expect(between(before).redis).toEqual(["evalsha"])
+      // Not a second job: BullMQ's dedupe by id (the answer is not told apart when fresh).
+      expect(yield* queue.enqueue("minted", payload(2), { fresh: true })).toBe("enqueued")
+      expect(yield* queue.counts).toMatchObject({ waiting: 2 })
+      // Without `fresh`, the claim still tells a duplicate apart.
+      const claimed = mark()
+      expect(yield* queue.enqueue("minted", payload(3))).toBe("duplicate")
+      expect(between(claimed).redis).toEqual(["evalsha", "evalsha"])
     }).pipe(Effect.scoped)
   )
 

@@ -116,7 +116,11 @@ layer(testServer({ db: TestDb(), config: { SESSIONS_DAILY_LIMIT: "3" } }), { tim
   }
 )
 
-/** Fails the next `sessions.create` after its work was done (the row written, the uploads taken). */
+/**
+ * Fails the next `sessions.create`: in a transaction after its work was done (the row written,
+ * the uploads taken); as one raw statement (`Db.sql`), the statement fails as a whole (PostgreSQL
+ * keeps nothing of a failed statement).
+ */
 const injected = { failures: 0 }
 const FailingDb = Layer.effect(
   Db,
@@ -132,6 +136,13 @@ const FailingDb = Layer.effect(
               return Effect.fail(boom(operation))
             })
           : db.query(operation, run),
+      sql: (operation, statement) =>
+        armed(operation)
+          ? Effect.suspend(() => {
+              injected.failures--
+              return Effect.fail(boom(operation))
+            })
+          : db.sql(operation, statement),
       transaction: <A, E, R>(operation: string, body: (tx: TxClient) => Effect.Effect<A, E, R>) =>
         armed(operation)
           ? Effect.suspend(() => {
