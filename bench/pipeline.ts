@@ -41,6 +41,7 @@ import sharp from "sharp"
 import WebSocket from "ws"
 import { AppConfig } from "../src/core/config.ts"
 import { applyMigrations, migrationsDir, pgExecutor } from "../src/core/db/migrations.ts"
+import { encoderOf } from "../src/core/image/image-processor.ts"
 import { type FakeProvider } from "../test/fakes/ai/index.ts"
 import { startFake } from "../test/fakes/ai/harness.ts"
 import { openaiProtocol } from "../test/fakes/ai/openai.ts"
@@ -338,16 +339,20 @@ const runSession = async (url: string, token: string, follower: Follower, upload
   return { id, createMs, firstDeltaMs, ...end, events, deltas, published }
 }
 
-/** Raw sharp on the same images: resize + encode, then the thumbnail from the result. */
+/** Raw sharp on the same images: resize + encode (the encoder settings ImageProcessor uses), then the thumbnail from the result. */
+const encode = encoderOf(options.format, options.quality)
 const rawNormalize = async (input: Buffer) => {
-  const image = await sharp(input)
-    .resize({ width: options.maxEdge, height: options.maxEdge, fit: "inside", withoutEnlargement: true })
-    .toFormat(options.format, { quality: options.quality })
-    .toBuffer()
-  await sharp(image)
-    .resize({ width: options.thumbnailEdge, height: options.thumbnailEdge, fit: "inside", withoutEnlargement: true })
-    .toFormat(options.format, { quality: options.quality })
-    .toBuffer()
+  const image = await encode(
+    sharp(input).resize({ width: options.maxEdge, height: options.maxEdge, fit: "inside", withoutEnlargement: true })
+  ).toBuffer()
+  await encode(
+    sharp(image).resize({
+      width: options.thumbnailEdge,
+      height: options.thumbnailEdge,
+      fit: "inside",
+      withoutEnlargement: true
+    })
+  ).toBuffer()
 }
 
 /**
