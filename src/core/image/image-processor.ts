@@ -6,10 +6,10 @@
  * to a maximum edge and encoded (WebP or JPEG) with a thumbnail and a SHA-256 content hash.
  * A semaphore bounds how many images are processed at once (memory and CPU).
  *
- * The encoders run at their fastest settings (bench/README.md, "Output format"): WebP effort 0
- * and JPEG without mozjpeg cost half the CPU of WebP effort 4 and mozjpeg for 25–30% more bytes
- * and the same local OCR error rate, and the vision models bill an image by its pixels, not its
- * bytes. The thumbnail is made from the encoded image (shrink-on-load: decoding a quarter of it),
+ * The encoders run at their fastest settings (bench/README.md, Sessions pipeline, issue #17):
+ * WebP effort 0 and JPEG without mozjpeg take a phone screenshot's normalisation from ~85 to ~52
+ * and from ~80 to ~43 ms of CPU, for 25–30% more bytes and the same local OCR error rate; the
+ * vision models bill an image by its pixels, not its bytes. The thumbnail is made from the encoded image (shrink-on-load: decoding a quarter of it),
  * which measured cheaper than resizing the full-size pixels a second time.
  */
 import { Context, Effect, Layer, Schema } from "effect"
