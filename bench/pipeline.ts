@@ -2,11 +2,13 @@
  * The Sessions pipeline's own overhead, end to end through the real processes: `src/main/api.ts`
  * and one `src/main/worker.ts` on a fresh, migrated PostgreSQL database (dropped at the end),
  * BullMQ and the progress bus on Redis (a unique QUEUE_PREFIX), local storage in a temporary
- * DATA_DIR shared by both, dev tokens from scripts/dev-token.ts, and a zero-latency OpenAI wire
- * fake as the only provider (gpt-4o primary and fallback: no local OCR): its non-streamed
- * (vision) answers are a transcript JSON, its streamed answers three suggestion lines.
+ * DATA_DIR shared by both, dev tokens from scripts/dev-token.ts, and an OpenAI wire fake as the
+ * only provider (gpt-4o primary and fallback: no local OCR): its non-streamed (vision) answers are
+ * a transcript JSON at once, its streamed answers three suggestion lines paced like a real model
+ * (one delta per 4 characters every 6 ms: ~167 tokens/s).
  *
- * Per round: upload one distinct chat screenshot per session (not timed) and open the round
+ * Per round: upload one distinct chat screenshot per session (not timed; every image differs, checked
+ * by hash, so no session skips the vision call through the OCR cache) and open the round
  * user's WebSocket (`/ws`, authenticated with the dev token: the app keeps its socket open), then
  * create every session at once; each is followed over the socket (`subscribe`, `afterSeq: 0`, sent
  * as soon as its create answers) and timed from the start of its create request to its first
@@ -20,12 +22,13 @@
  *
  *   npm run bench:pipeline               (20 sessions × 3 rounds)
  *   npm run bench:pipeline -- --quick    (10 sessions × 1 round)
- *   BENCH_SESSIONS, BENCH_ROUNDS override; BENCH_DELTAS=words streams one delta per word; BENCH_CPU_PROF=<dir> profiles the api and the worker
+ *   BENCH_SESSIONS, BENCH_ROUNDS override; BENCH_DELTAS=words streams one delta per word at once, BENCH_DELTAS=pieces
+ *   ~3 pieces at once (the default, paced, is BENCH_DELTAS=paced); BENCH_CPU_PROF=<dir> profiles the api and the worker
  *   (node --cpu-prof, written when they exit; the file names carry the pids printed at start); BENCH_DATABASE_ADMIN_URL (default: TEST_DATABASE_ADMIN_URL or
  *   postgresql://postgres@127.0.0.1:5432/postgres), REDIS_URL (default redis://127.0.0.1:6379).
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process"
-import { randomBytes } from "node:crypto"
+import { createHash, randomBytes } from "node:crypto"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { availableParallelism, loadavg, tmpdir } from "node:os"
@@ -38,6 +41,7 @@ import sharp from "sharp"
 import WebSocket from "ws"
 import { AppConfig } from "../src/core/config.ts"
 import { applyMigrations, migrationsDir, pgExecutor } from "../src/core/db/migrations.ts"
+import { encoderOf } from "../src/core/image/image-processor.ts"
 import { type FakeProvider } from "../test/fakes/ai/index.ts"
 import { startFake } from "../test/fakes/ai/harness.ts"
 import { openaiProtocol } from "../test/fakes/ai/openai.ts"
@@ -48,8 +52,16 @@ const sessionsPerRound = Number(process.env["BENCH_SESSIONS"] ?? (quick ? "10" :
 const rounds = Number(process.env["BENCH_ROUNDS"] ?? (quick ? "1" : "3"))
 const warmupSessions = 2
 const cpuProfDir = process.env["BENCH_CPU_PROF"]
-/** BENCH_DELTAS=words: the fake streams one delta per word (~30) instead of ~3 pieces. */
-const tokenDeltas = process.env["BENCH_DELTAS"] === "words"
+/**
+ * How the fake streams the suggestions: `paced` (default) one delta per ~4 characters (a token)
+ * every PACED_DELTA_MS, as a model writing ~167 tokens/s; `words` one delta per word, all at once;
+ * `pieces` ~3 pieces at once (the fake's default).
+ */
+const deltaMode = process.env["BENCH_DELTAS"] ?? "paced"
+if (!["paced", "words", "pieces"].includes(deltaMode))
+  throw new Error(`BENCH_DELTAS=${deltaMode}: paced, words or pieces`)
+const PACED_DELTA_CHARS = 4
+const PACED_DELTA_MS = 6
 const adminUrl =
   process.env["BENCH_DATABASE_ADMIN_URL"] ??
   process.env["TEST_DATABASE_ADMIN_URL"] ??
@@ -178,7 +190,7 @@ interface Image {
   readonly bytes: Buffer
 }
 
-/** Distinct chat screenshots (a last line numbered), at four common phone sizes, as PNG. */
+/** Distinct chat screenshots (a last line numbered), at four common phone sizes, as PNG; fails if two are the same. */
 const makeImages = async (count: number): Promise<Array<Image>> => {
   const sizes: ReadonlyArray<readonly [number, number]> = [
     [1170, 2532],
@@ -193,10 +205,13 @@ const makeImages = async (count: number): Promise<Array<Image>> => {
       width,
       height,
       fontSize: Math.round((44 * width) / 1170),
-      messages: [...DEFAULT_CHAT, { sender: "me", text: `Great, see you at the trailhead at ${(i % 12) + 1}` }]
+      messages: [...DEFAULT_CHAT, { sender: "me", text: `Great, see you at the trailhead at ${i + 1}` }]
     })
     images.push({ name: `${width}x${height}-${i}.png`, bytes })
   }
+  // Two equal images would share one OCR result (cached per user and content hash): one vision call fewer.
+  const hashes = new Set(images.map((image) => createHash("sha256").update(image.bytes).digest("hex")))
+  if (hashes.size !== images.length) throw new Error(`${images.length - hashes.size} bench images repeat`)
   return images
 }
 
@@ -233,11 +248,14 @@ interface Sample {
   /** session.event frames received, and how many of them were deltas. */
   readonly events?: number
   readonly deltas?: number
+  /** The terminal event's seq: every progress event published on the session's topic. */
+  readonly published?: number | undefined
 }
 
 interface SessionFrame {
   readonly type: string
   readonly sessionId?: string
+  readonly seq?: number
   readonly event?: string
   readonly code?: string
   readonly details?: { readonly sessionId?: string }
@@ -298,6 +316,7 @@ const runSession = async (url: string, token: string, follower: Follower, upload
   let firstDeltaMs: number | undefined
   let events = 0
   let deltas = 0
+  let published: number | undefined
   const end = await new Promise<{ end: string; endMs: number | undefined }>((done) => {
     const timer = setTimeout(() => done({ end: "timeout", endMs: undefined }), sessionTimeoutMs)
     follower.follow(id, (frame) => {
@@ -310,25 +329,30 @@ const runSession = async (url: string, token: string, follower: Follower, upload
       if (frame.event === "delta") deltas++
       if (frame.event === "delta" && firstDeltaMs === undefined) firstDeltaMs = since()
       if (frame.event === "completed" || frame.event === "failed" || frame.event === "cancelled") {
+        published = frame.seq
         clearTimeout(timer)
         done({ end: frame.event, endMs: since() })
       }
     })
   })
   follower.unfollow(id)
-  return { id, createMs, firstDeltaMs, ...end, events, deltas }
+  return { id, createMs, firstDeltaMs, ...end, events, deltas, published }
 }
 
-/** Raw sharp on the same images: resize + encode, then the thumbnail from the result. */
+/** Raw sharp on the same images: resize + encode (the encoder settings ImageProcessor uses), then the thumbnail from the result. */
+const encode = encoderOf(options.format, options.quality)
 const rawNormalize = async (input: Buffer) => {
-  const image = await sharp(input)
-    .resize({ width: options.maxEdge, height: options.maxEdge, fit: "inside", withoutEnlargement: true })
-    .toFormat(options.format, { quality: options.quality })
-    .toBuffer()
-  await sharp(image)
-    .resize({ width: options.thumbnailEdge, height: options.thumbnailEdge, fit: "inside", withoutEnlargement: true })
-    .toFormat(options.format, { quality: options.quality })
-    .toBuffer()
+  const image = await encode(
+    sharp(input).resize({ width: options.maxEdge, height: options.maxEdge, fit: "inside", withoutEnlargement: true })
+  ).toBuffer()
+  await encode(
+    sharp(image).resize({
+      width: options.thumbnailEdge,
+      height: options.thumbnailEdge,
+      fit: "inside",
+      withoutEnlargement: true
+    })
+  ).toBuffer()
 }
 
 /**
@@ -379,6 +403,8 @@ interface CpuSpent {
   readonly bench: number
   /** The PostgreSQL backends serving the bench database (a backend that ended meanwhile is missed). */
   readonly postgres: number | undefined
+  /** The Redis server (shared: other clients' commands meanwhile are counted too). */
+  readonly redis: number | undefined
 }
 
 interface Round {
@@ -443,6 +469,7 @@ try {
   const databaseUrl = dbUrl.toString()
   await withClient(databaseUrl, (client) => applyMigrations(pgExecutor(client), migrationsDir))
   redis = new IORedis(redisUrl)
+  const redisPid = Number(/process_id:(\d+)/.exec(await redis.info("server"))?.[1])
 
   // One dev user per round (and one for the warm-up): OCR results are cached per user and image.
   const users = ["bench-warmup", ...Array.from({ length: rounds }, (_, i) => `bench-round-${i + 1}`)]
@@ -455,10 +482,16 @@ try {
     complete: (call, answer) => openaiProtocol.complete(call, { ...answer, text: TRANSCRIPT_JSON })
   })
   fake.setFallback(
-    tokenDeltas
-      ? // One delta per word, as a real provider streams tokens.
-        { kind: "ok", text: SUGGESTIONS, chunks: SUGGESTIONS.split(/(?<= )|(?=\n)/) }
-      : { kind: "ok", text: SUGGESTIONS }
+    deltaMode === "paced"
+      ? {
+          kind: "ok",
+          text: SUGGESTIONS,
+          chunks: SUGGESTIONS.match(new RegExp(`[^]{1,${PACED_DELTA_CHARS}}`, "g")) ?? [],
+          chunkDelayMs: PACED_DELTA_MS
+        }
+      : deltaMode === "words"
+        ? { kind: "ok", text: SUGGESTIONS, chunks: SUGGESTIONS.split(/(?<= )|(?=\n)/) }
+        : { kind: "ok", text: SUGGESTIONS }
   )
 
   const port = await freePort()
@@ -538,7 +571,8 @@ try {
       worker: cpuMsOf(worker.child.pid),
       api: cpuMsOf(apiProcess.child.pid),
       bench: ownCpuMs(),
-      postgres: await postgresCpu()
+      postgres: await postgresCpu(),
+      redis: cpuMsOf(redisPid)
     }
     const started = performance.now()
     const samples = await Promise.all(uploadIds.map((uploadId) => runSession(url, token, follower, uploadId)))
@@ -549,7 +583,8 @@ try {
       worker: spent(cpuMsOf(worker.child.pid), before.worker),
       api: spent(cpuMsOf(apiProcess.child.pid), before.api),
       bench: ownCpuMs() - before.bench,
-      postgres: postgresSpent(before.postgres, await postgresCpu())
+      postgres: postgresSpent(before.postgres, await postgresCpu()),
+      redis: spent(cpuMsOf(redisPid), before.redis)
     }
     await follower.close()
     for (const sample of samples) if (sample.id !== undefined) sessionIds.push(sample.id)
@@ -631,7 +666,9 @@ console.log(
   `\nSessions pipeline (${process.version}, sharp ${sharp.versions.sharp}, ${availableParallelism()} cores, ` +
     `load ${loadavg()
       .map((load) => load.toFixed(2))
-      .join(" ")}; api + 1 worker on PostgreSQL and Redis, zero-latency fake gpt-4o; ` +
+      .join(
+        " "
+      )}; api + 1 worker on PostgreSQL and Redis, fake gpt-4o (vision at once, suggestion deltas ${deltaMode}); ` +
     `${sessionsPerRound} sessions at once × ${rounds} round${rounds === 1 ? "" : "s"}, 1 screenshot each)\n`
 )
 console.log("| measure (from the create request's start) | sessions | p50 ms | p99 ms | max ms |")
@@ -686,14 +723,16 @@ console.log(`| worker process (pipeline, sharp included) | ${perImage((round) =>
 console.log(`| api process (create, uploads verify, WebSocket) | ${perImage((round) => round.cpu.api)} |`)
 console.log(`| this process (HTTP clients, fake provider) | ${perImage((round) => round.cpu.bench)} |`)
 console.log(`| PostgreSQL backends of the bench database | ${perImage((round) => round.cpu.postgres)} |`)
+console.log(`| Redis server (shared: other clients included) | ${perImage((round) => round.cpu.redis)} |`)
 console.log(`| raw sharp (same work per image) | ${perImage((round) => round.rawCpuMs)} |`)
 const mean = (values: ReadonlyArray<number>) =>
   values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length)
 const eventsPerSession = mean(ok.map((sample) => sample.events ?? 0))
 const deltasPerSession = mean(ok.map((sample) => sample.deltas ?? 0))
+const publishedPerSession = mean(ok.map((sample) => sample.published ?? 0))
 console.log(
   `\nPostgreSQL transactions committed per session (api + worker, upload step included): ${f(transactions / (sessionsPerRound * rounds))}; ` +
-    `session events per session: ${f(eventsPerSession)} (${f(deltasPerSession)} deltas)`
+    `session events per session: ${f(eventsPerSession)} received (${f(deltasPerSession)} deltas), ${f(publishedPerSession)} published (the terminal seq)`
 )
 if (failures.length > 0) console.log(`\nNot completed: ${failures.join(", ")}`)
 
@@ -708,6 +747,7 @@ writeFileSync(
       cores: availableParallelism(),
       load: loadavg(),
       quick,
+      deltas: deltaMode,
       sessionsPerRound,
       rounds,
       images: options,
@@ -726,11 +766,13 @@ writeFileSync(
         transactionsPerSession: transactions / (sessionsPerRound * rounds),
         eventsPerSession,
         deltasPerSession,
+        publishedPerSession,
         cpuMsPerSession: {
           worker: cpuPerSession((round) => round.cpu.worker),
           api: cpuPerSession((round) => round.cpu.api),
           bench: cpuPerSession((round) => round.cpu.bench),
           postgres: cpuPerSession((round) => round.cpu.postgres),
+          redis: cpuPerSession((round) => round.cpu.redis),
           rawSharpPerImage: cpuPerSession((round) => round.rawCpuMs)
         },
         failures

@@ -105,6 +105,13 @@ const benches: ReadonlyArray<Bench> = [
           measure: "Sessions/s (one image each) vs raw sharp images/s (goal ≥ 0.8×)",
           value: `${num(summary["pipelineSessionsPerSecond"])} vs ${num(summary["rawSharpImagesPerSecond"])}`,
           versus: times(summary["ratio"])
+        },
+        {
+          measure: "CPU ms per session: worker / api / PostgreSQL / Redis",
+          value: ["worker", "api", "postgres", "redis"]
+            .map((key) => num(((summary["cpuMsPerSession"] ?? {}) as Json)[key], 0))
+            .join(" / "),
+          versus: `${num(summary["publishedPerSession"])} events published (${num(summary["deltasPerSession"])} deltas)`
         }
       ]
     }

@@ -13,7 +13,8 @@ const tokens = (text: string) =>
     .map((token) => token.replace(/[^\p{L}\p{N}]/gu, ""))
     .filter((token) => token !== "")
 
-const editDistance = (a: string, b: string): number => {
+/** Levenshtein distance (by UTF-16 unit). */
+export const editDistance = (a: string, b: string): number => {
   let previous = Array.from({ length: b.length + 1 }, (_, index) => index)
   for (let i = 1; i <= a.length; i++) {
     const current = [i]

@@ -138,6 +138,36 @@ layer(
     })
   )
 
+  it.effect("a stream paced like a model (a delta per 4 characters): the follower gets every character in order", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice } = yield* twoUsers(url)
+      const text = "Saturday morning works for me!\nDeal, I will bring the coffee\nMeet at the trailhead at nine?\n"
+      // Deltas arrive faster than the publisher's interval: they are batched, never dropped or reordered.
+      openai.enqueue(FAKE_VISION, { kind: "ok", text, chunks: text.match(/[^]{1,4}/g) ?? [], chunkDelayMs: 2 })
+      const uploadId = yield* upload(url, alice.headers)
+      const created = yield* createSession(url, alice.headers, { uploadIds: [uploadId] })
+      const id = (created.body as { data: WireSession }).data.id
+      const run = yield* runEventSource(`${url}/api/v1/sessions/${id}/events`, {
+        headers: alice.headers,
+        events: FOLLOW_EVENTS
+      })
+      expect(run.events.at(-1)?.event).toBe("completed")
+      const streamed: Array<string> = []
+      for (const { event, data } of run.events) {
+        const delta = data as { index: number; text: string }
+        if (event === "delta") streamed[delta.index] = (streamed[delta.index] ?? "") + delta.text
+      }
+      const done = yield* awaitFinished(url, alice.headers, id)
+      expect(streamed).toEqual([
+        "Saturday morning works for me!",
+        "Deal, I will bring the coffee",
+        "Meet at the trailhead at nine?"
+      ])
+      expect(done.suggestions.map((suggestion) => suggestion.text)).toEqual(streamed)
+    })
+  )
+
   it.effect("a regeneration: dropped lines retracted with blocked (SSE); a stock EventSource stops after final", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl

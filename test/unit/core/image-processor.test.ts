@@ -122,6 +122,24 @@ layer(ImageProcessor.fromOptions(options))("ImageProcessor", (it) => {
     })
   )
 
+  it.effect("the encoders run at their fastest settings: WebP effort 0, JPEG without mozjpeg (bench/README.md)", () =>
+    Effect.gen(function* () {
+      const shot = yield* Effect.promise(() => screenshotPng(750, 1334))
+      const fit = { width: options.maxEdge, height: options.maxEdge, fit: "inside" as const }
+      const webp = yield* Effect.promise(() =>
+        sharp(shot).resize(fit).webp({ quality: options.quality, effort: 0 }).toBuffer()
+      )
+      expect(Buffer.from((yield* normalize(shot)).image.bytes).equals(webp)).toBe(true)
+      const jpeg = yield* Effect.promise(() =>
+        sharp(shot).resize(fit).flatten({ background: "#ffffff" }).jpeg({ quality: options.quality }).toBuffer()
+      )
+      const asJpeg = yield* normalize(shot).pipe(
+        Effect.provide(ImageProcessor.fromOptions({ ...options, format: "jpeg" }))
+      )
+      expect(Buffer.from(asJpeg.image.bytes).equals(jpeg)).toBe(true)
+    })
+  )
+
   it.effect("a small image is not enlarged; PNG, JPEG and WebP inputs are all decoded", () =>
     Effect.gen(function* () {
       for (const format of ["png", "jpeg", "webp"] as const) {
