@@ -11,6 +11,8 @@ export type Behavior =
   | {
       readonly kind: "ok"
       readonly text: string
+      /** The text for this request instead of `text` (e.g. a transcript for vision reads, lines for streams). */
+      readonly textFor?: (request: { readonly body: unknown; readonly stream: boolean }) => string
       readonly chunks?: ReadonlyArray<string>
       readonly usage?: { readonly input: number; readonly output: number }
       readonly delayMs?: number
@@ -182,6 +184,18 @@ export interface FakeOptions {
   readonly latency?: LatencyProfile
   /** Waits `ms` (false: the client went away). Default: a timer; tests pass one that records and returns at once. */
   readonly wait?: (ms: number, signal: AbortSignal) => Promise<boolean>
+  /** Told how each paced answer is paced (a bench separates the provider's time from the app's with it). */
+  readonly onPaced?: (paced: Paced) => void
+}
+
+/** One paced answer: what it was, and when its first and last delta were due from its arrival. */
+export interface Paced {
+  readonly image: boolean
+  readonly thinking: boolean
+  readonly stream: boolean
+  readonly outputTokens: number
+  readonly firstTokenMs: number
+  readonly doneMs: number
 }
 
 /**
@@ -343,16 +357,20 @@ export const startFake = async (protocol: ProviderProtocol, options: FakeOptions
         behavior.arrived?.()
         if (behavior.until !== undefined) await behavior.until
         if (!(await sleep(behavior.delayMs ?? 0, signal))) return
-        const answer = answerFor(call, behavior.text, behavior.chunks, behavior.usage)
+        const text = behavior.textFor?.({ body: call.body, stream: call.stream }) ?? behavior.text
+        const answer = answerFor(call, text, behavior.chunks, behavior.usage)
         // With a profile, every wait is measured from here: delta i goes out at `pace.deltaAtMs[i]`.
-        const pace =
-          latency === undefined
-            ? undefined
-            : paceOf(
-                latency,
-                { image: protocol.hasImage(call.body), thinking: protocol.thinksBeforeAnswering(call.body) },
-                answer.chunks
-              )
+        const kind = { image: protocol.hasImage(call.body), thinking: protocol.thinksBeforeAnswering(call.body) }
+        const pace = latency === undefined ? undefined : paceOf(latency, kind, answer.chunks)
+        if (pace !== undefined) {
+          options.onPaced?.({
+            ...kind,
+            stream: call.stream,
+            outputTokens: estimateTokens(text.length),
+            firstTokenMs: pace.firstTokenMs,
+            doneMs: pace.doneMs
+          })
+        }
         let waited = 0
         const until = async (atMs: number) => {
           const ms = atMs - waited
