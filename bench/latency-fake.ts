@@ -34,10 +34,10 @@ const chat = [...DEFAULT_CHAT, { sender: "me" as const, text: "Great, see you at
 
 /**
  * The transcript in the shape the request's JSON schema asks for: `ocr-v1`'s (a confidence per message
- * and overall, null times) when the schema names `confidence` more than once, else the compact one.
+ * and overall, null times) when the schema requires a message's `time`, else the compact one (`ocr-v2`).
  */
 const transcriptFor = (body: unknown): string =>
-  (JSON.stringify(schemaOf(body) ?? {}).match(/"confidence"/g) ?? []).length > 1
+  /"required":\[[^\]]*"time"/.test(JSON.stringify(schemaOf(body) ?? {}))
     ? JSON.stringify({
         messages: chat.map((message) => ({ sender: message.sender, text: message.text, time: null, confidence: 0.98 })),
         matchName: "Alex",
