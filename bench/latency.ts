@@ -16,7 +16,9 @@
  *   npm run bench:latency -- --quick    (20 sessions at once × 1 round)
  *   BENCH_SESSIONS, BENCH_ROUNDS override; BENCH_PROVIDER=gemini (default: the chain's default primary) | openai |
  *   anthropic; BENCH_QUEUE_CONCURRENCY sets the worker's QUEUE_CONCURRENCY (unset: the app's default);
- *   BENCH_DATABASE_ADMIN_URL, REDIS_URL (default redis://127.0.0.1:6379).
+ *   BENCH_APP_ROOT runs another checkout's api and worker (a before/after: `git archive main | tar -x -C <dir>`,
+ *   then link this checkout's node_modules and src/core/db/generated there); BENCH_DATABASE_ADMIN_URL, REDIS_URL
+ *   (default redis://127.0.0.1:6379).
  */
 import { execFileSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
@@ -53,6 +55,8 @@ const rounds = Number(process.env["BENCH_ROUNDS"] ?? (quick ? "1" : "3"))
 const warmupSessions = 2
 const providerName = process.env["BENCH_PROVIDER"] ?? "gemini"
 const queueConcurrency = process.env["BENCH_QUEUE_CONCURRENCY"]
+/** Another checkout's api and worker (e.g. `git archive main` with this one's node_modules): a before/after. */
+const appRoot = process.env["BENCH_APP_ROOT"] ?? root
 const redisUrl = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
 const runId = randomBytes(4).toString("hex")
 const queuePrefix = `wm-latency-${runId}`
@@ -74,6 +78,7 @@ const chainOf = (url: string): { readonly id: string; readonly env: NodeJS.Proce
 }
 
 const commit = (() => {
+  if (appRoot !== root) return `app from ${appRoot}`
   try {
     const sha = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root }).toString().trim()
     const dirty = execFileSync("git", ["status", "--porcelain", "--", "src"], { cwd: root }).toString().trim()
@@ -166,9 +171,9 @@ try {
     WS_MAX_SUBSCRIPTIONS: String(Math.max(20, sessionsPerRound)),
     ...(queueConcurrency === undefined ? {} : { QUEUE_CONCURRENCY: queueConcurrency })
   }
-  const api = start("api", "src/main/api.ts", env, join(dataDir, "api.log"))
+  const api = start("api", join(appRoot, "src/main/api.ts"), env, join(dataDir, "api.log"))
   children.push(api)
-  const worker = start("worker", "src/main/worker.ts", env, join(dataDir, "worker.log"))
+  const worker = start("worker", join(appRoot, "src/main/worker.ts"), env, join(dataDir, "worker.log"))
   children.push(worker)
   await waitFor("api ready", httpOk(`${url}/health/ready`), api)
   await waitFor("worker consuming", () => Promise.resolve(worker.output().includes("Consumer started")), worker)
