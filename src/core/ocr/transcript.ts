@@ -41,7 +41,7 @@ const transcriptFields = {
 
 /**
  * The answer asked of a vision model: compact, because every token it writes is time before the
- * transcript is on screen (~110 tokens for a ten-message chat instead of ~250). Only what is there:
+ * transcript is on screen (bench:latency's ten-message chat: 149 tokens instead of 217). Only what is there:
  * `time` when one is printed, a message's own `confidence` only when it is below the others, name
  * and app when shown (null, as an older answer writes them, reads as absent).
  */
