@@ -117,6 +117,31 @@ const benches: ReadonlyArray<Bench> = [
     }
   },
   {
+    name: "latency",
+    script: "bench/latency.ts",
+    args: quick ? ["--quick"] : [],
+    headlines: (json) => {
+      const stat = (key: string) => (json[key] ?? {}) as Json
+      const pair = (key: string) => `${num(stat(key)["p50"], 0)} / ${num(stat(key)["p99"], 0)}`
+      const profile = (json["profile"] ?? {}) as Json
+      const load = ((json["load"] ?? {}) as Json)["start"]
+      const versus = `${String(profile["model"])} profile, load ${num(Array.isArray(load) ? load[0] : undefined)}`
+      return [
+        {
+          measure: "20 at once, transcript on screen p50 / p99 ms (goal p50 ≤ 1500)",
+          value: pair("transcriptMs"),
+          versus
+        },
+        {
+          measure: "20 at once, first suggestion token p50 / p99 ms (goal ≤ 2500 / 4000)",
+          value: pair("firstSuggestionTokenMs"),
+          versus
+        },
+        { measure: "20 at once, last suggestion p50 / p99 ms", value: pair("lastSuggestionMs"), versus }
+      ]
+    }
+  },
+  {
     name: "ai",
     script: "bench/ai.ts",
     args: quick ? ["--quick"] : [],

@@ -3,10 +3,12 @@
  * output goes to a file (not through a pipe to the bench, which would charge the bench process
  * for every log line), their CPU time and memory from /proc, and a readiness wait.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process"
 import { closeSync, openSync, readFileSync } from "node:fs"
 import { join } from "node:path"
+import { promisify } from "node:util"
 import pg from "pg"
+import WebSocket from "ws"
 import { applyMigrations, migrationsDir, pgExecutor } from "../src/core/db/migrations.ts"
 
 export const root = join(import.meta.dirname, "..")
@@ -169,4 +171,191 @@ export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<Readonl
     `| ${widths.map((width, i) => (numeric[i] ? `${"-".repeat(Math.max(1, width - 1))}:` : "-".repeat(width))).join(" | ")} |`,
     ...rows.map(line)
   ].join("\n")
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Driving the app as a phone does: dev tokens, uploads, one WebSocket, sessions followed from their creation
+
+/** A TCP port free right now on 127.0.0.1 (the end-to-end tests' own). */
+export { freePort } from "../test/support/processes.ts"
+
+/** A bearer token for dev user `name`, signed with the dev key pair under `dataDir` (scripts/dev-token.ts). */
+export const devToken = async (dataDir: string, name: string): Promise<string> => {
+  const { stdout } = await promisify(execFile)(process.execPath, ["scripts/dev-token.ts", name], {
+    cwd: root,
+    env: { ...baseEnv(), DATA_DIR: dataDir }
+  })
+  const token = stdout.trim().split("\n").at(-1)
+  if (token === undefined || token === "") throw new Error(`no dev token for ${name}`)
+  return token
+}
+
+export interface ChatImage {
+  readonly name: string
+  readonly bytes: Buffer
+}
+
+/** `count` chat screenshots, each distinct (its last line carries its index), at four common phone sizes, as PNG. */
+export const distinctChatImages = async (count: number): Promise<Array<ChatImage>> => {
+  const sizes: ReadonlyArray<readonly [number, number]> = [
+    [1170, 2532],
+    [1080, 2400],
+    [1290, 2796],
+    [750, 1334]
+  ]
+  // Loaded here: the other benches that share this file draw no screenshot.
+  const { chatScreenshotPng, DEFAULT_CHAT } = await import("../test/fixtures/chat-screenshot.ts")
+  const images: Array<ChatImage> = []
+  for (let i = 0; i < count; i++) {
+    const [width, height] = sizes[i % sizes.length] ?? [1170, 2532]
+    const bytes = await chatScreenshotPng({
+      width,
+      height,
+      fontSize: Math.round((44 * width) / 1170),
+      messages: [...DEFAULT_CHAT, { sender: "me", text: `Great, see you at the trailhead, table ${i + 1}` }]
+    })
+    images.push({ name: `${width}x${height}-${i}.png`, bytes })
+  }
+  return images
+}
+
+interface ApiAnswer {
+  readonly status: number
+  readonly data: Readonly<Record<string, unknown>> | undefined
+}
+
+const apiCall = async (url: string, token: string, path: string, body: unknown): Promise<ApiAnswer> => {
+  const response = await fetch(`${url}${path}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify(body)
+  })
+  const json: unknown = await response.json()
+  const data = typeof json === "object" && json !== null && "data" in json ? json.data : undefined
+  return {
+    status: response.status,
+    data: typeof data === "object" && data !== null ? Object.fromEntries(Object.entries(data)) : undefined
+  }
+}
+
+/** Upload steps 1 and 2 (ticket, then PUT): the upload id. */
+export const uploadScreenshot = async (url: string, token: string, bytes: Buffer): Promise<string> => {
+  const ticket = await apiCall(url, token, "/api/v1/uploads", {
+    contentType: "image/png",
+    contentLength: bytes.length,
+    purpose: "session"
+  })
+  const { uploadId, url: putUrl, method, headers } = ticket.data ?? {}
+  if (ticket.status !== 201 || typeof uploadId !== "string" || typeof putUrl !== "string") {
+    throw new Error(`upload refused: ${ticket.status}`)
+  }
+  const sent = await fetch(putUrl, {
+    method: typeof method === "string" ? method : "PUT",
+    headers: typeof headers === "object" && headers !== null ? Object.fromEntries(Object.entries(headers)) : {},
+    body: bytes
+  })
+  await sent.arrayBuffer()
+  if (sent.status !== 200) throw new Error(`upload PUT refused: ${sent.status}`)
+  return uploadId
+}
+
+export interface SessionFrame {
+  readonly type: string
+  readonly sessionId?: string
+  readonly event?: string
+  readonly code?: string
+  readonly details?: { readonly sessionId?: string }
+}
+
+/** One authenticated `/ws` connection (the app's one socket), frames routed by session. */
+export interface Follower {
+  /** Calls `onFrame` with every `session.event` (and error) of `sessionId` from seq 0 on. */
+  readonly follow: (sessionId: string, onFrame: (frame: SessionFrame) => void) => void
+  readonly unfollow: (sessionId: string) => void
+  readonly close: () => Promise<void>
+}
+
+export const openFollower = (url: string, token: string): Promise<Follower> =>
+  new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${url.replace(/^http/, "ws")}/ws`)
+    const routes = new Map<string, (frame: SessionFrame) => void>()
+    const follower: Follower = {
+      follow: (sessionId, onFrame) => {
+        routes.set(sessionId, onFrame)
+        ws.send(JSON.stringify({ type: "subscribe", sessionId, afterSeq: 0 }))
+      },
+      unfollow: (sessionId) => {
+        routes.delete(sessionId)
+      },
+      close: () =>
+        new Promise((closed) => {
+          if (ws.readyState === WebSocket.CLOSED) return closed()
+          ws.once("close", () => closed())
+          ws.close()
+        })
+    }
+    ws.on("message", (data: Buffer) => {
+      const frame = JSON.parse(data.toString()) as SessionFrame
+      if (frame.type === "auth.ok") return resolve(follower)
+      if (frame.type === "error" && routes.size === 0) return reject(new Error(`ws: ${data.toString()}`))
+      const sessionId = frame.sessionId ?? frame.details?.sessionId
+      if (sessionId !== undefined) routes.get(sessionId)?.(frame)
+    })
+    ws.once("open", () => ws.send(JSON.stringify({ type: "auth", token })))
+    ws.once("error", reject)
+    ws.once("close", (code) => reject(new Error(`ws closed ${code}`)))
+  })
+
+export interface FollowedSession {
+  readonly id: string | undefined
+  /** Every time below is in ms from the start of the create request. */
+  readonly createMs: number
+  /** The first and the last time each `session.event` kind arrived (delta, transcript, suggestion, completed…). */
+  readonly first: Readonly<Record<string, number>>
+  readonly last: Readonly<Record<string, number>>
+  /** completed, failed, cancelled, timeout, `create <status>` or `ws error <code>`. */
+  readonly end: string
+  readonly endMs: number | undefined
+  readonly events: number
+}
+
+/** Create a one-screenshot session, follow it over `follower` from seq 0 to its terminal event. */
+export const followSession = async (
+  url: string,
+  token: string,
+  follower: Follower,
+  uploadId: string,
+  timeoutMs = 60_000
+): Promise<FollowedSession> => {
+  const started = performance.now()
+  const since = () => performance.now() - started
+  const created = await apiCall(url, token, "/api/v1/sessions", { uploadIds: [uploadId] })
+  const createMs = since()
+  const id = created.data?.["id"]
+  const first: Record<string, number> = {}
+  const last: Record<string, number> = {}
+  if (created.status !== 202 || typeof id !== "string") {
+    return { id: undefined, createMs, first, last, end: `create ${created.status}`, endMs: undefined, events: 0 }
+  }
+  let events = 0
+  const end = await new Promise<{ end: string; endMs: number | undefined }>((done) => {
+    const timer = setTimeout(() => done({ end: "timeout", endMs: undefined }), timeoutMs)
+    follower.follow(id, (frame) => {
+      if (frame.type === "error") {
+        clearTimeout(timer)
+        return done({ end: `ws error ${frame.code}`, endMs: undefined })
+      }
+      if (frame.type !== "session.event" || frame.event === undefined) return
+      const at = since()
+      events++
+      first[frame.event] ??= at
+      last[frame.event] = at
+      if (frame.event === "completed" || frame.event === "failed" || frame.event === "cancelled") {
+        clearTimeout(timer)
+        done({ end: frame.event, endMs: at })
+      }
+    })
+  })
+  follower.unfollow(id)
+  return { id, createMs, first, last, events, ...end }
 }

@@ -54,7 +54,7 @@ import { MatchesService } from "./modules/matches/matches.service.ts"
 import { OpenersHttpLive } from "./modules/openers/openers.http.ts"
 import { OpenersRpcLive } from "./modules/openers/openers.rpc.ts"
 import { OpenersService } from "./modules/openers/openers.service.ts"
-import { ocrPromptV1 } from "./modules/sessions/prompts/ocr-v1.ts"
+import { ocrPromptV2 } from "./modules/sessions/prompts/ocr-v2.ts"
 import { SessionsHttpLive } from "./modules/sessions/sessions.http.ts"
 import { SessionsRpcLive } from "./modules/sessions/sessions.rpc.ts"
 import { SessionJobs } from "./modules/sessions/sessions.jobs.ts"
@@ -137,7 +137,7 @@ export const AiLive = AiStrategyLive.pipe(Layer.provide(withLedgerMetrics(AiLedg
  * storage (whose local form also serves its own URLs through `LocalStorageRoutes`), images, rate limits.
  */
 export const Infrastructure = Layer.mergeAll(
-  Ocr.fromConfig(ocrPromptV1),
+  Ocr.fromConfig(ocrPromptV2),
   ProgressBus.layer,
   SessionJobs.layer,
   RateLimiter.layer

@@ -21,7 +21,7 @@ import type { AiStrategy } from "../../src/core/ai/strategy.ts"
 import { Ocr } from "../../src/core/ocr/ocr.ts"
 import { ProgressBus } from "../../src/core/progress/progress-bus.ts"
 import { RateLimiter } from "../../src/core/rate-limit/rate-limiter.ts"
-import { ocrPromptV1 } from "../../src/modules/sessions/prompts/ocr-v1.ts"
+import { ocrPromptV2 } from "../../src/modules/sessions/prompts/ocr-v2.ts"
 import { SessionJobs } from "../../src/modules/sessions/sessions.jobs.ts"
 import { AiLive, HttpRoutes, SessionsWorker } from "../../src/server.ts"
 
@@ -119,7 +119,7 @@ export const testServer = <RE = never, RR = never, RS = never>(options: TestServ
     Layer.provide(ImageProcessor.layer),
     Layer.provide(
       Layer.mergeAll(
-        Ocr.fromConfig(ocrPromptV1),
+        Ocr.fromConfig(ocrPromptV2),
         ProgressBus.layer,
         options.jobs ?? SessionJobs.layer,
         options.rateLimiter ?? RateLimiter.layer

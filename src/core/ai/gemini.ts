@@ -53,6 +53,7 @@ export const makeGeminiProvider = (options: SdkProviderOptions): AiProvider => {
       ...(request.system === undefined ? {} : { systemInstruction: request.system }),
       ...(request.maxOutputTokens === undefined ? {} : { maxOutputTokens: request.maxOutputTokens }),
       ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
+      ...(request.thinkingBudget === undefined ? {} : { thinkingConfig: { thinkingBudget: request.thinkingBudget } }),
       ...(request.json === undefined
         ? {}
         : { responseMimeType: "application/json", responseJsonSchema: request.json.schema })

@@ -31,6 +31,11 @@ export interface ProviderRequest {
   }
   readonly maxOutputTokens?: number
   readonly temperature?: number
+  /**
+   * Hidden reasoning tokens the model may spend before its answer; 0 turns thinking off. Only Gemini
+   * 2.5 thinks unasked (and its thinking counts against `maxOutputTokens`); unset, the model's default.
+   */
+  readonly thinkingBudget?: number
   /** What the local provider says for a text request (deterministic); a generic line otherwise. */
   readonly localText?: () => string
 }

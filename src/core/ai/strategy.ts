@@ -70,6 +70,8 @@ export interface ObjectRequest<A, I> {
   readonly image?: ImageInput
   readonly maxOutputTokens?: number
   readonly temperature?: number
+  /** See `ProviderRequest.thinkingBudget` (0: no hidden thinking before the answer). */
+  readonly thinkingBudget?: number
   /** A plausible value for the local provider; otherwise one is generated from the schema. */
   readonly localValue?: () => A
 }
@@ -79,6 +81,8 @@ export interface TextRequest {
   readonly prompt: string
   readonly maxOutputTokens?: number
   readonly temperature?: number
+  /** See `ProviderRequest.thinkingBudget` (0: no hidden thinking before the first delta). */
+  readonly thinkingBudget?: number
   readonly localText?: () => string
 }
 
@@ -291,7 +295,8 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
             ...(request.system === undefined ? {} : { system: request.system }),
             ...(request.image === undefined ? {} : { image: request.image }),
             ...(request.maxOutputTokens === undefined ? {} : { maxOutputTokens: request.maxOutputTokens }),
-            ...(request.temperature === undefined ? {} : { temperature: request.temperature })
+            ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
+            ...(request.thinkingBudget === undefined ? {} : { thinkingBudget: request.thinkingBudget })
           }
           return yield* chain(context, (provider) =>
             Effect.gen(function* () {
@@ -366,6 +371,7 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
               ...(request.system === undefined ? {} : { system: request.system }),
               ...(request.maxOutputTokens === undefined ? {} : { maxOutputTokens: request.maxOutputTokens }),
               ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
+              ...(request.thinkingBudget === undefined ? {} : { thinkingBudget: request.thinkingBudget }),
               ...(request.localText === undefined ? {} : { localText: request.localText })
             }
             return yield* chain(context, (provider) =>

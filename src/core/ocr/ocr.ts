@@ -22,9 +22,9 @@ import { AiStrategy, type CallContext } from "../ai/strategy.ts"
 import { OcrConfig } from "./config.ts"
 import type { OcrFailed } from "./errors.ts"
 import { LocalOcr, type LocalOcrOptions, type LocalOcrShape } from "./local.ts"
-import { type Transcript, VisionTranscript } from "./transcript.ts"
+import { type Transcript, transcriptOfVision, VisionTranscript } from "./transcript.ts"
 
-/** The vision prompt, versioned (e.g. src/modules/sessions/prompts/ocr-v1.ts). */
+/** The vision prompt, versioned (e.g. src/modules/sessions/prompts/ocr-v2.ts). */
 export interface OcrPrompt {
   readonly version: string
   readonly system: string
@@ -83,8 +83,10 @@ export class Ocr extends Context.Tag("Ocr")<Ocr, OcrShape>() {
             prompt: options.prompt.prompt,
             image,
             temperature: 0,
+            // Reading is not reasoning: thinking would only delay the transcript (and spend its token cap).
+            thinkingBudget: 0,
             maxOutputTokens: options.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS,
-            localValue: () => ({ messages: [], matchName: null, app: null, confidence: 0 })
+            localValue: () => ({ messages: [], confidence: 0 })
           })
           .pipe(
             Effect.timeoutFail({
@@ -99,11 +101,12 @@ export class Ocr extends Context.Tag("Ocr")<Ocr, OcrShape>() {
             }),
             Effect.flatMap((result) => {
               if (result.local) return Effect.fail(new VisionFallback({ reason: "local-provider" }))
-              const messages = result.value.messages
+              const transcript = transcriptOfVision(result.value, `vision:${result.provider}`)
+              const messages = transcript.messages
                 .map((message) => ({ ...message, text: message.text.trim() }))
                 .filter((message) => message.text !== "")
               if (messages.length === 0) return Effect.fail(new VisionFallback({ reason: "no-messages" }))
-              return Effect.succeed<Transcript>({ ...result.value, messages, engine: `vision:${result.provider}` })
+              return Effect.succeed<Transcript>({ ...transcript, messages })
             })
           )
 

@@ -31,7 +31,9 @@ export const queueConfig: Config.Config<QueueSettings> = Config.all({
     }),
     Config.withDefault("wingmate")
   ),
-  concurrency: intBetween("QUEUE_CONCURRENCY", 1, 500, 16),
+  // Above a burst of 20 sessions at once: a job is mostly waiting on providers (sharp has its own
+  // IMAGE_CONCURRENCY), and at 16 the 17th to 20th waited a whole session for a slot (bench:latency).
+  concurrency: intBetween("QUEUE_CONCURRENCY", 1, 500, 32),
   attempts: intBetween("QUEUE_ATTEMPTS", 1, 50, 3),
   backoffMs: intBetween("QUEUE_BACKOFF_MS", 0, 3_600_000, 2_000),
   lockDurationMs: intBetween("QUEUE_LOCK_DURATION_MS", 1_000, 3_600_000, 30_000),

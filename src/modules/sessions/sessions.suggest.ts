@@ -172,6 +172,8 @@ export class SessionSuggester extends Effect.Service<SessionSuggester>()("Sessio
               prompt: suggestionsPrompt(input),
               maxOutputTokens: 120 * SUGGESTION_COUNT + 60,
               temperature: 0.8,
+              // Thinking tokens would come before the first delta and count against the cap above.
+              thinkingBudget: 0,
               localText: () => localSuggestions(input)
             }
           )

@@ -11,6 +11,8 @@ export type Behavior =
   | {
       readonly kind: "ok"
       readonly text: string
+      /** The text for this request instead of `text` (e.g. a transcript for vision reads, lines for streams). */
+      readonly textFor?: (request: { readonly body: unknown; readonly stream: boolean }) => string
       readonly chunks?: ReadonlyArray<string>
       readonly usage?: { readonly input: number; readonly output: number }
       readonly delayMs?: number
@@ -90,6 +92,10 @@ export interface ErrorReply {
 
 export interface ProviderProtocol {
   readonly name: FakeProviderName
+  /** The request carries an image (a vision call: its prefill is slower). */
+  hasImage(body: unknown): boolean
+  /** The request turns the model's hidden thinking off (Gemini 2.5 `thinkingBudget: 0`); others never think here. */
+  thinksBeforeAnswering(body: unknown): boolean
   /** undefined: not an endpoint of this fake (answered 404 in the provider's error shape). */
   route(method: string, url: URL): RouteMatch | undefined
   isStream(route: RouteMatch, body: unknown): boolean
@@ -139,19 +145,84 @@ export const textLength = (value: unknown): number => {
   return 0
 }
 
-/** The default stream deltas: the text split into ~3 pieces (by code point). */
-export const splitText = (text: string): ReadonlyArray<string> => {
+/** `text` in pieces of `size` code points. */
+const piecesOf = (text: string, size: number): ReadonlyArray<string> => {
   const points = Array.from(text)
-  const size = Math.max(1, Math.ceil(points.length / 3))
   const pieces: Array<string> = []
   for (let start = 0; start < points.length; start += size) pieces.push(points.slice(start, start + size).join(""))
   return pieces
 }
 
+/** The default stream deltas: the text split into ~3 pieces (by code point). */
+export const splitText = (text: string): ReadonlyArray<string> =>
+  piecesOf(text, Math.max(1, Math.ceil(Array.from(text).length / 3)))
+
 /** Default token counts: a quarter of the characters, rounded up. */
 export const estimateTokens = (chars: number): number => Math.ceil(chars / 4)
 
 export const nowSeconds = (): number => Math.floor(Date.now() / 1000)
+
+// ---------------------------------------------------------------------------------------------------------------
+// Latency profiles (opt-in: without one a fake answers at once, as every test wants)
+
+/** How fast a model answers, from published medians (see bench/README.md, "Latency with real provider profiles"). */
+export interface LatencyProfile {
+  readonly model: string
+  /** Request sent → first token, with a text-only prompt. */
+  readonly ttftMs: number
+  /** Request sent → first token, with one screenshot in the prompt (the image's prefill). */
+  readonly visionTtftMs: number
+  /** Output tokens per second once the answer flows (a token ≈ 4 characters). */
+  readonly tokensPerSecond: number
+  /** Tokens per SSE delta, as the provider groups them. */
+  readonly tokensPerDelta: number
+  /** Hidden thinking tokens produced before the first visible one, when the request leaves thinking on. */
+  readonly thinkingTokens: number
+}
+
+export interface FakeOptions {
+  readonly latency?: LatencyProfile
+  /** Waits `ms` (false: the client went away). Default: a timer; tests pass one that records and returns at once. */
+  readonly wait?: (ms: number, signal: AbortSignal) => Promise<boolean>
+  /** Told how each paced answer is paced (a bench separates the provider's time from the app's with it). */
+  readonly onPaced?: (paced: Paced) => void
+}
+
+/** One paced answer: what it was, and when its first and last delta were due from its arrival. */
+export interface Paced {
+  readonly image: boolean
+  readonly thinking: boolean
+  readonly stream: boolean
+  readonly outputTokens: number
+  readonly firstTokenMs: number
+  readonly doneMs: number
+}
+
+/**
+ * The ms at which each delta is due, from the request's arrival: the first delta at the time to first
+ * token (as Artificial Analysis measures it: the first chunk received), each later one when its last
+ * token is out at `tokensPerSecond`. A non-streamed answer is due with the last delta (`doneMs`).
+ */
+export const paceOf = (
+  profile: LatencyProfile,
+  call: { readonly image: boolean; readonly thinking: boolean },
+  chunks: ReadonlyArray<string>
+): { readonly firstTokenMs: number; readonly deltaAtMs: ReadonlyArray<number>; readonly doneMs: number } => {
+  const msPerToken = 1000 / profile.tokensPerSecond
+  const firstTokenMs =
+    (call.image ? profile.visionTtftMs : profile.ttftMs) + (call.thinking ? profile.thinkingTokens * msPerToken : 0)
+  const firstChunkTokens = estimateTokens(chunks[0]?.length ?? 0)
+  let chars = 0
+  const deltaAtMs = chunks.map((chunk) => {
+    chars += chunk.length
+    return firstTokenMs + (estimateTokens(chars) - firstChunkTokens) * msPerToken
+  })
+  return { firstTokenMs, deltaAtMs, doneMs: deltaAtMs.at(-1) ?? firstTokenMs }
+}
+
+/** `text` cut into deltas of `tokensPerDelta` tokens (4 characters each), by code point. */
+export const splitTokens = (text: string, tokensPerDelta: number): ReadonlyArray<string> =>
+  piecesOf(text, Math.max(1, Math.round(tokensPerDelta * 4)))
 
 // ---------------------------------------------------------------------------------------------------------------
 // The server
@@ -207,7 +278,9 @@ const sendJson = (
 
 const SSE_HEADERS = { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" }
 
-export const startFake = async (protocol: ProviderProtocol): Promise<FakeProvider> => {
+export const startFake = async (protocol: ProviderProtocol, options: FakeOptions = {}): Promise<FakeProvider> => {
+  const { latency } = options
+  const wait = options.wait ?? sleep
   let queue: Array<Behavior> = []
   let fallback: Behavior = DEFAULT_FALLBACK
   let requests: Array<RecordedRequest> = []
@@ -226,7 +299,7 @@ export const startFake = async (protocol: ProviderProtocol): Promise<FakeProvide
 
   const answerFor = (call: Call, text: string, chunks: ReadonlyArray<string> | undefined, usage?: Answer["usage"]) => ({
     text,
-    chunks: chunks ?? splitText(text),
+    chunks: chunks ?? (latency === undefined ? splitText(text) : splitTokens(text, latency.tokensPerDelta)),
     usage: usage ?? { input: estimateTokens(protocol.promptChars(call.body)), output: estimateTokens(text.length) }
   })
 
@@ -284,8 +357,28 @@ export const startFake = async (protocol: ProviderProtocol): Promise<FakeProvide
         behavior.arrived?.()
         if (behavior.until !== undefined) await behavior.until
         if (!(await sleep(behavior.delayMs ?? 0, signal))) return
-        const answer = answerFor(call, behavior.text, behavior.chunks, behavior.usage)
+        const text = behavior.textFor?.({ body: call.body, stream: call.stream }) ?? behavior.text
+        const answer = answerFor(call, text, behavior.chunks, behavior.usage)
+        // With a profile, every wait is measured from here: delta i goes out at `pace.deltaAtMs[i]`.
+        const kind = { image: protocol.hasImage(call.body), thinking: protocol.thinksBeforeAnswering(call.body) }
+        const pace = latency === undefined ? undefined : paceOf(latency, kind, answer.chunks)
+        if (pace !== undefined) {
+          options.onPaced?.({
+            ...kind,
+            stream: call.stream,
+            outputTokens: estimateTokens(text.length),
+            firstTokenMs: pace.firstTokenMs,
+            doneMs: pace.doneMs
+          })
+        }
+        let waited = 0
+        const until = async (atMs: number) => {
+          const ms = atMs - waited
+          waited = Math.max(waited, atMs)
+          return wait(ms, signal)
+        }
         if (!call.stream) {
+          if (pace !== undefined && !(await until(pace.doneMs))) return
           finish()
           sendJson(res, 200, base, JSON.stringify(protocol.complete(call, answer)))
           return
@@ -295,7 +388,10 @@ export const startFake = async (protocol: ProviderProtocol): Promise<FakeProvide
         res.flushHeaders()
         for (const frame of plan.head) if (!(await write(res, frame, signal))) return
         for (const [index, frame] of plan.deltas.entries()) {
-          if (index > 0 && !(await sleep(behavior.chunkDelayMs ?? 0, signal))) return
+          const due = pace?.deltaAtMs[index]
+          if (due !== undefined) {
+            if (!(await until(due))) return
+          } else if (index > 0 && !(await sleep(behavior.chunkDelayMs ?? 0, signal))) return
           if (!(await write(res, frame, signal))) return
         }
         for (const frame of plan.tail) if (!(await write(res, frame, signal))) return

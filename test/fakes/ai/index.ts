@@ -17,6 +17,11 @@
  * - `cut`: streamed, the stream's opening frames, `afterChunks` deltas, then the socket is destroyed (~30 ms after
  *   the last delta, so the client reads them first); non-streamed, the socket is destroyed before any answer.
  *
+ * Latency profiles (opt-in, `startFakeProvider(name, { latency: LATENCY_PROFILES[name] })`): an `ok` answer waits
+ * for the model's first token (`visionTtftMs` when the request carries an image, plus `thinkingTokens` when a
+ * Gemini request leaves thinking on), then paces its deltas (`tokensPerDelta` tokens of 4 characters each) at
+ * `tokensPerSecond`; a non-streamed answer comes when its last token would. `wait` replaces the timer (tests).
+ *
  * Structured output (OpenAI `response_format`, Gemini `responseMimeType`/`responseJsonSchema`, Anthropic
  * `output_config`) is accepted and recorded; the content answered is `text` (put JSON there). Anthropic tool use:
  * see anthropic.ts (a `tool_use` block with `input: JSON.parse(text)`).
@@ -26,23 +31,37 @@
  * node:http parsed them (lower-case names), the body parsed from JSON, and whether it asked for a stream.
  * `nextClientAbort()` hands out client disconnects in order: an abort that happened before the call is returned at once.
  */
-import type { FakeProvider, FakeProviderName } from "./harness.ts"
-import { startFakeAnthropic } from "./anthropic.ts"
-import { startFakeGemini } from "./gemini.ts"
-import { startFakeOpenAI } from "./openai.ts"
+import type { FakeOptions, FakeProvider, FakeProviderName, LatencyProfile } from "./harness.ts"
+import { CLAUDE_SONNET_4_6_LATENCY, startFakeAnthropic } from "./anthropic.ts"
+import { GEMINI_2_5_FLASH_LATENCY, startFakeGemini } from "./gemini.ts"
+import { GPT_4O_LATENCY, startFakeOpenAI } from "./openai.ts"
 
-export type { Behavior, FakeProvider, FakeProviderName, RecordedRequest } from "./harness.ts"
-export { startFakeAnthropic } from "./anthropic.ts"
-export { startFakeGemini } from "./gemini.ts"
-export { startFakeOpenAI } from "./openai.ts"
+export type {
+  Behavior,
+  FakeOptions,
+  FakeProvider,
+  FakeProviderName,
+  LatencyProfile,
+  RecordedRequest
+} from "./harness.ts"
+export { CLAUDE_SONNET_4_6_LATENCY, startFakeAnthropic } from "./anthropic.ts"
+export { GEMINI_2_5_FLASH_LATENCY, startFakeGemini } from "./gemini.ts"
+export { GPT_4O_LATENCY, startFakeOpenAI } from "./openai.ts"
 
-export const startFakeProvider = (name: FakeProviderName): Promise<FakeProvider> => {
+/** Each fake's default model (src/core/ai/config.ts) as it answers in production: opt in with `{ latency }`. */
+export const LATENCY_PROFILES: Readonly<Record<FakeProviderName, LatencyProfile>> = {
+  gemini: GEMINI_2_5_FLASH_LATENCY,
+  openai: GPT_4O_LATENCY,
+  anthropic: CLAUDE_SONNET_4_6_LATENCY
+}
+
+export const startFakeProvider = (name: FakeProviderName, options?: FakeOptions): Promise<FakeProvider> => {
   switch (name) {
     case "openai":
-      return startFakeOpenAI()
+      return startFakeOpenAI(options)
     case "anthropic":
-      return startFakeAnthropic()
+      return startFakeAnthropic(options)
     case "gemini":
-      return startFakeGemini()
+      return startFakeGemini(options)
   }
 }

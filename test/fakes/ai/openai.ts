@@ -9,14 +9,31 @@
 import {
   type Answer,
   type Call,
+  type FakeOptions,
   type FakeProvider,
+  type LatencyProfile,
   type ProviderProtocol,
+  arrayField,
   field,
   nowSeconds,
   startFake,
   stringField,
   textLength
 } from "./harness.ts"
+
+/**
+ * gpt-4o (the chain's default OpenAI model): Artificial Analysis' medians, 0.45 s to the first token and
+ * 131 tokens/s; a screenshot's prefill adds 0.5 s (assumed, see bench/README.md). Chat Completions streams
+ * about one token per chunk.
+ */
+export const GPT_4O_LATENCY: LatencyProfile = {
+  model: "gpt-4o",
+  ttftMs: 450,
+  visionTtftMs: 950,
+  tokensPerSecond: 131,
+  tokensPerDelta: 1,
+  thinkingTokens: 0
+}
 
 const errorKind = (
   status: number
@@ -59,6 +76,11 @@ export const openaiProtocol: ProviderProtocol = {
       ? { model: undefined, streamByPath: false }
       : undefined,
   isStream: (_route, body) => field(body, "stream") === true,
+  hasImage: (body) =>
+    arrayField(body, "messages").some((message) =>
+      arrayField(message, "content").some((part) => field(part, "type") === "image_url")
+    ),
+  thinksBeforeAnswering: () => false,
   promptChars: (body) => textLength(field(body, "messages")),
   headers: (seq) => ({ "x-request-id": `req_fake_${seq}` }),
   error: (status, message) => {
@@ -116,4 +138,4 @@ export const openaiProtocol: ProviderProtocol = {
   malformedFrame: 'data: {"id":"chatcmpl-fake","object":"chat.completion.chunk","choices":[{\n\n'
 }
 
-export const startFakeOpenAI = (): Promise<FakeProvider> => startFake(openaiProtocol)
+export const startFakeOpenAI = (options?: FakeOptions): Promise<FakeProvider> => startFake(openaiProtocol, options)

@@ -14,7 +14,7 @@ import type { AiProvider } from "../../../src/core/ai/provider.ts"
 import { AiStrategy } from "../../../src/core/ai/strategy.ts"
 import { LocalOcr } from "../../../src/core/ocr/local.ts"
 import { Ocr } from "../../../src/core/ocr/ocr.ts"
-import { ocrPromptV1, ocrSystem } from "../../../src/modules/sessions/prompts/ocr-v1.ts"
+import { ocrPromptV2, ocrSystem } from "../../../src/modules/sessions/prompts/ocr-v2.ts"
 import { type FakeProvider, startFakeProvider } from "../../fakes/ai/index.ts"
 import { assertFontsRender, chatScreenshotPng, DEFAULT_CHAT } from "../../fixtures/chat-screenshot.ts"
 import { transcriptProblems } from "./transcript-match.ts"
@@ -73,7 +73,7 @@ const strategyOf = (chain: ReadonlyArray<AiProvider>) =>
 const ocrOver = (chain: ReadonlyArray<AiProvider>, visionTimeoutMs = 10_000) =>
   Effect.gen(function* () {
     const { strategy, entries } = yield* strategyOf(chain)
-    const ocr = yield* Ocr.make({ prompt: ocrPromptV1, visionTimeoutMs }).pipe(
+    const ocr = yield* Ocr.make({ prompt: ocrPromptV2, visionTimeoutMs }).pipe(
       Effect.provideService(AiStrategy, strategy)
     )
     return { ocr, entries }
@@ -179,7 +179,7 @@ layer(LocalOcr.layer(), { timeout: 60_000, excludeTestServices: true })("Ocr ove
       const { strategy } = yield* strategyOf([providers().anthropic])
       const transcript = yield* Effect.flatMap(Ocr, (ocr) => ocr.read(context, image())).pipe(
         Effect.provide(
-          Ocr.layer({ prompt: ocrPromptV1, visionTimeoutMs: 10_000 }).pipe(
+          Ocr.layer({ prompt: ocrPromptV2, visionTimeoutMs: 10_000 }).pipe(
             Layer.provide(Layer.succeed(AiStrategy, strategy))
           )
         )

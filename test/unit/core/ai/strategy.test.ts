@@ -431,6 +431,25 @@ describe("AiStrategy.streamText", () => {
     })
   )
 
+  it.effect(
+    "the thinking budget of a call reaches the provider, streamed or not (and stays unset when not given)",
+    () =>
+      Effect.gen(function* () {
+        const gemini = yield* scripted("gemini-flash", [
+          { _tag: "stream", deltas: ["Hey"] },
+          { _tag: "stream", deltas: ["Hey"] },
+          { _tag: "answer", text: JSON.stringify({ opener: "Hi" }) }
+        ])
+        const { strategy } = yield* setup([gemini])
+        yield* collect(strategy.streamText(ask, { prompt: "hi", thinkingBudget: 0 }))
+        yield* collect(strategy.streamText(ask, { prompt: "hi" }))
+        yield* strategy.generateObject(ask, { schema: Answer, prompt: "hi", thinkingBudget: 0 })
+        const calls = yield* Ref.get(gemini.calls)
+        expect(calls.map((call) => call.thinkingBudget)).toEqual([0, undefined, 0])
+        expect(calls[1]).not.toHaveProperty("thinkingBudget")
+      })
+  )
+
   it.effect("a failure before the first delta falls back; the failed request is closed", () =>
     Effect.gen(function* () {
       const gemini = yield* scripted("gemini-flash", [{ _tag: "stream", deltas: [], failAfter: 0 }])

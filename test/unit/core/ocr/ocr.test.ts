@@ -18,7 +18,7 @@ import { OcrFailed } from "../../../../src/core/ocr/errors.ts"
 import { LocalOcr } from "../../../../src/core/ocr/local.ts"
 import { Ocr } from "../../../../src/core/ocr/ocr.ts"
 import { Transcript, VisionTranscript } from "../../../../src/core/ocr/transcript.ts"
-import { OCR_PROMPT_VERSION, ocrPromptV1, ocrSystem } from "../../../../src/modules/sessions/prompts/ocr-v1.ts"
+import { OCR_PROMPT_VERSION, ocrPromptV2, ocrSystem } from "../../../../src/modules/sessions/prompts/ocr-v2.ts"
 
 const image: ImageInput = { bytes: new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]), mimeType: "image/png" }
 const context = { feature: "sessions.ocr", userId: "user_1" }
@@ -108,7 +108,7 @@ const setup = (
   Effect.gen(function* () {
     const ai = yield* scriptedAi(providers, answer)
     const local = yield* scriptedLocal(options.local)
-    const ocr = yield* Ocr.make({ prompt: ocrPromptV1, visionTimeoutMs: options.timeoutMs ?? 5_000 }).pipe(
+    const ocr = yield* Ocr.make({ prompt: ocrPromptV2, visionTimeoutMs: options.timeoutMs ?? 5_000 }).pipe(
       Effect.provide(Layer.merge(Layer.succeed(AiStrategy, ai.strategy), Layer.succeed(LocalOcr, local.local)))
     )
     return { ocr, ...ai, localCalls: local.calls }
@@ -138,6 +138,8 @@ describe("Ocr", () => {
       expect(request?.image).toBe(image)
       expect(request?.system).toBe(ocrSystem)
       expect(request?.temperature).toBe(0)
+      // No hidden thinking before the transcript.
+      expect(request?.thinkingBudget).toBe(0)
       expect(yield* Ref.get(localCalls)).toBe(0)
     })
   )
@@ -221,7 +223,7 @@ describe("Ocr", () => {
   )
 })
 
-describe("Transcript and the ocr-v1 prompt", () => {
+describe("Transcript and the ocr-v2 prompt", () => {
   it("the engine is vision:<known provider> or local-ocr", () => {
     const decode = Schema.decodeUnknownEither(Transcript)
     const base = { messages: [], matchName: null, app: null, confidence: 0.5 }
@@ -229,6 +231,45 @@ describe("Transcript and the ocr-v1 prompt", () => {
     expect(decode({ ...base, engine: "local-ocr" })._tag).toBe("Right")
     expect(decode({ ...base, engine: "vision:someone" })._tag).toBe("Left")
     expect(decode({ ...base, engine: "local-ocr", confidence: 1.2 })._tag).toBe("Left")
+  })
+
+  it.effect("a compact answer (no times, no per-message confidence, no name or app) reads as a full transcript", () =>
+    Effect.gen(function* () {
+      const { ocr } = yield* setup(["gemini-flash"], {
+        _tag: "value",
+        json: {
+          messages: [
+            { sender: "them", text: "Are you free on Saturday?" },
+            { sender: "me", text: "Maybe, what's the plan?", time: "9:43 PM", confidence: 0.6 }
+          ],
+          confidence: 0.9
+        }
+      })
+      const transcript = yield* ocr.read(context, image)
+      expect(transcript).toEqual({
+        messages: [
+          { sender: "them", text: "Are you free on Saturday?", time: null, confidence: 0.9 },
+          { sender: "me", text: "Maybe, what's the plan?", time: "9:43 PM", confidence: 0.6 }
+        ],
+        matchName: null,
+        app: null,
+        confidence: 0.9,
+        engine: "vision:gemini-flash"
+      })
+    })
+  )
+
+  it("the schema requires only what is always there: sender and text per message, the overall confidence", () => {
+    const schema = JSONSchema.make(VisionTranscript)
+    const text = JSON.stringify(schema)
+    expect(text).toContain('"required":["messages","confidence"]')
+    expect(text).toContain('"required":["sender","text"]')
+  })
+
+  it("an ocr-v1 answer (null times and names, a confidence per message) still decodes, its confidences kept", () => {
+    const decoded = Schema.decodeUnknownSync(VisionTranscript)(VISION_ANSWER)
+    expect(decoded.messages.map((message) => message.confidence)).toEqual([0.99, 0.97, 0.2, 0.95])
+    expect(decoded.messages[1]?.time).toBeUndefined()
   })
 
   it("the model is asked for messages, name, app and confidence (not the engine)", () => {
@@ -240,8 +281,8 @@ describe("Transcript and the ocr-v1 prompt", () => {
   })
 
   it("the prompt is versioned and carries the attribution and safety rules", () => {
-    expect(OCR_PROMPT_VERSION).toBe("ocr-v1")
-    expect(ocrPromptV1.version).toBe("ocr-v1")
+    expect(OCR_PROMPT_VERSION).toBe("ocr-v2")
+    expect(ocrPromptV2.version).toBe("ocr-v2")
     expect(ocrSystem).toMatch(/right.*"me"|"me".*right/s)
     expect(ocrSystem).toMatch(/left/)
     expect(ocrSystem).toMatch(/"system"/)

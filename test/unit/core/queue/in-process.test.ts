@@ -158,7 +158,7 @@ describe("JobQueue tag", () => {
   it("queue settings have defaults and refuse bad values", () => {
     expect(settings).toEqual({
       prefix: "wingmate",
-      concurrency: 16,
+      concurrency: 32,
       attempts: 3,
       backoffMs: 2_000,
       lockDurationMs: 30_000,

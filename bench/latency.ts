@@ -1,0 +1,328 @@
+/**
+ * Latency with real provider profiles, as the app sees it: `src/main/api.ts` and one
+ * `src/main/worker.ts` on a fresh, migrated PostgreSQL database (dropped at the end), BullMQ and
+ * the progress bus on Redis (a unique QUEUE_PREFIX), local storage in a temporary DATA_DIR, dev
+ * tokens, and the chain's one provider a wire fake in its own process (bench/latency-fake.ts)
+ * paced by its default model's latency profile (test/fakes/ai; figures and sources in
+ * bench/README.md, "Latency with real provider profiles").
+ *
+ * Per round: upload one distinct screenshot per session (not timed), open the round user's
+ * WebSocket (the app keeps one open), then create every session at once; each is followed over the
+ * socket from seq 0 and timed from the start of its create request to its `transcript` event, its
+ * first suggestion `delta`, its last `suggestion` (a complete, checked line) and `completed`. A new
+ * dev user per round: no OCR result is reused. Prints a table; writes bench/results/latency.json.
+ *
+ *   npm run bench:latency               (20 sessions at once × 3 rounds)
+ *   npm run bench:latency -- --quick    (20 sessions at once × 1 round)
+ *   BENCH_SESSIONS, BENCH_ROUNDS override; BENCH_PROVIDER=gemini (default: the chain's default primary) | openai |
+ *   anthropic; BENCH_QUEUE_CONCURRENCY sets the worker's QUEUE_CONCURRENCY (unset: the app's default);
+ *   BENCH_APP_ROOT runs another checkout's api and worker (a before/after: `git archive main | tar -x -C <dir>`,
+ *   then link this checkout's node_modules and src/core/db/generated there); BENCH_DATABASE_ADMIN_URL, REDIS_URL
+ *   (default redis://127.0.0.1:6379).
+ */
+import { execFileSync } from "node:child_process"
+import { randomBytes } from "node:crypto"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { availableParallelism, loadavg, tmpdir } from "node:os"
+import { join } from "node:path"
+import { Redis as IORedis } from "ioredis"
+import type { Paced } from "../test/fakes/ai/harness.ts"
+import { type FakeProviderName, LATENCY_PROFILES } from "../test/fakes/ai/index.ts"
+import {
+  baseEnv,
+  cpuMsOf,
+  devToken,
+  distinctChatImages,
+  type FollowedSession,
+  followSession,
+  freePort,
+  freshDatabase,
+  httpOk,
+  openFollower,
+  percentile,
+  root,
+  type Running,
+  start,
+  stop,
+  table,
+  uploadScreenshot,
+  waitFor
+} from "./support.ts"
+
+const quick = process.argv.includes("--quick")
+const sessionsPerRound = Number(process.env["BENCH_SESSIONS"] ?? "20")
+const rounds = Number(process.env["BENCH_ROUNDS"] ?? (quick ? "1" : "3"))
+const warmupSessions = 2
+const providerName = process.env["BENCH_PROVIDER"] ?? "gemini"
+const queueConcurrency = process.env["BENCH_QUEUE_CONCURRENCY"]
+/** Another checkout's api and worker (e.g. `git archive main` with this one's node_modules): a before/after. */
+const appRoot = process.env["BENCH_APP_ROOT"] ?? root
+const redisUrl = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
+const runId = randomBytes(4).toString("hex")
+const queuePrefix = `wm-latency-${runId}`
+
+const isProvider = (name: string): name is FakeProviderName => name in LATENCY_PROFILES
+if (!isProvider(providerName)) throw new Error(`BENCH_PROVIDER: gemini, openai or anthropic, not ${providerName}`)
+const profile = LATENCY_PROFILES[providerName]
+
+/** How the app reaches each fake: its chain id and the variables that point it there. */
+const chainOf = (url: string): { readonly id: string; readonly env: NodeJS.ProcessEnv } => {
+  switch (providerName) {
+    case "gemini":
+      return { id: "gemini-flash", env: { GEMINI_API_KEY: "bench-key", GEMINI_BASE_URL: url } }
+    case "openai":
+      return { id: "gpt-4o", env: { OPENAI_API_KEY: "bench-key", OPENAI_BASE_URL: url } }
+    case "anthropic":
+      return { id: "claude-sonnet", env: { ANTHROPIC_API_KEY: "bench-key", ANTHROPIC_BASE_URL: url } }
+  }
+}
+
+const commit = (() => {
+  if (appRoot !== root) return `app from ${appRoot}`
+  try {
+    const sha = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root }).toString().trim()
+    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src"], { cwd: root }).toString().trim()
+    return dirty === "" ? sha : `${sha}+uncommitted src`
+  } catch {
+    return "unknown"
+  }
+})()
+
+const dataDir = mkdtempSync(join(tmpdir(), "wingmate-latency-"))
+const children: Array<Running> = []
+let dropDatabase: (() => Promise<unknown>) | undefined
+let redis: IORedis | undefined
+const sessionIds: Array<string> = []
+
+const cleanup = async () => {
+  await Promise.allSettled(children.map(stop))
+  if (redis !== undefined) {
+    for (const pattern of [`${queuePrefix}:*`, "wingmate:progress:*"]) {
+      let cursor = "0"
+      do {
+        const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000)
+        const mine = pattern.startsWith(queuePrefix)
+          ? keys
+          : keys.filter((key) => sessionIds.some((id) => key.includes(id)))
+        if (mine.length > 0) await redis.del(...mine)
+        cursor = next
+      } while (cursor !== "0")
+    }
+    await redis.quit()
+  }
+  await dropDatabase?.()
+  rmSync(dataDir, { recursive: true, force: true })
+}
+process.once("SIGINT", () => {
+  void cleanup().finally(() => process.exit(130))
+})
+
+interface Round {
+  readonly sessions: ReadonlyArray<FollowedSession>
+  readonly cpuMs: { readonly api?: number; readonly worker?: number; readonly fake?: number }
+}
+
+const results: Array<Round> = []
+/** How the fake paced each answer of the measured rounds (the provider's share of the time). */
+let paced: Array<Paced> = []
+const loadAtStart = loadavg()
+try {
+  const database = await freshDatabase(`wingmate_latency_${runId}`)
+  dropDatabase = database.drop
+  redis = new IORedis(redisUrl)
+  const images = await distinctChatImages(warmupSessions + sessionsPerRound * rounds)
+  const users = ["latency-warmup", ...Array.from({ length: rounds }, (_, i) => `latency-round-${i + 1}`)]
+  const tokens: Array<string> = []
+  for (const user of users) tokens.push(await devToken(dataDir, user))
+
+  // The provider in a process of its own: its timers and JSON are not the app's CPU.
+  const fake = start(
+    "fake",
+    "bench/latency-fake.ts",
+    { ...baseEnv(), BENCH_FAKE_PROVIDER: providerName },
+    join(dataDir, "fake.log")
+  )
+  children.push(fake)
+  await waitFor("fake listening", () => Promise.resolve(/listening (\S+)/.test(fake.output())), fake)
+  const fakeUrl = /listening (\S+)/.exec(fake.output())?.[1] ?? ""
+  const chain = chainOf(fakeUrl)
+
+  const port = await freePort()
+  const url = `http://127.0.0.1:${port}`
+  const env: NodeJS.ProcessEnv = {
+    ...baseEnv(),
+    NODE_ENV: "development",
+    DATABASE_URL: database.databaseUrl,
+    REDIS_URL: redisUrl,
+    QUEUE_PREFIX: queuePrefix,
+    DATA_DIR: dataDir,
+    HOST: "127.0.0.1",
+    PORT: String(port),
+    PUBLIC_BASE_URL: url,
+    LOG_FORMAT: "json",
+    ...chain.env,
+    AI_PROVIDER_STRATEGY_PRIMARY: chain.id,
+    AI_PROVIDER_STRATEGY_FALLBACKS: chain.id,
+    AI_DAILY_SPEND_CAP_MICROS: "0",
+    PROGRESS_TTL_SECONDS: "600",
+    // One address and a few users send everything: the bench measures latency, not the limits.
+    RATE_LIMIT_ENABLED: "false",
+    HTTP_MAX_CONNECTIONS_PER_ADDRESS: "0",
+    WS_MAX_SUBSCRIPTIONS: String(Math.max(20, sessionsPerRound)),
+    ...(queueConcurrency === undefined ? {} : { QUEUE_CONCURRENCY: queueConcurrency })
+  }
+  const api = start("api", join(appRoot, "src/main/api.ts"), env, join(dataDir, "api.log"))
+  children.push(api)
+  const worker = start("worker", join(appRoot, "src/main/worker.ts"), env, join(dataDir, "worker.log"))
+  children.push(worker)
+  await waitFor("api ready", httpOk(`${url}/health/ready`), api)
+  await waitFor("worker consuming", () => Promise.resolve(worker.output().includes("Consumer started")), worker)
+
+  let next = 0
+  const batch = async (token: string, count: number): Promise<Round> => {
+    const uploadIds: Array<string> = []
+    for (const image of images.slice(next, next + count))
+      uploadIds.push(await uploadScreenshot(url, token, image.bytes))
+    next += count
+    const follower = await openFollower(url, token)
+    const cpu = () => ({ api: cpuMsOf(api.pid), worker: cpuMsOf(worker.pid), fake: cpuMsOf(fake.pid) })
+    const before = cpu()
+    const sessions = await Promise.all(uploadIds.map((uploadId) => followSession(url, token, follower, uploadId)))
+    const after = cpu()
+    await follower.close()
+    for (const session of sessions) if (session.id !== undefined) sessionIds.push(session.id)
+    const spent = (key: "api" | "worker" | "fake") => {
+      const [b, a] = [before[key], after[key]]
+      return a === undefined || b === undefined ? {} : { [key]: a - b }
+    }
+    return { sessions, cpuMs: { ...spent("api"), ...spent("worker"), ...spent("fake") } }
+  }
+
+  const pacedSoFar = (): Array<Paced> =>
+    readFileSync(join(dataDir, "fake.log"), "utf8")
+      .split("\n")
+      .flatMap((line) => (line.startsWith("paced ") ? [JSON.parse(line.slice("paced ".length)) as Paced] : []))
+
+  // Warm-up (JIT, connections, Lua scripts), not counted.
+  await batch(tokens[0] ?? "", warmupSessions)
+  const pacedBefore = pacedSoFar().length
+  for (let round = 0; round < rounds; round++) results.push(await batch(tokens[round + 1] ?? "", sessionsPerRound))
+  paced = pacedSoFar().slice(pacedBefore)
+} finally {
+  await cleanup()
+}
+
+const sessions = results.flatMap((round) => round.sessions)
+const completed = sessions.filter((session) => session.end === "completed")
+const failures = sessions.filter((session) => session.end !== "completed").map((session) => session.end)
+const times = (pick: (session: FollowedSession) => number | undefined) =>
+  completed.flatMap((session) => {
+    const value = pick(session)
+    return value === undefined ? [] : [value]
+  })
+const stats = (values: ReadonlyArray<number>) => ({
+  p50: percentile(values, 0.5),
+  p99: percentile(values, 0.99),
+  max: values.length === 0 ? Number.NaN : Math.max(...values),
+  n: values.length
+})
+const measures = {
+  createMs: stats(sessions.map((session) => session.createMs)),
+  transcriptMs: stats(times((session) => session.first["transcript"])),
+  firstSuggestionTokenMs: stats(times((session) => session.first["delta"])),
+  lastSuggestionMs: stats(times((session) => session.last["suggestion"])),
+  completedMs: stats(times((session) => session.endMs))
+}
+const cpuPerSession = (key: "api" | "worker" | "fake") => {
+  const values = results.map((round) => round.cpuMs[key])
+  return values.some((value) => value === undefined)
+    ? null
+    : values.reduce<number>((sum, value) => sum + (value ?? 0), 0) / Math.max(1, completed.length)
+}
+const loadAtEnd = loadavg()
+const f = (value: number) => (Number.isFinite(value) ? value.toFixed(0) : "–")
+const goals: Record<string, string> = {
+  transcriptMs: "p50 ≤ 1500",
+  firstSuggestionTokenMs: "p50 ≤ 2500, p99 ≤ 4000"
+}
+
+console.log(
+  `\nLatency with real provider profiles (${process.version}, ${availableParallelism()} cores, load ${loadAtStart
+    .map((load) => load.toFixed(2))
+    .join(" ")} → ${loadAtEnd.map((load) => load.toFixed(2)).join(" ")}; commit ${commit}; ${profile.model} profile: ` +
+    `TTFT ${profile.ttftMs} ms text / ${profile.visionTtftMs} ms vision, ${profile.tokensPerSecond} tokens/s, ` +
+    `${profile.tokensPerDelta} tokens per delta, ${profile.thinkingTokens} thinking tokens unless turned off; ` +
+    `QUEUE_CONCURRENCY ${queueConcurrency ?? "default"}; ${sessionsPerRound} sessions at once × ${rounds} round${rounds === 1 ? "" : "s"})\n`
+)
+console.log(
+  table(
+    ["from the create request's start (WebSocket)", "sessions", "p50 ms", "p99 ms", "max ms", "goal"],
+    (
+      [
+        ["create answered (202)", "createMs"],
+        ["transcript event (on screen)", "transcriptMs"],
+        ["first suggestion delta", "firstSuggestionTokenMs"],
+        ["last suggestion (complete, checked)", "lastSuggestionMs"],
+        ["completed event", "completedMs"]
+      ] as const
+    ).map(([name, key]) => {
+      const row = measures[key]
+      return [name, String(row.n), f(row.p50), f(row.p99), f(row.max), goals[key] ?? "–"]
+    })
+  )
+)
+const vision = paced.filter((answer) => answer.image)
+const text = paced.filter((answer) => !answer.image)
+const provider = {
+  visionCalls: vision.length,
+  visionOutputTokens: stats(vision.map((answer) => answer.outputTokens)),
+  visionDoneMs: stats(vision.map((answer) => answer.doneMs)),
+  visionThinking: vision.filter((answer) => answer.thinking).length,
+  suggestionCalls: text.length,
+  suggestionsFirstTokenMs: stats(text.map((answer) => answer.firstTokenMs)),
+  suggestionsDoneMs: stats(text.map((answer) => answer.doneMs)),
+  suggestionsThinking: text.filter((answer) => answer.thinking).length
+}
+console.log(
+  `\nThe provider's share (paced by the profile, the same on any machine): vision ${provider.visionCalls} calls, ` +
+    `${f(provider.visionOutputTokens.p50)} output tokens, answer at ${f(provider.visionDoneMs.p50)} ms p50 ` +
+    `(${provider.visionThinking} thinking); suggestions ${provider.suggestionCalls} streams, first token at ` +
+    `${f(provider.suggestionsFirstTokenMs.p50)} ms p50 (${provider.suggestionsThinking} thinking). ` +
+    `The rest (app, queue wait, this machine's load): transcript p50 − vision ${f(measures.transcriptMs.p50 - provider.visionDoneMs.p50)} ms, ` +
+    `first delta p50 − vision − suggestions' first token ${f(
+      measures.firstSuggestionTokenMs.p50 - provider.visionDoneMs.p50 - provider.suggestionsFirstTokenMs.p50
+    )} ms`
+)
+const cpu = { api: cpuPerSession("api"), worker: cpuPerSession("worker"), fake: cpuPerSession("fake") }
+console.log(
+  `\nCPU ms per session: api ${cpu.api?.toFixed(1) ?? "n/a"}, worker ${cpu.worker?.toFixed(1) ?? "n/a"}, ` +
+    `fake provider (own process) ${cpu.fake?.toFixed(1) ?? "n/a"}`
+)
+if (failures.length > 0) console.log(`\nNot completed: ${failures.join(", ")}`)
+
+mkdirSync(join(root, "bench/results"), { recursive: true })
+writeFileSync(
+  join(root, "bench/results/latency.json"),
+  JSON.stringify(
+    {
+      at: new Date().toISOString(),
+      commit,
+      node: process.version,
+      cores: availableParallelism(),
+      load: { start: loadAtStart, end: loadAtEnd },
+      quick,
+      sessionsPerRound,
+      rounds,
+      provider: providerName,
+      profile,
+      queueConcurrency: queueConcurrency ?? "default",
+      ...measures,
+      providerShare: provider,
+      cpuMsPerSession: cpu,
+      failures
+    },
+    null,
+    2
+  )
+)
+if (failures.length > 0) process.exitCode = 1
