@@ -2,7 +2,7 @@
  * The api process: every route on one HTTP server (HttpApi, its OpenAPI document and docs, the
  * WebSocket gateway at /ws; RPC joins here), the plumbing around them, and the layers they run on.
  */
-import { HttpLayerRouter } from "@effect/platform"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import { Layer } from "effect"
 import { AppConfig } from "./core/config.ts"
 import { AiStrategyLive } from "./core/ai/layer.ts"

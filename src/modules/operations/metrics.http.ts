@@ -3,7 +3,10 @@
  * process with the sessions queue and the AI chain: the queue's depth and the circuits are read
  * when scraped.
  */
-import { HttpApiBuilder, HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, Layer, Option } from "effect"
 import { AiStrategy } from "../../core/ai/strategy.ts"
 import { AppConfig } from "../../core/config.ts"
