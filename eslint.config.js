@@ -16,6 +16,23 @@ export default tseslint.config(
     }
   },
   {
+    // A package's index loads every module of it: @effect/platform's holds the Scalar and Swagger
+    // bundles (~20 MB of heap as strings), @effect/platform-node's pulls @effect/cluster and
+    // @effect/sql. The processes import the modules they use by path (issue #17).
+    files: ["src/**"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          paths: ["@effect/platform", "@effect/platform-node"].map((name) => ({
+            name,
+            message: `Import the module by path (e.g. "${name}/HttpServerResponse"): the index loads all of ${name}.`
+          }))
+        }
+      ]
+    }
+  },
+  {
     // Command-line scripts and benchmarks talk to a terminal.
     files: ["scripts/**", "bench/**"],
     rules: { "no-console": "off" }

@@ -1,20 +1,13 @@
 /**
  * The api process: every route on one HTTP server (HttpApi, its OpenAPI document and docs, the
- * WebSocket gateway at /ws; RPC joins here), the plumbing around them, and the layers they run on.
+ * WebSocket gateway at /ws; RPC joins here) and the plumbing around them, on the infrastructure
+ * (infrastructure.ts). The worker's composition is worker.ts: neither process loads the other's
+ * modules (the api reads no screenshot, the worker serves no route; issue #17).
  */
-import { HttpLayerRouter } from "@effect/platform"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import { Layer } from "effect"
-import { AppConfig } from "./core/config.ts"
-import { AiStrategyLive } from "./core/ai/layer.ts"
-import { AiLedgerDb } from "./core/ai/ledger-db.ts"
-import { withLedgerMetrics } from "./core/ai/ledger.ts"
 import { TokenVerifier } from "./core/auth/token-verifier.ts"
-import { Db } from "./core/db/db.ts"
-import { Ocr } from "./core/ocr/ocr.ts"
-import { ProgressBus } from "./core/progress/progress-bus.ts"
-import { RateLimiter } from "./core/rate-limit/rate-limiter.ts"
-import { Erasure, Tombstones } from "./core/erasure.ts"
-import { ImageProcessor } from "./core/image/image-processor.ts"
+import { Tombstones } from "./core/erasure.ts"
 import { JsonBodiesLive } from "./core/http/json-bodies.ts"
 import { RpcProtocolVersion, rpcRoutes } from "./core/http/rpc.ts"
 import { DocsRoutes } from "./core/http/docs.ts"
@@ -23,16 +16,13 @@ import { RouteIdempotency } from "./core/http/idempotency.ts"
 import { RouteRateLimits } from "./core/http/rate-limit.ts"
 import { IdempotencyErasureLive, IdempotencyStore } from "./core/idempotency.ts"
 import { NodeServerLive } from "./core/http/server.ts"
-import { LoggingLive } from "./core/logging.ts"
-import { TracingLive } from "./core/tracing.ts"
-import { Redis } from "./core/redis.ts"
 import { LocalStorageRoutes } from "./core/storage/local-routes.ts"
-import { Storage } from "./core/storage/storage.ts"
 import { WingmateApi } from "./domain/api.ts"
+import { onInfrastructure } from "./infrastructure.ts"
 import { WingmateRpcs } from "./domain/rpc.ts"
 import { HealthHttpLive } from "./modules/health/health.http.ts"
-import { WorkerLivenessLive } from "./modules/health/worker-liveness.ts"
-import { MetricsLive, OperationsHttpLive } from "./modules/operations/metrics.http.ts"
+import { MetricsLive } from "./modules/operations/metrics.ts"
+import { OperationsHttpLive } from "./modules/operations/metrics.http.ts"
 import { QueuesDashboardRoutes } from "./modules/operations/queues-dashboard.ts"
 import { UploadsHttpLive } from "./modules/uploads/uploads.http.ts"
 import { UploadsRpcLive } from "./modules/uploads/uploads.rpc.ts"
@@ -54,11 +44,8 @@ import { MatchesService } from "./modules/matches/matches.service.ts"
 import { OpenersHttpLive } from "./modules/openers/openers.http.ts"
 import { OpenersRpcLive } from "./modules/openers/openers.rpc.ts"
 import { OpenersService } from "./modules/openers/openers.service.ts"
-import { ocrPromptV2 } from "./modules/sessions/prompts/ocr-v2.ts"
 import { SessionsHttpLive } from "./modules/sessions/sessions.http.ts"
 import { SessionsRpcLive } from "./modules/sessions/sessions.rpc.ts"
-import { SessionJobs } from "./modules/sessions/sessions.jobs.ts"
-import { SessionPipeline, SessionsConsumerLive, SessionsSweeperLive } from "./modules/sessions/sessions.pipeline.ts"
 import { SessionsErasureLive, SessionsService } from "./modules/sessions/sessions.service.ts"
 import { RealtimeGatewayLive } from "./modules/realtime/realtime.gateway.ts"
 import { ClerkWebhooks } from "./modules/webhooks/clerk-webhooks.service.ts"
@@ -129,64 +116,9 @@ export const HttpRoutes = Layer.mergeAll(
   RealtimeGatewayLive.pipe(Layer.provide(Modules))
 )
 
-/** The AI chain from configuration, with its cost ledger in the database. */
-export const AiLive = AiStrategyLive.pipe(Layer.provide(withLedgerMetrics(AiLedgerDb)))
-
-/**
- * What the modules run on: the AI chain, database, Redis, token verification, the erasure registry, object
- * storage (whose local form also serves its own URLs through `LocalStorageRoutes`), images, rate limits.
- */
-export const Infrastructure = Layer.mergeAll(
-  Ocr.fromConfig(ocrPromptV2),
-  ProgressBus.layer,
-  SessionJobs.layer,
-  RateLimiter.layer
-).pipe(
-  Layer.provideMerge(
-    AiLive.pipe(
-      Layer.provideMerge(
-        Layer.mergeAll(Db.layer, Redis.layer, TokenVerifier.layer, Erasure.Default, Storage.layer, ImageProcessor.layer)
-      )
-    )
-  )
-)
-
-/**
- * The sessions worker: the queue's consumer (a pool of fibers) running the pipeline, on the
- * same infrastructure as the api (in `dev`, the very same in-process queue and progress bus).
- */
-export const SessionsWorker = Layer.mergeAll(SessionsConsumerLive, SessionsSweeperLive).pipe(
-  Layer.provide(SessionPipeline.Default),
-  Layer.provide(MatchesService.Default.pipe(Layer.provideMerge(UploadsService.Default)))
-)
-
 /** Serves routes on the Node server; the server stays in the output so tests can read its address. */
 export const serveRoutes = <E, R>(routes: Layer.Layer<never, E, R>) =>
   HttpLayerRouter.serve(routes, { disableLogger: true }).pipe(Layer.provideMerge(NodeServerLive))
 
 /** The whole api process, given only its configuration. */
-export const ApiServer = serveRoutes(HttpRoutes).pipe(
-  Layer.provide(Infrastructure),
-  Layer.provide(TracingLive("api")),
-  Layer.provide(LoggingLive),
-  Layer.provide(AppConfig.Default)
-)
-
-/** `npm run dev`: the api and the sessions worker in one process, sharing the queue and the progress bus. */
-export const DevServer = Layer.mergeAll(serveRoutes(HttpRoutes), SessionsWorker).pipe(
-  Layer.provide(Infrastructure),
-  Layer.provide(TracingLive("dev")),
-  Layer.provide(LoggingLive),
-  Layer.provide(AppConfig.Default)
-)
-
-/** The worker process: the sessions consumer, and a liveness endpoint when WORKER_HEALTH_PORT is set. */
-export const WorkerProcess = Layer.merge(
-  SessionsWorker,
-  WorkerLivenessLive.pipe(Layer.provide(MetricsLive("worker")))
-).pipe(
-  Layer.provide(Infrastructure),
-  Layer.provide(TracingLive("worker")),
-  Layer.provide(LoggingLive),
-  Layer.provide(AppConfig.Default)
-)
+export const ApiServer = serveRoutes(HttpRoutes).pipe(Layer.provide(TokenVerifier.layer), onInfrastructure("api"))

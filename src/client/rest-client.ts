@@ -17,7 +17,10 @@
  * answer the saved result in the envelope (it never asks for `text/event-stream`); follow a session
  * with the RPC client's `sessions.follow`, or an SSE client on `GET /sessions/:id/events`.
  */
-import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpApiClient from "@effect/platform/HttpApiClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { Context, Effect, Layer } from "effect"
 import { WingmateApi } from "../domain/api.ts"
 

@@ -12,7 +12,11 @@
  * The token goes with every call (a message header), so a long-lived WebSocket keeps working
  * when the app refreshes its short-lived Clerk token: pass an Effect that returns the current one.
  */
-import { FetchHttpClient, Headers, HttpClient, HttpClientRequest, Socket } from "@effect/platform"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as Headers from "@effect/platform/Headers"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as Socket from "@effect/platform/Socket"
 import { RpcClient, RpcMiddleware, RpcSerialization } from "@effect/rpc"
 import { Context, Effect, Layer } from "effect"
 import { RPC_PROTOCOL_HEADER, RPC_PROTOCOL_VERSION, RPC_SUBPROTOCOL } from "../domain/protocol.ts"

@@ -7,7 +7,8 @@
  * Also: a span as a W3C `traceparent`, so that a trace crosses the job queue into the worker
  * process; and the scrubbing of what the platform's request span would otherwise export.
  */
-import { HttpMiddleware, type HttpServerRequest } from "@effect/platform"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import { Context, Effect, Layer, Option, Tracer } from "effect"
 import { AppConfig } from "./config.ts"
 

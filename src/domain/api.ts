@@ -2,7 +2,9 @@
  * The whole HTTP contract: every group under `/api/v1` (plus the health probes), with the
  * failures the server itself can answer on any route.
  */
-import { HttpApi, HttpApiMiddleware, OpenApi } from "@effect/platform"
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import {
   BadRequestEnvelope,

@@ -2,7 +2,8 @@
  * Authentication contracts: Clerk session JWTs as `Authorization: Bearer <jwt>`. Handlers see
  * the internal user id only (the seed's loadUser), never raw token claims.
  */
-import { HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"
+import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
+import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
 import { Context, Effect } from "effect"
 import { UnauthorizedEnvelope } from "./errors.ts"
 

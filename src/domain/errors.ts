@@ -4,7 +4,7 @@
  * `{ success: false, error: { code, message, details? } }`; `ErrorEnvelope(Class)` is that
  * wire form, given to `addError` so that handlers, OpenAPI and typed clients agree.
  */
-import { HttpApiSchema } from "@effect/platform"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import { HttpApiDecodeError } from "@effect/platform/HttpApiError"
 import { Schema } from "effect"
 

@@ -1,5 +1,7 @@
 /** Liveness and readiness probes, outside `/api/v1` as load balancers expect. */
-import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { Envelope } from "./envelope.ts"
 import { ServiceUnavailableEnvelope } from "./errors.ts"

@@ -3,7 +3,7 @@
  * (`HttpLayerRouter.addHttpApi` builds it with `OpenApi.fromApi`): for the lint script and the
  * conformance harness of the test suites.
  */
-import { OpenApi } from "@effect/platform"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { WingmateApi } from "./api.ts"
 
 export const openApiDocument = (): OpenApi.OpenAPISpec => OpenApi.fromApi(WingmateApi)

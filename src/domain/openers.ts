@@ -1,5 +1,7 @@
 /** Magic Openers: first messages for a match, streamed as they are written; feedback shapes the next ones. */
-import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { Authentication } from "./auth.ts"
 import { Envelope } from "./envelope.ts"

@@ -2,7 +2,10 @@
  * Operator routes in the HttpApi: `GET /metrics` (Prometheus text). Guarded by `ADMIN_TOKEN`
  * (src/core/http/admin.ts), outside `/api/v1` and its rate limits, as scrapers expect.
  */
-import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { NotFoundEnvelope, UnauthorizedEnvelope } from "./errors.ts"
 
 /**

@@ -3,7 +3,10 @@
  * `POST /sessions` answers 202 at once; a worker runs the pipeline and publishes its progress,
  * which `GET /sessions/:id/events` streams as Server-Sent Events (resumable with `Last-Event-ID`).
  */
-import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { Authentication } from "./auth.ts"
 import { Envelope } from "./envelope.ts"

@@ -2,7 +2,9 @@
  * Uploads: the app asks for a pre-signed URL, sends the image's bytes straight to object storage
  * with it, and later steps (sessions, openers) refer to the upload by its id, never by a URL.
  */
-import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { Authentication } from "./auth.ts"
 import { Envelope } from "./envelope.ts"

@@ -1,5 +1,8 @@
 /** The caller's own account: read, update the profile, export everything (GDPR Art. 15/20), erase everything. */
-import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { Authentication, TokenAuthentication } from "./auth.ts"
 import { Envelope } from "./envelope.ts"

@@ -1,5 +1,7 @@
 /** Inbound webhooks. Clerk's are signed (svix) and delivered at least once. */
-import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { Envelope } from "./envelope.ts"
 import { InvalidSignatureEnvelope, ServiceUnavailableEnvelope } from "./errors.ts"

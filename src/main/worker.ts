@@ -4,6 +4,6 @@
  * SIGTERM finishes or hands back the jobs in flight.
  */
 import { runMain } from "../core/runtime.ts"
-import { WorkerProcess } from "../server.ts"
+import { WorkerProcess } from "../worker.ts"
 
 runMain("worker", WorkerProcess)

@@ -18,12 +18,12 @@ import { ImageProcessor } from "../../src/core/image/image-processor.ts"
 import { Storage } from "../../src/core/storage/storage.ts"
 import { TestTokenVerifier } from "./auth.ts"
 import type { AiStrategy } from "../../src/core/ai/strategy.ts"
-import { Ocr } from "../../src/core/ocr/ocr.ts"
 import { ProgressBus } from "../../src/core/progress/progress-bus.ts"
 import { RateLimiter } from "../../src/core/rate-limit/rate-limiter.ts"
-import { ocrPromptV2 } from "../../src/modules/sessions/prompts/ocr-v2.ts"
 import { SessionJobs } from "../../src/modules/sessions/sessions.jobs.ts"
-import { AiLive, HttpRoutes, SessionsWorker } from "../../src/server.ts"
+import { AiLive } from "../../src/infrastructure.ts"
+import { HttpRoutes } from "../../src/server.ts"
+import { SessionsWorker } from "../../src/worker.ts"
 
 export interface TestServerOptions<RE = never, RR = never, RS = never> {
   readonly config?: Record<string, string>
@@ -118,12 +118,7 @@ export const testServer = <RE = never, RR = never, RS = never>(options: TestServ
     Layer.provideMerge(NodeServerLive),
     Layer.provide(ImageProcessor.layer),
     Layer.provide(
-      Layer.mergeAll(
-        Ocr.fromConfig(ocrPromptV2),
-        ProgressBus.layer,
-        options.jobs ?? SessionJobs.layer,
-        options.rateLimiter ?? RateLimiter.layer
-      )
+      Layer.mergeAll(ProgressBus.layer, options.jobs ?? SessionJobs.layer, options.rateLimiter ?? RateLimiter.layer)
     ),
     Layer.provide(options.ai ?? AiLive),
     Layer.provide(options.db),

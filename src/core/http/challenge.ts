@@ -3,7 +3,8 @@
  * `error="invalid_token"` once a token was sent and refused, so that a client (or a generic
  * HTTP library) knows to sign in again rather than to retry. RPC and WebSocket have no such header.
  */
-import { HttpApp, HttpServerResponse } from "@effect/platform"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect } from "effect"
 
 export const bearerChallenge = (tokenSent: boolean): string => (tokenSent ? 'Bearer error="invalid_token"' : "Bearer")

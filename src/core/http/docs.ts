@@ -6,7 +6,8 @@
  * Off with `API_DOCS_ENABLED=false` (the default in production); rate limited per address
  * (`RATE_LIMIT_DOCS_IP`, rate-limit.ts).
  */
-import { HttpLayerRouter, HttpServerResponse } from "@effect/platform"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, Layer, Schema } from "effect"
 import { createRequire } from "node:module"
 import { dirname, join } from "node:path"

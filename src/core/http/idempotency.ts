@@ -21,7 +21,12 @@
  * - Same key, other fingerprint: 422 `IDEMPOTENCY_KEY_REUSED`. Same key while the first still
  *   runs: 409 `IDEMPOTENCY_KEY_IN_FLIGHT` with `Retry-After`. Store unreachable: 503.
  */
-import { HttpApp, HttpBody, HttpLayerRouter, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpBody from "@effect/platform/HttpBody"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, Option, Schedule, Stream } from "effect"
 import { createHash } from "node:crypto"
 import { ErrorCatalog } from "../../domain/errors.ts"

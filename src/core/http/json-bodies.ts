@@ -2,7 +2,7 @@
  * `JsonBodies`: a request that carries a body must say it is JSON (or say nothing, as curl -d can),
  * and must keep within the JSON limits of json-limits.ts (checked on the raw text, before any decoding).
  */
-import { HttpServerRequest } from "@effect/platform"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import { HttpApiDecodeError } from "@effect/platform/HttpApiError"
 import { Effect, Layer } from "effect"
 import { JsonBodies } from "../../domain/api.ts"

@@ -5,15 +5,13 @@
  * oversized body, defects). The REST rate limits are a route middleware (rate-limit.ts): they
  * need what the router resolved.
  */
-import {
-  HttpApp,
-  HttpLayerRouter,
-  HttpMiddleware,
-  HttpRouter,
-  HttpServerError,
-  HttpServerRequest,
-  HttpServerResponse
-} from "@effect/platform"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerError from "@effect/platform/HttpServerError"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Cause, Effect, FiberRef, Option } from "effect"
 import { randomUUID } from "node:crypto"
 import { ErrorCatalog, type ErrorCode } from "../../domain/errors.ts"

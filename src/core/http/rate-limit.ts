@@ -12,7 +12,11 @@
  * Over a limit: 429 `RATE_LIMITED` with `Retry-After` and the `RateLimit-*` headers of the rule
  * that refused. Allowed: the `RateLimit-*` headers of the tighter rule (fewer remaining).
  */
-import { HttpApp, HttpLayerRouter, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, Option } from "effect"
 import { ErrorCatalog } from "../../domain/errors.ts"
 import { TokenVerifier } from "../auth/token-verifier.ts"

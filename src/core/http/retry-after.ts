@@ -1,5 +1,6 @@
 /** Sets `Retry-After` on the response of the current request, whatever the handler answers (an error envelope included). */
-import { HttpApp, HttpServerResponse } from "@effect/platform"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect } from "effect"
 
 export const retryAfter = (seconds: number) =>

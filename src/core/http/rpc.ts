@@ -3,7 +3,10 @@
  * line in, responses streamed back line by line), and `GET` upgraded to a WebSocket (JSON
  * messages, many calls over one socket). Two servers of the same group, sharing its handlers.
  */
-import { HttpApp, HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { type Rpc, type RpcGroup, RpcSerialization, RpcServer } from "@effect/rpc"
 import { Effect, Layer } from "effect"
 import { IncomingMessage } from "node:http"

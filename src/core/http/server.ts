@@ -4,7 +4,7 @@
  * Slow clients are bounded (HTTP_HEADERS_TIMEOUT_MS, HTTP_REQUEST_TIMEOUT_MS,
  * HTTP_KEEP_ALIVE_TIMEOUT_MS) and so are open connections per address (HTTP_MAX_CONNECTIONS_PER_ADDRESS).
  */
-import { HttpServer } from "@effect/platform"
+import * as HttpServer from "@effect/platform/HttpServer"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Effect, Layer } from "effect"
 import { IncomingMessage, Server, ServerResponse } from "node:http"

@@ -4,7 +4,7 @@
  * reconnect whose `Last-Event-ID` is at or past the terminal event gets 204 (the standard signal
  * to stop reconnecting). A comment every 15 s keeps proxies from closing a quiet stream.
  */
-import { HttpServerResponse } from "@effect/platform"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Schedule, Stream } from "effect"
 
 /** The reconnection delay sent first (`retry:`), in milliseconds. */

@@ -14,7 +14,7 @@
  */
 import { Context, Effect, Layer, Schema } from "effect"
 import { createHash } from "node:crypto"
-import sharp, { type Sharp } from "sharp"
+import type { Sharp } from "sharp"
 import { AppConfig } from "../config.ts"
 
 export class ImageError extends Schema.TaggedError<ImageError>()("ImageError", {
@@ -89,8 +89,13 @@ export const makeImageProcessor = (options: ImageOptions) =>
 
     const run = <A>(work: () => Promise<A>) => Effect.tryPromise({ try: work, catch: unreadable })
 
+    // sharp (libvips: ~30 MB resident) loads with the first image, not at boot: the api
+    // normalises only profile screenshots and may never need it (issue #17).
+    const loadSharp = yield* Effect.cached(Effect.orDie(Effect.tryPromise(() => import("sharp"))))
+
     const normalizeNow = (input: Uint8Array) =>
       Effect.gen(function* () {
+        const { default: sharp } = yield* loadSharp
         // The header alone: dimensions are known before anything is decoded.
         const header = yield* run(() => sharp(input).metadata())
         const { width, height, format } = header

@@ -12,12 +12,12 @@
 import { Context, Duration, Effect, Layer, Pool } from "effect"
 import { createRequire } from "node:module"
 import { dirname, join } from "node:path"
-import Tesseract from "tesseract.js"
+import type Tesseract from "tesseract.js"
 import type { ImageInput } from "../ai/provider.ts"
 import { findBubble, pageColour } from "./bubbles.ts"
 import { OcrFailed } from "./errors.ts"
 import { layoutTranscript, type OcrPage } from "./layout.ts"
-import { prepareForOcr, type PreparedImage } from "./preprocess.ts"
+import type { PreparedImage } from "./preprocess.ts"
 import type { Transcript } from "./transcript.ts"
 
 export interface LocalOcrOptions {
@@ -57,6 +57,8 @@ const acquireWorker = (langPath: string) =>
   Effect.acquireRelease(
     Effect.tryPromise({
       try: async () => {
+        // Loaded with the first worker: a process that never reads locally never loads the engine (issue #17).
+        const { default: Tesseract } = await import("tesseract.js")
         const worker = await Tesseract.createWorker("eng", Tesseract.OEM.LSTM_ONLY, {
           langPath,
           gzip: true,
@@ -131,9 +133,12 @@ export class LocalOcr extends Context.Tag("LocalOcr")<LocalOcr, LocalOcrShape>()
 
       // Decoding and preparing an image takes memory too: a read holds a permit from start to end.
       const permits = yield* Effect.makeSemaphore(Math.max(1, settings.workers))
+      // Preparing loads sharp: with the first read, as the engine (issue #17).
+      const loadPreprocess = yield* Effect.cached(Effect.orDie(Effect.tryPromise(() => import("./preprocess.ts"))))
 
       const read = (image: ImageInput) =>
         Effect.gen(function* () {
+          const { prepareForOcr } = yield* loadPreprocess
           const prepared = yield* prepareForOcr(image.bytes, { maxPixels: settings.maxPixels })
           const result = yield* recognize(prepared)
           const transcript = layoutTranscript(toPage(result.data, prepared))

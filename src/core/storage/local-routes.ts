@@ -3,7 +3,7 @@
  * local disk. Raw routes: their bodies are image bytes, not JSON, and they answer failures with
  * the envelope themselves. A PUT under an erased account's prefix is refused (its tombstone).
  */
-import { HttpLayerRouter } from "@effect/platform"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import { Effect, Layer, Option } from "effect"
 import { Forbidden } from "../../domain/errors.ts"
 import { Tombstones } from "../erasure.ts"

@@ -6,7 +6,8 @@
  * a key takes one successful PUT: the first claims it (a marker under `spent/`, kept after the
  * object is verified, used or deleted), so a replayed URL can neither overwrite nor bring back.
  */
-import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeSink from "@effect/platform-node/NodeSink"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { Clock, Context, Effect, Option, Schema, Stream } from "effect"

@@ -9,7 +9,7 @@ import { join } from "node:path"
 import { AppConfig } from "../config.ts"
 import { LocalStorageHttp, type LocalStorageOptions, makeLocalStorage } from "./local.ts"
 import { type StorageError, type StorageShape } from "./model.ts"
-import { makeS3Storage, type S3Options } from "./s3.ts"
+import type { S3Options } from "./s3.ts"
 
 /**
  * The key of the local storage's signed URLs when UPLOAD_SIGNING_SECRET is unset: made on first
@@ -38,9 +38,15 @@ const loadOrCreateSecret = (dir: string): Uint8Array => {
 }
 
 export class Storage extends Context.Tag("Storage")<Storage, StorageShape>() {
-  /** AWS S3, Cloudflare R2, or any S3-compatible store (tests: s3rver). */
+  /**
+   * AWS S3, Cloudflare R2, or any S3-compatible store (tests: s3rver). The AWS SDK (~12 MB of
+   * heap) is loaded only here, when S3 is configured (issue #17); failing to load it is a defect.
+   */
   static s3(options: S3Options): Layer.Layer<Storage> {
-    return Layer.scoped(Storage, makeS3Storage(options))
+    return Layer.scoped(
+      Storage,
+      Effect.flatMap(Effect.orDie(Effect.tryPromise(() => import("./s3.ts"))), (s3) => s3.makeS3Storage(options))
+    )
   }
 
   /** Files under `options.root`; the api serves its signed URLs (`LocalStorageHttp`). */

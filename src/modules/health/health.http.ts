@@ -1,5 +1,5 @@
 /** Liveness (the process answers) and readiness (its dependencies answer). */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Duration, Effect } from "effect"
 import { WingmateApi } from "../../domain/api.ts"
 import { ServiceUnavailable } from "../../domain/errors.ts"

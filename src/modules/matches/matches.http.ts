@@ -1,5 +1,5 @@
 /** `/api/v1/matches`: thin handlers over MatchesService. */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Effect } from "effect"
 import { WingmateApi } from "../../domain/api.ts"
 import { DEFAULT_PAGE_LIMIT } from "../../domain/pagination.ts"

@@ -4,7 +4,7 @@
  * interrupts the stream, which aborts the provider's request. Each event's id is
  * `<batchId>:<n>`; a reconnect (any `Last-Event-ID`) never generates again: it answers 204.
  */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Chunk, Effect, Stream } from "effect"
 import type { AiError } from "../../core/ai/errors.ts"
 import { aiErrorToWire, aiFailuresToWire } from "../../core/ai/wire.ts"

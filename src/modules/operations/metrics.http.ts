@@ -1,33 +1,14 @@
-/**
- * `GET /metrics` on the api (the HttpApi's `operations` group), and the `Metrics` service of a
- * process with the sessions queue and the AI chain: the queue's depth and the circuits are read
- * when scraped.
- */
-import { HttpApiBuilder, HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Effect, Layer, Option } from "effect"
-import { AiStrategy } from "../../core/ai/strategy.ts"
+/** `GET /metrics` on the api (the HttpApi's `operations` group); the `Metrics` service is metrics.ts. */
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { Effect } from "effect"
 import { AppConfig } from "../../core/config.ts"
 import { ADMIN_CHALLENGE, adminDecision } from "../../core/http/admin.ts"
 import { Metrics } from "../../core/metrics.ts"
-import { serviceNameOf, type ProcessRole } from "../../core/tracing.ts"
 import { WingmateApi } from "../../domain/api.ts"
 import { NotFound, Unauthorized } from "../../domain/errors.ts"
-import { SessionJobs } from "../sessions/sessions.jobs.ts"
-
-/** The process's metrics, with the sessions queue and the AI chain's circuits as scrape-time gauges. */
-export const MetricsLive = (role: ProcessRole): Layer.Layer<Metrics, never, AppConfig | SessionJobs | AiStrategy> =>
-  Layer.effect(
-    Metrics,
-    Effect.gen(function* () {
-      const config = yield* AppConfig
-      const jobs = yield* SessionJobs
-      const strategy = yield* AiStrategy
-      return yield* Metrics.make(serviceNameOf(role, config.tracing.serviceName), {
-        queues: [{ name: jobs.name, counts: jobs.counts }],
-        circuits: Option.some(strategy)
-      })
-    })
-  )
 
 /** The admin rule (src/core/http/admin.ts) as the HttpApi's failures: 401 with its challenge, or 404 NOT_FOUND when off. */
 export const requireAdmin = Effect.gen(function* () {

@@ -8,8 +8,10 @@
  * job change together through the API, never one without the other). Without Redis (the embedded
  * `npm run dev`) there is no BullMQ queue: the dashboard shows none. Not loaded when off.
  */
-import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { NodeHttpServerRequest } from "@effect/platform-node"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import type { Queue } from "bullmq"
 import { Effect, Layer, Option } from "effect"
 import type { IncomingMessage, ServerResponse } from "node:http"

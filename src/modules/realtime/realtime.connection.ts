@@ -1,21 +1,26 @@
 /**
- * One WebSocket connection, as a scoped Effect that lasts as long as the socket: frames go
- * through one inbox (handled in order); subscriptions and generations are fibers in FiberMaps, so
- * closing the socket (or the server) interrupts all of them, provider requests included. The
- * connection's deadlines (auth, token expiry, silence) are checked by one sweeper for all.
+ * One WebSocket connection, as a scope that lasts as long as the socket (a child of the
+ * service's: closing the server closes every connection): frames go through one inbox, handled
+ * in order by a fiber that runs only while frames wait; subscriptions and generations are fibers
+ * in FiberMaps made on first use, so closing the socket interrupts all of them, provider requests
+ * included. The connection's deadlines (auth, token expiry, silence) are checked by one sweeper
+ * for all. An idle connection holds no fiber: its state is a few variables and closures
+ * (about 20 KiB less per connection than a waiting fiber per socket and per inbox; issue #17).
  */
 import {
   Clock,
-  Deferred,
   Duration,
   Effect,
+  ExecutionStrategy,
   Exit,
+  Fiber,
   FiberMap,
+  Metric,
   Option,
   ParseResult,
-  Queue,
-  Ref,
+  Runtime,
   Schema,
+  Scope,
   Stream
 } from "effect"
 import type { RawData, WebSocket } from "ws"
@@ -43,6 +48,9 @@ import { wireEventOf } from "../sessions/sessions.views.ts"
 import { makeAuthenticateWithExpiry } from "../users/authentication.ts"
 
 const OPEN = 1
+const CLOSED = 3
+/** Frames received and not yet handled; more and the client is flooding (closed 1008). */
+const INBOX_CAPACITY = 64
 /** How long a closed connection may take to answer the close handshake before it is cut. */
 const CLOSE_GRACE_MS = 1_000
 /** The same for a slow consumer: megabytes may stand before its close frame (at most this long held). */
@@ -122,6 +130,8 @@ class UserConnections {
   }
 }
 
+type Deadline = "auth" | "expiring" | "expired" | "idle"
+
 /**
  * A connection's deadlines, checked by one sweeper for every connection (a fiber per connection
  * per timer would cost more memory than the socket itself): no `auth` in time, the token's
@@ -132,10 +142,8 @@ interface Deadlines {
   authBy: number | undefined
   warnAt: number | undefined
   expiresAt: number | undefined
-  readonly onAuthTimeout: Effect.Effect<void>
-  readonly onExpiring: (expiresAt: number) => Effect.Effect<void>
-  readonly onExpired: Effect.Effect<void>
-  readonly onIdle: Effect.Effect<void>
+  /** What a deadline does once passed (built then: nothing held per connection before). */
+  readonly passed: (deadline: Deadline, expiresAt: number) => Effect.Effect<void>
 }
 
 export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("RealtimeConnections", {
@@ -150,25 +158,28 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
     const perUser = new UserConnections()
     const watched = new Set<Deadlines>()
     let open = 0
+    // Connections are scopes under the service's, their inboxes drained by fibers of its runtime.
+    const serviceScope = yield* Effect.scope
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
 
     const sweep = Effect.gen(function* () {
       const now = yield* Clock.currentTimeMillis
       for (const watch of watched) {
         if (watch.authBy !== undefined && now >= watch.authBy) {
           watch.authBy = undefined
-          yield* watch.onAuthTimeout
+          yield* watch.passed("auth", now)
         }
         if (watch.warnAt !== undefined && watch.expiresAt !== undefined && now >= watch.warnAt) {
           watch.warnAt = undefined
-          yield* watch.onExpiring(watch.expiresAt)
+          yield* watch.passed("expiring", watch.expiresAt)
         }
         if (watch.expiresAt !== undefined && now >= watch.expiresAt) {
           watch.expiresAt = undefined
-          yield* watch.onExpired
+          yield* watch.passed("expired", now)
         }
         if (now - watch.lastSeen > config.idleTimeoutMs) {
           watch.lastSeen = Number.POSITIVE_INFINITY
-          yield* watch.onIdle
+          yield* watch.passed("idle", now)
         }
       }
     })
@@ -188,16 +199,35 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
     // A connection lives in this process: its budget needs no round trip to Redis.
     const allowHere = allowWith(yield* makeMemoryRateLimiter())
 
-    /** Serves one upgraded socket until it closes. `ip` is the client's address. */
+    /**
+     * Serves one upgraded socket until it closes (returns once it is set up: the socket's events
+     * drive it from then on). `ip` is the client's address.
+     */
     const serve = (ws: WebSocket, ip: string) =>
       Effect.gen(function* () {
-        const closed = yield* Deferred.make<void>()
+        const inbox: Array<Inbound> = []
+        /** Starts handling the inbox; set once the connection is set up (frames wait until then). */
+        let startDraining = () => {}
+        const scope = yield* Scope.fork(serviceScope, ExecutionStrategy.sequential)
         const connectionKey = `connection:${randomUUID()}`
-        const inbox = yield* Queue.dropping<Inbound>(64)
-        const auth = yield* Ref.make(Option.none<Authenticated>())
-        const lastRateLimitNotice = yield* Ref.make(0)
-        const subscriptions = yield* FiberMap.make<string>()
-        const generations = yield* FiberMap.make<string>()
+        // Read and written by the frame-handling fiber (one at a time) and the sweeper only.
+        let auth = Option.none<Authenticated>()
+        let lastRateLimitNotice = 0
+        /** The user this connection counts against (`maxConnectionsPerUser`), once authenticated. */
+        let countedFor: string | undefined
+        /** Whether a fiber is handling the inbox, and that fiber (to interrupt when the connection ends). */
+        let handling = false
+        let handler: Fiber.RuntimeFiber<void> | undefined
+        // Most connections never subscribe nor generate: their fiber maps are made on first use.
+        let subscriptionsMap: FiberMap.FiberMap<string> | undefined
+        let generationsMap: FiberMap.FiberMap<string> | undefined
+        const fiberMap = (
+          made: FiberMap.FiberMap<string> | undefined,
+          keep: (map: FiberMap.FiberMap<string>) => void
+        ) =>
+          made === undefined ? Effect.tap(Scope.extend(FiberMap.make<string>(), scope), keep) : Effect.succeed(made)
+        const subscriptions = Effect.suspend(() => fiberMap(subscriptionsMap, (map) => (subscriptionsMap = map)))
+        const generations = Effect.suspend(() => fiberMap(generationsMap, (map) => (generationsMap = map)))
 
         const closeSocket = (code: number, reason: string) => {
           if (ws.readyState !== OPEN) return
@@ -211,18 +241,31 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
         const close = (code: number, reason: string) => Effect.sync(() => closeSocket(code, reason))
 
         ws.on("message", (data, isBinary) => {
-          if (!Queue.unsafeOffer(inbox, { data, isBinary }))
-            closeSocket(CloseCode.Flooding, "Too many frames in flight")
+          if (inbox.length >= INBOX_CAPACITY) return closeSocket(CloseCode.Flooding, "Too many frames in flight")
+          inbox.push({ data, isBinary })
+          startDraining()
         })
-        ws.on("close", () => Deferred.unsafeDone(closed, Exit.void))
+
+        const end = () => {
+          runFork(Scope.close(scope, Exit.void))
+        }
+        ws.on("close", end)
         // Protocol errors (a frame above the hard cap, bad framing): `ws` closes the socket itself.
-        ws.on("error", () => Deferred.unsafeDone(closed, Exit.void))
+        ws.on("error", end)
+        // Closed while this was set up: no close event will come.
+        if (ws.readyState === CLOSED) end()
         open++
-        yield* Effect.addFinalizer(() =>
-          Effect.sync(() => {
-            open--
-            closeSocket(CloseCode.GoingAway, "Server shutting down")
-          })
+        yield* Metric.modify(wsConnections, 1)
+        yield* Scope.addFinalizer(
+          scope,
+          Effect.zipRight(
+            Effect.sync(() => {
+              open--
+              if (countedFor !== undefined) perUser.remove(countedFor)
+              closeSocket(CloseCode.GoingAway, "Server shutting down")
+            }),
+            Metric.modify(wsConnections, -1)
+          )
         )
 
         const send = (frame: ServerFrame) =>
@@ -251,7 +294,7 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
 
         const authenticate = (token: string) =>
           Effect.gen(function* () {
-            const current = yield* Ref.get(auth)
+            const current = auth
             const refuse = (reason: string, message: string) =>
               Effect.zipRight(
                 sendError("UNAUTHORIZED", message, { details: { reason } }),
@@ -274,10 +317,10 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
                 })
                 return yield* close(CloseCode.TooManyConnections, "Too many connections")
               }
-              yield* Effect.addFinalizer(() => Effect.sync(() => perUser.remove(user.id)))
+              countedFor = user.id
               watch.authBy = undefined
             }
-            yield* Ref.set(auth, Option.some({ userId: user.id, clerkId: user.clerkId }))
+            auth = Option.some({ userId: user.id, clerkId: user.clerkId })
             const warnAt = expiresAt - config.expiryWarningMs
             watch.expiresAt = expiresAt
             watch.warnAt = warnAt > (yield* Clock.currentTimeMillis) ? warnAt : undefined
@@ -288,8 +331,12 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
 
         const subscribe = (user: Authenticated, sessionId: string, afterSeq: number | undefined) =>
           Effect.gen(function* () {
-            const following = yield* FiberMap.has(subscriptions, sessionId)
-            if (!following && (yield* FiberMap.size(subscriptions)) >= config.maxSubscriptions) {
+            const following = subscriptionsMap !== undefined && (yield* FiberMap.has(subscriptionsMap, sessionId))
+            if (
+              !following &&
+              subscriptionsMap !== undefined &&
+              (yield* FiberMap.size(subscriptionsMap)) >= config.maxSubscriptions
+            ) {
               return yield* sendError(
                 "BAD_REQUEST",
                 `At most ${config.maxSubscriptions} sessions can be followed at once`,
@@ -307,7 +354,7 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
             }
             yield* send({ type: "subscribed", sessionId })
             yield* FiberMap.run(
-              subscriptions,
+              yield* subscriptions,
               sessionId,
               followed.right.pipe(
                 Stream.runForEach((item) => send(sessionEventFrame(sessionId, item))),
@@ -318,7 +365,10 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
           })
 
         const unsubscribe = (sessionId: string) =>
-          Effect.zipRight(FiberMap.remove(subscriptions, sessionId), send({ type: "unsubscribed", sessionId }))
+          Effect.zipRight(
+            subscriptionsMap === undefined ? Effect.void : FiberMap.remove(subscriptionsMap, sessionId),
+            send({ type: "unsubscribed", sessionId })
+          )
 
         // ---- openers -------------------------------------------------------------------------
 
@@ -337,12 +387,13 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
 
         const generate = (user: Authenticated, requestId: string, raw: Record<string, unknown>) =>
           Effect.gen(function* () {
-            if (yield* FiberMap.has(generations, requestId)) {
+            const running = generationsMap
+            if (running !== undefined && (yield* FiberMap.has(running, requestId))) {
               return yield* sendError(SocketErrorCode.DuplicateRequest, "A generation with this requestId is running", {
                 requestId
               })
             }
-            if ((yield* FiberMap.size(generations)) >= config.maxGenerations) {
+            if (running !== undefined && (yield* FiberMap.size(running)) >= config.maxGenerations) {
               return yield* sendError(
                 "RATE_LIMITED",
                 `At most ${config.maxGenerations} generations at once on one connection`,
@@ -361,7 +412,7 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
               })
             }
             yield* FiberMap.run(
-              generations,
+              yield* generations,
               requestId,
               Effect.flatMap(openers.generate(user.userId, input.right), (events) =>
                 Stream.runForEach(events, (event) => send(openerFrame(requestId, event)))
@@ -371,11 +422,12 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
 
         const abort = (requestId: string) =>
           Effect.gen(function* () {
-            if (!(yield* FiberMap.has(generations, requestId))) {
+            const running = generationsMap
+            if (running === undefined || !(yield* FiberMap.has(running, requestId))) {
               return yield* sendError("NOT_FOUND", "No generation with this requestId is running", { requestId })
             }
             // Interrupting the fiber interrupts the AI stream, which aborts the provider's request.
-            yield* FiberMap.remove(generations, requestId)
+            yield* FiberMap.remove(running, requestId)
             yield* send({ type: "opener.aborted", requestId })
           })
 
@@ -403,8 +455,8 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
                   })
             if (refusal === undefined) return true
             const now = yield* Clock.currentTimeMillis
-            if (now - (yield* Ref.get(lastRateLimitNotice)) >= 1_000) {
-              yield* Ref.set(lastRateLimitNotice, now)
+            if (now - lastRateLimitNotice >= 1_000) {
+              lastRateLimitNotice = now
               yield* sendError("RATE_LIMITED", "Too many messages; slow down", {
                 details: { retryAfterMs: refusal.retryAfterMs }
               })
@@ -415,7 +467,7 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
         const handle = (inbound: Inbound) =>
           Effect.gen(function* () {
             watch.lastSeen = yield* Clock.currentTimeMillis
-            const user = yield* Ref.get(auth)
+            const user = auth
             if (!(yield* withinLimits(user))) return
             if (inbound.isBinary) return yield* sendError(SocketErrorCode.BinaryFrame, "Frames are JSON text")
             if (byteLength(inbound.data) > config.maxFrameBytes) {
@@ -482,28 +534,54 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
           authBy: connectedAt + config.authTimeoutMs,
           warnAt: undefined,
           expiresAt: undefined,
-          onAuthTimeout: Effect.zipRight(
-            sendError("UNAUTHORIZED", "No `auth` received in time"),
-            close(CloseCode.Unauthenticated, "Authentication timeout")
-          ),
-          onExpiring: (expiresAt) => send({ type: "auth.expiring", expiresAt: new Date(expiresAt) }),
-          onExpired: Effect.zipRight(
-            sendError(SocketErrorCode.TokenExpired, "The token expired; reconnect and authenticate"),
-            close(CloseCode.Unauthenticated, "Token expired")
-          ),
-          onIdle: close(CloseCode.Idle, "Idle: send ping")
+          passed: (deadline, expiresAt) => {
+            switch (deadline) {
+              case "auth":
+                return Effect.zipRight(
+                  sendError("UNAUTHORIZED", "No `auth` received in time"),
+                  close(CloseCode.Unauthenticated, "Authentication timeout")
+                )
+              case "expiring":
+                return send({ type: "auth.expiring", expiresAt: new Date(expiresAt) })
+              case "expired":
+                return Effect.zipRight(
+                  sendError(SocketErrorCode.TokenExpired, "The token expired; reconnect and authenticate"),
+                  close(CloseCode.Unauthenticated, "Token expired")
+                )
+              case "idle":
+                return close(CloseCode.Idle, "Idle: send ping")
+            }
+          }
         }
         watched.add(watch)
-        yield* Effect.addFinalizer(() => Effect.sync(() => watched.delete(watch)))
-        yield* Effect.forkScoped(
-          Effect.forever(
-            Effect.flatMap(Queue.take(inbox), (inbound) =>
-              handle(inbound).pipe(Effect.catchAllDefect(internal("frame handling")))
-            )
-          )
+        yield* Scope.addFinalizer(
+          scope,
+          Effect.sync(() => watched.delete(watch))
         )
-        yield* Deferred.await(closed)
-      }).pipe(Effect.scoped, trackedIn(wsConnections))
+
+        /** Handles the waiting frames in order, then ends: the next frame starts another fiber. */
+        const drain: Effect.Effect<void> = Effect.suspend(() => {
+          const inbound = inbox.shift()
+          if (inbound === undefined) {
+            handling = false
+            handler = undefined
+            return Effect.void
+          }
+          return Effect.zipRight(handle(inbound).pipe(Effect.catchAllDefect(internal("frame handling"))), drain)
+        })
+        startDraining = () => {
+          if (handling) return
+          handling = true
+          const fiber = runFork(drain)
+          // Unless it is done already (a fiber may run to its end before runFork returns).
+          if (handling) handler = fiber
+        }
+        yield* Scope.addFinalizer(
+          scope,
+          Effect.suspend(() => (handler === undefined ? Effect.void : Fiber.interrupt(handler)))
+        )
+        if (inbox.length > 0) startDraining()
+      })
 
     return { serve, openConnections: () => open } as const
   }),

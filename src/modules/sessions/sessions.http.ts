@@ -4,7 +4,7 @@
  * `Last-Event-ID`, 204 once past the terminal event) and `regenerate` (ids `<batch>:<n>`; a
  * reconnect never regenerates: 204).
  */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Chunk, Effect, Stream } from "effect"
 import { lastEventIdOf, sseEnded, sseFrame, sseResponse, wantsEventStream } from "../../core/http/sse.ts"
 import { WingmateApi } from "../../domain/api.ts"

@@ -1,5 +1,5 @@
 /** `/api/v1/uploads`: start an upload (a pre-signed URL), and read its status. */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Effect } from "effect"
 import { WingmateApi } from "../../domain/api.ts"
 import { CurrentUser } from "../../domain/auth.ts"

@@ -1,5 +1,7 @@
 /** `/api/v1/users/me`: the caller's own account. */
-import { HttpApiBuilder, HttpApp, HttpServerResponse } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect } from "effect"
 import { WingmateApi } from "../../domain/api.ts"
 import { ClerkIdentity, CurrentUser } from "../../domain/auth.ts"

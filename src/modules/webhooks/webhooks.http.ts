@@ -1,5 +1,6 @@
 /** `/api/v1/webhooks/*`: the raw body is read by the handler, since signatures cover its exact bytes. */
-import { HttpApiBuilder, HttpServerRequest } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import { Effect } from "effect"
 import { WingmateApi } from "../../domain/api.ts"
 import { ClerkWebhooks } from "./clerk-webhooks.service.ts"
