@@ -211,8 +211,10 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
           if (row === undefined) return yield* Effect.dieMessage("sessions.create answered no row")
           const taken = row.missing[0]
           if (taken !== undefined) return { _tag: "UploadTaken", uploadId: taken } satisfies Created
-          if (!row.quotaTaken || row.id === null || row.status === null || row.createdAt === null)
-            return { _tag: "QuotaRefused" } satisfies Created
+          if (!row.quotaTaken) return { _tag: "QuotaRefused" } satisfies Created
+          // Every upload locked and the unit taken, the row is written (its user exists: the uploads cascade with it).
+          if (row.id === null || row.status === null || row.createdAt === null)
+            return yield* Effect.dieMessage("sessions.create took its uploads and unit but wrote no row")
           const session: CreatedSession = {
             id: row.id,
             matchId: row.matchId,
