@@ -17,15 +17,18 @@ afterAll(async () => {
   await fake.close()
 })
 
+/** The chain on a ledger in the test's scope (the ledger's pool must outlive the chain's calls). */
 const strategy = (dailyCapMicros: number) =>
-  AiStrategy.make({
-    providers: [
-      makeOpenAiProvider({ apiKey: Redacted.make("k"), model: "gpt-test", timeoutMs: 2_000, baseUrl: fake.url })
-    ],
-    prices: DEFAULT_PRICES,
-    breaker: { failures: 5, cooldownMs: 1_000 },
-    dailyCapMicros
-  }).pipe(Effect.provide(AiLedgerDb.pipe(Layer.provide(TestDb()))))
+  Effect.flatMap(Layer.build(AiLedgerDb.pipe(Layer.provide(TestDb()))), (ledger) =>
+    AiStrategy.make({
+      providers: [
+        makeOpenAiProvider({ apiKey: Redacted.make("k"), model: "gpt-test", timeoutMs: 2_000, baseUrl: fake.url })
+      ],
+      prices: DEFAULT_PRICES,
+      breaker: { failures: 5, cooldownMs: 1_000 },
+      dailyCapMicros
+    }).pipe(Effect.provide(ledger))
+  )
 
 const newUser = Effect.gen(function* () {
   const clerkId = newClerkId("ledger")
@@ -43,7 +46,7 @@ const rows = (userId: string) =>
   )
 
 describe("AI ledger in PostgreSQL", () => {
-  it.live("every call leaves a row with tokens, cost and outcome; streams record their time to first delta", () =>
+  it.scopedLive("every call leaves a row with tokens, cost and outcome; streams record their time to first delta", () =>
     Effect.gen(function* () {
       const userId = yield* newUser
       const ai = yield* strategy(0)
@@ -78,7 +81,7 @@ describe("AI ledger in PostgreSQL", () => {
     })
   )
 
-  it.live("the daily cap is read from the ledger: over it, no provider is called", () =>
+  it.scopedLive("the daily cap is read from the ledger: over it, no provider is called", () =>
     Effect.gen(function* () {
       const userId = yield* newUser
       yield* sql(
@@ -98,7 +101,7 @@ describe("AI ledger in PostgreSQL", () => {
     })
   )
 
-  it.live("erasing the user erases their ledger rows", () =>
+  it.scopedLive("erasing the user erases their ledger rows", () =>
     Effect.gen(function* () {
       const userId = yield* newUser
       const ai = yield* strategy(0)
