@@ -173,6 +173,8 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
           prompt: openersPrompt(promptInput),
           maxOutputTokens: 120 * input.count + 60,
           temperature: 0.9,
+          // Openers stream to a waiting user: hidden thinking would come before the first delta.
+          thinkingBudget: 0,
           localText: () => localOpeners(promptInput)
         }
         // Whether this very call fits under the cap, still before the stream (and an SSE 200) starts.

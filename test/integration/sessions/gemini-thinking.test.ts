@@ -1,7 +1,8 @@
 /**
  * A session on Gemini (the chain's default primary) asks for no hidden thinking, neither for the
- * screenshot read nor for the suggestions: Gemini 2.5 thinks unless told not to, before its first
- * visible token and within the suggestions' token cap. The read uses the compact transcript format.
+ * screenshot read nor for the suggestions, and nor do openers: Gemini 2.5 thinks unless told not
+ * to, before its first visible token and within the token cap. The read uses the compact
+ * transcript format.
  */
 import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
@@ -11,6 +12,7 @@ import { chatScreenshotPng } from "../../fixtures/chat-screenshot.ts"
 import { TestDb } from "../../support/database.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
+import { generateJson } from "../openers/support.ts"
 import { awaitFinished, FAKE_SUGGESTIONS, sessionRun } from "./support.ts"
 
 const gemini = await startFakeGemini()
@@ -49,7 +51,7 @@ layer(
     }
   }),
   { timeout: 120_000 }
-)("sessions on Gemini: thinking off", (it) => {
+)("sessions and openers on Gemini: thinking off", (it) => {
   it.effect("the vision read and the suggestions stream both send thinkingBudget 0", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
@@ -70,6 +72,20 @@ layer(
       for (const request of requests) {
         expect(request.body).toMatchObject({ generationConfig: { thinkingConfig: { thinkingBudget: 0 } } })
       }
+    })
+  )
+
+  it.effect("openers send thinkingBudget 0", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice } = yield* twoUsers(url)
+      gemini.enqueue({ kind: "ok", text: "Coffee or tea?\n" })
+      const res = yield* generateJson(url, alice.headers, { count: 1, profile: { name: "Sam" } })
+      expect(res.status).toBe(200)
+      expect(gemini.requests).toHaveLength(1)
+      expect(gemini.requests[0]?.body).toMatchObject({
+        generationConfig: { thinkingConfig: { thinkingBudget: 0 } }
+      })
     })
   )
 })
