@@ -105,7 +105,7 @@ interface Sample {
   readonly published?: number | undefined
 }
 
-/** Create → subscribe (from seq 0) → first delta → terminal event; times from the create's start. */
+/** A followed session (create → subscribe from seq 0 → terminal event) as pipeline.json's sample, keys unchanged. */
 const sampleOf = (session: FollowedSession): Sample =>
   session.id === undefined
     ? { id: undefined, createMs: session.createMs, firstDeltaMs: undefined, endMs: undefined, end: session.end }
