@@ -22,17 +22,19 @@
  */
 import { execFileSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readFileSync } from "node:fs"
 import { availableParallelism, loadavg, tmpdir } from "node:os"
 import { join } from "node:path"
 import { Redis as IORedis } from "ioredis"
 import type { Paced } from "../test/fakes/ai/harness.ts"
 import { type FakeProviderName, LATENCY_PROFILES } from "../test/fakes/ai/index.ts"
 import {
+  appEnv,
   baseEnv,
   cpuMsOf,
   devToken,
   distinctChatImages,
+  endRun,
   type FollowedSession,
   followSession,
   freePort,
@@ -43,10 +45,10 @@ import {
   root,
   type Running,
   start,
-  stop,
   table,
   uploadScreenshot,
-  waitFor
+  waitFor,
+  writeResult
 } from "./support.ts"
 
 const quick = process.argv.includes("--quick")
@@ -94,25 +96,7 @@ let dropDatabase: (() => Promise<unknown>) | undefined
 let redis: IORedis | undefined
 const sessionIds: Array<string> = []
 
-const cleanup = async () => {
-  await Promise.allSettled(children.map(stop))
-  if (redis !== undefined) {
-    for (const pattern of [`${queuePrefix}:*`, "wingmate:progress:*"]) {
-      let cursor = "0"
-      do {
-        const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000)
-        const mine = pattern.startsWith(queuePrefix)
-          ? keys
-          : keys.filter((key) => sessionIds.some((id) => key.includes(id)))
-        if (mine.length > 0) await redis.del(...mine)
-        cursor = next
-      } while (cursor !== "0")
-    }
-    await redis.quit()
-  }
-  await dropDatabase?.()
-  rmSync(dataDir, { recursive: true, force: true })
-}
+const cleanup = () => endRun({ children, redis, queuePrefix, sessionIds, dropDatabase, dataDir })
 process.once("SIGINT", () => {
   void cleanup().finally(() => process.exit(130))
 })
@@ -150,25 +134,16 @@ try {
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   const env: NodeJS.ProcessEnv = {
-    ...baseEnv(),
-    NODE_ENV: "development",
-    DATABASE_URL: database.databaseUrl,
-    REDIS_URL: redisUrl,
-    QUEUE_PREFIX: queuePrefix,
-    DATA_DIR: dataDir,
-    HOST: "127.0.0.1",
-    PORT: String(port),
-    PUBLIC_BASE_URL: url,
-    LOG_FORMAT: "json",
-    ...chain.env,
-    AI_PROVIDER_STRATEGY_PRIMARY: chain.id,
-    AI_PROVIDER_STRATEGY_FALLBACKS: chain.id,
-    AI_DAILY_SPEND_CAP_MICROS: "0",
-    PROGRESS_TTL_SECONDS: "600",
-    // One address and a few users send everything: the bench measures latency, not the limits.
-    RATE_LIMIT_ENABLED: "false",
-    HTTP_MAX_CONNECTIONS_PER_ADDRESS: "0",
-    WS_MAX_SUBSCRIPTIONS: String(Math.max(20, sessionsPerRound)),
+    ...appEnv({
+      databaseUrl: database.databaseUrl,
+      redisUrl,
+      queuePrefix,
+      dataDir,
+      port,
+      provider: chain.id,
+      providerEnv: chain.env,
+      sessionsAtOnce: sessionsPerRound
+    }),
     ...(queueConcurrency === undefined ? {} : { QUEUE_CONCURRENCY: queueConcurrency })
   }
   const api = start("api", join(appRoot, "src/main/api.ts"), env, join(dataDir, "api.log"))
@@ -300,29 +275,21 @@ console.log(
 )
 if (failures.length > 0) console.log(`\nNot completed: ${failures.join(", ")}`)
 
-mkdirSync(join(root, "bench/results"), { recursive: true })
-writeFileSync(
-  join(root, "bench/results/latency.json"),
-  JSON.stringify(
-    {
-      at: new Date().toISOString(),
-      commit,
-      node: process.version,
-      cores: availableParallelism(),
-      load: { start: loadAtStart, end: loadAtEnd },
-      quick,
-      sessionsPerRound,
-      rounds,
-      provider: providerName,
-      profile,
-      queueConcurrency: queueConcurrency ?? "default",
-      ...measures,
-      providerShare: provider,
-      cpuMsPerSession: cpu,
-      failures
-    },
-    null,
-    2
-  )
-)
+writeResult("latency", {
+  at: new Date().toISOString(),
+  commit,
+  node: process.version,
+  cores: availableParallelism(),
+  load: { start: loadAtStart, end: loadAtEnd },
+  quick,
+  sessionsPerRound,
+  rounds,
+  provider: providerName,
+  profile,
+  queueConcurrency: queueConcurrency ?? "default",
+  ...measures,
+  providerShare: provider,
+  cpuMsPerSession: cpu,
+  failures
+})
 if (failures.length > 0) process.exitCode = 1

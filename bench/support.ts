@@ -4,12 +4,15 @@
  * for every log line), their CPU time and memory from /proc, and a readiness wait.
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process"
-import { closeSync, openSync, readFileSync } from "node:fs"
+import { createHash } from "node:crypto"
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { promisify } from "node:util"
 import pg from "pg"
+import type { Redis as IORedis } from "ioredis"
 import WebSocket from "ws"
 import { applyMigrations, migrationsDir, pgExecutor } from "../src/core/db/migrations.ts"
+import { arrayField, field } from "../test/fakes/ai/harness.ts"
 
 export const root = join(import.meta.dirname, "..")
 
@@ -67,6 +70,46 @@ export const baseEnv = (): NodeJS.ProcessEnv => {
   }
   return env
 }
+
+/** Where a bench points the api and the worker it starts. */
+export interface AppTarget {
+  readonly databaseUrl: string
+  readonly redisUrl: string
+  readonly queuePrefix: string
+  readonly dataDir: string
+  readonly port: number
+  /** The chain's one provider, primary and fallback (e.g. `gpt-4o`), and the variables that point the app at its fake. */
+  readonly provider: string
+  readonly providerEnv: NodeJS.ProcessEnv
+  /** Sessions one socket follows at once. */
+  readonly sessionsAtOnce: number
+}
+
+/** The api's and the worker's environment: development mode, the run's own database, queue prefix and DATA_DIR. */
+export const appEnv = (target: AppTarget): NodeJS.ProcessEnv => ({
+  ...baseEnv(),
+  // api.ts and worker.ts are production unless told otherwise.
+  NODE_ENV: "development",
+  DATABASE_URL: target.databaseUrl,
+  REDIS_URL: target.redisUrl,
+  QUEUE_PREFIX: target.queuePrefix,
+  DATA_DIR: target.dataDir,
+  HOST: "127.0.0.1",
+  PORT: String(target.port),
+  PUBLIC_BASE_URL: `http://127.0.0.1:${target.port}`,
+  LOG_FORMAT: "json",
+  ...target.providerEnv,
+  AI_PROVIDER_STRATEGY_PRIMARY: target.provider,
+  AI_PROVIDER_STRATEGY_FALLBACKS: target.provider,
+  AI_DAILY_SPEND_CAP_MICROS: "0",
+  PROGRESS_TTL_SECONDS: "600",
+  // One client address and a few users send every request: a bench measures the app, not its limits.
+  RATE_LIMIT_ENABLED: "false",
+  // One address opens every connection here.
+  HTTP_MAX_CONNECTIONS_PER_ADDRESS: "0",
+  // One socket per round's user follows every session of the batch.
+  WS_MAX_SUBSCRIPTIONS: String(Math.max(20, target.sessionsAtOnce))
+})
 
 export interface Running {
   readonly name: string
@@ -158,6 +201,12 @@ export const memoryOf = (pid: number): { rssMiB: number; peakMiB: number } | und
   }
 }
 
+/** Writes `result` to bench/results/<name>.json (indented). */
+export const writeResult = (name: string, result: unknown) => {
+  mkdirSync(join(root, "bench/results"), { recursive: true })
+  writeFileSync(join(root, `bench/results/${name}.json`), JSON.stringify(result, null, 2))
+}
+
 /** A Markdown table with right-aligned numeric columns. */
 export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>) => {
   const widths = header.map((cell, i) => Math.max(cell.length, ...rows.map((row) => (row[i] ?? "").length)))
@@ -195,7 +244,10 @@ export interface ChatImage {
   readonly bytes: Buffer
 }
 
-/** `count` chat screenshots, each distinct (its last line carries its index), at four common phone sizes, as PNG. */
+/**
+ * `count` chat screenshots, each distinct (its last line carries its index), at four common phone sizes, as PNG;
+ * fails if two are the same: equal images would share one OCR result (cached per user and content hash).
+ */
 export const distinctChatImages = async (count: number): Promise<Array<ChatImage>> => {
   const sizes: ReadonlyArray<readonly [number, number]> = [
     [1170, 2532],
@@ -216,6 +268,8 @@ export const distinctChatImages = async (count: number): Promise<Array<ChatImage
     })
     images.push({ name: `${width}x${height}-${i}.png`, bytes })
   }
+  const hashes = new Set(images.map((image) => createHash("sha256").update(image.bytes).digest("hex")))
+  if (hashes.size !== images.length) throw new Error(`${images.length - hashes.size} bench images repeat`)
   return images
 }
 
@@ -262,6 +316,7 @@ export const uploadScreenshot = async (url: string, token: string, bytes: Buffer
 export interface SessionFrame {
   readonly type: string
   readonly sessionId?: string
+  readonly seq?: number
   readonly event?: string
   readonly code?: string
   readonly details?: { readonly sessionId?: string }
@@ -317,6 +372,10 @@ export interface FollowedSession {
   readonly end: string
   readonly endMs: number | undefined
   readonly events: number
+  /** How many of each `session.event` kind arrived. */
+  readonly counts: Readonly<Record<string, number>>
+  /** The terminal event's seq: every progress event published on the session's topic. */
+  readonly endSeq: number | undefined
 }
 
 /** Create a one-screenshot session, follow it over `follower` from seq 0 to its terminal event. */
@@ -334,10 +393,13 @@ export const followSession = async (
   const id = created.data?.["id"]
   const first: Record<string, number> = {}
   const last: Record<string, number> = {}
+  const counts: Record<string, number> = {}
   if (created.status !== 202 || typeof id !== "string") {
-    return { id: undefined, createMs, first, last, end: `create ${created.status}`, endMs: undefined, events: 0 }
+    const end = `create ${created.status}`
+    return { id: undefined, createMs, first, last, end, endMs: undefined, events: 0, counts, endSeq: undefined }
   }
   let events = 0
+  let endSeq: number | undefined
   const end = await new Promise<{ end: string; endMs: number | undefined }>((done) => {
     const timer = setTimeout(() => done({ end: "timeout", endMs: undefined }), timeoutMs)
     follower.follow(id, (frame) => {
@@ -348,14 +410,95 @@ export const followSession = async (
       if (frame.type !== "session.event" || frame.event === undefined) return
       const at = since()
       events++
+      counts[frame.event] = (counts[frame.event] ?? 0) + 1
       first[frame.event] ??= at
       last[frame.event] = at
       if (frame.event === "completed" || frame.event === "failed" || frame.event === "cancelled") {
+        endSeq = frame.seq
         clearTimeout(timer)
         done({ end: frame.event, endMs: at })
       }
     })
   })
   follower.unfollow(id)
-  return { id, createMs, first, last, events, ...end }
+  return { id, createMs, first, last, events, counts, endSeq, ...end }
 }
+
+/** Deletes a run's Redis keys: every key under its QUEUE_PREFIX, and the progress keys of its sessions. */
+const deleteRunKeys = async (redis: IORedis, queuePrefix: string, sessionIds: ReadonlyArray<string>) => {
+  for (const pattern of [`${queuePrefix}:*`, "wingmate:progress:*"]) {
+    let cursor = "0"
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000)
+      const mine = pattern.startsWith(queuePrefix)
+        ? keys
+        : keys.filter((key) => sessionIds.some((id) => key.includes(id)))
+      if (mine.length > 0) await redis.del(...mine)
+      cursor = next
+    } while (cursor !== "0")
+  }
+}
+
+/** What a bench that runs the api and a worker holds until its end (the values at the time of the call). */
+export interface BenchRun {
+  readonly children: ReadonlyArray<Running>
+  readonly redis: IORedis | undefined
+  readonly queuePrefix: string
+  readonly sessionIds: ReadonlyArray<string>
+  readonly dropDatabase: (() => Promise<unknown>) | undefined
+  readonly dataDir: string
+}
+
+/**
+ * Stops the children, then runs `afterChildren` (the bench's own clients), then deletes the run's Redis
+ * keys, drops its database and removes its DATA_DIR.
+ */
+export const endRun = async (run: BenchRun, afterChildren?: () => Promise<unknown>) => {
+  await Promise.allSettled(run.children.map(stop))
+  await afterChildren?.()
+  if (run.redis !== undefined) {
+    await deleteRunKeys(run.redis, run.queuePrefix, run.sessionIds)
+    await run.redis.quit()
+  }
+  await run.dropDatabase?.()
+  rmSync(run.dataDir, { recursive: true, force: true })
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// What the benches' provider fakes answer
+
+/** The suggestions a fake's streams answer: three lines. */
+export const FAKE_SUGGESTIONS = [
+  "Saturday morning works for me, the lighthouse trail it is!",
+  "Deal, I will bring the coffee if you bring the good mood",
+  "Perfect, want to meet at the trailhead around nine?"
+].join("\n")
+
+/** The JSON schema a request asks for (Gemini `responseJsonSchema`, OpenAI `response_format`, Anthropic's). */
+const schemaOf = (body: unknown): unknown =>
+  field(field(body, "generationConfig"), "responseJsonSchema") ??
+  field(field(field(body, "response_format"), "json_schema"), "schema") ??
+  field(field(body, "output_config"), "schema") ??
+  field(arrayField(body, "tools")[0], "input_schema")
+
+/**
+ * A vision read of `chat` in the shape the request's JSON schema asks for: `ocr-v1`'s (a confidence per
+ * message and overall, null times) when the schema requires a message's `time`, else the compact one (`ocr-v2`).
+ */
+export const fakeTranscript = (
+  body: unknown,
+  chat: ReadonlyArray<{ readonly sender: string; readonly text: string }>
+): string =>
+  /"required":\[[^\]]*"time"/.test(JSON.stringify(schemaOf(body) ?? {}))
+    ? JSON.stringify({
+        messages: chat.map((message) => ({ sender: message.sender, text: message.text, time: null, confidence: 0.98 })),
+        matchName: "Alex",
+        app: "iMessage",
+        confidence: 0.97
+      })
+    : JSON.stringify({
+        messages: chat.map((message) => ({ sender: message.sender, text: message.text })),
+        matchName: "Alex",
+        app: "iMessage",
+        confidence: 0.97
+      })
