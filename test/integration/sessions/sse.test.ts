@@ -55,6 +55,16 @@ const upload = (url: string, headers: Record<string, string>) =>
     (bytes) => uploadPng(url, headers, bytes)
   )
 
+/** Creates a session from a fresh upload and follows its events with a stock EventSource to the end. */
+const createAndFollow = (url: string, headers: Record<string, string>) =>
+  Effect.gen(function* () {
+    const uploadId = yield* upload(url, headers)
+    const created = yield* createSession(url, headers, { uploadIds: [uploadId] })
+    const id = (created.body as { data: WireSession }).data.id
+    const run = yield* runEventSource(`${url}/api/v1/sessions/${id}/events`, { headers, events: FOLLOW_EVENTS })
+    return { id, run }
+  })
+
 const completedSession = (url: string, headers: Record<string, string>) =>
   Effect.gen(function* () {
     openai.enqueue(FAKE_VISION, FAKE_SUGGESTIONS)
@@ -104,13 +114,7 @@ layer(
         kind: "ok",
         text: "Coffee sounds great\nCoffee sounds great\nA walk by the river?\nSurprise me\n"
       })
-      const uploadId = yield* upload(url, alice.headers)
-      const created = yield* createSession(url, alice.headers, { uploadIds: [uploadId] })
-      const id = (created.body as { data: WireSession }).data.id
-      const run = yield* runEventSource(`${url}/api/v1/sessions/${id}/events`, {
-        headers: alice.headers,
-        events: FOLLOW_EVENTS
-      })
+      const { id, run } = yield* createAndFollow(url, alice.headers)
       const last = run.events.at(-1)
       expect(last?.event).toBe("completed")
       expect(run.requests).toEqual([
@@ -145,13 +149,7 @@ layer(
       const text = "Saturday morning works for me!\nDeal, I will bring the coffee\nMeet at the trailhead at nine?\n"
       // Deltas arrive faster than the publisher's interval: they are batched, never dropped or reordered.
       openai.enqueue(FAKE_VISION, { kind: "ok", text, chunks: text.match(/[^]{1,4}/g) ?? [], chunkDelayMs: 2 })
-      const uploadId = yield* upload(url, alice.headers)
-      const created = yield* createSession(url, alice.headers, { uploadIds: [uploadId] })
-      const id = (created.body as { data: WireSession }).data.id
-      const run = yield* runEventSource(`${url}/api/v1/sessions/${id}/events`, {
-        headers: alice.headers,
-        events: FOLLOW_EVENTS
-      })
+      const { id, run } = yield* createAndFollow(url, alice.headers)
       expect(run.events.at(-1)?.event).toBe("completed")
       const streamed: Array<string> = []
       for (const { event, data } of run.events) {
