@@ -186,7 +186,14 @@ export class Db extends Context.Tag("Db")<Db, DbShape>() {
         }
         // The pool is ours (closed after the client): `sql` uses it without the client.
         const pool = yield* Effect.acquireRelease(
-          Effect.sync(() => new pg.Pool({ connectionString, max: options.poolMax })),
+          Effect.sync(() => {
+            const pool = new pg.Pool({ connectionString, max: options.poolMax })
+            // An idle client's error (the server closed it) is no caller's: the pool drops that client
+            // and the next query reports its own. Unheard, node would end the process with it; Prisma's
+            // adapter listens only while its client is connected.
+            pool.on("error", () => {})
+            return pool
+          }),
           (pool) => Effect.promise(() => pool.end())
         )
         const client = yield* prismaResource(() => new PrismaClient({ adapter: new PrismaPg(pool) }))
