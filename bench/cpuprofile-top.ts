@@ -2,7 +2,11 @@
  * The top self-time functions of a `--cpu-prof` profile, and the share of each package (or of
  * the project's own files), so a bench's profile reads without DevTools.
  *
- *   node bench/cpuprofile-top.ts <file.cpuprofile> [count=30]
+ *   node bench/cpuprofile-top.ts <file.cpuprofile> [count=30] [--since <µs>]
+ *
+ * `--since`: only the samples taken at or after that monotonic time in µs (V8's profile clock and
+ * `process.hrtime` are both CLOCK_MONOTONIC): bench/latency.ts prints the start of its measured
+ * rounds, so their profile leaves the boot and the warm-up out.
  */
 import { readFileSync } from "node:fs"
 
@@ -11,12 +15,17 @@ interface ProfileNode {
   readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number }
 }
 interface Profile {
+  readonly startTime: number
   readonly nodes: ReadonlyArray<ProfileNode>
   readonly samples: ReadonlyArray<number>
   readonly timeDeltas: ReadonlyArray<number>
 }
 
-const [file, countArg] = process.argv.slice(2)
+const sinceAt = process.argv.indexOf("--since")
+const sinceUs = sinceAt === -1 ? Number.NEGATIVE_INFINITY : Number(process.argv[sinceAt + 1])
+const [file, countArg] = process.argv
+  .slice(2)
+  .filter((_, i, args) => args[i] !== "--since" && args[i - 1] !== "--since")
 if (file === undefined) {
   console.error("usage: node bench/cpuprofile-top.ts <file.cpuprofile> [count]")
   process.exit(2)
@@ -24,7 +33,11 @@ if (file === undefined) {
 const profile = JSON.parse(readFileSync(file, "utf8")) as Profile
 const byId = new Map(profile.nodes.map((node) => [node.id, node]))
 const selfUs = new Map<number, number>()
-profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)))
+let sampledAt = profile.startTime
+profile.samples.forEach((id, i) => {
+  sampledAt += profile.timeDeltas[i] ?? 0
+  if (sampledAt >= sinceUs) selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0))
+})
 const total = [...selfUs.values()].reduce((sum, us) => sum + us, 0)
 
 const where = (url: string) => {

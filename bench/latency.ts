@@ -181,6 +181,8 @@ try {
   // Warm-up (JIT, connections, Lua scripts), not counted.
   await batch(tokens[0] ?? "", warmupSessions)
   const pacedBefore = pacedSoFar().length
+  // For a profiled run (NODE_OPTIONS=--cpu-prof): bench/cpuprofile-top.ts --since <this> leaves boot and warm-up out.
+  console.log(`measured rounds start at monotonic ${process.hrtime.bigint() / 1000n} µs`)
   for (let round = 0; round < rounds; round++) results.push(await batch(tokens[round + 1] ?? "", sessionsPerRound))
   paced = pacedSoFar().slice(pacedBefore)
 } finally {
@@ -208,6 +210,26 @@ const measures = {
   lastSuggestionMs: stats(times((session) => session.last["suggestion"])),
   completedMs: stats(times((session) => session.endMs))
 }
+/**
+ * Where each session's time went, as the app saw it: the span between two consecutive marks
+ * (create answered, each phase's status event, the transcript event, the first delta), p50 / p99.
+ */
+const MARKS = [
+  ["create answered", (session: FollowedSession) => session.createMs],
+  ["normalise began (queue wait)", (session: FollowedSession) => session.first["status:normalise"]],
+  ["ocr began (normalise)", (session: FollowedSession) => session.first["status:ocr"]],
+  ["transcript phase began (vision call)", (session: FollowedSession) => session.first["status:transcript"]],
+  ["transcript event (saved, published)", (session: FollowedSession) => session.first["transcript"]],
+  ["first delta (suggestions call)", (session: FollowedSession) => session.first["delta"]]
+] as const
+const spans = MARKS.slice(1).map(([name, pick], i) => {
+  const previous = MARKS[i]?.[1]
+  const values = times((session) => {
+    const [from, to] = [previous?.(session), pick(session)]
+    return from === undefined || to === undefined ? undefined : to - from
+  })
+  return { span: name, ...stats(values) }
+})
 const cpuPerSession = (key: "api" | "worker" | "fake") => {
   const values = results.map((round) => round.cpuMs[key])
   return values.some((value) => value === undefined)
@@ -268,6 +290,12 @@ console.log(
       measures.firstSuggestionTokenMs.p50 - provider.visionDoneMs.p50 - provider.suggestionsFirstTokenMs.p50
     )} ms`
 )
+console.log(
+  `\nWhere the time went (ms between consecutive marks, as the app saw them):\n\n${table(
+    ["up to", "p50 ms", "p99 ms"],
+    spans.map((span) => [span.span, f(span.p50), f(span.p99)])
+  )}`
+)
 const cpu = { api: cpuPerSession("api"), worker: cpuPerSession("worker"), fake: cpuPerSession("fake") }
 console.log(
   `\nCPU ms per session: api ${cpu.api?.toFixed(1) ?? "n/a"}, worker ${cpu.worker?.toFixed(1) ?? "n/a"}, ` +
@@ -288,6 +316,7 @@ writeResult("latency", {
   profile,
   queueConcurrency: queueConcurrency ?? "default",
   ...measures,
+  spans,
   providerShare: provider,
   cpuMsPerSession: cpu,
   failures

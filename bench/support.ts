@@ -318,6 +318,7 @@ export interface SessionFrame {
   readonly sessionId?: string
   readonly seq?: number
   readonly event?: string
+  readonly data?: { readonly phase?: string | null }
   readonly code?: string
   readonly details?: { readonly sessionId?: string }
 }
@@ -365,7 +366,10 @@ export interface FollowedSession {
   readonly id: string | undefined
   /** Every time below is in ms from the start of the create request. */
   readonly createMs: number
-  /** The first and the last time each `session.event` kind arrived (delta, transcript, suggestion, completed…). */
+  /**
+   * The first and the last time each `session.event` kind arrived (delta, transcript, suggestion, completed…);
+   * `first["status:<phase>"]`: when the status event of that phase arrived.
+   */
   readonly first: Readonly<Record<string, number>>
   readonly last: Readonly<Record<string, number>>
   /** completed, failed, cancelled, timeout, `create <status>` or `ws error <code>`. */
@@ -413,6 +417,9 @@ export const followSession = async (
       counts[frame.event] = (counts[frame.event] ?? 0) + 1
       first[frame.event] ??= at
       last[frame.event] = at
+      // A status event also marks when its phase began, as the app sees it.
+      const phase = frame.event === "status" ? frame.data?.phase : undefined
+      if (typeof phase === "string") first[`status:${phase}`] ??= at
       if (frame.event === "completed" || frame.event === "failed" || frame.event === "cancelled") {
         endSeq = frame.seq
         clearTimeout(timer)
