@@ -9,13 +9,12 @@ import { Effect } from "effect"
 import { afterAll, beforeEach } from "vitest"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { tinyImage } from "../../fixtures/images.ts"
-import { openAiFakeConfig } from "../../support/ai-config.ts"
-import { sql, TestDb } from "../../support/database.ts"
+import { sql } from "../../support/database.ts"
 import { http, postJson } from "../../support/http.ts"
-import { baseUrl, testServer } from "../../support/server.ts"
+import { baseUrl } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
 import { newMatch, openAiPrompt } from "../openers/support.ts"
-import { awaitFinished, createSession, uploadPng, type WireSession } from "./support.ts"
+import { awaitFinished, createSession, uploadPng, type WireSession, sessionsServer } from "./support.ts"
 
 const openai = await startFakeOpenAI()
 afterAll(() => openai.close())
@@ -34,17 +33,7 @@ const vision = (...texts: ReadonlyArray<[sender: string, text: string]>) => ({
 /** The prompt of the last streamed request (the suggestions). */
 const lastSuggestionsPrompt = () => openAiPrompt(openai.requests.filter((request) => request.stream).at(-1)?.body)
 
-layer(
-  testServer({
-    db: TestDb(),
-    consumer: true,
-    config: {
-      ...openAiFakeConfig(openai.url),
-      QUEUE_ATTEMPTS: "1"
-    }
-  }),
-  { timeout: 120_000 }
-)("sessions: the suggestions' context", (it) => {
+layer(sessionsServer(openai.url), { timeout: 120_000 })("sessions: the suggestions' context", (it) => {
   it.effect("a match's profile, notes, earlier sessions and the user's feedback reach the prompt", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl

@@ -10,12 +10,11 @@ import { Effect } from "effect"
 import { afterAll, beforeEach } from "vitest"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { tinyImage } from "../../fixtures/images.ts"
-import { openAiFakeConfig } from "../../support/ai-config.ts"
-import { sql, TestDb } from "../../support/database.ts"
+import { sql } from "../../support/database.ts"
 import { failure, postJson } from "../../support/http.ts"
-import { baseUrl, testServer } from "../../support/server.ts"
+import { baseUrl } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
-import { awaitFinished, createSession, readEvents, uploadPng, type WireSession } from "./support.ts"
+import { awaitFinished, createSession, readEvents, uploadPng, type WireSession, sessionsServer } from "./support.ts"
 
 const openai = await startFakeOpenAI()
 afterAll(() => openai.close())
@@ -54,17 +53,7 @@ const startSession = (url: string, headers: Record<string, string>, suggestions:
     return (created.body as { data: WireSession }).data.id
   })
 
-layer(
-  testServer({
-    db: TestDb(),
-    consumer: true,
-    config: {
-      ...openAiFakeConfig(openai.url),
-      QUEUE_ATTEMPTS: "1"
-    }
-  }),
-  { timeout: 120_000 }
-)("sessions: an empty batch is not a success", (it) => {
+layer(sessionsServer(openai.url), { timeout: 120_000 })("sessions: an empty batch is not a success", (it) => {
   it.effect("regeneration: nothing kept twice (no line, then only repeats) → 502 AI_EMPTY_RESULT, not counted", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl

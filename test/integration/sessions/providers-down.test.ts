@@ -8,11 +8,10 @@ import { Effect } from "effect"
 import { afterAll, beforeAll } from "vitest"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { assertFontsRender, chatScreenshotPng } from "../../fixtures/chat-screenshot.ts"
-import { openAiFakeConfig } from "../../support/ai-config.ts"
-import { sql, TestDb } from "../../support/database.ts"
-import { baseUrl, testServer } from "../../support/server.ts"
+import { sql } from "../../support/database.ts"
+import { baseUrl } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
-import { awaitFinished, sessionRun } from "./support.ts"
+import { awaitFinished, sessionRun, sessionsServer } from "./support.ts"
 
 const openai = await startFakeOpenAI()
 openai.setFallback({ kind: "status", status: 500 })
@@ -24,17 +23,7 @@ beforeAll(async () => {
   screenshot = await chatScreenshotPng()
 })
 
-layer(
-  testServer({
-    db: TestDb(),
-    consumer: true,
-    config: {
-      ...openAiFakeConfig(openai.url),
-      QUEUE_ATTEMPTS: "1"
-    }
-  }),
-  { timeout: 120_000 }
-)("sessions: every provider down", (it) => {
+layer(sessionsServer(openai.url), { timeout: 120_000 })("sessions: every provider down", (it) => {
   it.effect("local OCR reads the transcript; the suggestions fail the session with AI_UNAVAILABLE", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl

@@ -11,10 +11,9 @@ import { afterAll, beforeEach } from "vitest"
 import { WingmateRpcClient } from "../../../src/client/rpc-client.ts"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { tinyImage } from "../../fixtures/images.ts"
-import { openAiFakeConfig } from "../../support/ai-config.ts"
-import { sql, TestDb } from "../../support/database.ts"
+import { sql } from "../../support/database.ts"
 import { runEventSource } from "../../support/eventsource.ts"
-import { baseUrl, testServer } from "../../support/server.ts"
+import { baseUrl } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
 import {
   awaitFinished,
@@ -23,7 +22,8 @@ import {
   FAKE_VISION,
   sseFrames,
   uploadPng,
-  type WireSession
+  type WireSession,
+  sessionsServer
 } from "./support.ts"
 
 const openai = await startFakeOpenAI()
@@ -94,172 +94,167 @@ const lastBatch = (id: string) =>
     ([row]) => row?.last_batch
   )
 
-layer(
-  testServer({
-    db: TestDb(),
-    consumer: true,
-    config: {
-      ...openAiFakeConfig(openai.url),
-      QUEUE_ATTEMPTS: "1"
-    }
-  }),
-  { timeout: 120_000, excludeTestServices: true }
-)("sessions: event streams end cleanly; dropped suggestions are retracted", (it) => {
-  it.effect("a stock EventSource following a session stops after completed: its reconnect gets 204", () =>
-    Effect.gen(function* () {
-      const url = yield* baseUrl
-      const { alice } = yield* twoUsers(url)
-      // Batch 0 repeats its first line: streamed, then dropped as a duplicate.
-      openai.enqueue(FAKE_VISION, {
-        kind: "ok",
-        text: "Coffee sounds great\nCoffee sounds great\nA walk by the river?\nSurprise me\n"
-      })
-      const { id, run } = yield* createAndFollow(url, alice.headers)
-      const last = run.events.at(-1)
-      expect(last?.event).toBe("completed")
-      expect(run.requests).toEqual([
-        { lastEventId: undefined, status: 200 },
-        { lastEventId: last?.id, status: 204 }
-      ])
-      expect(run.closedWith).toBe(204)
-      const done = yield* awaitFinished(url, alice.headers, id)
-      const [cost] = yield* sql<{ cost_micros: number }>("SELECT cost_micros FROM sessions WHERE id = $1", [id])
-      expect(last?.data).toEqual({
-        suggestions: done.suggestions,
-        costMicros: cost?.cost_micros,
-        timings: done.timings
-      })
-      expect(done.suggestions.map((suggestion) => suggestion.text)).toEqual([
-        "Coffee sounds great",
-        "A walk by the river?",
-        "Surprise me"
-      ])
-      // The repeat was retracted: what a client shows is what was saved.
-      expect(run.events.filter((event) => event.event === "blocked").map((event) => event.data)).toEqual([
-        { index: 1, reason: "duplicate" }
-      ])
-      expect(shown(run.events)).toEqual(done.suggestions.map((suggestion) => suggestion.text))
-    })
-  )
-
-  it.effect("a stream paced like a model (a delta per 4 characters): the follower gets every character in order", () =>
-    Effect.gen(function* () {
-      const url = yield* baseUrl
-      const { alice } = yield* twoUsers(url)
-      const text = "Saturday morning works for me!\nDeal, I will bring the coffee\nMeet at the trailhead at nine?\n"
-      // Deltas arrive faster than the publisher's interval: they are batched, never dropped or reordered.
-      openai.enqueue(FAKE_VISION, { kind: "ok", text, chunks: text.match(/[^]{1,4}/g) ?? [], chunkDelayMs: 2 })
-      const { id, run } = yield* createAndFollow(url, alice.headers)
-      expect(run.events.at(-1)?.event).toBe("completed")
-      const streamed: Array<string> = []
-      for (const { event, data } of run.events) {
-        const delta = data as { index: number; text: string }
-        if (event === "delta") streamed[delta.index] = (streamed[delta.index] ?? "") + delta.text
-      }
-      const done = yield* awaitFinished(url, alice.headers, id)
-      expect(streamed).toEqual([
-        "Saturday morning works for me!",
-        "Deal, I will bring the coffee",
-        "Meet at the trailhead at nine?"
-      ])
-      expect(done.suggestions.map((suggestion) => suggestion.text)).toEqual(streamed)
-    })
-  )
-
-  it.effect("a regeneration: dropped lines retracted with blocked (SSE); a stock EventSource stops after final", () =>
-    Effect.gen(function* () {
-      const url = yield* baseUrl
-      const { alice } = yield* twoUsers(url)
-      const done = yield* completedSession(url, alice.headers)
-      regeneration()
-      const run = yield* runEventSource(`${url}/api/v1/sessions/${done.id}/suggestions`, {
-        headers: alice.headers,
-        events: REGENERATE_EVENTS,
-        post: { instruction: "Shorter" }
-      })
-      const last = run.events.at(-1)
-      expect(last?.event).toBe("final")
-      expect(run.requests).toEqual([
-        { lastEventId: undefined, status: 200 },
-        { lastEventId: last?.id, status: 204 }
-      ])
-      expect(run.events.map((event) => event.id)).toEqual(run.events.map((_, n) => `1:${n + 1}`))
-
-      // The repeats of batch 0 and the line too long streamed, then were dropped: each retracted.
-      const blocked = run.events.filter((event) => event.event === "blocked").map((event) => event.data)
-      expect(blocked).toEqual([
-        { index: 0, reason: "duplicate" },
-        { index: 1, reason: "duplicate" },
-        { index: 1, reason: "too_long" }
-      ])
-      // What the client shows is exactly what was saved, and final says so too.
-      const saved = (last?.data as { batch: number; suggestions: ReadonlyArray<{ text: string }> }).suggestions
-      expect(shown(run.events)).toEqual(saved.map((suggestion) => suggestion.text))
-      const rows = yield* sql<{ text: string }>(
-        "SELECT text FROM suggestions WHERE session_id = $1 AND batch = 1 ORDER BY position",
-        [done.id]
-      )
-      expect(rows.map((row) => row.text)).toEqual(["A brand new line", "One more idea", "Another idea"])
-      expect(saved.map((suggestion) => suggestion.text)).toEqual(rows.map((row) => row.text))
-      expect(yield* lastBatch(done.id)).toBe(1)
-    })
-  )
-
-  it.effect("a regeneration's reconnect (Last-Event-ID) answers 204: no batch written, nothing counted", () =>
-    Effect.gen(function* () {
-      const url = yield* baseUrl
-      const { alice, bob } = yield* twoUsers(url)
-      const done = yield* completedSession(url, alice.headers)
-      regeneration()
-      const path = `${url}/api/v1/sessions/${done.id}/suggestions`
-      const post = (headers: Record<string, string>) =>
-        Effect.promise(async () => {
-          const response = await fetch(path, {
-            method: "POST",
-            headers: { ...headers, "content-type": "application/json", accept: "text/event-stream" },
-            body: "{}"
-          })
-          return { status: response.status, text: await response.text() }
+layer(sessionsServer(openai.url), { timeout: 120_000, excludeTestServices: true })(
+  "sessions: event streams end cleanly; dropped suggestions are retracted",
+  (it) => {
+    it.effect("a stock EventSource following a session stops after completed: its reconnect gets 204", () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const { alice } = yield* twoUsers(url)
+        // Batch 0 repeats its first line: streamed, then dropped as a duplicate.
+        openai.enqueue(FAKE_VISION, {
+          kind: "ok",
+          text: "Coffee sounds great\nCoffee sounds great\nA walk by the river?\nSurprise me\n"
         })
-      const first = yield* post(alice.headers)
-      expect(first.status).toBe(200)
-      expect(first.text.startsWith("retry: 3000\n\n")).toBe(true)
-      const lastId = sseFrames(first.text).at(-1)?.id ?? ""
-      expect(lastId).toBe(`1:${sseFrames(first.text).length}`)
-      for (const [headers, id] of [
-        [alice.headers, lastId],
-        [alice.headers, "1:1"],
-        [bob.headers, lastId]
-      ] as const) {
-        const again = yield* post({ ...headers, "last-event-id": id })
-        expect(again).toEqual({ status: 204, text: "" })
-      }
-      expect(yield* lastBatch(done.id)).toBe(1)
-      const counted = yield* sql<{ used: number }>(
-        "SELECT used FROM usage_counters WHERE user_id = $1 AND kind = 'regenerations'",
-        [alice.id]
-      )
-      expect(counted).toEqual([{ used: 1 }])
-    })
-  )
+        const { id, run } = yield* createAndFollow(url, alice.headers)
+        const last = run.events.at(-1)
+        expect(last?.event).toBe("completed")
+        expect(run.requests).toEqual([
+          { lastEventId: undefined, status: 200 },
+          { lastEventId: last?.id, status: 204 }
+        ])
+        expect(run.closedWith).toBe(204)
+        const done = yield* awaitFinished(url, alice.headers, id)
+        const [cost] = yield* sql<{ cost_micros: number }>("SELECT cost_micros FROM sessions WHERE id = $1", [id])
+        expect(last?.data).toEqual({
+          suggestions: done.suggestions,
+          costMicros: cost?.cost_micros,
+          timings: done.timings
+        })
+        expect(done.suggestions.map((suggestion) => suggestion.text)).toEqual([
+          "Coffee sounds great",
+          "A walk by the river?",
+          "Surprise me"
+        ])
+        // The repeat was retracted: what a client shows is what was saved.
+        expect(run.events.filter((event) => event.event === "blocked").map((event) => event.data)).toEqual([
+          { index: 1, reason: "duplicate" }
+        ])
+        expect(shown(run.events)).toEqual(done.suggestions.map((suggestion) => suggestion.text))
+      })
+    )
 
-  it.effect("RPC sessions.regenerate retracts dropped lines with Blocked too", () =>
-    Effect.gen(function* () {
-      const url = yield* baseUrl
-      const { alice } = yield* twoUsers(url)
-      const done = yield* completedSession(url, alice.headers)
-      regeneration()
-      const events = yield* Effect.flatMap(WingmateRpcClient, (rpc) =>
-        Effect.map(Stream.runCollect(rpc.sessions.regenerate({ sessionId: done.id })), (chunk) =>
-          Chunk.toReadonlyArray(chunk)
+    it.effect(
+      "a stream paced like a model (a delta per 4 characters): the follower gets every character in order",
+      () =>
+        Effect.gen(function* () {
+          const url = yield* baseUrl
+          const { alice } = yield* twoUsers(url)
+          const text = "Saturday morning works for me!\nDeal, I will bring the coffee\nMeet at the trailhead at nine?\n"
+          // Deltas arrive faster than the publisher's interval: they are batched, never dropped or reordered.
+          openai.enqueue(FAKE_VISION, { kind: "ok", text, chunks: text.match(/[^]{1,4}/g) ?? [], chunkDelayMs: 2 })
+          const { id, run } = yield* createAndFollow(url, alice.headers)
+          expect(run.events.at(-1)?.event).toBe("completed")
+          const streamed: Array<string> = []
+          for (const { event, data } of run.events) {
+            const delta = data as { index: number; text: string }
+            if (event === "delta") streamed[delta.index] = (streamed[delta.index] ?? "") + delta.text
+          }
+          const done = yield* awaitFinished(url, alice.headers, id)
+          expect(streamed).toEqual([
+            "Saturday morning works for me!",
+            "Deal, I will bring the coffee",
+            "Meet at the trailhead at nine?"
+          ])
+          expect(done.suggestions.map((suggestion) => suggestion.text)).toEqual(streamed)
+        })
+    )
+
+    it.effect("a regeneration: dropped lines retracted with blocked (SSE); a stock EventSource stops after final", () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const { alice } = yield* twoUsers(url)
+        const done = yield* completedSession(url, alice.headers)
+        regeneration()
+        const run = yield* runEventSource(`${url}/api/v1/sessions/${done.id}/suggestions`, {
+          headers: alice.headers,
+          events: REGENERATE_EVENTS,
+          post: { instruction: "Shorter" }
+        })
+        const last = run.events.at(-1)
+        expect(last?.event).toBe("final")
+        expect(run.requests).toEqual([
+          { lastEventId: undefined, status: 200 },
+          { lastEventId: last?.id, status: 204 }
+        ])
+        expect(run.events.map((event) => event.id)).toEqual(run.events.map((_, n) => `1:${n + 1}`))
+
+        // The repeats of batch 0 and the line too long streamed, then were dropped: each retracted.
+        const blocked = run.events.filter((event) => event.event === "blocked").map((event) => event.data)
+        expect(blocked).toEqual([
+          { index: 0, reason: "duplicate" },
+          { index: 1, reason: "duplicate" },
+          { index: 1, reason: "too_long" }
+        ])
+        // What the client shows is exactly what was saved, and final says so too.
+        const saved = (last?.data as { batch: number; suggestions: ReadonlyArray<{ text: string }> }).suggestions
+        expect(shown(run.events)).toEqual(saved.map((suggestion) => suggestion.text))
+        const rows = yield* sql<{ text: string }>(
+          "SELECT text FROM suggestions WHERE session_id = $1 AND batch = 1 ORDER BY position",
+          [done.id]
         )
-      ).pipe(Effect.provide(WingmateRpcClient.http({ baseUrl: url, token: alice.token })))
-      expect(events.filter((event) => event._tag === "Blocked")).toEqual([
-        { _tag: "Blocked", index: 0, reason: "duplicate" },
-        { _tag: "Blocked", index: 1, reason: "duplicate" },
-        { _tag: "Blocked", index: 1, reason: "too_long" }
-      ])
-      expect(events.at(-1)?._tag).toBe("Final")
-    })
-  )
-})
+        expect(rows.map((row) => row.text)).toEqual(["A brand new line", "One more idea", "Another idea"])
+        expect(saved.map((suggestion) => suggestion.text)).toEqual(rows.map((row) => row.text))
+        expect(yield* lastBatch(done.id)).toBe(1)
+      })
+    )
+
+    it.effect("a regeneration's reconnect (Last-Event-ID) answers 204: no batch written, nothing counted", () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const { alice, bob } = yield* twoUsers(url)
+        const done = yield* completedSession(url, alice.headers)
+        regeneration()
+        const path = `${url}/api/v1/sessions/${done.id}/suggestions`
+        const post = (headers: Record<string, string>) =>
+          Effect.promise(async () => {
+            const response = await fetch(path, {
+              method: "POST",
+              headers: { ...headers, "content-type": "application/json", accept: "text/event-stream" },
+              body: "{}"
+            })
+            return { status: response.status, text: await response.text() }
+          })
+        const first = yield* post(alice.headers)
+        expect(first.status).toBe(200)
+        expect(first.text.startsWith("retry: 3000\n\n")).toBe(true)
+        const lastId = sseFrames(first.text).at(-1)?.id ?? ""
+        expect(lastId).toBe(`1:${sseFrames(first.text).length}`)
+        for (const [headers, id] of [
+          [alice.headers, lastId],
+          [alice.headers, "1:1"],
+          [bob.headers, lastId]
+        ] as const) {
+          const again = yield* post({ ...headers, "last-event-id": id })
+          expect(again).toEqual({ status: 204, text: "" })
+        }
+        expect(yield* lastBatch(done.id)).toBe(1)
+        const counted = yield* sql<{ used: number }>(
+          "SELECT used FROM usage_counters WHERE user_id = $1 AND kind = 'regenerations'",
+          [alice.id]
+        )
+        expect(counted).toEqual([{ used: 1 }])
+      })
+    )
+
+    it.effect("RPC sessions.regenerate retracts dropped lines with Blocked too", () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const { alice } = yield* twoUsers(url)
+        const done = yield* completedSession(url, alice.headers)
+        regeneration()
+        const events = yield* Effect.flatMap(WingmateRpcClient, (rpc) =>
+          Effect.map(Stream.runCollect(rpc.sessions.regenerate({ sessionId: done.id })), (chunk) =>
+            Chunk.toReadonlyArray(chunk)
+          )
+        ).pipe(Effect.provide(WingmateRpcClient.http({ baseUrl: url, token: alice.token })))
+        expect(events.filter((event) => event._tag === "Blocked")).toEqual([
+          { _tag: "Blocked", index: 0, reason: "duplicate" },
+          { _tag: "Blocked", index: 1, reason: "duplicate" },
+          { _tag: "Blocked", index: 1, reason: "too_long" }
+        ])
+        expect(events.at(-1)?._tag).toBe("Final")
+      })
+    )
+  }
+)

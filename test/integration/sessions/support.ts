@@ -1,10 +1,16 @@
 /** Helpers of the sessions tests: uploads of generated screenshots, sessions through the API, SSE. */
 import { expect } from "@effect/vitest"
 import { Effect } from "effect"
-import { sql } from "../../support/database.ts"
+import { openAiFakeConfig } from "../../support/ai-config.ts"
+import { sql, TestDb } from "../../support/database.ts"
 import { eventually } from "../../support/eventually.ts"
 import { http, postJson } from "../../support/http.ts"
+import { testServer } from "../../support/server.ts"
 import { sendBytes, ticketFor } from "../../support/uploads.ts"
+
+/** The api and the queue's consumer on the test database, every provider the OpenAI fake at `openAiUrl`, one attempt per job. */
+export const sessionsServer = (openAiUrl: string) =>
+  testServer({ db: TestDb(), consumer: true, config: { ...openAiFakeConfig(openAiUrl), QUEUE_ATTEMPTS: "1" } })
 
 export interface WireSession {
   readonly id: string
