@@ -29,7 +29,7 @@ import {
   openersSystem
 } from "./prompts/openers-v1.ts"
 import { profilePrompt, profileSystem } from "./prompts/profile-v1.ts"
-import { impliesMinor, normalizeOpener, outputAllowed } from "./safety.ts"
+import { cleanLine, impliesMinor, lineBlockedReason, normalizeOpener } from "./safety.ts"
 
 export type { BlockedReason, OpenerEvent }
 
@@ -53,20 +53,6 @@ export const toOpenerView = (opener: Opener): OpenerView => ({
   dislikeReason: opener.dislikeReason,
   createdAt: opener.createdAt
 })
-
-/**
- * Numbering, bullets and quotes the model may add despite the instructions. Quotes go only when
- * they wrap the whole line: a quoted title at either end stays whole (never an unbalanced quote).
- */
-export const cleanLine = (line: string) => {
-  const text = line
-    .trim()
-    .replace(/^(?:\d{1,2}[.)]|[-*•])(?:\s+|$)/, "")
-    .trim()
-  if (/^["“”']*$/.test(text)) return ""
-  const inner = /^["“”'](.*)["“”']$/s.exec(text)?.[1]
-  return inner !== undefined && !/["“”]/.test(inner) ? inner.trim() : text
-}
 
 const minorRefused = () =>
   new SafetyBlocked({
@@ -191,14 +177,11 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
               if (text === "") return []
               const position = index++
               if (position >= input.count) return []
-              const reason: BlockedReason | undefined =
-                text.length > MAX_OPENER_CHARS
-                  ? "too_long"
-                  : !outputAllowed(text, config.openers.safetyPolicy)
-                    ? "unsafe"
-                    : seen.has(normalizeOpener(text))
-                      ? "duplicate"
-                      : undefined
+              const reason = lineBlockedReason(text, {
+                maxChars: MAX_OPENER_CHARS,
+                policy: config.openers.safetyPolicy,
+                seen
+              })
               if (reason !== undefined) {
                 blocked++
                 return [{ _tag: "blocked", index: position, reason }]

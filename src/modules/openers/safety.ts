@@ -3,6 +3,7 @@
  * age under 18 is refused. Output: each generated opener is checked against the policy's terms;
  * anything the check cannot clear is dropped (fail closed), never saved or shown as done.
  */
+import type { BlockedReason } from "../../domain/openers.ts"
 
 /** Patterns that state or imply a minor. Deliberately broad: a false positive costs one refusal. */
 const MINOR_PATTERNS: ReadonlyArray<RegExp> = [
@@ -44,3 +45,33 @@ export const normalizeOpener = (text: string) =>
     .toLowerCase()
     .replace(/[^\p{L}\p{N}]+/gu, " ")
     .trim()
+
+/**
+ * Numbering, bullets and quotes the model may add despite the instructions. Quotes go only when
+ * they wrap the whole line: a quoted title at either end stays whole (never an unbalanced quote).
+ */
+export const cleanLine = (line: string) => {
+  const text = line
+    .trim()
+    .replace(/^(?:\d{1,2}[.)]|[-*•])(?:\s+|$)/, "")
+    .trim()
+  if (/^["“”']*$/.test(text)) return ""
+  const inner = /^["“”'](.*)["“”']$/s.exec(text)?.[1]
+  return inner !== undefined && !/["“”]/.test(inner) ? inner.trim() : text
+}
+
+/**
+ * Why a finished, cleaned line (an opener or a suggestion) may not be shown: longer than
+ * `maxChars`, refused by the policy, or the same as one in `seen` (normalised); undefined when it may.
+ */
+export const lineBlockedReason = (
+  text: string,
+  rules: { readonly maxChars: number; readonly policy: SafetyPolicy; readonly seen: ReadonlySet<string> }
+): BlockedReason | undefined =>
+  text.length > rules.maxChars
+    ? "too_long"
+    : !outputAllowed(text, rules.policy)
+      ? "unsafe"
+      : rules.seen.has(normalizeOpener(text))
+        ? "duplicate"
+        : undefined

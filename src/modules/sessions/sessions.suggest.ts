@@ -18,8 +18,7 @@ import type { BlockedReason } from "../../domain/openers.ts"
 import type { SessionMessage, SessionSuggestion } from "../../domain/sessions.ts"
 import { Tone } from "../../domain/tones.ts"
 import { MatchesService, matchTexts } from "../matches/matches.service.ts"
-import { cleanLine } from "../openers/openers.service.ts"
-import { impliesMinor, normalizeOpener, outputAllowed } from "../openers/safety.ts"
+import { cleanLine, impliesMinor, lineBlockedReason, normalizeOpener } from "../openers/safety.ts"
 import {
   declined,
   localSuggestions,
@@ -137,14 +136,11 @@ export class SessionSuggester extends Effect.Service<SessionSuggester>()("Sessio
             streamed = false
             const text = cleanLine(raw)
             if (text === "" || index >= SUGGESTION_COUNT) return
-            const reason: BlockedReason | undefined =
-              text.length > MAX_SUGGESTION_CHARS
-                ? "too_long"
-                : !outputAllowed(text, config.openers.safetyPolicy)
-                  ? "unsafe"
-                  : seen.has(normalizeOpener(text))
-                    ? "duplicate"
-                    : undefined
+            const reason = lineBlockedReason(text, {
+              maxChars: MAX_SUGGESTION_CHARS,
+              policy: config.openers.safetyPolicy,
+              seen
+            })
             if (reason !== undefined) {
               if (sent) yield* emit({ _tag: "Blocked", index, reason })
               return

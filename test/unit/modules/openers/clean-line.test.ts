@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { cleanLine } from "../../../../src/modules/openers/openers.service.ts"
+import { cleanLine } from "../../../../src/modules/openers/safety.ts"
 
 describe("cleanLine", () => {
   it.each([
