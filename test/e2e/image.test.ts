@@ -4,13 +4,17 @@
  * does, `--omit=dev --ignore-scripts`; the rest from the build context), then the compose stack's
  * commands run from that tree with the compose environment (hosts mapped to this machine's
  * PostgreSQL and Redis): the one-shot migration on a fresh database, the api, the worker, a dev
- * token, and one session end to end. A file the image lacks fails here.
+ * token, and one session end to end. A file the image lacks fails here. The tree is built with
+ * asynchronous commands and copies: a synchronous `npm ci` on a loaded machine would block this
+ * test worker past vitest's 60 s reporting deadline.
  */
 import { Effect } from "effect"
-import { type ChildProcess, execFileSync, spawn } from "node:child_process"
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { type ChildProcess, execFile, spawn } from "node:child_process"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { cp } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { promisify } from "node:util"
 import pg from "pg"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { assertFontsRender, chatScreenshotPng } from "../fixtures/chat-screenshot.ts"
@@ -77,17 +81,17 @@ beforeAll(async () => {
       // As the deps stage: package.json and the lock file, `npm ci --omit=dev --ignore-scripts`.
       const deps = join(tree, ".prod-deps")
       mkdirSync(deps)
-      for (const file of ["package.json", "package-lock.json"]) cpSync(join(root, file), join(deps, file))
-      execFileSync("npm", ["ci", "--omit=dev", "--ignore-scripts", "--prefer-offline", "--no-audit", "--no-fund"], {
-        cwd: deps,
-        stdio: "ignore",
-        env: { ...process.env, CI: "true" }
-      })
-      cpSync(join(deps, "node_modules"), target, { recursive: true })
+      for (const file of ["package.json", "package-lock.json"]) await cp(join(root, file), join(deps, file))
+      await promisify(execFile)(
+        "npm",
+        ["ci", "--omit=dev", "--ignore-scripts", "--prefer-offline", "--no-audit", "--no-fund"],
+        { cwd: deps, env: { ...process.env, CI: "true" }, maxBuffer: 64 * 1024 * 1024 }
+      )
+      await cp(join(deps, "node_modules"), target, { recursive: true })
       rmSync(deps, { recursive: true, force: true })
     } else if (copy.stage === "build") {
       // The build stage is the context (what .dockerignore lets in) plus the generated Prisma client.
-      cpSync(join(root, relative), target, { recursive: true })
+      await cp(join(root, relative), target, { recursive: true })
     } else {
       throw new Error(`unexpected COPY --from=${copy.stage} ${copy.from}: teach this test what it holds`)
     }
