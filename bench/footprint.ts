@@ -10,7 +10,7 @@
  *
  * WebSocket connections held and memory per connection: bench/websocket.ts.
  */
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { availableParallelism, tmpdir } from "node:os"
 import { join } from "node:path"
 import { Redis as IORedis } from "ioredis"
@@ -35,6 +35,12 @@ const quick = process.argv.includes("--quick")
 const settleMs = quick ? 3_000 : 10_000
 const redisUrl = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
 const queuePrefix = `wm-bench-footprint-${process.pid}`
+// Extra node flags for the Wingmate processes (e.g. `--max-semi-space-size=8`), and a subset of the rows.
+const nodeArgs = (process.env["BENCH_NODE_ARGS"] ?? "").split(" ").filter((arg) => arg !== "")
+const only = process.env["BENCH_ONLY"]?.split(",")
+// Where each Wingmate process's memory is (bench/footprint-probe.ts), after its RSS is sampled;
+// BENCH_HEAP_SNAPSHOT=1 adds a heap snapshot summed by constructor.
+const probe = join(root, "bench/footprint-probe.ts")
 const workDir = mkdtempSync(join(tmpdir(), "wingmate-bench-footprint-"))
 
 interface Row {
@@ -42,6 +48,33 @@ interface Row {
   readonly readyMs: number
   readonly rssMiB: number
   readonly peakMiB: number
+  readonly breakdown?: Breakdown | undefined
+}
+
+/** What bench/footprint-probe.ts writes (the parts printed here). */
+interface Breakdown {
+  readonly memoryUsage: Record<string, number>
+  readonly heap: { readonly committed: number; readonly used: number; readonly external: number }
+  readonly spaces: ReadonlyArray<{ readonly space: string; readonly committed: number; readonly used: number }>
+  readonly smaps: { readonly kinds: Record<string, number>; readonly topFiles: ReadonlyArray<[string, number]> }
+  readonly snapshot?: {
+    readonly top: ReadonlyArray<[string, number]>
+    readonly largeStrings: ReadonlyArray<{ size: number; head: string }>
+  }
+}
+
+const probeOf = async (child: Running, file: string): Promise<Breakdown | undefined> => {
+  child.child.kill("SIGUSR2")
+  await waitFor(`${child.name} breakdown`, async () => existsSync(file), child)
+  // Written at once, but read it only once it parses.
+  for (let i = 0; i < 50; i++) {
+    try {
+      return JSON.parse(readFileSync(file, "utf8")) as Breakdown
+    } catch {
+      await sleep(100)
+    }
+  }
+  return undefined
 }
 
 const rows: Array<Row> = []
@@ -69,20 +102,50 @@ try {
     CLERK_WEBHOOK_SIGNING_SECRET: "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQtbm90LXVzZWQ="
   }
   const targets = [
-    { name: "api (src/main/api.ts)", script: "src/main/api.ts", extra: wingmate, http: true },
-    { name: "worker (src/main/worker.ts)", script: "src/main/worker.ts", extra: wingmate, http: false },
-    { name: "baseline: Express 5 + Prisma 7", script: "bench/baselines/express/server.ts", extra: {}, http: true },
-    { name: "baseline: node:http + pg", script: "bench/baselines/raw/server.ts", extra: {}, http: true }
-  ]
+    { key: "api", name: "api (src/main/api.ts)", script: "src/main/api.ts", extra: wingmate, http: true, app: true },
+    {
+      key: "worker",
+      name: "worker (src/main/worker.ts)",
+      script: "src/main/worker.ts",
+      extra: wingmate,
+      http: false,
+      app: true
+    },
+    {
+      key: "express",
+      name: "baseline: Express 5 + Prisma 7",
+      script: "bench/baselines/express/server.ts",
+      extra: {},
+      http: true,
+      app: false
+    },
+    {
+      key: "raw",
+      name: "baseline: node:http + pg",
+      script: "bench/baselines/raw/server.ts",
+      extra: {},
+      http: true,
+      app: false
+    }
+  ].filter((target) => only === undefined || only.includes(target.key))
   for (const [index, target] of targets.entries()) {
     const port = await freePort()
     const logFile = join(workDir, `${index}.log`)
+    const probeFile = join(workDir, `${index}.probe.json`)
     const started = performance.now()
     const child = start(
       target.name,
       target.script,
-      { ...common, ...target.extra, PORT: String(port), PUBLIC_BASE_URL: `http://127.0.0.1:${port}` },
-      logFile
+      {
+        ...common,
+        ...target.extra,
+        PORT: String(port),
+        PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
+        FOOTPRINT_PROBE_FILE: probeFile,
+        FOOTPRINT_PROBE_SNAPSHOT: process.env["BENCH_HEAP_SNAPSHOT"] ?? ""
+      },
+      logFile,
+      target.app ? [...nodeArgs, "--import", probe] : []
     )
     running.push(child)
     await waitFor(
@@ -104,7 +167,8 @@ try {
       process: target.name,
       readyMs,
       rssMiB: median(samples.map((sample) => sample.rssMiB)),
-      peakMiB: Math.max(...samples.map((sample) => sample.peakMiB))
+      peakMiB: Math.max(...samples.map((sample) => sample.peakMiB)),
+      ...(target.app ? { breakdown: await probeOf(child, probeFile) } : {})
     })
     await stop(child)
   }
@@ -132,6 +196,50 @@ console.log(
     rows.map((row) => [row.process, row.readyMs.toFixed(0), row.rssMiB.toFixed(1), row.peakMiB.toFixed(1)])
   )
 )
+const mib = (value: number | undefined) => (value === undefined ? "–" : value.toFixed(1))
+const broken = rows.flatMap((row) => (row.breakdown === undefined ? [] : [{ process: row.process, ...row.breakdown }]))
+if (broken.length > 0) {
+  console.log("\nWhere the RSS is (MiB; bench/footprint-probe.ts, after the samples above)\n")
+  const kinds = [...new Set(broken.flatMap((row) => Object.keys(row.smaps.kinds)))].sort()
+  const spaces = [...new Set(broken.flatMap((row) => row.spaces.map((space) => space.space)))]
+  const lines: Array<[string, (row: (typeof broken)[number]) => string]> = [
+    ["heap used / committed", (row) => `${mib(row.heap.used)} / ${mib(row.heap.committed)}`],
+    [
+      "external (of which arrayBuffers)",
+      (row) => `${mib(row.memoryUsage["external"])} (${mib(row.memoryUsage["arrayBuffers"])})`
+    ],
+    ...spaces.map((name): [string, (row: (typeof broken)[number]) => string] => [
+      `  ${name} used / committed`,
+      (row) => {
+        const space = row.spaces.find((entry) => entry.space === name)
+        return `${mib(space?.used)} / ${mib(space?.committed)}`
+      }
+    ]),
+    ...kinds.map((kind): [string, (row: (typeof broken)[number]) => string] => [
+      `smaps RSS: ${kind}`,
+      (row) => mib(row.smaps.kinds[kind])
+    ])
+  ]
+  console.log(
+    table(
+      ["", ...broken.map((row) => row.process)],
+      lines.map(([label, cell]) => [label, ...broken.map(cell)])
+    )
+  )
+  for (const row of broken) {
+    console.log(
+      `\n${row.process}: files mapped (RSS MiB): ${row.smaps.topFiles.map(([name, size]) => `${name.split("/").slice(-2).join("/")} ${mib(size)}`).join(", ")}`
+    )
+    if (row.snapshot !== undefined) {
+      console.log(
+        `heap snapshot, self size by constructor (MiB): ${row.snapshot.top.map(([name, size]) => `${name} ${mib(size)}`).join("; ")}`
+      )
+      console.log(
+        `large strings: ${row.snapshot.largeStrings.map((entry) => `${mib(entry.size)} ${JSON.stringify(entry.head.slice(0, 40))}`).join("; ")}`
+      )
+    }
+  }
+}
 console.log("\nWebSocket connections held and memory per connection: npm run bench:websocket.")
 
 mkdirSync(join(root, "bench/results"), { recursive: true })
@@ -144,6 +252,7 @@ writeFileSync(
       cores: availableParallelism(),
       quick,
       settleMs,
+      nodeArgs,
       rows,
       websocket: null,
       ok: exitCode === 0
