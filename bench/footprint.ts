@@ -35,9 +35,14 @@ const quick = process.argv.includes("--quick")
 const settleMs = quick ? 3_000 : 10_000
 const redisUrl = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
 const queuePrefix = `wm-bench-footprint-${process.pid}`
-// Extra node flags for the Wingmate processes (e.g. `--max-semi-space-size=8`), and a subset of the rows.
-const nodeArgs = (process.env["BENCH_NODE_ARGS"] ?? "").split(" ").filter((arg) => arg !== "")
+// The Wingmate processes run with the image's Node options (the Dockerfile's NODE_OPTIONS), as deployed;
+// BENCH_NODE_ARGS replaces them ("" for V8's defaults). BENCH_ONLY=api,worker,express,raw: a subset.
+const imageNodeOptions = /^\s*NODE_OPTIONS="([^"]*)"/m.exec(readFileSync(join(root, "Dockerfile"), "utf8"))?.[1] ?? ""
+const nodeArgs = (process.env["BENCH_NODE_ARGS"] ?? imageNodeOptions).split(" ").filter((arg) => arg !== "")
 const only = process.env["BENCH_ONLY"]?.split(",")
+// Another checkout's api and worker (a before/after: `git archive <rev> | tar -x -C <dir>`, link
+// this checkout's node_modules, `prisma generate` there).
+const appRoot = process.env["BENCH_APP_ROOT"] ?? root
 // Where each Wingmate process's memory is (bench/footprint-probe.ts), after its RSS is sampled;
 // BENCH_HEAP_SNAPSHOT=1 adds a heap snapshot summed by constructor.
 const probe = join(root, "bench/footprint-probe.ts")
@@ -102,11 +107,18 @@ try {
     CLERK_WEBHOOK_SIGNING_SECRET: "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQtbm90LXVzZWQ="
   }
   const targets = [
-    { key: "api", name: "api (src/main/api.ts)", script: "src/main/api.ts", extra: wingmate, http: true, app: true },
+    {
+      key: "api",
+      name: "api (src/main/api.ts)",
+      script: join(appRoot, "src/main/api.ts"),
+      extra: wingmate,
+      http: true,
+      app: true
+    },
     {
       key: "worker",
       name: "worker (src/main/worker.ts)",
-      script: "src/main/worker.ts",
+      script: join(appRoot, "src/main/worker.ts"),
       extra: wingmate,
       http: false,
       app: true
