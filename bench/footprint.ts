@@ -4,9 +4,17 @@
  * deleted at the end), production settings, each started alone; once ready (the api's
  * /health/ready, the worker's "Sessions consumer" log line) and a settle time, VmRSS is sampled
  * from /proc/<pid>/status. The REST baselines (bench/baselines) are measured the same way, for
- * scale. Prints a table and writes bench/results/footprint.json.
+ * scale. The api and the worker run with the image's Node options (the Dockerfile's
+ * NODE_OPTIONS) and bench/footprint-probe.ts, which, once the RSS is sampled, says where it is
+ * (heap spaces, external memory, /proc/<pid>/smaps by kind). Prints the tables and writes
+ * bench/results/footprint.json.
  *
  *   npm run bench:footprint [-- --quick]     (settle 10 s, or 3 s quick)
+ *
+ * Env: BENCH_ONLY=api,worker,express,raw (a subset), BENCH_NODE_ARGS (node options for the api and
+ * the worker instead of the image's; "" for V8's defaults), BENCH_HEAP_SNAPSHOT=1 (a heap
+ * snapshot summed by constructor, and the largest strings), BENCH_APP_ROOT=<dir> (another
+ * checkout's api and worker: a before/after).
  *
  * WebSocket connections held and memory per connection: bench/websocket.ts.
  */
@@ -14,7 +22,7 @@ import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync
 import { availableParallelism, tmpdir } from "node:os"
 import { join } from "node:path"
 import { Redis as IORedis } from "ioredis"
-import { TEST_AUTHORIZED_PARTY, testKeys } from "../test/support/auth.ts"
+import { TEST_AUTHORIZED_PARTY, testKeys, tokenFor } from "../test/support/auth.ts"
 import { freePort } from "../test/support/processes.ts"
 import {
   baseEnv,
@@ -168,20 +176,34 @@ try {
       child
     )
     const readyMs = performance.now() - started
-    await sleep(settleMs)
-    const samples: Array<{ rssMiB: number; peakMiB: number }> = []
-    for (let i = 0; i < 5; i++) {
-      const memory = memoryOf(child.pid)
-      if (memory !== undefined) samples.push(memory)
-      await sleep(200)
+    /** Settles, then the median of five RSS samples and the peak. */
+    const settled = async () => {
+      await sleep(settleMs)
+      const samples: Array<{ rssMiB: number; peakMiB: number }> = []
+      for (let i = 0; i < 5; i++) {
+        const memory = memoryOf(child.pid)
+        if (memory !== undefined) samples.push(memory)
+        await sleep(200)
+      }
+      return {
+        rssMiB: median(samples.map((sample) => sample.rssMiB)),
+        peakMiB: Math.max(...samples.map((sample) => sample.peakMiB))
+      }
     }
-    rows.push({
-      process: target.name,
-      readyMs,
-      rssMiB: median(samples.map((sample) => sample.rssMiB)),
-      peakMiB: Math.max(...samples.map((sample) => sample.peakMiB)),
-      ...(target.app ? { breakdown: await probeOf(child, probeFile) } : {})
-    })
+    rows.push({ process: target.name, readyMs, ...(await settled()) })
+    if (target.key === "api") {
+      // What a process that has served keeps: the first authenticated request loads what booting did
+      // not (Prisma's query compiler among them: the readiness checks go through the pool).
+      const response = await fetch(`http://127.0.0.1:${port}/api/v1/sessions?limit=20`, {
+        headers: { authorization: `Bearer ${tokenFor({ clerkId: "user_bench_footprint", expiresIn: 3600 })}` }
+      })
+      if (response.status !== 200) throw new Error(`GET /api/v1/sessions answered ${response.status}`)
+      rows.push({ process: "api, after one GET /api/v1/sessions", readyMs, ...(await settled()) })
+    }
+    if (target.app) {
+      const last = rows.pop()
+      if (last !== undefined) rows.push({ ...last, breakdown: await probeOf(child, probeFile) })
+    }
     await stop(child)
   }
 } catch (error) {
