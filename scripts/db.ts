@@ -29,6 +29,7 @@ import {
   writeMigration,
   type SqlExecutor
 } from "../src/core/db/migrations.ts"
+import { patchCompilerLoader } from "./prisma-compiler.ts"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 
@@ -99,6 +100,8 @@ const generate = (): void => {
   if (result.error !== undefined) throw new Error(`prisma generate did not start: ${result.error.message}`)
   if (result.status !== 0)
     throw new Error(`prisma generate failed (exit code ${result.status ?? result.signal ?? "?"})`)
+  // The query compiler read once, not kept in the heap as an imported module (issue #17).
+  patchCompilerLoader(path.join(root, "src/core/db/generated/internal/class.ts"))
 }
 
 /** Writes the next migration if the schema moved; returns its folder name, or undefined. */

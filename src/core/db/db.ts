@@ -152,7 +152,9 @@ const make = (client: PrismaClient, engine: DbEngine, rawRows: RawRows): DbShape
     query,
     sql,
     transaction,
-    ping: Effect.asVoid(query("ping", (c) => c.$queryRaw`SELECT 1`))
+    // Through `sql`: on PostgreSQL the pool alone, so a process that has not queried yet has not
+    // loaded Prisma's query compiler (WebAssembly, ~8 MiB resident) for its boot and readiness checks.
+    ping: Effect.asVoid(sql("ping", Prisma.sql`SELECT 1`))
   }
 }
 

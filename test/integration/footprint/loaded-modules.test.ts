@@ -3,7 +3,8 @@
  * started with production settings on the test database, their loaded modules recorded
  * (test/support/loaded-modules.ts) from boot to a clean SIGTERM. The api reads no screenshot (no
  * OCR engine, no sharp until an image comes) and no queue dashboard without ADMIN_TOKEN; the
- * worker serves no route; an AI SDK or the S3 client loads only when configured.
+ * worker serves no route; an AI SDK or the S3 client loads only when configured; neither loads
+ * Prisma's query compiler (WebAssembly) before its first query through Prisma's client.
  */
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
@@ -19,6 +20,13 @@ const workDir = mkdtempSync(join(tmpdir(), "wingmate-loaded-modules-"))
 afterAll(() => rmSync(workDir, { recursive: true, force: true }))
 
 const SDKS = ["openai", "@anthropic-ai/sdk", "@google/genai", "@aws-sdk/client-s3", "@aws-sdk/s3-request-presigner"]
+
+/** Prisma's client is loaded (the recording sees its files), its query compiler is not: readiness pings through the pool. */
+const expectNoQueryCompiler = (loaded: ReadonlySet<string>) => {
+  const prismaRuntime = [...loaded].filter((name) => name.startsWith("@prisma/client/runtime/"))
+  expect(prismaRuntime.some((name) => name.startsWith("@prisma/client/runtime/client"))).toBe(true)
+  expect(prismaRuntime.filter((name) => name.includes("query_compiler"))).toEqual([])
+}
 
 /** Runs `script` until ready, stops it with SIGTERM, and answers what it loaded. */
 const loadedBy = async (script: string, name: string, overrides: Record<string, string> = {}) => {
@@ -64,6 +72,7 @@ describe("modules each process loads", () => {
     }
     // A package's index loads every module of it (@effect/platform's holds the docs bundles).
     expect(loaded).not.toContain("@effect/cluster")
+    expectNoQueryCompiler(loaded)
   }, 90_000)
 
   it("the api with an OpenAI key loads that SDK only", async () => {
@@ -90,5 +99,6 @@ describe("modules each process loads", () => {
     ]) {
       expect(loaded, name).not.toContain(name)
     }
+    expectNoQueryCompiler(loaded)
   }, 90_000)
 })
