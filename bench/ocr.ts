@@ -16,6 +16,7 @@
  */
 import { Effect } from "effect"
 import { LocalOcr } from "../src/core/ocr/local.ts"
+import { editDistance, textSimilarity } from "../src/core/ocr/overlap.ts"
 import type { Transcript } from "../src/core/ocr/transcript.ts"
 import { mergeTranscripts } from "../src/modules/sessions/merge.ts"
 import { assertFontsRender } from "../test/fixtures/chat-screenshot.ts"
@@ -28,7 +29,6 @@ import {
   screenshotPng,
   type TruthMessage
 } from "../test/fixtures/chat-corpus.ts"
-import { editDistance } from "../test/integration/ocr/transcript-match.ts"
 import { percentile, table, writeResult } from "./support.ts"
 
 const args = process.argv.slice(2)
@@ -58,20 +58,8 @@ interface Read {
 }
 
 const squash = (text: string) => text.replace(/\s+/gu, " ").trim()
-const loose = (text: string) =>
-  squash(
-    text
-      .toLowerCase()
-      .normalize("NFC")
-      .replace(/[^\p{L}\p{N}]+/gu, " ")
-  )
-
-const similarity = (a: string, b: string) => {
-  const x = loose(a)
-  const y = loose(b)
-  const longest = Math.max(x.length, y.length)
-  return longest === 0 ? 1 : 1 - editDistance(x, y) / longest
-}
+const loose = (text: string) => squash(text.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, " "))
+const similarity = textSimilarity
 
 /** A read message counts as an expected one from this similarity on. */
 const MATCH = 0.6

@@ -32,10 +32,13 @@ const at = (map: ColourMap, x: number, y: number): Rgb | undefined => {
 
 const distance = (a: Rgb, b: Rgb) => Math.max(Math.abs(a[0] - b[0]), Math.abs(a[1] - b[1]), Math.abs(a[2] - b[2]))
 
-const same = (map: ColourMap, x: number, y: number, colour: Rgb) => {
+const same = (map: ColourMap, x: number, y: number, colour: Rgb, tolerance = TOLERANCE) => {
   const found = at(map, x, y)
-  return found !== undefined && distance(found, colour) <= TOLERANCE
+  return found !== undefined && distance(found, colour) <= tolerance
 }
+
+/** A bubble differs from the page by at least this much (light grey bubbles on white: ~16). */
+const MIN_CONTRAST = 8
 
 /** The most common colour of the map (quantised to 16 levels per channel, then averaged). */
 export const pageColour = (map: ColourMap): Rgb => {
@@ -59,15 +62,20 @@ export const findBubble = (map: ColourMap, page: Rgb, line: Box): Box | undefine
   const startX = (line.x0 - inset) / map.scale
   const startY = (line.y0 + line.y1) / 2 / map.scale
   const colour = at(map, startX, startY)
-  if (colour === undefined || distance(colour, page) <= TOLERANCE) return undefined
+  if (colour === undefined) return undefined
+  const contrast = distance(colour, page)
+  if (contrast < MIN_CONTRAST) return undefined
+  // Close to the page's colour, the area is followed with less tolerance so as not to run onto the page.
+  const tolerance = Math.min(TOLERANCE, Math.max(3, contrast / 2))
+  const like = (x: number, y: number) => same(map, x, y, colour, tolerance)
   let left = Math.round(startX)
-  while (same(map, left - 1, startY, colour)) left -= 1
+  while (like(left - 1, startY)) left -= 1
   let right = Math.round((line.x1 + inset) / map.scale)
-  if (same(map, right, startY, colour)) while (same(map, right + 1, startY, colour)) right += 1
+  if (like(right, startY)) while (like(right + 1, startY)) right += 1
   let top = Math.round(startY)
-  while (same(map, startX, top - 1, colour)) top -= 1
+  while (like(startX, top - 1)) top -= 1
   let bottom = Math.round(startY)
-  while (same(map, startX, bottom + 1, colour)) bottom += 1
+  while (like(startX, bottom + 1)) bottom += 1
   return {
     x0: left * map.scale,
     y0: top * map.scale,

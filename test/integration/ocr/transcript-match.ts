@@ -4,6 +4,7 @@
  * four letters or more, and a message counts as read when most of its words are there.
  */
 import type { Transcript } from "../../../src/core/ocr/transcript.ts"
+import { editDistance } from "../../../src/core/ocr/overlap.ts"
 import type { ChatMessage } from "../../fixtures/chat-screenshot.ts"
 
 const tokens = (text: string) =>
@@ -13,22 +14,7 @@ const tokens = (text: string) =>
     .map((token) => token.replace(/[^\p{L}\p{N}]/gu, ""))
     .filter((token) => token !== "")
 
-/** Levenshtein distance (by UTF-16 unit). */
-export const editDistance = (a: string, b: string): number => {
-  let previous = Array.from({ length: b.length + 1 }, (_, index) => index)
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i]
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(
-        (previous[j] ?? 0) + 1,
-        (current[j - 1] ?? 0) + 1,
-        (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1)
-      )
-    }
-    previous = current
-  }
-  return previous[b.length] ?? 0
-}
+export { editDistance } from "../../../src/core/ocr/overlap.ts"
 
 const sameWord = (expected: string, read: string) =>
   expected === read || (expected.length >= 4 && editDistance(expected, read) <= 1)
