@@ -74,7 +74,7 @@ const TIME = /\b\d{1,2}[:.]\d{2}(?:\s?[AaPp]\.?[Mm]\.?)?/u
 const TIME_ONLY = /^\d{1,2}[:.]\d{2}(?:\s?[AaPp]\.?[Mm]\.?)?(?:\s+\S{1,3})?$/u
 const MERIDIEM = /^[AaPp]\.?[Mm]\.?$/u
 const DATE_WORDS =
-  /\b(?:today|yesterday|mon|tue|wed|thu|fri|sat|sun|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)\w*\b/iu
+  /\b(?:today|yesterday|mon|tue|wed|thu|fri|sat|sun|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|aujourd|hier|lun|mer|jeu|ven|sam|dim|janv|févr|fev|avr|mai|juin|juil|août|aout|déc)\w*\b/iu
 
 interface Line {
   readonly text: string
@@ -250,6 +250,11 @@ const META_HEIGHT = 0.85
 
 const chromeOf = (line: Line, page: OcrPage, bubbles: { top: number; bottom: number; textHeight: number } | null) => {
   if (line.bubble !== undefined && line.kind !== "system") return null
+  // A date under the header, above the first bubble, is the first separator (a "last seen at"
+  // status under the name is not).
+  if (line.kind === "system" && isSeparator(line.text) && line.box.y0 > page.height * STATUS_BAR) {
+    return "separator" satisfies Chrome
+  }
   const headerEnd = Math.min(bubbles?.top ?? page.height * 0.1, page.height * HEADER_BAND)
   if (line.box.y1 <= headerEnd + height(line.box) * 0.25) return "header" satisfies Chrome
   const inputStart = Math.max(bubbles?.bottom ?? page.height * 0.9, page.height * (1 - INPUT_BAND))
@@ -260,6 +265,10 @@ const chromeOf = (line: Line, page: OcrPage, bubbles: { top: number; bottom: num
   }
   return null
 }
+
+const PRESENCE = /\b(?:seen|last|active|online|vu|actif|ligne)\b/iu
+
+const isSeparator = (text: string) => (TIME.test(text) || DATE_WORDS.test(text)) && !PRESENCE.test(text)
 
 /** The match's name among the header's lines: the tallest with letters that is no time, date or status. */
 const headerName = (lines: ReadonlyArray<Line>): string | null => {
@@ -318,7 +327,7 @@ export const layoutTranscript = (page: OcrPage): Transcript => {
       continue
     }
     if (chrome === "separator") {
-      if (TIME.test(line.text) || DATE_WORDS.test(line.text)) separatorTime = line.text
+      if (isSeparator(line.text)) separatorTime = line.text
       continue
     }
     if (chrome !== null) continue
@@ -335,6 +344,17 @@ export const layoutTranscript = (page: OcrPage): Transcript => {
     groups.push({ sender: line.kind, lines: [line], time: line.time ?? separatorTime })
   }
 
+  // The typing indicator's dots, in the last bubble, read as a few small letters.
+  const last = groups.at(-1)
+  const dots = last?.lines.length === 1 ? last.lines[0] : undefined
+  if (
+    dots !== undefined &&
+    dots.text.length <= 4 &&
+    !/\d/u.test(dots.text) &&
+    height(dots.box) < 0.6 * (bubbles?.textHeight ?? lineHeight)
+  ) {
+    groups.pop()
+  }
   const messages = groups
     .filter((group) => !TYPING.test(group.lines.map((line) => line.text).join(" ")))
     .map((group) => {
