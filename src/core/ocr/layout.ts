@@ -73,8 +73,9 @@ const TIME = /\b\d{1,2}[:.]\d{2}(?:\s?[AaPp]\.?[Mm]\.?)?/u
 /** A time, possibly followed by read-receipt ticks read as a short mark. */
 const TIME_ONLY = /^\d{1,2}[:.]\d{2}(?:\s?[AaPp]\.?[Mm]\.?)?(?:\s+\S{1,3})?$/u
 const MERIDIEM = /^[AaPp]\.?[Mm]\.?$/u
+/** A date's words, in English and French, whole (a name such as "Martin" or "Maya" is none). */
 const DATE_WORDS =
-  /\b(?:today|yesterday|mon|tue|wed|thu|fri|sat|sun|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|aujourd|hier|lun|mer|jeu|ven|sam|dim|janv|févr|fev|avr|mai|juin|juil|août|aout|déc)\w*\b/iu
+  /\b(?:today|yesterday|mon(?:day)?|tues?(?:day)?|wed(?:nesday)?|thu(?:rs?)?(?:day)?|fri(?:day)?|sat(?:urday)?|sun(?:day)?|jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?|aujourd'hui|hier|lun(?:di)?|mardi|mer(?:credi)?|jeu(?:di)?|ven(?:dredi)?|sam(?:edi)?|dim(?:anche)?|janv(?:ier)?|f[ée]vr?(?:ier)?|mars|avr(?:il)?|mai|juin|juil(?:let)?|ao[ûu]t|sept(?:embre)?|octobre|novembre|d[ée]c(?:embre)?)(?![\p{L}])/iu
 
 interface Line {
   readonly text: string
@@ -244,11 +245,17 @@ const continues = (group: Group, previous: Line, line: Line, lineHeight: number)
 type Chrome = "header" | "input" | "separator" | "meta"
 
 const HEADER_BAND = 0.15
+const HEADER_ALWAYS = 0.1
 const INPUT_BAND = 0.1
+const INPUT_ALWAYS = 0.93
 /** Outside bubbles, text this much smaller than the bubbles' text is a caption. */
 const META_HEIGHT = 0.85
 
 const chromeOf = (line: Line, page: OcrPage, bubbles: { top: number; bottom: number; textHeight: number } | null) => {
+  // Phones give the status bar and the header at least the top tenth of the screen, the input
+  // bar and home indicator the bottom fifteenth: whatever is drawn there, in any colour.
+  if (line.box.y1 <= page.height * HEADER_ALWAYS) return "header" satisfies Chrome
+  if (line.box.y0 >= page.height * INPUT_ALWAYS) return "input" satisfies Chrome
   if (line.bubble !== undefined && line.kind !== "system") return null
   // A date under the header, above the first bubble, is the first separator (a "last seen at"
   // status under the name is not).
@@ -276,7 +283,6 @@ const headerName = (lines: ReadonlyArray<Line>): string | null => {
     (line) =>
       /\p{L}{2,}/u.test(line.text) &&
       !/\d/u.test(line.text) &&
-      !DATE_WORDS.test(line.text) &&
       line.text.split(/\s+/u).length <= 3 &&
       /^\p{Lu}/u.test(line.text) &&
       !/[.:!?…]$/u.test(line.text)
@@ -307,7 +313,13 @@ export const layoutTranscript = (page: OcrPage): Transcript => {
     .sort((a, b) => (a.box.y0 + a.box.y1) / 2 - (b.box.y0 + b.box.y1) / 2 || a.box.x0 - b.box.x0)
   const lineHeight = Math.max(1, typicalHeight)
 
-  const inBubbles = lines.filter((line) => line.bubble !== undefined && line.kind !== "system")
+  const inBubbles = lines.filter(
+    (line) =>
+      line.bubble !== undefined &&
+      line.kind !== "system" &&
+      line.box.y1 > page.height * HEADER_ALWAYS &&
+      line.box.y0 < page.height * INPUT_ALWAYS
+  )
   const bubbles =
     inBubbles.length === 0
       ? null

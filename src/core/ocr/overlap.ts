@@ -5,7 +5,7 @@
  * nearly so (normalised edit distance: OCR reads the same bubble slightly differently twice).
  * One line on either side may have no counterpart (a header line read as a message, a message
  * cut at the screen's edge and not read): an overlap is then accepted when at least two
- * messages match around it. Of all the alignments, the one with most matches wins (then fewest
+ * messages match around it, or one message of a sentence's length. Of all the alignments, the one with most matches wins (then fewest
  * unmatched lines, then the longer prefix, so a spurious first line goes with the overlap).
  */
 
@@ -65,6 +65,12 @@ const matches = (a: ReadonlyArray<AlignableMessage>, b: ReadonlyArray<AlignableM
   return previous[b.length] ?? 0
 }
 
+/** A single match beside a gap is trusted only for a message this long (a sentence, not "ok"). */
+const LONG = 15
+
+const longMatch = (tail: ReadonlyArray<AlignableMessage>, head: ReadonlyArray<AlignableMessage>) =>
+  head.some((y) => loose(y.text).length >= LONG && tail.some((x) => sameMessage(x, y)))
+
 /** The number of leading messages of `next` already in `merged` (its end), 0 when none. */
 export const overlapLength = (
   merged: ReadonlyArray<AlignableMessage>,
@@ -74,9 +80,10 @@ export const overlapLength = (
   for (let length = 1; length <= next.length; length++) {
     const head = next.slice(0, length)
     for (let tail = Math.max(1, length - 1); tail <= Math.min(merged.length, length + 1); tail++) {
-      const matched = matches(merged.slice(merged.length - tail), head)
+      const end = merged.slice(merged.length - tail)
+      const matched = matches(end, head)
       const gaps = tail - matched + (length - matched)
-      if (matched === 0 || gaps > 1 || (gaps === 1 && matched < 2)) continue
+      if (matched === 0 || gaps > 1 || (gaps === 1 && matched < 2 && !longMatch(end, head))) continue
       const better =
         matched > best.matched ||
         (matched === best.matched && gaps < best.gaps) ||
