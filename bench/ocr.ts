@@ -156,7 +156,7 @@ const scoreScreenshot = (tally: Tally, shot: CorpusScreenshot, transcript: Trans
   read.forEach((message, j) => {
     if (matchedRead.has(j)) return
     const chrome = shot.chrome.some(
-      (line) => similarity(line, message.text) >= 0.5 || loose(message.text).includes(loose(line))
+      (line) => similarity(line, message.text) >= 0.5 || (line.length >= 6 && loose(message.text).includes(loose(line)))
     )
     if (chrome) tally.chromeAsMessage += 1
     else tally.otherFalse += 1

@@ -40,10 +40,22 @@ const same = (map: ColourMap, x: number, y: number, colour: Rgb, tolerance = TOL
 /** A bubble differs from the page by at least this much (light grey bubbles on white: ~16). */
 const MIN_CONTRAST = 8
 
-/** The most common colour of the map (quantised to 16 levels per channel, then averaged). */
+/**
+ * The page's colour: the most common colour (quantised to 16 levels per channel, then averaged)
+ * of the strips along the left and right edges, between header and input bar. Bubbles keep a
+ * margin from the screen's edges, and may cover more of the screen than the page itself.
+ */
 export const pageColour = (map: ColourMap): Rgb => {
   const counts = new Map<number, { n: number; r: number; g: number; b: number }>()
-  for (let index = 0; index + 2 < map.data.length; index += 3) {
+  const strip = Math.max(1, Math.floor(map.width * 0.025))
+  const indexes: Array<number> = []
+  for (let row = Math.floor(map.height * 0.15); row < Math.floor(map.height * 0.85); row++) {
+    for (let column = 0; column < strip; column++) {
+      indexes.push((row * map.width + column) * 3, (row * map.width + map.width - 1 - column) * 3)
+    }
+  }
+  for (const index of indexes) {
+    if (index + 2 >= map.data.length) continue
     const r = map.data[index] ?? 0
     const g = map.data[index + 1] ?? 0
     const b = map.data[index + 2] ?? 0

@@ -251,7 +251,18 @@ const INPUT_ALWAYS = 0.93
 /** Outside bubbles, text this much smaller than the bubbles' text is a caption. */
 const META_HEIGHT = 0.85
 
-const chromeOf = (line: Line, page: OcrPage, bubbles: { top: number; bottom: number; textHeight: number } | null) => {
+interface BubbleText {
+  readonly top: number
+  readonly bottom: number
+  /** Median height of the lines in bubbles. */
+  readonly textHeight: number
+  /** Median width of a character in bubbles (steadier than heights, which depend on the letters). */
+  readonly charWidth: number
+}
+
+const charWidth = (line: Line) => (line.box.x1 - line.box.x0) / Math.max(1, line.text.length)
+
+const chromeOf = (line: Line, page: OcrPage, bubbles: BubbleText | null) => {
   // Phones give the status bar and the header at least the top tenth of the screen, the input
   // bar and home indicator the bottom fifteenth: whatever is drawn there, in any colour.
   if (line.box.y1 <= page.height * HEADER_ALWAYS) return "header" satisfies Chrome
@@ -267,7 +278,12 @@ const chromeOf = (line: Line, page: OcrPage, bubbles: { top: number; bottom: num
   const inputStart = Math.max(bubbles?.bottom ?? page.height * 0.9, page.height * (1 - INPUT_BAND))
   if (line.box.y0 >= inputStart - height(line.box) * 0.25) return "input" satisfies Chrome
   if (line.kind === "system" || line.band) return "separator" satisfies Chrome
-  if (bubbles !== null && line.bubble === undefined && height(line.box) < META_HEIGHT * bubbles.textHeight) {
+  if (
+    bubbles !== null &&
+    line.bubble === undefined &&
+    height(line.box) < META_HEIGHT * bubbles.textHeight &&
+    charWidth(line) < META_HEIGHT * bubbles.charWidth
+  ) {
     return "meta" satisfies Chrome
   }
   return null
@@ -326,7 +342,8 @@ export const layoutTranscript = (page: OcrPage): Transcript => {
       : {
           top: Math.min(...inBubbles.map((line) => line.bubble?.y0 ?? line.box.y0)),
           bottom: Math.max(...inBubbles.map((line) => line.bubble?.y1 ?? line.box.y1)),
-          textHeight: median(inBubbles.map((line) => height(line.box)))
+          textHeight: median(inBubbles.map((line) => height(line.box))),
+          charWidth: median(inBubbles.map(charWidth))
         }
 
   const header: Array<Line> = []

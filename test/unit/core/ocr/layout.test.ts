@@ -23,19 +23,25 @@ const line = (
   text: string,
   x: number,
   y: number,
-  options: { readonly confidence?: number; readonly height?: number; readonly gapBefore?: ReadonlyArray<number> } = {}
+  options: {
+    readonly confidence?: number
+    readonly height?: number
+    readonly gapBefore?: ReadonlyArray<number>
+    /** Width of a character (CHAR unless given). */
+    readonly char?: number
+  } = {}
 ): OcrLine => {
   const words: Array<OcrWord> = []
   let cursor = x
   text.split(" ").forEach((token, index) => {
     cursor += options.gapBefore?.[index] ?? 0
-    const width = token.length * CHAR
+    const width = token.length * (options.char ?? CHAR)
     words.push({
       text: token,
       confidence: options.confidence ?? 92,
       bbox: { x0: cursor, y0: y, x1: cursor + width, y1: y + (options.height ?? HEIGHT_OF_LINE) }
     })
-    cursor += width + CHAR
+    cursor += width + (options.char ?? CHAR)
   })
   return { words }
 }
@@ -148,7 +154,7 @@ describe("layoutTranscript", () => {
           line("Hey! How was your weekend", 60, 320),
           line("Pretty good thanks", 460, 420),
           // A read receipt: small grey text under the owner's bubble.
-          line("Seen 7:02 PM", 760, 505, { height: 26 }),
+          line("Seen 7:02 PM", 800, 505, { height: 26, char: 12 }),
           // A "new messages" banner across the page.
           line("2 UNREAD MESSAGES", 340, 560, { height: 28 }),
           line("Tue, 3 Jun 09:15", 356, 640, { height: 28 }),
