@@ -250,6 +250,8 @@ const INPUT_BAND = 0.1
 const INPUT_ALWAYS = 0.93
 /** Outside bubbles, text this much smaller than the bubbles' text is a caption. */
 const META_HEIGHT = 0.85
+/** Outside bubbles, text this much smaller is a caption whatever its width ("Seen", "Read"). */
+const TINY = 0.68
 
 interface BubbleText {
   readonly top: number
@@ -281,8 +283,8 @@ const chromeOf = (line: Line, page: OcrPage, bubbles: BubbleText | null) => {
   if (
     bubbles !== null &&
     line.bubble === undefined &&
-    height(line.box) < META_HEIGHT * bubbles.textHeight &&
-    charWidth(line) < META_HEIGHT * bubbles.charWidth
+    (height(line.box) < TINY * bubbles.textHeight ||
+      (height(line.box) < META_HEIGHT * bubbles.textHeight && charWidth(line) < META_HEIGHT * bubbles.charWidth))
   ) {
     return "meta" satisfies Chrome
   }
@@ -365,8 +367,9 @@ export const layoutTranscript = (page: OcrPage): Transcript => {
     if (group !== undefined && previous !== undefined && continues(group, previous, line, lineHeight)) {
       const small = height(line.box) < SMALL * (bubbles?.textHeight ?? lineHeight)
       if (TIME_ONLY.test(line.text)) group.time = TIME.exec(line.text)?.[0] ?? line.text
-      else if (small && /^[\d\s:.°]+$/u.test(line.text)) group.time = clockOf(line.text) ?? group.time
-      else if (!(small && line.text.length <= 3)) group.lines.push(line)
+      else if (small && /\d{3}/u.test(line.text.replace(/\D/gu, "")) && !/\p{L}{3}/u.test(line.text)) {
+        group.time = clockOf(line.text) ?? group.time
+      } else if (!(small && line.text.length <= 3)) group.lines.push(line)
       if (line.time !== null) group.time = line.time
       continue
     }
