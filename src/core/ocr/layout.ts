@@ -250,7 +250,10 @@ const INPUT_BAND = 0.1
 const INPUT_ALWAYS = 0.93
 /** Outside bubbles, text this much smaller than the bubbles' text is a caption. */
 const META_HEIGHT = 0.85
-/** Outside bubbles, text this much smaller is a caption whatever its width ("Seen", "Read"). */
+/**
+ * Outside bubbles, text this much smaller is a caption whatever its width ("Seen"); so is a
+ * word or two somewhat smaller ("Read", "Envoyé") while the messages are in bubbles.
+ */
 const TINY = 0.68
 
 interface BubbleText {
@@ -284,7 +287,8 @@ const chromeOf = (line: Line, page: OcrPage, bubbles: BubbleText | null) => {
     bubbles !== null &&
     line.bubble === undefined &&
     (height(line.box) < TINY * bubbles.textHeight ||
-      (height(line.box) < META_HEIGHT * bubbles.textHeight && charWidth(line) < META_HEIGHT * bubbles.charWidth))
+      (height(line.box) < META_HEIGHT * bubbles.textHeight &&
+        (charWidth(line) < META_HEIGHT * bubbles.charWidth || line.text.split(/\s+/u).length <= 2)))
   ) {
     return "meta" satisfies Chrome
   }
