@@ -255,6 +255,8 @@ const META_HEIGHT = 0.85
  * word or two somewhat smaller ("Read", "Envoyé") while the messages are in bubbles.
  */
 const TINY = 0.68
+/** Outside bubbles, a "line" whose characters are this much wider than the bubbles' is fragments. */
+const SPREAD = 3
 
 interface BubbleText {
   readonly top: number
@@ -287,6 +289,8 @@ const chromeOf = (line: Line, page: OcrPage, bubbles: BubbleText | null) => {
     bubbles !== null &&
     line.bubble === undefined &&
     (height(line.box) < TINY * bubbles.textHeight ||
+      // Fragments read across a gap (a receipt and its time, specks), not a line of text.
+      charWidth(line) > SPREAD * bubbles.charWidth ||
       (height(line.box) < META_HEIGHT * bubbles.textHeight &&
         (charWidth(line) < META_HEIGHT * bubbles.charWidth || line.text.split(/\s+/u).length <= 2)))
   ) {
