@@ -32,15 +32,30 @@ const at = (map: ColourMap, x: number, y: number): Rgb | undefined => {
 
 const distance = (a: Rgb, b: Rgb) => Math.max(Math.abs(a[0] - b[0]), Math.abs(a[1] - b[1]), Math.abs(a[2] - b[2]))
 
-const same = (map: ColourMap, x: number, y: number, colour: Rgb) => {
+const same = (map: ColourMap, x: number, y: number, colour: Rgb, tolerance = TOLERANCE) => {
   const found = at(map, x, y)
-  return found !== undefined && distance(found, colour) <= TOLERANCE
+  return found !== undefined && distance(found, colour) <= tolerance
 }
 
-/** The most common colour of the map (quantised to 16 levels per channel, then averaged). */
+/** A bubble differs from the page by at least this much (light grey bubbles on white: ~16). */
+const MIN_CONTRAST = 8
+
+/**
+ * The page's colour: the most common colour (quantised to 16 levels per channel, then averaged)
+ * of the strips along the left and right edges, between header and input bar. Bubbles keep a
+ * margin from the screen's edges, and may cover more of the screen than the page itself.
+ */
 export const pageColour = (map: ColourMap): Rgb => {
   const counts = new Map<number, { n: number; r: number; g: number; b: number }>()
-  for (let index = 0; index + 2 < map.data.length; index += 3) {
+  const strip = Math.max(1, Math.floor(map.width * 0.025))
+  const indexes: Array<number> = []
+  for (let row = Math.floor(map.height * 0.15); row < Math.floor(map.height * 0.85); row++) {
+    for (let column = 0; column < strip; column++) {
+      indexes.push((row * map.width + column) * 3, (row * map.width + map.width - 1 - column) * 3)
+    }
+  }
+  for (const index of indexes) {
+    if (index + 2 >= map.data.length) continue
     const r = map.data[index] ?? 0
     const g = map.data[index + 1] ?? 0
     const b = map.data[index + 2] ?? 0
@@ -59,15 +74,20 @@ export const findBubble = (map: ColourMap, page: Rgb, line: Box): Box | undefine
   const startX = (line.x0 - inset) / map.scale
   const startY = (line.y0 + line.y1) / 2 / map.scale
   const colour = at(map, startX, startY)
-  if (colour === undefined || distance(colour, page) <= TOLERANCE) return undefined
+  if (colour === undefined) return undefined
+  const contrast = distance(colour, page)
+  if (contrast < MIN_CONTRAST) return undefined
+  // Close to the page's colour, the area is followed with less tolerance so as not to run onto the page.
+  const tolerance = Math.min(TOLERANCE, Math.max(3, contrast / 2))
+  const like = (x: number, y: number) => same(map, x, y, colour, tolerance)
   let left = Math.round(startX)
-  while (same(map, left - 1, startY, colour)) left -= 1
+  while (like(left - 1, startY)) left -= 1
   let right = Math.round((line.x1 + inset) / map.scale)
-  if (same(map, right, startY, colour)) while (same(map, right + 1, startY, colour)) right += 1
+  if (like(right, startY)) while (like(right + 1, startY)) right += 1
   let top = Math.round(startY)
-  while (same(map, startX, top - 1, colour)) top -= 1
+  while (like(startX, top - 1)) top -= 1
   let bottom = Math.round(startY)
-  while (same(map, startX, bottom + 1, colour)) bottom += 1
+  while (like(startX, bottom + 1)) bottom += 1
   return {
     x0: left * map.scale,
     y0: top * map.scale,

@@ -59,8 +59,13 @@ const STATUS_BAR = 0.06
 /** A centred box narrower than this fraction of the width is a system line. */
 const SYSTEM_MAX_WIDTH = 0.5
 const SYSTEM_MAX_OFFSET = 0.08
+/** Words smaller than this fraction of the line's text height are captions (times, ticks). */
+const SMALL = 0.78
+/** A "bubble" wider than this fraction of the width is a band across the page. */
+const BAND = 0.8
+/** A bubble starts (them) or ends (me) within this fraction of the width from the edge. */
+const SIDE = 0.2
 const AMBIGUOUS_OFFSET = 0.03
-const HEADER_ZONE = 0.15
 
 const ALPHANUMERIC = /[\p{L}\p{N}]/u
 const PUNCTUATION_ONLY = /^[?!.…]+$/u
@@ -68,13 +73,16 @@ const TIME = /\b\d{1,2}[:.]\d{2}(?:\s?[AaPp]\.?[Mm]\.?)?/u
 /** A time, possibly followed by read-receipt ticks read as a short mark. */
 const TIME_ONLY = /^\d{1,2}[:.]\d{2}(?:\s?[AaPp]\.?[Mm]\.?)?(?:\s+\S{1,3})?$/u
 const MERIDIEM = /^[AaPp]\.?[Mm]\.?$/u
+/** A date's words, in English and French, whole (a name such as "Martin" or "Maya" is none). */
 const DATE_WORDS =
-  /\b(?:today|yesterday|mon|tue|wed|thu|fri|sat|sun|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)\w*\b/iu
+  /\b(?:today|yesterday|mon(?:day)?|tues?(?:day)?|wed(?:nesday)?|thu(?:rs?)?(?:day)?|fri(?:day)?|sat(?:urday)?|sun(?:day)?|jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?|aujourd'hui|hier|lun(?:di)?|mardi|mer(?:credi)?|jeu(?:di)?|ven(?:dredi)?|sam(?:edi)?|dim(?:anche)?|janv(?:ier)?|f[ée]vr?(?:ier)?|mars|avr(?:il)?|mai|juin|juil(?:let)?|ao[ûu]t|sept(?:embre)?|octobre|novembre|d[ée]c(?:embre)?)(?![\p{L}])/iu
 
 interface Line {
   readonly text: string
   readonly box: Box
   readonly bubble: Box | undefined
+  /** On a band across the page (header, banner, input field). */
+  readonly band: boolean
   /** A time set apart at the end of the line. */
   readonly time: string | null
   /** 0–100, weighted by characters. */
@@ -149,7 +157,26 @@ const splitTrailingTime = (words: ReadonlyArray<OcrWord>): { words: ReadonlyArra
   if (before === undefined || first === undefined) return { words, time: null }
   const text = tail.map((word) => word.text).join(" ")
   const apart = first.bbox.x0 - before.bbox.x1 > height(first.bbox) * 1.5
-  return apart && TIME_ONLY.test(text) ? { words: words.slice(0, -timeWords), time: text } : { words, time: null }
+  if (apart && TIME_ONLY.test(text)) return { words: words.slice(0, -timeWords), time: text }
+  // A time printed smaller in the bubble's corner, its colon misread ("1013", "22°02", "19 36"),
+  // maybe with ticks after it: small trailing words with digits, or marks of two characters
+  // without a letter (a short word such as "me" is small too, but stays).
+  const textHeight = median(words.map((word) => height(word.bbox)))
+  let cut = words.length
+  while (cut > 1) {
+    const word = words[cut - 1]
+    if (word === undefined || height(word.bbox) >= SMALL * textHeight) break
+    if (!/\d/u.test(word.text) && !/^[^\p{L}]{1,2}$/u.test(word.text)) break
+    cut -= 1
+  }
+  if (cut < words.length) {
+    const digits = words
+      .slice(cut)
+      .map((word) => word.text)
+      .join("")
+    return { words: words.slice(0, cut), time: clockOf(digits) }
+  }
+  return { words, time: null }
 }
 
 const cleanLine = (line: OcrLine, page: OcrPage): Line | undefined => {
@@ -163,42 +190,144 @@ const cleanLine = (line: OcrLine, page: OcrPage): Line | undefined => {
   const confidence = weightedConfidence(words.map((word) => ({ confidence: word.confidence, chars: word.text.length })))
   if (confidence < MIN_LINE_CONFIDENCE) return undefined
   if (box.y1 < page.height * STATUS_BAR && !/\p{L}{3,}/u.test(text)) return undefined
-  const bubble = page.bubbleOf?.(box)
-  return { text, box, bubble, time, confidence, chars: text.length, ...placeOf(bubble ?? box, page.width) }
+  const found = page.bubbleOf?.(box)
+  // A coloured area nearly as wide as the page is a band (header, banner, input field), not a
+  // bubble; nor is one that hugs neither side (a date's pill, an avatar).
+  const band = found !== undefined && found.x1 - found.x0 > BAND * page.width
+  const hugsSide = found !== undefined && (found.x0 < SIDE * page.width || found.x1 > (1 - SIDE) * page.width)
+  const bubble = band || !hugsSide ? undefined : found
+  return {
+    band,
+    text,
+    box,
+    bubble,
+    time,
+    confidence,
+    chars: text.length,
+    ...placeOf(bubble ?? box, page.width)
+  }
 }
 
 const overlapsVertically = (a: Box, b: Box) => Math.min(a.y1, b.y1) - Math.max(a.y0, b.y0) > 0.3 * height(b)
 
-const sameBox = (a: Box, b: Box, tolerance: number) =>
-  Math.abs(a.x0 - b.x0) <= tolerance &&
-  Math.abs(a.x1 - b.x1) <= tolerance &&
-  Math.abs(a.y0 - b.y0) <= tolerance &&
-  Math.abs(a.y1 - b.y1) <= tolerance
-
-const isHeader = (line: Line, page: OcrPage) =>
-  line.kind === "system" &&
-  line.bubble === undefined &&
-  line.box.y1 < page.height * HEADER_ZONE &&
-  !/\d/u.test(line.text) &&
-  !DATE_WORDS.test(line.text) &&
-  line.text.split(/\s+/u).length <= 3 &&
-  /^\p{Lu}/u.test(line.text) &&
-  !/[.:!?]$/u.test(line.text)
+/** Whether the centre of `inner` lies within `outer` grown by `margin`. */
+const centredIn = (inner: Box, outer: Box, margin: number) => {
+  const x = (inner.x0 + inner.x1) / 2
+  const y = (inner.y0 + inner.y1) / 2
+  return x >= outer.x0 - margin && x <= outer.x1 + margin && y >= outer.y0 - margin && y <= outer.y1 + margin
+}
 
 /** Whether `line` continues the message `group` (whose last line is `previous`). */
 const continues = (group: Group, previous: Line, line: Line, lineHeight: number) => {
   if (previous.bubble !== undefined || line.bubble !== undefined) {
+    // One bubble seen from two lines: its box, found from each, may differ at a rounded corner.
     return (
       previous.bubble !== undefined &&
       line.bubble !== undefined &&
-      sameBox(previous.bubble, line.bubble, lineHeight / 2)
+      (centredIn(line.box, previous.bubble, lineHeight / 4) || centredIn(previous.box, line.bubble, lineHeight / 4))
     )
   }
   if (overlapsVertically(previous.box, line.box)) return line.kind === group.sender
   const close = line.box.y0 - previous.box.y1 <= 0.8 * lineHeight
   const aligned = Math.abs(line.box.x0 - (group.lines[0]?.box.x0 ?? line.box.x0)) <= lineHeight
-  return close && aligned && group.sender !== "system" && (line.kind === group.sender || line.ambiguous)
+  return close && aligned && (line.kind === group.sender || line.ambiguous)
 }
+
+/**
+ * App chrome, by layout: what is drawn around the conversation rather than in it.
+ * - `header`: the status bar and the header band (no bubble, above the first bubble, near the top);
+ * - `input`: the input bar (no bubble, below the last bubble, near the bottom);
+ * - `separator`: a centred line outside any side bubble (dates, times, "New messages" banners,
+ *   notices) — its date or time becomes the `time` of the messages that follow;
+ * - `meta`: small text outside bubbles (read receipts, "Delivered", reactions' counts) when the
+ *   page has bubbles: text noticeably smaller than the bubbles' text.
+ */
+type Chrome = "header" | "input" | "separator" | "meta"
+
+const HEADER_BAND = 0.15
+const HEADER_ALWAYS = 0.1
+const INPUT_BAND = 0.1
+const INPUT_ALWAYS = 0.93
+/** Outside bubbles, text this much smaller than the bubbles' text is a caption. */
+const META_HEIGHT = 0.85
+/**
+ * Outside bubbles, text this much smaller is a caption whatever its width ("Seen"); so is a
+ * word or two somewhat smaller ("Read", "Envoyé") while the messages are in bubbles.
+ */
+const TINY = 0.68
+/** Outside bubbles, a "line" whose characters are this much wider than the bubbles' is fragments. */
+const SPREAD = 3
+
+interface BubbleText {
+  readonly top: number
+  readonly bottom: number
+  /** Median height of the lines in bubbles. */
+  readonly textHeight: number
+  /** Median width of a character in bubbles (steadier than heights, which depend on the letters). */
+  readonly charWidth: number
+}
+
+const charWidth = (line: Line) => (line.box.x1 - line.box.x0) / Math.max(1, line.text.length)
+
+const chromeOf = (line: Line, page: OcrPage, bubbles: BubbleText | null) => {
+  // Phones give the status bar and the header at least the top tenth of the screen, the input
+  // bar and home indicator the bottom fifteenth: whatever is drawn there, in any colour.
+  if (line.box.y1 <= page.height * HEADER_ALWAYS) return "header" satisfies Chrome
+  if (line.box.y0 >= page.height * INPUT_ALWAYS) return "input" satisfies Chrome
+  if (line.bubble !== undefined && line.kind !== "system") return null
+  // A date under the header, above the first bubble, is the first separator (a "last seen at"
+  // status under the name is not).
+  if (line.kind === "system" && isSeparator(line.text) && line.box.y0 > page.height * STATUS_BAR) {
+    return "separator" satisfies Chrome
+  }
+  const headerEnd = Math.min(bubbles?.top ?? page.height * 0.1, page.height * HEADER_BAND)
+  if (line.box.y1 <= headerEnd + height(line.box) * 0.25) return "header" satisfies Chrome
+  const inputStart = Math.max(bubbles?.bottom ?? page.height * 0.9, page.height * (1 - INPUT_BAND))
+  if (line.box.y0 >= inputStart - height(line.box) * 0.25) return "input" satisfies Chrome
+  if (line.kind === "system" || line.band) return "separator" satisfies Chrome
+  if (
+    bubbles !== null &&
+    line.bubble === undefined &&
+    (height(line.box) < TINY * bubbles.textHeight ||
+      // Fragments read across a gap (a receipt and its time, specks), not a line of text.
+      charWidth(line) > SPREAD * bubbles.charWidth ||
+      (height(line.box) < META_HEIGHT * bubbles.textHeight &&
+        (charWidth(line) < META_HEIGHT * bubbles.charWidth || line.text.split(/\s+/u).length <= 2)))
+  ) {
+    return "meta" satisfies Chrome
+  }
+  return null
+}
+
+const PRESENCE = /\b(?:seen|last|active|online|vu|actif|ligne)\b/iu
+
+const isSeparator = (text: string) => (TIME.test(text) || DATE_WORDS.test(text)) && !PRESENCE.test(text)
+
+/** The match's name among the header's lines: the tallest with letters that is no time, date or status. */
+const headerName = (lines: ReadonlyArray<Line>): string | null => {
+  const candidates = lines.filter(
+    (line) =>
+      /\p{L}{2,}/u.test(line.text) &&
+      !/\d/u.test(line.text) &&
+      line.text.split(/\s+/u).length <= 3 &&
+      /^\p{Lu}/u.test(line.text) &&
+      !/[.:!?…]$/u.test(line.text)
+  )
+  const tallest = candidates.reduce<Line | undefined>(
+    (best, line) => (best === undefined || height(line.box) > height(best.box) * 1.1 ? line : best),
+    undefined
+  )
+  return tallest?.text ?? null
+}
+
+/** The time in digits read from a small caption ("1013", "19 36"), as H:MM. */
+const clockOf = (text: string): string | null => {
+  const clock = /^(\d{1,2})(\d{2})$/u.exec(text.replace(/\D/gu, ""))
+  return clock === null ? null : `${clock[1]}:${clock[2]}`
+}
+
+/** Three dots read as letters: a typing indicator. */
+const TYPING = /^[\s.·•°oO0eéc*-]{1,8}$/u
 
 /** The messages read from `page`, top to bottom; no messages when nothing legible is there. */
 export const layoutTranscript = (page: OcrPage): Transcript => {
@@ -210,37 +339,74 @@ export const layoutTranscript = (page: OcrPage): Transcript => {
     .sort((a, b) => (a.box.y0 + a.box.y1) / 2 - (b.box.y0 + b.box.y1) / 2 || a.box.x0 - b.box.x0)
   const lineHeight = Math.max(1, typicalHeight)
 
-  let matchName: string | null = null
-  const first = lines[0]
-  if (first !== undefined && isHeader(first, page)) {
-    matchName = first.text
-    lines.shift()
-  }
+  const inBubbles = lines.filter(
+    (line) =>
+      line.bubble !== undefined &&
+      line.kind !== "system" &&
+      line.box.y1 > page.height * HEADER_ALWAYS &&
+      line.box.y0 < page.height * INPUT_ALWAYS
+  )
+  const bubbles =
+    inBubbles.length === 0
+      ? null
+      : {
+          top: Math.min(...inBubbles.map((line) => line.bubble?.y0 ?? line.box.y0)),
+          bottom: Math.max(...inBubbles.map((line) => line.bubble?.y1 ?? line.box.y1)),
+          textHeight: median(inBubbles.map((line) => height(line.box))),
+          charWidth: median(inBubbles.map(charWidth))
+        }
 
+  const header: Array<Line> = []
   const groups: Array<Group> = []
+  let separatorTime: string | null = null
   for (const line of lines) {
+    const chrome = chromeOf(line, page, bubbles)
+    if (chrome === "header") {
+      header.push(line)
+      continue
+    }
+    if (chrome === "separator") {
+      if (isSeparator(line.text)) separatorTime = line.text
+      continue
+    }
+    if (chrome !== null) continue
     const group = groups.at(-1)
     const previous = group?.lines.at(-1)
     if (group !== undefined && previous !== undefined && continues(group, previous, line, lineHeight)) {
-      if (group.sender !== "system" && TIME_ONLY.test(line.text)) group.time = TIME.exec(line.text)?.[0] ?? line.text
-      else group.lines.push(line)
+      const small = height(line.box) < SMALL * (bubbles?.textHeight ?? lineHeight)
+      if (TIME_ONLY.test(line.text)) group.time = TIME.exec(line.text)?.[0] ?? line.text
+      else if (small && /\d{3}/u.test(line.text.replace(/\D/gu, "")) && !/\p{L}{3}/u.test(line.text)) {
+        group.time = clockOf(line.text) ?? group.time
+      } else if (!(small && line.text.length <= 3)) group.lines.push(line)
       if (line.time !== null) group.time = line.time
       continue
     }
-    groups.push({ sender: line.kind, lines: [line], time: line.time })
+    groups.push({ sender: line.kind, lines: [line], time: line.time ?? separatorTime })
   }
 
-  const messages = groups.map((group) => {
-    const text = group.lines.map((line) => line.text).join(" ")
-    const ambiguous = group.lines.every((line) => line.ambiguous)
-    const score = (weightedConfidence(group.lines) / 100) * LOCAL_CONFIDENCE_CAP * (ambiguous ? 0.5 : 1)
-    const time = group.sender === "system" ? (TIME.exec(text)?.[0] ?? null) : group.time
-    return { sender: group.sender, text, time, confidence: round(score), chars: text.length }
-  })
+  // The typing indicator's dots, in the last bubble, read as a few small letters.
+  const last = groups.at(-1)
+  const dots = last?.lines.length === 1 ? last.lines[0] : undefined
+  if (
+    dots !== undefined &&
+    dots.text.length <= 4 &&
+    !/\d/u.test(dots.text) &&
+    height(dots.box) < 0.6 * (bubbles?.textHeight ?? lineHeight)
+  ) {
+    groups.pop()
+  }
+  const messages = groups
+    .filter((group) => !TYPING.test(group.lines.map((line) => line.text).join(" ")))
+    .map((group) => {
+      const text = group.lines.map((line) => line.text).join(" ")
+      const ambiguous = group.lines.every((line) => line.ambiguous)
+      const score = (weightedConfidence(group.lines) / 100) * LOCAL_CONFIDENCE_CAP * (ambiguous ? 0.5 : 1)
+      return { sender: group.sender, text, time: group.time, confidence: round(score), chars: text.length }
+    })
 
   return {
     messages: messages.map(({ chars: _chars, ...message }): TranscriptMessage => message),
-    matchName,
+    matchName: headerName(header),
     app: null,
     confidence: round(weightedConfidence(messages)),
     engine: "local-ocr"

@@ -1,15 +1,19 @@
 /**
- * Local OCR: tesseract.js (WebAssembly in worker threads) with the English model shipped on
- * npm (`@tesseract.js-data/eng`, `4.0.0_best_int`), entirely offline: the model is read from
- * node_modules (`langPath`, gzipped), nothing is cached on disk (`cacheMethod: "none"`).
+ * Local OCR: tesseract.js (WebAssembly in worker threads) with the English and French models
+ * shipped on npm (`@tesseract.js-data/eng` and `/fra`, `4.0.0_best_int`), entirely offline: a
+ * model is read from node_modules (`langPath`, gzipped), nothing is cached on disk
+ * (`cacheMethod: "none"`). A read names its language (the session's, which defaults to the
+ * user's): French tags (`fr`, `fr-CA`, …) are read with the French model, anything else with the
+ * English one.
  *
- * Workers live in a pool: created on first use (acquireRelease: each is terminated when it
+ * Each language has its own pool of workers, made with its first read (a process that never
+ * reads French never loads the French model). Workers live in a pool: created on first use (acquireRelease: each is terminated when it
  * leaves the pool), at most `workers` of them, dropped after `idleMs` without use, all
  * terminated when the layer's scope closes. A worker whose job failed, timed out or was
  * interrupted is replaced. At most `workers` images are read at once (decoding included);
  * further reads wait their turn.
  */
-import { Context, Duration, Effect, Layer, Pool } from "effect"
+import { Context, Duration, Effect, Layer, Pool, Scope } from "effect"
 import { createRequire } from "node:module"
 import { dirname, join } from "node:path"
 import type Tesseract from "tesseract.js"
@@ -38,14 +42,31 @@ export const DEFAULT_LOCAL_OCR_OPTIONS: LocalOcrOptions = {
   idleMs: 5 * 60_000
 }
 
-export interface LocalOcrShape {
-  /** The transcript (engine `local-ocr`); `OcrFailed("no-text")` when no message can be read. */
-  readonly read: (image: ImageInput) => Effect.Effect<Transcript, OcrFailed>
+export interface LocalReadOptions {
+  /** A language tag (`en`, `fr-FR`, …); English when absent or not French. */
+  readonly language?: string | null
 }
 
-/** The folder of the npm-shipped English model (`eng.traineddata.gz`). */
-export const englishModelPath = (): string =>
-  join(dirname(createRequire(import.meta.url).resolve("@tesseract.js-data/eng/package.json")), "4.0.0_best_int")
+export interface LocalOcrShape {
+  /** The transcript (engine `local-ocr`); `OcrFailed("no-text")` when no message can be read. */
+  readonly read: (image: ImageInput, options?: LocalReadOptions) => Effect.Effect<Transcript, OcrFailed>
+}
+
+/** The tesseract models shipped on npm. */
+export type OcrModel = "eng" | "fra"
+
+const MODEL_PACKAGES: Record<OcrModel, string> = {
+  eng: "@tesseract.js-data/eng/package.json",
+  fra: "@tesseract.js-data/fra/package.json"
+}
+
+/** The model a language tag is read with. */
+export const modelOf = (language: string | null | undefined): OcrModel =>
+  /^fr(?:$|[-_])/iu.test(language?.trim() ?? "") ? "fra" : "eng"
+
+/** The folder of an npm-shipped model (`<model>.traineddata.gz`). */
+export const modelPath = (model: OcrModel): string =>
+  join(dirname(createRequire(import.meta.url).resolve(MODEL_PACKAGES[model])), "4.0.0_best_int")
 
 const engineFailure = (what: string) => (cause: unknown) =>
   new OcrFailed({
@@ -53,14 +74,14 @@ const engineFailure = (what: string) => (cause: unknown) =>
     message: `${what}: ${cause instanceof Error ? cause.message.slice(0, 200) : String(cause).slice(0, 200)}`
   })
 
-const acquireWorker = (langPath: string) =>
+const acquireWorker = (model: OcrModel) =>
   Effect.acquireRelease(
     Effect.tryPromise({
       try: async () => {
         // Loaded with the first worker: a process that never reads locally never loads the engine (issue #17).
         const { default: Tesseract } = await import("tesseract.js")
-        const worker = await Tesseract.createWorker("eng", Tesseract.OEM.LSTM_ONLY, {
-          langPath,
+        const worker = await Tesseract.createWorker(model, Tesseract.OEM.LSTM_ONLY, {
+          langPath: modelPath(model),
           gzip: true,
           cacheMethod: "none",
           // Without a handler, tesseract.js rethrows a failed job inside its message listener,
@@ -75,7 +96,7 @@ const acquireWorker = (langPath: string) =>
         return worker
       },
       catch: engineFailure("The local OCR engine could not start")
-    }).pipe(Effect.tap(() => Effect.logDebug("local OCR worker started"))),
+    }).pipe(Effect.tap(() => Effect.logDebug("local OCR worker started").pipe(Effect.annotateLogs({ model })))),
     (worker) =>
       Effect.tryPromise(() => worker.terminate()).pipe(
         Effect.tap(() => Effect.logDebug("local OCR worker terminated")),
@@ -103,18 +124,27 @@ export class LocalOcr extends Context.Tag("LocalOcr")<LocalOcr, LocalOcrShape>()
   static make(options: Partial<LocalOcrOptions> = {}) {
     return Effect.gen(function* () {
       const settings = { ...DEFAULT_LOCAL_OCR_OPTIONS, ...options }
-      const langPath = englishModelPath()
-      const pool = yield* Pool.makeWithTTL({
-        acquire: acquireWorker(langPath),
-        min: 0,
-        max: Math.max(1, settings.workers),
-        timeToLive: Duration.millis(settings.idleMs),
-        timeToLiveStrategy: "usage"
-      })
+      const scope = yield* Effect.scope
+      // One pool per model, made with its first read, closed with the layer's scope.
+      const poolOf = (model: OcrModel) =>
+        Effect.cached(
+          Pool.makeWithTTL({
+            acquire: acquireWorker(model),
+            min: 0,
+            max: Math.max(1, settings.workers),
+            timeToLive: Duration.millis(settings.idleMs),
+            timeToLiveStrategy: "usage"
+          }).pipe(Scope.extend(scope))
+        )
+      const pools: Record<OcrModel, Effect.Effect<Pool.Pool<Tesseract.Worker, OcrFailed>>> = {
+        eng: yield* poolOf("eng"),
+        fra: yield* poolOf("fra")
+      }
 
-      const recognize = (image: PreparedImage) =>
+      const recognize = (image: PreparedImage, model: OcrModel) =>
         Effect.scoped(
           Effect.gen(function* () {
+            const pool = yield* pools[model]
             const worker = yield* pool.get
             return yield* Effect.tryPromise({
               try: () => worker.recognize(image.png, {}, { blocks: true, text: false }),
@@ -136,11 +166,11 @@ export class LocalOcr extends Context.Tag("LocalOcr")<LocalOcr, LocalOcrShape>()
       // Preparing loads sharp: with the first read, as the engine (issue #17).
       const loadPreprocess = yield* Effect.cached(Effect.orDie(Effect.tryPromise(() => import("./preprocess.ts"))))
 
-      const read = (image: ImageInput) =>
+      const read = (image: ImageInput, options: LocalReadOptions = {}) =>
         Effect.gen(function* () {
           const { prepareForOcr } = yield* loadPreprocess
           const prepared = yield* prepareForOcr(image.bytes, { maxPixels: settings.maxPixels })
-          const result = yield* recognize(prepared)
+          const result = yield* recognize(prepared, modelOf(options.language))
           const transcript = layoutTranscript(toPage(result.data, prepared))
           if (transcript.messages.length === 0) {
             return yield* new OcrFailed({ reason: "no-text", message: "No chat message could be read in the image" })

@@ -21,7 +21,7 @@ import type { ImageInput } from "../ai/provider.ts"
 import { AiStrategy, type CallContext } from "../ai/strategy.ts"
 import { OcrConfig } from "./config.ts"
 import type { OcrFailed } from "./errors.ts"
-import { LocalOcr, type LocalOcrOptions, type LocalOcrShape } from "./local.ts"
+import { LocalOcr, type LocalOcrOptions, type LocalOcrShape, type LocalReadOptions } from "./local.ts"
 import { type Transcript, transcriptOfVision, VisionTranscript } from "./transcript.ts"
 
 /** The vision prompt, versioned (e.g. src/modules/sessions/prompts/ocr-v2.ts). */
@@ -45,7 +45,12 @@ export interface OcrLayerOptions extends OcrOptions {
 export type OcrError = OcrFailed | AiQuotaExceeded
 
 export interface OcrShape {
-  readonly read: (context: CallContext, image: ImageInput) => Effect.Effect<Transcript, OcrError>
+  /** `options.language` (the session's) chooses local OCR's model; a vision model reads any language. */
+  readonly read: (
+    context: CallContext,
+    image: ImageInput,
+    options?: LocalReadOptions
+  ) => Effect.Effect<Transcript, OcrError>
   /** False when screenshots go straight to local OCR (no vision provider in the chain). */
   readonly vision: boolean
 }
@@ -60,8 +65,8 @@ const DEFAULT_MAX_OUTPUT_TOKENS = 4_096
 
 const localOnly = (local: LocalOcrShape): OcrShape => ({
   vision: false,
-  read: (context, image) =>
-    local.read(image).pipe(Effect.withSpan("ocr.read", { attributes: { "ocr.feature": context.feature } }))
+  read: (context, image, options) =>
+    local.read(image, options).pipe(Effect.withSpan("ocr.read", { attributes: { "ocr.feature": context.feature } }))
 })
 
 export class Ocr extends Context.Tag("Ocr")<Ocr, OcrShape>() {
@@ -110,12 +115,16 @@ export class Ocr extends Context.Tag("Ocr")<Ocr, OcrShape>() {
             })
           )
 
-      const read = (context: CallContext, image: ImageInput): Effect.Effect<Transcript, OcrError> =>
+      const read = (
+        context: CallContext,
+        image: ImageInput,
+        readOptions?: LocalReadOptions
+      ): Effect.Effect<Transcript, OcrError> =>
         viaVision(context, image).pipe(
           Effect.catchTag("VisionFallback", (fallback) =>
             Effect.logWarning("OCR: vision read unusable, falling back to local OCR").pipe(
               Effect.annotateLogs({ reason: fallback.reason, feature: context.feature }),
-              Effect.zipRight(local.read(image))
+              Effect.zipRight(local.read(image, readOptions))
             )
           ),
           Effect.tap((transcript) =>

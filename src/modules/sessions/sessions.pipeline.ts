@@ -217,7 +217,9 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
                   }
                   const transcript = yield* ocr.read(
                     { feature: "sessions.ocr", userId, sessionId },
-                    { bytes: bytes.value, mimeType }
+                    { bytes: bytes.value, mimeType },
+                    // Local OCR reads with the model of the session's language (the user's by default).
+                    { language: session.language }
                   )
                   yield* repo.cacheOcr(
                     userId,

@@ -41,8 +41,10 @@ layer(LocalOcr.layer(), { timeout: 60_000, excludeTestServices: true })("local O
       expect(transcript.app).toBeNull()
       // The status bar's clock is not a message.
       expect(transcript.messages.some((message) => message.text.trim() === "9:41")).toBe(false)
-      const times = transcript.messages.filter((message) => message.sender === "system").map((message) => message.time)
-      expect(times).toEqual(["9:41 PM", "10:02 PM"])
+      // The centred separators are no messages: their times go to the messages below them.
+      expect(transcript.messages.map((message) => message.sender)).not.toContain("system")
+      const times = transcript.messages.map((message) => message.time)
+      expect(times).toEqual([...Array<string>(5).fill("Today 9:41 PM"), "10:02 PM"])
       for (const message of transcript.messages) {
         expect(message.confidence).toBeGreaterThan(0.3)
         expect(message.confidence).toBeLessThanOrEqual(LOCAL_CONFIDENCE_CAP)

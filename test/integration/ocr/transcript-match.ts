@@ -4,6 +4,7 @@
  * four letters or more, and a message counts as read when most of its words are there.
  */
 import type { Transcript } from "../../../src/core/ocr/transcript.ts"
+import { editDistance } from "../../../src/core/ocr/overlap.ts"
 import type { ChatMessage } from "../../fixtures/chat-screenshot.ts"
 
 const tokens = (text: string) =>
@@ -13,22 +14,7 @@ const tokens = (text: string) =>
     .map((token) => token.replace(/[^\p{L}\p{N}]/gu, ""))
     .filter((token) => token !== "")
 
-/** Levenshtein distance (by UTF-16 unit). */
-export const editDistance = (a: string, b: string): number => {
-  let previous = Array.from({ length: b.length + 1 }, (_, index) => index)
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i]
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(
-        (previous[j] ?? 0) + 1,
-        (current[j - 1] ?? 0) + 1,
-        (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1)
-      )
-    }
-    previous = current
-  }
-  return previous[b.length] ?? 0
-}
+export { editDistance } from "../../../src/core/ocr/overlap.ts"
 
 const sameWord = (expected: string, read: string) =>
   expected === read || (expected.length >= 4 && editDistance(expected, read) <= 1)
@@ -43,7 +29,8 @@ export const wordRecall = (expected: string, read: string): number => {
 
 /**
  * Problems found (none when every expected message was read, in order, with its sender, and
- * at most `extra` messages were read that the screenshot does not hold).
+ * at most `extra` messages were read that the screenshot does not hold). Read by local OCR, the
+ * expected `system` lines are chrome: they must not be read as messages at all.
  */
 export const transcriptProblems = (
   transcript: Transcript,
@@ -52,8 +39,17 @@ export const transcriptProblems = (
 ): ReadonlyArray<string> => {
   const minRecall = options.minRecall ?? 0.8
   const problems: Array<string> = []
+  // Local OCR takes centred system lines (dates, notices) for chrome: never messages.
+  const local = transcript.engine === "local-ocr"
+  const drawn = local ? expected.filter((message) => message.sender !== "system") : expected
+  if (local) {
+    for (const chrome of expected.filter((message) => message.sender === "system")) {
+      const read = transcript.messages.find((message) => wordRecall(chrome.text, message.text) >= minRecall)
+      if (read !== undefined) problems.push(`system line read as a message: "${read.text}"`)
+    }
+  }
   let cursor = 0
-  for (const message of expected) {
+  for (const message of drawn) {
     const index = transcript.messages.findIndex(
       (read, position) => position >= cursor && wordRecall(message.text, read.text) >= minRecall
     )
@@ -67,7 +63,7 @@ export const transcriptProblems = (
     }
     cursor = index + 1
   }
-  const extra = transcript.messages.length - expected.length
+  const extra = transcript.messages.length - drawn.length
   if (extra > (options.extra ?? 0)) {
     problems.push(`${extra} message(s) more than drawn: ${JSON.stringify(transcript.messages.map((m) => m.text))}`)
   }

@@ -23,19 +23,25 @@ const line = (
   text: string,
   x: number,
   y: number,
-  options: { readonly confidence?: number; readonly height?: number; readonly gapBefore?: ReadonlyArray<number> } = {}
+  options: {
+    readonly confidence?: number
+    readonly height?: number
+    readonly gapBefore?: ReadonlyArray<number>
+    /** Width of a character (CHAR unless given). */
+    readonly char?: number
+  } = {}
 ): OcrLine => {
   const words: Array<OcrWord> = []
   let cursor = x
   text.split(" ").forEach((token, index) => {
     cursor += options.gapBefore?.[index] ?? 0
-    const width = token.length * CHAR
+    const width = token.length * (options.char ?? CHAR)
     words.push({
       text: token,
       confidence: options.confidence ?? 92,
       bbox: { x0: cursor, y0: y, x1: cursor + width, y1: y + (options.height ?? HEIGHT_OF_LINE) }
     })
-    cursor += width + CHAR
+    cursor += width + (options.char ?? CHAR)
   })
   return { words }
 }
@@ -67,12 +73,10 @@ describe("layoutTranscript", () => {
         page([
           // Out of order on purpose: the engine may list blocks column by column.
           line("Sounds good", 700, 400),
-          line("Today 9:41 PM", 390, 200),
           line("Hey there", 60, 300)
         ])
       )
     ).toEqual([
-      ["system", "Today 9:41 PM"],
       ["them", "Hey there"],
       ["me", "Sounds good"]
     ])
@@ -126,10 +130,49 @@ describe("layoutTranscript", () => {
     expect(transcript.messages.map((message) => message.text)).toEqual(["Hi"])
   })
 
-  it("a centred date or notice at the top is a system line, not a name", () => {
-    const transcript = layoutTranscript(page([line("Today 9:41 PM", 380, 110), line("Hi", 60, 300)]))
+  it("a centred date at the top is no name and no message: its time goes to the messages below", () => {
+    const transcript = layoutTranscript(page([line("Today 9:41 PM", 380, 260), line("Hi", 60, 300)]))
     expect(transcript.matchName).toBeNull()
-    expect(transcript.messages[0]).toMatchObject({ sender: "system", text: "Today 9:41 PM", time: "9:41 PM" })
+    expect(transcript.messages).toEqual([
+      expect.objectContaining({ sender: "them", text: "Hi", time: "Today 9:41 PM" })
+    ])
+  })
+
+  it("chrome is never a message: header band, separators, receipts, banner, typing dots, input bar", () => {
+    const them = (y: number, h = 80) => ({ x0: 40, y0: y, x1: 560, y1: y + h })
+    const me = (y: number, h = 80) => ({ x0: 440, y0: y, x1: 960, y1: y + h })
+    const transcript = layoutTranscript(
+      page(
+        [
+          // Status bar and header: clock, battery, back arrow, name, subtitle.
+          line("9:41", 60, 20, { height: 30 }),
+          line("87%", 880, 20, { height: 30 }),
+          line("Alex", 130, 110),
+          line("online", 130, 160, { height: 26 }),
+          // A separator (centred, outside bubbles).
+          line("Yesterday 18:40", 365, 250, { height: 28 }),
+          line("Hey! How was your weekend", 60, 320),
+          line("Pretty good thanks", 460, 420),
+          // A read receipt: small grey text under the owner's bubble.
+          line("Seen 7:02 PM", 800, 505, { height: 26, char: 12 }),
+          // A "new messages" banner across the page.
+          line("2 UNREAD MESSAGES", 340, 560, { height: 28 }),
+          line("Tue, 3 Jun 09:15", 356, 640, { height: 28 }),
+          line("Coffee tomorrow", 60, 720),
+          // Typing dots read as letters, in a small bubble, last on the page.
+          line("ooo", 70, 830, { height: 14 }),
+          // The input bar.
+          line("Type a message", 80, 1900, { height: 34 })
+        ],
+        [them(300), me(400), { x0: 0, y0: 550, x1: 1000, y1: 600 }, them(700), { x0: 40, y0: 810, x1: 160, y1: 870 }]
+      )
+    )
+    expect(transcript.matchName).toBe("Alex")
+    expect(transcript.messages.map((message) => [message.sender, message.text, message.time])).toEqual([
+      ["them", "Hey! How was your weekend", "Yesterday 18:40"],
+      ["me", "Pretty good thanks", "Yesterday 18:40"],
+      ["them", "Coffee tomorrow", "Tue, 3 Jun 09:15"]
+    ])
   })
 
   it("a time alone inside the bubble, or set apart at the end of a line, is the message's time", () => {
