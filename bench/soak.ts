@@ -42,6 +42,7 @@ import {
   freshDatabase,
   httpOk,
   memoryOf,
+  cpuMsOf,
   percentile,
   type Running,
   sleep,
@@ -163,7 +164,8 @@ interface FaultRecord {
 
 const followed: Array<Followed> = []
 const faults: Array<FaultRecord> = []
-const memory: Array<{ readonly atS: number; readonly name: string; readonly rssMiB: number }> = []
+const memory: Array<{ readonly atS: number; readonly name: string; readonly rssMiB: number; readonly cpuMs: number }> =
+  []
 const flows: Record<string, number> = {}
 const outcomes: Record<string, number> = {}
 const count = (into: Record<string, number>, key: string) => (into[key] = (into[key] ?? 0) + 1)
@@ -288,7 +290,8 @@ try {
       lastSeq: 0,
       duplicates: 0,
       seqReused: 0,
-      terminals: 0
+      terminals: 0,
+      streamErrors: 0
     }
     followed.push(session)
     // Followed on the other instance: progress crosses instances through Redis.
@@ -398,7 +401,7 @@ try {
         if (running.child.exitCode !== null || running.child.signalCode !== null) continue
         const rss = memoryOf(running.pid)?.rssMiB
         if (rss !== undefined && Number.isFinite(rss) && clock() >= loadStartS)
-          memory.push({ atS: clock(), name: running.name, rssMiB: rss })
+          memory.push({ atS: clock(), name: running.name, rssMiB: rss, cpuMs: cpuMsOf(running.pid) ?? Number.NaN })
       }
       await sleep(2000)
     }
@@ -640,11 +643,24 @@ async function postgresFootprint(url: string, sessions: number): Promise<Record<
        FROM pg_stat_user_tables ORDER BY pg_total_relation_size(relid) DESC`
     )
     const total = tables.rows.reduce((sum, row) => sum + Number(row.bytes), 0)
+    // A small run's relation sizes are mostly empty pages and index roots: the rows' own size (tuple
+    // with its header, TOAST included) is what grows per session.
+    const tupleBytes: Record<string, number> = {}
+    for (const row of tables.rows) {
+      if (Number(row.rows) === 0) continue
+      const avg = await client.query<{ avg: string | null }>(
+        `SELECT avg(pg_column_size(t.*)) AS avg FROM "${row.relname}" AS t`
+      )
+      tupleBytes[row.relname] = Math.round(Number(avg.rows[0]?.avg ?? 0))
+    }
     return {
       sessions,
       totalBytes: total,
       tables: Object.fromEntries(
-        tables.rows.map((row) => [row.relname, { bytes: Number(row.bytes), rows: Number(row.rows) }])
+        tables.rows.map((row) => [
+          row.relname,
+          { bytes: Number(row.bytes), rows: Number(row.rows), avgTupleBytes: tupleBytes[row.relname] ?? null }
+        ])
       )
     }
   })
@@ -781,6 +797,8 @@ const result = {
     return into
   }, {}),
   wsDisconnectsUnplanned: recorder.wsUnplanned,
+  /** `error` SERVICE_UNAVAILABLE frames on a followed session's socket (its stream failed; the client resubscribed). */
+  wsStreamErrors: followed.reduce((sum, session) => sum + session.streamErrors, 0),
   cutClients: followed.filter((session) => session.cut).length,
   cutClientsUnfinished: cutUnfinished.length,
   firstSuggestionMs: {
@@ -796,6 +814,13 @@ const result = {
     growth: Math.round(t.growth * 1000) / 1000
   })),
   memoryTolerance: MEMORY_TOLERANCE,
+  /** CPU time (user + system) each process spent in the window (between its first and last sample), ms. */
+  cpuMsInWindow: Object.fromEntries(
+    [...new Set(memory.map((sample) => sample.name))].map((name) => {
+      const samples = memory.filter((sample) => sample.name === name && sample.atS <= loadEndS)
+      return [name, Math.round((samples.at(-1)?.cpuMs ?? 0) - (samples[0]?.cpuMs ?? 0))]
+    })
+  ),
   /** Every RSS sample (s from the window's start, MiB), per process. */
   memorySamples: Object.fromEntries(
     [...new Set(memory.map((sample) => sample.name))].map((name) => [

@@ -193,6 +193,8 @@ export interface Followed {
   seqReused: number
   /** Terminal events received (more than one is a duplicate delivery too). */
   terminals: number
+  /** `error` SERVICE_UNAVAILABLE frames: the server's stream of this session failed (then resubscribed). */
+  streamErrors: number
 }
 
 const TERMINAL = new Set(["completed", "failed", "cancelled"])
@@ -240,6 +242,12 @@ export const follow = async (
         (socket) =>
           socket.send(JSON.stringify({ type: "subscribe", sessionId: followed.sessionId, afterSeq: followed.lastSeq })),
         (frame, socket) => {
+          // The subscription's stream failed (e.g. its database read): this socket follows this session
+          // only, so the error is its own (the frame does not name the session): resubscribe from lastSeq.
+          if (frame["type"] === "error" && frame["code"] === "SERVICE_UNAVAILABLE") {
+            followed.streamErrors++
+            return finish(socket)
+          }
           if (frame["type"] !== "session.event" || frame["sessionId"] !== followed.sessionId) return
           const event = String(frame["event"])
           const seq = typeof frame["seq"] === "number" ? frame["seq"] : undefined
