@@ -119,7 +119,7 @@ const ABORT_SHARE = 0.3
 
 const t0 = performance.now()
 const clock = () => (performance.now() - t0) / 1000
-const recorder: Recorder = { clock, replies: [], wsUnplanned: 0 }
+const recorder: Recorder = { clock, replies: [], wsUnplanned: 0, redisEpoch: 0 }
 const dataDir = mkdtempSync(join(tmpdir(), "wingmate-soak-"))
 /** The processes' logs: removed after a run whose goals hold, kept (and named) after one that fails. */
 const logDir = mkdtempSync(join(tmpdir(), "wingmate-soak-logs-"))
@@ -290,6 +290,7 @@ try {
       lastSeq: 0,
       duplicates: 0,
       seqReused: 0,
+      seqRenumbered: 0,
       terminals: 0,
       streamErrors: 0
     }
@@ -460,6 +461,7 @@ try {
       0.35,
       "redis-restart",
       async () => {
+        recorder.redisEpoch++
         await redis?.kill()
         await sleep(2000)
         await redis?.restart()
@@ -777,7 +779,8 @@ const result = {
   duplicatesDetail: {
     events: eventDuplicates,
     rows: dbCheck.duplicateRows,
-    seqReused: followed.reduce((s, f) => s + f.seqReused, 0)
+    seqReused: followed.reduce((s, f) => s + f.seqReused, 0),
+    seqRenumberedAfterRedisRestart: followed.reduce((s, f) => s + f.seqRenumbered, 0)
   },
   databaseStatuses: dbCheck.statuses,
   requests: recorder.replies.length,

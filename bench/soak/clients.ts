@@ -21,6 +21,11 @@ export interface Recorder {
   readonly replies: Array<Reply>
   /** Connections closed without the client asking (a reconnect follows). */
   wsUnplanned: number
+  /**
+   * Redis restarts so far: the progress numbering starts again from 1 with an empty Redis (documented),
+   * so a seq is a duplicate only within one numbering (a restart begins the next).
+   */
+  redisEpoch: number
 }
 
 const isRecord = (value: unknown): value is Readonly<Record<string, unknown>> =>
@@ -189,8 +194,10 @@ export interface Followed {
   lastSeq: number
   /** A seq delivered twice with the same event. */
   duplicates: number
-  /** A seq delivered again with a different event (the numbering went back). */
+  /** A seq delivered again with a different event within one numbering (the numbering went back). */
   seqReused: number
+  /** A seq delivered again after a Redis restart (a new numbering; not a duplicate). */
+  seqRenumbered: number
   /** Terminal events received (more than one is a duplicate delivery too). */
   terminals: number
   /** `error` SERVICE_UNAVAILABLE frames: the server's stream of this session failed (then resubscribed). */
@@ -215,7 +222,8 @@ export const follow = async (
   cutAfterEvents: number | undefined,
   timeoutMs: number
 ): Promise<void> => {
-  const seen = new Map<number, string>()
+  /** Per `${redisEpoch}:${seq}`, the event delivered with it. */
+  const seen = new Map<string, string>()
   const deadline = performance.now() + timeoutMs
   let cutPending = cutAfterEvents
   while (followed.end === undefined) {
@@ -264,10 +272,12 @@ export const follow = async (
           }
           if (seq !== undefined) {
             const identity = `${event} ${JSON.stringify(data)}`
-            const before = seen.get(seq)
+            const key = `${recorder.redisEpoch}:${seq}`
+            const before = seen.get(key)
             if (before === identity) followed.duplicates++
             else if (before !== undefined) followed.seqReused++
-            seen.set(seq, identity)
+            if ([...seen.keys()].some((other) => other.endsWith(`:${seq}`) && other !== key)) followed.seqRenumbered++
+            seen.set(key, identity)
             followed.lastSeq = Math.max(followed.lastSeq, seq)
           }
           if (event === "delta" && followed.firstDeltaMs === undefined)
