@@ -509,7 +509,13 @@ try {
   await Promise.all(Array.from({ length: userCount }, (_, user) => virtualUser(user)))
   loadEndS = loadEnd
   // The drain: sessions still followed end (their followers are bounded), faults finish recovering.
-  await Promise.race([faultRunner.then(() => Promise.all(watchers)), sleep(DRAIN_MS)])
+  let drainTimer: ReturnType<typeof setTimeout> | undefined
+  await Promise.race([
+    faultRunner.then(() => Promise.all(watchers)),
+    new Promise((resolve) => (drainTimer = setTimeout(resolve, DRAIN_MS)))
+  ])
+  // Not left pending: the process ends when the report is written, not 90 s later.
+  clearTimeout(drainTimer)
   sampling = false
   await sampler
 
