@@ -4,7 +4,6 @@
  * test may kill and start again, users with tokens that outlive the suite, bounded HTTP calls,
  * and the resident memory of a child. Everything talks to loopback only.
  */
-import { type ChildProcess, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -27,44 +26,9 @@ export const until = async <A>(_what: string, check: () => Promise<A | undefined
   }
 }
 
-// ---- Redis ------------------------------------------------------------------------------------
+// ---- Redis: the private redis-server lives in ../support/redis-server.ts (the soak uses it too)
 
-export interface PrivateRedis {
-  readonly port: number
-  readonly url: string
-  /** SIGKILL: everything in memory is gone (nothing is saved). */
-  readonly kill: () => Promise<void>
-  /** A new server on the same port, empty. */
-  readonly restart: () => Promise<void>
-  readonly stop: () => Promise<void>
-}
-
-/** `redis-server` on a free loopback port, persisting nothing: ours to stop, never the shared one. */
-export const startPrivateRedis = async (): Promise<PrivateRedis> => {
-  const port = await freePort()
-  let child: ChildProcess | undefined
-  const launch = async () => {
-    const spawned = spawn(
-      "redis-server",
-      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
-      { stdio: ["ignore", "pipe", "pipe"] }
-    )
-    child = spawned
-    let output = ""
-    spawned.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()))
-    spawned.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()))
-    await outputContains(spawned, () => output, "Ready to accept connections")
-  }
-  const kill = async () => {
-    const current = child
-    if (current === undefined || current.exitCode !== null || current.signalCode !== null) return
-    const exited = new Promise((resolve) => current.once("exit", resolve))
-    current.kill("SIGKILL")
-    await exited
-  }
-  await launch()
-  return { port, url: `redis://127.0.0.1:${port}`, kill, restart: launch, stop: kill }
-}
+export { type PrivateRedis, startPrivateRedis } from "../support/redis-server.ts"
 
 // ---- processes --------------------------------------------------------------------------------
 

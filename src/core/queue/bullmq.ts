@@ -20,7 +20,8 @@
  *   they are interrupted and moved back to waiting at the head of the queue (`moveToWait`: the
  *   attempt is not counted, no stall). A worker that dies (kill -9) stops renewing its locks: after
  *   `lockDurationMs`, another worker's stalled check (every `stalledIntervalMs`) puts its jobs
- *   back to waiting; a job that stalls more than `maxStalledCount` times is failed.
+ *   back to waiting; a job that stalls more than `maxStalledCount` times is failed. A worker whose
+ *   lock is lost because Redis lost the job (restarted empty) adds the job again (the soak found it).
  */
 import { Queue, UnrecoverableError, WaitingError, Worker, type Job as BullJob } from "bullmq"
 import { Redis as IORedis } from "ioredis"
@@ -339,6 +340,29 @@ export const makeBullMqJobQueue = <A, I>(
             Effect.as<Verdict>({ _tag: "Release" })
           )
 
+        /**
+         * After a lost lock: a job still in Redis is another worker's to take (its stalled check
+         * finds it). A job gone from Redis (restarted empty, or failed over without it) would be found
+         * by nobody: it is added again with its data, and its next attempt resumes it as after a stall.
+         * While Redis does not answer, asked again every second for up to a minute.
+         */
+        const requeueIfGone = (job: BullJob, jobId: string): Effect.Effect<Verdict> =>
+          redis("requeue", () => producer.exists(jobKey(jobId))).pipe(
+            Effect.retry({ schedule: Schedule.spaced(Duration.seconds(1)), times: 60 }),
+            Effect.flatMap((exists) =>
+              exists === 1 || cancelRequested.has(jobId)
+                ? Effect.void
+                : redis("requeue", () => queue.add(JOB_NAME, job.data, jobOptions(jobId))).pipe(
+                    Effect.zipRight(Effect.logWarning("Job gone from Redis after its lock was lost: enqueued again"))
+                  )
+            ),
+            Effect.catchAll((error) =>
+              Effect.logError("Job lock lost and Redis not answering: job not re-enqueued", error)
+            ),
+            Effect.annotateLogs({ queue: name, jobId }),
+            Effect.as<Verdict>({ _tag: "Release" })
+          )
+
         const attemptJob = (
           job: BullJob,
           token: string | undefined,
@@ -383,7 +407,7 @@ export const makeBullMqJobQueue = <A, I>(
                   ? ({ _tag: "Fail", permanent: true, reason: "Cancelled" } satisfies Verdict)
                   : outcome.reason === "shutdown"
                     ? yield* handBack(job, token)
-                    : ({ _tag: "Release" } satisfies Verdict)
+                    : yield* requeueIfGone(job, jobId)
             }
           })
 

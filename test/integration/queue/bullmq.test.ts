@@ -110,6 +110,45 @@ describe("BullMQ job queue", () => {
   )
 
   it.live(
+    "a running job whose keys Redis lost (restarted empty) is enqueued again by its worker and completed (soak, #20)",
+    () => {
+      const logs = captureLogs()
+      return Effect.gen(function* () {
+        const { prefix, client } = yield* freshPrefix
+        const queue = yield* makeBullMqJobQueue(Payload, {
+          connection: { url: redisUrl },
+          queueName: "jobs",
+          prefix,
+          lockDurationMs: 1_000,
+          stalledIntervalMs: 500
+        })
+        const firstStarted = yield* Deferred.make<void>()
+        const attempts: Array<number> = []
+        yield* queue.consume((job) =>
+          Effect.gen(function* () {
+            attempts.push(job.payload.n)
+            if (attempts.length > 1) return
+            yield* Deferred.succeed(firstStarted, undefined)
+            // The first attempt runs until its lock is lost (it is then interrupted).
+            yield* Effect.never
+          })
+        )
+        expect(yield* queue.enqueue("wiped", payload(7))).toBe("enqueued")
+        yield* Deferred.await(firstStarted)
+        // What a Redis restarted without persistence leaves of this queue: nothing (the job, its lock, the lists).
+        yield* Effect.promise(async () => {
+          const keys = await client.keys(`${prefix}:*`)
+          if (keys.length > 0) await client.del(...keys)
+        })
+        yield* stateIs(queue, "wiped", "completed")
+        expect(attempts).toEqual([7, 7])
+        expect(logs.lines.some((line) => line.includes("enqueued again") && line.includes("wiped"))).toBe(true)
+      }).pipe(Effect.scoped, Effect.provide(logs.layer))
+    },
+    30_000
+  )
+
+  it.live(
     "a job removed while its worker is dead is cancelled, not run, when another worker takes it over",
     () =>
       Effect.gen(function* () {

@@ -1,0 +1,360 @@
+/**
+ * The soak's virtual users: what a phone does, against one of the api instances, every call recorded
+ * (status, time, instance) so the soak can tell 5xx inside a fault's window from 5xx outside it.
+ * Session progress is followed over `/ws` with reconnects and `afterSeq`; duplicates are counted
+ * per follower (a progress event seq delivered twice).
+ */
+import WebSocket from "ws"
+
+/** Seconds since the soak's start. */
+export type Clock = () => number
+
+export interface Reply {
+  readonly atS: number
+  readonly api: number
+  readonly status: number
+  readonly route: string
+}
+
+export interface Recorder {
+  readonly clock: Clock
+  readonly replies: Array<Reply>
+  /** Connections closed without the client asking (a reconnect follows). */
+  wsUnplanned: number
+  /**
+   * Redis restarts so far: the progress numbering starts again from 1 with an empty Redis (documented),
+   * so a seq is a duplicate only within one numbering (a restart begins the next).
+   */
+  redisEpoch: number
+}
+
+const isRecord = (value: unknown): value is Readonly<Record<string, unknown>> =>
+  typeof value === "object" && value !== null
+
+const dataOf = (json: unknown): Readonly<Record<string, unknown>> | undefined => {
+  const data = isRecord(json) ? json["data"] : undefined
+  return isRecord(data) ? data : undefined
+}
+
+/** One api instance as a user sees it. */
+export interface ApiClient {
+  readonly index: number
+  readonly url: string
+}
+
+export interface Answer {
+  readonly status: number
+  readonly data: Readonly<Record<string, unknown>> | undefined
+}
+
+/** A JSON call, bounded by 20 s; a failed connection or no answer in time is status 0. */
+export const call = async (
+  recorder: Recorder,
+  api: ApiClient,
+  token: string,
+  method: string,
+  path: string,
+  route: string,
+  body?: unknown
+): Promise<Answer> => {
+  let status = 0
+  let data: Readonly<Record<string, unknown>> | undefined
+  try {
+    const response = await fetch(`${api.url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" })
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(20_000)
+    })
+    status = response.status
+    const text = await response.text()
+    data = text === "" ? undefined : dataOf(JSON.parse(text))
+  } catch {
+    // status 0: no answer
+  }
+  recorder.replies.push({ atS: recorder.clock(), api: api.index, status, route })
+  return { status, data }
+}
+
+/** Upload steps 1 and 2 (ticket, then the PUT to the pre-signed URL): the upload id, or undefined. */
+export const upload = async (
+  recorder: Recorder,
+  api: ApiClient,
+  token: string,
+  bytes: Buffer
+): Promise<string | undefined> => {
+  const ticket = await call(recorder, api, token, "POST", "/api/v1/uploads", "POST /uploads", {
+    contentType: "image/png",
+    contentLength: bytes.length,
+    purpose: "session"
+  })
+  const { uploadId, url, method, headers } = ticket.data ?? {}
+  if (ticket.status !== 201 || typeof uploadId !== "string" || typeof url !== "string") return undefined
+  let status = 0
+  try {
+    const sent = await fetch(url, {
+      method: typeof method === "string" ? method : "PUT",
+      headers: isRecord(headers) ? Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, String(v)])) : {},
+      body: bytes,
+      signal: AbortSignal.timeout(20_000)
+    })
+    await sent.arrayBuffer()
+    status = sent.status
+  } catch {
+    // status 0
+  }
+  recorder.replies.push({ atS: recorder.clock(), api: api.index, status, route: "PUT upload" })
+  return status === 200 ? uploadId : undefined
+}
+
+/**
+ * A streamed POST (`Accept: text/event-stream`), read to its end or aborted after the first `delta`:
+ * whether a terminal event (`final`, `failed`) arrived.
+ */
+export const streamPost = async (
+  recorder: Recorder,
+  api: ApiClient,
+  token: string,
+  path: string,
+  route: string,
+  body: unknown,
+  abortAfterFirstDelta: boolean
+): Promise<{ readonly status: number; readonly terminal: string | undefined; readonly aborted: boolean }> => {
+  const controller = new AbortController()
+  const timer = setTimeout(() => controller.abort(), 60_000)
+  let status = 0
+  let terminal: string | undefined
+  let aborted = false
+  try {
+    const response = await fetch(`${api.url}${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json", accept: "text/event-stream" },
+      body: JSON.stringify(body),
+      signal: controller.signal
+    })
+    status = response.status
+    recorder.replies.push({ atS: recorder.clock(), api: api.index, status, route })
+    if (response.body === null) return { status, terminal, aborted }
+    const decoder = new TextDecoder()
+    let text = ""
+    for await (const chunk of response.body) {
+      text += decoder.decode(chunk, { stream: true })
+      const kinds = [...text.matchAll(/^event: (\w+)$/gm)].map((match) => match[1])
+      terminal = kinds.find((kind) => kind === "final" || kind === "failed")
+      if (terminal !== undefined) break
+      if (abortAfterFirstDelta && kinds.includes("delta")) {
+        aborted = true
+        controller.abort()
+        break
+      }
+    }
+  } catch {
+    if (status === 0) recorder.replies.push({ atS: recorder.clock(), api: api.index, status, route })
+  } finally {
+    clearTimeout(timer)
+  }
+  return { status, terminal, aborted }
+}
+
+/** An authenticated `/ws` connection; `onFrame` gets every frame after `auth.ok`. */
+const openSocket = (
+  api: ApiClient,
+  token: string,
+  onReady: (ws: WebSocket) => void,
+  onFrame: (frame: Readonly<Record<string, unknown>>, ws: WebSocket) => void,
+  onClose: () => void
+): WebSocket => {
+  const ws = new WebSocket(`${api.url.replace(/^http/, "ws")}/ws`, "wingmate.v1")
+  ws.on("open", () => ws.send(JSON.stringify({ type: "auth", token })))
+  ws.on("message", (raw: Buffer) => {
+    const frame: unknown = JSON.parse(raw.toString())
+    if (!isRecord(frame)) return
+    if (frame["type"] === "auth.ok") return onReady(ws)
+    onFrame(frame, ws)
+  })
+  ws.on("error", () => undefined)
+  ws.on("close", onClose)
+  return ws
+}
+
+export interface Followed {
+  readonly sessionId: string
+  readonly createdAtS: number
+  /** From the start of the create request, ms. */
+  firstDeltaMs: number | undefined
+  endedAtS: number | undefined
+  /** completed, failed, cancelled, or `timeout`. */
+  end: string | undefined
+  /** The client cut its own connection mid-session (then reconnected with `afterSeq`). */
+  cut: boolean
+  connections: number
+  lastSeq: number
+  /** A seq delivered twice with the same event. */
+  duplicates: number
+  /** A seq delivered again with a different event within one numbering (the numbering went back). */
+  seqReused: number
+  /** A seq delivered again after a Redis restart (a new numbering; not a duplicate). */
+  seqRenumbered: number
+  /** Terminal events received (more than one is a duplicate delivery too). */
+  terminals: number
+  /** `error` SERVICE_UNAVAILABLE frames: the server's stream of this session failed (then resubscribed). */
+  streamErrors: number
+}
+
+const TERMINAL = new Set(["completed", "failed", "cancelled"])
+
+/**
+ * Follows `followed` over `/ws` to its end: subscribe with `afterSeq` (0 the first time), and on a cut
+ * (planned: after `cutAfterEvents` events; or not: the server or network closed it) reconnect, to
+ * `apis[n % apis.length]` in turn, with the last seq seen. Ends at a terminal event (or a snapshot in a
+ * terminal state), or after `timeoutMs`.
+ */
+export const follow = async (
+  recorder: Recorder,
+  apis: ReadonlyArray<ApiClient>,
+  firstApi: number,
+  token: string,
+  followed: Followed,
+  createStartedMs: number,
+  cutAfterEvents: number | undefined,
+  timeoutMs: number
+): Promise<void> => {
+  /** Per `${redisEpoch}:${seq}`, the event delivered with it. */
+  const seen = new Map<string, string>()
+  const deadline = performance.now() + timeoutMs
+  let cutPending = cutAfterEvents
+  while (followed.end === undefined) {
+    const remaining = deadline - performance.now()
+    if (remaining <= 0) {
+      followed.end = "timeout"
+      break
+    }
+    const api = apis[(firstApi + followed.connections) % apis.length] ?? apis[0]
+    if (api === undefined) throw new Error("no api")
+    followed.connections++
+    await new Promise<void>((done) => {
+      let planned = false
+      let events = 0
+      const finish = (ws: WebSocket) => {
+        planned = true
+        clearTimeout(timer)
+        ws.terminate()
+        done()
+      }
+      const ws = openSocket(
+        api,
+        token,
+        (socket) =>
+          socket.send(JSON.stringify({ type: "subscribe", sessionId: followed.sessionId, afterSeq: followed.lastSeq })),
+        (frame, socket) => {
+          // The subscription's stream failed (e.g. its database read): this socket follows this session
+          // only, so the error is its own (the frame does not name the session): resubscribe from lastSeq.
+          if (frame["type"] === "error" && frame["code"] === "SERVICE_UNAVAILABLE") {
+            followed.streamErrors++
+            return finish(socket)
+          }
+          if (frame["type"] !== "session.event" || frame["sessionId"] !== followed.sessionId) return
+          const event = String(frame["event"])
+          const seq = typeof frame["seq"] === "number" ? frame["seq"] : undefined
+          const data = frame["data"]
+          if (event === "snapshot") {
+            const status = isRecord(data) ? String(data["status"]) : ""
+            if (seq !== undefined) followed.lastSeq = Math.max(followed.lastSeq, seq)
+            if (TERMINAL.has(status)) {
+              followed.end = status
+              followed.endedAtS = recorder.clock()
+              return finish(socket)
+            }
+            return
+          }
+          if (seq !== undefined) {
+            const identity = `${event} ${JSON.stringify(data)}`
+            const key = `${recorder.redisEpoch}:${seq}`
+            const before = seen.get(key)
+            if (before === identity) followed.duplicates++
+            else if (before !== undefined) followed.seqReused++
+            if ([...seen.keys()].some((other) => other.endsWith(`:${seq}`) && other !== key)) followed.seqRenumbered++
+            seen.set(key, identity)
+            followed.lastSeq = Math.max(followed.lastSeq, seq)
+          }
+          if (event === "delta" && followed.firstDeltaMs === undefined)
+            followed.firstDeltaMs = performance.now() - createStartedMs
+          if (TERMINAL.has(event)) {
+            followed.terminals++
+            followed.end = event
+            followed.endedAtS = recorder.clock()
+            return finish(socket)
+          }
+          events++
+          if (cutPending !== undefined && events >= cutPending) {
+            cutPending = undefined
+            followed.cut = true
+            finish(socket)
+          }
+        },
+        () => {
+          if (planned) return
+          recorder.wsUnplanned++
+          clearTimeout(timer)
+          done()
+        }
+      )
+      const timer = setTimeout(() => finish(ws), remaining)
+    })
+    // A phone reconnects after a short pause.
+    if (followed.end === undefined) await new Promise((resolve) => setTimeout(resolve, 300))
+  }
+}
+
+/**
+ * Openers over `/ws` (`opener.generate`), aborted after the first `opener.delta` when `abort`:
+ * how it ended (`done`, `error <code>`, `aborted`, `closed`, `timeout`).
+ */
+export const openersOverWs = (
+  recorder: Recorder,
+  api: ApiClient,
+  token: string,
+  requestId: string,
+  abort: boolean
+): Promise<string> =>
+  new Promise((resolve) => {
+    let ended = false
+    const end = (how: string, ws: WebSocket) => {
+      if (ended) return
+      ended = true
+      clearTimeout(timer)
+      ws.close()
+      resolve(how)
+    }
+    const ws = openSocket(
+      api,
+      token,
+      (socket) =>
+        socket.send(
+          JSON.stringify({
+            type: "opener.generate",
+            requestId,
+            profile: { name: "Sam", bio: "Trail runner, coffee snob, two cats", interests: ["hiking", "jazz"] },
+            count: 2
+          })
+        ),
+      (frame, socket) => {
+        if (frame["requestId"] !== requestId && frame["type"] !== "error") return
+        if (frame["type"] === "opener.delta" && abort) socket.send(JSON.stringify({ type: "abort", requestId }))
+        if (frame["type"] === "opener.done") end("done", socket)
+        if (frame["type"] === "opener.aborted") end("aborted", socket)
+        if (frame["type"] === "opener.error" || frame["type"] === "error") end(`error ${String(frame["code"])}`, socket)
+      },
+      () => {
+        if (ended) return
+        recorder.wsUnplanned++
+        ended = true
+        clearTimeout(timer)
+        resolve("closed")
+      }
+    )
+    const timer = setTimeout(() => end("timeout", ws), 60_000)
+  })
