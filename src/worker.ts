@@ -10,10 +10,15 @@ import { WorkerLivenessLive } from "./modules/health/worker-liveness.ts"
 import { MatchesService } from "./modules/matches/matches.service.ts"
 import { MetricsLive } from "./modules/operations/metrics.ts"
 import { ocrPromptV2 } from "./modules/sessions/prompts/ocr-v2.ts"
-import { SessionPipeline, SessionsConsumerLive, SessionsSweeperLive } from "./modules/sessions/sessions.pipeline.ts"
+import {
+  SessionPipeline,
+  SessionsConsumerLive,
+  SessionsReconcilerLive,
+  SessionsSweeperLive
+} from "./modules/sessions/sessions.pipeline.ts"
 import { UploadsService } from "./modules/uploads/uploads.service.ts"
 
-export const SessionsWorker = Layer.mergeAll(SessionsConsumerLive, SessionsSweeperLive).pipe(
+export const SessionsWorker = Layer.mergeAll(SessionsConsumerLive, SessionsSweeperLive, SessionsReconcilerLive).pipe(
   Layer.provide(SessionPipeline.Default),
   Layer.provide(MatchesService.Default.pipe(Layer.provideMerge(UploadsService.Default))),
   Layer.provide(Ocr.fromConfig(ocrPromptV2))

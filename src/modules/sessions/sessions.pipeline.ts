@@ -29,7 +29,7 @@ import type { ProcessedFields } from "../uploads/uploads.repo.ts"
 import { sweepEvery, UploadsService } from "../uploads/uploads.service.ts"
 import { mergeTranscripts } from "./merge.ts"
 import { SessionJobs, type SessionJob, sessionFeed } from "./sessions.jobs.ts"
-import { type MessageRow, SessionsRepo } from "./sessions.repo.ts"
+import { type MessageRow, SessionsRepo, type StaleKey } from "./sessions.repo.ts"
 import { failureMessage, toMessage } from "./sessions.views.ts"
 import { type BatchEvent, SessionSuggester } from "./sessions.suggest.ts"
 
@@ -88,6 +88,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
     const quotas = yield* Quotas
     const config = yield* AppConfig
     const feed = yield* sessionFeed
+    const jobs = yield* SessionJobs
     const mimeType = config.images.format === "webp" ? ("image/webp" as const) : ("image/jpeg" as const)
 
     const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
@@ -397,7 +398,34 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
         yield* Effect.logInfo("Sweep: session screenshots deleted").pipe(Effect.annotateLogs({ removed }))
     })
 
-    return { run, handle, sweepOriginals } as const
+    /**
+     * Enqueues again the job of every session still queued or processing, untouched since
+     * `before`, whose job is gone: Redis restarted empty or failed over and lost it, or the
+     * in-process queue restarted. The job resumes the session where it stopped (each phase is
+     * idempotent); a job still waiting, delayed or running is left alone. The number re-enqueued.
+     */
+    const reconcile = (before: Date) =>
+      Effect.gen(function* () {
+        let requeued = 0
+        let after: StaleKey | undefined
+        for (;;) {
+          const rows = yield* repo.untouchedRunning(before, after, SWEEP_BATCH)
+          for (const row of rows) {
+            if (Option.isSome(yield* jobs.state(row.id))) continue
+            yield* jobs.enqueue(row.id, { sessionId: row.id, userId: row.userId })
+            requeued++
+          }
+          if (rows.length < SWEEP_BATCH) break
+          after = rows.at(-1)
+        }
+        if (requeued > 0)
+          yield* Effect.logWarning("Reconcile: sessions whose job was gone enqueued again").pipe(
+            Effect.annotateLogs({ requeued })
+          )
+        return requeued
+      })
+
+    return { run, handle, sweepOriginals, reconcile } as const
   }),
   dependencies: [SessionsRepo.Default, SessionSuggester.Default, Quotas.Default]
 }) {}
@@ -421,6 +449,25 @@ export const SessionsSweeperLive = Layer.scopedDiscard(
     const pipeline = yield* SessionPipeline
     const config = yield* AppConfig
     if (config.sessions.screenshotRetentionSeconds === 0) return
-    yield* sweepEvery(Duration.seconds(config.uploads.sweepIntervalSeconds), pipeline.sweepOriginals)
+    yield* sweepEvery(
+      Duration.seconds(config.uploads.sweepIntervalSeconds),
+      pipeline.sweepOriginals,
+      "Sweep of retained screenshots"
+    )
+  })
+)
+
+/** The reconciler of lost jobs, beside the consumer (every SESSION_RECONCILE_SECONDS; 0: off). */
+export const SessionsReconcilerLive = Layer.scopedDiscard(
+  Effect.gen(function* () {
+    const pipeline = yield* SessionPipeline
+    const config = yield* AppConfig
+    const seconds = config.sessions.reconcileSeconds
+    if (seconds === 0) return
+    yield* sweepEvery(
+      Duration.seconds(seconds),
+      Effect.flatMap(Clock.currentTimeMillis, (now) => pipeline.reconcile(new Date(now - seconds * 1000))),
+      "Reconcile of lost session jobs"
+    )
   })
 )

@@ -13,6 +13,12 @@ import type { ProcessedFields } from "../uploads/uploads.repo.ts"
 
 export type { Session }
 
+/** Where a scan of untouched running sessions stands: the last row's update time and id. */
+export interface StaleKey {
+  readonly id: string
+  readonly updatedAt: Date
+}
+
 /** A row of the list: the summary's columns and the image count. */
 export interface SummaryRow {
   readonly id: string
@@ -501,6 +507,20 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
           c.session.updateMany({ where: { id }, data: { originalsExpireAt: at } })
         ),
       /** Sessions whose full-size screenshots are due, oldest first, with the originals' and normalised images' keys. */
+      /**
+       * Sessions still queued or processing and untouched since `before`, oldest first, after the
+       * keyset `after` (index `sessions_status_updated_at_idx`).
+       */
+      untouchedRunning: (before: Date, after: StaleKey | undefined, limit: number) =>
+        db.sql<StaleKey & { readonly userId: string }>(
+          "sessions.untouchedRunning",
+          Prisma.sql`
+            SELECT id, user_id AS "userId", updated_at AS "updatedAt" FROM sessions
+            WHERE status IN ('queued', 'processing') AND updated_at < ${before}
+              ${after === undefined ? Prisma.empty : Prisma.sql`AND (updated_at, id) > (${after.updatedAt}, ${after.id})`}
+            ORDER BY updated_at, id
+            LIMIT ${limit}`
+        ),
       originalsDue: (now: Date, limit: number) =>
         db.query("sessions.originalsDue", (c) =>
           c.session.findMany({

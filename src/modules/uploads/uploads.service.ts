@@ -549,9 +549,13 @@ export const UploadsErasureLive = Layer.effectDiscard(
 )
 
 /** Runs `sweep` every `interval` (first after one interval) for as long as the scope lives; failures are logged. */
-export const sweepEvery = <E, R>(interval: Duration.DurationInput, sweep: Effect.Effect<unknown, E, R>) =>
+export const sweepEvery = <E, R>(
+  interval: Duration.DurationInput,
+  sweep: Effect.Effect<unknown, E, R>,
+  what = "Sweep of unused uploads"
+) =>
   sweep.pipe(
-    Effect.catchAllCause((cause) => Effect.logWarning("Sweep of unused uploads failed", cause)),
+    Effect.catchAllCause((cause) => Effect.logWarning(`${what} failed`, cause)),
     Effect.schedule(Schedule.spaced(interval)),
     Effect.forkScoped,
     Effect.asVoid

@@ -1,0 +1,2 @@
+-- CreateIndex
+CREATE INDEX "sessions_status_updated_at_idx" ON "sessions"("status", "updated_at");
