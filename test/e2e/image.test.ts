@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { assertFontsRender, chatScreenshotPng } from "../fixtures/chat-screenshot.ts"
 import { awaitFinished, createSession, uploadPng, type WireSession } from "../integration/sessions/support.ts"
 import { composeCommand, composeEnvironment } from "../support/compose.ts"
-import { freePort, waitForReady } from "../support/processes.ts"
+import { freePort, outputContains, waitForReady } from "../support/processes.ts"
 
 const root = join(import.meta.dirname, "..", "..")
 const adminUrl = process.env["TEST_DATABASE_ADMIN_URL"] ?? "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -68,7 +68,7 @@ const run = (command: ReadonlyArray<string>, env: Record<string, string>) => {
   child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()))
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
   children.push(child)
-  return { output: () => output, exited }
+  return { child, output: () => output, exited }
 }
 
 beforeAll(async () => {
@@ -154,6 +154,7 @@ describe("the image's runtime tree", () => {
     expect(session.status, worker.output()).toBe("completed")
     expect(session.transcript.length).toBeGreaterThan(0)
     expect(session.suggestions.length).toBeGreaterThan(0)
-    expect(worker.output()).toContain("Session completed")
+    // The row is completed before the worker publishes and logs it: wait for the line, not a race.
+    await outputContains(worker.child, worker.output, "Session completed")
   }, 240_000)
 })
