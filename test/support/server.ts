@@ -67,6 +67,9 @@ export const testConfig = (overrides: Record<string, string> = {}) =>
           HOST: "127.0.0.1",
           // Suites make many requests from one address and user; rate-limit tests turn limits on.
           RATE_LIMIT_ENABLED: "false",
+          // The suites share one database, each with its own queue: a reconciler would find the other
+          // files' sessions without a job in its queue and run them (the reconciler's test turns it on).
+          SESSION_RECONCILE_SECONDS: "0",
           ...overrides
         })
       )

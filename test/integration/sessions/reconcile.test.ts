@@ -3,31 +3,47 @@
  * between the enqueue and the consumer) does not stay `queued` for ever: the worker's reconciler
  * finds it untouched for SESSION_RECONCILE_SECONDS with no job, enqueues it again, and the
  * session completes, each row saved once. On the real BullMQ and Redis, the AI chain at a wire
- * fake of OpenAI.
+ * fake of OpenAI, and a database of its own: the reconciler scans every session of its database,
+ * and the other suites' (sharing theirs, each with its own queue) must not be run here.
  */
 import { expect, layer } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
-import { afterAll } from "vitest"
+import pg from "pg"
+import { afterAll, beforeAll } from "vitest"
+import { Db } from "../../../src/core/db/db.ts"
+import { applyMigrations, migrationsDir, pgExecutor } from "../../../src/core/db/migrations.ts"
 import { Redis } from "../../../src/core/redis.ts"
 import { SessionJobs } from "../../../src/modules/sessions/sessions.jobs.ts"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { tinyImage } from "../../fixtures/images.ts"
 import { openAiFakeConfig } from "../../support/ai-config.ts"
-import { TestDb } from "../../support/database.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
-import {
-  createSession,
-  expectSavedOnce,
-  FAKE_SUGGESTIONS,
-  FAKE_VISION,
-  uploadPng,
-  type WireSession
-} from "./support.ts"
+import { awaitFinished, createSession, FAKE_SUGGESTIONS, FAKE_VISION, uploadPng, type WireSession } from "./support.ts"
 
 const openai = await startFakeOpenAI()
 afterAll(() => openai.close())
+
+const adminUrl = process.env["TEST_DATABASE_ADMIN_URL"] ?? "postgresql://postgres@127.0.0.1:5432/postgres"
+const databaseName = `wingmate_reconcile_${process.pid}_${randomBytes(3).toString("hex")}`
+const databaseUrl = Object.assign(new URL(adminUrl), { pathname: `/${databaseName}` }).toString()
+const onClient = async <A>(url: string, run: (client: pg.Client) => Promise<A>): Promise<A> => {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    return await run(client)
+  } finally {
+    await client.end()
+  }
+}
+beforeAll(async () => {
+  await onClient(adminUrl, (admin) => admin.query(`CREATE DATABASE "${databaseName}"`))
+  await onClient(databaseUrl, (client) => applyMigrations(pgExecutor(client), migrationsDir))
+})
+afterAll(() => onClient(adminUrl, (admin) => admin.query(`DROP DATABASE IF EXISTS "${databaseName}" WITH (FORCE)`)))
+const rows = (text: string, id: string) =>
+  Effect.promise(() => onClient(databaseUrl, async (client) => (await client.query(text, [id])).rows))
 
 /** The sessions queue on BullMQ, but its first enqueue is acknowledged and lost. */
 let lost = 0
@@ -42,7 +58,7 @@ const losingFirstJob = Layer.effect(
 
 layer(
   testServer({
-    db: TestDb(),
+    db: Layer.suspend(() => Db.postgres({ url: Redacted.make(databaseUrl), poolMax: 4, migrate: false })),
     redis: Redis.layer,
     consumer: true,
     jobs: losingFirstJob,
@@ -64,7 +80,20 @@ layer(
       const created = yield* createSession(url, alice.headers, { uploadIds: [uploadId] })
       expect(created.status).toBe(202)
       expect(lost).toBe(1)
-      yield* expectSavedOnce(url, alice.headers, (created.body as { data: WireSession }).data.id)
+      const id = (created.body as { data: WireSession }).data.id
+      const done = yield* awaitFinished(url, alice.headers, id)
+      expect(done).toMatchObject({ status: "completed", errorCode: null })
+      expect(done.transcript.map((message) => message.text)).toEqual([
+        "Are you free on Saturday?",
+        "I might be, what's the plan?"
+      ])
+      expect(done.suggestions.map((suggestion) => suggestion.text)).toEqual([
+        "Coffee sounds great",
+        "A walk by the river?",
+        "Surprise me"
+      ])
+      expect(yield* rows("SELECT position FROM transcript_messages WHERE session_id = $1", id)).toHaveLength(2)
+      expect(yield* rows("SELECT position FROM suggestions WHERE session_id = $1", id)).toHaveLength(3)
       // The second enqueue was the reconciler's; the provider read the screenshot once.
       expect(lost).toBe(2)
       expect(openai.requests.filter((request) => !request.stream)).toHaveLength(1)
