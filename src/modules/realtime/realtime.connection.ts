@@ -36,7 +36,7 @@ import {
   type RateLimiterShape,
   type RateRule
 } from "../../core/rate-limit/rate-limiter.ts"
-import type { DbError } from "../../core/db/db.ts"
+import { type DbError, isConnectionLost } from "../../core/db/db.ts"
 import type { StorageError } from "../../core/storage/model.ts"
 import { type AppError, codeOf, issuesByPath, type Unauthorized } from "../../domain/errors.ts"
 import { GenerateOpeners, type OpenerEvent } from "../../domain/openers.ts"
@@ -282,13 +282,13 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
         const sendError = (code: string, message: string, extra: { requestId?: string; details?: unknown } = {}) =>
           send({ type: "error", code, message, ...extra })
 
-        const internal = (what: string, requestId?: string) => (cause: unknown) =>
-          Effect.zipRight(
-            Effect.logError(`WebSocket: ${what} failed`, cause),
-            sendError("SERVICE_UNAVAILABLE", "Temporarily unavailable; try again shortly", {
-              ...(requestId === undefined ? {} : { requestId })
-            })
-          )
+        const internal =
+          (what: string, extra: { requestId?: string; details?: unknown } = {}) =>
+          (cause: unknown) =>
+            Effect.zipRight(
+              Effect.logError(`WebSocket: ${what} failed`, cause),
+              sendError("SERVICE_UNAVAILABLE", "Temporarily unavailable; try again shortly", extra)
+            )
 
         // ---- authentication ------------------------------------------------------------------
 
@@ -350,7 +350,7 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
               const error = followed.left
               return yield* error._tag === "NotFound"
                 ? sendError("NOT_FOUND", error.message, { details: { sessionId } })
-                : internal("subscribe")(error)
+                : internal("subscribe", { details: { sessionId } })(error)
             }
             yield* send({ type: "subscribed", sessionId })
             yield* FiberMap.run(
@@ -358,7 +358,8 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
               sessionId,
               followed.right.pipe(
                 Stream.runForEach((item) => send(sessionEventFrame(sessionId, item))),
-                Effect.catchAll(internal("session stream")),
+                // The session's id says which one to follow again (a client follows several at once).
+                Effect.catchAll(internal("session stream", { details: { sessionId } })),
                 trackedIn(wsSubscriptions)
               )
             )
@@ -374,6 +375,16 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
 
         const generationFailed = (requestId: string) => (error: AppError | AiError | DbError | StorageError) =>
           Effect.gen(function* () {
+            // A lost database connection is an outage, as REST answers it (503), not a defect.
+            if (error._tag === "DbError" && isConnectionLost(error)) {
+              yield* Effect.logWarning("WebSocket: database unavailable during an opener generation", error)
+              return yield* send({
+                type: "opener.error",
+                requestId,
+                code: "SERVICE_UNAVAILABLE",
+                message: "The database is unavailable; try again shortly"
+              })
+            }
             const wire = isAiError(error) ? yield* Effect.flip(aiErrorToWire(error)) : error
             const code = codeOf(wire)
             if (code === "INTERNAL_ERROR") yield* Effect.logError("WebSocket: opener generation failed", error)

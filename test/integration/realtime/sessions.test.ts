@@ -15,7 +15,7 @@ import { TestDb } from "../../support/database.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
 import { connectAs, followToEnd, ofType } from "../../support/ws.ts"
-import { createSession, FAKE_SUGGESTIONS, FAKE_VISION, uploadPng, type WireSession } from "../sessions/support.ts"
+import { FAKE_SUGGESTIONS, FAKE_VISION, newSession } from "../sessions/support.ts"
 
 const openai = await startFakeOpenAI()
 afterAll(() => openai.close())
@@ -25,14 +25,6 @@ let screenshot: Buffer
 beforeAll(async () => {
   screenshot = await chatScreenshotPng()
 })
-
-const newSession = (url: string, headers: Record<string, string>) =>
-  Effect.gen(function* () {
-    const uploadId = yield* uploadPng(url, headers, screenshot)
-    const created = yield* createSession(url, headers, { uploadIds: [uploadId] })
-    expect(created.status).toBe(202)
-    return (created.body as { data: WireSession }).data
-  })
 
 layer(
   testServer({
@@ -59,7 +51,7 @@ layer(
       openai.setFallback(FAKE_SUGGESTIONS)
       openai.enqueue(FAKE_VISION)
       const socket = yield* connectAs(url, alice.token)
-      const session = yield* newSession(url, alice.headers)
+      const session = yield* newSession(url, alice.headers, screenshot)
 
       yield* socket.send({ type: "subscribe", sessionId: session.id })
       expect(yield* socket.next(ofType("subscribed"))).toEqual({ type: "subscribed", sessionId: session.id })
@@ -101,7 +93,7 @@ layer(
       const { alice, bob } = yield* twoUsers(url)
       openai.setFallback(FAKE_SUGGESTIONS)
       openai.enqueue(FAKE_VISION)
-      const session = yield* newSession(url, alice.headers)
+      const session = yield* newSession(url, alice.headers, screenshot)
       const socket = yield* connectAs(url, bob.token)
 
       yield* socket.send({ type: "subscribe", sessionId: session.id })
@@ -125,7 +117,7 @@ layer(
       const { alice } = yield* twoUsers(url)
       // The suggestions stall, so the session is still running when the client leaves it.
       openai.enqueue(FAKE_VISION, { kind: "hang" })
-      const session = yield* newSession(url, alice.headers)
+      const session = yield* newSession(url, alice.headers, screenshot)
       const socket = yield* connectAs(url, alice.token)
       yield* socket.send({ type: "subscribe", sessionId: session.id, afterSeq: 0 })
       yield* socket.next((frame) => frame.type === "session.event" && frame["event"] === "transcript")

@@ -41,6 +41,15 @@ export const uploadPng = (url: string, headers: Record<string, string>, bytes: U
 export const createSession = (url: string, headers: Record<string, string>, payload: unknown) =>
   postJson(`${url}/api/v1/sessions`, JSON.stringify(payload), headers)
 
+/** Uploads `png` and creates a session of it (202): the session as the create answered it. */
+export const newSession = (url: string, headers: Record<string, string>, png: Uint8Array) =>
+  Effect.gen(function* () {
+    const uploadId = yield* uploadPng(url, headers, png)
+    const created = yield* createSession(url, headers, { uploadIds: [uploadId] })
+    if (created.status !== 202) return yield* Effect.dieMessage(`session create refused: ${created.status}`)
+    return (created.body as { data: WireSession }).data
+  })
+
 export const getSession = (url: string, headers: Record<string, string>, id: string) =>
   http(`${url}/api/v1/sessions/${id}`, { headers })
 

@@ -1,0 +1,108 @@
+/**
+ * The WebSocket gateway while the database is away (its host gone: every connection cut, new ones
+ * refused), on a real PostgreSQL behind a cuttable TCP proxy: an opener generation answers
+ * `opener.error` SERVICE_UNAVAILABLE, as REST answers 503, never INTERNAL_ERROR; a followed
+ * session whose stream fails says which session it was (a client follows several at once); once
+ * the database is back the same connection generates again.
+ */
+import { expect, layer } from "@effect/vitest"
+import { Effect, Redacted } from "effect"
+import { randomBytes } from "node:crypto"
+import { afterAll, beforeAll, beforeEach } from "vitest"
+import { Db } from "../../../src/core/db/db.ts"
+import { Redis } from "../../../src/core/redis.ts"
+import { chatScreenshotPng } from "../../fixtures/chat-screenshot.ts"
+import { startFakeOpenAI } from "../../fakes/ai/index.ts"
+import { testDatabaseUrl } from "../../support/database.ts"
+import { baseUrl, testServer } from "../../support/server.ts"
+import { startCuttableProxy } from "../../support/tcp-proxy.ts"
+import { twoUsers } from "../../support/users.ts"
+import { connectAs, ofType } from "../../support/ws.ts"
+import { newSession } from "../sessions/support.ts"
+
+const openai = await startFakeOpenAI()
+afterAll(() => openai.close())
+beforeEach(() => openai.reset())
+
+const database = new URL(testDatabaseUrl())
+const proxy = await startCuttableProxy({ host: database.hostname, port: Number(database.port || 5432) })
+afterAll(() => proxy.close())
+const proxied = new URL(database)
+proxied.hostname = "127.0.0.1"
+proxied.port = String(proxy.port)
+
+/** Cuts the database for the rest of the test (or until `proxy.restore()`); restored at the end whatever happens. */
+const cutDatabase = Effect.acquireRelease(
+  Effect.promise(() => proxy.cut()),
+  () => Effect.promise(() => proxy.restore())
+)
+
+let screenshot: Buffer
+beforeAll(async () => {
+  screenshot = await chatScreenshotPng()
+})
+
+layer(
+  testServer({
+    db: Db.postgres({ url: Redacted.make(proxied.toString()), poolMax: 2, migrate: false }),
+    redis: Redis.layer,
+    config: {
+      REDIS_URL: process.env["TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379",
+      QUEUE_PREFIX: `wm-test-${randomBytes(4).toString("hex")}`,
+      OPENAI_API_KEY: "test",
+      OPENAI_BASE_URL: openai.url,
+      AI_PROVIDER_STRATEGY_PRIMARY: "gpt-4o",
+      AI_BREAKER_FAILURES: "1000",
+      AI_DAILY_SPEND_CAP_MICROS: "0",
+      RATE_LIMIT_ENABLED: "false",
+      SESSION_EVENTS_DB_CHECK_MS: "200"
+    }
+  }),
+  { timeout: 60_000 }
+)("realtime gateway: database outage", (it) => {
+  it.scoped("an opener generation answers SERVICE_UNAVAILABLE while the database is away, then works again", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice } = yield* twoUsers(url)
+      const socket = yield* connectAs(url, alice.token)
+
+      yield* cutDatabase
+      openai.enqueue({ kind: "ok", text: "Hi Sam?\nTacos or sushi?\n", usage: { input: 100, output: 10 } })
+      yield* socket.send({ type: "opener.generate", requestId: "down", profile: { name: "Sam" }, count: 2 })
+      expect(yield* socket.next(ofType("opener.error"))).toEqual({
+        type: "opener.error",
+        requestId: "down",
+        code: "SERVICE_UNAVAILABLE",
+        message: "The database is unavailable; try again shortly"
+      })
+
+      yield* Effect.promise(() => proxy.restore())
+      openai.reset()
+      openai.enqueue({ kind: "ok", text: "Hi Sam?\nTacos or sushi?\n", usage: { input: 100, output: 10 } })
+      yield* socket.send({ type: "opener.generate", requestId: "up", profile: { name: "Sam" }, count: 2 })
+      expect(yield* socket.next(ofType("opener.done"))).toMatchObject({ type: "opener.done", requestId: "up" })
+    })
+  )
+
+  it.scoped("a followed session whose stream fails: the error frame names the session", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice } = yield* twoUsers(url)
+      const session = yield* newSession(url, alice.headers, screenshot)
+      const socket = yield* connectAs(url, alice.token)
+      yield* socket.send({ type: "subscribe", sessionId: session.id })
+      yield* socket.next(ofType("subscribed"))
+
+      // No worker here: the session stays queued, and the stream's database check fails.
+      yield* cutDatabase
+      const error = yield* socket.next(ofType("error"))
+      yield* Effect.promise(() => proxy.restore())
+      expect(error).toEqual({
+        type: "error",
+        code: "SERVICE_UNAVAILABLE",
+        message: "Temporarily unavailable; try again shortly",
+        details: { sessionId: session.id }
+      })
+    })
+  )
+})
