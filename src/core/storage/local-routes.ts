@@ -5,7 +5,8 @@
  */
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import { Effect, Layer, Option } from "effect"
-import { Forbidden } from "../../domain/errors.ts"
+import { Forbidden, ServiceUnavailable } from "../../domain/errors.ts"
+import { isConnectionLost } from "../db/db.ts"
 import { Tombstones } from "../erasure.ts"
 import { LOCAL_STORAGE_PATH, LocalStorageHttp, type UploadAdmission } from "./local.ts"
 import { StorageError, userIdOfKey } from "./model.ts"
@@ -19,7 +20,12 @@ export const LocalStorageRoutes = Layer.unwrapEffect(
       const userId = userIdOfKey(key)
       if (userId === undefined) return Effect.void
       return tombstones.isErased(userId).pipe(
-        Effect.mapError((cause) => new StorageError({ operation: "local.admit", cause })),
+        // A lost database connection is an outage (503, try again), as on every other route.
+        Effect.mapError((cause) =>
+          isConnectionLost(cause)
+            ? new ServiceUnavailable({ message: "The database is unavailable; try again shortly" })
+            : new StorageError({ operation: "local.admit", cause })
+        ),
         Effect.flatMap((erased) =>
           erased
             ? Effect.fail(

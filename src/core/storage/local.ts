@@ -18,6 +18,7 @@ import { dirname, join, relative, sep } from "node:path"
 import {
   ContentLengthMismatch,
   type Forbidden,
+  type ServiceUnavailable,
   NotFound,
   UnsupportedMediaType,
   UrlAlreadyUsed,
@@ -144,7 +145,7 @@ const isMissing = hasCode("ENOENT")
 const isTaken = hasCode("EEXIST")
 
 /** Whether a key may still be written through its upload URL (e.g. not under an erased account's prefix). */
-export type UploadAdmission = (key: string) => Effect.Effect<void, Forbidden | StorageError>
+export type UploadAdmission = (key: string) => Effect.Effect<void, Forbidden | ServiceUnavailable | StorageError>
 
 /** Serves the local storage's signed URLs (mounted only when storage is local). */
 export class LocalStorageHttp extends Context.Tag("LocalStorageHttp")<

@@ -1,9 +1,10 @@
 /**
- * The WebSocket gateway while the database is away (its host gone: every connection cut, new ones
- * refused), on a real PostgreSQL behind a cuttable TCP proxy: an opener generation answers
- * `opener.error` SERVICE_UNAVAILABLE, as REST answers 503, never INTERNAL_ERROR; a followed
- * session whose stream fails says which session it was (a client follows several at once); once
- * the database is back the same connection generates again.
+ * The app while its database is away (its host gone: every connection cut, new ones refused), on a
+ * real PostgreSQL behind a cuttable TCP proxy, where REST answers 503: over the WebSocket an opener
+ * generation answers `opener.error` SERVICE_UNAVAILABLE, never INTERNAL_ERROR, and a followed
+ * session whose stream fails says which session it was (a client follows several at once); the
+ * local storage's upload PUT answers 503 too, and the same URL takes the bytes once the database is
+ * back. Then everything works again without a restart.
  */
 import { expect, layer } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
@@ -17,6 +18,7 @@ import { testDatabaseUrl } from "../../support/database.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { startCuttableProxy } from "../../support/tcp-proxy.ts"
 import { twoUsers } from "../../support/users.ts"
+import { sendBytes, ticketFor } from "../../support/uploads.ts"
 import { connectAs, ofType } from "../../support/ws.ts"
 import { newSession } from "../sessions/support.ts"
 
@@ -59,7 +61,7 @@ layer(
     }
   }),
   { timeout: 60_000 }
-)("realtime gateway: database outage", (it) => {
+)("database outage", (it) => {
   it.scoped("an opener generation answers SERVICE_UNAVAILABLE while the database is away, then works again", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
@@ -103,6 +105,22 @@ layer(
         message: "Temporarily unavailable; try again shortly",
         details: { sessionId: session.id }
       })
+    })
+  )
+  it.scoped("the local storage's upload PUT answers 503 while the database is away; the URL works after", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice } = yield* twoUsers(url)
+      const ticket = yield* ticketFor(url, alice.headers, screenshot)
+      yield* cutDatabase
+      const refused = yield* sendBytes(ticket, screenshot)
+      expect(refused.status).toBe(503)
+      expect(refused.body).toEqual({
+        success: false,
+        error: { code: "SERVICE_UNAVAILABLE", message: "The database is unavailable; try again shortly" }
+      })
+      yield* Effect.promise(() => proxy.restore())
+      expect((yield* sendBytes(ticket, screenshot)).status).toBe(200)
     })
   )
 })
