@@ -36,17 +36,16 @@ import {
   start,
   stop,
   table,
-  waitFor
+  waitFor,
+  appNodeArgs
 } from "./support.ts"
 
 const quick = process.argv.includes("--quick")
 const settleMs = quick ? 3_000 : 10_000
 const redisUrl = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
 const queuePrefix = `wm-bench-footprint-${process.pid}`
-// The Wingmate processes run with the image's Node options (the Dockerfile's NODE_OPTIONS), as deployed;
-// BENCH_NODE_ARGS replaces them ("" for V8's defaults). BENCH_ONLY=api,worker,express,raw: a subset.
-const imageNodeOptions = /^\s*NODE_OPTIONS="([^"]*)"/m.exec(readFileSync(join(root, "Dockerfile"), "utf8"))?.[1] ?? ""
-const nodeArgs = (process.env["BENCH_NODE_ARGS"] ?? imageNodeOptions).split(" ").filter((arg) => arg !== "")
+// The Wingmate processes run with the image's Node options (appNodeArgs). BENCH_ONLY=api,worker,express,raw: a subset.
+const nodeArgs = appNodeArgs()
 const only = process.env["BENCH_ONLY"]?.split(",")
 // Another checkout's api and worker (a before/after: `git archive <rev> | tar -x -C <dir>`, link
 // this checkout's node_modules, `prisma generate` there).

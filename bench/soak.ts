@@ -34,6 +34,7 @@ import { Redis as IORedis } from "ioredis"
 import { startPrivateRedis, type PrivateRedis } from "../test/support/redis-server.ts"
 import {
   appEnv,
+  appNodeArgs,
   baseEnv,
   devToken,
   distinctChatImages,
@@ -123,9 +124,13 @@ const ABORT_SHARE = 0.3
 
 const t0 = performance.now()
 const clock = () => (performance.now() - t0) / 1000
-const recorder: Recorder = { clock, replies: [], wsUnplanned: 0, redisEpoch: 0 }
+const recorder: Recorder = { clock, replies: [], wsUnplanned: 0, redisEpoch: 0, repeats: [] }
 const dataDir = mkdtempSync(join(tmpdir(), "wingmate-soak-"))
 /** The processes' logs: removed after a run whose goals hold, kept (and named) after one that fails. */
+// The api and worker processes run with the image's Node flags, as deployed: V8 sizes its heap, and
+// so the RSS this run judges, by them (bench/README.md, "Soak"). BENCH_NODE_ARGS replaces them
+// (a diagnosis: add `--heapsnapshot-signal=SIGUSR2`).
+const processNodeArgs = appNodeArgs()
 const logDir = mkdtempSync(join(tmpdir(), "wingmate-soak-logs-"))
 const children: Array<Running> = []
 let dropDatabase: (() => Promise<unknown>) | undefined
@@ -252,12 +257,18 @@ try {
   const apis: Array<ApiClient & { readonly running: Running }> = []
   for (const index of [0, 1]) {
     const port = await freePort()
-    const running = start(`api${index}`, "src/main/api.ts", env(port, `api${index}`), join(logDir, `api${index}.log`))
+    const running = start(
+      `api${index}`,
+      "src/main/api.ts",
+      env(port, `api${index}`),
+      join(logDir, `api${index}.log`),
+      processNodeArgs
+    )
     children.push(running)
     apis.push({ index, url: `http://127.0.0.1:${port}`, running })
   }
   const startWorker = async (name: string) => {
-    const running = start(name, "src/main/worker.ts", env(0, name), join(logDir, `${name}.log`))
+    const running = start(name, "src/main/worker.ts", env(0, name), join(logDir, `${name}.log`), processNodeArgs)
     children.push(running)
     await waitFor(`${name} consuming`, () => Promise.resolve(running.output().includes("Consumer started")), running)
     return running
@@ -465,9 +476,12 @@ try {
       0.35,
       "redis-restart",
       async () => {
-        recorder.redisEpoch++
         await redis?.kill()
         await sleep(2000)
+        // The new numbering begins with the new server: events of the old one still on their way at
+        // the kill arrive in its 2 s down, under the old epoch (flipping at the kill counted one of
+        // them, seen again with the same seq and content from a re-run job, as a duplicate).
+        recorder.redisEpoch++
         await redis?.restart()
         return "private redis-server killed (nothing saved), down 2 s, started empty on the same port"
       }
@@ -790,7 +804,8 @@ const result = {
     events: eventDuplicates,
     rows: dbCheck.duplicateRows,
     seqReused: followed.reduce((s, f) => s + f.seqReused, 0),
-    seqRenumberedAfterRedisRestart: followed.reduce((s, f) => s + f.seqRenumbered, 0)
+    seqRenumberedAfterRedisRestart: followed.reduce((s, f) => s + f.seqRenumbered, 0),
+    repeats: recorder.repeats.slice(0, 20)
   },
   databaseStatuses: dbCheck.statuses,
   requests: recorder.replies.length,

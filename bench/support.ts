@@ -111,6 +111,15 @@ export const appEnv = (target: AppTarget): NodeJS.ProcessEnv => ({
   WS_MAX_SUBSCRIPTIONS: String(Math.max(20, target.sessionsAtOnce))
 })
 
+/**
+ * The Node flags the api and the worker run with in the image (the Dockerfile's NODE_OPTIONS), so
+ * that a bench measures them as deployed; BENCH_NODE_ARGS replaces them ("" for V8's defaults).
+ */
+export const appNodeArgs = (): ReadonlyArray<string> => {
+  const image = /^\s*NODE_OPTIONS="([^"]*)"/m.exec(readFileSync(join(root, "Dockerfile"), "utf8"))?.[1] ?? ""
+  return (process.env["BENCH_NODE_ARGS"] ?? image).split(" ").filter((arg) => arg !== "")
+}
+
 export interface Running {
   readonly name: string
   readonly child: ChildProcess

@@ -26,6 +26,18 @@ export interface Recorder {
    * so a seq is a duplicate only within one numbering (a restart begins the next).
    */
   redisEpoch: number
+  /** Each event delivered twice (or a seq reused): what, when, on which connection, for the report. */
+  readonly repeats: Array<{
+    readonly sessionId: string
+    readonly kind: "duplicate" | "seq-reused"
+    readonly epoch: number
+    readonly seq: number
+    readonly event: string
+    readonly atS: number
+    readonly connection: number
+    readonly firstConnection: number
+    readonly firstAtS: number
+  }>
 }
 
 const isRecord = (value: unknown): value is Readonly<Record<string, unknown>> =>
@@ -222,8 +234,8 @@ export const follow = async (
   cutAfterEvents: number | undefined,
   timeoutMs: number
 ): Promise<void> => {
-  /** Per `${redisEpoch}:${seq}`, the event delivered with it. */
-  const seen = new Map<string, string>()
+  /** Per `${redisEpoch}:${seq}`, the event delivered with it, when and on which connection. */
+  const seen = new Map<string, { readonly identity: string; readonly atS: number; readonly connection: number }>()
   const deadline = performance.now() + timeoutMs
   let cutPending = cutAfterEvents
   while (followed.end === undefined) {
@@ -250,9 +262,15 @@ export const follow = async (
         (socket) =>
           socket.send(JSON.stringify({ type: "subscribe", sessionId: followed.sessionId, afterSeq: followed.lastSeq })),
         (frame, socket) => {
-          // The subscription's stream failed (e.g. its database read): this socket follows this session
-          // only, so the error is its own (the frame does not name the session): resubscribe from lastSeq.
-          if (frame["type"] === "error" && frame["code"] === "SERVICE_UNAVAILABLE") {
+          // The subscription's stream failed (e.g. its database read): the frame names the session;
+          // resubscribe from lastSeq.
+          const details = frame["details"]
+          if (
+            frame["type"] === "error" &&
+            frame["code"] === "SERVICE_UNAVAILABLE" &&
+            isRecord(details) &&
+            details["sessionId"] === followed.sessionId
+          ) {
             followed.streamErrors++
             return finish(socket)
           }
@@ -274,10 +292,24 @@ export const follow = async (
             const identity = `${event} ${JSON.stringify(data)}`
             const key = `${recorder.redisEpoch}:${seq}`
             const before = seen.get(key)
-            if (before === identity) followed.duplicates++
-            else if (before !== undefined) followed.seqReused++
+            if (before !== undefined) {
+              const kind = before.identity === identity ? "duplicate" : "seq-reused"
+              if (kind === "duplicate") followed.duplicates++
+              else followed.seqReused++
+              recorder.repeats.push({
+                sessionId: followed.sessionId,
+                kind,
+                epoch: recorder.redisEpoch,
+                seq,
+                event,
+                atS: recorder.clock(),
+                connection: followed.connections,
+                firstConnection: before.connection,
+                firstAtS: before.atS
+              })
+            }
             if ([...seen.keys()].some((other) => other.endsWith(`:${seq}`) && other !== key)) followed.seqRenumbered++
-            seen.set(key, identity)
+            seen.set(key, { identity, atS: recorder.clock(), connection: followed.connections })
             followed.lastSeq = Math.max(followed.lastSeq, seq)
           }
           if (event === "delta" && followed.firstDeltaMs === undefined)
