@@ -5,7 +5,8 @@
  * to stop reconnecting). A comment every 15 s keeps proxies from closing a quiet stream.
  */
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { Schedule, Stream } from "effect"
+import { Cause, Effect, Option, Schedule, Stream } from "effect"
+import { DbError, isConnectionLost } from "../db/db.ts"
 
 /** The reconnection delay sent first (`retry:`), in milliseconds. */
 export const SSE_RETRY_MS = 3000
@@ -41,3 +42,29 @@ export const sseResponse = <E>(frames: Stream.Stream<string, E>) =>
 
 /** The stream a reconnect names has ended: 204, no body (an EventSource stops reconnecting). */
 export const sseEnded = () => HttpServerResponse.empty({ status: 204 })
+
+/**
+ * A stream that died (its database connection lost mid-stream, or a bug) still ends with its
+ * terminal `failed` event, so that the client learns it ended: `SERVICE_UNAVAILABLE` for a lost
+ * database connection (REST answers it 503), `INTERNAL_ERROR` (logged) for anything else. Typed
+ * failures and interruptions pass through: the operation's own `failed` event handles the first.
+ */
+export const failedOnDefect =
+  (failedFrame: (code: "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR", message: string) => string) =>
+  <E, R>(frames: Stream.Stream<string, E, R>): Stream.Stream<string, E, R> =>
+    Stream.catchAllCause(frames, (cause) => {
+      const defect = Cause.dieOption(cause)
+      if (Option.isNone(defect) || Cause.isInterrupted(cause)) return Stream.failCause(cause)
+      const lost = defect.value instanceof DbError && isConnectionLost(defect.value)
+      return Stream.fromEffect(
+        lost
+          ? Effect.as(
+              Effect.logWarning("Database unavailable during a stream", defect.value),
+              failedFrame("SERVICE_UNAVAILABLE", "The database is unavailable; try again shortly")
+            )
+          : Effect.as(
+              Effect.logError("A stream failed", cause),
+              failedFrame("INTERNAL_ERROR", "An unexpected error occurred")
+            )
+      )
+    })

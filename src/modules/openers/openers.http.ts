@@ -8,7 +8,14 @@ import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Chunk, Effect, Stream } from "effect"
 import type { AiError } from "../../core/ai/errors.ts"
 import { aiErrorToWire, aiFailuresToWire } from "../../core/ai/wire.ts"
-import { lastEventIdOf, sseEnded, sseFrame, sseResponse, wantsEventStream } from "../../core/http/sse.ts"
+import {
+  failedOnDefect,
+  lastEventIdOf,
+  sseEnded,
+  sseFrame,
+  sseResponse,
+  wantsEventStream
+} from "../../core/http/sse.ts"
 import { WingmateApi } from "../../domain/api.ts"
 import { DEFAULT_PAGE_LIMIT } from "../../domain/pagination.ts"
 import { withUser } from "../../domain/auth.ts"
@@ -59,6 +66,9 @@ const toSse = (batchId: string, events: Stream.Stream<OpenerEvent, AiError>) => 
           })
         )
       )
+    ),
+    failedOnDefect((code, message) =>
+      sseFrame(`${batchId}:${said.n + 1}`, "failed", { code, message, openers: said.openers })
     )
   )
 }

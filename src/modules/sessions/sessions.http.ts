@@ -6,7 +6,14 @@
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Chunk, Effect, Stream } from "effect"
-import { lastEventIdOf, sseEnded, sseFrame, sseResponse, wantsEventStream } from "../../core/http/sse.ts"
+import {
+  failedOnDefect,
+  lastEventIdOf,
+  sseEnded,
+  sseFrame,
+  sseResponse,
+  wantsEventStream
+} from "../../core/http/sse.ts"
 import { WingmateApi } from "../../domain/api.ts"
 import { DEFAULT_PAGE_LIMIT } from "../../domain/pagination.ts"
 import { withUser } from "../../domain/auth.ts"
@@ -55,7 +62,8 @@ const regenerationSse = (batch: number, events: Stream.Stream<BatchEvent | Batch
           sseFrame(id(), "failed", { code: codeOf(wire), message: wire.message, batch, suggestions })
         )
       )
-    )
+    ),
+    failedOnDefect((code, message) => sseFrame(id(), "failed", { code, message, batch, suggestions }))
   )
 }
 

@@ -20,7 +20,7 @@ import { startCuttableProxy } from "../../support/tcp-proxy.ts"
 import { twoUsers } from "../../support/users.ts"
 import { sendBytes, ticketFor } from "../../support/uploads.ts"
 import { connectAs, ofType } from "../../support/ws.ts"
-import { newSession } from "../sessions/support.ts"
+import { awaitFinished, FAKE_SUGGESTIONS, FAKE_VISION, newSession } from "../sessions/support.ts"
 
 const openai = await startFakeOpenAI()
 afterAll(() => openai.close())
@@ -39,15 +39,46 @@ const cutDatabase = Effect.acquireRelease(
   () => Effect.promise(() => proxy.restore())
 )
 
+/**
+ * POSTs for an SSE stream (200), cuts the database at its first `delta` and reads the stream to its
+ * end: its events. The database is restored whatever happens.
+ */
+const postStreamCutAtFirstDelta = (url: string, headers: Record<string, string>, body: unknown) =>
+  Effect.promise(async () => {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/json", accept: "text/event-stream" },
+      body: JSON.stringify(body)
+    })
+    expect(response.status).toBe(200)
+    if (response.body === null) throw new Error("no body")
+    const decoder = new TextDecoder()
+    let text = ""
+    let cut = false
+    for await (const chunk of response.body) {
+      text += decoder.decode(chunk, { stream: true })
+      if (!cut && /^event: delta$/m.test(text)) {
+        cut = true
+        await proxy.cut()
+      }
+    }
+    return [...text.matchAll(/^event: (\w+)\ndata: (.*)$/gm)].map((match) => ({
+      event: match[1],
+      data: JSON.parse(match[2] ?? "null") as unknown
+    }))
+  }).pipe(Effect.ensuring(Effect.promise(() => proxy.restore())))
+
 let screenshot: Buffer
 beforeAll(async () => {
   screenshot = await chatScreenshotPng()
 })
 
-layer(
+/** A server whose database is behind the proxy, on a queue of its own; `consumer`: with a worker. */
+const serverBehindProxy = (consumer: boolean) =>
   testServer({
     db: Db.postgres({ url: Redacted.make(proxied.toString()), poolMax: 2, migrate: false }),
     redis: Redis.layer,
+    consumer,
     config: {
       REDIS_URL: process.env["TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379",
       QUEUE_PREFIX: `wm-test-${randomBytes(4).toString("hex")}`,
@@ -59,9 +90,9 @@ layer(
       RATE_LIMIT_ENABLED: "false",
       SESSION_EVENTS_DB_CHECK_MS: "200"
     }
-  }),
-  { timeout: 60_000 }
-)("database outage", (it) => {
+  })
+
+layer(serverBehindProxy(false), { timeout: 60_000 })("database outage", (it) => {
   it.scoped("an opener generation answers SERVICE_UNAVAILABLE while the database is away, then works again", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
@@ -121,6 +152,62 @@ layer(
       })
       yield* Effect.promise(() => proxy.restore())
       expect((yield* sendBytes(ticket, screenshot)).status).toBe(200)
+    })
+  )
+  it.scoped("an openers SSE stream whose database goes away mid-stream ends with failed SERVICE_UNAVAILABLE", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice } = yield* twoUsers(url)
+      // The first opener's line completes (and is saved) only with the second chunk, after the cut.
+      openai.enqueue({
+        kind: "ok",
+        text: "Hi Sam?\nTacos or sushi?\n",
+        chunks: ["Hi ", "Sam?\nTacos or sushi?\n"],
+        chunkDelayMs: 500,
+        usage: { input: 100, output: 10 }
+      })
+      const events = yield* postStreamCutAtFirstDelta(`${url}/api/v1/magic-openers/generate`, alice.headers, {
+        profile: { name: "Sam" },
+        count: 2
+      })
+      expect(events.at(-1)).toEqual({
+        event: "failed",
+        data: { code: "SERVICE_UNAVAILABLE", message: "The database is unavailable; try again shortly", openers: [] }
+      })
+    })
+  )
+})
+
+layer(serverBehindProxy(true), { timeout: 60_000 })("database outage, with a worker", (it) => {
+  it.scoped("a regeneration SSE stream whose database goes away mid-stream ends with failed SERVICE_UNAVAILABLE", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice } = yield* twoUsers(url)
+      openai.enqueue(FAKE_VISION)
+      openai.enqueue(FAKE_SUGGESTIONS)
+      const session = yield* newSession(url, alice.headers, screenshot)
+      expect((yield* awaitFinished(url, alice.headers, session.id)).status).toBe("completed")
+
+      openai.enqueue({
+        kind: "ok",
+        text: "Coffee sounds great\nA walk by the river?\nSurprise me\n",
+        chunks: ["Coffee ", "sounds great\nA walk by the river?\nSurprise me\n"],
+        chunkDelayMs: 500
+      })
+      const events = yield* postStreamCutAtFirstDelta(
+        `${url}/api/v1/sessions/${session.id}/suggestions`,
+        alice.headers,
+        { tone: "witty" }
+      )
+      expect(events.at(-1)).toEqual({
+        event: "failed",
+        data: {
+          code: "SERVICE_UNAVAILABLE",
+          message: "The database is unavailable; try again shortly",
+          batch: 1,
+          suggestions: []
+        }
+      })
     })
   )
 })
