@@ -8,11 +8,12 @@
  * Labels are bounded: routes by their pattern (`/api/v1/sessions/:id`), never the raw URL; no
  * user, session or job id anywhere. The names and labels are listed in the README (Metrics).
  */
-import { Context, Effect, Layer, Metric, MetricBoundaries, MetricLabel, Option } from "effect"
+import { Context, Effect, Layer, Metric, MetricBoundaries, MetricLabel, Option, Ref } from "effect"
 import type { CircuitView } from "./ai/breaker.ts"
 import type { LedgerEntry } from "./ai/ledger.ts"
 import type { ProviderId } from "./ai/provider.ts"
 import type { JobCounts } from "./queue/model.ts"
+import { type IntervalHistogram, monitorEventLoopDelay } from "node:perf_hooks"
 
 const seconds = (ms: number) => ms / 1_000
 
@@ -72,6 +73,28 @@ export const wsSubscriptions = Metric.gauge("wingmate_ws_subscriptions", {
 export const rateLimitRefusals = Metric.counter("wingmate_rate_limit_refusals", {
   incremental: true,
   description: "Calls refused by a rate limit, by limit name (rest-ip, rest-user, ws-message-user, …)"
+})
+
+// The process itself, read when scraped, under the names stock Node.js dashboards use (prom-client's):
+// the RSS against the heap tells V8 sizing its heap from a leak (bench/README.md, Soak, "Memory").
+export const processResidentMemory = Metric.gauge("process_resident_memory_bytes", {
+  description: "Resident memory size of this process in bytes"
+})
+export const heapSizeUsed = Metric.gauge("nodejs_heap_size_used_bytes", {
+  description: "V8 heap used in bytes"
+})
+export const heapSizeTotal = Metric.gauge("nodejs_heap_size_total_bytes", {
+  description: "V8 heap committed in bytes"
+})
+export const externalMemory = Metric.gauge("nodejs_external_memory_bytes", {
+  description: "Memory of C++ objects bound to JavaScript objects (Buffers included) in bytes"
+})
+export const processCpuSeconds = Metric.counter("process_cpu_seconds", {
+  incremental: true,
+  description: "User and system CPU time this process has spent, in seconds"
+})
+export const eventLoopLag = Metric.gauge("nodejs_eventloop_lag_seconds", {
+  description: "Event loop delay since the previous scrape, by quantile (p50, p99, max)"
 })
 
 /** `metric` with these labels (data-first: the piped form loses the metric's input type). */
@@ -145,6 +168,37 @@ export interface ScrapeSources {
   }>
 }
 
+/** What the process says of itself; the event loop's histogram starts again after each scrape. */
+const refreshProcessGauges = (loop: IntervalHistogram, cpuCounted: Ref.Ref<number>) =>
+  Effect.sync(() => {
+    const memory = process.memoryUsage()
+    const { user, system } = process.cpuUsage()
+    const lag = { p50: loop.percentile(50), p99: loop.percentile(99), max: loop.max }
+    loop.reset()
+    return { memory, cpuSeconds: (user + system) / 1e6, lag }
+  }).pipe(
+    Effect.flatMap(({ memory, cpuSeconds, lag }) =>
+      Effect.all(
+        [
+          Metric.set(processResidentMemory, memory.rss),
+          Metric.set(heapSizeUsed, memory.heapUsed),
+          Metric.set(heapSizeTotal, memory.heapTotal),
+          Metric.set(externalMemory, memory.external),
+          // Two scrapes at once count each second once: the counter only moves forward.
+          Effect.flatMap(
+            Ref.modify(cpuCounted, (counted) => [Math.max(0, cpuSeconds - counted), Math.max(counted, cpuSeconds)]),
+            (delta) => Metric.incrementBy(processCpuSeconds, delta)
+          ),
+          // Nanoseconds; NaN until the loop has been sampled once (a scrape right after the start).
+          ...Object.entries(lag).map(([quantile, ns]) =>
+            Metric.set(labelled(eventLoopLag, { quantile }), Number.isFinite(ns) ? ns / 1e9 : 0)
+          )
+        ],
+        { discard: true }
+      )
+    )
+  )
+
 const refreshGauges = (sources: ScrapeSources) =>
   Effect.all(
     [
@@ -213,8 +267,19 @@ export class Metrics extends Context.Tag("Metrics")<Metrics, MetricsShape>() {
           )
         )
       )
+      // The event loop's delay, sampled every 20 ms for as long as the service lives.
+      const loop = yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          const histogram = monitorEventLoopDelay({ resolution: 20 })
+          histogram.enable()
+          return histogram
+        }),
+        (histogram) => Effect.sync(() => histogram.disable())
+      )
+      const cpuCounted = yield* Ref.make(0)
       const scrape = Effect.gen(function* () {
         yield* refreshGauges(sources)
+        yield* refreshProcessGauges(loop, cpuCounted)
         const { producer, serializer } = yield* exporter
         const collected = yield* Effect.promise(() => producer.collect())
         return serializer.serialize(collected.resourceMetrics)
@@ -223,5 +288,5 @@ export class Metrics extends Context.Tag("Metrics")<Metrics, MetricsShape>() {
     })
 
   static readonly layer = (serviceName: string, sources: ScrapeSources): Layer.Layer<Metrics> =>
-    Layer.effect(Metrics, Metrics.make(serviceName, sources))
+    Layer.scoped(Metrics, Metrics.make(serviceName, sources))
 }

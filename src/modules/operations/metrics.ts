@@ -12,7 +12,7 @@ import { SessionJobs } from "../sessions/sessions.jobs.ts"
 
 /** The process's metrics, with the sessions queue and the AI chain's circuits as scrape-time gauges. */
 export const MetricsLive = (role: ProcessRole): Layer.Layer<Metrics, never, AppConfig | SessionJobs | AiStrategy> =>
-  Layer.effect(
+  Layer.scoped(
     Metrics,
     Effect.gen(function* () {
       const config = yield* AppConfig

@@ -183,6 +183,32 @@ layer(
     })
   )
 
+  it.effect("the process: RSS, V8 heap, CPU seconds as a counter, event loop lag by quantile", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const first = yield* scrape(url)
+      const rss = sample(first, "process_resident_memory_bytes") ?? 0
+      const used = sample(first, "nodejs_heap_size_used_bytes") ?? 0
+      const total = sample(first, "nodejs_heap_size_total_bytes") ?? 0
+      // The test server is this process: its own figures bound what the scrape says.
+      expect(rss).toBeGreaterThan(32 * 1024 * 1024)
+      expect(used).toBeGreaterThan(0)
+      expect(used).toBeLessThanOrEqual(total)
+      expect(total).toBeLessThan(rss)
+      expect(sample(first, "nodejs_external_memory_bytes")).toBeGreaterThan(0)
+      expect(first).toMatch(/^# TYPE process_cpu_seconds_total counter$/m)
+      for (const quantile of ["p50", "p99", "max"]) {
+        expect(sample(first, "nodejs_eventloop_lag_seconds", { quantile })).toBeGreaterThanOrEqual(0)
+      }
+      const cpuBefore = sample(first, "process_cpu_seconds_total") ?? 0
+      expect(cpuBefore).toBeGreaterThan(0)
+      // Some CPU spent between two scrapes: the counter moves forward.
+      const spendUntil = process.cpuUsage().user + 50_000
+      while (process.cpuUsage().user < spendUntil) JSON.stringify({ spend: Array.from({ length: 1000 }, (_, i) => i) })
+      expect(sample(yield* scrape(url), "process_cpu_seconds_total")).toBeGreaterThan(cpuBefore)
+    })
+  )
+
   it.effect("/admin/queues: the page and its API behind the admin token; the API lists the sessions queue", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
