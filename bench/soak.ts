@@ -738,8 +738,20 @@ const peakOf = (prefix: string) =>
       .map((sample) => sample.rssMiB)
   )
 
+// A stream the server accepted ends with its terminal event (`final`, `failed`, `opener.done`,
+// `opener.error`), faults or not: one cut without it leaves the app waiting.
+const streamsWithoutEnd = Object.entries(outcomes)
+  .filter(([outcome]) => / SSE: 200 no end$/.test(outcome) || /^openers WS: (closed|timeout)$/.test(outcome))
+  .reduce((sum, [, n]) => sum + n, 0)
+
 const goals = [
   { goal: "sessions lost", target: "0", value: dbCheck.lost, ok: dbCheck.lost === 0 },
+  {
+    goal: "accepted streams without their end",
+    target: "0",
+    value: streamsWithoutEnd,
+    ok: streamsWithoutEnd === 0
+  },
   {
     goal: "duplicates (events + rows)",
     target: "0",
@@ -811,6 +823,7 @@ const result = {
   requests: recorder.replies.length,
   http5xx: fiveXX.length,
   http5xxOutsideFaults: fiveXXOutside.length,
+  streamsWithoutEnd,
   /** Every 5xx: when (s from the window's start), which route, on which api. Inside a window, 503 is expected. */
   http5xxList: fiveXX.map((reply) => ({
     atS: Math.round((reply.atS - loadStartS) * 10) / 10,
