@@ -249,6 +249,10 @@ try {
       // A killed worker's job is taken over within seconds, not the default 30-60 s.
       QUEUE_LOCK_DURATION_MS: "10000",
       QUEUE_STALLED_INTERVAL_MS: "5000",
+      // A session whose job Redis lost (a worker killed, then Redis restarted empty before its stalled
+      // job was taken over: 12 s apart in the CI form) is enqueued again within 20 s, not 2-4 minutes:
+      // the run's drain is 90 s.
+      SESSION_RECONCILE_SECONDS: "10",
       // Followers whose progress buffer died with Redis end from the database.
       SESSION_EVENTS_DB_CHECK_MS: "2000"
     }
