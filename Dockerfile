@@ -18,15 +18,15 @@ COPY . .
 RUN npm run db:generate && npm run typecheck
 
 FROM node:22-alpine AS runtime
-# The young generation capped at 8 MiB per semi-space (V8's default grows it to 16 while booting and
-# keeps it): 16 MiB less idle RSS in the api and the worker, no measurable CPU per request
-# (bench/README.md, "Footprint"; issue #17). The old generation capped at 384 MiB, half the smallest
-# pod limit (the base api's 768Mi; test/unit/deploy/node-options.test.ts keeps them in step): V8
-# sizes its heap from its cap, and with the 4 GiB it takes on a big host it let the api's heap grow
-# from 300 to 480 MiB of RSS under the soak for the same ~100 MiB live; capped, flat at ~250 MiB
-# (bench/README.md, "Soak"; issue #20). The benches and the soak run the processes with these options.
+# The old generation capped at 384 MiB, half the smallest pod limit (the base api's 768Mi;
+# test/unit/deploy/node-options.test.ts keeps them in step): V8 sizes its heap from its cap, and with
+# the 4 GiB it takes on a big host it let the api's heap grow from 300 to 480 MiB of RSS under the
+# soak for the same ~100 MiB live; capped, flat at ~250 MiB (bench/README.md, "Soak"; issue #20).
+# The young generation is left at V8's default: capping it (--max-semi-space-size=8) saved ~16 MiB
+# at rest but cost 35-55 % more CPU per REST request under load (bench/README.md, "Footprint").
+# The benches and the soak run the processes with these options.
 ENV NODE_ENV=production \
-    NODE_OPTIONS="--max-semi-space-size=8 --max-old-space-size=384" \
+    NODE_OPTIONS="--max-old-space-size=384" \
     PORT=3000
 WORKDIR /app
 COPY --from=prod-deps --chown=node:node /app/node_modules ./node_modules
