@@ -59,8 +59,9 @@ describe("the image's old generation cap", () => {
     expect(maxOldSpaceMiB).toBeGreaterThan(0)
     const capped = await heapLimitMiB(imageNodeOptions ?? "")
     expect(capped).toBeGreaterThanOrEqual(maxOldSpaceMiB)
-    // The old generation's cap plus the young generation's spaces.
-    expect(capped).toBeLessThanOrEqual(maxOldSpaceMiB + 48)
+    // The old generation's cap plus the young generation's reservation (V8's default: 48 MiB on
+    // Node 22, 192 on Node 24), far from the gigabytes V8 takes on its own on a big host.
+    expect(capped).toBeLessThan(2 * maxOldSpaceMiB)
   })
 
   it.each(["base", "overlays/production"])("leaves half of every %s pod's memory limit to the rest", (overlay) => {
