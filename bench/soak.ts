@@ -311,7 +311,8 @@ try {
       seqReused: 0,
       seqRenumbered: 0,
       terminals: 0,
-      streamErrors: 0
+      streamErrors: 0,
+      trace: []
     }
     followed.push(session)
     // Followed on the other instance: progress crosses instances through Redis.
@@ -846,6 +847,11 @@ const result = {
   wsStreamErrors: followed.reduce((sum, session) => sum + session.streamErrors, 0),
   cutClients: followed.filter((session) => session.cut).length,
   cutClientsUnfinished: cutUnfinished.length,
+  /** Followers that never reached their session's end, with what each connection saw. */
+  followersUnfinished: followed
+    .filter((session) => session.end === undefined || session.end === "timeout")
+    .slice(0, 5)
+    .map((session) => ({ sessionId: session.sessionId, createdAtS: session.createdAtS, trace: session.trace })),
   firstSuggestionMs: {
     p50: Math.round(percentile(firstDelta, 0.5)),
     p99: Math.round(percentile(firstDelta, 0.99)),

@@ -177,7 +177,7 @@ const openSocket = (
   token: string,
   onReady: (ws: WebSocket) => void,
   onFrame: (frame: Readonly<Record<string, unknown>>, ws: WebSocket) => void,
-  onClose: () => void
+  onClose: (code: number) => void
 ): WebSocket => {
   const ws = new WebSocket(`${api.url.replace(/^http/, "ws")}/ws`, "wingmate.v1")
   ws.on("open", () => ws.send(JSON.stringify({ type: "auth", token })))
@@ -188,8 +188,21 @@ const openSocket = (
     onFrame(frame, ws)
   })
   ws.on("error", () => undefined)
-  ws.on("close", onClose)
+  ws.on("close", (code: number) => onClose(code))
   return ws
+}
+
+/** A frame in a follower's trace: its type, and the seq, event, status or code that says where it was. */
+const traceOf = (frame: Readonly<Record<string, unknown>>): string => {
+  const data = frame["data"]
+  const parts = [
+    String(frame["type"]),
+    frame["event"],
+    frame["seq"],
+    isRecord(data) && frame["event"] === "snapshot" ? data["status"] : undefined,
+    frame["code"]
+  ]
+  return parts.filter((part) => part !== undefined).join(" ")
 }
 
 export interface Followed {
@@ -214,6 +227,11 @@ export interface Followed {
   terminals: number
   /** `error` SERVICE_UNAVAILABLE frames: the server's stream of this session failed (then resubscribed). */
   streamErrors: number
+  /**
+   * What each connection saw, in order (`<s> #<connection> <what>`, no payloads): reported for a
+   * follower that never reached its end, to tell where it waited.
+   */
+  readonly trace: Array<string>
 }
 
 const TERMINAL = new Set(["completed", "failed", "cancelled"])
@@ -247,6 +265,9 @@ export const follow = async (
     const api = apis[(firstApi + followed.connections) % apis.length] ?? apis[0]
     if (api === undefined) throw new Error("no api")
     followed.connections++
+    const note = (what: string) =>
+      followed.trace.push(`${recorder.clock().toFixed(1)} #${followed.connections} ${what}`)
+    note(`connect api${api.index} afterSeq ${followed.lastSeq}`)
     await new Promise<void>((done) => {
       let planned = false
       let events = 0
@@ -259,9 +280,12 @@ export const follow = async (
       const ws = openSocket(
         api,
         token,
-        (socket) =>
-          socket.send(JSON.stringify({ type: "subscribe", sessionId: followed.sessionId, afterSeq: followed.lastSeq })),
+        (socket) => {
+          note("auth.ok")
+          socket.send(JSON.stringify({ type: "subscribe", sessionId: followed.sessionId, afterSeq: followed.lastSeq }))
+        },
         (frame, socket) => {
+          note(traceOf(frame))
           // The subscription's stream failed (e.g. its database read): the frame names the session;
           // resubscribe from lastSeq.
           const details = frame["details"]
@@ -327,14 +351,18 @@ export const follow = async (
             finish(socket)
           }
         },
-        () => {
+        (code) => {
           if (planned) return
+          note(`closed ${code}`)
           recorder.wsUnplanned++
           clearTimeout(timer)
           done()
         }
       )
-      const timer = setTimeout(() => finish(ws), remaining)
+      const timer = setTimeout(() => {
+        note("deadline")
+        finish(ws)
+      }, remaining)
     })
     // A phone reconnects after a short pause.
     if (followed.end === undefined) await new Promise((resolve) => setTimeout(resolve, 300))

@@ -46,7 +46,7 @@ import { MatchesService } from "../matches/matches.service.ts"
 import { UploadsService } from "../uploads/uploads.service.ts"
 import { type SessionDetail, SessionsRepo } from "./sessions.repo.ts"
 import { failureMessage, timingsOf, toMessage, toneOf, toSuggestion } from "./sessions.views.ts"
-import { SessionJobs, sessionFeed } from "./sessions.jobs.ts"
+import { isTerminalEvent, SessionJobs, sessionFeed } from "./sessions.jobs.ts"
 import { type BatchRequest, SessionSuggester } from "./sessions.suggest.ts"
 
 const isPhase = Schema.is(SessionPhase)
@@ -300,17 +300,23 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
             }
           })
         ).pipe(Stream.filterMap((snapshot) => snapshot))
-        // A stream that ends on a terminal snapshot (resuming was not possible, or the progress is
-        // gone) still ends with the terminal event, its summary read from the database.
+        // Every follow ends with the session's terminal event, its summary read from the database:
+        // after a terminal snapshot (resuming was not possible, or the progress is gone), and after a
+        // feed that ended with nothing for the listener (it resumed at the last seq: it had the end,
+        // or its seq was from the numbering before Redis restarted empty), which first gets the final
+        // state as a snapshot. A feed ended by a deleted session ends as it is.
         const last = yield* Ref.make<SessionStreamItem | undefined>(undefined)
         const closing = Stream.unwrap(
           Effect.gen(function* () {
             const item = yield* Ref.get(last)
-            if (item?._tag !== "Snapshot" || !isTerminalStatus(item.state.status)) return Stream.empty
+            if (item?._tag === "Event" && isTerminalEvent(item.event)) return Stream.empty
             const current = yield* load(userId, id).pipe(Effect.option)
-            if (Option.isNone(current)) return Stream.empty
-            const terminal: SessionStreamItem = { _tag: "Event", seq: item.seq, event: terminalEventOf(current.value) }
-            return Stream.make(terminal)
+            if (Option.isNone(current) || !isTerminalStatus(current.value.status)) return Stream.empty
+            const seq = item?.seq ?? (yield* Ref.get(lastSeq))
+            const terminal: SessionStreamItem = { _tag: "Event", seq, event: terminalEventOf(current.value) }
+            if (item?._tag === "Snapshot" && isTerminalStatus(item.state.status)) return Stream.make(terminal)
+            const snapshot: SessionStreamItem = { _tag: "Snapshot", seq, state: stateOf(current.value) }
+            return Stream.make(snapshot, terminal)
           })
         )
         return Stream.merge(live, watchdog, { haltStrategy: "either" }).pipe(

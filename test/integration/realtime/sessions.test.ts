@@ -26,6 +26,18 @@ beforeAll(async () => {
   screenshot = await chatScreenshotPng()
 })
 
+/** Alice's new session on the fakes' answers, subscribed on a new socket of hers. */
+const aliceFollows = Effect.gen(function* () {
+  const url = yield* baseUrl
+  const { alice } = yield* twoUsers(url)
+  openai.setFallback(FAKE_SUGGESTIONS)
+  openai.enqueue(FAKE_VISION)
+  const socket = yield* connectAs(url, alice.token)
+  const session = yield* newSession(url, alice.headers, screenshot)
+  yield* socket.send({ type: "subscribe", sessionId: session.id })
+  return { url, alice, socket, session }
+})
+
 layer(
   testServer({
     db: TestDb(),
@@ -46,14 +58,7 @@ layer(
 )("realtime gateway: following sessions", (it) => {
   it.scoped("subscribe: snapshot, then every event in seq order through completed; resume gives exactly the rest", () =>
     Effect.gen(function* () {
-      const url = yield* baseUrl
-      const { alice } = yield* twoUsers(url)
-      openai.setFallback(FAKE_SUGGESTIONS)
-      openai.enqueue(FAKE_VISION)
-      const socket = yield* connectAs(url, alice.token)
-      const session = yield* newSession(url, alice.headers, screenshot)
-
-      yield* socket.send({ type: "subscribe", sessionId: session.id })
+      const { url, alice, socket, session } = yield* aliceFollows
       expect(yield* socket.next(ofType("subscribed"))).toEqual({ type: "subscribed", sessionId: session.id })
       const events = yield* followToEnd(socket, session.id)
       const kinds = events.map((event) => event["event"])
@@ -84,6 +89,29 @@ layer(
       expect(missed.map((event) => event["event"])).toEqual(
         events.filter((event) => Number(event["seq"]) > seen && event["event"] !== "snapshot").map((e) => e["event"])
       )
+    })
+  )
+
+  // A subscription always ends with its session's end. A client resuming at the last seq (it had
+  // the end, or its seq is from the numbering before Redis restarted empty and the new one ended at
+  // the same number) got `subscribed` and then nothing, for ever: the soak's follower waited 120 s.
+  it.scoped("resuming at the last seq of a finished session: the final snapshot and the end, not silence", () =>
+    Effect.gen(function* () {
+      const { url, alice, socket, session } = yield* aliceFollows
+      const events = yield* followToEnd(socket, session.id)
+      const end = events.at(-1)
+      expect(end?.["event"]).toBe("completed")
+
+      const again = yield* connectAs(url, alice.token)
+      yield* again.send({ type: "subscribe", sessionId: session.id, afterSeq: Number(end?.["seq"]) })
+      yield* again.next(ofType("subscribed"))
+      const resumed = yield* followToEnd(again, session.id)
+      expect(resumed.map((event) => [event["event"], event["seq"]])).toEqual([
+        ["snapshot", end?.["seq"]],
+        ["completed", end?.["seq"]]
+      ])
+      expect(resumed[0]?.["data"]).toMatchObject({ status: "completed" })
+      expect(resumed[1]?.["data"]).toEqual(end?.["data"])
     })
   )
 
