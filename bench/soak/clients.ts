@@ -22,8 +22,9 @@ export interface Recorder {
   /** Connections closed without the client asking (a reconnect follows). */
   wsUnplanned: number
   /**
-   * Redis restarts so far: the progress numbering starts again from 1 with an empty Redis (documented),
-   * so a seq is a duplicate only within one numbering (a restart begins the next).
+   * Redis restarts so far: a job taken up again by another process after an empty Redis numbers its
+   * progress from 1 again (documented), so a seq is a duplicate only within one numbering (a restart
+   * begins the next).
    */
   redisEpoch: number
   /** Each event delivered twice (or a seq reused): what, when, on which connection, for the report. */

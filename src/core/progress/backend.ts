@@ -21,6 +21,12 @@ export interface PublishRequest {
   readonly terminal: boolean
   /** Publish only if the topic's seq is still this one (a reducer's optimistic write). */
   readonly expectSeq: number | undefined
+  /**
+   * The seq to number on from when the topic's is below it: a publisher that saw its topic lost
+   * (expired, or Redis restarted empty) goes on from its own last seq, so a listener's `afterSeq`
+   * never names an event of another numbering.
+   */
+  readonly floorSeq?: number | undefined
 }
 
 /**

@@ -86,7 +86,13 @@ export const makeFeed = <E, EI, S, SI>(
       return snapshot
     })
 
-  const publishEncoded = (topic: string, event: E, state: Option.Option<S>, expectSeq: number | undefined) =>
+  const publishEncoded = (
+    topic: string,
+    event: E,
+    state: Option.Option<S>,
+    expectSeq: number | undefined,
+    floorSeq?: number
+  ) =>
     Effect.gen(function* () {
       const encodedEvent = yield* encodeEvent(event)
       const encodedState = Option.isSome(state) ? yield* encodeState(state.value) : undefined
@@ -99,7 +105,8 @@ export const makeFeed = <E, EI, S, SI>(
           event: encodedEvent,
           state: encodedState,
           terminal: spec.isTerminal?.(event) ?? false,
-          expectSeq
+          expectSeq,
+          floorSeq
         })
       )
     )
@@ -127,13 +134,17 @@ export const makeFeed = <E, EI, S, SI>(
         state: Option.getOrElse(loaded.state, () => reducer.initial)
       }))
       let current = yield* load
+      // The highest seq this publisher has seen: its topic's numbering never goes back below it.
+      let highest = current.seq
       const lock = yield* Effect.makeSemaphore(1)
       const attempt = (event: E, conflicts: number): Effect.Effect<number, ProgressBusError> =>
         Effect.gen(function* () {
           const next = reducer.reduce(current.state, event)
-          const seq = yield* publishEncoded(topic, event, Option.some(next), current.seq)
+          const floor = highest > current.seq ? highest : undefined
+          const seq = yield* publishEncoded(topic, event, Option.some(next), current.seq, floor)
           if (seq !== "conflict") {
             current = { seq, state: next }
+            highest = seq
             return seq
           }
           if (conflicts >= MAX_CONFLICTS) {
@@ -143,7 +154,10 @@ export const makeFeed = <E, EI, S, SI>(
               cause: new Error(`Still conflicting after ${MAX_CONFLICTS} reloads`)
             })
           }
-          current = yield* load
+          const loaded = yield* load
+          // A topic lost (expired, or Redis restarted empty) keeps this publisher's state, and its
+          // numbering goes on from `highest`: a listener resuming with a seq it had gets what follows.
+          current = loaded.seq === 0 && highest > 0 ? { seq: 0, state: current.state } : loaded
           return yield* attempt(event, conflicts + 1)
         })
       const handle: ProgressPublisher<E, S> = {

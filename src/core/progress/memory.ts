@@ -52,7 +52,7 @@ export const makeMemoryBackend = (options: ResolvedOptions): Effect.Effect<Progr
           if (request.expectSeq !== undefined && request.expectSeq !== (stored?.seq ?? 0)) return "conflict" as const
           const topic: MemoryTopic = stored ?? { seq: 0, state: undefined, terminal: false, log: [], expiresAt: 0 }
           if (stored === undefined) topics.set(request.topic, topic)
-          const seq = topic.seq + 1
+          const seq = Math.max(topic.seq, request.floorSeq ?? 0) + 1
           const message = eventMessage(seq, request.terminal, request.event)
           topic.seq = seq
           if (request.state !== undefined) topic.state = request.state

@@ -35,12 +35,12 @@ export const progressRedisKeys = (prefix: string, topic: string) => {
   return { meta: `${base}:meta`, log: `${base}:log`, channel: base }
 }
 
-// KEYS: meta, log. ARGV: channel, event JSON, has state, state JSON, terminal, ttl ms, replay limit, expected seq or "".
+// KEYS: meta, log. ARGV: channel, event JSON, has state, state JSON, terminal, ttl ms, replay limit,
+// expected seq or "", floor seq or "".
 const PUBLISH_SCRIPT = `
-if ARGV[8] ~= '' then
-  local current = tonumber(redis.call('HGET', KEYS[1], 'seq')) or 0
-  if current ~= tonumber(ARGV[8]) then return -1 end
-end
+local current = tonumber(redis.call('HGET', KEYS[1], 'seq')) or 0
+if ARGV[8] ~= '' and current ~= tonumber(ARGV[8]) then return -1 end
+if ARGV[9] ~= '' and current < tonumber(ARGV[9]) then redis.call('HSET', KEYS[1], 'seq', ARGV[9]) end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local terminal = 'false'
 if ARGV[5] == '1' then terminal = 'true' end
@@ -207,7 +207,8 @@ export const makeRedisBackend = (
                 request.terminal ? "1" : "0",
                 options.ttlMs,
                 options.replayLimit,
-                request.expectSeq ?? ""
+                request.expectSeq ?? "",
+                request.floorSeq ?? ""
               ]
             ),
           catch: fail("publish", request.topic)
