@@ -272,6 +272,7 @@ export const follow = async (
     await new Promise<void>((done) => {
       let planned = false
       let events = 0
+      let ready = false
       const finish = (ws: WebSocket) => {
         planned = true
         clearTimeout(timer)
@@ -282,11 +283,15 @@ export const follow = async (
         api,
         token,
         (socket) => {
+          ready = true
           note("auth.ok")
           socket.send(JSON.stringify({ type: "subscribe", sessionId: followed.sessionId, afterSeq: followed.lastSeq }))
         },
         (frame, socket) => {
           note(traceOf(frame))
+          // Not authenticated (e.g. SERVICE_UNAVAILABLE while the database is away): as the app
+          // does, connect again after the pause rather than wait for the server's auth deadline.
+          if (!ready && frame["type"] === "error") return finish(socket)
           // The subscription's stream failed (e.g. its database read): the frame names the session;
           // resubscribe from lastSeq.
           const details = frame["details"]
