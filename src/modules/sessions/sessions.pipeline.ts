@@ -399,21 +399,33 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
     })
 
     /**
-     * Enqueues again the job of every session still queued or processing, untouched since
-     * `before`, whose job is gone: Redis restarted empty or failed over and lost it, or the
-     * in-process queue restarted. The job resumes the session where it stopped (each phase is
-     * idempotent); a job still waiting, delayed or running is left alone. The number re-enqueued.
+     * Every session still queued or processing, untouched since `before`: one whose job is gone
+     * (Redis restarted empty or failed over and lost it, or the in-process queue restarted) is
+     * enqueued again and resumes where it stopped (each phase is idempotent); one whose job the
+     * queue ended without the session ending (BullMQ fails a job that stalled, its worker dead, more
+     * than QUEUE_MAX_STALLED_COUNT times) fails with INTERNAL_ERROR, its daily unit given back;
+     * a job still waiting, delayed or running is left alone.
      */
     const reconcile = (before: Date) =>
       Effect.gen(function* () {
         let requeued = 0
+        let givenUp = 0
         let after: StaleKey | undefined
         for (;;) {
           const rows = yield* repo.untouchedRunning(before, after, SWEEP_BATCH)
           for (const row of rows) {
-            if (Option.isSome(yield* jobs.state(row.id))) continue
-            yield* jobs.enqueue(row.id, { sessionId: row.id, userId: row.userId })
-            requeued++
+            const state = yield* jobs.state(row.id)
+            if (Option.isNone(state)) {
+              yield* jobs.enqueue(row.id, { sessionId: row.id, userId: row.userId })
+              requeued++
+            } else if (
+              (state.value === "failed" || state.value === "completed") &&
+              (yield* markFailed(row.id, "INTERNAL_ERROR"))
+            ) {
+              const day = utcDayOf(row.createdAt.getTime())
+              yield* quotas.release({ userId: row.userId, kind: "sessions", day, amount: 1 })
+              givenUp++
+            }
           }
           if (rows.length < SWEEP_BATCH) break
           after = rows.at(-1)
@@ -422,7 +434,11 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
           yield* Effect.logWarning("Reconcile: sessions whose job was gone enqueued again").pipe(
             Effect.annotateLogs({ requeued })
           )
-        return requeued
+        if (givenUp > 0)
+          yield* Effect.logError("Reconcile: sessions whose job the queue ended without them failed").pipe(
+            Effect.annotateLogs({ failed: givenUp })
+          )
+        return { requeued, failed: givenUp }
       })
 
     return { run, handle, sweepOriginals, reconcile } as const

@@ -512,10 +512,10 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
        * keyset `after` (index `sessions_status_updated_at_idx`).
        */
       untouchedRunning: (before: Date, after: StaleKey | undefined, limit: number) =>
-        db.sql<StaleKey & { readonly userId: string }>(
+        db.sql<StaleKey & { readonly userId: string; readonly createdAt: Date }>(
           "sessions.untouchedRunning",
           Prisma.sql`
-            SELECT id, user_id AS "userId", updated_at AS "updatedAt" FROM sessions
+            SELECT id, user_id AS "userId", updated_at AS "updatedAt", created_at AS "createdAt" FROM sessions
             WHERE status IN ('queued', 'processing') AND updated_at < ${before}
               ${after === undefined ? Prisma.empty : Prisma.sql`AND (updated_at, id) > (${after.updatedAt}, ${after.id})`}
             ORDER BY updated_at, id

@@ -2,7 +2,8 @@
  * A session whose job is lost (acknowledged, then gone: Redis restarted empty or failed over
  * between the enqueue and the consumer) does not stay `queued` for ever: the worker's reconciler
  * finds it untouched for SESSION_RECONCILE_SECONDS with no job, enqueues it again, and the
- * session completes, each row saved once. On the real BullMQ and Redis, the AI chain at a wire
+ * session completes, each row saved once. A session whose job the queue failed without running it
+ * (as after too many stalls) fails INTERNAL_ERROR, its daily unit given back. On the real BullMQ and Redis, the AI chain at a wire
  * fake of OpenAI, and a database of its own: the reconciler scans every session of its database,
  * and the other suites' (sharing theirs, each with its own queue) must not be run here.
  */
@@ -14,7 +15,8 @@ import { afterAll, beforeAll } from "vitest"
 import { Db } from "../../../src/core/db/db.ts"
 import { applyMigrations, migrationsDir, pgExecutor } from "../../../src/core/db/migrations.ts"
 import { Redis } from "../../../src/core/redis.ts"
-import { SessionJobs } from "../../../src/modules/sessions/sessions.jobs.ts"
+import { type ConsumeOptions, type Job, JobFailedPermanently } from "../../../src/core/queue/job-queue.ts"
+import { SessionJobs, type SessionJob } from "../../../src/modules/sessions/sessions.jobs.ts"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { tinyImage } from "../../fixtures/images.ts"
 import { openAiFakeConfig } from "../../support/ai-config.ts"
@@ -45,14 +47,26 @@ afterAll(() => onClient(adminUrl, (admin) => admin.query(`DROP DATABASE IF EXIST
 const rows = (text: string, id: string) =>
   Effect.promise(() => onClient(databaseUrl, async (client) => (await client.query(text, [id])).rows))
 
-/** The sessions queue on BullMQ, but its first enqueue is acknowledged and lost. */
+/**
+ * The sessions queue on BullMQ, but its first enqueue is acknowledged and lost, and the job of a
+ * session of a user in `givenUp` is failed by the queue itself, the pipeline never run (as BullMQ fails a
+ * job that stalled too often: its worker died each time).
+ */
 let lost = 0
+/** Users whose sessions' jobs the queue fails. */
+const givenUp = new Set<string>()
 const losingFirstJob = Layer.effect(
   SessionJobs,
   Effect.map(SessionJobs, (queue) => ({
     ...queue,
     enqueue: (...args: Parameters<typeof queue.enqueue>) =>
-      lost++ === 0 ? Effect.succeed("enqueued" as const) : queue.enqueue(...args)
+      lost++ === 0 ? Effect.succeed("enqueued" as const) : queue.enqueue(...args),
+    consume: <E, R>(handler: (job: Job<SessionJob>) => Effect.Effect<void, E, R>, options?: ConsumeOptions) =>
+      queue.consume(
+        (job: Job<SessionJob>): Effect.Effect<void, E | JobFailedPermanently, R> =>
+          givenUp.has(job.payload.userId) ? Effect.fail(new JobFailedPermanently({ reason: "stalled" })) : handler(job),
+        options
+      )
   }))
 ).pipe(Layer.provide(SessionJobs.layer))
 
@@ -97,6 +111,23 @@ layer(
       // The second enqueue was the reconciler's; the provider read the screenshot once.
       expect(lost).toBe(2)
       expect(openai.requests.filter((request) => !request.stream)).toHaveLength(1)
+    })
+  )
+
+  // Before: the reconciler saw a job (failed) and left the session `queued` for ever.
+  it.effect("a job the queue failed without running the session: the session fails, its daily unit given back", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { bob } = yield* twoUsers(url)
+      givenUp.add(bob.id)
+      const uploadId = yield* uploadPng(url, bob.headers, yield* Effect.promise(() => tinyImage("png")))
+      const created = yield* createSession(url, bob.headers, { uploadIds: [uploadId] })
+      expect(created.status).toBe(202)
+      const id = (created.body as { data: WireSession }).data.id
+      const done = yield* awaitFinished(url, bob.headers, id)
+      expect(done).toMatchObject({ status: "failed", errorCode: "INTERNAL_ERROR" })
+      const units = yield* rows("SELECT used FROM usage_counters WHERE user_id = $1 AND kind = 'sessions'", bob.id)
+      expect(units).toEqual([{ used: 0 }])
     })
   )
 })
