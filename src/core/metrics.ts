@@ -47,6 +47,12 @@ export const sessionPhaseDuration = Metric.histogram(
   "One phase of a session's pipeline (normalise, ocr, transcript, suggestions), by outcome (ok, error)"
 )
 
+export const sessionsReconciled = Metric.counter("wingmate_sessions_reconciled", {
+  incremental: true,
+  description:
+    "Sessions the reconciler acted on, by action: requeued (their job was gone) or failed (the queue ended their job without them)"
+})
+
 export const aiCalls = Metric.counter("wingmate_ai_calls", {
   incremental: true,
   description: "Provider attempts by provider, model, feature and outcome (ok, timeout, error, skipped, cancelled)"
@@ -124,6 +130,9 @@ export const recordJobWait = (queue: string, waitMs: number) =>
 
 export const recordSessionPhase = (phase: string, outcome: "ok" | "error", durationMs: number) =>
   Metric.update(labelled(sessionPhaseDuration, { phase, outcome }), seconds(durationMs))
+
+export const recordSessionsReconciled = (action: "requeued" | "failed", count: number) =>
+  count === 0 ? Effect.void : Metric.incrementBy(labelled(sessionsReconciled, { action }), count)
 
 /** One ledger entry as metrics: the attempt, its tokens and its cost (micro-units → USD). */
 export const recordAiCall = (entry: LedgerEntry) => {

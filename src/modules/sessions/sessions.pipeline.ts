@@ -15,7 +15,7 @@
 import { Cause, Clock, Data, Duration, Effect, Layer, Option, Schema } from "effect"
 import type { AiError } from "../../core/ai/errors.ts"
 import { AppConfig } from "../../core/config.ts"
-import { recordSessionPhase } from "../../core/metrics.ts"
+import { recordSessionPhase, recordSessionsReconciled } from "../../core/metrics.ts"
 import { OcrFailed } from "../../core/ocr/errors.ts"
 import { makeCoalescingPublisher } from "../../core/progress/coalescing.ts"
 import { Ocr } from "../../core/ocr/ocr.ts"
@@ -430,6 +430,8 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
           if (rows.length < SWEEP_BATCH) break
           after = rows.at(-1)
         }
+        yield* recordSessionsReconciled("requeued", requeued)
+        yield* recordSessionsReconciled("failed", givenUp)
         if (requeued > 0)
           yield* Effect.logWarning("Reconcile: sessions whose job was gone enqueued again").pipe(
             Effect.annotateLogs({ requeued })

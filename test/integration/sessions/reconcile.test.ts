@@ -44,6 +44,15 @@ beforeAll(async () => {
   await onClient(databaseUrl, (client) => applyMigrations(pgExecutor(client), migrationsDir))
 })
 afterAll(() => onClient(adminUrl, (admin) => admin.query(`DROP DATABASE IF EXISTS "${databaseName}" WITH (FORCE)`)))
+/** The reconciler's counter for `action`, as `/metrics` shows it (0 before its first count). */
+const reconciled = (url: string, action: string) =>
+  Effect.promise(async () => {
+    const text = await (await fetch(`${url}/metrics`)).text()
+    const line = new RegExp(`^wingmate_sessions_reconciled_total\\{[^}]*action="${action}"[^}]*\\} (\\d+)`, "m").exec(
+      text
+    )
+    return Number(line?.[1] ?? 0)
+  })
 const rows = (text: string, id: string) =>
   Effect.promise(() => onClient(databaseUrl, async (client) => (await client.query(text, [id])).rows))
 
@@ -111,6 +120,7 @@ layer(
       // The second enqueue was the reconciler's; the provider read the screenshot once.
       expect(lost).toBe(2)
       expect(openai.requests.filter((request) => !request.stream)).toHaveLength(1)
+      expect(yield* reconciled(url, "requeued")).toBe(1)
     })
   )
 
@@ -128,6 +138,7 @@ layer(
       expect(done).toMatchObject({ status: "failed", errorCode: "INTERNAL_ERROR" })
       const units = yield* rows("SELECT used FROM usage_counters WHERE user_id = $1 AND kind = 'sessions'", bob.id)
       expect(units).toEqual([{ used: 0 }])
+      expect(yield* reconciled(url, "failed")).toBe(1)
     })
   )
 })
