@@ -1,6 +1,7 @@
 /**
  * Validation of rendered objects against the Kubernetes API's OpenAPI schemas as compiled in
- * kubernetes-models 5.1.0 (and KEDA's CRD schemas in @kubernetes-models/keda 2.0.0), pinned.
+ * kubernetes-models 5.1.0 (and the CRD schemas of KEDA in @kubernetes-models/keda 2.0.0 and of the
+ * Prometheus Operator in @kubernetes-models/prometheus-operator 6.0.0), pinned.
  *
  * Those validators check types, required fields and enums, but let unknown fields through, where
  * `kubectl apply` (strict field validation, the default since Kubernetes 1.27) refuses them. So
@@ -18,6 +19,7 @@ import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/Horizo
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget"
 import { ScaledObject } from "@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject"
 import { TriggerAuthentication } from "@kubernetes-models/keda/keda.sh/v1alpha1/TriggerAuthentication"
+import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule"
 import type { Json, Manifest } from "./kustomize.ts"
 
 /** The kinds these manifests may use, each with its schema's validator. */
@@ -31,7 +33,8 @@ const MODELS: ReadonlyArray<{ readonly apiVersion: string; readonly kind: string
   HorizontalPodAutoscaler,
   PodDisruptionBudget,
   ScaledObject,
-  TriggerAuthentication
+  TriggerAuthentication,
+  PrometheusRule
 ]
 
 interface Visit {
