@@ -177,7 +177,7 @@ const raw = Config.all({
      * A session queued or processing and untouched this long has its job looked up, every this
      * long; a job that is gone (Redis restarted empty, a failover) is enqueued again. 0: never.
      */
-    reconcileSeconds: intBetween("SESSION_RECONCILE_SECONDS", 0, 24 * 60 * 60, 120),
+    reconcileSeconds: intBetween("SESSION_RECONCILE_SECONDS", 0, 24 * 60 * 60, 30),
     /** How often an open events stream checks the session in the database (its progress may be gone). */
     eventsDbCheckMs: intBetween("SESSION_EVENTS_DB_CHECK_MS", 100, 60_000, 5_000),
     /** Sessions created per user and UTC day (each reads its screenshots and writes suggestions with the models). */
