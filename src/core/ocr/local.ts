@@ -64,6 +64,17 @@ const MODEL_PACKAGES: Record<OcrModel, string> = {
 export const modelOf = (language: string | null | undefined): OcrModel =>
   /^fr(?:$|[-_])/iu.test(language?.trim() ?? "") ? "fra" : "eng"
 
+/**
+ * What an OCR cache entry is kept under, beside the image's hash: a vision read reads any language
+ * (`vision:<provider>`); a local read only the language of its model (`local-ocr:<model>`).
+ */
+export const ocrCacheTag = (engine: string, language: string | null | undefined): string =>
+  engine === "local-ocr" ? `local-ocr:${modelOf(language)}` : engine
+
+/** Whether a cached read (its tag) serves a session in `language`: any vision read, a local one of the same model. */
+export const ocrCacheServes = (tag: string, language: string | null | undefined): boolean =>
+  tag.startsWith("vision:") || tag === ocrCacheTag("local-ocr", language)
+
 /** The folder of an npm-shipped model (`<model>.traineddata.gz`). */
 export const modelPath = (model: OcrModel): string =>
   join(dirname(createRequire(import.meta.url).resolve(MODEL_PACKAGES[model])), "4.0.0_best_int")

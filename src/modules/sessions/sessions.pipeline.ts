@@ -18,6 +18,7 @@ import { AppConfig } from "../../core/config.ts"
 import { recordSessionPhase, recordSessionsReconciled } from "../../core/metrics.ts"
 import { OcrFailed } from "../../core/ocr/errors.ts"
 import { makeCoalescingPublisher } from "../../core/progress/coalescing.ts"
+import { ocrCacheServes, ocrCacheTag } from "../../core/ocr/local.ts"
 import { Ocr } from "../../core/ocr/ocr.ts"
 import { Transcript } from "../../core/ocr/transcript.ts"
 import { JobFailedPermanently, type Job } from "../../core/queue/job-queue.ts"
@@ -203,7 +204,8 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
               (image) =>
                 Effect.gen(function* () {
                   const cached = yield* repo.cachedOcr(userId, image.contentHash)
-                  if (cached !== null) {
+                  // A local read of another language (its model read the other script) is read again.
+                  if (cached !== null && ocrCacheServes(cached.provider, session.language)) {
                     const decoded = Schema.decodeUnknownOption(Transcript)(cached.transcript)
                     if (Option.isSome(decoded)) return decoded.value
                   }
@@ -226,7 +228,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
                     userId,
                     image.contentHash,
                     Schema.encodeSync(Transcript)(transcript),
-                    transcript.engine
+                    ocrCacheTag(transcript.engine, session.language)
                   )
                   return transcript
                 }),

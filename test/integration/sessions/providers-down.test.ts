@@ -38,7 +38,7 @@ layer(sessionsServer(openai.url), { timeout: 120_000 })("sessions: every provide
       expect(done).toMatchObject({ status: "failed", errorCode: "AI_UNAVAILABLE", suggestions: [] })
       expect(done.transcript.map((message) => message.text).join(" ")).toMatch(/hiking/i)
       expect(yield* sql("SELECT provider FROM ocr_results WHERE user_id = $1", [alice.id])).toEqual([
-        { provider: "local-ocr" }
+        { provider: "local-ocr:eng" }
       ])
     })
   )

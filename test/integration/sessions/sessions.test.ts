@@ -85,7 +85,7 @@ layer(testServer({ db: TestDb(), redis: Redis.layer, config: redisConfig, consum
         const suggestionRows = yield* sql("SELECT batch, position FROM suggestions WHERE session_id = $1", [session.id])
         expect(suggestionRows).toHaveLength(3)
         const cache = yield* sql("SELECT provider FROM ocr_results WHERE user_id = $1", [alice.id])
-        expect(cache).toEqual([{ provider: "local-ocr" }])
+        expect(cache).toEqual([{ provider: "local-ocr:eng" }])
         const [row] = yield* sql<{ status: string; timings: Record<string, number> }>(
           "SELECT status, timings FROM sessions WHERE id = $1",
           [session.id]
