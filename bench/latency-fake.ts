@@ -1,8 +1,9 @@
 /**
  * The provider side of `npm run bench:latency`, in a process of its own (its CPU is not the app's):
  * one wire fake (BENCH_FAKE_PROVIDER: `gemini`, the default, `openai` or `anthropic`) paced by its default model's latency
- * profile (test/fakes/ai). Its vision reads (non-streamed calls) answer the chat in the transcript
- * shape the request's JSON schema asks for; its streams answer three suggestion lines. Prints
+ * profile (test/fakes/ai). Its vision reads (the calls carrying an image, streamed or not) answer
+ * the chat in the transcript shape the request's JSON schema asks for; its text streams answer
+ * three suggestion lines. Prints
  * `listening <url>` once ready and `paced <json>` per answer (see `Paced`); stops on SIGTERM. SIGUSR1 starts an
  * outage (every call answers 503) and SIGUSR2 ends it: the soak's provider fault (bench/soak.ts).
  */
@@ -54,8 +55,8 @@ const fake = await startFake(protocol, {
 const healthy: Behavior = {
   kind: "ok",
   text: FAKE_SUGGESTIONS,
-  // Non-streamed calls are the vision reads: they get the transcript (and are paced by its length).
-  textFor: ({ body, stream }) => (stream ? suggestionsFor(body) : fakeTranscript(body, chat))
+  // The calls with an image are the vision reads: they get the transcript (and are paced by its length).
+  textFor: ({ body }) => (protocol.hasImage(body) ? fakeTranscript(body, chat) : suggestionsFor(body))
 }
 fake.setFallback(healthy)
 // The soak's provider outage: from SIGUSR1 to SIGUSR2 every call answers 503 (the app's fallback chain runs).

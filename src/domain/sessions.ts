@@ -82,6 +82,18 @@ export const SessionMessage = Schema.Struct({
 })
 export type SessionMessage = typeof SessionMessage.Type
 
+/** A message of the transcript while the screenshot is being read: provisional, without a confidence yet. */
+export const SessionLine = Schema.Struct({
+  position: SessionMessage.fields.position,
+  sender: SessionSender,
+  text: Schema.String,
+  time: Schema.NullOr(Schema.String)
+}).annotations({
+  // No identifier: only the event stream's document uses it, inline (a named schema would be a dangling $ref).
+  description: "A message as the screenshot is being read (provisional): the `transcript` event replaces every line"
+})
+export type SessionLine = typeof SessionLine.Type
+
 export const SessionSuggestion = Schema.Struct({
   id: Schema.String,
   batch: Schema.Int,
@@ -176,6 +188,8 @@ export type Session = typeof Session.Type
  */
 export const SessionEvent = Schema.Union(
   Schema.TaggedStruct("Status", { status: SessionStatus, phase: Schema.NullOr(SessionPhase) }),
+  /** Lines of the first screenshot as the vision model writes them, before the transcript is complete. */
+  Schema.TaggedStruct("Lines", { messages: Schema.Array(SessionLine) }),
   Schema.TaggedStruct("Transcript", { messages: Schema.Array(SessionMessage) }),
   Schema.TaggedStruct("Delta", { index: Schema.Int, text: Schema.String }),
   Schema.TaggedStruct("Suggestion", { index: Schema.Int, suggestion: SessionSuggestion }),
@@ -242,8 +256,16 @@ export const SESSION_STREAM_EVENTS: ReadonlyArray<SseEventDoc> = [
     data: Schema.Struct({ status: SessionStatus, phase: Schema.NullOr(SessionPhase) })
   },
   {
+    event: "lines",
+    description:
+      "Messages of the first screenshot as the vision model writes them, in order (provisional, no confidence " +
+      "yet): show each at its `position` as it comes; the `transcript` event replaces them all. Not sent when " +
+      "the chat is read by local OCR or was read before (the same screenshot)",
+    data: Schema.Struct({ messages: Schema.Array(SessionLine) })
+  },
+  {
     event: "transcript",
-    description: "The merged transcript, before any suggestion",
+    description: "The merged transcript, before any suggestion (it replaces any `lines`)",
     data: Schema.Struct({ messages: Schema.Array(SessionMessage) })
   },
   DeltaDoc,

@@ -94,10 +94,16 @@ export const makeAnthropicProvider = (options: SdkProviderOptions): AiProvider =
               case "message_start":
                 inputTokens = event.message.usage.input_tokens
                 return []
-              case "content_block_delta":
-                return event.delta.type === "text_delta" && event.delta.text !== ""
-                  ? [{ _tag: "Delta", text: event.delta.text }]
-                  : []
+              case "content_block_delta": {
+                // A structured answer streams as the forced tool's input, in JSON pieces.
+                const text =
+                  event.delta.type === "text_delta"
+                    ? event.delta.text
+                    : event.delta.type === "input_json_delta"
+                      ? event.delta.partial_json
+                      : ""
+                return text === "" ? [] : [{ _tag: "Delta", text }]
+              }
               case "message_delta":
                 return [{ _tag: "Usage", usage: { inputTokens, outputTokens: event.usage.output_tokens } }]
               default:

@@ -92,6 +92,11 @@ export type TextEvent =
   | { readonly _tag: "Delta"; readonly text: string }
   | ({ readonly _tag: "Completed"; readonly ttftMs: number } & CallMeta)
 
+/** A streamed structured answer: its JSON text as it is written, then the value it decodes to. */
+export type ObjectEvent<A> =
+  | Extract<TextEvent, { readonly _tag: "Started" | "Delta" }>
+  | ({ readonly _tag: "Completed"; readonly value: A; readonly ttftMs: number } & CallMeta)
+
 export interface AiStrategyOptions {
   readonly providers: ReadonlyArray<AiProvider>
   readonly prices: PriceTable
@@ -107,6 +112,16 @@ export interface AiStrategyShape {
     request: ObjectRequest<A, I>
   ) => Effect.Effect<{ readonly value: A } & CallMeta, AiError>
   readonly streamText: (context: CallContext, request: TextRequest) => Stream.Stream<TextEvent, AiError>
+  /**
+   * `generateObject` streamed: the JSON text as the provider writes it (a caller may show what it
+   * can parse of it early), then the decoded value. The chain falls back only before the first
+   * delta, as `streamText`; an answer that does not decode gets one corrective retry, not streamed,
+   * from the same provider.
+   */
+  readonly streamObject: <A, I>(
+    context: CallContext,
+    request: ObjectRequest<A, I>
+  ) => Stream.Stream<ObjectEvent<A>, AiError>
   readonly circuit: (provider: ProviderId) => Effect.Effect<"closed" | "open" | "half-open">
   /**
    * The daily spend cap alone (read, not reserved), for callers that must answer before starting
@@ -130,6 +145,29 @@ class AttemptFailure extends Data.TaggedError("AttemptFailure")<{
 
 /** A provider failed transiently (or was skipped): the chain moves on, carrying every attempt so far. */
 class MovedOn extends Data.TaggedError("MovedOn")<{ readonly attempts: ReadonlyArray<AttemptRecord> }> {}
+
+/** What a structured request asks of a provider: JSON matching the schema (the local provider answers an example). */
+const objectRequestOf = <A, I>(request: ObjectRequest<A, I>): ProviderRequest => ({
+  prompt: request.prompt,
+  json: {
+    name: "answer",
+    schema: JSONSchema.make(request.schema),
+    example: () => localExampleOf(request.schema, request.prompt, request.localValue)
+  },
+  ...(request.system === undefined ? {} : { system: request.system }),
+  ...(request.image === undefined ? {} : { image: request.image }),
+  ...(request.maxOutputTokens === undefined ? {} : { maxOutputTokens: request.maxOutputTokens }),
+  ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
+  ...(request.thinkingBudget === undefined ? {} : { thinkingBudget: request.thinkingBudget })
+})
+
+const decoderOf = <A, I>(schema: Schema.Schema<A, I>) =>
+  Schema.decodeUnknown(Schema.parseJson(schema), { errors: "all" })
+
+/** The prompt of the one corrective retry after an answer that did not decode. */
+const correctivePrompt = (prompt: string, problems: string) =>
+  `${prompt}\n\nYour previous answer was not valid: ${problems.slice(0, 1_000)}\n` +
+  "Answer again with only the JSON value that matches the schema."
 
 const outcomeOf = (error: ProviderError): CallOutcome => (error.kind === "timeout" ? "timeout" : "error")
 
@@ -284,20 +322,8 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
         Effect.gen(function* () {
           const image = request.image !== undefined
           yield* cap.admit(context.userId, cap.estimate(request, image))
-          const decode = Schema.decodeUnknown(Schema.parseJson(request.schema), { errors: "all" })
-          const base: ProviderRequest = {
-            prompt: request.prompt,
-            json: {
-              name: "answer",
-              schema: JSONSchema.make(request.schema),
-              example: () => localExampleOf(request.schema, request.prompt, request.localValue)
-            },
-            ...(request.system === undefined ? {} : { system: request.system }),
-            ...(request.image === undefined ? {} : { image: request.image }),
-            ...(request.maxOutputTokens === undefined ? {} : { maxOutputTokens: request.maxOutputTokens }),
-            ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
-            ...(request.thinkingBudget === undefined ? {} : { thinkingBudget: request.thinkingBudget })
-          }
+          const decode = decoderOf(request.schema)
+          const base = objectRequestOf(request)
           return yield* chain(context, (provider) =>
             Effect.gen(function* () {
               const started = yield* Clock.currentTimeMillis
@@ -321,9 +347,7 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
                */
               const corrected = (problems: string, paid: Usage) =>
                 Effect.gen(function* () {
-                  const prompt =
-                    `${base.prompt}\n\nYour previous answer was not valid: ${problems.slice(0, 1_000)}\n` +
-                    "Answer again with only the JSON value that matches the schema."
+                  const prompt = correctivePrompt(base.prompt, problems)
                   yield* cap
                     .admit(context.userId, cap.estimate({ ...request, prompt }, image))
                     .pipe(Effect.catchTag("AiQuotaExceeded", () => Effect.fail(invalid(problems, paid))))
@@ -360,20 +384,16 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
        * request aborted) and the next provider is tried; after the first delta, the stream is
        * committed to this provider.
        */
-      const streamText = (context: CallContext, request: TextRequest): Stream.Stream<TextEvent, AiError> =>
+      const streamVia = (
+        context: CallContext,
+        providerRequest: ProviderRequest,
+        estimateMicros: number
+      ): Stream.Stream<TextEvent, AiError> =>
         Stream.unwrapScoped(
           Effect.gen(function* () {
             // Held until the stream ends: its scope closes after the attempt's entry is recorded.
-            yield* cap.admit(context.userId, cap.estimate(request, false))
+            yield* cap.admit(context.userId, estimateMicros)
             const outer = yield* Effect.scope
-            const providerRequest: ProviderRequest = {
-              prompt: request.prompt,
-              ...(request.system === undefined ? {} : { system: request.system }),
-              ...(request.maxOutputTokens === undefined ? {} : { maxOutputTokens: request.maxOutputTokens }),
-              ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
-              ...(request.thinkingBudget === undefined ? {} : { thinkingBudget: request.thinkingBudget }),
-              ...(request.localText === undefined ? {} : { localText: request.localText })
-            }
             return yield* chain(context, (provider) =>
               Effect.gen(function* () {
                 const started = yield* Clock.currentTimeMillis
@@ -488,10 +508,109 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
           })
         ).pipe(Stream.withSpan("ai.stream", { attributes: { "ai.feature": context.feature } }))
 
+      const streamText = (context: CallContext, request: TextRequest): Stream.Stream<TextEvent, AiError> =>
+        streamVia(
+          context,
+          {
+            prompt: request.prompt,
+            ...(request.system === undefined ? {} : { system: request.system }),
+            ...(request.maxOutputTokens === undefined ? {} : { maxOutputTokens: request.maxOutputTokens }),
+            ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
+            ...(request.thinkingBudget === undefined ? {} : { thinkingBudget: request.thinkingBudget }),
+            ...(request.localText === undefined ? {} : { localText: request.localText })
+          },
+          cap.estimate(request, false)
+        )
+
+      /**
+       * The one corrective retry of a streamed answer that did not decode, on the provider that
+       * wrote it (the stream is committed to it): not streamed, its own reservation and ledger
+       * entry. Any failure of it leaves the answer invalid.
+       */
+      const correctStreamed = <A, I>(
+        context: CallContext,
+        request: ObjectRequest<A, I>,
+        base: ProviderRequest,
+        answered: { readonly provider: ProviderId; readonly issues: string }
+      ): Effect.Effect<{ readonly value: A; readonly usage: Usage }, AiInvalidOutput> =>
+        Effect.gen(function* () {
+          const invalid = new AiInvalidOutput({ provider: answered.provider, issues: answered.issues.slice(0, 2_000) })
+          const provider = providers.find((candidate) => candidate.id === answered.provider)
+          if (provider === undefined) return yield* invalid
+          const prompt = correctivePrompt(base.prompt, answered.issues)
+          yield* cap
+            .admit(context.userId, cap.estimate({ ...request, prompt }, request.image !== undefined))
+            .pipe(Effect.catchTag("AiQuotaExceeded", () => Effect.fail(invalid)))
+          const started = yield* Clock.currentTimeMillis
+          const retry = yield* provider.generate({ ...base, prompt }).pipe(
+            Effect.timeoutFail({
+              duration: Duration.millis(provider.timeoutMs),
+              onTimeout: () => timeoutError(provider)
+            }),
+            Effect.tapError((error) =>
+              Effect.flatMap(Clock.currentTimeMillis, (now) =>
+                record(context, provider, {
+                  outcome: outcomeOf(error),
+                  latencyMs: now - started,
+                  errorKind: error.kind
+                })
+              )
+            ),
+            Effect.mapError(() => invalid)
+          )
+          const latencyMs = (yield* Clock.currentTimeMillis) - started
+          const value = yield* decoderOf(request.schema)(retry.text).pipe(
+            Effect.tapError(() =>
+              record(context, provider, {
+                outcome: "error",
+                usage: retry.usage,
+                latencyMs,
+                errorKind: "invalid_output"
+              })
+            ),
+            Effect.mapError(
+              (error) => new AiInvalidOutput({ provider: provider.id, issues: error.message.slice(0, 2_000) })
+            )
+          )
+          yield* record(context, provider, { outcome: "ok", usage: retry.usage, latencyMs })
+          return { value, usage: retry.usage }
+        }).pipe(Effect.scoped)
+
+      const streamObject = <A, I>(
+        context: CallContext,
+        request: ObjectRequest<A, I>
+      ): Stream.Stream<ObjectEvent<A>, AiError> => {
+        const base = objectRequestOf(request)
+        const decode = decoderOf(request.schema)
+        return streamVia(context, base, cap.estimate(request, request.image !== undefined)).pipe(
+          // The answer's text so far travels with the events; only `Completed` needs it whole.
+          Stream.mapAccumEffect("", (text, event): Effect.Effect<readonly [string, ObjectEvent<A>], AiError> => {
+            if (event._tag !== "Completed")
+              return Effect.succeed([event._tag === "Delta" ? text + event.text : text, event])
+            return decode(text).pipe(
+              Effect.map((value) => [text, { ...event, value }] as const),
+              Effect.catchTag("ParseError", (error) =>
+                Effect.map(
+                  correctStreamed(context, request, base, { provider: event.provider, issues: error.message }),
+                  ({ value, usage }) => {
+                    const total = addUsage(event.usage, usage)
+                    return [
+                      text,
+                      { ...event, value, usage: total, costMicros: costMicros(options.prices, event.provider, total) }
+                    ] as const
+                  }
+                )
+              )
+            )
+          })
+        )
+      }
+
       return AiStrategy.of({
         providers: providers.map(({ id, model, timeoutMs }) => ({ id, model, timeoutMs })),
         generateObject,
         streamText,
+        streamObject,
         circuit: (provider) => breaker.view(provider),
         checkBudget: (context, request) =>
           cap.check(context.userId, request === undefined ? 0 : cap.estimate(request, false))

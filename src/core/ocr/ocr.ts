@@ -15,14 +15,21 @@
  * `AiQuotaExceeded` (the user's daily AI budget is spent; nothing was sent, and what follows a
  * transcript would be refused too), and `OcrFailed` when local OCR cannot read anything either.
  */
-import { type ConfigError, Context, Data, Duration, Effect, Layer } from "effect"
-import type { AiQuotaExceeded } from "../ai/errors.ts"
+import { type ConfigError, Context, Data, Duration, Effect, Layer, Option, Ref, Stream } from "effect"
+import type { AiError, AiQuotaExceeded } from "../ai/errors.ts"
 import type { ImageInput } from "../ai/provider.ts"
-import { AiStrategy, type CallContext } from "../ai/strategy.ts"
+import { AiStrategy, type CallContext, type ObjectEvent } from "../ai/strategy.ts"
 import { OcrConfig } from "./config.ts"
 import type { OcrFailed } from "./errors.ts"
 import { LocalOcr, type LocalOcrOptions, type LocalOcrShape, type LocalReadOptions } from "./local.ts"
-import { type Transcript, transcriptOfVision, VisionTranscript } from "./transcript.ts"
+import { makeMessageScanner } from "./transcript-stream.ts"
+import {
+  type Transcript,
+  type TranscriptMessage,
+  transcriptOfVision,
+  type VisionMessage,
+  VisionTranscript
+} from "./transcript.ts"
 
 /** The vision prompt, versioned (e.g. src/modules/sessions/prompts/ocr-v2.ts). */
 export interface OcrPrompt {
@@ -44,13 +51,21 @@ export interface OcrLayerOptions extends OcrOptions {
 
 export type OcrError = OcrFailed | AiQuotaExceeded
 
+/** A message of a vision read while it streams: provisional, without a confidence (the whole answer's is not known yet). */
+export type StreamedMessage = Omit<TranscriptMessage, "confidence">
+
+export interface ReadOptions extends LocalReadOptions {
+  /**
+   * Told each message of a vision answer as soon as it is written, numbered from 0 in reading order
+   * as the transcript will number it (blank ones skipped). Provisional: the transcript returned is
+   * what counts (a read that falls back to local OCR, or is retried, does not repeat them).
+   */
+  readonly onMessage?: (position: number, message: StreamedMessage) => Effect.Effect<void>
+}
+
 export interface OcrShape {
   /** `options.language` (the session's) chooses local OCR's model; a vision model reads any language. */
-  readonly read: (
-    context: CallContext,
-    image: ImageInput,
-    options?: LocalReadOptions
-  ) => Effect.Effect<Transcript, OcrError>
+  readonly read: (context: CallContext, image: ImageInput, options?: ReadOptions) => Effect.Effect<Transcript, OcrError>
   /** False when screenshots go straight to local OCR (no vision provider in the chain). */
   readonly vision: boolean
 }
@@ -80,47 +95,86 @@ export class Ocr extends Context.Tag("Ocr")<Ocr, OcrShape>() {
         return localOnly(local)
       }
 
-      const viaVision = (context: CallContext, image: ImageInput) =>
-        ai
-          .generateObject(context, {
-            schema: VisionTranscript,
-            system: options.prompt.system,
-            prompt: options.prompt.prompt,
-            image,
-            temperature: 0,
-            // Reading is not reasoning: thinking would only delay the transcript (and spend its token cap).
-            thinkingBudget: 0,
-            maxOutputTokens: options.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS,
-            localValue: () => ({ messages: [], confidence: 0 })
-          })
-          .pipe(
-            Effect.timeoutFail({
-              duration: Duration.millis(options.visionTimeoutMs),
-              onTimeout: () => new VisionFallback({ reason: "timeout" })
-            }),
-            Effect.catchTags({
-              AiUnavailable: () => Effect.fail(new VisionFallback({ reason: "unavailable" })),
-              AiInvalidOutput: () => Effect.fail(new VisionFallback({ reason: "invalid-output" })),
-              AiRejected: () => Effect.fail(new VisionFallback({ reason: "rejected" })),
-              AiStreamFailed: () => Effect.fail(new VisionFallback({ reason: "stream-failed" }))
-            }),
-            Effect.flatMap((result) => {
-              if (result.local) return Effect.fail(new VisionFallback({ reason: "local-provider" }))
-              const transcript = transcriptOfVision(result.value, `vision:${result.provider}`)
-              const messages = transcript.messages
-                .map((message) => ({ ...message, text: message.text.trim() }))
-                .filter((message) => message.text !== "")
-              if (messages.length === 0) return Effect.fail(new VisionFallback({ reason: "no-messages" }))
-              return Effect.succeed<Transcript>({ ...transcript, messages })
+      /** The vision answer, streamed: messages go to `onMessage` as they are written (never the local provider's). */
+      const visionAnswer = (
+        context: CallContext,
+        image: ImageInput,
+        onMessage: ReadOptions["onMessage"]
+      ): Effect.Effect<Extract<ObjectEvent<VisionTranscript>, { _tag: "Completed" }>, AiError | VisionFallback> =>
+        Effect.gen(function* () {
+          const scanner = makeMessageScanner()
+          const shown = yield* Ref.make(0)
+          const show = (messages: ReadonlyArray<VisionMessage>) =>
+            Effect.forEach(
+              messages.map(({ sender, text, time }) => ({ sender, text: text.trim(), time: time ?? null })),
+              (message) =>
+                message.text === "" || onMessage === undefined
+                  ? Effect.void
+                  : Effect.flatMap(
+                      Ref.getAndUpdate(shown, (n) => n + 1),
+                      (position) => onMessage(position, message)
+                    ),
+              { discard: true }
+            )
+          const completed = yield* ai
+            .streamObject(context, {
+              schema: VisionTranscript,
+              system: options.prompt.system,
+              prompt: options.prompt.prompt,
+              image,
+              temperature: 0,
+              // Reading is not reasoning: thinking would only delay the transcript (and spend its token cap).
+              thinkingBudget: 0,
+              maxOutputTokens: options.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS,
+              localValue: () => ({ messages: [], confidence: 0 })
             })
-          )
+            .pipe(
+              Stream.mapAccumEffect(false, (local, event) => {
+                if (event._tag === "Started") return Effect.succeed([event.local, Option.none()] as const)
+                if (event._tag === "Delta")
+                  return Effect.as(local ? Effect.void : show(scanner.push(event.text)), [
+                    local,
+                    Option.none()
+                  ] as const)
+                return Effect.succeed([local, Option.some(event)] as const)
+              }),
+              Stream.filterMap((completed) => completed),
+              Stream.runHead
+            )
+          // The strategy's stream always ends with its `Completed` (or fails): never seen, but not assumed.
+          if (Option.isNone(completed)) return yield* new VisionFallback({ reason: "stream-failed" })
+          return completed.value
+        })
+
+      const viaVision = (context: CallContext, image: ImageInput, onMessage: ReadOptions["onMessage"]) =>
+        visionAnswer(context, image, onMessage).pipe(
+          Effect.timeoutFail({
+            duration: Duration.millis(options.visionTimeoutMs),
+            onTimeout: () => new VisionFallback({ reason: "timeout" })
+          }),
+          Effect.catchTags({
+            AiUnavailable: () => Effect.fail(new VisionFallback({ reason: "unavailable" })),
+            AiInvalidOutput: () => Effect.fail(new VisionFallback({ reason: "invalid-output" })),
+            AiRejected: () => Effect.fail(new VisionFallback({ reason: "rejected" })),
+            AiStreamFailed: () => Effect.fail(new VisionFallback({ reason: "stream-failed" }))
+          }),
+          Effect.flatMap((result) => {
+            if (result.local) return Effect.fail(new VisionFallback({ reason: "local-provider" }))
+            const transcript = transcriptOfVision(result.value, `vision:${result.provider}`)
+            const messages = transcript.messages
+              .map((message) => ({ ...message, text: message.text.trim() }))
+              .filter((message) => message.text !== "")
+            if (messages.length === 0) return Effect.fail(new VisionFallback({ reason: "no-messages" }))
+            return Effect.succeed<Transcript>({ ...transcript, messages })
+          })
+        )
 
       const read = (
         context: CallContext,
         image: ImageInput,
-        readOptions?: LocalReadOptions
+        readOptions?: ReadOptions
       ): Effect.Effect<Transcript, OcrError> =>
-        viaVision(context, image).pipe(
+        viaVision(context, image, readOptions?.onMessage).pipe(
           Effect.catchTag("VisionFallback", (fallback) =>
             Effect.logWarning("OCR: vision read unusable, falling back to local OCR").pipe(
               Effect.annotateLogs({ reason: fallback.reason, feature: context.feature }),

@@ -1,7 +1,8 @@
 /**
  * The sessions pipeline, run by the queue's consumer for one session:
  *   normalise every image (uploads.process) → OCR each image in parallel (the Ocr service; the
- *   same image hash of the same user reuses the earlier result) → merge in order without the
+ *   same image hash of the same user reuses the earlier result; the first image's messages are
+ *   published as `Lines` while the vision model writes them) → merge in order without the
  *   overlap of consecutive screenshots → persist the transcript and publish it → stream the
  *   suggestions (deltas published; each complete, checked line saved) → completed.
  * Each phase is idempotent (rows keyed by position, conditional updates), so a retry resumes
@@ -19,7 +20,7 @@ import { recordSessionPhase, recordSessionsReconciled } from "../../core/metrics
 import { OcrFailed } from "../../core/ocr/errors.ts"
 import { makeCoalescingPublisher } from "../../core/progress/coalescing.ts"
 import { ocrCacheServes, ocrCacheTag } from "../../core/ocr/local.ts"
-import { Ocr } from "../../core/ocr/ocr.ts"
+import { Ocr, type StreamedMessage } from "../../core/ocr/ocr.ts"
 import { Transcript } from "../../core/ocr/transcript.ts"
 import { JobFailedPermanently, type Job } from "../../core/queue/job-queue.ts"
 import { Quotas, utcDayOf } from "../../core/quota/quotas.ts"
@@ -32,7 +33,7 @@ import { mergeTranscripts } from "./merge.ts"
 import { SessionJobs, type SessionJob, sessionFeed } from "./sessions.jobs.ts"
 import { type MessageRow, SessionsRepo, type StaleKey } from "./sessions.repo.ts"
 import { failureMessage, toMessage } from "./sessions.views.ts"
-import { type BatchEvent, SessionSuggester } from "./sessions.suggest.ts"
+import { SessionSuggester } from "./sessions.suggest.ts"
 
 const SWEEP_BATCH = 100
 
@@ -45,11 +46,14 @@ const fullSizeKeys = (
   ...normalised.flatMap((image) => (image.imageKey === null ? [] : [image.imageKey]))
 ]
 
-/** Two deltas of the same suggestion, one after the other, as one. */
-const foldDeltas = (previous: BatchEvent, next: BatchEvent): BatchEvent | undefined =>
-  previous._tag === "Delta" && next._tag === "Delta" && previous.index === next.index
-    ? { _tag: "Delta", index: previous.index, text: previous.text + next.text }
-    : undefined
+/** Two deltas of the same suggestion, or two sets of transcript lines, one after the other, as one. */
+const foldStreamed = (previous: SessionEvent, next: SessionEvent): SessionEvent | undefined => {
+  if (previous._tag === "Delta" && next._tag === "Delta" && previous.index === next.index)
+    return { _tag: "Delta", index: previous.index, text: previous.text + next.text }
+  if (previous._tag === "Lines" && next._tag === "Lines")
+    return { _tag: "Lines", messages: [...previous.messages, ...next.messages] }
+  return undefined
+}
 
 /**
  * The least time between two publishes of suggestion deltas: a model streaming ~175 tokens/s
@@ -139,9 +143,9 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
             Effect.catchAll((error) => Effect.logWarning("Session progress not published", error)),
             Effect.asVoid
           )
-        // The suggestion stream's events, in order, without holding the stream up for each round
-        // trip: deltas of one line that arrive within DELTA_INTERVAL go out as one.
-        const streamed = yield* makeCoalescingPublisher(publish, foldDeltas, DELTA_INTERVAL)
+        // The streamed events (transcript lines as they are read, the suggestions' events), in order,
+        // without holding the stream up for each round trip: what arrives within DELTA_INTERVAL goes out as one.
+        const streamed = yield* makeCoalescingPublisher(publish, foldStreamed, DELTA_INTERVAL)
         const enter = (phase: SessionPhase) =>
           Effect.gen(function* () {
             const advanced = yield* repo.enterPhase(sessionId, phase, startedAt, timings, yield* now)
@@ -201,7 +205,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
             "ocr",
             Effect.forEach(
               images,
-              (image) =>
+              (image, index) =>
                 Effect.gen(function* () {
                   const cached = yield* repo.cachedOcr(userId, image.contentHash)
                   // A local read of another language (its model read the other script) is read again.
@@ -221,8 +225,18 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
                   const transcript = yield* ocr.read(
                     { feature: "sessions.ocr", userId, sessionId },
                     { bytes: bytes.value, mimeType },
-                    // Local OCR reads with the model of the session's language (the user's by default).
-                    { language: session.language }
+                    {
+                      // Local OCR reads with the model of the session's language (the user's by default).
+                      language: session.language,
+                      // The first screenshot's lines go to the app as the model writes them (its positions are
+                      // the transcript's: merging keeps the first screenshot whole).
+                      ...(index === 0
+                        ? {
+                            onMessage: (position: number, message: StreamedMessage) =>
+                              streamed.offer({ _tag: "Lines", messages: [{ position, ...message }] })
+                          }
+                        : {})
+                    }
                   )
                   yield* repo.cacheOcr(
                     userId,
@@ -233,7 +247,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
                   return transcript
                 }),
               { concurrency: "unbounded" }
-            )
+            ).pipe(Effect.ensuring(streamed.flush))
           )
 
           const merged = mergeTranscripts(transcripts.map((transcript) => transcript.messages))

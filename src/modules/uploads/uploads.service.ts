@@ -389,8 +389,14 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
         const extension = EXTENSIONS[normalized.image.contentType] ?? "img"
         const imageKey = `${checked.key}.${extension}`
         const thumbnailKey = `${checked.key}.thumb.${extension}`
-        yield* storage.put(imageKey, normalized.image.bytes, normalized.image.contentType)
-        yield* storage.put(thumbnailKey, normalized.thumbnail.bytes, normalized.thumbnail.contentType)
+        // Both at once: on S3 each is a round trip on the way to the session's vision call.
+        yield* Effect.all(
+          [
+            storage.put(imageKey, normalized.image.bytes, normalized.image.contentType),
+            storage.put(thumbnailKey, normalized.thumbnail.bytes, normalized.thumbnail.contentType)
+          ],
+          { concurrency: 2, discard: true }
+        )
         yield* (options.record ?? repo.markProcessed)(upload.id, {
           imageKey,
           thumbnailKey,

@@ -21,6 +21,8 @@ export type Behavior =
       readonly arrived?: () => void
       /** The answer waits for this (a call held in flight until the test releases it). */
       readonly until?: Promise<unknown>
+      /** Streamed: after `deltas` deltas, the rest waits for `until` (an answer held half-written). */
+      readonly holdAfter?: { readonly deltas: number; readonly until: Promise<unknown> }
     }
   | { readonly kind: "status"; readonly status: number; readonly message?: string; readonly delayMs?: number }
   | { readonly kind: "malformed"; readonly delayMs?: number }
@@ -32,6 +34,8 @@ export interface RecordedRequest {
   readonly headers: Record<string, string | string[] | undefined>
   readonly body: unknown
   readonly stream: boolean
+  /** The request carries an image: a screenshot read (streamed or not), not a text call. */
+  readonly image: boolean
 }
 
 export interface FakeProvider {
@@ -393,6 +397,7 @@ export const startFake = async (protocol: ProviderProtocol, options: FakeOptions
             if (!(await until(due))) return
           } else if (index > 0 && !(await sleep(behavior.chunkDelayMs ?? 0, signal))) return
           if (!(await write(res, frame, signal))) return
+          if (index + 1 === behavior.holdAfter?.deltas) await behavior.holdAfter.until
         }
         for (const frame of plan.tail) if (!(await write(res, frame, signal))) return
         finish()
@@ -420,7 +425,7 @@ export const startFake = async (protocol: ProviderProtocol, options: FakeOptions
       // kept as text
     }
     if (!route || !parsed) {
-      requests.push({ path, headers, body, stream: false })
+      requests.push({ path, headers, body, stream: false, image: false })
       const status = route ? 400 : 404
       const message = route
         ? "The request body is not valid JSON."
@@ -430,7 +435,7 @@ export const startFake = async (protocol: ProviderProtocol, options: FakeOptions
       return
     }
     const stream = protocol.isStream(route, body)
-    const recorded: RecordedRequest = { path, headers, body, stream }
+    const recorded: RecordedRequest = { path, headers, body, stream, image: protocol.hasImage(body) }
     requests.push(recorded)
     const behavior = queue.shift() ?? fallback
 

@@ -114,6 +114,33 @@ describe.each(["gemini", "openai", "anthropic"] as const)("%s through its real S
     })
   )
 
+  it.live(
+    "streamed structured output with an image: the JSON in pieces as the provider writes it, then the value",
+    () =>
+      Effect.gen(function* () {
+        const chunks = ['{"opener":"Co', 'ffee or tea?",', '"tone":"playful"}']
+        fake().enqueue({ kind: "ok", text: chunks.join(""), chunks, usage: { input: 900, output: 12 } })
+        const { strategy, entries } = yield* chainOf([providers()[name]])
+        const bytes = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 9, 8, 7])
+        const events = yield* collect(
+          strategy.streamObject(ask, { schema: Opener, prompt: "Read this", image: { bytes, mimeType: "image/png" } })
+        )
+        // Anthropic streams a forced tool's input as input_json_delta pieces; the others as text.
+        expect(events.filter((event) => event._tag === "Delta")).toEqual(
+          chunks.map((text) => ({ _tag: "Delta", text }))
+        )
+        expect(events.at(-1)).toMatchObject({
+          _tag: "Completed",
+          value: { opener: "Coffee or tea?", tone: "playful" },
+          usage: { inputTokens: 900, outputTokens: 12 }
+        })
+        const [request] = fake().requests
+        expect(request?.stream).toBe(true)
+        expect(JSON.stringify(request?.body)).toContain(Buffer.from(bytes).toString("base64"))
+        expect(yield* Ref.get(entries)).toMatchObject([{ outcome: "ok", inputTokens: 900 }])
+      })
+  )
+
   it.live("vision: the image travels with the prompt", () =>
     Effect.gen(function* () {
       fake().enqueue({ kind: "ok", text: '{"opener":"Nice dog","tone":"sincere"}' })

@@ -14,7 +14,7 @@ import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { TestDb } from "../../support/database.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
-import { connectAs, followToEnd, ofType } from "../../support/ws.ts"
+import { connectAs, followToEnd, type Frame, ofType } from "../../support/ws.ts"
 import { FAKE_SUGGESTIONS, FAKE_VISION, newSession } from "../sessions/support.ts"
 
 const openai = await startFakeOpenAI()
@@ -90,6 +90,54 @@ layer(
         events.filter((event) => Number(event["seq"]) > seen && event["event"] !== "snapshot").map((e) => e["event"])
       )
     })
+  )
+
+  it.scoped(
+    "the first screenshot's lines arrive while the model is still writing its answer; the transcript replaces them",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const { alice } = yield* twoUsers(url)
+        openai.setFallback(FAKE_SUGGESTIONS)
+        // The vision answer stops after its first message's closing brace until the test has seen that line.
+        const answer = FAKE_VISION.text
+        const firstEnd = answer.indexOf("},") + 1
+        let release = () => {}
+        const released = new Promise<void>((resolve) => {
+          release = resolve
+        })
+        openai.enqueue({
+          ...FAKE_VISION,
+          chunks: [answer.slice(0, 20), answer.slice(20, firstEnd), answer.slice(firstEnd)],
+          holdAfter: { deltas: 2, until: released }
+        })
+        const socket = yield* connectAs(url, alice.token)
+        const session = yield* newSession(url, alice.headers, screenshot)
+        yield* socket.send({ type: "subscribe", sessionId: session.id })
+        const isEvent = (name: string) => (frame: Frame) =>
+          frame.type === "session.event" && frame["sessionId"] === session.id && frame["event"] === name
+        const first = yield* socket.next(isEvent("lines"))
+        expect(first["data"]).toEqual({
+          messages: [{ position: 0, sender: "them", text: "Are you free on Saturday?", time: null }]
+        })
+        // Half the answer is still at the provider: no transcript yet.
+        expect(socket.frames.some(isEvent("transcript"))).toBe(false)
+        release()
+        const rest = yield* followToEnd(socket, session.id)
+        const kinds = rest.map((event) => event["event"])
+        expect(kinds.indexOf("lines")).toBeLessThan(kinds.indexOf("transcript"))
+        const lines = [first, ...rest.filter(isEvent("lines"))].flatMap(
+          (frame) => (frame["data"] as { messages: ReadonlyArray<unknown> }).messages
+        )
+        const transcript = rest.find(isEvent("transcript"))?.["data"] as {
+          messages: ReadonlyArray<{ position: number; sender: string; text: string; time: string | null }>
+        }
+        // Every line shown is the transcript's message at the same position.
+        expect(lines).toEqual(
+          transcript.messages.map(({ position, sender, text, time }) => ({ position, sender, text, time }))
+        )
+        expect(kinds.at(-1)).toBe("completed")
+      })
   )
 
   // A subscription always ends with its session's end. A client resuming at the last seq (it had

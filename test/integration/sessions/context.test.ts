@@ -31,7 +31,7 @@ const vision = (...texts: ReadonlyArray<[sender: string, text: string]>) => ({
 })
 
 /** The prompt of the last streamed request (the suggestions). */
-const lastSuggestionsPrompt = () => openAiPrompt(openai.requests.filter((request) => request.stream).at(-1)?.body)
+const lastSuggestionsPrompt = () => openAiPrompt(openai.requests.filter((request) => !request.image).at(-1)?.body)
 
 layer(sessionsServer(openai.url), { timeout: 120_000 })("sessions: the suggestions' context", (it) => {
   it.effect("a match's profile, notes, earlier sessions and the user's feedback reach the prompt", () =>
@@ -128,7 +128,7 @@ layer(sessionsServer(openai.url), { timeout: 120_000 })("sessions: the suggestio
         { cost_micros: (before?.cost_micros ?? 0) + 3_500 }
       ])
       // Vision requests: one per session, none for the regeneration.
-      expect(openai.requests.filter((request) => !request.stream)).toHaveLength(2)
+      expect(openai.requests.filter((request) => request.image)).toHaveLength(2)
       expect(
         yield* sql("SELECT batch, text FROM suggestions WHERE session_id = $1 AND batch = 1 ORDER BY position", [
           secondDone.id

@@ -34,7 +34,7 @@ const VISION = {
 }
 const FIRST_BATCH = "Hiking, if you are in\nCoffee first?\nSurprise me"
 
-const streamedCalls = () => openai.requests.filter((request) => request.stream).length
+const streamedCalls = () => openai.requests.filter((request) => !request.image).length
 
 /** What the user has used of `kind` today (0 when nothing was ever taken). */
 const used = (userId: string, kind: string) =>

@@ -68,7 +68,11 @@ layer(
         ]
       })
       const requests = gemini.requests
-      expect(requests.map((request) => request.stream)).toEqual([false, true])
+      // The screenshot read, then the suggestions: both streamed.
+      expect(requests.map((request) => [request.image, request.stream])).toEqual([
+        [true, true],
+        [false, true]
+      ])
       for (const request of requests) {
         expect(request.body).toMatchObject({ generationConfig: { thinkingConfig: { thinkingBudget: 0 } } })
       }

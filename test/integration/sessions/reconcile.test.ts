@@ -119,7 +119,7 @@ layer(
       expect(yield* rows("SELECT position FROM suggestions WHERE session_id = $1", id)).toHaveLength(3)
       // The second enqueue was the reconciler's; the provider read the screenshot once.
       expect(lost).toBe(2)
-      expect(openai.requests.filter((request) => !request.stream)).toHaveLength(1)
+      expect(openai.requests.filter((request) => request.image)).toHaveLength(1)
       expect(yield* reconciled(url, "requeued")).toBe(1)
     })
   )

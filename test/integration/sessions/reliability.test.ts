@@ -41,7 +41,8 @@ afterAll(() => rmSync(storageRoot, { recursive: true, force: true }))
 const stored = (key: string) => existsSync(join(storageRoot, "objects", ...key.split("/")))
 beforeEach(() => openai.reset())
 
-const streamed = () => openai.requests.filter((request) => request.stream).length
+// The suggestion streams (the screenshot read carries the image).
+const streamed = () => openai.requests.filter((request) => !request.image).length
 
 layer(
   testServer({
@@ -110,7 +111,7 @@ layer(
 
       yield* expectSavedOnce(url, alice.headers, id)
       // One vision read (the retry resumed from the saved transcript), two suggestion streams.
-      expect(openai.requests.filter((request) => !request.stream)).toHaveLength(1)
+      expect(openai.requests.filter((request) => request.image)).toHaveLength(1)
       expect(streamed()).toBe(2)
       // No full-size copy is left (the retry ran after they were deleted); the thumbnail stays.
       const [keys] = yield* sql<{ original: string; image: string; thumbnail: string }>(

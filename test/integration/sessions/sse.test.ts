@@ -9,6 +9,7 @@ import { expect, layer } from "@effect/vitest"
 import { Chunk, Effect, Stream } from "effect"
 import { afterAll, beforeEach } from "vitest"
 import { WingmateRpcClient } from "../../../src/client/rpc-client.ts"
+import { SESSION_STREAM_EVENTS } from "../../../src/domain/sessions.ts"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { tinyImage } from "../../fixtures/images.ts"
 import { sql } from "../../support/database.ts"
@@ -46,7 +47,8 @@ const regeneration = () => {
   openai.enqueue({ ...REGENERATION, text: REGENERATION.chunks.join("") })
 }
 
-const FOLLOW_EVENTS = ["snapshot", "status", "transcript", "delta", "suggestion", "blocked", "completed", "failed"]
+// Every event the follow stream documents (a listener for each, as an app registers them).
+const FOLLOW_EVENTS = SESSION_STREAM_EVENTS.map((doc) => doc.event)
 const REGENERATE_EVENTS = ["delta", "suggestion", "blocked", "final", "failed"]
 
 const upload = (url: string, headers: Record<string, string>) =>
@@ -131,6 +133,14 @@ layer(sessionsServer(openai.url), { timeout: 120_000, excludeTestServices: true 
           { index: 1, reason: "duplicate" }
         ])
         expect(shown(run.events)).toEqual(done.suggestions.map((suggestion) => suggestion.text))
+        // The screenshot's lines came as they were read, before the transcript that replaced them.
+        const kinds = run.events.map((event) => event.event)
+        expect(kinds.lastIndexOf("lines")).toBeLessThan(kinds.indexOf("transcript"))
+        expect(
+          run.events
+            .filter((event) => event.event === "lines")
+            .flatMap((event) => (event.data as { messages: ReadonlyArray<unknown> }).messages)
+        ).toEqual(done.transcript.map(({ position, sender, text, time }) => ({ position, sender, text, time })))
       })
     )
 

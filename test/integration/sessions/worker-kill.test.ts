@@ -120,7 +120,7 @@ layer(
         const id = (created.body as { data: WireSession }).data.id
         const listening = yield* Effect.fork(readEvents(url, alice.headers, id, "0", 90_000))
 
-        const streamed = () => openai.requests.filter((request) => request.stream).length
+        const streamed = () => openai.requests.filter((request) => !request.image).length
         yield* eventually(Effect.sync(streamed), (count) => count === 1, "the suggestion stream to start")
         expect(streamed()).toBe(1)
         const [midway] = yield* sql<{ status: string; phase: string }>(
@@ -142,7 +142,7 @@ layer(
 
         yield* expectSavedOnce(url, alice.headers, id)
         // The second worker resumed from the saved transcript: one vision read in all.
-        expect(openai.requests.filter((request) => !request.stream)).toHaveLength(1)
+        expect(openai.requests.filter((request) => request.image)).toHaveLength(1)
       }),
     // Two worker processes boot inside the test (a loaded machine took over 30 s for both): the
     // guard is generous, the waits themselves are on events.

@@ -220,7 +220,18 @@ describe("OpenAPI: the streamed operations (Server-Sent Events)", () => {
       path: "/api/v1/sessions/{sessionId}/events",
       method: "get",
       json: undefined,
-      events: ["snapshot", "status", "transcript", "delta", "suggestion", "blocked", "completed", "failed", "cancelled"]
+      events: [
+        "snapshot",
+        "status",
+        "lines",
+        "transcript",
+        "delta",
+        "suggestion",
+        "blocked",
+        "completed",
+        "failed",
+        "cancelled"
+      ]
     }
   ] as const
 

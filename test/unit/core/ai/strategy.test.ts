@@ -110,6 +110,9 @@ const setup = (providers: ReadonlyArray<AiProvider>, overrides: Partial<AiStrate
   })
 
 const ask = { feature: "test", userId: "user_1" }
+
+const collect = (stream: Stream.Stream<unknown, unknown>) =>
+  Effect.map(Stream.runCollect(stream), (chunk) => Chunk.toReadonlyArray(chunk))
 const request = { schema: Answer, prompt: "Write an opener" }
 
 describe("AiStrategy.generateObject", () => {
@@ -407,9 +410,6 @@ describe("AiStrategy: the spend cap under concurrency", () => {
 })
 
 describe("AiStrategy.streamText", () => {
-  const collect = (stream: Stream.Stream<unknown, unknown>) =>
-    Effect.map(Stream.runCollect(stream), (chunk) => Chunk.toReadonlyArray(chunk))
-
   it.effect("deltas, then Completed with usage and cost", () =>
     Effect.gen(function* () {
       const gemini = yield* scripted("gemini-flash", [{ _tag: "stream", deltas: ["Hey ", "there"] }])
@@ -517,6 +517,89 @@ describe("AiStrategy.streamText", () => {
       yield* Fiber.join(first)
       expect(yield* Ref.get(gemini.closed)).toBe(1)
       expect(yield* Ref.get(entries)).toMatchObject([{ outcome: "cancelled" }])
+    })
+  )
+})
+
+describe("AiStrategy.streamObject", () => {
+  it.effect("the JSON text as it is written, then Completed with the decoded value; the request asks for JSON", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [{ _tag: "stream", deltas: ['{"ope', 'ner":"Hi"}'] }])
+      const { strategy, entries } = yield* setup([gemini])
+      const events = yield* collect(strategy.streamObject(ask, request))
+      expect(events).toEqual([
+        { _tag: "Started", provider: "gemini-flash", model: "gemini-flash-model", local: false },
+        { _tag: "Delta", text: '{"ope' },
+        { _tag: "Delta", text: 'ner":"Hi"}' },
+        expect.objectContaining({
+          _tag: "Completed",
+          value: { opener: "Hi" },
+          usage: { inputTokens: 10, outputTokens: 20 }
+        })
+      ])
+      const [sent] = yield* Ref.get(gemini.calls)
+      expect(sent?.json?.schema).toMatchObject({ type: "object", required: ["opener"] })
+      expect(yield* Ref.get(entries)).toMatchObject([{ outcome: "ok", inputTokens: 10, outputTokens: 20 }])
+    })
+  )
+
+  it.effect("a failure before the first delta falls back to the next provider", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [{ _tag: "fail", kind: "server", status: 503 }])
+      const openai = yield* scripted("gpt-4o", [{ _tag: "stream", deltas: ['{"opener":"From OpenAI"}'] }])
+      const { strategy } = yield* setup([gemini, openai])
+      const events = yield* collect(strategy.streamObject(ask, request))
+      expect(events.at(-1)).toMatchObject({ _tag: "Completed", provider: "gpt-4o", value: { opener: "From OpenAI" } })
+    })
+  )
+
+  it.effect("an answer that does not decode: one corrective retry on the same provider, its usage added", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [
+        { _tag: "stream", deltas: ['{"opener":', '""}'] },
+        { _tag: "answer", text: '{"opener":"Fixed"}', input: 100, output: 50 }
+      ])
+      const openai = yield* scripted("gpt-4o", [])
+      const { strategy, entries } = yield* setup([gemini, openai])
+      const events = yield* collect(strategy.streamObject(ask, request))
+      expect(events.at(-1)).toMatchObject({
+        _tag: "Completed",
+        provider: "gemini-flash",
+        value: { opener: "Fixed" },
+        usage: { inputTokens: 110, outputTokens: 70 }
+      })
+      const calls = yield* Ref.get(gemini.calls)
+      expect(calls[1]?.prompt).toContain("Your previous answer was not valid")
+      expect(yield* Ref.get(openai.calls)).toHaveLength(0)
+      expect(yield* Ref.get(entries)).toMatchObject([{ outcome: "ok" }, { outcome: "ok", inputTokens: 100 }])
+    })
+  )
+
+  it.effect("still invalid after the retry: AiInvalidOutput, both answers in the ledger, no other provider", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [
+        { _tag: "stream", deltas: ["not json"] },
+        { _tag: "answer", text: '{"opener":""}' }
+      ])
+      const openai = yield* scripted("gpt-4o", [])
+      const { strategy, entries } = yield* setup([gemini, openai])
+      const result = yield* Effect.either(collect(strategy.streamObject(ask, request)))
+      expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "AiInvalidOutput", provider: "gemini-flash" })
+      expect(yield* Ref.get(gemini.calls)).toHaveLength(2)
+      expect(yield* Ref.get(openai.calls)).toHaveLength(0)
+      expect(yield* Ref.get(entries)).toMatchObject([
+        { outcome: "ok" },
+        { outcome: "error", errorKind: "invalid_output" }
+      ])
+    })
+  )
+
+  it.effect("a failure after the first delta is AiStreamFailed (the caller falls back itself)", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [{ _tag: "stream", deltas: ['{"op', 'ener"'], failAfter: 1 }])
+      const { strategy } = yield* setup([gemini])
+      const result = yield* Effect.either(collect(strategy.streamObject(ask, request)))
+      expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "AiStreamFailed", deltas: 1 })
     })
   )
 })

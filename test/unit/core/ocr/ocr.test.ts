@@ -13,10 +13,10 @@ import {
   type AiError
 } from "../../../../src/core/ai/errors.ts"
 import type { ImageInput, ProviderId } from "../../../../src/core/ai/provider.ts"
-import { AiStrategy, type CallContext, type ObjectRequest } from "../../../../src/core/ai/strategy.ts"
+import { AiStrategy, type CallContext, type ObjectEvent, type ObjectRequest } from "../../../../src/core/ai/strategy.ts"
 import { OcrFailed } from "../../../../src/core/ocr/errors.ts"
 import { LocalOcr } from "../../../../src/core/ocr/local.ts"
-import { Ocr } from "../../../../src/core/ocr/ocr.ts"
+import { Ocr, type StreamedMessage } from "../../../../src/core/ocr/ocr.ts"
 import { Transcript, VisionTranscript } from "../../../../src/core/ocr/transcript.ts"
 import { OCR_PROMPT_VERSION, ocrPromptV2, ocrSystem } from "../../../../src/modules/sessions/prompts/ocr-v2.ts"
 
@@ -53,33 +53,48 @@ const scriptedAi = (providers: ReadonlyArray<ProviderId>, answer: Answer) =>
   Effect.gen(function* () {
     const requests = yield* Ref.make<ReadonlyArray<ObjectRequest<unknown, unknown>>>([])
     const interrupted = yield* Ref.make(false)
-    const strategy = AiStrategy.of({
-      providers: providers.map((id) => ({ id, model: `${id}-model`, timeoutMs: 1_000 })),
-      generateObject: <A, I>(_context: CallContext, request: ObjectRequest<A, I>) =>
-        Effect.gen(function* () {
-          yield* Ref.update(requests, (all) => [...all, { ...request, schema: Schema.Unknown }])
-          switch (answer._tag) {
-            case "error":
-              return yield* Effect.fail(answer.error)
-            case "hang":
-              return yield* Effect.never.pipe(Effect.onInterrupt(() => Ref.set(interrupted, true)))
-            case "value": {
-              const provider = answer.provider ?? providers[0] ?? "gpt-4o"
-              const value = yield* Schema.decodeUnknown(request.schema)(answer.json).pipe(
-                Effect.mapError((issue) => new AiInvalidOutput({ provider, issues: issue.message }))
-              )
-              return {
-                value,
-                provider,
-                model: `${provider}-model`,
-                local: provider === "local",
-                usage: { inputTokens: 1, outputTokens: 1 },
-                costMicros: 0,
-                latencyMs: 1
-              }
+    const generateObject = <A, I>(_context: CallContext, request: ObjectRequest<A, I>) =>
+      Effect.gen(function* () {
+        yield* Ref.update(requests, (all) => [...all, { ...request, schema: Schema.Unknown }])
+        switch (answer._tag) {
+          case "error":
+            return yield* Effect.fail(answer.error)
+          case "hang":
+            return yield* Effect.never.pipe(Effect.onInterrupt(() => Ref.set(interrupted, true)))
+          case "value": {
+            const provider = answer.provider ?? providers[0] ?? "gpt-4o"
+            const value = yield* Schema.decodeUnknown(request.schema)(answer.json).pipe(
+              Effect.mapError((issue) => new AiInvalidOutput({ provider, issues: issue.message }))
+            )
+            return {
+              value,
+              provider,
+              model: `${provider}-model`,
+              local: provider === "local",
+              usage: { inputTokens: 1, outputTokens: 1 },
+              costMicros: 0,
+              latencyMs: 1
             }
           }
-        }),
+        }
+      })
+    const strategy = AiStrategy.of({
+      providers: providers.map((id) => ({ id, model: `${id}-model`, timeoutMs: 1_000 })),
+      generateObject,
+      // The same answers streamed: the JSON text in pieces of 7 characters, then the decoded value.
+      streamObject: <A, I>(context: CallContext, request: ObjectRequest<A, I>) =>
+        Stream.unwrap(
+          Effect.map(generateObject(context, request), (result) => {
+            const text = answer._tag === "value" ? JSON.stringify(answer.json) : ""
+            const pieces = text.match(/[\s\S]{1,7}/g) ?? []
+            const events: ReadonlyArray<ObjectEvent<A>> = [
+              { _tag: "Started", provider: result.provider, model: result.model, local: result.local },
+              ...pieces.map((piece) => ({ _tag: "Delta" as const, text: piece })),
+              { _tag: "Completed", ...result, ttftMs: 1 }
+            ]
+            return Stream.fromIterable(events)
+          })
+        ),
       streamText: () => Stream.empty,
       circuit: () => Effect.succeed("closed" as const),
       checkBudget: () => Effect.void
@@ -141,6 +156,40 @@ describe("Ocr", () => {
       // No hidden thinking before the transcript.
       expect(request?.thinkingBudget).toBe(0)
       expect(yield* Ref.get(localCalls)).toBe(0)
+    })
+  )
+
+  it.effect(
+    "each message is told as soon as the streamed answer closes it, numbered as the transcript (blank ones skipped)",
+    () =>
+      Effect.gen(function* () {
+        const { ocr } = yield* setup(["gemini-flash"], { _tag: "value", json: VISION_ANSWER })
+        const told = yield* Ref.make<ReadonlyArray<readonly [number, StreamedMessage]>>([])
+        const transcript = yield* ocr.read(context, image, {
+          onMessage: (position, message) => Ref.update(told, (all) => [...all, [position, message] as const])
+        })
+        const lines = yield* Ref.get(told)
+        expect(lines).toEqual([
+          [0, { sender: "system", text: "Today 9:41 PM", time: "9:41 PM" }],
+          [1, { sender: "them", text: "Hey! How was your weekend?", time: null }],
+          [2, { sender: "me", text: "Pretty good", time: "9:43 PM" }]
+        ])
+        // What was told is what the transcript holds at the same positions.
+        expect(transcript.messages.map(({ sender, text, time }) => ({ sender, text, time }))).toEqual(
+          lines.map(([, message]) => message)
+        )
+      })
+  )
+
+  it.effect("nothing is told of an answer from the chain's local provider (made up), nor of a local OCR read", () =>
+    Effect.gen(function* () {
+      const told = yield* Ref.make(0)
+      const onMessage = () => Ref.update(told, (n) => n + 1)
+      const fromLocal = yield* setup(["gpt-4o", "local"], { _tag: "value", json: VISION_ANSWER, provider: "local" })
+      expect((yield* fromLocal.ocr.read(context, image, { onMessage })).engine).toBe("local-ocr")
+      const failed = yield* setup(["gpt-4o"], { _tag: "error", error: new AiUnavailable({ attempts: [] }) })
+      expect((yield* failed.ocr.read(context, image, { onMessage })).engine).toBe("local-ocr")
+      expect(yield* Ref.get(told)).toBe(0)
     })
   )
 

@@ -1,0 +1,98 @@
+/**
+ * The messages of a vision answer while it is being written. The answer is the JSON text of a
+ * `VisionTranscript` arriving in pieces; each element of its top-level `messages` array is handed
+ * over as soon as its closing brace arrives, so the app can show the first lines of the chat about
+ * half a second before the whole answer is in. What comes out is provisional: the whole answer,
+ * decoded by the strategy, is the transcript. An element that does not decode as a `VisionMessage`
+ * is skipped (the whole answer will fail to decode too, and the read falls back).
+ *
+ * One pass over the characters (strings and escapes tracked, so braces inside a message's text
+ * count for nothing): the work is linear in the answer, whatever the size of the pieces.
+ */
+import { Option, Schema } from "effect"
+import { VisionMessage } from "./transcript.ts"
+
+export interface MessageScanner {
+  /** Feeds the next piece of the answer; the messages it completed, in order. */
+  readonly push: (piece: string) => ReadonlyArray<VisionMessage>
+}
+
+type Container = "object" | "array"
+
+const decodeMessage = Schema.decodeUnknownOption(Schema.parseJson(VisionMessage))
+const decodeKey = Schema.decodeUnknownOption(Schema.parseJson(Schema.String))
+
+export const makeMessageScanner = (): MessageScanner => {
+  let text = ""
+  let scanned = 0
+  const stack: Array<Container> = []
+  let inString = false
+  let escaped = false
+  let stringStart = -1
+  // In an object, the next string is a key (after `{` or `,`), not a value.
+  let expectKey = false
+  let stringIsKey = false
+  let rootKey: string | undefined
+  // The depth of the `messages` array's elements while inside it; the start of the element being read.
+  let elementDepth = -1
+  let elementStart = -1
+
+  const push = (piece: string): ReadonlyArray<VisionMessage> => {
+    text += piece
+    const found: Array<VisionMessage> = []
+    for (; scanned < text.length; scanned++) {
+      const char = text[scanned]
+      if (inString) {
+        if (escaped) escaped = false
+        else if (char === "\\") escaped = true
+        else if (char === '"') {
+          inString = false
+          if (stringIsKey && stack.length === 1) {
+            rootKey = Option.getOrUndefined(decodeKey(text.slice(stringStart, scanned + 1)))
+          }
+        }
+        continue
+      }
+      switch (char) {
+        case '"':
+          inString = true
+          stringStart = scanned
+          stringIsKey = expectKey && stack.at(-1) === "object"
+          expectKey = false
+          break
+        case "{":
+          if (stack.length === elementDepth - 1 && elementStart === -1) elementStart = scanned
+          stack.push("object")
+          expectKey = true
+          break
+        case "[":
+          stack.push("array")
+          if (stack.length === 2 && rootKey === "messages") elementDepth = 3
+          break
+        case "}":
+          stack.pop()
+          if (elementStart !== -1 && stack.length === elementDepth - 1) {
+            const decoded = decodeMessage(text.slice(elementStart, scanned + 1))
+            if (Option.isSome(decoded)) found.push(decoded.value)
+            elementStart = -1
+          }
+          break
+        case "]":
+          stack.pop()
+          if (stack.length === 1) elementDepth = -1
+          break
+        case ",":
+          expectKey = stack.at(-1) === "object"
+          break
+        case ":":
+          expectKey = false
+          break
+        default:
+          break
+      }
+    }
+    return found
+  }
+
+  return { push }
+}
