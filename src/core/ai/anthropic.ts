@@ -88,6 +88,7 @@ export const makeAnthropicProvider = (options: SdkProviderOptions): AiProvider =
         let inputTokens = 0
         return streamFromSdk(
           id,
+          options.timeoutMs,
           (signal) => client.messages.create({ ...body(request), stream: true }, { signal }),
           (event): ReadonlyArray<StreamEvent> => {
             switch (event.type) {

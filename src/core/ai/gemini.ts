@@ -75,6 +75,7 @@ export const makeGeminiProvider = (options: SdkProviderOptions): AiProvider => {
         let usage: Usage | undefined
         return streamFromSdk(
           id,
+          options.timeoutMs,
           (signal) => client.models.generateContentStream(params(request, signal)),
           (chunk): ReadonlyArray<StreamEvent> => {
             if (chunk.usageMetadata !== undefined) usage = usageOf(chunk.usageMetadata)

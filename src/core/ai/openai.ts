@@ -76,6 +76,7 @@ export const makeOpenAiProvider = (options: SdkProviderOptions): AiProvider => {
     stream: (request) =>
       streamFromSdk(
         id,
+        options.timeoutMs,
         (signal) =>
           client.chat.completions.create(
             { ...body(request), stream: true, stream_options: { include_usage: true } },

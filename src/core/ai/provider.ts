@@ -87,6 +87,10 @@ export interface AiProvider {
   /** Per-attempt timeout for this provider (time to the answer, or to the first delta). */
   readonly timeoutMs: number
   readonly generate: (request: ProviderRequest) => Effect.Effect<ProviderAnswer, ProviderError>
+  /**
+   * Fails with a `timeout` ProviderError when the provider sends nothing for `timeoutMs` once it has
+   * begun (the strategy bounds the wait for the first delta itself; `streamFromSdk` does the rest).
+   */
   readonly stream: (request: ProviderRequest) => Stream.Stream<StreamEvent, ProviderError>
 }
 

@@ -444,9 +444,12 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
                   Ref.update(state, (s) =>
                     event._tag === "Usage" ? { ...s, usage: event.usage } : { ...s, deltas: s.deltas + 1 }
                   )
+                // No timeout around each pull after the first delta (one cost ~0.1 ms of CPU, and a
+                // model writing a token per delta sends ~150 for one screenshot): a provider's stream
+                // fails by itself once quiet for its `timeoutMs` (see `AiProvider.stream`).
                 const rest: Stream.Stream<StreamEvent, ProviderError> = ended
                   ? Stream.empty
-                  : Stream.repeatEffectChunkOption(timeout(pull))
+                  : Stream.repeatEffectChunkOption(pull)
                 const completed = Effect.gen(function* () {
                   const { usage } = yield* Ref.get(state)
                   const latencyMs = (yield* Clock.currentTimeMillis) - started

@@ -171,6 +171,34 @@ describe.each(["gemini", "openai", "anthropic"] as const)("%s through its real S
     })
   )
 
+  it.live("a stream that goes quiet after its first delta fails as a timeout and its request is aborted", () => {
+    let release = () => {}
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    return Effect.gen(function* () {
+      fake().enqueue({
+        kind: "ok",
+        text: "Hello there",
+        chunks: ["Hello ", "there"],
+        holdAfter: { deltas: 1, until: held }
+      })
+      const { strategy, entries } = yield* chainOf([providers()[name]])
+      const seen: Array<string> = []
+      const result = yield* strategy.streamText(ask, { prompt: "Say hi" }).pipe(
+        Stream.tap((event) => Effect.sync(() => event._tag === "Delta" && seen.push(event.text))),
+        Stream.runDrain,
+        Effect.either
+      )
+      expect(seen).toEqual(["Hello "])
+      expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "AiStreamFailed", kind: "timeout", deltas: 1 })
+      // The rest is held until the fake has seen the connection closed (released first, it would finish the answer).
+      const aborted = yield* Effect.promise(() => fake().nextClientAbort())
+      expect(aborted.stream).toBe(true)
+      expect(yield* Ref.get(entries)).toMatchObject([{ outcome: "timeout", errorKind: "timeout" }])
+    }).pipe(Effect.ensuring(Effect.sync(() => release())))
+  })
+
   it.live("interrupting the call closes the provider's connection", () =>
     Effect.gen(function* () {
       fake().enqueue({ kind: "hang" })
