@@ -45,6 +45,7 @@ import {
   percentile,
   root,
   type Running,
+  appNodeArgs,
   start,
   table,
   uploadScreenshot,
@@ -147,9 +148,10 @@ try {
     }),
     ...(queueConcurrency === undefined ? {} : { QUEUE_CONCURRENCY: queueConcurrency })
   }
-  const api = start("api", join(appRoot, "src/main/api.ts"), env, join(dataDir, "api.log"))
+  // The image's Node flags (BENCH_NODE_ARGS replaces them, e.g. to add --cpu-prof).
+  const api = start("api", join(appRoot, "src/main/api.ts"), env, join(dataDir, "api.log"), appNodeArgs())
   children.push(api)
-  const worker = start("worker", join(appRoot, "src/main/worker.ts"), env, join(dataDir, "worker.log"))
+  const worker = start("worker", join(appRoot, "src/main/worker.ts"), env, join(dataDir, "worker.log"), appNodeArgs())
   children.push(worker)
   await waitFor("api ready", httpOk(`${url}/health/ready`), api)
   await waitFor("worker consuming", () => Promise.resolve(worker.output().includes("Consumer started")), worker)
@@ -309,12 +311,28 @@ console.log(
   `\nCPU ms per session: api ${cpu.api?.toFixed(1) ?? "n/a"}, worker ${cpu.worker?.toFixed(1) ?? "n/a"}, ` +
     `fake provider (own process) ${cpu.fake?.toFixed(1) ?? "n/a"}`
 )
+// Each event is a publish through Redis and the api, and a frame to the app: what the session costs in messages.
+const eventsPerSession = Object.fromEntries(
+  ["lines", "delta", "status"].map((kind) => [
+    kind,
+    percentile(
+      completed.map((session) => session.counts[kind] ?? 0),
+      0.5
+    )
+  ])
+)
+console.log(
+  `Events per session (p50): ${Object.entries(eventsPerSession)
+    .map(([kind, count]) => `${kind} ${count}`)
+    .join(", ")}`
+)
 if (failures.length > 0) console.log(`\nNot completed: ${failures.join(", ")}`)
 
 writeResult("latency", {
   at: new Date().toISOString(),
   commit,
   node: process.version,
+  eventsPerSession,
   cores: availableParallelism(),
   load: { start: loadAtStart, end: loadAtEnd },
   quick,
