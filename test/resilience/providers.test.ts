@@ -77,8 +77,9 @@ const run = async (primary: Behavior, fallback: Behavior) => {
   return { session, suggestionRequests: { openai: streamed(openai), anthropic: streamed(anthropic) } }
 }
 
-const streamed = (fake: { readonly requests: ReadonlyArray<{ readonly stream: boolean }> }) =>
-  fake.requests.filter((request) => request.stream).length
+// The suggestion streams (the screenshot read, streamed too, carries the image).
+const streamed = (fake: { readonly requests: ReadonlyArray<{ readonly stream: boolean; readonly image: boolean }> }) =>
+  fake.requests.filter((request) => request.stream && !request.image).length
 
 const completedByFallback = (session: WireSession) => {
   expect(session).toMatchObject({ status: "completed", errorCode: null })

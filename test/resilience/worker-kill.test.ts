@@ -115,7 +115,7 @@ describe("resilience: a worker killed with kill -9 mid-job", () => {
     ])
     expect(rows.session).toEqual([{ status: "completed", phase: null, error_code: null }])
     // The second worker resumed from the saved transcript: one vision read in all, two suggestion streams.
-    expect(openai.requests.filter((request) => !request.stream)).toHaveLength(1)
-    expect(openai.requests.filter((request) => request.stream)).toHaveLength(2)
+    expect(openai.requests.filter((request) => request.image)).toHaveLength(1)
+    expect(openai.requests.filter((request) => !request.image)).toHaveLength(2)
   })
 })
