@@ -50,7 +50,7 @@ export const ServerFrame = Schema.Union(
   Schema.Struct({ type: Schema.Literal("pong"), t: Schema.optional(Schema.Union(Schema.Number, Schema.String)) }),
   Schema.Struct({ type: Schema.Literal("subscribed"), sessionId: Schema.String }),
   Schema.Struct({ type: Schema.Literal("unsubscribed"), sessionId: Schema.String }),
-  /** `event` and `data` are exactly the SSE stream's (`snapshot`, `status`, `transcript`, `delta`, …). */
+  /** `event` and `data` are exactly the SSE stream's (`snapshot`, `status`, `lines`, `transcript`, `delta`, …). */
   Schema.Struct({
     type: Schema.Literal("session.event"),
     sessionId: Schema.String,
