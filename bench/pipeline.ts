@@ -3,8 +3,8 @@
  * and one `src/main/worker.ts` on a fresh, migrated PostgreSQL database (dropped at the end),
  * BullMQ and the progress bus on Redis (a unique QUEUE_PREFIX), local storage in a temporary
  * DATA_DIR shared by both, dev tokens from scripts/dev-token.ts, and an OpenAI wire fake as the
- * only provider (gpt-4o primary and fallback: no local OCR): its non-streamed (vision) answers are
- * a transcript JSON at once, its streamed answers three suggestion lines paced like a real model
+ * only provider (gpt-4o primary and fallback: no local OCR): its vision reads (the calls with an
+ * image, streamed in one delta) are a transcript JSON at once, its text streams three suggestion lines paced like a real model
  * (one delta per 4 characters every 6 ms: ~167 tokens/s).
  *
  * Per round: upload one distinct chat screenshot per session (not timed; every image differs, checked
@@ -38,7 +38,7 @@ import sharp from "sharp"
 import { AppConfig } from "../src/core/config.ts"
 import { encoderOf } from "../src/core/image/image-processor.ts"
 import { type FakeProvider } from "../test/fakes/ai/index.ts"
-import { startFake } from "../test/fakes/ai/harness.ts"
+import { type Call, startFake } from "../test/fakes/ai/harness.ts"
 import { openaiProtocol } from "../test/fakes/ai/openai.ts"
 import { assertFontsRender, DEFAULT_CHAT } from "../test/fixtures/chat-screenshot.ts"
 import {
@@ -214,11 +214,16 @@ try {
   const tokens: Array<string> = []
   for (const user of users) tokens.push(await devToken(dataDir, user))
 
+  // The vision reads (the calls with an image, streamed or not) get the transcript at once, in one
+  // delta when streamed; the other streams get the suggestions, paced as below.
+  const transcriptOf = (call: Call) => fakeTranscript(call.body, DEFAULT_CHAT)
   fake = await startFake({
     ...openaiProtocol,
-    // Non-streamed calls are the vision reads: they get the transcript instead of the suggestions.
-    complete: (call, answer) =>
-      openaiProtocol.complete(call, { ...answer, text: fakeTranscript(call.body, DEFAULT_CHAT) })
+    complete: (call, answer) => openaiProtocol.complete(call, { ...answer, text: transcriptOf(call) }),
+    stream: (call, answer, finished) =>
+      openaiProtocol.hasImage(call.body)
+        ? openaiProtocol.stream(call, { ...answer, text: transcriptOf(call), chunks: [transcriptOf(call)] }, finished)
+        : openaiProtocol.stream(call, answer, finished)
   })
   fake.setFallback(
     deltaMode === "paced"

@@ -128,10 +128,11 @@ const benches: ReadonlyArray<Bench> = [
       const versus = `${String(profile["model"])} profile, load ${num(Array.isArray(load) ? load[0] : undefined)}`
       return [
         {
-          measure: "20 at once, transcript on screen p50 / p99 ms (goal p50 ≤ 1500)",
-          value: pair("transcriptMs"),
+          measure: "20 at once, first transcript line on screen p50 / p99 ms (goal p50 ≤ 1500)",
+          value: pair("firstLineMs"),
           versus
         },
+        { measure: "20 at once, whole transcript p50 / p99 ms", value: pair("transcriptMs"), versus },
         {
           measure: "20 at once, first suggestion token p50 / p99 ms (goal ≤ 2500 / 4000)",
           value: pair("firstSuggestionTokenMs"),
