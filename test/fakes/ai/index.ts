@@ -10,7 +10,9 @@
  * - `ok`: non-streamed, `text` whole; streamed, `chunks` as separate deltas (default: `text` split into ~3 pieces by
  *   code point). `usage` defaults to input = ceil(prompt characters / 4) (OpenAI: messages' text; Anthropic: system +
  *   messages' text; Gemini: contents' + systemInstruction's text parts), output = ceil(text.length / 4).
- *   `delayMs` delays the response headers; `chunkDelayMs` is waited between deltas.
+ *   `delayMs` delays the response headers; `chunkDelayMs` is waited between deltas; `holdAfter` holds a stream
+ *   after that many deltas until its promise settles (an answer half-written). Each recorded request says whether
+ *   it carries an image (`image`: a screenshot read, streamed or not).
  * - `status`: that HTTP status with the provider's error JSON (`message` overrides the default message).
  * - `malformed`: 200 with a body that is not JSON (streamed: one SSE frame whose data is not JSON, then the end).
  * - `hang`: never answers; when the client disconnects, `nextClientAbort()` resolves.
