@@ -146,6 +146,14 @@ class AttemptFailure extends Data.TaggedError("AttemptFailure")<{
 /** A provider failed transiently (or was skipped): the chain moves on, carrying every attempt so far. */
 class MovedOn extends Data.TaggedError("MovedOn")<{ readonly attempts: ReadonlyArray<AttemptRecord> }> {}
 
+/** The settings a text and a structured request share, each only when given (exactOptionalPropertyTypes). */
+const settingsOf = (request: TextRequest | ObjectRequest<unknown, unknown>): Omit<ProviderRequest, "prompt"> => ({
+  ...(request.system === undefined ? {} : { system: request.system }),
+  ...(request.maxOutputTokens === undefined ? {} : { maxOutputTokens: request.maxOutputTokens }),
+  ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
+  ...(request.thinkingBudget === undefined ? {} : { thinkingBudget: request.thinkingBudget })
+})
+
 /** What a structured request asks of a provider: JSON matching the schema (the local provider answers an example). */
 const objectRequestOf = <A, I>(request: ObjectRequest<A, I>): ProviderRequest => ({
   prompt: request.prompt,
@@ -154,11 +162,8 @@ const objectRequestOf = <A, I>(request: ObjectRequest<A, I>): ProviderRequest =>
     schema: JSONSchema.make(request.schema),
     example: () => localExampleOf(request.schema, request.prompt, request.localValue)
   },
-  ...(request.system === undefined ? {} : { system: request.system }),
-  ...(request.image === undefined ? {} : { image: request.image }),
-  ...(request.maxOutputTokens === undefined ? {} : { maxOutputTokens: request.maxOutputTokens }),
-  ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
-  ...(request.thinkingBudget === undefined ? {} : { thinkingBudget: request.thinkingBudget })
+  ...settingsOf(request),
+  ...(request.image === undefined ? {} : { image: request.image })
 })
 
 const decoderOf = <A, I>(schema: Schema.Schema<A, I>) =>
@@ -516,10 +521,7 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
           context,
           {
             prompt: request.prompt,
-            ...(request.system === undefined ? {} : { system: request.system }),
-            ...(request.maxOutputTokens === undefined ? {} : { maxOutputTokens: request.maxOutputTokens }),
-            ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
-            ...(request.thinkingBudget === undefined ? {} : { thinkingBudget: request.thinkingBudget }),
+            ...settingsOf(request),
             ...(request.localText === undefined ? {} : { localText: request.localText })
           },
           cap.estimate(request, false)
