@@ -4,7 +4,9 @@
  *   same image hash of the same user reuses the earlier result; the first image's messages are
  *   published as `Lines` while the vision model writes them) → merge in order without the
  *   overlap of consecutive screenshots → persist the transcript and publish it → stream the
- *   suggestions (deltas published; each complete, checked line saved) → completed.
+ *   suggestions (deltas published; each complete, checked line saved) → completed. The
+ *   suggestions are asked for while the transcript is saved; nothing of theirs is saved or
+ *   published before it.
  * Each phase is idempotent (rows keyed by position, conditional updates), so a retry resumes
  * without duplicates; a cancelled or deleted session stops it. Once OCR has succeeded (the
  * transcript saved) no full-size copy of a screenshot is kept, original or normalised: the
@@ -13,7 +15,7 @@
  * again. Failures end as `failed` with a catalog code (transient ones are retried by the queue
  * first). Nothing logged carries message text or image bytes.
  */
-import { Cause, Clock, Data, Duration, Effect, Layer, Option, Schema } from "effect"
+import { Cause, Clock, Data, Deferred, Duration, Effect, Fiber, Layer, Option, Schema } from "effect"
 import type { AiError } from "../../core/ai/errors.ts"
 import { AppConfig } from "../../core/config.ts"
 import { recordSessionPhase, recordSessionsReconciled } from "../../core/metrics.ts"
@@ -26,7 +28,13 @@ import { JobFailedPermanently, type Job } from "../../core/queue/job-queue.ts"
 import { Quotas, utcDayOf } from "../../core/quota/quotas.ts"
 import { Storage } from "../../core/storage/storage.ts"
 import { codeOf, type ErrorCode } from "../../domain/errors.ts"
-import type { SessionEvent, SessionPhase, SessionProgressState, SessionSuggestion } from "../../domain/sessions.ts"
+import type {
+  SessionEvent,
+  SessionMessage,
+  SessionPhase,
+  SessionProgressState,
+  SessionSuggestion
+} from "../../domain/sessions.ts"
 import type { ProcessedFields } from "../uploads/uploads.repo.ts"
 import { sweepEvery, UploadsService } from "../uploads/uploads.service.ts"
 import { mergeTranscripts } from "./merge.ts"
@@ -184,6 +192,10 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
 
         // Normalise and OCR, unless an earlier attempt already saved the transcript.
         let stored: ReadonlyArray<MessageRow & { readonly position: number }> = session.messages
+        // What this attempt read (the transcript was not saved yet): saved below.
+        let read:
+          | { readonly images: ReadonlyArray<{ readonly imageKey: string }>; readonly rows: ReadonlyArray<MessageRow> }
+          | undefined
         if (stored.length === 0) {
           yield* enter("normalise")
           const images = yield* timed(
@@ -263,19 +275,51 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
           if (merged.length === 0) {
             return yield* new OcrFailed({ reason: "no-text", message: "No message was read from the screenshots" })
           }
-          yield* enter("transcript")
-          const saved = yield* timed(
-            "transcript",
-            repo.saveTranscript(
-              sessionId,
-              merged.map((message) => ({
-                sender: message.sender,
-                text: message.text,
-                time: message.time,
-                confidence: message.confidence
-              }))
+          read = {
+            images,
+            rows: merged.map(({ sender, text, time, confidence }) => ({ sender, text, time, confidence }))
+          }
+          stored = read.rows.map((row, position) => ({ ...row, position }))
+        }
+
+        // The suggestions are asked for as soon as the transcript is known: the provider's first token
+        // (~0.4 s) hides the transcript's save and publish. What they write, rows and events, waits
+        // until the transcript event is out: the app sees the transcript first, and a retry finds it
+        // saved before any suggestion. (Their phase's timing therefore overlaps the transcript's.)
+        const transcriptOut = yield* Deferred.make<void>()
+        const kept: Array<SessionSuggestion> = []
+        const suggest = (transcript: ReadonlyArray<SessionMessage>) =>
+          timed(
+            "suggestions",
+            suggester.write(
+              {
+                sessionId,
+                userId,
+                matchId: session.matchId,
+                batch: 0,
+                tone: session.tone,
+                language: session.language,
+                context: session.context,
+                instruction: null,
+                transcript,
+                avoid: [],
+                // Suggestions are written after the transcript: only an attempt that found one saved
+                // can follow another that wrote some.
+                rewrite: session.messages.length > 0
+              },
+              (event) => {
+                if (event._tag === "Suggestion") kept[event.index] = event.suggestion
+                return streamed.offer(event)
+              },
+              Deferred.await(transcriptOut)
             )
-          )
+          ).pipe(Effect.forkScoped)
+        let suggesting = yield* suggest(stored.map(toMessage))
+
+        if (read !== undefined) {
+          const rows = read.rows
+          yield* enter("transcript")
+          const saved = yield* timed("transcript", repo.saveTranscript(sessionId, rows))
           // OCR succeeded and the transcript is saved (so a retry never needs the images again): the
           // full-size copies go, originals and normalised images, now or after the retention. The
           // thumbnails stay with the session.
@@ -287,47 +331,26 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
               .remove(
                 fullSizeKeys(
                   session.images.map((image) => image.upload.key),
-                  images
+                  read.images
                 )
               )
               .pipe(Effect.catchAll((error) => Effect.logWarning("Session screenshots not deleted", error)))
           }
-          // Every row is ours (none left by an earlier attempt): no need to read them back.
-          stored =
-            saved.count === merged.length
-              ? merged.map((message, position) => ({ ...message, position }))
-              : yield* repo.messages(sessionId)
+          // Rows left by another attempt running at the same time: theirs are the transcript, and the
+          // suggestions are asked for again from them.
+          if (saved.count !== rows.length) {
+            yield* Fiber.interrupt(suggesting)
+            stored = yield* repo.messages(sessionId)
+            suggesting = yield* suggest(stored.map(toMessage))
+          }
         }
         const transcript = stored.map(toMessage)
         yield* publish({ _tag: "Transcript", messages: transcript })
 
         // Suggestions (batch 0; a retry rewrites it).
         yield* enter("suggestions")
-        const kept: Array<SessionSuggestion> = []
-        const result = yield* timed(
-          "suggestions",
-          suggester.write(
-            {
-              sessionId,
-              userId,
-              matchId: session.matchId,
-              batch: 0,
-              tone: session.tone,
-              language: session.language,
-              context: session.context,
-              instruction: null,
-              transcript,
-              avoid: [],
-              // Suggestions are written after the transcript: only an attempt that found one saved
-              // can follow another that wrote some.
-              rewrite: session.messages.length > 0
-            },
-            (event) => {
-              if (event._tag === "Suggestion") kept[event.index] = event.suggestion
-              return streamed.offer(event)
-            }
-          )
-        ).pipe(
+        yield* Deferred.succeed(transcriptOut, undefined)
+        const result = yield* Fiber.join(suggesting).pipe(
           Effect.ensuring(streamed.flush),
           // No suggestion could be kept, twice: the session fails and its daily unit is given back
           // (once: only by the attempt that marks it failed).

@@ -88,9 +88,18 @@ export class SessionSuggester extends Effect.Service<SessionSuggester>()("Sessio
     const ai = yield* AiStrategy
     const config = yield* AppConfig
 
-    /** Writes the batch, calling `emit` for each delta and each saved suggestion. */
-    const write = <R>(request: BatchRequest, emit: (event: BatchEvent) => Effect.Effect<void, never, R>) =>
+    /**
+     * Writes the batch, calling `emit` for each delta and each saved suggestion. Nothing is saved or
+     * emitted before `ready` succeeds (the pipeline asks for the suggestions while the transcript
+     * is still being saved and published); the provider is asked at once.
+     */
+    const write = <R>(
+      request: BatchRequest,
+      emitNow: (event: BatchEvent) => Effect.Effect<void, never, R>,
+      ready: Effect.Effect<void> = Effect.void
+    ) =>
       Effect.gen(function* () {
+        const emit = (event: BatchEvent) => Effect.zipRight(ready, emitNow(event))
         const { sessionId, userId, batch, transcript } = request
         const match =
           request.matchId === null ? null : Option.getOrNull(yield* Effect.option(matches.get(userId, request.matchId)))
@@ -147,6 +156,7 @@ export class SessionSuggester extends Effect.Service<SessionSuggester>()("Sessio
             }
             seen.add(normalizeOpener(text))
             const position = index++
+            yield* ready
             const saved = yield* repo.saveSuggestion({
               sessionId,
               batch,
@@ -212,6 +222,7 @@ export class SessionSuggester extends Effect.Service<SessionSuggester>()("Sessio
           buffer = ""
           yield* attempt
         }
+        yield* ready
         if (request.rewrite) yield* repo.trimSuggestions(sessionId, batch, index)
         if (index === 0) {
           return yield* new AiEmptyResult({

@@ -7,11 +7,13 @@
 import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { randomBytes } from "node:crypto"
+import pg from "pg"
 import { afterAll, beforeAll, beforeEach } from "vitest"
 import { Redis } from "../../../src/core/redis.ts"
 import { chatScreenshotPng } from "../../fixtures/chat-screenshot.ts"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
-import { TestDb } from "../../support/database.ts"
+import { sql, TestDb, testDatabaseUrl } from "../../support/database.ts"
+import { eventually } from "../../support/eventually.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
 import { connectAs, followToEnd, type Frame, ofType } from "../../support/ws.ts"
@@ -137,6 +139,62 @@ layer(
           transcript.messages.map(({ position, sender, text, time }) => ({ position, sender, text, time }))
         )
         expect(kinds.at(-1)).toBe("completed")
+      })
+  )
+
+  // The suggestions are asked for as soon as the transcript is read: the provider's first token hides
+  // the transcript's save and publish. What they write waits for the transcript event.
+  it.scoped(
+    "the suggestions are asked for while the transcript is being saved; nothing of theirs is shown or saved before it",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const { alice } = yield* twoUsers(url)
+        openai.setFallback(FAKE_SUGGESTIONS)
+        openai.enqueue(FAKE_VISION)
+        // The transcript's save waits for this lock (an INSERT needs ROW EXCLUSIVE, which SHARE blocks).
+        const holder = yield* Effect.acquireRelease(
+          Effect.promise(async () => {
+            const client = new pg.Client({ connectionString: testDatabaseUrl() })
+            await client.connect()
+            await client.query("BEGIN")
+            await client.query("LOCK TABLE transcript_messages IN SHARE MODE")
+            return client
+          }),
+          (client) => Effect.promise(() => client.query("ROLLBACK").then(() => client.end()))
+        )
+        const socket = yield* connectAs(url, alice.token)
+        const session = yield* newSession(url, alice.headers, screenshot)
+        yield* socket.send({ type: "subscribe", sessionId: session.id })
+        const suggestionsAsked = () => openai.requests.filter((request) => !request.image).length
+        yield* eventually(Effect.sync(suggestionsAsked), (asked) => asked === 1, "the suggestions request")
+        yield* eventually(
+          sql<{ waiting: boolean }>(
+            "SELECT count(*) > 0 AS waiting FROM pg_locks WHERE relation = 'transcript_messages'::regclass AND NOT granted"
+          ),
+          (rows) => rows[0]?.waiting === true,
+          "the transcript's save waiting for the lock"
+        )
+        // The provider has been asked (and has answered in full): still no transcript, no suggestion.
+        const shown = socket.frames.filter(
+          (frame) => frame.type === "session.event" && frame["sessionId"] === session.id
+        )
+        expect(shown.map((frame) => frame["event"])).not.toContain("transcript")
+        expect(shown.map((frame) => frame["event"])).not.toContain("delta")
+        expect(shown.map((frame) => frame["event"])).not.toContain("suggestion")
+        expect(yield* sql("SELECT id FROM suggestions WHERE session_id = $1", [session.id])).toEqual([])
+        yield* Effect.promise(() => holder.query("COMMIT"))
+        const kinds = (yield* followToEnd(socket, session.id)).map((event) => event["event"])
+        expect(kinds.indexOf("transcript")).toBeGreaterThan(-1)
+        expect(kinds.indexOf("transcript")).toBeLessThan(kinds.indexOf("delta"))
+        expect(kinds.filter((kind) => kind === "suggestion")).toHaveLength(3)
+        expect(kinds.at(-1)).toBe("completed")
+        expect(suggestionsAsked()).toBe(1)
+        const rows = yield* sql<{ position: number }>(
+          "SELECT position FROM suggestions WHERE session_id = $1 ORDER BY position",
+          [session.id]
+        )
+        expect(rows.map((row) => row.position)).toEqual([0, 1, 2])
       })
   )
 
