@@ -156,6 +156,17 @@ const benches: ReadonlyArray<Bench> = [
     ]
   },
   {
+    name: "streamed-read",
+    script: "bench/streamed-read.ts",
+    args: quick ? ["--quick"] : [],
+    headlines: (json) =>
+      rowsOf(json).map((row) => ({
+        measure: `streamed read, ${String(row["tokensPerDelta"])} token(s) per delta, ${String(row["layer"])}: CPU ms`,
+        value: num(row["cpuMs"], 2),
+        versus: times(row["timesSdk"])
+      }))
+  },
+  {
     name: "auth",
     script: "bench/auth.ts",
     args: [],

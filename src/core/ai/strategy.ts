@@ -16,7 +16,6 @@ import {
   Exit,
   JSONSchema,
   Option,
-  Ref,
   Schema,
   Scope,
   Stream
@@ -444,11 +443,21 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
                   Effect.mapError((error) => new AttemptFailure({ error, usage: NO_USAGE }))
                 )
                 const ttftMs = (yield* Clock.currentTimeMillis) - started
-                const state = yield* Ref.make({ usage: NO_USAGE, deltas: 0, settled: false })
-                const observe = (event: StreamEvent) =>
-                  Ref.update(state, (s) =>
-                    event._tag === "Usage" ? { ...s, usage: event.usage } : { ...s, deltas: s.deltas + 1 }
-                  )
+                // Plain state, read and written by this attempt's stream only (its stages run one after
+                // another): a Ref and an effect per delta cost more than the delta's own parsing.
+                const state = { usage: NO_USAGE, deltas: 0, settled: false }
+                /** The deltas of a chunk, with the usage and the count taken on the way: one pass per chunk. */
+                const observe = (chunk: Chunk.Chunk<StreamEvent>): Chunk.Chunk<TextEvent> => {
+                  const deltas: Array<TextEvent> = []
+                  for (const event of chunk) {
+                    if (event._tag === "Usage") state.usage = event.usage
+                    else {
+                      state.deltas++
+                      deltas.push(event)
+                    }
+                  }
+                  return Chunk.unsafeFromArray(deltas)
+                }
                 // No timeout around each pull after the first delta (one cost ~0.1 ms of CPU, and a
                 // model writing a token per delta sends ~150 for one screenshot): a provider's stream
                 // fails by itself once quiet for its `timeoutMs` (see `AiProvider.stream`).
@@ -456,9 +465,9 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
                   ? Stream.empty
                   : Stream.repeatEffectChunkOption(pull)
                 const completed = Effect.gen(function* () {
-                  const { usage } = yield* Ref.get(state)
+                  const { usage } = state
                   const latencyMs = (yield* Clock.currentTimeMillis) - started
-                  yield* Ref.update(state, (s) => ({ ...s, settled: true }))
+                  state.settled = true
                   yield* record(context, provider, { outcome: "ok", usage, latencyMs, ttftMs })
                   return {
                     _tag: "Completed" as const,
@@ -473,8 +482,8 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
                 })
                 const failedAfterText = (error: ProviderError) =>
                   Effect.gen(function* () {
-                    const s = yield* Ref.get(state)
-                    yield* Ref.update(state, (current) => ({ ...current, settled: true }))
+                    const s = { ...state }
+                    state.settled = true
                     yield* breaker.failed(provider.id)
                     yield* record(context, provider, {
                       outcome: outcomeOf(error),
@@ -486,7 +495,7 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
                     return yield* new AiStreamFailed({ provider: provider.id, kind: error.kind, deltas: s.deltas })
                   })
                 const cancelled = Effect.gen(function* () {
-                  const s = yield* Ref.get(state)
+                  const s = { ...state }
                   if (s.settled) return
                   yield* record(context, provider, {
                     outcome: "cancelled",
@@ -503,8 +512,7 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
                 }
                 const events: Stream.Stream<TextEvent, AiError> = Stream.fromIterable(head).pipe(
                   Stream.concat(rest),
-                  Stream.tap(observe),
-                  Stream.filterMap((event) => (event._tag === "Delta" ? Option.some<TextEvent>(event) : Option.none())),
+                  Stream.mapChunks(observe),
                   Stream.catchAll((error) => Stream.fromEffect(failedAfterText(error))),
                   (stream) => Stream.concat(Stream.make(startedEvent), stream),
                   Stream.concat(Stream.fromEffect(completed)),
@@ -587,28 +595,45 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
       ): Stream.Stream<ObjectEvent<A>, AiError> => {
         const base = objectRequestOf(request)
         const decode = decoderOf(request.schema)
-        return streamVia(context, base, cap.estimate(request, request.image !== undefined)).pipe(
-          // The answer's text so far travels with the events; only `Completed` needs it whole.
-          Stream.mapAccumEffect("", (text, event): Effect.Effect<readonly [string, ObjectEvent<A>], AiError> => {
-            if (event._tag !== "Completed")
-              return Effect.succeed([event._tag === "Delta" ? text + event.text : text, event])
-            return decode(text).pipe(
-              Effect.map((value) => [text, { ...event, value }] as const),
+        return Stream.suspend(() => {
+          // The answer's text so far; only `Completed` needs it whole. Chunk by chunk, with no effect
+          // per delta (one costs more than the delta's own parsing).
+          let text = ""
+          const complete = (event: Extract<TextEvent, { _tag: "Completed" }>) =>
+            decode(text).pipe(
+              Effect.map((value): ObjectEvent<A> => ({ ...event, value })),
               Effect.catchTag("ParseError", (error) =>
                 Effect.map(
                   correctStreamed(context, request, base, { provider: event.provider, issues: error.message }),
-                  ({ value, usage }) => {
+                  ({ value, usage }): ObjectEvent<A> => {
                     const total = addUsage(event.usage, usage)
-                    return [
-                      text,
-                      { ...event, value, usage: total, costMicros: costMicros(options.prices, event.provider, total) }
-                    ] as const
+                    return {
+                      ...event,
+                      value,
+                      usage: total,
+                      costMicros: costMicros(options.prices, event.provider, total)
+                    }
                   }
                 )
               )
             )
-          })
-        )
+          return streamVia(context, base, cap.estimate(request, request.image !== undefined)).pipe(
+            Stream.mapChunksEffect((chunk): Effect.Effect<Chunk.Chunk<ObjectEvent<A>>, AiError> => {
+              const events: Array<ObjectEvent<A>> = []
+              let last: Extract<TextEvent, { _tag: "Completed" }> | undefined
+              for (const event of chunk) {
+                if (event._tag === "Completed") last = event
+                else {
+                  if (event._tag === "Delta") text += event.text
+                  events.push(event)
+                }
+              }
+              return last === undefined
+                ? Effect.succeed(Chunk.unsafeFromArray(events))
+                : Effect.map(complete(last), (completed) => Chunk.unsafeFromArray([...events, completed]))
+            })
+          )
+        })
       }
 
       return AiStrategy.of({

@@ -15,7 +15,7 @@
  * `AiQuotaExceeded` (the user's daily AI budget is spent; nothing was sent, and what follows a
  * transcript would be refused too), and `OcrFailed` when local OCR cannot read anything either.
  */
-import { type ConfigError, Context, Data, Duration, Effect, Layer, Option, Ref, Stream } from "effect"
+import { type ConfigError, Context, Data, Duration, Effect, Layer, Option, Stream } from "effect"
 import type { AiError, AiQuotaExceeded } from "../ai/errors.ts"
 import type { ImageInput } from "../ai/provider.ts"
 import { AiStrategy, type CallContext, type ObjectEvent } from "../ai/strategy.ts"
@@ -103,20 +103,17 @@ export class Ocr extends Context.Tag("Ocr")<Ocr, OcrShape>() {
       ): Effect.Effect<Extract<ObjectEvent<VisionTranscript>, { _tag: "Completed" }>, AiError | VisionFallback> =>
         Effect.gen(function* () {
           const scanner = makeMessageScanner()
-          const shown = yield* Ref.make(0)
+          let shown = 0
           const show = (messages: ReadonlyArray<VisionMessage>) =>
             Effect.forEach(
               messages.map(({ sender, text, time }) => ({ sender, text: text.trim(), time: time ?? null })),
-              (message) =>
-                message.text === "" || onMessage === undefined
-                  ? Effect.void
-                  : Effect.flatMap(
-                      Ref.getAndUpdate(shown, (n) => n + 1),
-                      (position) => onMessage(position, message)
-                    ),
+              (message) => (message.text === "" || onMessage === undefined ? Effect.void : onMessage(shown++, message)),
               { discard: true }
             )
-          const completed = yield* ai
+          // Chunk by chunk, with an effect only where a message is complete (most deltas complete none).
+          let local = false
+          let completed: Option.Option<Extract<ObjectEvent<VisionTranscript>, { _tag: "Completed" }>> = Option.none()
+          yield* ai
             .streamObject(context, {
               schema: VisionTranscript,
               system: options.prompt.system,
@@ -129,17 +126,16 @@ export class Ocr extends Context.Tag("Ocr")<Ocr, OcrShape>() {
               localValue: () => ({ messages: [], confidence: 0 })
             })
             .pipe(
-              Stream.mapAccumEffect(false, (local, event) => {
-                if (event._tag === "Started") return Effect.succeed([event.local, Option.none()] as const)
-                if (event._tag === "Delta")
-                  return Effect.as(local ? Effect.void : show(scanner.push(event.text)), [
-                    local,
-                    Option.none()
-                  ] as const)
-                return Effect.succeed([local, Option.some(event)] as const)
-              }),
-              Stream.filterMap((completed) => completed),
-              Stream.runHead
+              Stream.runForEachChunk((chunk) => {
+                const messages: Array<VisionMessage> = []
+                for (const event of chunk) {
+                  if (event._tag === "Started") local = event.local
+                  else if (event._tag === "Delta") {
+                    if (!local) messages.push(...scanner.push(event.text))
+                  } else completed = Option.some(event)
+                }
+                return messages.length === 0 ? Effect.void : show(messages)
+              })
             )
           // The strategy's stream always ends with its `Completed` (or fails): never seen, but not assumed.
           if (Option.isNone(completed)) return yield* new VisionFallback({ reason: "stream-failed" })
