@@ -122,12 +122,14 @@ layer(
 
         const streamed = () => openai.requests.filter((request) => !request.image).length
         yield* eventually(Effect.sync(streamed), (count) => count === 1, "the suggestion stream to start")
-        expect(streamed()).toBe(1)
-        const [midway] = yield* sql<{ status: string; phase: string }>(
-          "SELECT status, phase FROM sessions WHERE id = $1",
-          [id]
+        // The stream starts while the transcript is being saved: the suggestion step is once it is.
+        const [midway] = yield* eventually(
+          sql<{ status: string; phase: string }>("SELECT status, phase FROM sessions WHERE id = $1", [id]),
+          (rows) => rows[0]?.phase === "suggestions",
+          "the suggestion step"
         )
         expect(midway).toEqual({ status: "processing", phase: "suggestions" })
+        expect(streamed()).toBe(1)
 
         const exited = new Promise((resolve) => first.child.once("exit", (_code, signal) => resolve(signal)))
         first.child.kill("SIGKILL")
