@@ -6,20 +6,7 @@
  * a ledger entry; each call's estimated cost is reserved against the daily spend cap before any
  * provider is called.
  */
-import {
-  Chunk,
-  Clock,
-  Context,
-  Data,
-  Duration,
-  Effect,
-  Exit,
-  JSONSchema,
-  Option,
-  Schema,
-  Scope,
-  Stream
-} from "effect"
+import { Chunk, Clock, Context, Data, Duration, Effect, Exit, JSONSchema, Option, Schema, Scope, Stream } from "effect"
 import { makeBreaker, type BreakerOptions } from "./breaker.ts"
 import {
   AiInvalidOutput,
