@@ -8,6 +8,7 @@
  * (about 20 KiB less per connection than a waiting fiber per socket and per inbox; issue #17).
  */
 import {
+  Cause,
   Clock,
   Duration,
   Effect,
@@ -36,7 +37,7 @@ import {
   type RateLimiterShape,
   type RateRule
 } from "../../core/rate-limit/rate-limiter.ts"
-import { type DbError, isConnectionLost } from "../../core/db/db.ts"
+import { DbError, isConnectionLost } from "../../core/db/db.ts"
 import type { StorageError } from "../../core/storage/model.ts"
 import { type AppError, codeOf, issuesByPath, type Unauthorized } from "../../domain/errors.ts"
 import { GenerateOpeners, type OpenerEvent } from "../../domain/openers.ts"
@@ -427,7 +428,24 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
               requestId,
               Effect.flatMap(openers.generate(user.userId, input.right), (events) =>
                 Stream.runForEach(events, (event) => send(openerFrame(requestId, event)))
-              ).pipe(Effect.catchAll(generationFailed(requestId)))
+              ).pipe(
+                Effect.catchAll(generationFailed(requestId)),
+                // A defect too ends the request with its frame (without one the app waits): an opener's
+                // save that lost the database dies (the SSE route answers it `failed` the same way).
+                Effect.catchAllDefect((defect) =>
+                  defect instanceof DbError
+                    ? generationFailed(requestId)(defect)
+                    : Effect.zipRight(
+                        Effect.logError("WebSocket: opener generation died", Cause.die(defect)),
+                        send({
+                          type: "opener.error",
+                          requestId,
+                          code: "INTERNAL_ERROR",
+                          message: "Something went wrong"
+                        })
+                      )
+                )
+              )
             )
           })
 

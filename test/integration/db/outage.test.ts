@@ -13,7 +13,7 @@ import { afterAll, beforeAll, beforeEach } from "vitest"
 import { Db } from "../../../src/core/db/db.ts"
 import { Redis } from "../../../src/core/redis.ts"
 import { chatScreenshotPng } from "../../fixtures/chat-screenshot.ts"
-import { startFakeOpenAI } from "../../fakes/ai/index.ts"
+import { type Behavior, startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { testDatabaseUrl } from "../../support/database.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { startCuttableProxy } from "../../support/tcp-proxy.ts"
@@ -68,6 +68,15 @@ const postStreamCutAtFirstDelta = (url: string, headers: Record<string, string>,
     }))
   }).pipe(Effect.ensuring(Effect.promise(() => proxy.restore())))
 
+/** Two openers whose first line completes (and is saved) only with the second chunk, after the cut. */
+const OPENERS_SAVED_AFTER_THE_CUT: Behavior = {
+  kind: "ok",
+  text: "Hi Sam?\nTacos or sushi?\n",
+  chunks: ["Hi ", "Sam?\nTacos or sushi?\n"],
+  chunkDelayMs: 500,
+  usage: { input: 100, output: 10 }
+}
+
 let screenshot: Buffer
 beforeAll(async () => {
   screenshot = await chatScreenshotPng()
@@ -117,6 +126,25 @@ layer(serverBehindProxy(false), { timeout: 60_000 })("database outage", (it) => 
     })
   )
 
+  it.scoped("an opener generation over /ws whose database goes away mid-stream ends with opener.error", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice } = yield* twoUsers(url)
+      const socket = yield* connectAs(url, alice.token)
+      openai.enqueue(OPENERS_SAVED_AFTER_THE_CUT)
+      yield* socket.send({ type: "opener.generate", requestId: "cut", profile: { name: "Sam" }, count: 2 })
+      yield* socket.next(ofType("opener.delta"))
+      yield* cutDatabase
+      // Before: saving the line died, and the generation's fiber ended without a frame (the app waited).
+      expect(yield* socket.next((frame) => frame["requestId"] === "cut" && frame.type !== "opener.delta")).toEqual({
+        type: "opener.error",
+        requestId: "cut",
+        code: "SERVICE_UNAVAILABLE",
+        message: "The database is unavailable; try again shortly"
+      })
+    })
+  )
+
   it.scoped("a followed session whose stream fails: the error frame names the session", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
@@ -158,14 +186,7 @@ layer(serverBehindProxy(false), { timeout: 60_000 })("database outage", (it) => 
     Effect.gen(function* () {
       const url = yield* baseUrl
       const { alice } = yield* twoUsers(url)
-      // The first opener's line completes (and is saved) only with the second chunk, after the cut.
-      openai.enqueue({
-        kind: "ok",
-        text: "Hi Sam?\nTacos or sushi?\n",
-        chunks: ["Hi ", "Sam?\nTacos or sushi?\n"],
-        chunkDelayMs: 500,
-        usage: { input: 100, output: 10 }
-      })
+      openai.enqueue(OPENERS_SAVED_AFTER_THE_CUT)
       const events = yield* postStreamCutAtFirstDelta(`${url}/api/v1/magic-openers/generate`, alice.headers, {
         profile: { name: "Sam" },
         count: 2
