@@ -124,7 +124,14 @@ const ABORT_SHARE = 0.3
 
 const t0 = performance.now()
 const clock = () => (performance.now() - t0) / 1000
-const recorder: Recorder = { clock, replies: [], wsUnplanned: 0, redisEpoch: 0, repeats: [] }
+const recorder: Recorder = {
+  clock,
+  replies: [],
+  wsUnplanned: 0,
+  redisEpoch: 0,
+  openersUnfinished: [],
+  repeats: []
+}
 const dataDir = mkdtempSync(join(tmpdir(), "wingmate-soak-"))
 /** The processes' logs: removed after a run whose goals hold, kept (and named) after one that fails. */
 // The api and worker processes run with the image's Node flags, as deployed: V8 sizes its heap, and
@@ -847,6 +854,11 @@ const result = {
   wsStreamErrors: followed.reduce((sum, session) => sum + session.streamErrors, 0),
   cutClients: followed.filter((session) => session.cut).length,
   cutClientsUnfinished: cutUnfinished.length,
+  /** Openers over `/ws` without a terminal frame, with what their connection saw. */
+  openersUnfinished: recorder.openersUnfinished.map((opener) => ({
+    ...opener,
+    startedAtS: Math.round((opener.startedAtS - loadStartS) * 10) / 10
+  })),
   /** Followers that never reached their session's end, with what each connection saw. */
   followersUnfinished: followed
     .filter((session) => session.end === undefined || session.end === "timeout")
@@ -947,5 +959,10 @@ console.log(
 if (failedToRun !== undefined) console.error(`\nThe soak did not run to its end:\n${failedToRun}`)
 if (goals.some((goal) => !goal.ok)) {
   process.exitCode = 1
+  // What the clients saw of each stream without its end, beside the logs that say what the server did.
+  for (const opener of result.openersUnfinished)
+    console.error(`opener over /ws without its end: ${JSON.stringify(opener)}`)
+  for (const session of result.followersUnfinished)
+    console.error(`follower without its end: ${JSON.stringify(session)}`)
   console.error(`\nsoak: a goal failed; the processes' logs are kept in ${logDir}`)
 } else rmSync(logDir, { recursive: true, force: true })

@@ -27,6 +27,17 @@ export interface Recorder {
    * begins the next).
    */
   redisEpoch: number
+  /**
+   * Openers over `/ws` that got no terminal frame (`closed`, `timeout`): the request id, which api,
+   * when it started, and what the connection saw, in order (no payloads).
+   */
+  readonly openersUnfinished: Array<{
+    readonly requestId: string
+    readonly api: number
+    readonly startedAtS: number
+    readonly how: string
+    readonly trace: ReadonlyArray<string>
+  }>
   /** Each event delivered twice (or a seq reused): what, when, on which connection, for the report. */
   readonly repeats: Array<{
     readonly sessionId: string
@@ -387,18 +398,30 @@ export const openersOverWs = (
   abort: boolean
 ): Promise<string> =>
   new Promise((resolve) => {
+    const startedAtS = recorder.clock()
+    const trace: Array<string> = []
+    const note = (what: string) => trace.push(`${recorder.clock().toFixed(1)} ${what}`)
     let ended = false
-    const end = (how: string, ws: WebSocket) => {
-      if (ended) return
+    const settle = (how: string) => {
       ended = true
       clearTimeout(timer)
-      ws.close()
+      if (how === "closed" || how === "timeout") {
+        recorder.openersUnfinished.push({ requestId, api: api.index, startedAtS, how, trace })
+      }
       resolve(how)
     }
+    const end = (how: string, ws: WebSocket) => {
+      if (ended) return
+      note(how)
+      ws.close()
+      settle(how)
+    }
+    note(`connect api${api.index}`)
     const ws = openSocket(
       api,
       token,
-      (socket) =>
+      (socket) => {
+        note("auth.ok")
         socket.send(
           JSON.stringify({
             type: "opener.generate",
@@ -406,20 +429,24 @@ export const openersOverWs = (
             profile: { name: "Sam", bio: "Trail runner, coffee snob, two cats", interests: ["hiking", "jazz"] },
             count: 2
           })
-        ),
+        )
+      },
       (frame, socket) => {
-        if (frame["requestId"] !== requestId && frame["type"] !== "error") return
+        if (frame["requestId"] !== requestId && frame["type"] !== "error") return note(String(frame["type"]))
+        // Deltas are many: the first of each opener says enough.
+        if (frame["type"] !== "opener.delta" || !trace.at(-1)?.endsWith(`opener.delta ${String(frame["index"])}`)) {
+          note(traceOf(frame) + (frame["type"] === "opener.delta" ? ` ${String(frame["index"])}` : ""))
+        }
         if (frame["type"] === "opener.delta" && abort) socket.send(JSON.stringify({ type: "abort", requestId }))
         if (frame["type"] === "opener.done") end("done", socket)
         if (frame["type"] === "opener.aborted") end("aborted", socket)
         if (frame["type"] === "opener.error" || frame["type"] === "error") end(`error ${String(frame["code"])}`, socket)
       },
-      () => {
+      (code) => {
         if (ended) return
+        note(`close ${code}`)
         recorder.wsUnplanned++
-        ended = true
-        clearTimeout(timer)
-        resolve("closed")
+        settle("closed")
       }
     )
     const timer = setTimeout(() => end("timeout", ws), 60_000)
