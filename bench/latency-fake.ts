@@ -47,8 +47,11 @@ const suggestionsFor = (body: unknown): string => {
   return SUGGESTION_SETS.find((set) => !asked.includes(set.split("\n")[0] ?? "")) ?? FAKE_SUGGESTIONS
 }
 
+// The bench may replace the text calls' time to first token (BENCH_TEXT_TTFT_MS, a what-if).
+const textTtftMs = process.env["BENCH_TEXT_TTFT_MS"]
 const fake = await startFake(protocol, {
-  latency: LATENCY_PROFILES[name],
+  latency:
+    textTtftMs === undefined ? LATENCY_PROFILES[name] : { ...LATENCY_PROFILES[name], ttftMs: Number(textTtftMs) },
   // One line per answer (to the log file the bench reads): the provider's share of each session's time.
   onPaced: (paced) => console.log(`paced ${JSON.stringify(paced)}`)
 })

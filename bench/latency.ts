@@ -17,6 +17,7 @@
  *   npm run bench:latency -- --quick    (20 sessions at once × 1 round)
  *   BENCH_SESSIONS, BENCH_ROUNDS override; BENCH_PROVIDER=gemini (default: the chain's default primary) | openai |
  *   anthropic; BENCH_QUEUE_CONCURRENCY sets the worker's QUEUE_CONCURRENCY (unset: the app's default);
+ *   BENCH_TEXT_TTFT_MS replaces the profile's text time to first token (a what-if);
  *   BENCH_APP_ROOT runs another checkout's api and worker (a before/after: `git archive main | tar -x -C <dir>`,
  *   then link this checkout's node_modules and src/core/db/generated there); BENCH_DATABASE_ADMIN_URL, REDIS_URL
  *   (default redis://127.0.0.1:6379).
@@ -67,7 +68,15 @@ const queuePrefix = `wm-latency-${runId}`
 
 const isProvider = (name: string): name is FakeProviderName => name in LATENCY_PROFILES
 if (!isProvider(providerName)) throw new Error(`BENCH_PROVIDER: gemini, openai or anthropic, not ${providerName}`)
-const profile = LATENCY_PROFILES[providerName]
+/**
+ * BENCH_TEXT_TTFT_MS replaces the profile's time to first token of text calls (the suggestions): a
+ * what-if, e.g. 0 for an upper bound of what writing the replies in the vision call would save.
+ */
+const textTtftMs = process.env["BENCH_TEXT_TTFT_MS"]
+const profile =
+  textTtftMs === undefined
+    ? LATENCY_PROFILES[providerName]
+    : { ...LATENCY_PROFILES[providerName], ttftMs: Number(textTtftMs) }
 
 /** How the app reaches each fake: its chain id and the variables that point it there. */
 const chainOf = (url: string): { readonly id: string; readonly env: NodeJS.ProcessEnv } => {
@@ -125,7 +134,7 @@ try {
   const fake = start(
     "fake",
     "bench/latency-fake.ts",
-    { ...baseEnv(), BENCH_FAKE_PROVIDER: providerName },
+    { ...baseEnv(), BENCH_FAKE_PROVIDER: providerName, BENCH_TEXT_TTFT_MS: String(profile.ttftMs) },
     join(dataDir, "fake.log")
   )
   children.push(fake)
