@@ -359,8 +359,13 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
               sessionId,
               followed.right.pipe(
                 Stream.runForEach((item) => send(sessionEventFrame(sessionId, item))),
-                // The session's id says which one to follow again (a client follows several at once).
-                Effect.catchAll(internal("session stream", { details: { sessionId } })),
+                Effect.catchAll((error) =>
+                  error._tag === "NotFound"
+                    ? // Deleted meanwhile: as a subscription to a missing session is answered.
+                      sendError("NOT_FOUND", error.message, { details: { sessionId } })
+                    : // The session's id says which one to follow again (a client follows several at once).
+                      internal("session stream", { details: { sessionId } })(error)
+                ),
                 trackedIn(wsSubscriptions)
               )
             )

@@ -304,18 +304,19 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         // after a terminal snapshot (resuming was not possible, or the progress is gone), and after a
         // feed that ended with nothing for the listener (it resumed at the last seq: it had the end,
         // or its seq was from the numbering before Redis restarted empty), which first gets the final
-        // state as a snapshot. A feed ended by a deleted session ends as it is.
+        // state as a snapshot. A feed ended by a deleted session (another device, an erasure) fails
+        // NotFound: its listener would otherwise wait for an end that never comes.
         const last = yield* Ref.make<SessionStreamItem | undefined>(undefined)
         const closing = Stream.unwrap(
           Effect.gen(function* () {
             const item = yield* Ref.get(last)
             if (item?._tag === "Event" && isTerminalEvent(item.event)) return Stream.empty
-            const current = yield* load(userId, id).pipe(Effect.option)
-            if (Option.isNone(current) || !isTerminalStatus(current.value.status)) return Stream.empty
+            const current = yield* load(userId, id)
+            if (!isTerminalStatus(current.status)) return Stream.empty
             const seq = item?.seq ?? (yield* Ref.get(lastSeq))
-            const terminal: SessionStreamItem = { _tag: "Event", seq, event: terminalEventOf(current.value) }
+            const terminal: SessionStreamItem = { _tag: "Event", seq, event: terminalEventOf(current) }
             if (item?._tag === "Snapshot" && isTerminalStatus(item.state.status)) return Stream.make(terminal)
-            const snapshot: SessionStreamItem = { _tag: "Snapshot", seq, state: stateOf(current.value) }
+            const snapshot: SessionStreamItem = { _tag: "Snapshot", seq, state: stateOf(current) }
             return Stream.make(snapshot, terminal)
           })
         )
@@ -356,12 +357,13 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
       Effect.gen(function* () {
         const row = yield* load(userId, id)
         yield* jobs.remove(id).pipe(Effect.mapError(queueDown))
-        yield* feed.clear(id).pipe(Effect.catchAll((error) => Effect.logWarning("Session progress not cleared", error)))
         const keys = row.images.flatMap((image) =>
           [image.upload.key, image.imageKey, image.thumbnailKey].filter((key) => key !== null)
         )
         if (keys.length > 0) yield* storage.remove(keys)
         yield* repo.remove(userId, id)
+        // After the row: a follower's stream ends on the clear and must find the session gone.
+        yield* feed.clear(id).pipe(Effect.catchAll((error) => Effect.logWarning("Session progress not cleared", error)))
       })
 
     /** Account erasure: the queued jobs and progress topics of every session (rows cascade, objects go with uploads). */

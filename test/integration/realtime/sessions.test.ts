@@ -28,6 +28,11 @@ beforeAll(async () => {
   screenshot = await chatScreenshotPng()
 })
 
+const isOcr = (frame: Frame) => {
+  const data = frame["data"]
+  return typeof data === "object" && data !== null && "phase" in data && data.phase === "ocr"
+}
+
 /** Alice's new session on the fakes' answers, subscribed on a new socket of hers. */
 const aliceFollows = Effect.gen(function* () {
   const url = yield* baseUrl
@@ -242,6 +247,30 @@ layer(
       })
       expect(missing).toMatchObject({ type: "error", code: "NOT_FOUND" })
       expect(socket.frames.some((frame) => frame.type === "session.event")).toBe(false)
+    })
+  )
+
+  it.scoped("a followed session deleted meanwhile (another device): its subscription ends with NOT_FOUND", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice } = yield* twoUsers(url)
+      // Every model call stalls, so the session is still running when it is deleted.
+      openai.setFallback({ kind: "hang" })
+      const session = yield* newSession(url, alice.headers, screenshot)
+      const socket = yield* connectAs(url, alice.token)
+      yield* socket.send({ type: "subscribe", sessionId: session.id, afterSeq: 0 })
+      yield* socket.next((frame) => frame.type === "session.event" && frame["sessionId"] === session.id && isOcr(frame))
+      const deleted = yield* Effect.promise(() =>
+        fetch(`${url}/api/v1/sessions/${session.id}`, { method: "DELETE", headers: alice.headers })
+      )
+      expect(deleted.status).toBe(204)
+      // Before: the subscription ended without a word, and the app waited for a terminal event.
+      expect(yield* socket.next(ofType("error"))).toEqual({
+        type: "error",
+        code: "NOT_FOUND",
+        message: "Session not found",
+        details: { sessionId: session.id }
+      })
     })
   )
 

@@ -5,7 +5,7 @@
  * In-process queue and progress bus, the worker in the same process, local OCR and provider.
  */
 import { expect, layer } from "@effect/vitest"
-import { Chunk, Effect, Stream } from "effect"
+import { Chunk, Deferred, Effect, Fiber, Stream } from "effect"
 import { beforeAll } from "vitest"
 import { WingmateRpcClient } from "../../../src/client/rpc-client.ts"
 import { NotFound } from "../../../src/domain/errors.ts"
@@ -135,6 +135,37 @@ layer(testServer({ db: TestDb(), consumer: true }), { timeout: 120_000, excludeT
         expect(yield* sql("SELECT count(*)::int AS n FROM suggestions WHERE session_id = $1", [created.id])).toEqual([
           { n: 5 }
         ])
+      })
+    )
+  }
+)
+
+layer(testServer({ db: TestDb(), consumer: false }), { timeout: 60_000, excludeTestServices: true })(
+  "rpc: sessions, no worker",
+  (it) => {
+    it.effect("a followed session deleted meanwhile: the follow fails NotFound instead of waiting forever", () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const { alice } = yield* twoUsers(url)
+        const uploadId = yield* uploadPng(url, alice.headers, screenshot)
+        const failure = yield* Effect.gen(function* () {
+          const rpc = yield* WingmateRpcClient
+          // No worker: the session stays queued until it is deleted.
+          const created = yield* rpc.sessions.create({ uploadIds: [uploadId] })
+          const following = yield* Deferred.make<void>()
+          const follow = yield* rpc.sessions.follow({ sessionId: created.id, afterSeq: 0 }).pipe(
+            Stream.runForEach(() => Deferred.succeed(following, undefined)),
+            Effect.fork
+          )
+          yield* Deferred.await(following)
+          const deleted = yield* Effect.promise(() =>
+            fetch(`${url}/api/v1/sessions/${created.id}`, { method: "DELETE", headers: alice.headers })
+          )
+          expect(deleted.status).toBe(204)
+          // Before: the stream ended without its terminal event, as if the session could still go on.
+          return yield* Effect.flip(Fiber.join(follow))
+        }).pipe(Effect.provide(WingmateRpcClient.http({ baseUrl: url, token: alice.token })))
+        expect(failure).toBeInstanceOf(NotFound)
       })
     )
   }
