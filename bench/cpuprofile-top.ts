@@ -2,11 +2,12 @@
  * The top self-time functions of a `--cpu-prof` profile, and the share of each package (or of
  * the project's own files), so a bench's profile reads without DevTools.
  *
- *   node bench/cpuprofile-top.ts <file.cpuprofile> [count=30] [--since <µs>]
+ *   node bench/cpuprofile-top.ts <file.cpuprofile> [count=30] [--since <µs>] [--until <µs>]
  *
  * `--since`: only the samples taken at or after that monotonic time in µs (V8's profile clock and
  * `process.hrtime` are both CLOCK_MONOTONIC): bench/latency.ts prints the start of its measured
- * rounds, so their profile leaves the boot and the warm-up out.
+ * rounds, so their profile leaves the boot and the warm-up out. `--until`: and before that time
+ * (e.g. a burst's first 700 ms: the work before its vision calls).
  */
 import { readFileSync } from "node:fs"
 
@@ -21,11 +22,16 @@ interface Profile {
   readonly timeDeltas: ReadonlyArray<number>
 }
 
-const sinceAt = process.argv.indexOf("--since")
-const sinceUs = sinceAt === -1 ? Number.NEGATIVE_INFINITY : Number(process.argv[sinceAt + 1])
+const optionOf = (name: string, otherwise: number) => {
+  const at = process.argv.indexOf(name)
+  return at === -1 ? otherwise : Number(process.argv[at + 1])
+}
+const sinceUs = optionOf("--since", Number.NEGATIVE_INFINITY)
+const untilUs = optionOf("--until", Number.POSITIVE_INFINITY)
+const options = new Set(["--since", "--until"])
 const [file, countArg] = process.argv
   .slice(2)
-  .filter((_, i, args) => args[i] !== "--since" && args[i - 1] !== "--since")
+  .filter((_, i, args) => !options.has(args[i] ?? "") && !options.has(args[i - 1] ?? ""))
 if (file === undefined) {
   console.error("usage: node bench/cpuprofile-top.ts <file.cpuprofile> [count]")
   process.exit(2)
@@ -36,7 +42,7 @@ const selfUs = new Map<number, number>()
 let sampledAt = profile.startTime
 profile.samples.forEach((id, i) => {
   sampledAt += profile.timeDeltas[i] ?? 0
-  if (sampledAt >= sinceUs) selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0))
+  if (sampledAt >= sinceUs && sampledAt < untilUs) selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0))
 })
 const total = [...selfUs.values()].reduce((sum, us) => sum + us, 0)
 

@@ -174,6 +174,8 @@ try {
     const follower = await openFollower(url, token)
     const cpu = () => ({ api: cpuMsOf(api.pid), worker: cpuMsOf(worker.pid), fake: cpuMsOf(fake.pid) })
     const before = cpu()
+    // For a profile of the burst alone (the uploads above are not timed): cpuprofile-top.ts --since/--until.
+    console.log(`burst of ${count} creates at monotonic ${process.hrtime.bigint() / 1000n} µs`)
     const sessions = await Promise.all(uploadIds.map((uploadId) => followSession(url, token, follower, uploadId)))
     const after = cpu()
     await follower.close()
