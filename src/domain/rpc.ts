@@ -222,7 +222,10 @@ export const SessionsRpcs = RpcGroup.make(
       afterSeq: Schema.optionalWith(Schema.NonNegativeInt, { exact: true })
     }),
     success: SessionStreamItem,
-    /** `ServiceUnavailable`: the progress feed failed; resume with `afterSeq`. */
+    /**
+     * `NotFound`: no such session of yours, or deleted while followed. `ServiceUnavailable`: the
+     * progress feed failed; resume with `afterSeq`.
+     */
     error: Schema.Union(NotFound, ServiceUnavailable),
     stream: true
   }),
