@@ -304,7 +304,7 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         // after a terminal snapshot (resuming was not possible, or the progress is gone), and after a
         // feed that ended with nothing for the listener (it resumed at the last seq: it had the end,
         // or its seq was from the numbering before Redis restarted empty), which first gets the final
-        // state as a snapshot. A feed ended by a deleted session (another device, an erasure) fails
+        // state as a snapshot. A feed ended by a deleted session (from another device) fails
         // NotFound: its listener would otherwise wait for an end that never comes.
         const last = yield* Ref.make<SessionStreamItem | undefined>(undefined)
         const closing = Stream.unwrap(
