@@ -342,6 +342,9 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
         db
           .query("sessions.remove", (c) => c.session.deleteMany({ where: { id, userId } }))
           .pipe(Effect.map(({ count }) => count > 0)),
+      /** Every session of the user (account erasure; images, transcript and suggestions cascade). */
+      removeAllOf: (userId: string) =>
+        db.query("sessions.removeAllOf", (c) => c.session.deleteMany({ where: { userId } })).pipe(Effect.asVoid),
       idsOf: (userId: string) =>
         db
           .query("sessions.idsOf", (c) => c.session.findMany({ where: { userId }, select: { id: true } }))

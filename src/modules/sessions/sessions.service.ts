@@ -366,14 +366,17 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         yield* feed.clear(id).pipe(Effect.catchAll((error) => Effect.logWarning("Session progress not cleared", error)))
       })
 
-    /** Account erasure: the queued jobs and progress topics of every session (rows cascade, objects go with uploads). */
+    /**
+     * Account erasure: every session's queued job, row and progress topic (objects go with uploads).
+     * The rows before the topics, as `remove` does: a follower's stream ends on the clear and must
+     * find its session gone.
+     */
     const eraseUser = (userId: string) =>
       Effect.gen(function* () {
         const ids = yield* repo.idsOf(userId)
-        yield* Effect.forEach(ids, (id) => Effect.zipRight(jobs.remove(id), feed.clear(id)), {
-          concurrency: 8,
-          discard: true
-        })
+        yield* Effect.forEach(ids, (id) => jobs.remove(id), { concurrency: 8, discard: true })
+        yield* repo.removeAllOf(userId)
+        yield* Effect.forEach(ids, (id) => feed.clear(id), { concurrency: 8, discard: true })
         yield* Effect.logInfo("Sessions erased").pipe(Effect.annotateLogs({ sessions: ids.length }))
       })
 

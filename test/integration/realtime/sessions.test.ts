@@ -45,6 +45,25 @@ const aliceFollows = Effect.gen(function* () {
   return { url, alice, socket, session }
 })
 
+/** Alice's session that stays running (every model call stalls), followed on a new socket up to its OCR. */
+const aliceFollowsARunningSession = Effect.gen(function* () {
+  const url = yield* baseUrl
+  const { alice } = yield* twoUsers(url)
+  openai.setFallback({ kind: "hang" })
+  const session = yield* newSession(url, alice.headers, screenshot)
+  const socket = yield* connectAs(url, alice.token)
+  yield* socket.send({ type: "subscribe", sessionId: session.id, afterSeq: 0 })
+  yield* socket.next((frame) => frame.type === "session.event" && frame["sessionId"] === session.id && isOcr(frame))
+  return { url, alice, socket, session }
+})
+
+const notFoundFrame = (sessionId: string) => ({
+  type: "error",
+  code: "NOT_FOUND",
+  message: "Session not found",
+  details: { sessionId }
+})
+
 layer(
   testServer({
     db: TestDb(),
@@ -252,25 +271,26 @@ layer(
 
   it.scoped("a followed session deleted meanwhile (another device): its subscription ends with NOT_FOUND", () =>
     Effect.gen(function* () {
-      const url = yield* baseUrl
-      const { alice } = yield* twoUsers(url)
-      // Every model call stalls, so the session is still running when it is deleted.
-      openai.setFallback({ kind: "hang" })
-      const session = yield* newSession(url, alice.headers, screenshot)
-      const socket = yield* connectAs(url, alice.token)
-      yield* socket.send({ type: "subscribe", sessionId: session.id, afterSeq: 0 })
-      yield* socket.next((frame) => frame.type === "session.event" && frame["sessionId"] === session.id && isOcr(frame))
+      const { url, alice, socket, session } = yield* aliceFollowsARunningSession
       const deleted = yield* Effect.promise(() =>
         fetch(`${url}/api/v1/sessions/${session.id}`, { method: "DELETE", headers: alice.headers })
       )
       expect(deleted.status).toBe(204)
       // Before: the subscription ended without a word, and the app waited for a terminal event.
-      expect(yield* socket.next(ofType("error"))).toEqual({
-        type: "error",
-        code: "NOT_FOUND",
-        message: "Session not found",
-        details: { sessionId: session.id }
-      })
+      expect(yield* socket.next(ofType("error"))).toEqual(notFoundFrame(session.id))
+    })
+  )
+
+  it.scoped("a followed session of an account erased meanwhile: its subscription ends with NOT_FOUND", () =>
+    Effect.gen(function* () {
+      const { url, alice, socket, session } = yield* aliceFollowsARunningSession
+      const erased = yield* Effect.promise(() =>
+        fetch(`${url}/api/v1/users/me`, { method: "DELETE", headers: alice.headers })
+      )
+      expect(erased.status).toBe(204)
+      // Before: the progress was cleared while the rows still existed, and the subscription ended quietly.
+      expect(yield* socket.next(ofType("error"))).toEqual(notFoundFrame(session.id))
+      expect(yield* sql("SELECT count(*)::int AS n FROM sessions WHERE id = $1", [session.id])).toEqual([{ n: 0 }])
     })
   )
 
