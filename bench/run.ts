@@ -27,6 +27,11 @@ interface Headline {
 type Json = Record<string, unknown>
 const rowsOf = (json: Json) => (Array.isArray(json["rows"]) ? (json["rows"] as Array<Json>) : [])
 const num = (value: unknown, digits = 1) => (typeof value === "number" ? value.toFixed(digits) : "–")
+/** What a WebSocket server's warm-up connections added to its RSS (booted → idle). */
+const oneTime = (row: Json) =>
+  typeof row["idleRssMb"] === "number" && typeof row["bootRssMb"] === "number"
+    ? `+${(row["idleRssMb"] - row["bootRssMb"]).toFixed(1)}`
+    : "–"
 const times = (value: unknown) => (typeof value === "number" ? `${value.toFixed(2)}×` : "–")
 
 interface Bench {
@@ -80,7 +85,8 @@ const benches: ReadonlyArray<Bench> = [
       return results.map((row) => ({
         measure: `${String(row["server"])}: ${num(row["connections"], 0)} connections held, KiB per connection`,
         value: num(row["kbPerConnection"]),
-        versus: `ping p50 / p99 ${num(row["pingP50Ms"], 2)} / ${num(row["pingP99Ms"], 2)} ms`
+        // The warm-up's connections pay once what later ones do not (bench/websocket.ts).
+        versus: `warm-up of ${num(json["warmupConnections"], 0)}: ${oneTime(row)} MiB once; ping p50 / p99 ${num(row["pingP50Ms"], 2)} / ${num(row["pingP99Ms"], 2)} ms`
       }))
     }
   },

@@ -4,6 +4,9 @@
  * floor), both started as child processes in the same run. Per server: RSS when idle, RSS with
  * N connections open (each authenticated on Wingmate), memory per connection, and the JSON
  * ping → pong round trip across the held connections (p50, p99) while they are all open.
+ * "Idle" is after a warm-up: 100 connections opened the same way, pinged and closed, so that what
+ * the first connections pay once (compiled code, the token check's and the user read's modules,
+ * V8's young generation grown to its working size) is not spread over the held ones.
  *
  * Wingmate runs as `npm start` (src/main/api.ts) on a fresh, migrated PostgreSQL database (dropped at
  * the end), no Redis (in-process bus), tokens signed with the tests' key (CLERK_JWT_KEY, networkless),
@@ -103,6 +106,8 @@ const pingRoundTrips = async (sockets: ReadonlyArray<WebSocket>, count: number) 
 interface Result {
   readonly server: string
   readonly connections: number
+  /** RSS once booted, before the warm-up. */
+  readonly bootRssMb: number
   readonly idleRssMb: number
   readonly heldRssMb: number
   readonly kbPerConnection: number
@@ -111,15 +116,32 @@ interface Result {
   readonly pingP99Ms: number
 }
 
+/** Connections opened, pinged and closed before the idle sample (`BENCH_WS_WARMUP`; 0: none). */
+const warmupConnections = Number(process.env["BENCH_WS_WARMUP"] ?? "100")
+
 const measure = async (
   server: string,
   running: Running,
   url: string,
-  ready: (ws: WebSocket) => Promise<void>
+  ready: (ws: WebSocket, phase: "warm-up" | "held") => Promise<void>
 ): Promise<Result> => {
-  const idleRssMb = await settledRss(running)
+  const bootRssMb = await settledRss(running)
+  if (warmupConnections > 0) {
+    const warm = await openAll(url, warmupConnections, (ws) => ready(ws, "warm-up"))
+    await pingRoundTrips(warm, warmupConnections)
+    await Promise.all(
+      warm.map(
+        (ws) =>
+          new Promise<void>((resolve) => {
+            ws.once("close", () => resolve())
+            ws.close()
+          })
+      )
+    )
+  }
+  const idleRssMb = warmupConnections > 0 ? await settledRss(running) : bootRssMb
   const started = performance.now()
-  const sockets = await openAll(url, connections, ready)
+  const sockets = await openAll(url, connections, (ws) => ready(ws, "held"))
   const openSeconds = (performance.now() - started) / 1000
   const heldRssMb = await settledRss(running)
   const times = await pingRoundTrips(sockets, pings)
@@ -127,6 +149,7 @@ const measure = async (
   return {
     server,
     connections: sockets.length,
+    bootRssMb,
     idleRssMb,
     heldRssMb,
     kbPerConnection: ((heldRssMb - idleRssMb) * 1024) / sockets.length,
@@ -173,14 +196,17 @@ const main = async () => {
     const tokens = Array.from({ length: Math.ceil(connections / 500) }, (_, i) =>
       tokenFor({ clerkId: `user_bench_ws_${i}`, expiresIn: 7200 })
     )
+    const warmupToken = tokenFor({ clerkId: "user_bench_ws_warmup", expiresIn: 7200 })
     let opened = 0
     const wingmateResult = await measure(
       "Wingmate /ws (authenticated)",
       wingmate,
       `ws://127.0.0.1:${port}/ws`,
-      async (ws) => {
+      async (ws, phase) => {
         const reply = nextMessage(ws)
-        ws.send(JSON.stringify({ type: "auth", token: tokens[Math.floor(opened++ / 500)] }))
+        // The warm-up's user is its own: the held connections' per-user counts stay as they were.
+        const token = phase === "warm-up" ? warmupToken : tokens[Math.floor(opened++ / 500)]
+        ws.send(JSON.stringify({ type: "auth", token }))
         const ok = await reply
         if (ok["type"] !== "auth.ok") throw new Error(`auth refused: ${JSON.stringify(ok)}`)
       }
@@ -212,13 +238,16 @@ const main = async () => {
     await stop(bare)
 
     const results = [wingmateResult, bareResult]
-    console.log(`\nWebSocket footprint: ${connections} connections per server (Node ${process.version})\n`)
+    console.log(
+      `\nWebSocket footprint: ${connections} connections per server after a warm-up of ${warmupConnections} (Node ${process.version})\n`
+    )
     console.log(
       table(
         [
           "server",
           "connections",
-          "idle RSS MiB",
+          "booted RSS MiB",
+          "idle RSS MiB (after warm-up)",
           "RSS held MiB",
           "KiB per connection",
           "open s",
@@ -228,6 +257,7 @@ const main = async () => {
         results.map((r) => [
           r.server,
           String(r.connections),
+          r.bootRssMb.toFixed(1),
           r.idleRssMb.toFixed(1),
           r.heldRssMb.toFixed(1),
           r.kbPerConnection.toFixed(1),
@@ -242,7 +272,11 @@ const main = async () => {
     mkdirSync(join(root, "bench", "results"), { recursive: true })
     writeFileSync(
       join(root, "bench", "results", "websocket.json"),
-      JSON.stringify({ connections, node: process.version, results, perConnectionRatio: ratio }, null, 2)
+      JSON.stringify(
+        { connections, warmupConnections, node: process.version, results, perConnectionRatio: ratio },
+        null,
+        2
+      )
     )
   } finally {
     for (const process of running) await stop(process)
