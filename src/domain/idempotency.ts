@@ -11,8 +11,12 @@ export const IDEMPOTENT_OPERATIONS: ReadonlyArray<{ readonly method: "POST"; rea
   { method: "POST", route: "/api/v1/sessions/:sessionId/suggestions" }
 ]
 
-/** Statuses a first request's answer is kept (and replayed) with: every 2xx, and 4xx but these. */
-const NOT_KEPT_4XX = new Set([400, 401, 408, 413, 415, 429])
+/**
+ * Statuses a first request's answer is kept (and replayed) with: every 2xx, and 4xx but these.
+ * 499 is not an answer: it is @effect/platform's status for a request whose client left before
+ * its end (the operation interrupted), which the retry must run again.
+ */
+const NOT_KEPT_4XX = new Set([400, 401, 408, 413, 415, 429, 499])
 export const isKept = (status: number) => status < 400 || (status < 500 && !NOT_KEPT_4XX.has(status))
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null
@@ -27,7 +31,7 @@ const KEY_PARAMETER = {
     "first answer without running the operation again (`Idempotent-Replayed: true`); with another body, 422 " +
     "IDEMPOTENCY_KEY_REUSED; while the first still runs, 409 IDEMPOTENCY_KEY_IN_FLIGHT with Retry-After. " +
     "Keys are per user and per operation. 5xx, 400, 401, 408, 413, 415 and 429 answers are not kept (a retry " +
-    "runs again), nor is an event stream that did not reach its end.",
+    "runs again), nor is a request the client left before its answer, nor an event stream that did not reach its end.",
   schema: { type: "string", minLength: 1, maxLength: 255, pattern: "^[\\x20-\\x7E]{1,255}$" }
 }
 

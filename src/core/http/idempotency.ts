@@ -11,8 +11,9 @@
  * - First request: it runs under a lock (30 s, extended while it runs; a crashed instance frees
  *   the key within 30 s). Its final answer is kept 24 h: every 2xx, and every 4xx except 400,
  *   401, 408, 413, 415 and 429 (refused before the operation ran, or for a moment). Every 5xx,
- *   those 4xx, a stream that did not end (client gone, interrupted), a stream whose last event is
- *   such an error, and an answer over 1 MiB release the key: a retry runs the operation again.
+ *   those 4xx, a request whose client left before its answer (the platform's 499), a stream that
+ *   did not end (client gone, interrupted), a stream whose last event is such an error, and an
+ *   answer over 1 MiB release the key: a retry runs the operation again.
  * - Same key and fingerprint later: the kept answer (status, body, Content-Type, Cache-Control)
  *   with `Idempotent-Replayed: true`; the operation does not run (no row, no quota, no model
  *   call). A kept event stream is replayed as the same events (keep-alive comments left out), in

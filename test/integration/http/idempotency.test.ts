@@ -418,6 +418,50 @@ layer(
     })
   )
 
+  it.effect(
+    "a JSON request the client left before its answer is not kept: the key is released and the retry runs",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const { alice } = yield* twoUsers(url)
+        const arrived = yield* Deferred.make<void>()
+        // Held until the client has gone (the server's interruption aborts the call).
+        openai.enqueue({
+          kind: "ok",
+          text: "Coffee or tea?\n",
+          arrived: () => Effect.runSync(Deferred.succeed(arrived, undefined)),
+          until: new Promise(() => {})
+        })
+        const payload = { profile: { name: "Sam" }, count: 1 }
+        const client = new AbortController()
+        const left = Effect.runPromise(
+          Effect.either(
+            Effect.tryPromise(() =>
+              fetch(`${url}/api/v1/magic-openers/generate`, {
+                method: "POST",
+                headers: { "content-type": "application/json", ...withKey(alice.headers, "gone") },
+                body: JSON.stringify(payload),
+                signal: client.signal
+              })
+            )
+          )
+        )
+        yield* Deferred.await(arrived)
+        client.abort()
+        expect((yield* Effect.promise(() => left))._tag).toBe("Left")
+        yield* Effect.promise(() => openai.nextClientAbort())
+        // Before the fix the platform's 499 for a client gone was kept as a 4xx answer: every retry
+        // for 24 h got an empty 499 replay.
+        yield* untilNoEntries(alice.clerkId)
+
+        answer("Coffee or tea?\n")
+        const retried = yield* generateJson(url, withKey(alice.headers, "gone"), payload)
+        expect(retried.status).toBe(200)
+        expect(retried.headers.get("idempotent-replayed")).toBeNull()
+        expect(yield* openerRows(alice.id)).toHaveLength(1)
+      })
+  )
+
   it.effect("account erasure drops the user's kept answers", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
