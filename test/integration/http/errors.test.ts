@@ -116,7 +116,15 @@ layer(testServer({ db: TestDb(), routes: ProbeRoutes }), { timeout: 60_000 })("H
   it.effect("a body that is not JSON → 415 UNSUPPORTED_MEDIA_TYPE, never handed to the schema", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
-      for (const contentType of ["text/plain", "application/octet-stream", "application/x-www-form-urlencoded"]) {
+      // A `+json` type too: the framework parses only application/json, and read such a body as bytes
+      // once it had been read (a request that never got an answer before).
+      for (const contentType of [
+        "text/plain",
+        "application/octet-stream",
+        "application/x-www-form-urlencoded",
+        "application/merge-patch+json",
+        "application/vnd.api+json; charset=utf-8"
+      ]) {
         const res = yield* http(`${url}/api/v1/probe/echo`, {
           method: "POST",
           headers: { "content-type": contentType },
