@@ -37,6 +37,8 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("Payl
 export class RequestTimeout extends Schema.TaggedError<RequestTimeout>()("RequestTimeout", errorFields) {}
 /** The request line and headers are larger than the server reads. */
 export class HeadersTooLarge extends Schema.TaggedError<HeadersTooLarge>()("HeadersTooLarge", errorFields) {}
+/** An `Expect` request header other than `100-continue` (the only expectation the server meets). */
+export class ExpectationFailed extends Schema.TaggedError<ExpectationFailed>()("ExpectationFailed", errorFields) {}
 /** The media type is not accepted. */
 export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()(
   "UnsupportedMediaType",
@@ -128,6 +130,7 @@ export const ErrorCatalog = {
   PAYLOAD_TOO_LARGE: { status: 413, error: PayloadTooLarge },
   REQUEST_TIMEOUT: { status: 408, error: RequestTimeout },
   HEADERS_TOO_LARGE: { status: 431, error: HeadersTooLarge },
+  EXPECTATION_FAILED: { status: 417, error: ExpectationFailed },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, error: UnsupportedMediaType },
   URL_SIGNATURE_INVALID: { status: 403, error: UrlSignatureInvalid },
   URL_EXPIRED: { status: 403, error: UrlExpired },

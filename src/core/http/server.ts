@@ -30,6 +30,18 @@ const TOO_MANY_CONNECTIONS = rawAnswer(
   "retry-after: 1\r\n"
 )
 
+/** The envelope written on a request Node hands over but routing must not see. */
+const answerAtOnce = (response: ServerResponse, code: ErrorCode, message: string) => {
+  const body = JSON.stringify({ success: false, error: { code, message } })
+  response.shouldKeepAlive = false
+  response.writeHead(ErrorCatalog[code].status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+    connection: "close"
+  })
+  response.end(body)
+}
+
 /** What Node's parser and timers refuse (it would answer a bare status line, or nothing). */
 const clientErrorAnswer = (error: unknown): string => {
   const code = error instanceof Error && "code" in error ? error.code : undefined
@@ -66,7 +78,9 @@ class RoutingServer extends Server {
       requestTimeout: limits.requestTimeoutMs,
       keepAliveTimeout: limits.keepAliveTimeoutMs,
       // Node checks the two timeouts above only this often (30 s by default).
-      connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs)
+      connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+      // Node's own answer to a missing Host is an empty 400: `emit` answers it with the envelope.
+      requireHostHeader: false
     })
     this.upgrades = upgrades
     this.maxPerAddress = limits.maxConnectionsPerAddress
@@ -76,6 +90,10 @@ class RoutingServer extends Server {
         socket.end(clientErrorAnswer(error), () => socket.destroy())
       else socket.destroy()
     })
+    // Without a listener Node writes an empty 417 itself.
+    this.on("checkExpectation", (_request: IncomingMessage, response: ServerResponse) =>
+      answerAtOnce(response, "EXPECTATION_FAILED", "The only expectation this server meets is 100-continue")
+    )
   }
 
   override emit(event: string, ...args: Array<unknown>): boolean {
@@ -86,6 +104,10 @@ class RoutingServer extends Server {
     if (event === "request") {
       const [request, response] = args
       if (request instanceof IncomingMessage && response instanceof ServerResponse) {
+        if (request.httpVersion === "1.1" && request.headers.host === undefined) {
+          answerAtOnce(response, "BAD_REQUEST", "An HTTP/1.1 request must carry a Host header")
+          return true
+        }
         request.url = originForm(request.url)
         keepSocketForAnswer(request, response)
       }

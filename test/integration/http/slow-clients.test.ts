@@ -179,3 +179,43 @@ describe("slow clients", () => {
     )
   )
 })
+
+describe("requests Node would answer on its own", () => {
+  it.live("an HTTP/1.1 request without Host: the 400 BAD_REQUEST envelope (Node wrote an empty 400)", () =>
+    Effect.gen(function* () {
+      const answer = yield* Effect.flatMap(open, (socket) =>
+        untilClosed(socket, "GET /api/v1/users/me HTTP/1.1\r\nconnection: keep-alive\r\n\r\n")
+      )
+      expect(answer).toEqual({
+        status: 400,
+        body: {
+          success: false,
+          error: { code: "BAD_REQUEST", message: "An HTTP/1.1 request must carry a Host header" }
+        }
+      })
+      // HTTP/1.0 has no Host requirement: it reaches the routes.
+      const old = yield* Effect.flatMap(open, (socket) => untilClosed(socket, "GET /health/live HTTP/1.0\r\n\r\n"))
+      expect(old.status).toBe(200)
+    }).pipe(Effect.provide(testServer({ db: TestDb(), config: timeouts })))
+  )
+
+  it.live("an Expect other than 100-continue: the 417 EXPECTATION_FAILED envelope (Node wrote an empty 417)", () =>
+    Effect.gen(function* () {
+      const token = tokenFor({ clerkId: newClerkId("expect") })
+      const answer = yield* Effect.flatMap(open, (socket) =>
+        untilClosed(
+          socket,
+          `POST /api/v1/matches HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer ${token}\r\n` +
+            `content-type: application/json\r\ncontent-length: 13\r\nexpect: 200-ok\r\n\r\n{"name":"Ada"}`
+        )
+      )
+      expect(answer).toEqual({
+        status: 417,
+        body: {
+          success: false,
+          error: { code: "EXPECTATION_FAILED", message: "The only expectation this server meets is 100-continue" }
+        }
+      })
+    }).pipe(Effect.provide(testServer({ db: TestDb(), config: timeouts })))
+  )
+})
