@@ -260,6 +260,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
                     }
                   )
                   yield* repo.cacheOcr(
+                    session.id,
                     userId,
                     image.contentHash,
                     Schema.encodeSync(Transcript)(transcript),

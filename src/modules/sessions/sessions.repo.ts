@@ -4,7 +4,7 @@
  * job never duplicates a row, and a cancelled or deleted session is never brought back.
  */
 import { Effect, Option, Schema } from "effect"
-import { Db, type DbError } from "../../core/db/db.ts"
+import { Db, type DbError, queryWith } from "../../core/db/db.ts"
 import { newId } from "../../core/db/ids.ts"
 import { Prisma, type Session, UploadPurpose, UploadStatus } from "../../core/db/generated/client.ts"
 import { cursorKey } from "../../core/pagination.ts"
@@ -338,10 +338,34 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
             })
           )
           .pipe(Effect.map(({ count }) => count > 0)),
+      /**
+       * The session (images, transcript and suggestions cascade) and the cached reads of its
+       * screenshots: a transcript is gone with its session, and the same screenshot is read again.
+       * The row is locked first, so a read being cached at this moment (`cacheOcr` holds a key
+       * share on it) either lands before and is deleted here, or finds the session gone.
+       */
       remove: (userId: string, id: string) =>
-        db
-          .query("sessions.remove", (c) => c.session.deleteMany({ where: { id, userId } }))
-          .pipe(Effect.map(({ count }) => count > 0)),
+        db.transaction("sessions.remove", (tx) =>
+          Effect.gen(function* () {
+            const locked = yield* queryWith(
+              tx,
+              "sessions.remove.lock",
+              (c) => c.$queryRaw<Array<{ id: string }>>`
+                SELECT id FROM sessions WHERE id = ${id} AND user_id = ${userId} FOR UPDATE`
+            )
+            if (locked.length === 0) return false
+            yield* queryWith(
+              tx,
+              "sessions.remove.cachedReads",
+              (c) => c.$executeRaw`
+                DELETE FROM ocr_results WHERE user_id = ${userId} AND content_hash IN (
+                  SELECT content_hash FROM session_images WHERE session_id = ${id} AND content_hash IS NOT NULL
+                )`
+            )
+            yield* queryWith(tx, "sessions.remove.row", (c) => c.session.deleteMany({ where: { id, userId } }))
+            return true
+          })
+        ),
       /** Every session of the user (account erasure; images, transcript and suggestions cascade). */
       removeAllOf: (userId: string) =>
         db.query("sessions.removeAllOf", (c) => c.session.deleteMany({ where: { userId } })).pipe(Effect.asVoid),
@@ -371,9 +395,24 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
         db.query("sessions.cachedOcr", (c) =>
           c.ocrResult.findUnique({ where: { userId_contentHash: { userId, contentHash } } })
         ),
-      cacheOcr: (userId: string, contentHash: string, transcript: Prisma.InputJsonValue, provider: string) =>
-        db.query("sessions.cacheOcr", (c) =>
-          c.ocrResult.createMany({ data: [{ userId, contentHash, transcript, provider }], skipDuplicates: true })
+      /**
+       * Kept only while the session exists (its row key-share locked until the insert commits):
+       * a read that ends after the session was deleted is not cached (see `remove`).
+       */
+      cacheOcr: (
+        sessionId: string,
+        userId: string,
+        contentHash: string,
+        transcript: Prisma.InputJsonValue,
+        provider: string
+      ) =>
+        db.sql(
+          "sessions.cacheOcr",
+          Prisma.sql`
+            INSERT INTO ocr_results (user_id, content_hash, transcript, provider)
+            SELECT ${userId}, ${contentHash}, ${JSON.stringify(transcript)}::jsonb, ${provider}
+            WHERE EXISTS (SELECT 1 FROM sessions WHERE id = ${sessionId} FOR KEY SHARE)
+            ON CONFLICT (user_id, content_hash) DO NOTHING`
         ),
       /** The merged transcript, once: a retry finds the rows already there. */
       saveTranscript: (sessionId: string, messages: ReadonlyArray<MessageRow>) =>

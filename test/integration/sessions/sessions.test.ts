@@ -151,6 +151,31 @@ layer(testServer({ db: TestDb(), redis: Redis.layer, config: redisConfig, consum
       })
     )
 
+    it.effect("deleting a session takes its transcript out of the OCR cache: the same screenshot is read again", () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const { alice } = yield* twoUsers(url)
+        const run = Effect.gen(function* () {
+          const uploadId = yield* uploadPng(url, alice.headers, screenshot)
+          const created = yield* createSession(url, alice.headers, { uploadIds: [uploadId] })
+          const done = yield* awaitFinished(url, alice.headers, (created.body as { data: WireSession }).data.id)
+          expect(done.status).toBe("completed")
+          return done.id
+        })
+        const cached = sql<{ created_at: Date }>("SELECT created_at FROM ocr_results WHERE user_id = $1", [alice.id])
+        const first = yield* run
+        const [before] = yield* cached
+        expect(before).toBeDefined()
+        const deleted = yield* http(`${url}/api/v1/sessions/${first}`, { method: "DELETE", headers: alice.headers })
+        expect(deleted.status).toBe(204)
+        // The README's privacy table: a transcript is gone with its session, the cached read included.
+        expect(yield* cached).toEqual([])
+        yield* run
+        const [after] = yield* cached
+        expect(after?.created_at.getTime()).toBeGreaterThan(before?.created_at.getTime() ?? Infinity)
+      })
+    )
+
     it.effect("another user's upload or session answers 404; a used upload 409 naming it", () =>
       Effect.gen(function* () {
         const url = yield* baseUrl
