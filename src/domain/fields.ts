@@ -8,11 +8,13 @@ import { Schema } from "effect"
 
 // With the `u` flag a lone surrogate is its own code point of category Cs (a pair is one astral code point).
 const LONE_SURROGATE = /\p{Cs}/u
-// C0 controls and DEL; \t \n \r are allowed in multi-line text only (finding them is the point here).
+// C0 controls, DEL and C1 controls (U+0080–U+009F, NEL among them), and the Unicode line and
+// paragraph separators; \t \n \r and the separators are allowed in multi-line text only (finding
+// them is the point here).
 // eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001F\u007F]/
+const CONTROL = /[\u0000-\u001F\u007F-\u009F\u2028\u2029]/
 // eslint-disable-next-line no-control-regex
-const CONTROL_BUT_LINES = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/
+const CONTROL_BUT_LINES = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/
 
 /**
  * Text the server did not get from the client's own typing but must store all the same (signed

@@ -14,7 +14,19 @@ describe("Text", () => {
   })
 
   it("refuses NUL, other controls and lone surrogates; keeps emoji and RTL marks", () => {
-    for (const bad of ["a\u0000b", "a\u0007", "a\u007f", "x\ud800", "\udc00y", "a\nb"]) {
+    // C1 controls (U+0080–U+009F, NEL among them) and the Unicode line and paragraph separators too.
+    for (const bad of [
+      "a\u0000b",
+      "a\u0007",
+      "a\u007f",
+      "x\ud800",
+      "\udc00y",
+      "a\nb",
+      "a\u0085b",
+      "a\u009f",
+      "a\u2028b",
+      "a\u2029"
+    ]) {
       expect(Either.isLeft(decode(Text(50), bad)), JSON.stringify(bad)).toBe(true)
     }
     for (const good of ["😀👍🏽", "\u202eevil\u202c", "Zoë", "e\u0301"]) {
@@ -26,6 +38,9 @@ describe("Text", () => {
     expect(decode(LongText(50), "line 1\r\n\tline 2")).toEqual(Either.right("line 1\r\n\tline 2"))
     expect(Either.isLeft(decode(LongText(50), "a\u0000"))).toBe(true)
     expect(Either.isLeft(decode(PlainString({ multiline: true }), "\u000b"))).toBe(true)
+    expect(Either.isLeft(decode(LongText(50), "a\u0085b"))).toBe(true)
+    // The Unicode separators are line breaks: in multi-line text they are as welcome as \n.
+    expect(decode(LongText(50), "a\u2028b\u2029c")).toEqual(Either.right("a\u2028b\u2029c"))
   })
 
   it("an over-long value is reported without being quoted", () => {
