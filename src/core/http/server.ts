@@ -13,6 +13,7 @@ import { Duplex } from "node:stream"
 import { ErrorCatalog, type ErrorCode } from "../../domain/errors.ts"
 import { AppConfig } from "../config.ts"
 import { Upgrades } from "./upgrades.ts"
+import { watchUtf8 } from "./utf8-guard.ts"
 
 /** An answer written straight to a socket that HTTP parsing never handed to a route, in the envelope. */
 const rawAnswer = (code: ErrorCode, reason: string, message: string, extraHeaders = "") => {
@@ -110,6 +111,9 @@ class RoutingServer extends Server {
         }
         request.url = originForm(request.url)
         keepSocketForAnswer(request, response)
+        // A body read as JSON (no type, or application/json): its bytes must be UTF-8.
+        const contentType = request.headers["content-type"]?.trim() ?? ""
+        if (contentType === "" || /^application\/json\s*(;|$)/i.test(contentType)) watchUtf8(request)
       }
     }
     if (event === "upgrade") {

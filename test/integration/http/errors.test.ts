@@ -6,7 +6,7 @@ import { describe, expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { request as rawRequest } from "node:http"
 import { TestDb } from "../../support/database.ts"
-import { http, postJson } from "../../support/http.ts"
+import { failure, http, postJson } from "../../support/http.ts"
 import { ProbeRoutes, SECRET_DEFECT_TEXT } from "../../support/probe-api.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 
@@ -144,6 +144,37 @@ layer(testServer({ db: TestDb(), routes: ProbeRoutes }), { timeout: 60_000 })("H
         "content-type": "application/json; charset=utf-8"
       })
       expect(json.status).toBe(200)
+    })
+  )
+
+  it.effect("a body whose bytes are not UTF-8 → 400 INVALID_JSON, never stored as U+FFFD", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const withName = (name: ReadonlyArray<number>) =>
+        http(`${url}/api/v1/probe/echo`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: Buffer.concat([Buffer.from('{"name":"x'), Buffer.from(name), Buffer.from('","age":36}')])
+        })
+      // Bytes that are never UTF-8, an overlong "/", an encoded surrogate, a cut 3-byte and a cut
+      // 4-byte sequence (the last decodes to one U+FFFD of the same length: a length check misses it).
+      for (const bad of [
+        [0xff, 0xfe],
+        [0xc0, 0xaf],
+        [0xed, 0xa0, 0x80],
+        [0xe2, 0x82],
+        [0xf0, 0x9f, 0x98]
+      ]) {
+        const res = yield* withName(bad)
+        expect(res.status, JSON.stringify(bad)).toBe(400)
+        expect(res.body).toEqual(failure("INVALID_JSON", "The request body is not valid JSON"))
+      }
+      // Well-formed: an emoji, and U+FFFD itself as the user typed it.
+      for (const good of ["😀", "\uFFFD"]) {
+        const res = yield* withName([...Buffer.from(good)])
+        expect(res.status, good).toBe(200)
+        expect(res.body).toEqual({ success: true, data: { name: `x${good}`, age: 36 } })
+      }
     })
   )
 
