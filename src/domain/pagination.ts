@@ -10,9 +10,17 @@ const LIMIT = { minimum: 1, maximum: 100, default: 20 } as const
  * `limit=1000` through. The `jsonSchema` annotation overrides what the generator would derive
  * from the encoded (string) side.
  */
-const Limit = Schema.NumberFromString.pipe(Schema.int(), Schema.between(LIMIT.minimum, LIMIT.maximum)).annotations({
-  jsonSchema: { type: "integer", ...LIMIT }
-})
+const Limit = Schema.compose(
+  // Digits only: `Number()` would read 0x10, 1e1, +5 and " 5" too.
+  Schema.String.pipe(
+    Schema.pattern(/^[0-9]+$/, {
+      message: (issue) => `Expected an integer, actual ${String(issue.actual).slice(0, 20)}`
+    })
+  ),
+  Schema.NumberFromString
+)
+  .pipe(Schema.int(), Schema.between(LIMIT.minimum, LIMIT.maximum))
+  .annotations({ jsonSchema: { type: "integer", ...LIMIT } })
 
 /** A page's size when the request gives none. */
 export const DEFAULT_PAGE_LIMIT = LIMIT.default
@@ -34,5 +42,8 @@ export const Page = <A, I, R>(item: Schema.Schema<A, I, R>) =>
     nextCursor: Schema.NullOr(Schema.String)
   })
 
-/** An id in a path: what `cuid()` makes, bounded so hostile input is refused before any query. */
-export const ResourceId = Schema.String.pipe(Schema.pattern(/^[a-z0-9]{1,64}$/i, { message: () => "Expected an id" }))
+/**
+ * An id in a path: what `cuid()` makes, bounded so hostile input is refused before any query.
+ * Both cases, without a flag: the document's pattern (flags are not carried) must say the same.
+ */
+export const ResourceId = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9]{1,64}$/, { message: () => "Expected an id" }))

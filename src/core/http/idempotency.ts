@@ -35,6 +35,7 @@ import { IDEMPOTENT_OPERATIONS, isKept } from "../../domain/idempotency.ts"
 import { TokenVerifier } from "../auth/token-verifier.ts"
 import { IdempotencyStore, type StoredResponse } from "../idempotency.ts"
 import { errorResponse } from "./middleware.ts"
+import { wantsEventStream } from "./sse.ts"
 
 export const KEPT_MS = 24 * 60 * 60 * 1_000
 export const LOCK_MS = 30_000
@@ -48,9 +49,6 @@ const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
 
 const bearerOf = (request: HttpServerRequest.HttpServerRequest): string | undefined =>
   /^Bearer\s+(\S+)\s*$/i.exec(request.headers["authorization"] ?? "")?.[1]
-
-const wantsEventStream = (request: HttpServerRequest.HttpServerRequest) =>
-  (request.headers["accept"] ?? "").includes("text/event-stream")
 
 const invalidKey = () =>
   errorResponse("VALIDATION_ERROR", "The request is invalid: see details.issues", {
@@ -159,7 +157,7 @@ export const RouteIdempotency = HttpLayerRouter.middleware(
             if (!VALID_KEY.test(key)) return invalidKey()
 
             const body = yield* request.text
-            const fingerprint = sha256(`${wantsEventStream(request) ? "sse" : "json"}\n${body}`)
+            const fingerprint = sha256(`${wantsEventStream(request.headers) ? "sse" : "json"}\n${body}`)
             const params = Object.entries(resolved.params).sort(([a], [b]) => a.localeCompare(b))
             const storeKey = `${identity.value.clerkId}:${sha256(
               JSON.stringify([operation.method, operation.route, params, key])

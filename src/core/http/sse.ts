@@ -23,9 +23,17 @@ export const lastEventIdOf = (headers: Readonly<Record<string, string | undefine
   return value === undefined || value === "" ? undefined : value
 }
 
-/** The client asked for the event stream. */
+/**
+ * The client asked for the event stream: `Accept` lists `text/event-stream` (any case) with a
+ * quality above 0 (`q=0` means "not this"). A wildcard is not a request for a stream.
+ */
 export const wantsEventStream = (headers: Readonly<Record<string, string | undefined>>) =>
-  (headers["accept"] ?? "").includes("text/event-stream")
+  (headers["accept"] ?? "").split(",").some((range) => {
+    const [type = "", ...parameters] = range.split(";").map((part) => part.trim())
+    if (type.toLowerCase() !== "text/event-stream") return false
+    const q = parameters.find((parameter) => /^q\s*=/i.test(parameter))
+    return q === undefined || Number(q.slice(q.indexOf("=") + 1).trim()) > 0
+  })
 
 /** The frames as a `text/event-stream` response: `retry:` first, keep-alive comments while it lasts. */
 export const sseResponse = <E>(frames: Stream.Stream<string, E>) =>

@@ -178,7 +178,7 @@ describe("OpenAPI document", () => {
       in: "query",
       required: false,
       description: expect.stringContaining("this match"),
-      schema: { type: "string", pattern: "^[a-z0-9]{1,64}$" }
+      schema: { type: "string", pattern: "^[A-Za-z0-9]{1,64}$" }
     })
   })
 
