@@ -2,7 +2,7 @@
  * The cost ledger: one entry per provider attempt (including skipped ones), and the spend that
  * the per-user daily cap is checked against. Costs are integer micro-units of currency.
  */
-import { Context, Effect, Layer, Ref, Schema } from "effect"
+import { Clock, Context, Effect, Layer, Ref, Schema } from "effect"
 import { recordAiCall } from "../metrics.ts"
 import type { ProviderId, Usage } from "./provider.ts"
 
@@ -28,9 +28,17 @@ export interface LedgerEntry {
   readonly at: Date
 }
 
-/** A call's admission under the cap: its reservation (given back once its entries are recorded), or the spend that refused it. */
+/**
+ * A call's admission under the cap: its reservation (given back once its entries are recorded,
+ * renewed while it runs), or the spend that refused it.
+ */
 export type SpendAdmission =
-  | { readonly _tag: "Admitted"; readonly release: Effect.Effect<void> }
+  | {
+      readonly _tag: "Admitted"
+      readonly release: Effect.Effect<void>
+      /** Moves the reservation's expiry to `expiresAt`; one already expired stays expired. */
+      readonly renew: (expiresAt: Date) => Effect.Effect<void>
+    }
   | { readonly _tag: "Refused"; readonly spentMicros: number }
 
 export interface SpendRequest {
@@ -40,17 +48,34 @@ export interface SpendRequest {
   /** An upper bound of the call's cost. */
   readonly estimateMicros: number
   readonly capMicros: number
+  /**
+   * When the reservation stops counting unless renewed before: the call's process renews it
+   * while the call runs, so one that dies (SIGKILL, OOM, a lost host) holds it until then at most.
+   */
+  readonly expiresAt: Date
 }
 
 export interface AiLedgerShape {
   readonly record: (entry: LedgerEntry) => Effect.Effect<void>
-  /** What `userId` spent since `since` plus what their calls in flight reserved (micro-units). */
+  /**
+   * What `userId` spent since `since` plus what their calls in flight reserved and whose
+   * reservations have not expired at the Clock's now (micro-units).
+   */
   readonly spentSince: (userId: string, since: Date) => Effect.Effect<number>
   /**
-   * Admits a call only if spent + reserved + its estimate stays within the cap, reserving the
-   * estimate in the same atomic step: concurrent calls cannot all pass a check made before any settles.
+   * Admits a call only if spent + live reservations + its estimate stays within the cap,
+   * reserving the estimate in the same atomic step: concurrent calls cannot all pass a check
+   * made before any settles. Expired reservations count for nothing.
    */
   readonly reserve: (request: SpendRequest) => Effect.Effect<SpendAdmission>
+}
+
+/** A call in flight's reservation, as the in-memory ledger holds it. */
+interface Hold {
+  readonly id: number
+  readonly userId: string
+  readonly amount: number
+  readonly expiresAt: number
 }
 
 export class AiLedger extends Context.Tag("AiLedger")<AiLedger, AiLedgerShape>() {
@@ -61,34 +86,52 @@ export class AiLedger extends Context.Tag("AiLedger")<AiLedger, AiLedgerShape>()
   )
 
   static inMemory(entries: Ref.Ref<ReadonlyArray<LedgerEntry>>): AiLedgerShape {
-    // Reservations of calls in flight, per user; admissions run one at a time.
-    const reserved = Ref.unsafeMake<ReadonlyMap<string, number>>(new Map())
+    // Reservations of calls in flight, with their expiry; admissions run one at a time.
+    const holds = Ref.unsafeMake<ReadonlyArray<Hold>>([])
+    const lastId = Ref.unsafeMake(0)
     const lock = Effect.unsafeMakeSemaphore(1)
-    const add = (userId: string, micros: number) =>
-      Ref.update(reserved, (all) => new Map([...all, [userId, (all.get(userId) ?? 0) + micros]]))
     const spentSince = (userId: string, since: Date) =>
-      Effect.zipWith(
-        Ref.get(entries),
-        Ref.get(reserved),
-        (all, held) =>
-          all
-            .filter((entry) => entry.userId === userId && entry.at >= since)
-            .reduce((sum, entry) => sum + entry.costMicros, 0) + (held.get(userId) ?? 0)
-      )
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        const reserved = (yield* Ref.get(holds))
+          .filter((hold) => hold.userId === userId && hold.expiresAt > now)
+          .reduce((sum, hold) => sum + hold.amount, 0)
+        const settled = (yield* Ref.get(entries))
+          .filter((entry) => entry.userId === userId && entry.at >= since)
+          .reduce((sum, entry) => sum + entry.costMicros, 0)
+        return settled + reserved
+      })
     return {
       record: (entry) => Ref.update(entries, (all) => [...all, entry]),
       spentSince,
       reserve: (request) =>
         lock.withPermits(1)(
           Effect.gen(function* () {
+            const now = yield* Clock.currentTimeMillis
+            yield* Ref.update(holds, (all) => all.filter((hold) => hold.expiresAt > now))
             const spent = yield* spentSince(request.userId, request.since)
             if (spent + request.estimateMicros > request.capMicros) {
               return { _tag: "Refused", spentMicros: spent } satisfies SpendAdmission
             }
-            yield* add(request.userId, request.estimateMicros)
+            const id = yield* Ref.updateAndGet(lastId, (n) => n + 1)
+            const hold: Hold = {
+              id,
+              userId: request.userId,
+              amount: request.estimateMicros,
+              expiresAt: request.expiresAt.getTime()
+            }
+            yield* Ref.update(holds, (all) => [...all, hold])
             return {
               _tag: "Admitted",
-              release: add(request.userId, -request.estimateMicros)
+              release: Ref.update(holds, (all) => all.filter((other) => other.id !== id)),
+              renew: (expiresAt) =>
+                Effect.flatMap(Clock.currentTimeMillis, (at) =>
+                  Ref.update(holds, (all) =>
+                    all.map((other) =>
+                      other.id === id && other.expiresAt > at ? { ...other, expiresAt: expiresAt.getTime() } : other
+                    )
+                  )
+                )
             } satisfies SpendAdmission
           })
         )

@@ -2,8 +2,12 @@
  * The daily AI spend cap, per user and UTC day: each call reserves an upper bound of its cost
  * before any provider is called, and the reservation is released once the call's ledger entries are
  * written (they then count as spent). Concurrent calls cannot all pass a check made before any settles.
+ *
+ * A reservation is a lease: it counts only until its expiry, which the call renews while it runs.
+ * A call whose process dies (SIGKILL, OOM, a lost host) runs no finalizer and renews nothing, so
+ * its reservation stops counting one lease after its last renewal at most, with nobody acting.
  */
-import { Clock, Effect } from "effect"
+import { Clock, Duration, Effect } from "effect"
 import { secondsToNextUtcDay, startOfUtcDay } from "../quota/quotas.ts"
 import { AiQuotaExceeded } from "./errors.ts"
 import { type AiLedgerShape, costMicros, type PriceTable } from "./ledger.ts"
@@ -21,6 +25,14 @@ const IMAGE_TOKEN_BOUND = 3_000
 const tokenBound = (...texts: ReadonlyArray<string | undefined>) =>
   texts.reduce((sum, text) => sum + (text === undefined ? 0 : Buffer.byteLength(text, "utf8")), 64)
 
+/**
+ * How long a reservation counts without being renewed: three times the longest provider timeout
+ * (the longest a live call waits without progress), at least 30 s. A call renews it every third
+ * of that, so a live call keeps it through two missed renewals (a busy event loop, a slow database).
+ */
+export const reservationLeaseMs = (timeoutsMs: ReadonlyArray<number>): number =>
+  Math.max(30_000, 3 * Math.max(0, ...timeoutsMs))
+
 export interface SpendCapOptions {
   readonly ledger: AiLedgerShape
   readonly prices: PriceTable
@@ -28,6 +40,8 @@ export interface SpendCapOptions {
   readonly providers: ReadonlyArray<ProviderId>
   /** Micro-units per user and UTC day; 0 disables the cap. */
   readonly dailyCapMicros: number
+  /** See `reservationLeaseMs`. */
+  readonly leaseMs: number
 }
 
 export const makeSpendCap = (options: SpendCapOptions) => {
@@ -63,22 +77,35 @@ export const makeSpendCap = (options: SpendCapOptions) => {
           return yield* overCap(spent, now)
       }),
 
-    /** Reserves `estimate` (spent + reserved + estimate ≤ cap) in the caller's scope, released when it closes. */
+    /**
+     * Reserves `estimate` (spent + live reservations + estimate ≤ cap) in the caller's scope,
+     * released when it closes and renewed every third of the lease until then.
+     */
     admit: (userId: string | undefined, estimate: number) =>
-      Effect.acquireRelease(
-        Effect.gen(function* () {
-          if (!applies(userId)) return Effect.void
-          const now = yield* Clock.currentTimeMillis
-          const admission = yield* options.ledger.reserve({
-            userId,
-            since: startOfUtcDay(now),
-            estimateMicros: estimate,
-            capMicros: options.dailyCapMicros
-          })
-          if (admission._tag === "Refused") return yield* overCap(admission.spentMicros, now)
-          return admission.release
-        }),
-        (release) => release
-      )
+      Effect.gen(function* () {
+        if (!applies(userId)) return
+        const admission = yield* Effect.acquireRelease(
+          Effect.gen(function* () {
+            const now = yield* Clock.currentTimeMillis
+            const admission = yield* options.ledger.reserve({
+              userId,
+              since: startOfUtcDay(now),
+              estimateMicros: estimate,
+              capMicros: options.dailyCapMicros,
+              expiresAt: new Date(now + options.leaseMs)
+            })
+            if (admission._tag === "Refused") return yield* overCap(admission.spentMicros, now)
+            return admission
+          }),
+          (admission) => admission.release
+        )
+        // Forked after the release's finalizer, so stopped before it runs (finalizers run in reverse).
+        yield* Clock.currentTimeMillis.pipe(
+          Effect.flatMap((now) => admission.renew(new Date(now + options.leaseMs))),
+          Effect.delay(Duration.millis(options.leaseMs / 3)),
+          Effect.forever,
+          Effect.forkScoped
+        )
+      })
   }
 }

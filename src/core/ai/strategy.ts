@@ -19,7 +19,7 @@ import {
 } from "./errors.ts"
 import { AiLedger, costMicros, type CallOutcome, type PriceTable } from "./ledger.ts"
 import { localExampleOf } from "./local.ts"
-import { makeSpendCap } from "./spend-cap.ts"
+import { makeSpendCap, reservationLeaseMs } from "./spend-cap.ts"
 import {
   type AiProvider,
   type ImageInput,
@@ -206,7 +206,8 @@ export class AiStrategy extends Context.Tag("AiStrategy")<AiStrategy, AiStrategy
         ledger,
         prices: options.prices,
         providers: providers.map((provider) => provider.id),
-        dailyCapMicros: options.dailyCapMicros
+        dailyCapMicros: options.dailyCapMicros,
+        leaseMs: reservationLeaseMs(providers.map((provider) => provider.timeoutMs))
       })
 
       const timeoutError = (provider: AiProvider) =>

@@ -1,9 +1,10 @@
 /**
- * Daily allowances per user (opener generations, sessions, regenerations, AI spend reserved for
- * calls in flight), kept in `usage_counters`: one row per (user, kind, UTC day). Admission is a
- * reservation taken in ONE conditional upsert, so concurrent requests can never take more than
- * the limit between them (a count read before acting is a race); a reservation whose operation
- * produced nothing billable is given back. Rows go with the user (foreign key, cascade).
+ * Daily allowances per user (opener generations, sessions, regenerations), kept in
+ * `usage_counters`: one row per (user, kind, UTC day). Admission is a reservation taken in ONE
+ * conditional upsert, so concurrent requests can never take more than the limit between them (a
+ * count read before acting is a race); a reservation whose operation produced nothing billable is
+ * given back. Rows go with the user (foreign key, cascade). (The AI spend cap keeps its
+ * reservations apart, with an expiry: `src/core/ai/ledger-db.ts`.)
  */
 import { Clock, Effect, Exit, Schema } from "effect"
 import { Db, type DbError, queryWith, type TxClient } from "../db/db.ts"
@@ -11,7 +12,7 @@ import type { PrismaClient } from "../db/generated/client.ts"
 import { QuotaExceeded } from "../../domain/errors.ts"
 import { retryAfter } from "../http/retry-after.ts"
 
-export type QuotaKind = "openers" | "sessions" | "regenerations" | "ai_spend_reserved"
+export type QuotaKind = "openers" | "sessions" | "regenerations"
 
 /** What was taken: given back by `release` on the same UTC day's row. */
 export interface Reservation {
@@ -57,28 +58,6 @@ export const takeWith = (client: Client, reservation: Reservation, limit: number
       WHERE usage_counters.used + EXCLUDED.used <= ${limit}::int
       RETURNING used`
   ).pipe(Effect.map((rows) => rows.length > 0))
-
-/** The day's row locked for the rest of the transaction (created at 0 if missing); its total. */
-export const lockWith = (client: TxClient, key: Omit<Reservation, "amount">) =>
-  queryWith(
-    client,
-    "quotas.lock",
-    (c) => c.$queryRaw<Array<{ used: number }>>`
-      INSERT INTO usage_counters (user_id, kind, day, used)
-      VALUES (${key.userId}, ${key.kind}, ${key.day}::date, 0)
-      ON CONFLICT (user_id, kind, day) DO UPDATE SET used = usage_counters.used
-      RETURNING used`
-  ).pipe(Effect.map((rows) => rows[0]?.used ?? 0))
-
-/** Adds `amount` to the day's row without a limit (after `lockWith` decided). */
-export const addWith = (client: TxClient, reservation: Reservation) =>
-  queryWith(
-    client,
-    "quotas.add",
-    (c) => c.$executeRaw`
-      UPDATE usage_counters SET used = used + ${reservation.amount}::int
-      WHERE user_id = ${reservation.userId} AND kind = ${reservation.kind} AND day = ${reservation.day}::date`
-  )
 
 export const releaseWith = (client: Client, reservation: Reservation) =>
   queryWith(

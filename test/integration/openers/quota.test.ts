@@ -206,9 +206,7 @@ layer(
       expect(spent?.total).toBe(ok * 1_500)
       expect(spent?.total).toBeLessThanOrEqual(5_000)
       // Every reservation was settled: nothing stays reserved once the answers are out.
-      expect(
-        yield* sql("SELECT used FROM usage_counters WHERE user_id = $1 AND kind = 'ai_spend_reserved'", [alice.id])
-      ).toEqual([{ used: 0 }])
+      expect(yield* sql("SELECT amount_micros FROM ai_spend_reservations WHERE user_id = $1", [alice.id])).toEqual([])
       for (const res of results.filter((r) => r.status === 429)) {
         expect(res.body).toMatchObject({ success: false, error: { code: "QUOTA_EXCEEDED" } })
       }

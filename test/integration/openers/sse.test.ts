@@ -14,7 +14,7 @@ import { doneOpeners, generateSse, openerRows, RETRY_FRAME, usageRows } from "./
 
 const EVENTS = ["delta", "done", "blocked", "final", "failed"]
 
-/** Today's counted generations (the spend reservation rows left out). */
+/** Today's counted generations (the other kinds left out). */
 const generations = (userId: string) =>
   Effect.map(usageRows(userId), (rows) => rows.filter((row) => row["kind"] === "openers"))
 

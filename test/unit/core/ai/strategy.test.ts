@@ -4,7 +4,21 @@
  * (The same rules against the real SDKs and wire fakes: test/integration/ai.)
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Deferred, Duration, Effect, Either, Fiber, Layer, Queue, Ref, Schema, Stream, TestClock } from "effect"
+import {
+  Chunk,
+  Clock,
+  Deferred,
+  Duration,
+  Effect,
+  Either,
+  Fiber,
+  Layer,
+  Queue,
+  Ref,
+  Schema,
+  Stream,
+  TestClock
+} from "effect"
 import { AiLedger, type LedgerEntry } from "../../../../src/core/ai/ledger.ts"
 import {
   type AiProvider,
@@ -13,6 +27,7 @@ import {
   type ProviderRequest,
   type StreamEvent
 } from "../../../../src/core/ai/provider.ts"
+import { reservationLeaseMs } from "../../../../src/core/ai/spend-cap.ts"
 import { AiStrategy, type AiStrategyOptions } from "../../../../src/core/ai/strategy.ts"
 import { DEFAULT_PRICES } from "../../../../src/core/ai/ledger.ts"
 import { recordingTracer } from "../../../support/tracing.ts"
@@ -99,14 +114,15 @@ const Answer = Schema.Struct({ opener: Schema.String.pipe(Schema.minLength(1)) }
 const setup = (providers: ReadonlyArray<AiProvider>, overrides: Partial<AiStrategyOptions> = {}) =>
   Effect.gen(function* () {
     const entries = yield* Ref.make<ReadonlyArray<LedgerEntry>>([])
+    const ledger = AiLedger.inMemory(entries)
     const strategy = yield* AiStrategy.make({
       providers,
       prices: DEFAULT_PRICES,
       breaker: { failures: 3, cooldownMs: 30_000 },
       dailyCapMicros: 0,
       ...overrides
-    }).pipe(Effect.provide(Layer.succeed(AiLedger, AiLedger.inMemory(entries))))
-    return { strategy, entries }
+    }).pipe(Effect.provide(Layer.succeed(AiLedger, ledger)))
+    return { strategy, entries, ledger }
   })
 
 const ask = { feature: "test", userId: "user_1" }
@@ -405,6 +421,103 @@ describe("AiStrategy: the spend cap under concurrency", () => {
       expect((yield* Ref.get(entries)).map((entry) => entry.costMicros)).toEqual([155, 155, 155])
       const next = yield* Effect.flip(strategy.generateObject(ask, { ...request, maxOutputTokens: 1_000_000 }))
       expect(next).toMatchObject({ _tag: "AiQuotaExceeded", spentMicros: 465 })
+    })
+  )
+})
+
+describe("AiStrategy: spend reservations and their lease", () => {
+  const bounded = { ...request, maxOutputTokens: 1_000 }
+
+  it.effect("a reservation its call never gave back (a killed process) stops counting once its lease passes", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [], { _tag: "answer", text: '{"opener":"Hi"}' })
+      const { strategy, ledger } = yield* setup([gemini], { dailyCapMicros: 8_000 })
+      const leaseMs = reservationLeaseMs([gemini.timeoutMs])
+      const now = yield* Clock.currentTimeMillis
+      // What a process killed mid-call leaves behind: admitted, then never released nor renewed.
+      const held = yield* ledger.reserve({
+        userId: "user_1",
+        since: new Date(0),
+        estimateMicros: 6_000,
+        capMicros: 8_000,
+        expiresAt: new Date(now + leaseMs)
+      })
+      expect(held._tag).toBe("Admitted")
+      // 6,000 held + this call's 2,524 > 8,000: refused while the lease runs.
+      expect(yield* Effect.flip(strategy.generateObject(ask, bounded))).toMatchObject({
+        _tag: "AiQuotaExceeded",
+        spentMicros: 6_000
+      })
+      yield* TestClock.adjust(Duration.millis(leaseMs - 1))
+      expect((yield* Effect.flip(strategy.generateObject(ask, bounded)))._tag).toBe("AiQuotaExceeded")
+      // The lease passed: the dead call's reservation no longer counts, the next call is admitted.
+      yield* TestClock.adjust(Duration.millis(1))
+      expect((yield* strategy.generateObject(ask, bounded)).provider).toBe("gemini-flash")
+      expect(yield* ledger.spentSince("user_1", new Date(0))).toBe(155)
+      expect(yield* Ref.get(gemini.calls)).toHaveLength(1)
+    })
+  )
+
+  it.effect("a call that runs longer than a lease keeps its reservation: it is renewed while the call lives", () =>
+    Effect.gen(function* () {
+      const gate = yield* Deferred.make<void>()
+      const firstDelta = yield* Deferred.make<void>()
+      // A stream that writes one delta, then waits for the gate (no timeout after the first delta).
+      const slow: AiProvider = {
+        id: "gemini-flash",
+        model: "gemini-flash-model",
+        timeoutMs: 1_000,
+        generate: () => Effect.succeed({ text: '{"opener":"Hi"}', usage: { inputTokens: 100, outputTokens: 50 } }),
+        stream: () =>
+          Stream.concat(
+            Stream.make<[StreamEvent]>({ _tag: "Delta", text: "Hey" }),
+            Stream.fromEffect(
+              Effect.as(Deferred.await(gate), {
+                _tag: "Usage",
+                usage: { inputTokens: 10, outputTokens: 20 }
+              } satisfies StreamEvent)
+            )
+          )
+      }
+      // The stream reserves ~2,521 and the next call 2,524: one at a time under 4,000.
+      const { strategy, ledger } = yield* setup([slow], { dailyCapMicros: 4_000 })
+      const leaseMs = reservationLeaseMs([slow.timeoutMs])
+      const streaming = yield* strategy.streamText(ask, { prompt: "Say hi", maxOutputTokens: 1_000 }).pipe(
+        Stream.tap((event) => (event._tag === "Delta" ? Deferred.succeed(firstDelta, undefined) : Effect.void)),
+        Stream.runDrain,
+        Effect.fork
+      )
+      yield* Deferred.await(firstDelta)
+      yield* TestClock.adjust(Duration.millis(leaseMs * 3))
+      // Three leases later the stream still holds its reservation.
+      expect(yield* Effect.flip(strategy.generateObject(ask, bounded))).toMatchObject({ _tag: "AiQuotaExceeded" })
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(streaming)
+      // Released when the stream ended: only its actual cost (53) counts.
+      expect(yield* ledger.spentSince("user_1", new Date(0))).toBe(53)
+      expect((yield* strategy.generateObject(ask, bounded)).provider).toBe("gemini-flash")
+    })
+  )
+
+  it.effect("a call gives its reservation back as soon as it ends: answered, failed or interrupted", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [
+        { _tag: "answer", text: '{"opener":"Hi"}' },
+        { _tag: "fail", kind: "invalid_request", status: 400 },
+        { _tag: "hang" }
+      ])
+      const { strategy, ledger } = yield* setup([gemini], { dailyCapMicros: 3_000 })
+      const spent = ledger.spentSince("user_1", new Date(0))
+      yield* strategy.generateObject(ask, bounded)
+      expect(yield* spent).toBe(155)
+      expect((yield* Effect.flip(strategy.generateObject(ask, bounded)))._tag).toBe("AiRejected")
+      expect(yield* spent).toBe(155)
+      const hanging = yield* Effect.fork(strategy.generateObject(ask, bounded))
+      yield* TestClock.adjust(Duration.millis(100))
+      expect(yield* Ref.get(gemini.calls)).toHaveLength(3)
+      expect(yield* spent).toBe(155 + 2_524)
+      yield* Fiber.interrupt(hanging)
+      expect(yield* spent).toBe(155)
     })
   )
 })
