@@ -7,8 +7,8 @@ import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { type Rpc, type RpcGroup, RpcSerialization, RpcServer } from "@effect/rpc"
-import { Effect, Layer } from "effect"
+import { type Rpc, type RpcGroup, RpcMessage, RpcSerialization, RpcServer } from "@effect/rpc"
+import { Data, Effect, Either, Layer, ParseResult, Predicate, Schema } from "effect"
 import { IncomingMessage } from "node:http"
 import {
   offeredSubprotocols,
@@ -19,7 +19,7 @@ import {
   RPC_SUBPROTOCOLS
 } from "../../domain/protocol.ts"
 import type { HttpApiDecodeError } from "@effect/platform/HttpApiError"
-import { boundedReport, conciseReport, ValidationError } from "../../domain/errors.ts"
+import { boundedReport, conciseReport, issuesByPath, ValidationError } from "../../domain/errors.ts"
 import { jsonLimitExceeded } from "./json-limits.ts"
 import { errorResponse } from "./middleware.ts"
 
@@ -89,38 +89,131 @@ const boundedResponse = (response: unknown): unknown => {
   return response
 }
 
+/** A request's id on the wire: a string `BigInt` reads, as @effect/rpc converts it (`RequestId`). */
+const WireRequestId = Schema.BigInt.annotations({ message: () => "Expected an integer as a string" })
+
 /**
- * The RPC servers' serialization, for both transports: input beyond the JSON limits (json-limits.ts) is
- * refused before it is parsed (the server answers a parser's failure as a `Defect` message, as for
- * malformed JSON), and decode failures sent back are bounded (the formatted report quotes the value).
+ * The messages a client sends, as @effect/rpc reads them (`RpcMessage.FromClientEncoded`): the
+ * server trusts their shape (a request id goes through `BigInt`, headers are iterated as pairs), and
+ * a message of another shape would throw outside its handling of one call, ending every call of
+ * the client (the socket closed, the NDJSON batch dropped or a 500).
+ */
+const ClientMessage = Schema.Union(
+  Schema.TaggedStruct("Request", {
+    id: WireRequestId,
+    tag: Schema.String,
+    // Decoded by the procedure's own schema (absent: a procedure without payload).
+    payload: Schema.optional(Schema.Unknown),
+    // Values never quoted back: they hold the token.
+    headers: Schema.Array(Schema.Tuple(Schema.String, Schema.String)).annotations({
+      message: () => ({ message: "Expected an array of [name, value] pairs of strings", override: true })
+    }),
+    traceId: Schema.optional(Schema.String),
+    spanId: Schema.optional(Schema.String),
+    sampled: Schema.optional(Schema.Boolean)
+  }),
+  Schema.TaggedStruct("Ack", { requestId: WireRequestId }),
+  Schema.TaggedStruct("Interrupt", { requestId: WireRequestId }),
+  Schema.TaggedStruct("Ping", {}),
+  Schema.TaggedStruct("Eof", {})
+).annotations({ message: () => "Expected an object of _tag Request, Ack, Interrupt, Ping or Eof" })
+const checkClientMessage = Schema.decodeUnknownEither(ClientMessage, { errors: "all" })
+
+/**
+ * A message the serialization could not read (not JSON, or not of a client message's shape), in
+ * place of it: `answeringMalformed` answers it with a `Defect` message, and the client's other
+ * messages (the other lines of an NDJSON batch, the later messages of a socket) are served.
+ */
+class MalformedMessage extends Data.TaggedClass("MalformedMessage")<{ readonly defect: unknown }> {}
+
+const malformedReport = (error: ParseResult.ParseError): string => {
+  const { issues, omittedIssues } = issuesByPath(ParseResult.ArrayFormatter.formatErrorSync(error))
+  const said = issues.map((issue) => (issue.path === "" ? issue.message : `${issue.path}: ${issue.message}`))
+  return (
+    `Malformed RPC message: ${said.join("; ")}` + (omittedIssues === undefined ? "" : ` (and ${omittedIssues} more)`)
+  )
+}
+
+/** The message itself when its shape is a client message's (handed on as parsed), else its stand-in. */
+const checked = (message: unknown): unknown =>
+  Either.match(checkClientMessage(message), {
+    onLeft: (error) => new MalformedMessage({ defect: malformedReport(error) }),
+    onRight: () => message
+  })
+
+/**
+ * The RPC servers' serialization, for both transports (JSON, one message per WebSocket frame, and
+ * NDJSON): input beyond the JSON limits (json-limits.ts) is refused before it is parsed (the server
+ * answers a parser's failure as a `Defect` message), each message is checked for its shape (see
+ * `ClientMessage`; a bad one is a `MalformedMessage`), each NDJSON line on its own, so a bad line
+ * fails alone; decode failures sent back are bounded (the formatted report quotes the value).
  */
 const guarded = (serialization: RpcSerialization.RpcSerialization["Type"]) =>
   RpcSerialization.RpcSerialization.of({
     contentType: serialization.contentType,
     includesFraming: serialization.includesFraming,
     unsafeMake: () => {
-      const parser = serialization.unsafeMake()
+      let parser = serialization.unsafeMake()
       const decoder = new TextDecoder()
+      /** The input in the pieces the parser gets: each complete NDJSON line, then the rest (buffered by it). */
+      const pieces = (text: string): ReadonlyArray<string> => {
+        if (!serialization.includesFraming) return [text]
+        const end = text.lastIndexOf("\n") + 1
+        return [...text.slice(0, end).split(/(?<=\n)/), text.slice(end)].filter((piece) => piece !== "")
+      }
       return {
         decode: (data) => {
+          const text = typeof data === "string" ? data : decoder.decode(data)
           // A parser reports bad input by throwing (as JSON.parse does); the server catches it.
-          const exceeded = jsonLimitExceeded(typeof data === "string" ? data : decoder.decode(data))
+          const exceeded = jsonLimitExceeded(text)
           if (exceeded !== undefined) throw new Error(exceeded)
-          return parser.decode(data)
+          return pieces(text).flatMap((piece) => {
+            try {
+              return parser.decode(piece).map(checked)
+            } catch (cause) {
+              // A frame beyond the parser's buffer closes a socket (1009): the library's answer.
+              if (Predicate.isTagged(cause, "RpcSerializationError")) throw cause
+              // A parser that threw keeps the bad line in its buffer: a new one reads the next lines.
+              parser = serialization.unsafeMake()
+              return [new MalformedMessage({ defect: cause })]
+            }
+          })
         },
         encode: (response) => parser.encode(boundedResponse(response))
       }
     }
   })
 
+/**
+ * `protocol`, with each `MalformedMessage` answered by a `Defect` message instead of reaching the
+ * server (a new layer per protocol: one layer value provided twice would be built once).
+ */
+const answeringMalformed = <E, R>(protocol: Layer.Layer<RpcServer.Protocol, E, R>) =>
+  Layer.effect(
+    RpcServer.Protocol,
+    Effect.map(RpcServer.Protocol, (served) =>
+      RpcServer.Protocol.of({
+        ...served,
+        run: (f) =>
+          served.run((clientId, message) => {
+            // Typed as a client message; the serialization put a stand-in where it could not read one.
+            const received: unknown = message
+            return received instanceof MalformedMessage
+              ? served.send(clientId, RpcMessage.ResponseDefectEncoded(received.defect))
+              : f(clientId, message)
+          })
+      })
+    )
+  ).pipe(Layer.provide(protocol))
+
 export const rpcRoutes = <Rpcs extends Rpc.Any>(group: RpcGroup.RpcGroup<Rpcs>, path: HttpLayerRouter.PathInput) =>
   Layer.mergeAll(
     RpcServer.layer(group, options).pipe(
-      Layer.provide(RpcServer.layerProtocolHttpRouter({ path })),
+      Layer.provide(answeringMalformed(RpcServer.layerProtocolHttpRouter({ path }))),
       Layer.provide(Layer.succeed(RpcSerialization.RpcSerialization, guarded(RpcSerialization.ndjson)))
     ),
     RpcServer.layer(group, options).pipe(
-      Layer.provide(webSocketProtocol(path)),
+      Layer.provide(answeringMalformed(webSocketProtocol(path))),
       Layer.provide(Layer.succeed(RpcSerialization.RpcSerialization, guarded(RpcSerialization.json)))
     )
   )
