@@ -9,7 +9,12 @@
  * - `/rpc`: the `Wingmate-Protocol: 1` header (HTTP and the WebSocket upgrade; absent is 1), or on
  *   the WebSocket, where browsers cannot set headers, the subprotocol `wingmate.rpc.v1`. Another
  *   version is refused the same way. HTTP answers carry `Wingmate-Protocol: 1`.
+ *
+ * On both, a malformed `Sec-WebSocket-Protocol` header (empty, not a comma-separated list of
+ * tokens, or a token twice) is refused before the handshake too (400 `BAD_REQUEST`,
+ * `details.reason: "malformed-subprotocols"`, `details.supported`).
  */
+import { Option } from "effect"
 
 /** The subprotocol of the `/ws` gateway's frames (src/domain/realtime.ts), version 1. */
 export const REALTIME_SUBPROTOCOL = "wingmate.v1"
@@ -23,9 +28,25 @@ export const RPC_PROTOCOL_VERSIONS: ReadonlyArray<string> = [RPC_PROTOCOL_VERSIO
 export const RPC_SUBPROTOCOL = "wingmate.rpc.v1"
 export const RPC_SUBPROTOCOLS: ReadonlyArray<string> = [RPC_SUBPROTOCOL]
 
-/** The subprotocols a `Sec-WebSocket-Protocol` header offers, in order. */
-export const offeredSubprotocols = (header: string | undefined): ReadonlyArray<string> =>
-  (header ?? "")
-    .split(",")
-    .map((protocol) => protocol.trim())
-    .filter((protocol) => protocol !== "")
+/** A subprotocol name: a token (RFC 9110 `tchar`s), as the socket server (`ws`) reads it. */
+const TOKEN = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]+"
+/** Tokens separated by commas, spaces or tabs around the commas only. */
+const SUBPROTOCOL_LIST = new RegExp(`^${TOKEN}(?:[ \\t]*,[ \\t]*${TOKEN})*$`)
+
+/**
+ * The subprotocols a `Sec-WebSocket-Protocol` header offers, in order (none without the header),
+ * or none at all when the header is malformed as the socket server (`ws`) reads it: empty, not
+ * tokens separated by commas, or a token offered twice. Such an upgrade must be refused before the
+ * socket server sees it: `ws` answers it with an HTML 400 of its own and never hands it back.
+ */
+export const offeredSubprotocols = (header: string | undefined): Option.Option<ReadonlyArray<string>> => {
+  if (header === undefined) return Option.some([])
+  if (!SUBPROTOCOL_LIST.test(header)) return Option.none()
+  const offered = header.split(/[ \t]*,[ \t]*/)
+  return new Set(offered).size === offered.length ? Option.some(offered) : Option.none()
+}
+
+/** `details.reason` of the 400 refusing a malformed `Sec-WebSocket-Protocol` header. */
+export const MALFORMED_SUBPROTOCOLS = "malformed-subprotocols"
+export const MALFORMED_SUBPROTOCOLS_MESSAGE =
+  "Malformed Sec-WebSocket-Protocol header: offer subprotocol names (tokens) separated by commas, each once"

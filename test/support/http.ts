@@ -1,6 +1,8 @@
 /** Plain HTTP from tests: status, headers and the parsed JSON body (or the text when not JSON). */
 import { Effect } from "effect"
+import { randomBytes } from "node:crypto"
 import { request } from "node:http"
+import { connect } from "node:net"
 
 export interface HttpResult {
   readonly status: number
@@ -74,4 +76,64 @@ export const rawHttp = (
     )
     req.on("error", (error) => resume(Effect.fail(error)))
     req.end(init.body)
+  })
+
+/**
+ * A WebSocket upgrade request written on a plain TCP socket, read until its answer is complete (by
+ * its content-length) or the server closes the connection: a refusal is an HTTP answer, which
+ * `WebSocket` clients hide (and Node's HTTP client, expecting an upgrade, may drop). `headers` (in
+ * lower case) are written as given, an empty value too, in place of a valid handshake's.
+ */
+export const rawUpgrade = (url: string, path: string, headers: Record<string, string>) =>
+  Effect.async<
+    {
+      readonly status: number
+      readonly contentType: string | undefined
+      readonly body: unknown
+      readonly text: string
+    },
+    Error
+  >((resume) => {
+    const all: Record<string, string> = {
+      host: "127.0.0.1",
+      connection: "Upgrade",
+      upgrade: "websocket",
+      "sec-websocket-version": "13",
+      "sec-websocket-key": randomBytes(16).toString("base64"),
+      ...headers
+    }
+    const lines = [`GET ${path} HTTP/1.1`, ...Object.entries(all).map(([name, value]) => `${name}: ${value}`)]
+    const socket = connect(Number(new URL(url).port), "127.0.0.1", () => {
+      socket.write(`${lines.join("\r\n")}\r\n\r\n`)
+    })
+    const chunks: Array<Buffer> = []
+    const answer = (complete: boolean) => {
+      const text = Buffer.concat(chunks).toString("utf8")
+      const split = text.indexOf("\r\n\r\n")
+      const length = /\r\ncontent-length: (\d+)/i.exec(text)?.[1]
+      if (split === -1) return complete ? resume(Effect.fail(new Error(`no complete answer: ${text}`))) : undefined
+      const rest = text.slice(split + 4)
+      if (!complete && (length === undefined || Buffer.byteLength(rest) < Number(length))) return undefined
+      socket.destroy()
+      let body: unknown = rest
+      try {
+        body = JSON.parse(rest)
+      } catch {
+        // not JSON: keep the text
+      }
+      resume(
+        Effect.succeed({
+          status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0),
+          contentType: /\r\ncontent-type: ([^\r]*)/i.exec(text)?.[1],
+          body,
+          text: rest
+        })
+      )
+    }
+    socket.on("data", (chunk: Buffer) => {
+      chunks.push(chunk)
+      answer(false)
+    })
+    socket.on("error", (error) => resume(Effect.fail(error)))
+    socket.on("close", () => answer(true))
   })

@@ -11,7 +11,6 @@ import { type Rpc, type RpcGroup, RpcMessage, RpcSerialization, RpcServer } from
 import { Data, Effect, Either, Layer, ParseResult, Predicate, Schema } from "effect"
 import { IncomingMessage } from "node:http"
 import {
-  offeredSubprotocols,
   RPC_PROTOCOL_HEADER,
   RPC_PROTOCOL_VERSION,
   RPC_PROTOCOL_VERSIONS,
@@ -22,6 +21,7 @@ import type { HttpApiDecodeError } from "@effect/platform/HttpApiError"
 import { boundedReport, conciseReport, issuesByPath, ValidationError } from "../../domain/errors.ts"
 import { jsonLimitExceeded } from "./json-limits.ts"
 import { errorResponse } from "./middleware.ts"
+import { checkHandshake } from "./websocket-handshake.ts"
 
 const options = {
   // A failing call answers its own request only (a defect would otherwise end every call of
@@ -232,9 +232,9 @@ const unsupportedProtocol = (message: string, supported: ReadonlyArray<string>) 
 
 /**
  * The RPC protocol version (src/domain/protocol.ts), a route middleware of `/rpc`: `Wingmate-Protocol`
- * other than 1 is a 400 envelope; on a WebSocket upgrade, an offer of subprotocols without
- * `wingmate.rpc.v1` too, and one with it is narrowed to it (the socket server selects the first one
- * offered). HTTP answers say `Wingmate-Protocol: 1`.
+ * other than 1 is a 400 envelope; on a WebSocket upgrade, a handshake the socket server would refuse
+ * (websocket-handshake.ts) or an offer of subprotocols without `wingmate.rpc.v1` too, and one with it is narrowed to it (the socket
+ * server selects the first one offered). HTTP answers say `Wingmate-Protocol: 1`.
  */
 export const RpcProtocolVersion = HttpLayerRouter.middleware(
   Effect.succeed(<E, R>(route: HttpApp.Default<E, R>) =>
@@ -248,9 +248,15 @@ export const RpcProtocolVersion = HttpLayerRouter.middleware(
           )
         )
       }
-      const offered = offeredSubprotocols(request.headers["sec-websocket-protocol"])
-      if (isUpgrade(request) && offered.length > 0) {
-        if (!offered.includes(RPC_SUBPROTOCOL)) {
+      const handshake = isUpgrade(request)
+        ? checkHandshake(request.method, request.headers, RPC_SUBPROTOCOLS)
+        : Either.right<ReadonlyArray<string>>([])
+      if (Either.isLeft(handshake)) {
+        // The socket server would answer it itself and never hand the request back (websocket-handshake.ts).
+        return Effect.succeed(errorResponse("BAD_REQUEST", handshake.left.message, handshake.left.details))
+      }
+      if (handshake.right.length > 0) {
+        if (!handshake.right.includes(RPC_SUBPROTOCOL)) {
           return Effect.succeed(
             unsupportedProtocol(
               `No offered WebSocket subprotocol is supported: offer ${RPC_SUBPROTOCOL} (or none, for version 1)`,

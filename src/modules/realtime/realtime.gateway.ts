@@ -4,15 +4,16 @@
  * by `RealtimeConnections` until it closes. Sessions' progress reaches it through the progress
  * bus (Redis pub/sub), so a client on any api instance follows a job run by any worker.
  */
-import { Effect, FiberSet, Layer } from "effect"
+import { Effect, Either, FiberSet, Layer } from "effect"
 import type { IncomingMessage } from "node:http"
 import type { Duplex } from "node:stream"
 import { type WebSocket, WebSocketServer } from "ws"
 import { AppConfig } from "../../core/config.ts"
 import { clientAddress } from "../../core/http/client-address.ts"
 import { Upgrades } from "../../core/http/upgrades.ts"
+import { checkHandshake } from "../../core/http/websocket-handshake.ts"
 import { RateLimiter } from "../../core/rate-limit/rate-limiter.ts"
-import { offeredSubprotocols, REALTIME_SUBPROTOCOL, REALTIME_SUBPROTOCOLS } from "../../domain/protocol.ts"
+import { REALTIME_SUBPROTOCOL, REALTIME_SUBPROTOCOLS } from "../../domain/protocol.ts"
 import { CloseCode } from "../../domain/realtime.ts"
 import { RealtimeConnections } from "./realtime.connection.ts"
 
@@ -68,7 +69,13 @@ export const RealtimeGatewayLive = Layer.scopedDiscard(
 
     const accept = (request: IncomingMessage, socket: Duplex, head: Buffer) =>
       Effect.gen(function* () {
-        const offered = offeredSubprotocols(request.headers["sec-websocket-protocol"])
+        const handshake = checkHandshake(request.method, request.headers, REALTIME_SUBPROTOCOLS)
+        if (Either.isLeft(handshake)) {
+          // `ws` would answer it with an HTML 400 of its own and never call back (websocket-handshake.ts).
+          const { message, details } = handshake.left
+          return refuse(socket, "400 Bad Request", "BAD_REQUEST", message, undefined, details)
+        }
+        const offered = handshake.right
         if (offered.length > 0 && !offered.some((protocol) => REALTIME_SUBPROTOCOLS.includes(protocol))) {
           return refuse(
             socket,

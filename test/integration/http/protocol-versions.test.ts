@@ -6,55 +6,12 @@
  */
 import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
-import { randomBytes } from "node:crypto"
-import { connect } from "node:net"
 import WebSocket from "ws"
 import { WingmateRpcClient } from "../../../src/client/rpc-client.ts"
-import { http } from "../../support/http.ts"
+import { http, rawUpgrade as upgrade } from "../../support/http.ts"
 import { TestDb } from "../../support/database.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
-
-/**
- * A WebSocket upgrade request written on a plain TCP socket, read until the server closes it: a
- * refusal is an HTTP answer, which `WebSocket` clients hide (and Node's HTTP client, expecting an
- * upgrade, may drop).
- */
-const upgrade = (url: string, path: string, headers: Record<string, string>) =>
-  Effect.async<{ readonly status: number; readonly contentType: string | undefined; readonly body: unknown }, Error>(
-    (resume) => {
-      const lines = [
-        `GET ${path} HTTP/1.1`,
-        "host: 127.0.0.1",
-        "connection: Upgrade",
-        "upgrade: websocket",
-        "sec-websocket-version: 13",
-        `sec-websocket-key: ${randomBytes(16).toString("base64")}`,
-        ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`)
-      ]
-      const socket = connect(Number(new URL(url).port), "127.0.0.1", () => {
-        socket.write(`${lines.join("\r\n")}\r\n\r\n`)
-      })
-      const chunks: Array<Buffer> = []
-      socket.on("data", (chunk: Buffer) => {
-        chunks.push(chunk)
-        const text = Buffer.concat(chunks).toString("utf8")
-        const split = text.indexOf("\r\n\r\n")
-        const length = /\r\ncontent-length: (\d+)/i.exec(text)?.[1]
-        if (split === -1 || length === undefined || Buffer.byteLength(text.slice(split + 4)) < Number(length)) return
-        socket.destroy()
-        resume(
-          Effect.succeed({
-            status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0),
-            contentType: /\r\ncontent-type: ([^\r]*)/i.exec(text)?.[1],
-            body: JSON.parse(text.slice(split + 4)) as unknown
-          })
-        )
-      })
-      socket.on("error", (error) => resume(Effect.fail(error)))
-      socket.on("close", () => resume(Effect.fail(new Error("closed without a complete answer"))))
-    }
-  )
 
 /** Opens a socket offering `protocols` (none when empty) and answers the subprotocol the server selected. */
 const selected = (url: string, path: string, protocols: ReadonlyArray<string>) =>
@@ -80,7 +37,71 @@ const unsupported = (supported: ReadonlyArray<string>) => ({
   }
 })
 
+/**
+ * Sec-WebSocket-Protocol values the socket server (`ws`) would refuse with an HTML 400 of its own:
+ * not tokens separated by commas (optional spaces around them), empty, or a token offered twice.
+ */
+const malformedOffers = (subprotocol: string) => [
+  ",",
+  "",
+  "a,,b",
+  "a b",
+  `${subprotocol},`,
+  `,${subprotocol}`,
+  `${subprotocol}, ${subprotocol}`,
+  `${subprotocol};q=1`,
+  `${subprotocol}, "quoted"`
+]
+
+const malformed = (supported: ReadonlyArray<string>) => ({
+  success: false,
+  error: {
+    code: "BAD_REQUEST",
+    message: expect.stringContaining("Sec-WebSocket-Protocol"),
+    details: { reason: "malformed-subprotocols", supported }
+  }
+})
+
 layer(testServer({ db: TestDb() }), { timeout: 60_000, excludeTestServices: true })("protocol versions", (it) => {
+  it.effect("a malformed or empty Sec-WebSocket-Protocol, or a bad key or version, is refused with the envelope", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      for (const [path, subprotocol] of [
+        ["/ws", "wingmate.v1"],
+        ["/rpc", "wingmate.rpc.v1"]
+      ] as const) {
+        for (const offer of malformedOffers(subprotocol)) {
+          const refused = yield* upgrade(url, path, { "sec-websocket-protocol": offer })
+          const what = `${path} ${JSON.stringify(offer)}: ${refused.status} ${refused.text}`
+          expect(refused.status, what).toBe(400)
+          expect(refused.contentType, what).toBe("application/json")
+          expect(refused.body, what).toEqual(malformed([subprotocol]))
+        }
+        // Another part of the handshake `ws` would refuse (and never hand back) is refused the same way.
+        for (const headers of [
+          { "sec-websocket-key": "not a nonce" },
+          { "sec-websocket-key": "" },
+          { "sec-websocket-version": "12" },
+          { "sec-websocket-version": "13, 8" }
+        ]) {
+          const refused = yield* upgrade(url, path, headers)
+          const what = `${path} ${JSON.stringify(headers)}: ${refused.status} ${refused.text}`
+          expect(refused.status, what).toBe(400)
+          expect(refused.body, what).toEqual({
+            success: false,
+            error: {
+              code: "BAD_REQUEST",
+              message: expect.stringMatching(/Sec-WebSocket-(Key|Version)/),
+              details: { reason: "malformed-handshake" }
+            }
+          })
+        }
+        // A well-formed offer of several (the client joins them with ", ") is still served.
+        expect(yield* selected(url, path, ["x-other", subprotocol])).toBe(subprotocol)
+      }
+    })
+  )
+
   it.effect("/ws: wingmate.v1 is selected when offered, no offer is v1, only unknown versions are refused", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
