@@ -8,16 +8,20 @@
  *   suggestions are asked for while the transcript is saved; nothing of theirs is saved or
  *   published before it.
  * Each phase is idempotent (rows keyed by position, conditional updates), so a retry resumes
- * without duplicates; a cancelled or deleted session stops it. Once OCR has succeeded (the
+ * without duplicates; a cancelled or deleted session stops it. Each attempt takes the session with
+ * a token of its own when it reads it, and every write after that is conditioned on the token: an
+ * attempt whose job another took over (its lock lost while it was paused) writes nothing more and
+ * stops quietly, even if it wakes up after the other completed the session. Once OCR has succeeded (the
  * transcript saved) no full-size copy of a screenshot is kept, original or normalised: the
  * screenshots are other people's messages. Only the small thumbnail stays, for the app's history,
  * and goes with the session. A retry after that finds the transcript and never reads the images
  * again. Failures end as `failed` with a catalog code (transient ones are retried by the queue
  * first). Nothing logged carries message text or image bytes.
  */
-import { Cause, Clock, Data, Deferred, Duration, Effect, Fiber, Layer, Option, Schema } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Fiber, Layer, Option, Schema } from "effect"
 import type { AiError } from "../../core/ai/errors.ts"
 import { AppConfig } from "../../core/config.ts"
+import { newId } from "../../core/db/ids.ts"
 import { recordSessionPhase, recordSessionsReconciled } from "../../core/metrics.ts"
 import { OcrFailed } from "../../core/ocr/errors.ts"
 import { makeCoalescingPublisher } from "../../core/progress/coalescing.ts"
@@ -79,9 +83,6 @@ const DELTA_INTERVAL = Duration.millis(75)
  */
 const LINES_INTERVAL = Duration.millis(250)
 
-/** The session was cancelled, finished or deleted meanwhile: the job stops quietly. */
-class Stopped extends Data.TaggedError("Stopped")<Record<never, never>> {}
-
 const AI_CODES: Record<AiError["_tag"], ErrorCode> = {
   AiUnavailable: "AI_UNAVAILABLE",
   AiStreamFailed: "AI_UNAVAILABLE",
@@ -114,20 +115,40 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
 
     const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
 
-    /** Marks the session failed with `code` and publishes it; false when it had already ended. */
-    const markFailed = (sessionId: string, code: ErrorCode) =>
+    /**
+     * Marks the session failed with `code` and publishes it; false when it had already ended, or
+     * (by an `attempt`) when another attempt owns it. What the attempts consumed before failing is
+     * the session's cost too.
+     */
+    const markFailed = (sessionId: string, code: ErrorCode, attempt?: string) =>
       Effect.gen(function* () {
-        const failed = yield* repo.advance(sessionId, {
-          status: "failed",
-          phase: null,
-          errorCode: code,
-          completedAt: yield* now
-        })
-        if (!failed) return false
-        // What the attempts consumed before failing is the session's cost too.
-        yield* repo
-          .syncCost(sessionId)
-          .pipe(Effect.catchAll((error) => Effect.logWarning("Session cost not synced", error)))
+        if (attempt !== undefined) {
+          const failed = yield* repo.failOwned(sessionId, attempt, code, yield* now).pipe(
+            Effect.as(true),
+            Effect.catchTag("AttemptStopped", (stopped) =>
+              Effect.as(
+                stopped.reason === "superseded"
+                  ? Effect.logWarning("Session attempt superseded: its failure not recorded").pipe(
+                      Effect.annotateLogs({ sessionId, code })
+                    )
+                  : Effect.void,
+                false
+              )
+            )
+          )
+          if (!failed) return false
+        } else {
+          const failed = yield* repo.advance(sessionId, {
+            status: "failed",
+            phase: null,
+            errorCode: code,
+            completedAt: yield* now
+          })
+          if (!failed) return false
+          yield* repo
+            .syncCost(sessionId)
+            .pipe(Effect.catchAll((error) => Effect.logWarning("Session cost not synced", error)))
+        }
         yield* feed
           .publish(
             sessionId,
@@ -139,12 +160,13 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
         return true
       })
 
-    const run = (payload: SessionJob) =>
+    /** One attempt of a session's job, `attempt` its token (see the module comment). */
+    const run = (payload: SessionJob, attempt: string) =>
       Effect.gen(function* () {
         const { sessionId, userId } = payload
-        const session = yield* repo.findForJob(sessionId)
-        if (session === null || session.userId !== userId) return
-        if (session.status !== "queued" && session.status !== "processing") return
+        // Takes the session for this attempt if it still runs (queued or processing).
+        const session = yield* repo.findForJob(sessionId, attempt)
+        if (session === null || session.userId !== userId || !session.claimed) return
 
         const timings: Record<string, number> = {}
         // When processing first began: kept across phases and across retries.
@@ -165,8 +187,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
         const streamed = yield* makeCoalescingPublisher(publish, foldStreamed, DELTA_INTERVAL)
         const enter = (phase: SessionPhase) =>
           Effect.gen(function* () {
-            const advanced = yield* repo.enterPhase(sessionId, phase, startedAt, timings, yield* now)
-            if (!advanced) return yield* new Stopped()
+            yield* repo.enterPhase(sessionId, attempt, phase, startedAt, timings, yield* now)
             yield* publish({ _tag: "Status", status: "processing", phase }, state(phase))
           })
         // Each phase's work: timed for the session's `timings`, and a `sessions.phase` span (ids only).
@@ -208,7 +229,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
                   : Effect.gen(function* () {
                       // The upload as the job's read found it; recorded with the session's image in one statement.
                       const record = (uploadId: string, fields: ProcessedFields) =>
-                        repo.setImage(image.id, uploadId, fields)
+                        repo.setImage({ sessionId, attempt }, image.id, uploadId, fields)
                       const { processed, image: bytes } = yield* uploads.processWithImage(userId, image.uploadId, {
                         known: { upload: image.upload, erased: session.erased },
                         record
@@ -306,7 +327,8 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
                 avoid: [],
                 // Suggestions are written after the transcript: only an attempt that found one saved
                 // can follow another that wrote some.
-                rewrite: session.messages.length > 0
+                rewrite: session.messages.length > 0,
+                attempt
               },
               (event) => {
                 if (event._tag === "Suggestion") kept[event.index] = event.suggestion
@@ -320,13 +342,14 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
         if (read !== undefined) {
           const rows = read.rows
           yield* enter("transcript")
-          const saved = yield* timed("transcript", repo.saveTranscript(sessionId, rows))
+          const saved = yield* timed("transcript", repo.saveTranscript(sessionId, attempt, rows))
           // OCR succeeded and the transcript is saved (so a retry never needs the images again): the
           // full-size copies go, originals and normalised images, now or after the retention. The
           // thumbnails stay with the session.
           const retention = config.sessions.screenshotRetentionSeconds
           if (retention > 0) {
-            yield* repo.setOriginalsExpiry(sessionId, new Date((yield* Clock.currentTimeMillis) + retention * 1000))
+            const at = yield* Clock.currentTimeMillis
+            yield* repo.setOriginalsExpiryOwned(sessionId, attempt, new Date(at + retention * 1000), new Date(at))
           } else {
             yield* storage
               .remove(
@@ -356,7 +379,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
           // No suggestion could be kept, twice: the session fails and its daily unit is given back
           // (once: only by the attempt that marks it failed).
           Effect.tapErrorTag("AiEmptyResult", () =>
-            Effect.flatMap(markFailed(sessionId, "AI_EMPTY_RESULT"), (failed) =>
+            Effect.flatMap(markFailed(sessionId, "AI_EMPTY_RESULT", attempt), (failed) =>
               failed
                 ? quotas.release({
                     userId: session.userId,
@@ -369,9 +392,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
           )
         )
 
-        const completed = yield* repo.complete(sessionId, yield* now, timings)
-        if (Option.isNone(completed)) return yield* new Stopped()
-        const costMicros = completed.value
+        const costMicros = yield* repo.complete(sessionId, attempt, yield* now, timings)
         yield* publish(
           {
             _tag: "Completed",
@@ -386,11 +407,20 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
         )
       }).pipe(
         Effect.scoped,
-        Effect.catchTag("Stopped", () => Effect.void)
+        // Cancelled, finished or deleted meanwhile: nothing more to do. Taken over by another
+        // attempt (this one's lock lost): what this attempt was doing is dropped, the other's stands.
+        Effect.catchTag("AttemptStopped", (stopped) =>
+          stopped.reason === "superseded"
+            ? Effect.logWarning("Session attempt superseded: another attempt owns the session; stopped").pipe(
+                Effect.annotateLogs({ sessionId: payload.sessionId })
+              )
+            : Effect.void
+        )
       )
 
     const onFailure = <E extends { readonly _tag: string }>(
       job: Job<SessionJob>,
+      attempt: string,
       error: E
     ): Effect.Effect<never, E | JobFailedPermanently> => {
       const code = failureCode(error)
@@ -403,28 +433,36 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
         )
       }
       return Effect.zipRight(
-        markFailed(job.payload.sessionId, code).pipe(Effect.orDie),
+        markFailed(job.payload.sessionId, code, attempt).pipe(Effect.orDie),
         Effect.fail(new JobFailedPermanently({ reason: code }))
       )
     }
 
-    /** The queue's handler: transient failures retried while attempts remain, then `failed` with a code. */
+    /**
+     * The queue's handler: transient failures retried while attempts remain, then `failed` with a
+     * code. Each call is an attempt with a token of its own (a stall's takeover included).
+     */
     const handle = (job: Job<SessionJob>) =>
-      run(job.payload).pipe(
-        Effect.catchAll((error) => onFailure(job, error)),
-        Effect.catchAllDefect((defect) =>
-          job.attempt < job.maxAttempts
-            ? Effect.die(defect)
-            : Effect.zipRight(
-                Effect.logError("Session failed unexpectedly", defect).pipe(Effect.annotateLogs({ sessionId: job.id })),
-                Effect.zipRight(
-                  markFailed(job.payload.sessionId, "INTERNAL_ERROR").pipe(Effect.orDie),
-                  Effect.fail(new JobFailedPermanently({ reason: "INTERNAL_ERROR" }))
+      Effect.suspend(() => {
+        const attempt = newId()
+        return run(job.payload, attempt).pipe(
+          Effect.catchAll((error) => onFailure(job, attempt, error)),
+          Effect.catchAllDefect((defect) =>
+            job.attempt < job.maxAttempts
+              ? Effect.die(defect)
+              : Effect.zipRight(
+                  Effect.logError("Session failed unexpectedly", defect).pipe(
+                    Effect.annotateLogs({ sessionId: job.id })
+                  ),
+                  Effect.zipRight(
+                    markFailed(job.payload.sessionId, "INTERNAL_ERROR", attempt).pipe(Effect.orDie),
+                    Effect.fail(new JobFailedPermanently({ reason: "INTERNAL_ERROR" }))
+                  )
                 )
-              )
-        ),
-        Effect.withSpan("sessions.job", { attributes: { "session.id": job.id, "job.attempt": job.attempt } })
-      )
+          ),
+          Effect.withSpan("sessions.job", { attributes: { "session.id": job.id, "job.attempt": job.attempt } })
+        )
+      })
 
     /** Deletes the full-size screenshots whose retention is over (SESSION_SCREENSHOT_RETENTION_SECONDS > 0). */
     const sweepOriginals = Effect.gen(function* () {

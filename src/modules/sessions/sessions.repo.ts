@@ -2,8 +2,14 @@
  * Prisma access for sessions. Reads for the API are scoped to their owner; the worker reads by
  * id. Every write of the pipeline is idempotent (unique keys, conditional updates), so a retried
  * job never duplicates a row, and a cancelled or deleted session is never brought back.
+ *
+ * Every write of the pipeline is also fenced by its attempt: `findForJob` records the attempt's
+ * token on the session (`attempt_token`) as it takes the job up, and each later write is
+ * conditioned on that token in the same statement. An attempt whose job another attempt took over
+ * (its queue lock lost: a paused or partitioned worker) writes nothing more and fails with
+ * `AttemptStopped` ("superseded"), whatever it was doing.
  */
-import { Effect, Option, Schema } from "effect"
+import { Data, Effect, Schema } from "effect"
 import { Db, type DbError, queryWith } from "../../core/db/db.ts"
 import { newId } from "../../core/db/ids.ts"
 import { Prisma, type Session, UploadPurpose, UploadStatus } from "../../core/db/generated/client.ts"
@@ -35,6 +41,60 @@ export interface SummaryRow {
 
 /** Statuses in which the pipeline may still write. */
 const RUNNING: Array<"queued" | "processing"> = ["queued", "processing"]
+
+/**
+ * A job attempt may no longer write its session: it `ended` (cancelled, finished or deleted
+ * meanwhile) or another attempt of its job took it over (`superseded`). The attempt stops quietly.
+ */
+export class AttemptStopped extends Data.TaggedError("AttemptStopped")<{
+  readonly reason: "ended" | "superseded"
+}> {}
+
+/** Whether an attempt may write its session, as a fenced statement found it. */
+type Ownership = "owned" | "ended" | "superseded"
+
+/**
+ * The CTE `owner`: the session's row locked for share (a takeover's claim waits for the write, or
+ * the write sees the claim) and whether `attempt` may write it. A null attempt (a regeneration, in
+ * the api) may write while the session exists.
+ */
+const ownerOf = (sessionId: string, attempt: string | null) =>
+  attempt === null
+    ? Prisma.sql`owner AS (SELECT 'owned'::text AS ownership FROM sessions WHERE id = ${sessionId} FOR SHARE)`
+    : Prisma.sql`owner AS (
+        SELECT CASE WHEN attempt_token IS DISTINCT FROM ${attempt}::text THEN 'superseded'
+                    WHEN status IN ('queued', 'processing') THEN 'owned' ELSE 'ended' END AS ownership
+        FROM sessions WHERE id = ${sessionId} FOR SHARE
+      )`
+
+/** A fenced write's verdict: nothing, or why the attempt must stop. */
+const settle = (ownership: Ownership | null | undefined): Effect.Effect<void, AttemptStopped> =>
+  ownership === "owned"
+    ? Effect.void
+    : new AttemptStopped({ reason: ownership === "superseded" ? "superseded" : "ended" })
+
+/** A suggestion to save at (batch, position). */
+export interface NewSuggestion {
+  readonly sessionId: string
+  readonly batch: number
+  readonly position: number
+  readonly text: string
+  readonly tone: string
+  readonly promptVersion: string
+  readonly provider: string
+  readonly model: string
+}
+
+/** A saved suggestion's columns, as the views read them. */
+export interface SavedSuggestion {
+  readonly id: string
+  readonly batch: number
+  readonly position: number
+  readonly text: string
+  readonly tone: string
+  readonly feedback: string | null
+  readonly dislikeReason: string | null
+}
 
 const detail = {
   images: { orderBy: { position: "asc" as const }, include: { upload: { select: { key: true } } } },
@@ -97,6 +157,8 @@ interface JobSessionRow extends Pick<
   "id" | "userId" | "matchId" | "status" | "tone" | "language" | "context" | "createdAt" | "startedAt"
 > {
   readonly erased: boolean
+  /** Whether this read took the session for its attempt (false: it was not queued or processing). */
+  readonly claimed: boolean
   readonly images: unknown
   readonly messages: unknown
 }
@@ -161,6 +223,38 @@ class MissingMessage extends Error {}
 export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo", {
   effect: Effect.gen(function* () {
     const db = yield* Db
+
+    /**
+     * An update of the session by its owning attempt, in one statement: `set` applied while the
+     * session runs and `attempt` owns it; the `returning` columns, or `AttemptStopped`.
+     */
+    const updateOwned = <Row extends object>(
+      operation: string,
+      id: string,
+      attempt: string,
+      set: Prisma.Sql,
+      returning: Prisma.Sql
+    ): Effect.Effect<Row, DbError | AttemptStopped> =>
+      Effect.flatMap(
+        db.sql<Row & { readonly updated: boolean; readonly superseded: boolean | null }>(
+          operation,
+          Prisma.sql`
+            WITH updated AS (
+              UPDATE sessions SET ${set}
+              WHERE id = ${id} AND status IN ('queued', 'processing') AND attempt_token = ${attempt}
+              RETURNING ${returning}
+            )
+            SELECT updated.*, EXISTS (SELECT 1 FROM updated) AS updated,
+                   (SELECT attempt_token IS DISTINCT FROM ${attempt}::text FROM sessions WHERE id = ${id}) AS superseded
+            FROM (SELECT 1) AS one LEFT JOIN updated ON true`
+        ),
+        (rows) => {
+          const row = rows[0]
+          if (row?.updated === true) return Effect.succeed(row)
+          return new AttemptStopped({ reason: row?.superseded === true ? "superseded" : "ended" })
+        }
+      )
+
     return {
       /**
        * The new session and its images in ONE statement, with what it takes: today's unit of
@@ -246,14 +340,21 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
        * The worker's read, in one statement: by id only (the job carries the owner, checked by the
        * caller), with whether the owner's erasure has started, the images with their uploads' rows
        * (what processing reads), and any transcript saved by an earlier attempt (not the
-       * suggestions: batch 0 is rewritten). Null when the session is gone.
+       * suggestions: batch 0 is rewritten). Null when the session is gone. The same statement
+       * takes the session for `attempt` while it is queued or processing (`claimed`): from then on
+       * only that attempt's writes land, and any earlier attempt still running is superseded.
        */
-      findForJob: (id: string) =>
+      findForJob: (id: string, attempt: string) =>
         Effect.flatMap(
           db.sql<JobSessionRow>(
             "sessions.findForJob",
             Prisma.sql`
-              SELECT s.id, s.user_id AS "userId", s.match_id AS "matchId", s.status::text AS status, s.tone,
+              WITH claimed AS (
+                UPDATE sessions SET attempt_token = ${attempt}
+                WHERE id = ${id} AND status IN ('queued', 'processing')
+                RETURNING id
+              )
+              SELECT EXISTS (SELECT 1 FROM claimed) AS claimed, s.id, s.user_id AS "userId", s.match_id AS "matchId", s.status::text AS status, s.tone,
                      s.language, s.context, s.created_at AS "createdAt", s.started_at AS "startedAt",
                      EXISTS (SELECT 1 FROM erased_accounts e WHERE e.user_id = s.user_id) AS erased,
                      COALESCE((
@@ -315,20 +416,44 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
           .query("sessions.advance", (c) => c.session.updateMany({ where: { id, status: { in: RUNNING } }, data }))
           .pipe(Effect.map(({ count }) => count > 0)),
       /**
-       * `advance` into `phase` of processing (the pipeline's hot update, a few per session, sent
-       * without Prisma's client): false when the session was cancelled, finished or deleted.
+       * The session into `phase` of processing by its owning attempt (the pipeline's hot update, a
+       * few per session, sent without Prisma's client); `AttemptStopped` when it was cancelled,
+       * finished or deleted, or another attempt took it over.
        */
-      enterPhase: (id: string, phase: string, startedAt: Date, timings: Record<string, number>, at: Date) =>
-        db
-          .sql<{ id: string }>(
+      enterPhase: (
+        id: string,
+        attempt: string,
+        phase: string,
+        startedAt: Date,
+        timings: Record<string, number>,
+        at: Date
+      ) =>
+        Effect.asVoid(
+          updateOwned(
             "sessions.enterPhase",
-            Prisma.sql`
-              UPDATE sessions SET status = 'processing', phase = ${phase}, started_at = ${startedAt},
-                     timings = ${JSON.stringify(timings)}::jsonb, updated_at = ${at}
-              WHERE id = ${id} AND status IN ('queued', 'processing')
-              RETURNING id`
+            id,
+            attempt,
+            Prisma.sql`status = 'processing', phase = ${phase}, started_at = ${startedAt},
+                       timings = ${JSON.stringify(timings)}::jsonb, updated_at = ${at}`,
+            Prisma.sql`id`
           )
-          .pipe(Effect.map((rows) => rows.length > 0)),
+        ),
+      /**
+       * The session failed with `errorCode` by its owning attempt, with its cost as the ledger holds
+       * it (what the attempts consumed before failing), in one statement; `AttemptStopped` when it
+       * had ended or another attempt took it over.
+       */
+      failOwned: (id: string, attempt: string, errorCode: string, at: Date) =>
+        Effect.asVoid(
+          updateOwned(
+            "sessions.failOwned",
+            id,
+            attempt,
+            Prisma.sql`status = 'failed', phase = NULL, error_code = ${errorCode}, completed_at = ${at}, updated_at = ${at},
+                       cost_micros = (SELECT COALESCE(SUM(cost_micros), 0) FROM ai_calls WHERE session_id = ${id})`,
+            Prisma.sql`id`
+          )
+        ),
       cancel: (userId: string, id: string, at: Date) =>
         db
           .query("sessions.cancel", (c) =>
@@ -375,21 +500,32 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
           .pipe(Effect.map((rows) => rows.map((row) => row.id))),
       /**
        * The normalised image of a session's screenshot, recorded on its upload (unless recorded
-       * there already: its first record stands) and on the session image, in one statement.
+       * there already: its first record stands) and on the session image, in one statement, by
+       * the attempt that owns the session (else `AttemptStopped`, nothing written).
        */
-      setImage: (imageId: string, uploadId: string, fields: ProcessedFields) =>
-        db.sql(
-          "sessions.setImage",
-          Prisma.sql`
-            WITH upload AS (
-              UPDATE uploads SET image_key = ${fields.imageKey}, thumbnail_key = ${fields.thumbnailKey},
-                     content_hash = ${fields.contentHash}, width = ${fields.width}, height = ${fields.height},
-                     processed_at = ${fields.processedAt}, updated_at = ${fields.processedAt}
-              WHERE id = ${uploadId} AND processed_at IS NULL
-            )
-            UPDATE session_images SET content_hash = ${fields.contentHash}, image_key = ${fields.imageKey},
-                   thumbnail_key = ${fields.thumbnailKey}
-            WHERE id = ${imageId}`
+      setImage: (
+        owner: { readonly sessionId: string; readonly attempt: string },
+        imageId: string,
+        uploadId: string,
+        fields: ProcessedFields
+      ) =>
+        Effect.flatMap(
+          db.sql<{ ownership: Ownership | null }>(
+            "sessions.setImage",
+            Prisma.sql`
+              WITH ${ownerOf(owner.sessionId, owner.attempt)}, upload AS (
+                UPDATE uploads SET image_key = ${fields.imageKey}, thumbnail_key = ${fields.thumbnailKey},
+                       content_hash = ${fields.contentHash}, width = ${fields.width}, height = ${fields.height},
+                       processed_at = ${fields.processedAt}, updated_at = ${fields.processedAt}
+                WHERE id = ${uploadId} AND processed_at IS NULL AND (SELECT ownership FROM owner) = 'owned'
+              ), image AS (
+                UPDATE session_images SET content_hash = ${fields.contentHash}, image_key = ${fields.imageKey},
+                       thumbnail_key = ${fields.thumbnailKey}
+                WHERE id = ${imageId} AND (SELECT ownership FROM owner) = 'owned'
+              )
+              SELECT (SELECT ownership FROM owner) AS ownership`
+          ),
+          (rows) => settle(rows[0]?.ownership)
         ),
       cachedOcr: (userId: string, contentHash: string) =>
         db.query("sessions.cachedOcr", (c) =>
@@ -414,33 +550,107 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
             WHERE EXISTS (SELECT 1 FROM sessions WHERE id = ${sessionId} FOR KEY SHARE)
             ON CONFLICT (user_id, content_hash) DO NOTHING`
         ),
-      /** The merged transcript, once: a retry finds the rows already there. */
-      saveTranscript: (sessionId: string, messages: ReadonlyArray<MessageRow>) =>
-        db.query("sessions.saveTranscript", (c) =>
-          c.transcriptMessage.createMany({
-            data: messages.map((message, position) => ({ sessionId, position, ...message })),
-            skipDuplicates: true
-          })
+      /**
+       * The merged transcript, once, by the attempt that owns the session (else `AttemptStopped`,
+       * nothing written): a retry finds the rows already there. How many rows this call wrote.
+       */
+      saveTranscript: (sessionId: string, attempt: string, messages: ReadonlyArray<MessageRow>) =>
+        Effect.flatMap(
+          db.sql<{ ownership: Ownership | null; count: number }>(
+            "sessions.saveTranscript",
+            Prisma.sql`
+              WITH ${ownerOf(sessionId, attempt)}, saved AS (
+                INSERT INTO transcript_messages (id, session_id, position, sender, text, time, confidence)
+                SELECT m.id, ${sessionId}, (m.ordinality - 1)::int, m.sender, m.text, m.time, m.confidence
+                FROM unnest(${messages.map(() => newId())}::text[], ${messages.map((m) => m.sender)}::text[],
+                            ${messages.map((m) => m.text)}::text[], ${messages.map((m) => m.time)}::text[],
+                            ${messages.map((m) => m.confidence)}::float8[])
+                     WITH ORDINALITY AS m(id, sender, text, time, confidence, ordinality)
+                WHERE (SELECT ownership FROM owner) = 'owned'
+                ON CONFLICT (session_id, position) DO NOTHING
+                RETURNING 1
+              )
+              SELECT (SELECT ownership FROM owner) AS ownership, (SELECT count(*)::int FROM saved) AS count`
+          ),
+          (rows) => Effect.as(settle(rows[0]?.ownership), { count: rows[0]?.count ?? 0 })
         ),
       messages: (sessionId: string) =>
         db.query("sessions.messages", (c) =>
           c.transcriptMessage.findMany({ where: { sessionId }, orderBy: { position: "asc" } })
         ),
-      /** A suggestion at (batch, position): a retry replaces what the failed attempt wrote. */
-      saveSuggestion: (data: Prisma.SuggestionUncheckedCreateInput) =>
-        db.query("sessions.saveSuggestion", (c) =>
-          c.suggestion.upsert({
-            where: {
-              sessionId_batch_position: { sessionId: data.sessionId, batch: data.batch, position: data.position }
-            },
-            create: data,
-            update: { text: data.text, tone: data.tone, provider: data.provider, model: data.model, feedback: null }
-          })
+      /**
+       * A suggestion at (batch, position), in one statement. By a pipeline attempt (`attempt`):
+       * only while that attempt owns the running session (else `AttemptStopped`, nothing written),
+       * and it replaces only a row an earlier attempt wrote (a retry rewrites the batch), never one
+       * of its own; the user's feedback on the replaced row stays only if the text is the same.
+       * By a regeneration (`attempt` null): a new row of its new batch.
+       */
+      saveSuggestion: (data: NewSuggestion, attempt: string | null) =>
+        Effect.flatMap(
+          db.sql<{ ownership: Ownership | null } & { [K in keyof SavedSuggestion]: SavedSuggestion[K] | null }>(
+            "sessions.saveSuggestion",
+            Prisma.sql`
+              WITH ${ownerOf(data.sessionId, attempt)}, saved AS (
+                INSERT INTO suggestions (id, session_id, batch, position, text, tone, prompt_version, provider, model,
+                                         attempt_token)
+                SELECT ${newId()}, ${data.sessionId}, ${data.batch}::int, ${data.position}::int, ${data.text}, ${data.tone},
+                       ${data.promptVersion}, ${data.provider}, ${data.model}, ${attempt}::text
+                FROM owner WHERE owner.ownership = 'owned'
+                ON CONFLICT (session_id, batch, position) DO UPDATE SET
+                  text = EXCLUDED.text, tone = EXCLUDED.tone, prompt_version = EXCLUDED.prompt_version,
+                  provider = EXCLUDED.provider, model = EXCLUDED.model, attempt_token = EXCLUDED.attempt_token,
+                  feedback = CASE WHEN suggestions.text = EXCLUDED.text THEN suggestions.feedback END,
+                  dislike_reason = CASE WHEN suggestions.text = EXCLUDED.text THEN suggestions.dislike_reason END,
+                  feedback_at = CASE WHEN suggestions.text = EXCLUDED.text THEN suggestions.feedback_at END
+                WHERE suggestions.attempt_token IS DISTINCT FROM EXCLUDED.attempt_token
+                RETURNING id, batch, position, text, tone, feedback, dislike_reason AS "dislikeReason"
+              )
+              SELECT (SELECT ownership FROM owner) AS ownership, saved.*
+              FROM (SELECT 1) AS one LEFT JOIN saved ON true`
+          ),
+          (rows) =>
+            Effect.gen(function* () {
+              const row = rows[0]
+              yield* settle(row?.ownership)
+              if (
+                row === undefined ||
+                row.id === null ||
+                row.batch === null ||
+                row.position === null ||
+                row.text === null ||
+                row.tone === null
+              ) {
+                return yield* Effect.dieMessage("sessions.saveSuggestion: a position written twice by one attempt")
+              }
+              const saved: SavedSuggestion = {
+                id: row.id,
+                batch: row.batch,
+                position: row.position,
+                text: row.text,
+                tone: row.tone,
+                feedback: row.feedback,
+                dislikeReason: row.dislikeReason
+              }
+              return saved
+            })
         ),
-      /** Suggestions of `batch` past `count` (left by an earlier attempt that wrote more). */
-      trimSuggestions: (sessionId: string, batch: number, count: number) =>
-        db.query("sessions.trimSuggestions", (c) =>
-          c.suggestion.deleteMany({ where: { sessionId, batch, position: { gte: count } } })
+      /**
+       * Suggestions of `batch` past `count` (left by an earlier attempt that wrote more), by the
+       * attempt that owns the session (else `AttemptStopped`, nothing deleted).
+       */
+      trimSuggestions: (sessionId: string, attempt: string | null, batch: number, count: number) =>
+        Effect.flatMap(
+          db.sql<{ ownership: Ownership | null }>(
+            "sessions.trimSuggestions",
+            Prisma.sql`
+              WITH ${ownerOf(sessionId, attempt)}, trimmed AS (
+                DELETE FROM suggestions
+                WHERE session_id = ${sessionId} AND batch = ${batch}::int AND position >= ${count}::int
+                  AND (SELECT ownership FROM owner) = 'owned'
+              )
+              SELECT (SELECT ownership FROM owner) AS ownership`
+          ),
+          (rows) => settle(rows[0]?.ownership)
         ),
       /**
        * The user's fixes, in one transaction, only while the session is completed or failed:
@@ -543,7 +753,21 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
               rows.map((row) => ({ createdAt: row.createdAt, messages: [...row.messages].reverse() }))
             )
           ),
-      /** When the session's full-size screenshots are to be deleted (SESSION_SCREENSHOT_RETENTION_SECONDS > 0). */
+      /**
+       * When the session's full-size screenshots are to be deleted (SESSION_SCREENSHOT_RETENTION_SECONDS > 0),
+       * set by the attempt that owns it (else `AttemptStopped`).
+       */
+      setOriginalsExpiryOwned: (id: string, attempt: string, expiresAt: Date, now: Date) =>
+        Effect.asVoid(
+          updateOwned(
+            "sessions.setOriginalsExpiry",
+            id,
+            attempt,
+            Prisma.sql`originals_expire_at = ${expiresAt}, updated_at = ${now}`,
+            Prisma.sql`id`
+          )
+        ),
+      /** The sweep's: the session's full-size screenshots are gone (or due at `at`). */
       setOriginalsExpiry: (id: string, at: Date | null) =>
         db.query("sessions.setOriginalsExpiry", (c) =>
           c.session.updateMany({ where: { id }, data: { originalsExpireAt: at } })
@@ -592,21 +816,23 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
           })
         ),
       /**
-       * The session completed (if still running) with its cost as the ledger holds it, in one
-       * statement: the cost, or none when it was cancelled, finished or deleted meanwhile.
+       * The session completed by its owning attempt with its cost as the ledger holds it, in one
+       * statement: the cost, or `AttemptStopped` when it was cancelled, finished or deleted
+       * meanwhile, or another attempt took it over.
        */
-      complete: (id: string, at: Date, timings: Record<string, number>) =>
-        db
-          .sql<{ cost_micros: number }>(
+      complete: (id: string, attempt: string, at: Date, timings: Record<string, number>) =>
+        Effect.map(
+          updateOwned<{ readonly cost_micros: number }>(
             "sessions.complete",
-            Prisma.sql`
-              UPDATE sessions SET status = 'completed', phase = NULL, completed_at = ${at},
-                     timings = ${JSON.stringify(timings)}::jsonb, updated_at = ${at},
-                     cost_micros = (SELECT COALESCE(SUM(cost_micros), 0) FROM ai_calls WHERE session_id = ${id})
-              WHERE id = ${id} AND status IN ('queued', 'processing')
-              RETURNING cost_micros`
-          )
-          .pipe(Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), (row) => row.cost_micros)))
+            id,
+            attempt,
+            Prisma.sql`status = 'completed', phase = NULL, completed_at = ${at},
+                       timings = ${JSON.stringify(timings)}::jsonb, updated_at = ${at},
+                       cost_micros = (SELECT COALESCE(SUM(cost_micros), 0) FROM ai_calls WHERE session_id = ${id})`,
+            Prisma.sql`cost_micros`
+          ),
+          (row) => row.cost_micros
+        )
     } as const
   })
 }) {}

@@ -440,7 +440,8 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
           transcript: row.messages.map(toMessage),
           avoid: row.suggestions.map((suggestion) => suggestion.text),
           // A new batch number: nothing was written under it.
-          rewrite: false
+          rewrite: false,
+          attempt: null
         }
         yield* Effect.logInfo("Session suggestions regenerated").pipe(Effect.annotateLogs({ sessionId: id, batch }))
         const events = suggester.stream(request).pipe(

@@ -3,7 +3,8 @@
  * worker) and regeneration (later batches, in the api): the prompt with its context, the
  * provider's stream split into lines, each line cleaned and checked like an opener, exact
  * repeats of the session's earlier suggestions dropped, each kept line saved at
- * (batch, position) — idempotent, so a retried attempt replaces what it wrote. A batch in which
+ * (batch, position) — idempotent, so a retried attempt replaces what it wrote (a pipeline attempt
+ * writes only while it owns the session's job: superseded, it stops with `AttemptStopped`). A batch in which
  * no line was kept (the model wrote none, or every one was dropped) is asked for once more, then
  * fails with `AiEmptyResult`: an empty batch is never a success.
  */
@@ -27,7 +28,7 @@ import {
   suggestionsPrompt,
   suggestionsSystem
 } from "./prompts/suggestions-v1.ts"
-import { SessionsRepo } from "./sessions.repo.ts"
+import { type AttemptStopped, SessionsRepo } from "./sessions.repo.ts"
 import { toSuggestion } from "./sessions.views.ts"
 
 export const SUGGESTION_COUNT = 3
@@ -53,6 +54,11 @@ export interface BatchRequest {
    * deleted at the end. False for a batch no one wrote yet (no statement spent on it).
    */
   readonly rewrite: boolean
+  /**
+   * The pipeline attempt writing batch 0 (its token on the session): every row is written only
+   * while it owns the session. Null for a regeneration (the api, a new batch of a completed session).
+   */
+  readonly attempt: string | null
 }
 
 export type BatchEvent =
@@ -61,18 +67,18 @@ export type BatchEvent =
   /** Text already streamed as deltas of `index` was dropped: the next line streams under the same index. */
   | { readonly _tag: "Blocked"; readonly index: number; readonly reason: BlockedReason }
 
-export type BatchError = AiError | DbError | SafetyBlocked | AiEmptyResult
+export type BatchError = AiError | DbError | SafetyBlocked | AiEmptyResult | AttemptStopped
 
 /**
  * A failure of the batch as the API names it (SafetyBlocked and AiEmptyResult are already wire
- * errors; a database failure is a defect).
+ * errors; a database failure is a defect, and so is a regeneration's session gone while it wrote).
  */
 export const batchErrorToWire = (
   error: BatchError
 ): Effect.Effect<never, SafetyBlocked | AiEmptyResult | AiWireError> =>
   error._tag === "SafetyBlocked" || error._tag === "AiEmptyResult"
     ? Effect.fail(error)
-    : error._tag === "DbError"
+    : error._tag === "DbError" || error._tag === "AttemptStopped"
       ? Effect.die(error)
       : aiErrorToWire(error)
 
@@ -157,16 +163,19 @@ export class SessionSuggester extends Effect.Service<SessionSuggester>()("Sessio
             seen.add(normalizeOpener(text))
             const position = index++
             yield* ready
-            const saved = yield* repo.saveSuggestion({
-              sessionId,
-              batch,
-              position,
-              text,
-              tone,
-              promptVersion: SUGGESTIONS_PROMPT_VERSION,
-              provider: meta.provider,
-              model: meta.model
-            })
+            const saved = yield* repo.saveSuggestion(
+              {
+                sessionId,
+                batch,
+                position,
+                text,
+                tone,
+                promptVersion: SUGGESTIONS_PROMPT_VERSION,
+                provider: meta.provider,
+                model: meta.model
+              },
+              request.attempt
+            )
             yield* emit({ _tag: "Suggestion", index: position, suggestion: toSuggestion(saved) })
           })
 
@@ -223,7 +232,7 @@ export class SessionSuggester extends Effect.Service<SessionSuggester>()("Sessio
           yield* attempt
         }
         yield* ready
-        if (request.rewrite) yield* repo.trimSuggestions(sessionId, batch, index)
+        if (request.rewrite) yield* repo.trimSuggestions(sessionId, request.attempt, batch, index)
         if (index === 0) {
           return yield* new AiEmptyResult({
             message: "The AI wrote no suggestion that could be kept, twice; nothing was saved or counted",

@@ -347,12 +347,12 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
      * original and recorded (on the upload's row, or by `options.record`, which must write it
      * there too). Done once; later calls answer the record.
      */
-    const processWithImage = (
+    const processWithImage = <RecordError = never>(
       userId: string,
       uploadId: string,
       options: {
         readonly known?: KnownUpload
-        readonly record?: (uploadId: string, fields: ProcessedFields) => Effect.Effect<unknown, DbError>
+        readonly record?: (uploadId: string, fields: ProcessedFields) => Effect.Effect<unknown, DbError | RecordError>
       } = {}
     ) =>
       Effect.gen(function* () {

@@ -1,0 +1,5 @@
+-- AlterTable
+ALTER TABLE "sessions" ADD COLUMN     "attempt_token" TEXT;
+
+-- AlterTable
+ALTER TABLE "suggestions" ADD COLUMN     "attempt_token" TEXT;
