@@ -38,6 +38,7 @@ import {
   type RateRule
 } from "../../core/rate-limit/rate-limiter.ts"
 import { DbError, isConnectionLost } from "../../core/db/db.ts"
+import { Tombstones } from "../../core/erasure.ts"
 import type { StorageError } from "../../core/storage/model.ts"
 import { type AppError, codeOf, issuesByPath, type Unauthorized } from "../../domain/errors.ts"
 import { GenerateOpeners, type OpenerEvent } from "../../domain/openers.ts"
@@ -87,6 +88,9 @@ const textOf = (data: RawData) =>
 
 const parseJson = Schema.decodeUnknownEither(Schema.parseJson())
 const FrameType = Schema.Struct({ type: Schema.String })
+
+/** The reason of a refusal for an account whose erasure started (as REST and RPC say it). */
+const ACCOUNT_ERASED = "account-erased"
 
 /** `details.reason` of a refusal (`token-expired`, `account-erased`, …). */
 const reasonOf = (error: Unauthorized): string =>
@@ -156,6 +160,7 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
     const authenticateToken = yield* makeAuthenticateWithExpiry
     const sessions = yield* SessionsService
     const openers = yield* OpenersService
+    const tombstones = yield* Tombstones
     const perUser = new UserConnections()
     const watched = new Set<Deadlines>()
     let open = 0
@@ -293,16 +298,47 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
 
         // ---- authentication ------------------------------------------------------------------
 
+        /**
+         * The account was erased (its erasure started): refused as REST and RPC refuse its token,
+         * then closed, since no token of it will be accepted again.
+         */
+        const refuseErased = (extra: { requestId?: string }) =>
+          Effect.zipRight(
+            sendError("UNAUTHORIZED", "This account was erased", { ...extra, details: { reason: ACCOUNT_ERASED } }),
+            close(CloseCode.Unauthenticated, "Account erased")
+          )
+
+        /**
+         * Runs what a frame does as `user` unless the account was erased since the connection
+         * authenticated (the tombstone, read for every such frame: the user id kept here is no proof
+         * that the account still exists). A database failure of that read is answered by `failed`, as
+         * the frame's own work answers one.
+         */
+        const asUser = (
+          user: Authenticated,
+          extra: { requestId?: string },
+          failed: (error: DbError) => Effect.Effect<void>,
+          act: Effect.Effect<void>
+        ) =>
+          Effect.gen(function* () {
+            const erased = yield* Effect.either(tombstones.isErased(user.userId))
+            if (erased._tag === "Left") return yield* failed(erased.left)
+            if (erased.right) return yield* refuseErased(extra)
+            return yield* act
+          })
+
         const authenticate = (token: string) =>
           Effect.gen(function* () {
             const current = auth
             const refuse = (reason: string, message: string) =>
-              Effect.zipRight(
-                sendError("UNAUTHORIZED", message, { details: { reason } }),
-                // A connection that never authenticated is closed; an authenticated one keeps its
-                // current token until it expires.
-                Option.isNone(current) ? close(CloseCode.Unauthenticated, "Authentication failed") : Effect.void
-              )
+              reason === ACCOUNT_ERASED
+                ? refuseErased({})
+                : Effect.zipRight(
+                    sendError("UNAUTHORIZED", message, { details: { reason } }),
+                    // A connection that never authenticated is closed; an authenticated one keeps its
+                    // current token until it expires.
+                    Option.isNone(current) ? close(CloseCode.Unauthenticated, "Authentication failed") : Effect.void
+                  )
             // A database failure is a defect here: the frame loop answers it SERVICE_UNAVAILABLE.
             const verified = yield* Effect.either(authenticateToken(token))
             if (verified._tag === "Left") return yield* refuse(reasonOf(verified.left), verified.left.message)
@@ -550,12 +586,24 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
             }
             switch (frame.type) {
               case "subscribe":
-                return yield* traced(subscribe(user.value, frame.sessionId, frame.afterSeq))
+                return yield* traced(
+                  asUser(
+                    user.value,
+                    {},
+                    internal("subscribe", { details: { sessionId: frame.sessionId } }),
+                    subscribe(user.value, frame.sessionId, frame.afterSeq)
+                  )
+                )
               case "unsubscribe":
                 return yield* traced(unsubscribe(frame.sessionId))
               case "opener.generate":
                 return yield* traced(
-                  generate(user.value, frame.requestId, typeof json === "object" && json !== null ? { ...json } : {})
+                  asUser(
+                    user.value,
+                    { requestId: frame.requestId },
+                    generationFailed(frame.requestId),
+                    generate(user.value, frame.requestId, typeof json === "object" && json !== null ? { ...json } : {})
+                  )
                 )
               case "abort":
                 return yield* traced(abort(frame.requestId))
@@ -619,5 +667,5 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
 
     return { serve, openConnections: () => open } as const
   }),
-  dependencies: []
+  dependencies: [Tombstones.Default]
 }) {}

@@ -12,7 +12,7 @@ import WebSocket from "ws"
 import { CloseCode } from "../../../src/domain/realtime.ts"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { newClerkId, otherKeys, tokenFor } from "../../support/auth.ts"
-import { TestDb } from "../../support/database.ts"
+import { sql, TestDb } from "../../support/database.ts"
 import { eventually } from "../../support/eventually.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
@@ -242,6 +242,44 @@ layer(protocolServer, { timeout: 60_000 })("realtime gateway: protocol", (it) =>
       expect(yield* socket.next(ofType("error"))).toMatchObject({ code: "NOT_FOUND", requestId: "g2" })
       expect(socket.frames.some((frame) => frame.type === "opener.done")).toBe(false)
     })
+  )
+
+  it.scoped(
+    "a connection of an account erased meanwhile: what acts as the user is refused UNAUTHORIZED account-erased, then closed 4401",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const { alice, bob } = yield* twoUsers(url)
+        const generating = yield* connectAs(url, alice.token)
+        const subscribing = yield* connectAs(url, alice.token)
+        const renewing = yield* connectAs(url, bob.token)
+        for (const user of [alice, bob]) {
+          const erased = yield* Effect.promise(() =>
+            fetch(`${url}/api/v1/users/me`, { method: "DELETE", headers: user.headers })
+          )
+          expect(erased.status).toBe(204)
+        }
+        const refusal = { type: "error", code: "UNAUTHORIZED", message: "This account was erased" }
+
+        // Before: the cached user id was used as is, and the quota's write failed: INTERNAL_ERROR.
+        yield* generating.send({ type: "opener.generate", requestId: "g1", profile: { name: "Sam" }, count: 1 })
+        expect(yield* generating.next()).toEqual({ ...refusal, requestId: "g1", details: { reason: "account-erased" } })
+        expect((yield* generating.closed()).code).toBe(CloseCode.Unauthenticated)
+        expect(openai.requests).toEqual([])
+
+        yield* subscribing.send({ type: "subscribe", sessionId: "abc" })
+        expect(yield* subscribing.next()).toEqual({ ...refusal, details: { reason: "account-erased" } })
+        expect((yield* subscribing.closed()).code).toBe(CloseCode.Unauthenticated)
+
+        // A still-valid token of the account renews nothing: refused, and closed (no later token can be accepted).
+        yield* renewing.send({ type: "auth", token: bob.token })
+        expect(yield* renewing.next()).toEqual({ ...refusal, details: { reason: "account-erased" } })
+        expect((yield* renewing.closed()).code).toBe(CloseCode.Unauthenticated)
+
+        expect(yield* sql("SELECT count(*)::int AS n FROM usage_counters WHERE user_id = $1", [alice.id])).toEqual([
+          { n: 0 }
+        ])
+      })
   )
 
   it.scoped("generation failures come as opener.error with the API's code", () =>
