@@ -9,7 +9,7 @@ import { Layer } from "effect"
 import { TokenVerifier } from "./core/auth/token-verifier.ts"
 import { Tombstones } from "./core/erasure.ts"
 import { JsonBodiesLive } from "./core/http/json-bodies.ts"
-import { RpcProtocolVersion, rpcRoutes } from "./core/http/rpc.ts"
+import { RpcProtocolVersion, rpcRoutes, RpcServerFailuresLive } from "./core/http/rpc.ts"
 import { DocsRoutes } from "./core/http/docs.ts"
 import { HttpPlumbing, RouteMetrics } from "./core/http/middleware.ts"
 import { RouteIdempotency } from "./core/http/idempotency.ts"
@@ -90,7 +90,8 @@ const RpcHandlers = Layer.mergeAll(
   OpenersRpcLive,
   SessionsRpcLive,
   RpcAuthenticationLive,
-  RpcTokenAuthenticationLive
+  RpcTokenAuthenticationLive,
+  RpcServerFailuresLive
 ).pipe(Layer.provide(Modules))
 
 export const HttpRoutes = Layer.mergeAll(

@@ -283,5 +283,21 @@ export const SessionsRpcs = RpcGroup.make(
   .middleware(RpcAuthentication)
   .prefix("sessions.")
 
+/**
+ * What any procedure can answer when the server itself fails: `ServiceUnavailable` while its
+ * database is out of reach (try again shortly); any other defect dies with a generic
+ * `{ name: "InternalError", message }`, what went wrong only in the server's log.
+ */
+export class RpcServerFailures extends RpcMiddleware.Tag<RpcServerFailures>()("RpcServerFailures", {
+  wrap: true,
+  failure: ServiceUnavailable
+}) {}
+
 /** Every procedure: `users.*`, `matches.*`, `uploads.*`, `openers.*`, `sessions.*`. */
-export class WingmateRpcs extends UsersRpcs.merge(AccountRpcs, MatchesRpcs, UploadsRpcs, OpenersRpcs, SessionsRpcs) {}
+export class WingmateRpcs extends UsersRpcs.merge(
+  AccountRpcs,
+  MatchesRpcs,
+  UploadsRpcs,
+  OpenersRpcs,
+  SessionsRpcs
+).middleware(RpcServerFailures) {}

@@ -44,6 +44,17 @@ const fieldOf = (value: unknown, key: string): unknown =>
   typeof value === "object" && value !== null ? Reflect.get(value, key) : undefined
 
 /**
+ * A foreign key refused the write (Prisma's P2003) and it is `constraint` (its name in the
+ * database, as the driver adapter reports it): the row it points to is gone.
+ */
+export const isForeignKeyViolation = (error: DbError, constraint: string): boolean => {
+  const cause = error.cause
+  if (!(cause instanceof Prisma.PrismaClientKnownRequestError) || cause.code !== "P2003") return false
+  const named = fieldOf(fieldOf(fieldOf(fieldOf(cause.meta, "driverAdapterError"), "cause"), "constraint"), "index")
+  return named === constraint
+}
+
+/**
  * The database could not be reached or dropped the connection (terminated by an administrator,
  * restarted, out of connections): a transient condition, answered 503 rather than 500. A query
  * the server rejected (constraint, syntax, data) is not one.

@@ -8,7 +8,7 @@ import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { type Rpc, type RpcGroup, RpcMessage, RpcSerialization, RpcServer } from "@effect/rpc"
-import { Data, Effect, Either, Layer, ParseResult, Predicate, Schema } from "effect"
+import { Cause, Chunk, Data, Effect, Either, Layer, ParseResult, Predicate, Schema } from "effect"
 import { IncomingMessage } from "node:http"
 import {
   RPC_PROTOCOL_HEADER,
@@ -18,7 +18,16 @@ import {
   RPC_SUBPROTOCOLS
 } from "../../domain/protocol.ts"
 import type { HttpApiDecodeError } from "@effect/platform/HttpApiError"
-import { boundedReport, conciseReport, issuesByPath, ValidationError } from "../../domain/errors.ts"
+import {
+  boundedReport,
+  conciseReport,
+  InternalError,
+  issuesByPath,
+  ServiceUnavailable,
+  ValidationError
+} from "../../domain/errors.ts"
+import { RpcServerFailures } from "../../domain/rpc.ts"
+import { DbError, isConnectionLost } from "../db/db.ts"
 import { jsonLimitExceeded } from "./json-limits.ts"
 import { errorResponse } from "./middleware.ts"
 import { checkHandshake } from "./websocket-handshake.ts"
@@ -217,6 +226,37 @@ export const rpcRoutes = <Rpcs extends Rpc.Any>(group: RpcGroup.RpcGroup<Rpcs>, 
       Layer.provide(Layer.succeed(RpcSerialization.RpcSerialization, guarded(RpcSerialization.json)))
     )
   )
+
+const UNEXPECTED = "An unexpected error occurred"
+
+/**
+ * `RpcServerFailures` (outermost on every procedure): a defect of a handler or of a middleware
+ * never reaches the client as it is (a database error's text names tables, constraints, source
+ * lines). A lost database connection is `ServiceUnavailable`, as REST answers it 503; any other
+ * defect is logged and dies with a generic message, as REST answers it 500 `INTERNAL_ERROR`
+ * (middleware.ts). Typed failures and interruptions pass unchanged. A payload that does not
+ * decode is answered before any handler runs (its report is for the client).
+ */
+export const RpcServerFailuresLive = Layer.succeed(
+  RpcServerFailures,
+  RpcServerFailures.of(({ next, rpc }) =>
+    Effect.catchAllCause(next, (cause) => {
+      const defects = Chunk.toReadonlyArray(Cause.defects(cause))
+      if (defects.length === 0) return Effect.failCause(cause)
+      const lost = defects.find((defect) => defect instanceof DbError && isConnectionLost(defect))
+      if (lost !== undefined) {
+        return Effect.zipRight(
+          Effect.logWarning(`Database unavailable while serving ${rpc._tag}`, lost),
+          Effect.fail(new ServiceUnavailable({ message: "The database is unavailable; try again shortly" }))
+        )
+      }
+      return Effect.zipRight(
+        Effect.logError(`Unhandled failure while serving ${rpc._tag}`, cause),
+        Effect.die(new InternalError({ message: UNEXPECTED }))
+      )
+    })
+  )
+)
 
 /** A service's request decode failure (a bad `cursor`) as the procedure's `ValidationError`. */
 export const decodeErrorToValidation = (error: HttpApiDecodeError) =>

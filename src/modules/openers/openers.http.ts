@@ -7,7 +7,7 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Chunk, Effect, Stream } from "effect"
 import type { AiError } from "../../core/ai/errors.ts"
-import { aiErrorToWire, aiFailuresToWire } from "../../core/ai/wire.ts"
+import { aiFailuresToWire } from "../../core/ai/wire.ts"
 import {
   failedOnDefect,
   lastEventIdOf,
@@ -19,9 +19,9 @@ import {
 import { WingmateApi } from "../../domain/api.ts"
 import { DEFAULT_PAGE_LIMIT } from "../../domain/pagination.ts"
 import { withUser } from "../../domain/auth.ts"
-import { codeOf } from "../../domain/errors.ts"
+import { codeOf, type NotFound } from "../../domain/errors.ts"
 import type { GenerationResult, Opener } from "../../domain/openers.ts"
-import { newBatchId, type OpenerEvent, OpenersService } from "./openers.service.ts"
+import { generationFailureToWire, newBatchId, type OpenerEvent, OpenersService } from "./openers.service.ts"
 
 /** What an event stream has said so far: its count (the ids) and the openers saved. */
 interface Said {
@@ -44,9 +44,10 @@ const eventFrame = (id: string, event: OpenerEvent, openers: ReadonlyArray<Opene
 
 /**
  * The events as SSE frames, each with the id `<batchId>:<n>`; a failure becomes the terminal
- * `failed` event (`{code, message, openers}`), `final` carries the meta and the openers saved.
+ * `failed` event (`{code, message, openers}`: the AI chain's failure, or NOT_FOUND for a match
+ * deleted meanwhile), `final` carries the meta and the openers saved.
  */
-const toSse = (batchId: string, events: Stream.Stream<OpenerEvent, AiError>) => {
+const toSse = (batchId: string, events: Stream.Stream<OpenerEvent, AiError | NotFound>) => {
   let said: Said = { n: 0, openers: [] }
   return events.pipe(
     Stream.map((event) => {
@@ -58,7 +59,7 @@ const toSse = (batchId: string, events: Stream.Stream<OpenerEvent, AiError>) => 
     }),
     Stream.catchAll((error) =>
       Stream.fromEffect(
-        Effect.map(Effect.flip(aiErrorToWire(error)), (wire) =>
+        Effect.map(Effect.flip(generationFailureToWire(error)), (wire) =>
           sseFrame(`${batchId}:${said.n + 1}`, "failed", {
             code: codeOf(wire),
             message: wire.message,
@@ -73,7 +74,7 @@ const toSse = (batchId: string, events: Stream.Stream<OpenerEvent, AiError>) => 
   )
 }
 
-const collect = (events: Stream.Stream<OpenerEvent, AiError>) =>
+const collect = (events: Stream.Stream<OpenerEvent, AiError | NotFound>) =>
   Effect.gen(function* () {
     const all = Chunk.toReadonlyArray(yield* Stream.runCollect(events))
     const final = all.find((event) => event._tag === "final")

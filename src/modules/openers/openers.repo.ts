@@ -1,16 +1,28 @@
 /** Prisma access for openers; every query is scoped to its owner. */
 import { Effect } from "effect"
-import { Db } from "../../core/db/db.ts"
+import { Db, isForeignKeyViolation } from "../../core/db/db.ts"
 import type { Opener, Prisma } from "../../core/db/generated/client.ts"
 import { afterCursor, newestFirst } from "../../core/pagination.ts"
 
 export type { Opener }
 
+/** The foreign key of an opener's match (prisma/migrations): a match deleted while its openers are written. */
+const MATCH_FOREIGN_KEY = "magic_openers_match_id_fkey"
+
 export class OpenersRepo extends Effect.Service<OpenersRepo>()("OpenersRepo", {
   effect: Effect.gen(function* () {
     const db = yield* Db
     return {
-      create: (data: Prisma.OpenerUncheckedCreateInput) => db.query("openers.create", (c) => c.opener.create({ data })),
+      /** The opener saved; null when its match is gone (deleted meanwhile: its foreign key refused the row). */
+      create: (data: Prisma.OpenerUncheckedCreateInput) =>
+        db
+          .query("openers.create", (c): Promise<Opener | null> => c.opener.create({ data }))
+          .pipe(
+            Effect.catchIf(
+              (error) => isForeignKeyViolation(error, MATCH_FOREIGN_KEY),
+              () => Effect.succeed(null)
+            )
+          ),
       find: (userId: string, id: string) =>
         db.query("openers.find", (c) => c.opener.findFirst({ where: { id, userId } })),
       list: (userId: string, matchId: string | undefined, limit: number, cursor: string | undefined) =>

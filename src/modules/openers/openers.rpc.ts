@@ -1,11 +1,11 @@
 /** `openers.*` procedures: thin over OpenersService, failures mapped as the HttpApi handlers do. */
 import { Effect, Stream } from "effect"
-import { aiErrorToWire, aiFailuresToWire } from "../../core/ai/wire.ts"
+import { aiFailuresToWire } from "../../core/ai/wire.ts"
 import { withUser } from "../../domain/auth.ts"
 import { DEFAULT_PAGE_LIMIT } from "../../domain/pagination.ts"
 import { decodeErrorToValidation } from "../../core/http/rpc.ts"
 import { OpenersRpcs } from "../../domain/rpc.ts"
-import { OpenersService } from "./openers.service.ts"
+import { generationFailureToWire, OpenersService } from "./openers.service.ts"
 
 export const OpenersRpcLive = OpenersRpcs.toLayer(
   Effect.gen(function* () {
@@ -14,7 +14,7 @@ export const OpenersRpcLive = OpenersRpcs.toLayer(
       // The stream ends with the client: an interrupted call aborts the provider's request.
       "openers.generate": (payload) =>
         withUser((userId) => openers.generate(userId, payload)).pipe(
-          Effect.map(Stream.catchAll((error) => Stream.fromEffect(aiErrorToWire(error)))),
+          Effect.map(Stream.catchAll((error) => Stream.fromEffect(generationFailureToWire(error)))),
           Effect.catchTags({
             ...aiFailuresToWire,
             DbError: Effect.die,

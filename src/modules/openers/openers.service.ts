@@ -6,13 +6,15 @@
  */
 import { Clock, Effect, Option, Schema, Stream } from "effect"
 import { randomUUID } from "node:crypto"
+import type { AiError } from "../../core/ai/errors.ts"
 import { AiStrategy, type TextRequest } from "../../core/ai/strategy.ts"
+import { aiErrorToWire, type AiWireError } from "../../core/ai/wire.ts"
 import { AppConfig } from "../../core/config.ts"
 import { notFound } from "../../core/ownership.ts"
 import { answeringRefusal, Quotas } from "../../core/quota/quotas.ts"
 import { toPage } from "../../core/pagination.ts"
 import { Storage } from "../../core/storage/storage.ts"
-import { SafetyBlocked } from "../../domain/errors.ts"
+import { type NotFound, SafetyBlocked } from "../../domain/errors.ts"
 import { ExtractedProfile } from "../../domain/matches.ts"
 import type { BlockedReason, GenerateOpeners, Opener as OpenerView, OpenerEvent } from "../../domain/openers.ts"
 import { Tone } from "../../domain/tones.ts"
@@ -34,6 +36,10 @@ import { cleanLine, impliesMinor, lineBlockedReason, normalizeOpener } from "./s
 export type { BlockedReason, OpenerEvent }
 
 const MAX_OPENER_CHARS = 300
+
+/** A generation stream's failure as the API sends it: the AI chain's as its wire error, a match deleted meanwhile as it is. */
+export const generationFailureToWire = (error: AiError | NotFound): Effect.Effect<never, AiWireError | NotFound> =>
+  error._tag === "NotFound" ? Effect.fail(error) : aiErrorToWire(error)
 
 /** A generation's id (its openers' `batchId`); the SSE event ids carry it. */
 export const newBatchId = () => randomUUID().replaceAll("-", "")
@@ -171,7 +177,7 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
           let index = 0
           let blocked = 0
 
-          const finishLine = (raw: string): Effect.Effect<ReadonlyArray<OpenerEvent>, never> =>
+          const finishLine = (raw: string): Effect.Effect<ReadonlyArray<OpenerEvent>, NotFound> =>
             Effect.gen(function* () {
               const text = cleanLine(raw)
               if (text === "") return []
@@ -201,6 +207,8 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
                   model: meta.model
                 })
                 .pipe(Effect.orDie)
+              // The match was deleted meanwhile (another device): the generation ends as for a missing one.
+              if (saved === null) return yield* notFound("Match")
               produced.saved++
               return [{ _tag: "done", index: position, opener: toOpenerView(saved) }]
             })
@@ -209,7 +217,7 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
           const meta = { provider: "unknown", model: "unknown" }
 
           return ai.streamText({ feature: "openers", userId }, request).pipe(
-            Stream.mapEffect((event): Effect.Effect<ReadonlyArray<OpenerEvent>, never> => {
+            Stream.mapEffect((event): Effect.Effect<ReadonlyArray<OpenerEvent>, NotFound> => {
               if (event._tag === "Started") {
                 meta.provider = event.provider
                 meta.model = event.model
@@ -259,7 +267,8 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
 
     /**
      * Checks before any model call (quota, ownership, minors), then the stream of events. The
-     * stream fails with the AI chain's error; openers already done stay saved.
+     * stream fails with the AI chain's error, or `NotFound` when the match is deleted meanwhile;
+     * openers already done stay saved (with their match, they are gone).
      */
     const generate = (userId: string, input: GenerateOpeners, batchId: string = newBatchId()) =>
       Effect.gen(function* () {

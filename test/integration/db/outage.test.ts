@@ -182,6 +182,45 @@ layer(serverBehindProxy(false), { timeout: 60_000 })("database outage", (it) => 
       expect((yield* sendBytes(ticket, screenshot)).status).toBe(200)
     })
   )
+  it.scoped("an RPC call while the database is away fails ServiceUnavailable, never a defect; it works after", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice } = yield* twoUsers(url)
+      const call = Effect.promise(async () => {
+        const response = await fetch(`${url}/rpc`, {
+          method: "POST",
+          headers: { "content-type": "application/ndjson" },
+          body:
+            JSON.stringify({
+              _tag: "Request",
+              id: "1",
+              tag: "openers.list",
+              payload: {},
+              headers: [["authorization", `Bearer ${alice.token}`]]
+            }) + "\n"
+        })
+        return { status: response.status, text: await response.text() }
+      })
+      yield* cutDatabase
+      const down = yield* call
+      yield* Effect.promise(() => proxy.restore())
+      expect(down.status).toBe(200)
+      // Before: Die { name: "DbError", message: "{ operation: openers.list, cause: Error: Connection terminated … }" }.
+      expect(JSON.parse(down.text)).toEqual({
+        _tag: "Exit",
+        requestId: "1",
+        exit: {
+          _tag: "Failure",
+          cause: {
+            _tag: "Fail",
+            error: { _tag: "ServiceUnavailable", message: "The database is unavailable; try again shortly" }
+          }
+        }
+      })
+      const up = yield* call
+      expect(JSON.parse(up.text)).toMatchObject({ _tag: "Exit", exit: { _tag: "Success", value: { items: [] } } })
+    })
+  )
   it.scoped("an openers SSE stream whose database goes away mid-stream ends with failed SERVICE_UNAVAILABLE", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl

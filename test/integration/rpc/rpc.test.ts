@@ -4,6 +4,7 @@
  * authentication, openers streamed, listed and liked, ownership; raw requests that are malformed.
  */
 import { expect, layer } from "@effect/vitest"
+import { randomBytes } from "node:crypto"
 import { Cause, Chunk, Effect, Exit, type Layer, Stream } from "effect"
 import { WingmateRpcClient, type WingmateRpcClientOptions } from "../../../src/client/rpc-client.ts"
 import { NotFound, Unauthorized } from "../../../src/domain/errors.ts"
@@ -13,6 +14,25 @@ import { newClerkId, tokenFor } from "../../support/auth.ts"
 import { http } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
+
+/** What the client is told of a defect of the server: nothing of what went wrong. */
+const GENERIC_DEFECT = { name: "InternalError", message: "An unexpected error occurred" }
+
+/** Until the scope closes, PostgreSQL refuses every new match of `userId` (a trigger raising an error). */
+const refusingMatchesOf = (userId: string) => {
+  const name = `wm_test_refuse_${randomBytes(4).toString("hex")}`
+  return Effect.acquireRelease(
+    Effect.zipRight(
+      sql(
+        `CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused for this test'; END $$`
+      ),
+      sql(
+        `CREATE TRIGGER ${name} BEFORE INSERT ON matches FOR EACH ROW WHEN (NEW.user_id = '${userId}') EXECUTE FUNCTION ${name}()`
+      )
+    ),
+    () => Effect.zipRight(sql(`DROP TRIGGER ${name} ON matches`), sql(`DROP FUNCTION ${name}()`))
+  )
+}
 
 type Transport = "http" | "webSocket"
 const transports: ReadonlyArray<Transport> = ["http", "webSocket"]
@@ -275,6 +295,45 @@ layer(testServer({ db: TestDb(), config: { AI_DAILY_SPEND_CAP_MICROS: "0" } }), 
       const put = yield* http(`${url}/rpc`, { method: "PUT", body: "x" })
       expect(put.status).toBe(404)
       expect(put.body).toMatchObject({ success: false, error: { code: "ROUTE_NOT_FOUND" } })
+    })
+  )
+
+  it.scoped("a defect answers a generic message on both transports, nothing of what went wrong", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice, bob } = yield* twoUsers(url)
+      // The database refuses alice's new matches with words of its own: a query failure the handlers
+      // treat as a defect (not a lost connection).
+      yield* refusingMatchesOf(alice.id)
+      const res = yield* rawNdjson(
+        url,
+        JSON.stringify({
+          _tag: "Request",
+          id: "1",
+          tag: "matches.create",
+          payload: { name: "Sam" },
+          headers: [["authorization", `Bearer ${alice.token}`]]
+        }) + "\n"
+      )
+      // Before: Die { name: "DbError", message: "{ operation: matches.create, cause: PrismaClientKnownRequestError … } }".
+      expect(res.lines).toEqual([
+        {
+          _tag: "Exit",
+          requestId: "1",
+          exit: { _tag: "Failure", cause: { _tag: "Die", defect: GENERIC_DEFECT } }
+        }
+      ])
+      const overSocket = yield* withClient("webSocket", alice.token, (rpc) =>
+        Effect.exit(rpc.matches.create({ name: "Sam" }))
+      )
+      if (Exit.isSuccess(overSocket)) return yield* Effect.dieMessage("the match must be refused")
+      expect(Cause.squash(overSocket.cause)).toMatchObject(GENERIC_DEFECT)
+      for (const said of [JSON.stringify(res.lines), String(Cause.squash(overSocket.cause))]) {
+        expect(said).not.toMatch(/prisma|matches\.create|wm_test|refused for this test|\.ts:/i)
+      }
+      // The same call of another user is served.
+      const served = yield* withClient("webSocket", bob.token, (rpc) => rpc.matches.create({ name: "Sam" }))
+      expect(served).toMatchObject({ name: "Sam" })
     })
   )
 })

@@ -7,7 +7,7 @@ import { HttpApi } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Authentication, TokenAuthentication } from "../../../src/domain/auth.ts"
 import { WingmateApi } from "../../../src/domain/api.ts"
-import { RpcAuthentication, RpcTokenAuthentication, WingmateRpcs } from "../../../src/domain/rpc.ts"
+import { RpcAuthentication, RpcServerFailures, RpcTokenAuthentication, WingmateRpcs } from "../../../src/domain/rpc.ts"
 
 /** HttpApi operation (`group.endpoint`) → RPC tag, or why it has none. */
 const RPC_OF: Record<string, string | { readonly none: string }> = {
@@ -72,7 +72,7 @@ describe("RPC coverage of the HttpApi", () => {
     expect(Object.keys(RPC_OF).sort()).toEqual(operations.map((op) => op.id).sort())
   })
 
-  it("each mapped procedure exists, behind the authentication of its operation", () => {
+  it("each mapped procedure exists, behind the authentication of its operation and RpcServerFailures", () => {
     for (const op of operations) {
       const target = RPC_OF[op.id]
       if (target === undefined || typeof target !== "string") continue
@@ -81,7 +81,8 @@ describe("RPC coverage of the HttpApi", () => {
       const expected = op.authentication === "token" ? RpcTokenAuthentication.key : RpcAuthentication.key
       const keys: Array<string> = []
       rpc?.middlewares.forEach((tag: { readonly key: string }) => keys.push(tag.key))
-      expect(keys, `${target} runs behind ${expected}`).toEqual([expected])
+      // The server's own failures are answered outermost, authentication's included.
+      expect(keys, `${target} runs behind ${expected}`).toEqual([expected, RpcServerFailures.key])
       expect(op.authentication, op.id).not.toBe("none")
     }
   })
