@@ -19,8 +19,9 @@ export const ClientFrame = Schema.Union(
   Schema.Struct({ type: Schema.Literal("auth"), token: Token(8192) }).annotations(strict),
   Schema.Struct({
     type: Schema.Literal("ping"),
-    // Echoed back as sent; the frame size cap bounds it.
-    t: Schema.optional(Schema.Union(Schema.Number, PlainString()))
+    // Echoed back as sent; the frame size cap bounds it. A finite number: JSON parses 1e400 to
+    // Infinity, which JSON cannot say back (it would be echoed as null).
+    t: Schema.optional(Schema.Union(Schema.Finite, PlainString()))
   }),
   Schema.Struct({
     type: Schema.Literal("subscribe"),
@@ -47,7 +48,7 @@ export const ServerFrame = Schema.Union(
   Schema.Struct({ type: Schema.Literal("auth.ok"), userId: Schema.String, expiresAt: Schema.DateFromString }),
   /** The token expires soon: send a fresh `auth` before `expiresAt` or the connection closes (4401). */
   Schema.Struct({ type: Schema.Literal("auth.expiring"), expiresAt: Schema.DateFromString }),
-  Schema.Struct({ type: Schema.Literal("pong"), t: Schema.optional(Schema.Union(Schema.Number, Schema.String)) }),
+  Schema.Struct({ type: Schema.Literal("pong"), t: Schema.optional(Schema.Union(Schema.Finite, Schema.String)) }),
   Schema.Struct({ type: Schema.Literal("subscribed"), sessionId: Schema.String }),
   Schema.Struct({ type: Schema.Literal("unsubscribed"), sessionId: Schema.String }),
   /** `event` and `data` are exactly the SSE stream's (`snapshot`, `status`, `lines`, `transcript`, `delta`, …). */

@@ -6,10 +6,10 @@
  * included), and a slow consumer.
  */
 import { expect, layer } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
 import { afterAll, beforeEach, vi } from "vitest"
 import WebSocket from "ws"
-import { CloseCode } from "../../../src/domain/realtime.ts"
+import { CloseCode, ServerFrame } from "../../../src/domain/realtime.ts"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { newClerkId, otherKeys, tokenFor } from "../../support/auth.ts"
 import { sql, TestDb } from "../../support/database.ts"
@@ -154,6 +154,26 @@ layer(protocolServer, { timeout: 60_000 })("realtime gateway: protocol", (it) =>
 
       yield* socket.send({ type: "ping", t: 1 })
       expect(yield* socket.next()).toEqual({ type: "pong", t: 1 })
+    })
+  )
+
+  it.scoped("a ping whose t is no finite number (1e400 parses to Infinity) is VALIDATION_ERROR, not a pong", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const { alice } = yield* twoUsers(url)
+      const socket = yield* connectAs(url, alice.token)
+      for (const t of ["1e400", "-1e400"]) {
+        yield* socket.sendRaw(`{"type":"ping","t":${t}}`)
+        // Before: { type: "pong", t: null }, a frame the server's own ServerFrame refuses.
+        const refused = yield* socket.next()
+        expect(refused).toMatchObject({ type: "error", code: "VALIDATION_ERROR" })
+        const paths = (refused["details"] as { issues: Array<{ path: string }> }).issues.map((issue) => issue.path)
+        expect(paths).toEqual(["t"])
+      }
+      yield* socket.sendRaw('{"type":"ping","t":1e300}')
+      const pong = yield* socket.next()
+      expect(pong).toEqual({ type: "pong", t: 1e300 })
+      expect(Schema.decodeUnknownSync(ServerFrame)(pong)).toEqual(pong)
     })
   )
 
