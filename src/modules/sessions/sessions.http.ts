@@ -158,9 +158,7 @@ export const SessionsHttpLive = HttpApiBuilder.group(WingmateApi, "sessions", (h
         withUser((userId) => sessions.cancel(userId, path.sessionId)).pipe(Effect.catchTag("DbError", Effect.die))
       )
       .handle("delete", ({ path }) =>
-        withUser((userId) => sessions.remove(userId, path.sessionId)).pipe(
-          Effect.catchTags({ DbError: Effect.die, StorageError: Effect.die })
-        )
+        withUser((userId) => sessions.remove(userId, path.sessionId)).pipe(Effect.catchTag("DbError", Effect.die))
       )
   })
 )

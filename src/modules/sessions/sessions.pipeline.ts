@@ -13,10 +13,13 @@
  * attempt whose job another took over (its lock lost while it was paused) writes nothing more and
  * stops quietly, even if it wakes up after the other completed the session. Once OCR has succeeded (the
  * transcript saved) no full-size copy of a screenshot is kept, original or normalised: the
- * screenshots are other people's messages. Only the small thumbnail stays, for the app's history,
- * and goes with the session. A retry after that finds the transcript and never reads the images
- * again. Failures end as `failed` with a catalog code (transient ones are retried by the queue
- * first). Nothing logged carries message text or image bytes.
+ * screenshots are other people's messages. A retry that finds the transcript saved deletes them
+ * again (the attempt before may have died first) and never reads the images. A session that
+ * fails deletes them too (cancelling and deleting one do, in the api); whatever a crash or a failed
+ * deletion leaves, the upload sweep deletes once the session has ended. Only the small thumbnail
+ * stays, for the app's history, and goes with the session. Failures end as `failed` with a
+ * catalog code (transient ones are retried by the queue first). Nothing logged carries message
+ * text or image bytes.
  */
 import { Cause, Clock, Deferred, Duration, Effect, Fiber, Layer, Option, Schema } from "effect"
 import type { AiError } from "../../core/ai/errors.ts"
@@ -40,7 +43,7 @@ import type {
   SessionSuggestion
 } from "../../domain/sessions.ts"
 import type { ProcessedFields } from "../uploads/uploads.repo.ts"
-import { sweepEvery, UploadsService } from "../uploads/uploads.service.ts"
+import { fullSizeKeysOf, sweepEvery, UploadsService } from "../uploads/uploads.service.ts"
 import { mergeTranscripts } from "./merge.ts"
 import { SessionJobs, type SessionJob, sessionFeed } from "./sessions.jobs.ts"
 import { type MessageRow, SessionsRepo, type StaleKey } from "./sessions.repo.ts"
@@ -49,14 +52,11 @@ import { SessionSuggester } from "./sessions.suggest.ts"
 
 const SWEEP_BATCH = 100
 
-/** The full-size copies of a session's screenshots: the originals and the normalised images (not the thumbnails). */
-const fullSizeKeys = (
-  originals: ReadonlyArray<string>,
-  normalised: ReadonlyArray<{ readonly imageKey: string | null }>
-): ReadonlyArray<string> => [
-  ...originals,
-  ...normalised.flatMap((image) => (image.imageKey === null ? [] : [image.imageKey]))
-]
+/**
+ * The full-size copies of a session's screenshots: the originals and the normalised images,
+ * recorded or not (not the thumbnails).
+ */
+const fullSizeKeys = (originals: ReadonlyArray<string>): ReadonlyArray<string> => originals.flatMap(fullSizeKeysOf)
 
 /** Two deltas of the same suggestion, or two sets of transcript lines, one after the other, as one. */
 const foldStreamed = (previous: SessionEvent, next: SessionEvent): SessionEvent | undefined => {
@@ -116,9 +116,20 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
     const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
 
     /**
-     * Marks the session failed with `code` and publishes it; false when it had already ended, or
-     * (by an `attempt`) when another attempt owns it. What the attempts consumed before failing is
-     * the session's cost too.
+     * Deletes the full-size copies of an ended session's screenshots, unless their retention runs
+     * (the sessions sweeper deletes them then). A failure is logged: the upload sweep deletes them.
+     */
+    const removeFullSize = (sessionId: string) =>
+      Effect.gen(function* () {
+        const row = yield* repo.originalsOf(sessionId)
+        if (row === null || row.originalsExpireAt !== null) return
+        yield* storage.remove(fullSizeKeys(row.images.map((image) => image.upload.key)))
+      }).pipe(Effect.catchAll((error) => Effect.logWarning("Session screenshots not deleted (the sweep will)", error)))
+
+    /**
+     * Marks the session failed with `code`, deletes its full-size screenshots and publishes it;
+     * false when it had already ended, or (by an `attempt`) when another attempt owns it. What the
+     * attempts consumed before failing is the session's cost too.
      */
     const markFailed = (sessionId: string, code: ErrorCode, attempt?: string) =>
       Effect.gen(function* () {
@@ -149,6 +160,8 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
             .syncCost(sessionId)
             .pipe(Effect.catchAll((error) => Effect.logWarning("Session cost not synced", error)))
         }
+        // Whatever the failure, no full-size copy outlives the session's end.
+        yield* removeFullSize(sessionId)
         yield* feed
           .publish(
             sessionId,
@@ -214,9 +227,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
         // Normalise and OCR, unless an earlier attempt already saved the transcript.
         let stored: ReadonlyArray<MessageRow & { readonly position: number }> = session.messages
         // What this attempt read (the transcript was not saved yet): saved below.
-        let read:
-          | { readonly images: ReadonlyArray<{ readonly imageKey: string }>; readonly rows: ReadonlyArray<MessageRow> }
-          | undefined
+        let read: { readonly rows: ReadonlyArray<MessageRow> } | undefined
         if (stored.length === 0) {
           yield* enter("normalise")
           const images = yield* timed(
@@ -227,9 +238,28 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
                 image.contentHash !== null && image.imageKey !== null && image.thumbnailKey !== null
                   ? Effect.succeed({ contentHash: image.contentHash, imageKey: image.imageKey, bytes: undefined })
                   : Effect.gen(function* () {
-                      // The upload as the job's read found it; recorded with the session's image in one statement.
+                      // The upload as the job's read found it; recorded with the session's image in one statement,
+                      // while the session runs. Ended or deleted meanwhile (whoever ended it deleted what was
+                      // recorded): what this attempt wrote goes, and the attempt stops.
                       const record = (uploadId: string, fields: ProcessedFields) =>
-                        repo.setImage({ sessionId, attempt }, image.id, uploadId, fields)
+                        repo.setImage({ sessionId, attempt }, image.id, uploadId, fields).pipe(
+                          Effect.tapError((stopped) =>
+                            // Superseded: the attempt that owns the session writes (and records) the same
+                            // keys, so what was written here stays.
+                            stopped._tag === "AttemptStopped" && stopped.reason === "ended"
+                              ? storage
+                                  .remove([fields.imageKey, fields.thumbnailKey])
+                                  .pipe(
+                                    Effect.catchAll((error) =>
+                                      Effect.logWarning(
+                                        "Images of an ended session not deleted (the sweep will)",
+                                        error
+                                      )
+                                    )
+                                  )
+                              : Effect.void
+                          )
+                        )
                       const { processed, image: bytes } = yield* uploads.processWithImage(userId, image.uploadId, {
                         known: { upload: image.upload, erased: session.erased },
                         record
@@ -298,7 +328,6 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
             return yield* new OcrFailed({ reason: "no-text", message: "No message was read from the screenshots" })
           }
           read = {
-            images,
             rows: merged.map(({ sender, text, time, confidence }) => ({ sender, text, time, confidence }))
           }
           stored = read.rows.map((row, position) => ({ ...row, position }))
@@ -339,27 +368,34 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
           ).pipe(Effect.forkScoped)
         let suggesting = yield* suggest(stored.map(toMessage))
 
+        // OCR succeeded and the transcript is saved (so a retry never needs the images again): the
+        // full-size copies go, originals and normalised images, now or after the retention; also on a
+        // retry that found the transcript saved (the attempt that saved it may have died before this).
+        // A deletion that fails is logged: the upload sweep deletes them once the session has ended.
+        // The thumbnails stay with the session.
+        const dropFullSize = (retry: boolean) =>
+          Effect.gen(function* () {
+            const retention = config.sessions.screenshotRetentionSeconds
+            if (retention > 0) {
+              const at = yield* Clock.currentTimeMillis
+              yield* repo.setOriginalsExpiryOwned(sessionId, attempt, new Date(at + retention * 1000), new Date(at), {
+                ifUnset: retry
+              })
+            } else {
+              yield* storage
+                .remove(fullSizeKeys(session.images.map((image) => image.upload.key)))
+                .pipe(
+                  Effect.catchAll((error) =>
+                    Effect.logWarning("Session screenshots not deleted (the sweep will)", error)
+                  )
+                )
+            }
+          })
         if (read !== undefined) {
           const rows = read.rows
           yield* enter("transcript")
           const saved = yield* timed("transcript", repo.saveTranscript(sessionId, attempt, rows))
-          // OCR succeeded and the transcript is saved (so a retry never needs the images again): the
-          // full-size copies go, originals and normalised images, now or after the retention. The
-          // thumbnails stay with the session.
-          const retention = config.sessions.screenshotRetentionSeconds
-          if (retention > 0) {
-            const at = yield* Clock.currentTimeMillis
-            yield* repo.setOriginalsExpiryOwned(sessionId, attempt, new Date(at + retention * 1000), new Date(at))
-          } else {
-            yield* storage
-              .remove(
-                fullSizeKeys(
-                  session.images.map((image) => image.upload.key),
-                  read.images
-                )
-              )
-              .pipe(Effect.catchAll((error) => Effect.logWarning("Session screenshots not deleted", error)))
-          }
+          yield* dropFullSize(false)
           // Rows left by another attempt running at the same time: theirs are the transcript, and the
           // suggestions are asked for again from them.
           if (saved.count !== rows.length) {
@@ -367,6 +403,8 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
             stored = yield* repo.messages(sessionId)
             suggesting = yield* suggest(stored.map(toMessage))
           }
+        } else {
+          yield* dropFullSize(true)
         }
         const transcript = stored.map(toMessage)
         yield* publish({ _tag: "Transcript", messages: transcript })
@@ -470,12 +508,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
       for (;;) {
         const due = yield* repo.originalsDue(yield* now, SWEEP_BATCH)
         for (const row of due) {
-          yield* storage.remove(
-            fullSizeKeys(
-              row.images.map((image) => image.upload.key),
-              row.images
-            )
-          )
+          yield* storage.remove(fullSizeKeys(row.images.map((image) => image.upload.key)))
           yield* repo.setOriginalsExpiry(row.id, null)
           removed++
         }

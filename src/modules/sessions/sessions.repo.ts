@@ -464,10 +464,13 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
           )
           .pipe(Effect.map(({ count }) => count > 0)),
       /**
-       * The session (images, transcript and suggestions cascade) and the cached reads of its
-       * screenshots: a transcript is gone with its session, and the same screenshot is read again.
-       * The row is locked first, so a read being cached at this moment (`cacheOcr` holds a key
-       * share on it) either lands before and is deleted here, or finds the session gone.
+       * The session (images, transcript and suggestions cascade), the uploads it took and the
+       * cached reads of its screenshots, in one transaction: a transcript is gone with its session,
+       * and the same screenshot is read again; no upload row is left pointing at objects of a
+       * deleted session, and an attempt still running finds nothing to record its normalised images
+       * on. The row is locked first, so a read being cached at this moment (`cacheOcr` holds a key
+       * share on it) either lands before and is deleted here, or finds the session gone. False when
+       * it was gone.
        */
       remove: (userId: string, id: string) =>
         db.transaction("sessions.remove", (tx) =>
@@ -487,8 +490,26 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
                   SELECT content_hash FROM session_images WHERE session_id = ${id} AND content_hash IS NOT NULL
                 )`
             )
+            yield* queryWith(
+              tx,
+              "sessions.remove.uploads",
+              (c) => c.$executeRaw`
+                DELETE FROM uploads u USING session_images i
+                WHERE i.session_id = ${id} AND u.id = i.upload_id AND u.purpose = 'session'`
+            )
             yield* queryWith(tx, "sessions.remove.row", (c) => c.session.deleteMany({ where: { id, userId } }))
             return true
+          })
+        ),
+      /**
+       * The keys of a session's originals and when their retention ends (null: none runs): what
+       * an ending session deletes. Null when the session is gone.
+       */
+      originalsOf: (id: string) =>
+        db.query("sessions.originalsOf", (c) =>
+          c.session.findUnique({
+            where: { id },
+            select: { originalsExpireAt: true, images: { select: { upload: { select: { key: true } } } } }
           })
         ),
       /** Every session of the user (account erasure; images, transcript and suggestions cascade). */
@@ -501,7 +522,11 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
       /**
        * The normalised image of a session's screenshot, recorded on its upload (unless recorded
        * there already: its first record stands) and on the session image, in one statement, by
-       * the attempt that owns the session (else `AttemptStopped`, nothing written).
+       * the attempt that owns the session, so only while it is queued or processing (else
+       * `AttemptStopped`, nothing written: "ended" when it was cancelled, finished or deleted
+       * meanwhile, and the caller deletes what it wrote, whoever ended the session having deleted
+       * what was recorded before; "superseded" when another attempt took it over, which writes
+       * the same keys).
        */
       setImage: (
         owner: { readonly sessionId: string; readonly attempt: string },
@@ -755,15 +780,24 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
           ),
       /**
        * When the session's full-size screenshots are to be deleted (SESSION_SCREENSHOT_RETENTION_SECONDS > 0),
-       * set by the attempt that owns it (else `AttemptStopped`).
+       * set by the attempt that owns it (else `AttemptStopped`); `ifUnset`: unless an earlier attempt
+       * set it already (a retry does not lengthen the retention).
        */
-      setOriginalsExpiryOwned: (id: string, attempt: string, expiresAt: Date, now: Date) =>
+      setOriginalsExpiryOwned: (
+        id: string,
+        attempt: string,
+        expiresAt: Date,
+        now: Date,
+        options: { readonly ifUnset?: boolean } = {}
+      ) =>
         Effect.asVoid(
           updateOwned(
             "sessions.setOriginalsExpiry",
             id,
             attempt,
-            Prisma.sql`originals_expire_at = ${expiresAt}, updated_at = ${now}`,
+            options.ifUnset === true
+              ? Prisma.sql`originals_expire_at = COALESCE(originals_expire_at, ${expiresAt}), updated_at = ${now}`
+              : Prisma.sql`originals_expire_at = ${expiresAt}, updated_at = ${now}`,
             Prisma.sql`id`
           )
         ),

@@ -76,9 +76,7 @@ export const SessionsRpcLive = SessionsRpcs.toLayer(
       "sessions.cancel": ({ sessionId }) =>
         withUser((userId) => sessions.cancel(userId, sessionId)).pipe(Effect.catchTag("DbError", Effect.die)),
       "sessions.delete": ({ sessionId }) =>
-        withUser((userId) => sessions.remove(userId, sessionId)).pipe(
-          Effect.catchTags({ DbError: Effect.die, StorageError: Effect.die })
-        )
+        withUser((userId) => sessions.remove(userId, sessionId)).pipe(Effect.catchTag("DbError", Effect.die))
     })
   })
 )

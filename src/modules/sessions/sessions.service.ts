@@ -43,7 +43,7 @@ import {
   type SessionSummary
 } from "../../domain/sessions.ts"
 import { MatchesService } from "../matches/matches.service.ts"
-import { UploadsService } from "../uploads/uploads.service.ts"
+import { fullSizeKeysOf, objectKeysOf, UploadsService } from "../uploads/uploads.service.ts"
 import { type SessionDetail, SessionsRepo } from "./sessions.repo.ts"
 import { failureMessage, timingsOf, toMessage, toneOf, toSuggestion } from "./sessions.views.ts"
 import { isTerminalEvent, SessionJobs, sessionFeed } from "./sessions.jobs.ts"
@@ -183,7 +183,21 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         Effect.asVoid
       )
 
-    const notQueued = (id: string) =>
+    /**
+     * The full-size copies (originals, normalised images recorded or not) of an ended session's
+     * screenshots, unless their retention runs; the thumbnails stay with the session. A failure
+     * is logged: the upload sweep deletes them, the session having ended.
+     */
+    const removeFullSize = (row: Pick<SessionDetail, "images" | "originalsExpireAt">) =>
+      row.originalsExpireAt !== null
+        ? Effect.void
+        : storage
+            .remove(row.images.flatMap((image) => fullSizeKeysOf(image.upload.key)))
+            .pipe(
+              Effect.catchAll((error) => Effect.logWarning("Session screenshots not deleted (the sweep will)", error))
+            )
+
+    const notQueued = (id: string, userId: string) =>
       Effect.gen(function* () {
         const failed = yield* repo.advance(id, {
           status: "failed",
@@ -192,6 +206,8 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
           completedAt: yield* now
         })
         if (failed) {
+          const row = yield* repo.find(userId, id)
+          if (row !== null) yield* removeFullSize(row)
           yield* publishQuietly(
             id,
             { _tag: "Failed", code: "SERVICE_UNAVAILABLE", message: "The job queue is unavailable; try again shortly" },
@@ -239,7 +255,7 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         // The row's id was just minted: no earlier job nor cancel mark can carry it.
         yield* jobs.enqueue(row.id, { sessionId: row.id, userId }, { fresh: true }).pipe(
           // Never run, so it does not count against today's sessions.
-          Effect.tapError(() => Effect.zipRight(notQueued(row.id), quotas.release(quota))),
+          Effect.tapError(() => Effect.zipRight(notQueued(row.id, userId), quotas.release(quota))),
           Effect.mapError(queueDown)
         )
         yield* Effect.logInfo("Session queued").pipe(
@@ -345,6 +361,9 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         if (yield* repo.cancel(userId, id, yield* now)) {
           yield* jobs.remove(id).pipe(Effect.mapError(queueDown))
           const row = yield* load(userId, id)
+          // After the status: an attempt still normalising cannot record its images any more and
+          // deletes them itself; what was recorded before is deleted here.
+          yield* removeFullSize(row)
           yield* publishQuietly(id, { _tag: "Cancelled" }, stateOf(row))
           yield* Effect.logInfo("Session cancelled").pipe(Effect.annotateLogs({ sessionId: id }))
           return yield* view(row)
@@ -352,16 +371,24 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         return yield* view(yield* load(userId, id))
       })
 
-    /** The job, the progress, the stored images (thumbnails included), then the rows (which cascade). */
+    /**
+     * The job, the rows (the session's, which cascade, and its uploads'), then every object its
+     * screenshots may be stored at (originals, normalised images and thumbnails, recorded or not),
+     * then the progress. Rows first: an attempt still normalising finds no row to record its images
+     * on and deletes them itself. Objects a failure or a crash leaves have no row any more: the
+     * upload sweep deletes them.
+     */
     const remove = (userId: string, id: string) =>
       Effect.gen(function* () {
         const row = yield* load(userId, id)
         yield* jobs.remove(id).pipe(Effect.mapError(queueDown))
-        const keys = row.images.flatMap((image) =>
-          [image.upload.key, image.imageKey, image.thumbnailKey].filter((key) => key !== null)
-        )
-        if (keys.length > 0) yield* storage.remove(keys)
         yield* repo.remove(userId, id)
+        const keys = row.images.flatMap((image) =>
+          [...objectKeysOf(image.upload.key), image.imageKey, image.thumbnailKey].filter((key) => key !== null)
+        )
+        yield* storage
+          .remove([...new Set(keys)])
+          .pipe(Effect.catchAll((error) => Effect.logWarning("Session objects not deleted (the sweep will)", error)))
         // After the row: a follower's stream ends on the clear and must find the session gone.
         yield* feed.clear(id).pipe(Effect.catchAll((error) => Effect.logWarning("Session progress not cleared", error)))
       })

@@ -2,7 +2,13 @@
 import { Effect, Option } from "effect"
 import { Db, queryWith, type TxClient } from "../../core/db/db.ts"
 import { newId } from "../../core/db/ids.ts"
-import { Prisma, type PrismaClient, type Upload, type UploadPurpose } from "../../core/db/generated/client.ts"
+import {
+  Prisma,
+  type PrismaClient,
+  type SessionStatus,
+  type Upload,
+  type UploadPurpose
+} from "../../core/db/generated/client.ts"
 
 export type { Upload }
 
@@ -37,6 +43,18 @@ export type UploadToProcess = Pick<
 
 /** `findWithTombstone`'s row: the tombstone, and the upload's columns (id null, like all, when there is none). */
 type UploadOrNoneRow = Omit<Upload, "id"> & { readonly id: string | null; readonly erased: boolean }
+
+/**
+ * An upload whose objects a listing found, with the session that took it: what the stray sweep
+ * decides on. `sessionStatus` is null when no session took it or its session was deleted.
+ */
+export interface ObjectOwner extends Pick<
+  Upload,
+  "key" | "imageKey" | "thumbnailKey" | "status" | "storedAt" | "purpose" | "usedAt"
+> {
+  readonly sessionStatus: SessionStatus | null
+  readonly originalsExpireAt: Date | null
+}
 
 export interface ProcessedFields {
   readonly imageKey: string
@@ -146,16 +164,35 @@ export class UploadsRepo extends Effect.Service<UploadsRepo>()("UploadsRepo", {
         .query("uploads.removeIfUnused", (c) => c.upload.deleteMany({ where: { id, status: { not: "used" } } }))
         .pipe(Effect.map((result) => result.count === 1))
 
-    /** The uploads any of `keys` belongs to: as the original, the normalised image or the thumbnail. */
+    /**
+     * The uploads whose originals are at `keys` (the normalised images and thumbnails are stored
+     * next to them), each with the session that took it, if any, in one statement.
+     */
     const findByObjectKeys = (keys: ReadonlyArray<string>) =>
-      db.query("uploads.findByObjectKeys", (c) =>
-        c.upload.findMany({
-          where: {
-            OR: [{ key: { in: [...keys] } }, { imageKey: { in: [...keys] } }, { thumbnailKey: { in: [...keys] } }]
-          },
-          select: { key: true, imageKey: true, thumbnailKey: true, status: true, storedAt: true }
-        })
+      db.sql<ObjectOwner>(
+        "uploads.findByObjectKeys",
+        Prisma.sql`
+          SELECT u.key, u.image_key AS "imageKey", u.thumbnail_key AS "thumbnailKey", u.status::text AS status,
+                 u.stored_at AS "storedAt", u.purpose::text AS purpose, u.used_at AS "usedAt",
+                 s.status::text AS "sessionStatus", s.originals_expire_at AS "originalsExpireAt"
+          FROM uploads u
+          LEFT JOIN session_images i ON i.upload_id = u.id
+          LEFT JOIN sessions s ON s.id = i.session_id
+          WHERE u.key = ANY(${[...keys]}::text[])`
       )
+
+    /**
+     * Deletes the rows of session uploads at `keys` whose session is gone (a session deleted
+     * before its uploads went with it): the sweep, once their objects are deleted.
+     */
+    const removeSessionless = (keys: ReadonlyArray<string>) =>
+      db
+        .query("uploads.removeSessionless", (c) =>
+          c.upload.deleteMany({
+            where: { key: { in: [...keys] }, purpose: "session", status: "used", sessionImages: { none: {} } }
+          })
+        )
+        .pipe(Effect.map((result) => result.count))
 
     const removeAllOf = (userId: string) =>
       db.query("uploads.removeAllOf", (c) => c.upload.deleteMany({ where: { userId } }))
@@ -171,6 +208,7 @@ export class UploadsRepo extends Effect.Service<UploadsRepo>()("UploadsRepo", {
       findUnusedBefore,
       removeIfUnused,
       findByObjectKeys,
+      removeSessionless,
       removeAllOf
     } as const
   })

@@ -39,7 +39,13 @@ import {
   type UploadPurpose,
   type UploadTicket
 } from "../../domain/uploads.ts"
-import { type ProcessedFields, type Upload, UploadsRepo, type UploadToProcess } from "./uploads.repo.ts"
+import {
+  type ObjectOwner,
+  type ProcessedFields,
+  type Upload,
+  UploadsRepo,
+  type UploadToProcess
+} from "./uploads.repo.ts"
 
 /** An upload whose bytes are in storage and match its declaration. */
 export interface VerifiedUpload {
@@ -79,6 +85,28 @@ const acceptedType = (contentType: string): AcceptedImageType | undefined =>
   AcceptedImageTypes.find((accepted) => accepted === contentType)
 
 const EXTENSIONS: Record<string, string> = { "image/webp": "webp", "image/jpeg": "jpg" }
+
+/** Every extension a normalised image may have been stored with, whatever IMAGE_FORMAT was then. */
+const STORED_EXTENSIONS = ["webp", "jpg", "img"] as const
+
+/**
+ * The keys at which the full-size copies of the original at `key` may be: the original and its
+ * normalised image (`<key>.webp`, `<key>.jpg`), recorded or not (an attempt stopped between
+ * writing and recording leaves it unrecorded). Not the thumbnails.
+ */
+export const fullSizeKeysOf = (key: string): ReadonlyArray<string> => [
+  key,
+  ...STORED_EXTENSIONS.map((extension) => `${key}.${extension}`)
+]
+
+/** Every key an upload's objects may be at: its full-size copies and its thumbnail. */
+export const objectKeysOf = (key: string): ReadonlyArray<string> => [
+  ...fullSizeKeysOf(key),
+  ...STORED_EXTENSIONS.map((extension) => `${key}.thumb.${extension}`)
+]
+
+/** The original's key of a normalised image or thumbnail (`<key>.webp`, `<key>.thumb.webp`); other keys as they are. */
+const originalKeyOf = (key: string): string => key.replace(/\.(?:thumb\.)?(?:webp|jpg|img)$/, "")
 
 type RejectionCode = "UPLOAD_SIZE_MISMATCH" | "UPLOAD_TYPE_MISMATCH" | "UPLOAD_CONTENT_MISMATCH"
 
@@ -389,22 +417,30 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
         const extension = EXTENSIONS[normalized.image.contentType] ?? "img"
         const imageKey = `${checked.key}.${extension}`
         const thumbnailKey = `${checked.key}.thumb.${extension}`
-        // Both at once: on S3 each is a round trip on the way to the session's vision call.
-        yield* Effect.all(
-          [
-            storage.put(imageKey, normalized.image.bytes, normalized.image.contentType),
-            storage.put(thumbnailKey, normalized.thumbnail.bytes, normalized.thumbnail.contentType)
-          ],
-          { concurrency: 2, discard: true }
+        // Written and recorded as one step, not interrupted half-way: a write abandoned in flight may
+        // land after whoever stopped the caller deleted the upload's objects, with nothing recording it.
+        // Stopped meanwhile, `record` finds nothing to record on and deletes what was written.
+        const processedAt = yield* now
+        yield* Effect.uninterruptible(
+          Effect.zipRight(
+            // Both at once: on S3 each is a round trip on the way to the session's vision call.
+            Effect.all(
+              [
+                storage.put(imageKey, normalized.image.bytes, normalized.image.contentType),
+                storage.put(thumbnailKey, normalized.thumbnail.bytes, normalized.thumbnail.contentType)
+              ],
+              { concurrency: 2, discard: true }
+            ),
+            (options.record ?? repo.markProcessed)(upload.id, {
+              imageKey,
+              thumbnailKey,
+              contentHash: normalized.contentHash,
+              width: normalized.image.width,
+              height: normalized.image.height,
+              processedAt
+            })
+          )
         )
-        yield* (options.record ?? repo.markProcessed)(upload.id, {
-          imageKey,
-          thumbnailKey,
-          contentHash: normalized.contentHash,
-          width: normalized.image.width,
-          height: normalized.image.height,
-          processedAt: yield* now
-        })
         const processed: ProcessedUpload = {
           uploadId: upload.id,
           imageKey,
@@ -459,28 +495,60 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
     })
 
     /**
-     * The strays among listed objects: an original found with another last-modified time than
-     * when it was verified, or at a rejected upload's key (written again after a deletion: the
-     * store refuses a second write only while the object exists), and, once older than the URL
-     * TTL (so uploads and processing in flight are left alone), objects no upload refers to.
+     * What is left of a session upload whose session ended or is gone: `none` (deleted with its
+     * session, once the upload was taken longer than the URL TTL ago: the session is written with
+     * the taking), `thumbnail` (ended, and no retention of its full-size copies is running:
+     * SESSION_SCREENSHOT_RETENTION_SECONDS), or `all` (running, retained, or not a session's).
      */
-    const straysOf = (objects: ReadonlyArray<ListedObject>, settledBefore: number) =>
+    const keptOf = (owner: ObjectOwner, settledBefore: number, at: number): "all" | "thumbnail" | "none" => {
+      if (owner.purpose !== "session" || owner.status !== "used") return "all"
+      if (owner.sessionStatus === null)
+        return owner.usedAt !== null && owner.usedAt.getTime() < settledBefore ? "none" : "all"
+      if (owner.sessionStatus === "queued" || owner.sessionStatus === "processing") return "all"
+      return owner.originalsExpireAt !== null && owner.originalsExpireAt.getTime() > at ? "all" : "thumbnail"
+    }
+
+    /**
+     * The strays among listed objects, and the upload rows to delete after them:
+     * - an original found with another last-modified time than when it was verified, or at a
+     *   rejected upload's key (written again after a deletion: the store refuses a second write
+     *   only while the object exists);
+     * - the full-size copies (original, normalised image, recorded or not) of a session upload
+     *   whose session ended (completed, failed, cancelled; unless its retention is running): a
+     *   crash or a failed deletion at the session's end leaves none for good;
+     * - every object of a session upload whose session is gone, and then its row;
+     * - once older than the URL TTL (so uploads and processing in flight are left alone), objects
+     *   no upload refers to, and a normalised image or thumbnail its upload does not record.
+     */
+    const straysOf = (objects: ReadonlyArray<ListedObject>, settledBefore: number, at: number) =>
       Effect.gen(function* () {
-        if (objects.length === 0) return []
-        const rows = yield* repo.findByObjectKeys(objects.map((object) => object.key))
-        const originals = new Map(rows.map((row) => [row.key, row]))
-        const derived = new Set(rows.flatMap((row) => [row.imageKey, row.thumbnailKey]))
+        if (objects.length === 0) return { keys: [], sessionless: [] }
+        const rows = yield* repo.findByObjectKeys([...new Set(objects.map((object) => originalKeyOf(object.key)))])
+        const owners = new Map(rows.map((row) => [row.key, row]))
         const second = (date: Date) => Math.floor(date.getTime() / 1000)
-        return objects
+        const sessionless = new Set<string>()
+        const keys = objects
           .filter((object) => {
-            const original = originals.get(object.key)
-            if (original !== undefined) {
-              if (original.status === "rejected") return true
-              return original.storedAt !== null && second(original.storedAt) !== second(object.lastModified)
+            const owner = owners.get(originalKeyOf(object.key))
+            if (owner === undefined) return object.lastModified.getTime() < settledBefore
+            const kept = keptOf(owner, settledBefore, at)
+            if (kept === "none") {
+              sessionless.add(owner.key)
+              return true
             }
-            return !derived.has(object.key) && object.lastModified.getTime() < settledBefore
+            if (object.key === owner.key) {
+              if (owner.status === "rejected" || kept === "thumbnail") return true
+              return owner.storedAt !== null && second(owner.storedAt) !== second(object.lastModified)
+            }
+            const isThumbnail = object.key.startsWith(`${owner.key}.thumb.`)
+            if (kept === "thumbnail" && !isThumbnail) return true
+            const recorded = object.key === owner.imageKey || object.key === owner.thumbnailKey
+            // A thumbnail its ended session never recorded: no attempt will record it now.
+            if (kept === "thumbnail" && !recorded) return true
+            return !recorded && object.lastModified.getTime() < settledBefore
           })
           .map((object) => object.key)
+        return { keys, sessionless: [...sessionless] }
       })
 
     // Where the stray sweep resumes: each sweep lists at most UPLOAD_SWEEP_MAX_OBJECTS (list calls cost).
@@ -488,16 +556,22 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
 
     /** Lists `users/` page by page from where the last sweep stopped, and deletes the strays. */
     const sweepStrays = Effect.gen(function* () {
-      const settledBefore = (yield* Clock.currentTimeMillis) - limits.urlTtlSeconds * 1000
+      const at = yield* Clock.currentTimeMillis
+      const settledBefore = at - limits.urlTtlSeconds * 1000
       let after = yield* Ref.get(strayCursor)
       let listed = 0
       let removed = 0
       do {
         const page = yield* storage.list("users/", { after, limit: Math.min(1000, limits.sweepMaxObjects - listed) })
         listed += page.objects.length
-        const strays = yield* straysOf(page.objects, settledBefore)
-        yield* storage.remove(strays)
-        removed += strays.length
+        const strays = yield* straysOf(page.objects, settledBefore, at)
+        yield* storage.remove(strays.keys)
+        // Every object such an upload may have, listed on this page or not, then its row.
+        if (strays.sessionless.length > 0) {
+          yield* storage.remove(strays.sessionless.flatMap(objectKeysOf))
+          yield* repo.removeSessionless(strays.sessionless)
+        }
+        removed += strays.keys.length
         after = page.more ? page.objects.at(-1)?.key : undefined
       } while (after !== undefined && listed < limits.sweepMaxObjects)
       yield* Ref.set(strayCursor, after)
