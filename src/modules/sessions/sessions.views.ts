@@ -8,6 +8,7 @@ import {
   SessionTimings
 } from "../../domain/sessions.ts"
 import { Tone } from "../../domain/tones.ts"
+import type { SavedSuggestion } from "./sessions.repo.ts"
 
 const isTone = Schema.is(Tone)
 const isSender = Schema.is(SessionSender)
@@ -28,15 +29,7 @@ export const toMessage = (row: {
   confidence: row.confidence
 })
 
-export const toSuggestion = (row: {
-  readonly id: string
-  readonly batch: number
-  readonly position: number
-  readonly text: string
-  readonly tone: string
-  readonly feedback: string | null
-  readonly dislikeReason: string | null
-}): SessionSuggestion => ({
+export const toSuggestion = (row: SavedSuggestion): SessionSuggestion => ({
   id: row.id,
   batch: row.batch,
   position: row.position,
