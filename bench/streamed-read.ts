@@ -18,7 +18,7 @@ import { AiStrategy } from "../src/core/ai/strategy.ts"
 import { LocalOcr } from "../src/core/ocr/local.ts"
 import { Ocr } from "../src/core/ocr/ocr.ts"
 import { VisionTranscript } from "../src/core/ocr/transcript.ts"
-import { ocrPromptV2 } from "../src/modules/sessions/prompts/ocr-v2.ts"
+import { ocrPromptV3 } from "../src/modules/sessions/prompts/ocr-v3.ts"
 
 const quick = process.argv.includes("--quick")
 const reads = quick ? 60 : 200
@@ -37,8 +37,8 @@ const image = { bytes: new Uint8Array(2048).fill(7), mimeType: "image/png" as co
 const context = { feature: "bench.read", userId: "bench-user", sessionId: "bench-session" }
 const objectRequest = {
   schema: VisionTranscript,
-  system: ocrPromptV2.system,
-  prompt: ocrPromptV2.prompt,
+  system: ocrPromptV3.system,
+  prompt: ocrPromptV3.prompt,
   image,
   temperature: 0,
   thinkingBudget: 0,
@@ -58,7 +58,7 @@ const layersOver = async (url: string) => {
         breaker: { failures: 1_000, cooldownMs: 60_000 },
         dailyCapMicros: 0
       }).pipe(Effect.provide(Layer.succeed(AiLedger, AiLedger.inMemory(entries))))
-      const ocr = yield* Ocr.make({ prompt: ocrPromptV2, visionTimeoutMs: 10_000 }).pipe(
+      const ocr = yield* Ocr.make({ prompt: ocrPromptV3, visionTimeoutMs: 10_000 }).pipe(
         Effect.provideService(AiStrategy, strategy),
         Effect.provide(LocalOcr.layer())
       )
@@ -87,8 +87,8 @@ const layersOver = async (url: string) => {
         Effect.runPromise(
           Stream.runDrain(
             provider.stream({
-              system: ocrPromptV2.system,
-              prompt: ocrPromptV2.prompt,
+              system: ocrPromptV3.system,
+              prompt: ocrPromptV3.prompt,
               image,
               json: { name: "transcript", schema: {}, example: () => ({}) }
             })

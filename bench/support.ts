@@ -499,22 +499,24 @@ const schemaOf = (body: unknown): unknown =>
 
 /**
  * A vision read of `chat` in the shape the request's JSON schema asks for: `ocr-v1`'s (a confidence per
- * message and overall, null times) when the schema requires a message's `time`, else the compact one (`ocr-v2`).
+ * message and overall, null times) when the schema requires a message's `time`, `ocr-v3`'s lines
+ * (`sender: text`) when its messages are strings, else `ocr-v2`'s objects with `sender` and `text` only
+ * (so a before/after through `BENCH_APP_ROOT` gets each checkout's own form).
  */
 export const fakeTranscript = (
   body: unknown,
   chat: ReadonlyArray<{ readonly sender: string; readonly text: string }>
-): string =>
-  /"required":\[[^\]]*"time"/.test(JSON.stringify(schemaOf(body) ?? {}))
-    ? JSON.stringify({
-        messages: chat.map((message) => ({ sender: message.sender, text: message.text, time: null, confidence: 0.98 })),
-        matchName: "Alex",
-        app: "iMessage",
-        confidence: 0.97
-      })
-    : JSON.stringify({
-        messages: chat.map((message) => ({ sender: message.sender, text: message.text })),
-        matchName: "Alex",
-        app: "iMessage",
-        confidence: 0.97
-      })
+): string => {
+  const schema = schemaOf(body)
+  const rest = { matchName: "Alex", app: "iMessage", confidence: 0.97 }
+  if (/"required":\[[^\]]*"time"/.test(JSON.stringify(schema ?? {}))) {
+    return JSON.stringify({
+      messages: chat.map((message) => ({ sender: message.sender, text: message.text, time: null, confidence: 0.98 })),
+      ...rest
+    })
+  }
+  const lines = field(field(field(schema, "properties"), "messages"), "items")
+  return field(lines, "type") === "string"
+    ? JSON.stringify({ messages: chat.map((message) => `${message.sender}: ${message.text}`), ...rest })
+    : JSON.stringify({ messages: chat.map((message) => ({ sender: message.sender, text: message.text })), ...rest })
+}

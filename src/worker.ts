@@ -9,7 +9,7 @@ import { onInfrastructure } from "./infrastructure.ts"
 import { WorkerLivenessLive } from "./modules/health/worker-liveness.ts"
 import { MatchesService } from "./modules/matches/matches.service.ts"
 import { MetricsLive } from "./modules/operations/metrics.ts"
-import { ocrPromptV2 } from "./modules/sessions/prompts/ocr-v2.ts"
+import { ocrPromptV3 } from "./modules/sessions/prompts/ocr-v3.ts"
 import {
   SessionPipeline,
   SessionsConsumerLive,
@@ -21,7 +21,7 @@ import { UploadsService } from "./modules/uploads/uploads.service.ts"
 export const SessionsWorker = Layer.mergeAll(SessionsConsumerLive, SessionsSweeperLive, SessionsReconcilerLive).pipe(
   Layer.provide(SessionPipeline.Default),
   Layer.provide(MatchesService.Default.pipe(Layer.provideMerge(UploadsService.Default))),
-  Layer.provide(Ocr.fromConfig(ocrPromptV2))
+  Layer.provide(Ocr.fromConfig(ocrPromptV3))
 )
 
 /** The worker process: the sessions consumer, and a liveness endpoint when WORKER_HEALTH_PORT is set. */

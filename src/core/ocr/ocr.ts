@@ -31,7 +31,7 @@ import {
   VisionTranscript
 } from "./transcript.ts"
 
-/** The vision prompt, versioned (e.g. src/modules/sessions/prompts/ocr-v2.ts). */
+/** The vision prompt, versioned (e.g. src/modules/sessions/prompts/ocr-v3.ts). */
 export interface OcrPrompt {
   readonly version: string
   readonly system: string

@@ -1,16 +1,16 @@
 /**
  * The messages of a vision answer while it is being written. The answer is the JSON text of a
- * `VisionTranscript` arriving in pieces; each element of its top-level `messages` array is handed
- * over as soon as its closing brace arrives, so the app can show the first lines of the chat about
+ * `VisionTranscript` arriving in pieces; each element of its top-level `messages` array (a line,
+ * or an object) is handed over as soon as its closing quote (or brace) arrives, so the app can show the first lines of the chat about
  * half a second before the whole answer is in. What comes out is provisional: the whole answer,
  * decoded by the strategy, is the transcript. An element that does not decode as a `VisionMessage`
  * is skipped (the whole answer will fail to decode too, and the read falls back).
  *
- * One pass over the characters (strings and escapes tracked, so braces inside a message's text
- * count for nothing): the work is linear in the answer, whatever the size of the pieces.
+ * One pass over the characters (strings and escapes tracked, so braces and quotes inside a
+ * message's text count for nothing): the work is linear in the answer, whatever the size of the pieces.
  */
 import { Option, Schema } from "effect"
-import { VisionMessage } from "./transcript.ts"
+import { VisionLine, VisionMessage } from "./transcript.ts"
 
 export interface MessageScanner {
   /** Feeds the next piece of the answer; the messages it completed, in order. */
@@ -20,6 +20,7 @@ export interface MessageScanner {
 type Container = "object" | "array"
 
 const decodeMessage = Schema.decodeUnknownOption(Schema.parseJson(VisionMessage))
+const decodeLine = Schema.decodeUnknownOption(Schema.parseJson(VisionLine))
 const decodeKey = Schema.decodeUnknownOption(Schema.parseJson(Schema.String))
 
 export const makeMessageScanner = (): MessageScanner => {
@@ -49,6 +50,9 @@ export const makeMessageScanner = (): MessageScanner => {
           inString = false
           if (stringIsKey && stack.length === 1) {
             rootKey = Option.getOrUndefined(decodeKey(text.slice(stringStart, scanned + 1)))
+          } else if (stack.length === elementDepth - 1) {
+            const decoded = decodeLine(text.slice(stringStart, scanned + 1))
+            if (Option.isSome(decoded)) found.push(decoded.value)
           }
         }
         continue

@@ -14,7 +14,7 @@ import type { AiProvider } from "../../../src/core/ai/provider.ts"
 import { AiStrategy } from "../../../src/core/ai/strategy.ts"
 import { LocalOcr } from "../../../src/core/ocr/local.ts"
 import { Ocr } from "../../../src/core/ocr/ocr.ts"
-import { ocrPromptV2, ocrSystem } from "../../../src/modules/sessions/prompts/ocr-v2.ts"
+import { ocrPromptV3, ocrSystem } from "../../../src/modules/sessions/prompts/ocr-v3.ts"
 import { type FakeProvider, startFakeProvider } from "../../fakes/ai/index.ts"
 import { assertFontsRender, chatScreenshotPng, DEFAULT_CHAT } from "../../fixtures/chat-screenshot.ts"
 import { transcriptProblems } from "./transcript-match.ts"
@@ -73,7 +73,7 @@ const strategyOf = (chain: ReadonlyArray<AiProvider>) =>
 const ocrOver = (chain: ReadonlyArray<AiProvider>, visionTimeoutMs = 10_000) =>
   Effect.gen(function* () {
     const { strategy, entries } = yield* strategyOf(chain)
-    const ocr = yield* Ocr.make({ prompt: ocrPromptV2, visionTimeoutMs }).pipe(
+    const ocr = yield* Ocr.make({ prompt: ocrPromptV3, visionTimeoutMs }).pipe(
       Effect.provideService(AiStrategy, strategy)
     )
     return { ocr, entries }
@@ -82,16 +82,28 @@ const ocrOver = (chain: ReadonlyArray<AiProvider>, visionTimeoutMs = 10_000) =>
 const context = { feature: "sessions.ocr", userId: "user_ocr" }
 const image = () => ({ bytes: screenshot, mimeType: "image/png" as const })
 
+/** An `ocr-v3` answer (a line per message) and the transcript it reads as. */
 const VISION_JSON = JSON.stringify({
   messages: [
-    { sender: "system", text: "Today 9:41 PM", time: "9:41 PM", confidence: 0.98 },
-    { sender: "them", text: "Hey! How was your weekend?", time: null, confidence: 0.97 },
-    { sender: "me", text: "Pretty good, I went hiking near the lake with my sister", time: null, confidence: 0.96 }
+    "system: Today 9:41 PM",
+    "them [9:40 PM]: Hey! How was your weekend?",
+    "me: Pretty good, I went hiking near the lake with my sister"
   ],
+  unsure: [{ message: 2, confidence: 0.8 }],
   matchName: "Alex",
   app: "iMessage",
   confidence: 0.96
 })
+const VISION_TRANSCRIPT = {
+  messages: [
+    { sender: "system", text: "Today 9:41 PM", time: null, confidence: 0.96 },
+    { sender: "them", text: "Hey! How was your weekend?", time: "9:40 PM", confidence: 0.96 },
+    { sender: "me", text: "Pretty good, I went hiking near the lake with my sister", time: null, confidence: 0.8 }
+  ],
+  matchName: "Alex",
+  app: "iMessage",
+  confidence: 0.96
+}
 
 const expectLocalReading = (transcript: { readonly engine: string }) => {
   expect(transcript.engine).toBe("local-ocr")
@@ -103,13 +115,15 @@ layer(LocalOcr.layer(), { timeout: 60_000, excludeTestServices: true })("Ocr ove
       openai.enqueue({ kind: "ok", text: VISION_JSON, usage: { input: 1_200, output: 150 } })
       const { ocr, entries } = yield* ocrOver([providers().openai])
       const transcript = yield* ocr.read(context, image())
-      expect(transcript).toEqual({ ...JSON.parse(VISION_JSON), engine: "vision:gpt-4o" })
+      expect(transcript).toEqual({ ...VISION_TRANSCRIPT, engine: "vision:gpt-4o" })
       const body = JSON.stringify(openai.requests[0]?.body)
       expect(body).toContain(screenshot.toString("base64"))
       expect(body).toContain("data:image/png;base64,")
       expect(body).toContain(JSON.stringify(ocrSystem).slice(1, 60))
       expect(body).toContain('"json_schema"')
       expect(body).toContain('"matchName"')
+      // The model is asked for lines, with the pattern the answer is decoded with.
+      expect(body).toContain('"pattern":"^(me|them|system)')
       expect((yield* Ref.get(entries)).map((entry) => [entry.feature, entry.provider, entry.outcome])).toEqual([
         ["sessions.ocr", "gpt-4o", "ok"]
       ])
@@ -180,12 +194,12 @@ layer(LocalOcr.layer(), { timeout: 60_000, excludeTestServices: true })("Ocr ove
       const { strategy } = yield* strategyOf([providers().anthropic])
       const transcript = yield* Effect.flatMap(Ocr, (ocr) => ocr.read(context, image())).pipe(
         Effect.provide(
-          Ocr.layer({ prompt: ocrPromptV2, visionTimeoutMs: 10_000 }).pipe(
+          Ocr.layer({ prompt: ocrPromptV3, visionTimeoutMs: 10_000 }).pipe(
             Layer.provide(Layer.succeed(AiStrategy, strategy))
           )
         )
       )
-      expect(transcript.engine).toBe("vision:claude-sonnet")
+      expect(transcript).toEqual({ ...VISION_TRANSCRIPT, engine: "vision:claude-sonnet" })
       expect(JSON.stringify(anthropic.requests[0]?.body)).toContain(screenshot.toString("base64"))
     })
   )

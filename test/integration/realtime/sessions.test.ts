@@ -125,9 +125,9 @@ layer(
         const url = yield* baseUrl
         const { alice } = yield* twoUsers(url)
         openai.setFallback(FAKE_SUGGESTIONS)
-        // The vision answer stops after its first message's closing brace until the test has seen that line.
+        // The vision answer stops after its first line's closing quote until the test has seen that line.
         const answer = FAKE_VISION.text
-        const firstEnd = answer.indexOf("},") + 1
+        const firstEnd = answer.indexOf('",') + 1
         let release = () => {}
         const released = new Promise<void>((resolve) => {
           release = resolve

@@ -23,7 +23,7 @@ beforeEach(() => openai.reset())
 const vision = (...texts: ReadonlyArray<[sender: string, text: string]>) => ({
   kind: "ok" as const,
   text: JSON.stringify({
-    messages: texts.map(([sender, text]) => ({ sender, text, time: null, confidence: 0.95 })),
+    messages: texts.map(([sender, text]) => `${sender}: ${text}`),
     matchName: "Sam",
     app: null,
     confidence: 0.95

@@ -23,10 +23,7 @@ beforeEach(() => openai.reset())
 const VISION = {
   kind: "ok" as const,
   text: JSON.stringify({
-    messages: [
-      { sender: "them", text: "Free on Saturday?", time: null, confidence: 0.95 },
-      { sender: "me", text: "Maybe, what's the plan?", time: null, confidence: 0.95 }
-    ],
+    messages: ["them: Free on Saturday?", "me: Maybe, what's the plan?"],
     matchName: "Sam",
     app: null,
     confidence: 0.95

@@ -24,14 +24,11 @@ beforeAll(async () => {
   screenshot = await chatScreenshotPng()
 })
 
-/** What an `ocr-v2` read writes: no times, no per-message confidence, no name or app when not shown. */
+/** What an `ocr-v3` read writes: a line per message, no times, no per-message confidence, no name or app when not shown. */
 const COMPACT_VISION = {
   kind: "ok" as const,
   text: JSON.stringify({
-    messages: [
-      { sender: "them", text: "Are you free on Saturday?" },
-      { sender: "me", text: "I might be, what's the plan?" }
-    ],
+    messages: ["them: Are you free on Saturday?", "me: I might be, what's the plan?"],
     confidence: 0.95
   })
 }

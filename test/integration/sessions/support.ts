@@ -130,10 +130,7 @@ export const sseFrames = (text: string): Array<SseFrame> => {
 export const FAKE_VISION = {
   kind: "ok" as const,
   text: JSON.stringify({
-    messages: [
-      { sender: "them", text: "Are you free on Saturday?", time: null, confidence: 0.95 },
-      { sender: "me", text: "I might be, what's the plan?", time: null, confidence: 0.95 }
-    ],
+    messages: ["them: Are you free on Saturday?", "me: I might be, what's the plan?"],
     matchName: "Sam",
     app: null,
     confidence: 0.95

@@ -4,7 +4,7 @@
  * empty output, or is too slow; the quota error passes through; OcrFailed when nothing reads.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, JSONSchema, Layer, Ref, Schema, Stream, TestClock } from "effect"
+import { Effect, Either, Exit, FastCheck as fc, Fiber, JSONSchema, Layer, Ref, Schema, Stream, TestClock } from "effect"
 import {
   AiInvalidOutput,
   AiQuotaExceeded,
@@ -18,7 +18,7 @@ import { OcrFailed } from "../../../../src/core/ocr/errors.ts"
 import { LocalOcr } from "../../../../src/core/ocr/local.ts"
 import { Ocr, type StreamedMessage } from "../../../../src/core/ocr/ocr.ts"
 import { Transcript, VisionTranscript } from "../../../../src/core/ocr/transcript.ts"
-import { OCR_PROMPT_VERSION, ocrPromptV2, ocrSystem } from "../../../../src/modules/sessions/prompts/ocr-v2.ts"
+import { OCR_PROMPT_VERSION, ocrPromptV3, ocrSystem } from "../../../../src/modules/sessions/prompts/ocr-v3.ts"
 
 const image: ImageInput = { bytes: new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]), mimeType: "image/png" }
 const context = { feature: "sessions.ocr", userId: "user_1" }
@@ -31,7 +31,17 @@ const LOCAL: Transcript = {
   engine: "local-ocr"
 }
 
+/** An `ocr-v3` answer: one line per message, a doubted message's confidence in `unsure`. */
 const VISION_ANSWER = {
+  messages: ["system: Today 9:41 PM", "them: Hey! How was your weekend?", "me:   ", "me [9:43 PM]: Pretty good"],
+  unsure: [{ message: 2, confidence: 0.2 }],
+  matchName: "Alex",
+  app: "iMessage",
+  confidence: 0.95
+}
+
+/** The earlier prompts' form: an object per message, null times, a confidence each. */
+const OBJECT_ANSWER = {
   messages: [
     { sender: "system", text: "Today 9:41 PM", time: "9:41 PM", confidence: 0.99 },
     { sender: "them", text: "Hey! How was your weekend?", time: null, confidence: 0.97 },
@@ -123,7 +133,7 @@ const setup = (
   Effect.gen(function* () {
     const ai = yield* scriptedAi(providers, answer)
     const local = yield* scriptedLocal(options.local)
-    const ocr = yield* Ocr.make({ prompt: ocrPromptV2, visionTimeoutMs: options.timeoutMs ?? 5_000 }).pipe(
+    const ocr = yield* Ocr.make({ prompt: ocrPromptV3, visionTimeoutMs: options.timeoutMs ?? 5_000 }).pipe(
       Effect.provide(Layer.merge(Layer.succeed(AiStrategy, ai.strategy), Layer.succeed(LocalOcr, local.local)))
     )
     return { ocr, ...ai, localCalls: local.calls }
@@ -170,7 +180,7 @@ describe("Ocr", () => {
         })
         const lines = yield* Ref.get(told)
         expect(lines).toEqual([
-          [0, { sender: "system", text: "Today 9:41 PM", time: "9:41 PM" }],
+          [0, { sender: "system", text: "Today 9:41 PM", time: null }],
           [1, { sender: "them", text: "Hey! How was your weekend?", time: null }],
           [2, { sender: "me", text: "Pretty good", time: "9:43 PM" }]
         ])
@@ -272,7 +282,7 @@ describe("Ocr", () => {
   )
 })
 
-describe("Transcript and the ocr-v2 prompt", () => {
+describe("Transcript and the ocr-v3 prompt", () => {
   it("the engine is vision:<known provider> or local-ocr", () => {
     const decode = Schema.decodeUnknownEither(Transcript)
     const base = { messages: [], matchName: null, app: null, confidence: 0.5 }
@@ -282,15 +292,13 @@ describe("Transcript and the ocr-v2 prompt", () => {
     expect(decode({ ...base, engine: "local-ocr", confidence: 1.2 })._tag).toBe("Left")
   })
 
-  it.effect("a compact answer (no times, no per-message confidence, no name or app) reads as a full transcript", () =>
+  it.effect("a compact answer (lines, no per-message confidence, no name or app) reads as a full transcript", () =>
     Effect.gen(function* () {
       const { ocr } = yield* setup(["gemini-flash"], {
         _tag: "value",
         json: {
-          messages: [
-            { sender: "them", text: "Are you free on Saturday?" },
-            { sender: "me", text: "Maybe, what's the plan?", time: "9:43 PM", confidence: 0.6 }
-          ],
+          messages: ["them: Are you free on Saturday?", "me [9:43 PM]: Maybe: what's the plan?"],
+          unsure: [{ message: 1, confidence: 0.6 }],
           confidence: 0.9
         }
       })
@@ -298,7 +306,7 @@ describe("Transcript and the ocr-v2 prompt", () => {
       expect(transcript).toEqual({
         messages: [
           { sender: "them", text: "Are you free on Saturday?", time: null, confidence: 0.9 },
-          { sender: "me", text: "Maybe, what's the plan?", time: "9:43 PM", confidence: 0.6 }
+          { sender: "me", text: "Maybe: what's the plan?", time: "9:43 PM", confidence: 0.6 }
         ],
         matchName: null,
         app: null,
@@ -308,30 +316,51 @@ describe("Transcript and the ocr-v2 prompt", () => {
     })
   )
 
-  it("the schema requires only what is always there: sender and text per message, the overall confidence", () => {
-    const schema = JSONSchema.make(VisionTranscript)
-    const text = JSON.stringify(schema)
-    expect(text).toContain('"required":["messages","confidence"]')
-    expect(text).toContain('"required":["sender","text"]')
+  it("the schema asks for lines (sender, optional [time], text) and requires only messages and confidence", () => {
+    const schema = JSON.parse(JSON.stringify(JSONSchema.make(VisionTranscript)))
+    expect(schema.required).toEqual(["messages", "confidence"])
+    const items = schema.properties.messages.items
+    expect(items.type).toBe("string")
+    // The pattern the model is sent is the one the answer is decoded with: a line decodes when it matches.
+    const pattern = new RegExp(items.pattern)
+    const decodes = (answer: unknown) => Either.isRight(Schema.decodeUnknownEither(VisionTranscript)(answer))
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.stringMatching(pattern)), (line) => {
+        expect(pattern.test(line)).toBe(decodes({ messages: [line], confidence: 1 }))
+      }),
+      { numRuns: 500 }
+    )
+    for (const line of ["them: hi", "me [9:41 PM]: ok", "system:"]) expect(pattern.test(line)).toBe(true)
+    for (const line of ["Alex: hi", "them hi", "me [9:41]ok", "me [a\nb]: x"]) {
+      expect(pattern.test(line)).toBe(false)
+    }
   })
 
-  it("an ocr-v1 answer (null times and names, a confidence per message) still decodes, its confidences kept", () => {
-    const decoded = Schema.decodeUnknownSync(VisionTranscript)(VISION_ANSWER)
-    expect(decoded.messages.map((message) => message.confidence)).toEqual([0.99, 0.97, 0.2, 0.95])
-    expect(decoded.messages[1]?.time).toBeUndefined()
+  it("a line answer and an object answer (the earlier prompts' form) read alike; a line without a sender fails", () => {
+    const decode = Schema.decodeUnknownSync(VisionTranscript)
+    const objects = decode(OBJECT_ANSWER)
+    expect(objects.messages.map((message) => message.confidence)).toEqual([0.99, 0.97, 0.2, 0.95])
+    expect(objects.messages[1]?.time).toBeUndefined()
+    const lines = decode(VISION_ANSWER)
+    expect(lines.messages.map(({ sender, text }) => [sender, text])).toEqual(
+      objects.messages.map(({ sender, text }) => [sender, text])
+    )
+    expect(lines.messages[3]?.time).toBe("9:43 PM")
+    expect(Schema.decodeUnknownEither(VisionTranscript)({ messages: ["Alex: hi"], confidence: 1 })._tag).toBe("Left")
   })
 
-  it("the model is asked for messages, name, app and confidence (not the engine)", () => {
+  it("the model is asked for messages, unsure, name, app and confidence (not the engine)", () => {
     const schema = JSON.stringify(JSONSchema.make(VisionTranscript))
-    for (const field of ["messages", "sender", "text", "time", "matchName", "app", "confidence"]) {
+    for (const field of ["messages", "unsure", "matchName", "app", "confidence"]) {
       expect(schema).toContain(`"${field}"`)
     }
     expect(schema).not.toContain("engine")
+    expect(schema).not.toContain('"sender"')
   })
 
   it("the prompt is versioned and carries the attribution and safety rules", () => {
-    expect(OCR_PROMPT_VERSION).toBe("ocr-v2")
-    expect(ocrPromptV2.version).toBe("ocr-v2")
+    expect(OCR_PROMPT_VERSION).toBe("ocr-v3")
+    expect(ocrPromptV3.version).toBe("ocr-v3")
     expect(ocrSystem).toMatch(/right.*"me"|"me".*right/s)
     expect(ocrSystem).toMatch(/left/)
     expect(ocrSystem).toMatch(/"system"/)

@@ -1,7 +1,8 @@
 /**
- * The scanner of a streamed vision answer: every message of the `messages` array comes out once, in
- * order, as soon as its closing brace has arrived, however the answer is cut into pieces, whatever
- * the messages' text holds (braces, quotes, escapes), and only from the top-level `messages` array.
+ * The scanner of a streamed vision answer: every message of the `messages` array (a line, or an
+ * object) comes out once, in order, as soon as its closing quote or brace has arrived, however the
+ * answer is cut into pieces, whatever the messages' text holds (braces, quotes, escapes), and only
+ * from the top-level `messages` array.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Arbitrary, FastCheck as fc, Schema } from "effect"
@@ -26,16 +27,16 @@ const scanAll = (pieces: ReadonlyArray<string>): ReadonlyArray<VisionMessage> =>
   return pieces.flatMap((piece) => scanner.push(piece))
 }
 
-const encode = Schema.encodeSync(VisionTranscript)
-const transcripts = Arbitrary.make(VisionTranscript)
+const decode = Schema.decodeUnknownSync(VisionTranscript)
+// Answers as a model writes them: lines and objects mixed (`encodedBoundSchema` keeps the lines' pattern).
+const answers = Arbitrary.make(Schema.encodedBoundSchema(VisionTranscript))
 
 describe("makeMessageScanner", () => {
   it("every message, once and in order, however the answer is cut (braces, quotes and escapes in the text)", () => {
     fc.assert(
-      fc.property(transcripts, fc.array(fc.nat(), { maxLength: 40 }), fc.boolean(), (transcript, cuts, pretty) => {
-        const answer = encode(transcript)
+      fc.property(answers, fc.array(fc.nat(), { maxLength: 40 }), fc.boolean(), (answer, cuts, pretty) => {
         const text = JSON.stringify(answer, null, pretty ? 2 : undefined)
-        expect(scanAll(cutAt(text, cuts))).toEqual(transcript.messages)
+        expect(scanAll(cutAt(text, cuts))).toEqual(decode(answer).messages)
       }),
       { numRuns: 300 }
     )
@@ -43,8 +44,8 @@ describe("makeMessageScanner", () => {
 
   it("a message comes out with the piece that closes it, not later", () => {
     fc.assert(
-      fc.property(transcripts, (transcript) => {
-        const answer = encode(transcript)
+      fc.property(answers, (answer) => {
+        const transcript = decode(answer)
         const elements = answer.messages.map((message) => JSON.stringify(message))
         // Messages first, compact: the answer up to the end of message i is this prefix, exactly.
         const text = JSON.stringify({ messages: answer.messages, confidence: answer.confidence })
@@ -81,8 +82,38 @@ describe("makeMessageScanner", () => {
     ])
   })
 
+  it("lines: sender, time in brackets, text with colons, brackets and quotes; a line without a sender is skipped", () => {
+    const text = JSON.stringify({
+      messages: [
+        "system: Today 9:41 PM",
+        'them: Meet at "The Spot": 9:30?',
+        "me [9:43 PM]: [photo]",
+        "Alex: not a sender",
+        "me:",
+        "them: [sticker] ok"
+      ],
+      confidence: 0.9
+    })
+    expect(scanAll(cutAt(text, [5, 20, 21, 50, 77, 78]))).toEqual([
+      { sender: "system", text: "Today 9:41 PM" },
+      { sender: "them", text: 'Meet at "The Spot": 9:30?' },
+      { sender: "me", text: "[photo]", time: "9:43 PM" },
+      { sender: "me", text: "" },
+      { sender: "them", text: "[sticker] ok" }
+    ])
+  })
+
+  it("strings outside the messages array (name, app, a nested array) are not messages", () => {
+    const text =
+      '{"matchName":"them: Alex","extra":[["me: nested"]],"messages":["them: hi"],"app":"me: x","confidence":1}'
+    expect(scanAll([text])).toEqual([{ sender: "them", text: "hi" }])
+  })
+
   it("an answer cut off mid-message gives the messages before it, and nothing half-written", () => {
-    const text = '{"messages":[{"sender":"them","text":"complete"},{"sender":"me","text":"half a mess'
-    expect(scanAll(cutAt(text, [10, 30]))).toEqual([{ sender: "them", text: "complete" }])
+    const text = '{"messages":[{"sender":"them","text":"complete"},"me: done","me: half a mess'
+    expect(scanAll(cutAt(text, [10, 30]))).toEqual([
+      { sender: "them", text: "complete" },
+      { sender: "me", text: "done" }
+    ])
   })
 })
