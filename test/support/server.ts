@@ -55,6 +55,11 @@ export interface TestServerOptions<RE = never, RR = never, RS = never> {
    * Limits are off unless the test's configuration sets RATE_LIMIT_ENABLED=true.
    */
   readonly rateLimiter?: Layer.Layer<RateLimiter, unknown, AppConfig | Redis>
+  /**
+   * Where the server's logs go; default: nowhere. A test about what is logged gives a capture
+   * (`captureLogs().layer` of test/fixtures/queue-contract.ts).
+   */
+  readonly logs?: Layer.Layer<never>
 }
 
 export const testConfig = (overrides: Record<string, string> = {}) =>
@@ -129,7 +134,7 @@ export const testServer = <RE = never, RR = never, RS = never>(options: TestServ
     Layer.provide(options.auth ?? TestTokenVerifier),
     Layer.provide(Erasure.Default),
     Layer.provideMerge(AppConfig.Default),
-    Layer.provide(Logger.minimumLogLevel(LogLevel.None)),
+    Layer.provide(options.logs ?? Logger.minimumLogLevel(LogLevel.None)),
     Layer.provide(testConfig(options.config)),
     // The server keeps real time even where @effect/vitest gives the test a TestClock.
     Layer.provide(Layer.setClock(Clock.make()))

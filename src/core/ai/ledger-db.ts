@@ -6,11 +6,14 @@
  * its row behind: it stops counting at its expiry, and the user's next admission deletes it.
  */
 import { Clock, Effect, Layer } from "effect"
-import { Db, queryWith, type TxClient } from "../db/db.ts"
+import { Db, isForeignKeyViolation, queryWith, type TxClient } from "../db/db.ts"
 import type { PrismaClient } from "../db/generated/client.ts"
 import { AiLedger, type SpendAdmission } from "./ledger.ts"
 
 type Client = PrismaClient | TxClient
+
+/** The foreign key of an entry's user (prisma/migrations). */
+const USER_FOREIGN_KEY = "ai_calls_user_id_fkey"
 
 const settledSince = (client: Client, userId: string, since: Date) =>
   queryWith(client, "aiCalls.spentSince", (c) =>
@@ -72,7 +75,16 @@ export const AiLedgerDb = Layer.effect(
               }
             })
           )
-          .pipe(Effect.asVoid, Effect.orDie),
+          .pipe(
+            Effect.asVoid,
+            // The user was erased while the call ran (its row is gone): what the entry would hold
+            // would have gone with the account, so there is nothing to keep and nothing went wrong.
+            Effect.catchIf(
+              (error) => isForeignKeyViolation(error, USER_FOREIGN_KEY),
+              () => Effect.logInfo("AI call not recorded: its account was erased meanwhile")
+            ),
+            Effect.orDie
+          ),
       spentSince: (userId, since) =>
         Clock.currentTimeMillis.pipe(
           Effect.flatMap((now) => spentAt(db.client, userId, since, new Date(now))),
@@ -83,7 +95,13 @@ export const AiLedgerDb = Layer.effect(
           const now = new Date(yield* Clock.currentTimeMillis)
           return yield* db.transaction("aiSpendReservations.reserve", (tx) =>
             Effect.gen(function* () {
-              yield* lockUser(tx, request.userId)
+              const locked = yield* lockUser(tx, request.userId)
+              // The user was erased after the call was let in (a job already running, a request
+              // already authenticated): no reservation can name a user who is gone, and there is
+              // no cap left to protect. The call goes on; what it then writes for the user is refused.
+              if (locked.length === 0) {
+                return { _tag: "Admitted", release: Effect.void, renew: () => Effect.void } satisfies SpendAdmission
+              }
               // Reservations of calls whose process died: they count for nothing already, and go here.
               yield* queryWith(tx, "aiSpendReservations.expire", (c) =>
                 c.aiSpendReservation.deleteMany({ where: { userId: request.userId, expiresAt: { lte: now } } })

@@ -1,8 +1,8 @@
 /** The cost ledger in PostgreSQL: one row per attempt with the right numbers, and the daily cap read from it. */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Redacted, Schema, Stream } from "effect"
+import { Effect, Exit, Layer, Redacted, Schema, Stream } from "effect"
 import { AiLedgerDb } from "../../../src/core/ai/ledger-db.ts"
-import { DEFAULT_PRICES } from "../../../src/core/ai/ledger.ts"
+import { AiLedger, DEFAULT_PRICES } from "../../../src/core/ai/ledger.ts"
 import { makeOpenAiProvider } from "../../../src/core/ai/openai.ts"
 import { AiStrategy } from "../../../src/core/ai/strategy.ts"
 import { newClerkId } from "../../support/auth.ts"
@@ -113,6 +113,33 @@ describe("AI ledger in PostgreSQL", () => {
       expect(yield* rows(userId)).toHaveLength(1)
       yield* sql("DELETE FROM users WHERE id = $1", [userId])
       expect(yield* rows(userId)).toHaveLength(0)
+    })
+  )
+
+  it.scopedLive("an entry of a user erased while the call ran is not recorded, and is no failure", () =>
+    Effect.gen(function* () {
+      const userId = yield* newUser
+      const ledger = yield* Effect.provide(AiLedger, yield* Layer.build(AiLedgerDb.pipe(Layer.provide(TestDb()))))
+      yield* sql("DELETE FROM users WHERE id = $1", [userId])
+      // Before: a defect (DbError, the foreign key of ai_calls' user), logged as an ERROR by the chain.
+      const recorded = yield* Effect.exit(
+        ledger.record({
+          userId,
+          feature: "openers",
+          provider: "gpt-4o",
+          model: "gpt-test",
+          inputTokens: 100,
+          outputTokens: 10,
+          costMicros: 350,
+          latencyMs: 5,
+          ttftMs: 1,
+          outcome: "ok",
+          errorKind: undefined,
+          at: new Date()
+        })
+      )
+      expect(recorded).toStrictEqual(Exit.void)
+      expect(yield* rows(userId)).toEqual([])
     })
   )
 })

@@ -2,7 +2,8 @@
  * The spend cap's reservations in PostgreSQL (`ai_spend_reservations`): a call killed with
  * SIGKILL mid-flight holds its reservation until its lease passes and not a moment longer (the
  * user's next call is then admitted, with nobody acting); admissions at once never pass the cap
- * together; a call that ends gives its reservation back at once; erasure takes them with the user.
+ * together; a call that ends gives its reservation back at once; erasure takes them with the user,
+ * and a call of a user erased after it was let in reserves nothing.
  * Time after the kill is the TestClock's, set past the lease: no waiting for it.
  */
 import { describe, expect, it } from "@effect/vitest"
@@ -178,6 +179,20 @@ describe("AI spend reservations in PostgreSQL", () => {
       expect(yield* reservations(userId)).toHaveLength(1)
       yield* sql("DELETE FROM users WHERE id = $1", [userId])
       expect(yield* reservations(userId)).toEqual([])
+    })
+  )
+
+  it.scoped("a call of a user erased after it was let in is answered; nothing is reserved or recorded for them", () =>
+    Effect.gen(function* () {
+      const userId = yield* newUser
+      yield* TestClock.setTime(Date.now())
+      const ai = yield* strategy("answer")
+      yield* sql("DELETE FROM users WHERE id = $1", [userId])
+      // Before: a defect, the reservation's row refused by the foreign key of its user.
+      const answered = yield* ai.generateObject({ feature: "openers", userId }, call)
+      expect(answered.value).toEqual({ ok: true })
+      expect(yield* reservations(userId)).toEqual([])
+      expect(yield* settled(userId)).toBe(0)
     })
   )
 })

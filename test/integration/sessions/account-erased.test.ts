@@ -1,0 +1,169 @@
+/**
+ * An account erased while one of its sessions is processed in the worker (`DELETE /users/me`
+ * from another device, the job already running, so the erasure cannot take it off the queue):
+ * the attempt stops quietly, as for a session deleted meanwhile. Its handler succeeds (the job is
+ * neither failed nor retried: no retry loop writing for a user who is gone), and nothing of the
+ * user is written after the erasure. Deterministically: the pipeline's handler is driven by the
+ * test, the provider holds its answer while the account is erased, then goes on. The spend cap is
+ * on, as in production: a call that starts after the erasure reserves under it.
+ */
+import { expect, layer } from "@effect/vitest"
+import { Clock, Deferred, Effect, Exit, Fiber, Layer, Queue } from "effect"
+import { afterAll, beforeEach } from "vitest"
+import type { Job } from "../../../src/core/queue/job-queue.ts"
+import { SessionJobs, type SessionJob } from "../../../src/modules/sessions/sessions.jobs.ts"
+import { startFakeOpenAI } from "../../fakes/ai/index.ts"
+import { tinyImage } from "../../fixtures/images.ts"
+import { captureLogs } from "../../fixtures/queue-contract.ts"
+import { openAiFakeConfig } from "../../support/ai-config.ts"
+import { sql, TestDb } from "../../support/database.ts"
+import { eventually } from "../../support/eventually.ts"
+import { http } from "../../support/http.ts"
+import { baseUrl, testServer } from "../../support/server.ts"
+import { provisionUser, type TestUser } from "../../support/users.ts"
+import { createSession, FAKE_VISION, uploadPng, type WireSession } from "./support.ts"
+
+const openai = await startFakeOpenAI()
+afterAll(() => openai.close())
+beforeEach(() => openai.reset())
+
+/** One attempt of a job, run by the test: its exit. */
+type Attempt = (job: Job<SessionJob>) => Effect.Effect<Exit.Exit<void, unknown>>
+
+/** The handler the consumer registered, and the jobs enqueued: the queue itself runs nothing. */
+const handler = Effect.runSync(Deferred.make<Attempt>())
+const enqueued = Effect.runSync(Queue.unbounded<Job<SessionJob>>())
+
+const drivenJobs = Layer.effect(
+  SessionJobs,
+  Effect.map(SessionJobs, (jobs) =>
+    SessionJobs.of({
+      ...jobs,
+      enqueue: (jobId, payload) =>
+        Effect.as(Queue.offer(enqueued, { id: jobId, payload, attempt: 1, maxAttempts: 3 }), "enqueued" as const),
+      consume: <E, R>(handle: (job: Job<SessionJob>) => Effect.Effect<void, E, R>) =>
+        Effect.flatMap(Effect.context<R>(), (context) =>
+          // On the real clock, whatever clock the test's fiber has: the pipeline paces its publishes.
+          Deferred.succeed(handler, (job) =>
+            Effect.exit(Effect.provide(handle(job), context).pipe(Effect.withClock(Clock.make())))
+          )
+        ).pipe(Effect.asVoid)
+    })
+  )
+).pipe(Layer.provide(SessionJobs.layer))
+
+/** What the server logs: nothing at ERROR for a race the server expects (a user erased meanwhile). */
+const logs = captureLogs()
+beforeEach(() => {
+  logs.lines.length = 0
+})
+
+const Server = testServer({
+  db: TestDb(),
+  logs: logs.layer,
+  consumer: true,
+  jobs: drivenJobs,
+  config: { ...openAiFakeConfig(openai.url), AI_DAILY_SPEND_CAP_MICROS: "100000000" }
+})
+
+/** Every row that names the user or the session: none may be written after the erasure. */
+const rowsOf = (userId: string, sessionId: string) =>
+  sql(
+    `SELECT 'users' AS t, count(*)::int AS n FROM users WHERE id = $1
+     UNION ALL SELECT 'sessions', count(*)::int FROM sessions WHERE user_id = $1
+     UNION ALL SELECT 'uploads', count(*)::int FROM uploads WHERE user_id = $1
+     UNION ALL SELECT 'ocr_results', count(*)::int FROM ocr_results WHERE user_id = $1
+     UNION ALL SELECT 'ai_calls', count(*)::int FROM ai_calls WHERE user_id = $1 OR session_id = $2
+     UNION ALL SELECT 'ai_spend_reservations', count(*)::int FROM ai_spend_reservations WHERE user_id = $1
+     UNION ALL SELECT 'usage_counters', count(*)::int FROM usage_counters WHERE user_id = $1
+     UNION ALL SELECT 'transcript_messages', count(*)::int FROM transcript_messages WHERE session_id = $2
+     UNION ALL SELECT 'suggestions', count(*)::int FROM suggestions WHERE session_id = $2`,
+    [userId, sessionId]
+  )
+
+/**
+ * Nothing of the user left, and nothing logged as an error (before: "AI ledger write failed",
+ * its entry refused by the user's foreign key, with Prisma's text).
+ */
+const expectNothingLeftOf = (userId: string, sessionId: string) =>
+  Effect.gen(function* () {
+    const rows = yield* rowsOf(userId, sessionId)
+    expect(rows.filter((row) => row["n"] !== 0)).toEqual([])
+    expect(logs.lines.filter((line) => line.startsWith("ERROR"))).toEqual([])
+  })
+
+const eraseAccount = (url: string, user: TestUser) =>
+  Effect.gen(function* () {
+    const res = yield* http(`${url}/api/v1/users/me`, { method: "DELETE", headers: user.headers })
+    expect(res.status).toBe(204)
+  })
+
+/** A session of one screenshot, created as `user`: its job, as the worker would take it. */
+const sessionJob = (url: string, user: TestUser) =>
+  Effect.gen(function* () {
+    const uploadId = yield* uploadPng(url, user.headers, yield* Effect.promise(() => tinyImage("png")))
+    const created = yield* createSession(url, user.headers, { uploadIds: [uploadId] })
+    expect(created.status).toBe(202)
+    const id = (created.body as { data: WireSession }).data.id
+    const job = yield* Queue.take(enqueued)
+    expect(job.id).toBe(id)
+    return job
+  })
+
+layer(Server, { timeout: 120_000 })("sessions: an account erased while its session is processed", (it) => {
+  it.effect("during the suggestions (one saved): the attempt stops quietly, nothing of the user is left", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const alice = yield* provisionUser(url, "alice")
+      const release = yield* Deferred.make<void>()
+      openai.enqueue(FAKE_VISION, {
+        kind: "ok",
+        text: "First idea here\nSecond idea here\nThird idea here",
+        chunks: ["First idea here\n", "Second idea here\n", "Third idea here"],
+        holdAfter: { deltas: 1, until: Effect.runPromise(Deferred.await(release)) }
+      })
+      const job = yield* sessionJob(url, alice)
+      const attempt = yield* Deferred.await(handler)
+
+      const running = yield* Effect.fork(attempt(job))
+      yield* eventually(
+        sql("SELECT 1 FROM suggestions WHERE session_id = $1", [job.id]),
+        (rows) => rows.length === 1,
+        "the first suggestion saved"
+      )
+      yield* eraseAccount(url, alice)
+      yield* Deferred.succeed(release, undefined)
+
+      // Stopped as for a session deleted meanwhile: the job is neither failed nor retried.
+      expect(yield* Fiber.join(running)).toStrictEqual(Exit.void)
+      yield* expectNothingLeftOf(alice.id, job.id)
+    })
+  )
+
+  it.effect("during the screenshot's read (no suggestion asked yet): the attempt stops quietly, nothing is left", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const alice = yield* provisionUser(url, "alice")
+      const release = yield* Deferred.make<void>()
+      const asked = yield* Deferred.make<void>()
+      openai.enqueue(
+        {
+          ...FAKE_VISION,
+          arrived: () => Effect.runSync(Deferred.succeed(asked, undefined)),
+          until: Effect.runPromise(Deferred.await(release))
+        },
+        { kind: "ok", text: "First idea here\nSecond idea here\nThird idea here" }
+      )
+      const job = yield* sessionJob(url, alice)
+      const attempt = yield* Deferred.await(handler)
+
+      const running = yield* Effect.fork(attempt(job))
+      yield* Deferred.await(asked)
+      yield* eraseAccount(url, alice)
+      yield* Deferred.succeed(release, undefined)
+
+      expect(yield* Fiber.join(running)).toStrictEqual(Exit.void)
+      yield* expectNothingLeftOf(alice.id, job.id)
+    })
+  )
+})
