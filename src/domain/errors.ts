@@ -23,6 +23,12 @@ export class InvalidJson extends Schema.TaggedError<InvalidJson>()("InvalidJson"
 export class InvalidSignature extends Schema.TaggedError<InvalidSignature>()("InvalidSignature", errorFields) {}
 /** Missing, malformed, expired or otherwise unacceptable credentials. */
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", errorFields) {}
+/**
+ * The account's erasure started: how every transport refuses it, whether at the start of a
+ * request or in the middle of one (a generation whose user was erased meanwhile).
+ */
+export const accountErased = () =>
+  new Unauthorized({ message: "This account was erased", details: { reason: "account-erased" } })
 /** Authenticated, but not allowed to do this. */
 export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", errorFields) {}
 /** The resource does not exist (or is not the caller's). */

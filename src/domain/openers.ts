@@ -126,8 +126,15 @@ export const OPENER_STREAM_EVENTS: ReadonlyArray<SseEventDoc> = [
   },
   {
     event: "failed",
-    description: "Terminal: the generation failed; the openers saved before stay saved",
-    data: Schema.Struct({ code: FailureCode, message: Schema.String, openers: Schema.Array(Opener) })
+    description:
+      "Terminal: the generation failed; the openers saved before stay saved (an account erased meanwhile: " +
+      "UNAUTHORIZED with `details.reason` `account-erased`, and they went with it)",
+    data: Schema.Struct({
+      code: FailureCode,
+      message: Schema.String,
+      details: Schema.optional(Schema.Unknown),
+      openers: Schema.Array(Opener)
+    })
   }
 ]
 

@@ -79,7 +79,9 @@ export const ServerFrame = Schema.Union(
     type: Schema.Literal("opener.error"),
     requestId: Schema.String,
     code: Schema.String,
-    message: Schema.String
+    message: Schema.String,
+    /** `{ reason: "account-erased" }` when the account was erased during the generation. */
+    details: Schema.optional(Schema.Unknown)
   }),
   Schema.Struct({
     type: Schema.Literal("error"),

@@ -159,11 +159,15 @@ export const UploadsRpcs = RpcGroup.make(
   .prefix("uploads.")
 
 export const OpenersRpcs = RpcGroup.make(
-  /** Writes `count` openers: `delta`s, `done` (saved) or `blocked` per line, then `final`. */
+  /**
+   * Writes `count` openers: `delta`s, `done` (saved) or `blocked` per line, then `final`. The
+   * stream fails `NotFound` when the match is deleted meanwhile, `Unauthorized` (`account-erased`)
+   * when the account is erased meanwhile.
+   */
   Rpc.make("generate", {
     payload: GenerateOpeners,
     success: OpenerEvent,
-    error: Schema.Union(NotFound, SafetyBlocked, ...AiErrors),
+    error: Schema.Union(NotFound, Unauthorized, SafetyBlocked, ...AiErrors),
     stream: true
   }),
   /** History, newest first. */

@@ -6,7 +6,6 @@
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Chunk, Effect, Stream } from "effect"
-import type { AiError } from "../../core/ai/errors.ts"
 import { aiFailuresToWire } from "../../core/ai/wire.ts"
 import {
   failedOnDefect,
@@ -19,9 +18,15 @@ import {
 import { WingmateApi } from "../../domain/api.ts"
 import { DEFAULT_PAGE_LIMIT } from "../../domain/pagination.ts"
 import { withUser } from "../../domain/auth.ts"
-import { codeOf, type NotFound } from "../../domain/errors.ts"
+import { codeOf } from "../../domain/errors.ts"
 import type { GenerationResult, Opener } from "../../domain/openers.ts"
-import { generationFailureToWire, newBatchId, type OpenerEvent, OpenersService } from "./openers.service.ts"
+import {
+  type GenerationFailure,
+  generationFailureToWire,
+  newBatchId,
+  type OpenerEvent,
+  OpenersService
+} from "./openers.service.ts"
 
 /** What an event stream has said so far: its count (the ids) and the openers saved. */
 interface Said {
@@ -44,10 +49,11 @@ const eventFrame = (id: string, event: OpenerEvent, openers: ReadonlyArray<Opene
 
 /**
  * The events as SSE frames, each with the id `<batchId>:<n>`; a failure becomes the terminal
- * `failed` event (`{code, message, openers}`: the AI chain's failure, or NOT_FOUND for a match
- * deleted meanwhile), `final` carries the meta and the openers saved.
+ * `failed` event (`{code, message, details?, openers}`: the AI chain's failure, NOT_FOUND for a
+ * match deleted meanwhile, UNAUTHORIZED `account-erased` for an account erased meanwhile), `final`
+ * carries the meta and the openers saved.
  */
-const toSse = (batchId: string, events: Stream.Stream<OpenerEvent, AiError | NotFound>) => {
+const toSse = (batchId: string, events: Stream.Stream<OpenerEvent, GenerationFailure>) => {
   let said: Said = { n: 0, openers: [] }
   return events.pipe(
     Stream.map((event) => {
@@ -63,6 +69,7 @@ const toSse = (batchId: string, events: Stream.Stream<OpenerEvent, AiError | Not
           sseFrame(`${batchId}:${said.n + 1}`, "failed", {
             code: codeOf(wire),
             message: wire.message,
+            ...(wire.details === undefined ? {} : { details: wire.details }),
             openers: said.openers
           })
         )
@@ -74,7 +81,7 @@ const toSse = (batchId: string, events: Stream.Stream<OpenerEvent, AiError | Not
   )
 }
 
-const collect = (events: Stream.Stream<OpenerEvent, AiError | NotFound>) =>
+const collect = (events: Stream.Stream<OpenerEvent, GenerationFailure>) =>
   Effect.gen(function* () {
     const all = Chunk.toReadonlyArray(yield* Stream.runCollect(events))
     const final = all.find((event) => event._tag === "final")

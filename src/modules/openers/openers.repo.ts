@@ -6,20 +6,27 @@ import { afterCursor, newestFirst } from "../../core/pagination.ts"
 
 export type { Opener }
 
-/** The foreign key of an opener's match (prisma/migrations): a match deleted while its openers are written. */
-const MATCH_FOREIGN_KEY = "magic_openers_match_id_fkey"
+/**
+ * The foreign keys of an opener (prisma/migrations): its match deleted, or its user erased, while
+ * its generation writes. Which of the two PostgreSQL reports when both rows are gone is its own
+ * choice: the caller tells them apart by the tombstone.
+ */
+const GONE_FOREIGN_KEYS = ["magic_openers_match_id_fkey", "magic_openers_user_id_fkey"]
 
 export class OpenersRepo extends Effect.Service<OpenersRepo>()("OpenersRepo", {
   effect: Effect.gen(function* () {
     const db = yield* Db
     return {
-      /** The opener saved; null when its match is gone (deleted meanwhile: its foreign key refused the row). */
+      /**
+       * The opener saved; null when its match or its user is gone (the match deleted, the account
+       * erased meanwhile: a foreign key refused the row).
+       */
       create: (data: Prisma.OpenerUncheckedCreateInput) =>
         db
           .query("openers.create", (c): Promise<Opener | null> => c.opener.create({ data }))
           .pipe(
             Effect.catchIf(
-              (error) => isForeignKeyViolation(error, MATCH_FOREIGN_KEY),
+              (error) => GONE_FOREIGN_KEYS.some((constraint) => isForeignKeyViolation(error, constraint)),
               () => Effect.succeed(null)
             )
           ),

@@ -10,11 +10,12 @@ import type { AiError } from "../../core/ai/errors.ts"
 import { AiStrategy, type TextRequest } from "../../core/ai/strategy.ts"
 import { aiErrorToWire, type AiWireError } from "../../core/ai/wire.ts"
 import { AppConfig } from "../../core/config.ts"
+import { Tombstones } from "../../core/erasure.ts"
 import { notFound } from "../../core/ownership.ts"
 import { answeringRefusal, Quotas } from "../../core/quota/quotas.ts"
 import { toPage } from "../../core/pagination.ts"
 import { Storage } from "../../core/storage/storage.ts"
-import { type NotFound, SafetyBlocked } from "../../domain/errors.ts"
+import { accountErased, type NotFound, SafetyBlocked, type Unauthorized } from "../../domain/errors.ts"
 import { ExtractedProfile } from "../../domain/matches.ts"
 import type { BlockedReason, GenerateOpeners, Opener as OpenerView, OpenerEvent } from "../../domain/openers.ts"
 import { Tone } from "../../domain/tones.ts"
@@ -37,9 +38,17 @@ export type { BlockedReason, OpenerEvent }
 
 const MAX_OPENER_CHARS = 300
 
-/** A generation stream's failure as the API sends it: the AI chain's as its wire error, a match deleted meanwhile as it is. */
-export const generationFailureToWire = (error: AiError | NotFound): Effect.Effect<never, AiWireError | NotFound> =>
-  error._tag === "NotFound" ? Effect.fail(error) : aiErrorToWire(error)
+/** Why a generation's stream fails: the AI chain, its match deleted meanwhile, or its account erased meanwhile. */
+export type GenerationFailure = AiError | NotFound | Unauthorized
+
+/**
+ * A generation stream's failure as the API sends it: the AI chain's as its wire error, a match
+ * deleted or an account erased meanwhile as it is.
+ */
+export const generationFailureToWire = (
+  error: GenerationFailure
+): Effect.Effect<never, AiWireError | NotFound | Unauthorized> =>
+  error._tag === "NotFound" || error._tag === "Unauthorized" ? Effect.fail(error) : aiErrorToWire(error)
 
 /** A generation's id (its openers' `batchId`); the SSE event ids carry it. */
 export const newBatchId = () => randomUUID().replaceAll("-", "")
@@ -76,6 +85,7 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
     const ai = yield* AiStrategy
     const config = yield* AppConfig
     const quotas = yield* Quotas
+    const tombstones = yield* Tombstones
 
     /** Reads a match's profile screenshot once with the vision model and keeps the result on the match. */
     const readScreenshot = (userId: string, matchId: string, uploadId: string) =>
@@ -135,6 +145,15 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
         return { matchId: match.id, profile }
       })
 
+    /**
+     * `missing` (the match, gone meanwhile), unless the account was erased meanwhile (another
+     * device): then the generation ends as its start would now be refused, `account-erased`.
+     */
+    const unlessErased = (userId: string, missing: NotFound): Effect.Effect<never, NotFound | Unauthorized> =>
+      Effect.flatMap(Effect.orDie(tombstones.isErased(userId)), (erased) =>
+        Effect.fail(erased ? accountErased() : missing)
+      )
+
     /** Today's generation, taken atomically before any model call (a read-then-act check is a race). */
     const takeQuota = (userId: string) =>
       quotas
@@ -177,7 +196,7 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
           let index = 0
           let blocked = 0
 
-          const finishLine = (raw: string): Effect.Effect<ReadonlyArray<OpenerEvent>, NotFound> =>
+          const finishLine = (raw: string): Effect.Effect<ReadonlyArray<OpenerEvent>, NotFound | Unauthorized> =>
             Effect.gen(function* () {
               const text = cleanLine(raw)
               if (text === "") return []
@@ -207,8 +226,9 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
                   model: meta.model
                 })
                 .pipe(Effect.orDie)
-              // The match was deleted meanwhile (another device): the generation ends as for a missing one.
-              if (saved === null) return yield* notFound("Match")
+              // Its match or its user is gone. The foreign key PostgreSQL names does not tell them
+              // apart (an erased user's matches go with it): the tombstone does.
+              if (saved === null) return yield* unlessErased(userId, notFound("Match"))
               produced.saved++
               return [{ _tag: "done", index: position, opener: toOpenerView(saved) }]
             })
@@ -217,7 +237,7 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
           const meta = { provider: "unknown", model: "unknown" }
 
           return ai.streamText({ feature: "openers", userId }, request).pipe(
-            Stream.mapEffect((event): Effect.Effect<ReadonlyArray<OpenerEvent>, NotFound> => {
+            Stream.mapEffect((event): Effect.Effect<ReadonlyArray<OpenerEvent>, NotFound | Unauthorized> => {
               if (event._tag === "Started") {
                 meta.provider = event.provider
                 meta.model = event.model
@@ -267,8 +287,9 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
 
     /**
      * Checks before any model call (quota, ownership, minors), then the stream of events. The
-     * stream fails with the AI chain's error, or `NotFound` when the match is deleted meanwhile;
-     * openers already done stay saved (with their match, they are gone).
+     * stream fails with the AI chain's error, `NotFound` when the match is deleted meanwhile, or
+     * `Unauthorized` (`account-erased`) when the account is erased meanwhile (before the stream
+     * too); openers already done stay saved (with their match or their account, they are gone).
      */
     const generate = (userId: string, input: GenerateOpeners, batchId: string = newBatchId()) =>
       Effect.gen(function* () {
@@ -278,7 +299,13 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
         const produced = { saved: 0 }
         // Given back if nothing reaches the user: a refusal below, a failure or a disconnect before the first opener.
         const settle = quotas.settleOn(reservation, () => produced.saved > 0)
-        const events = yield* Effect.onExit(prepare(userId, input, produced, batchId), settle)
+        const events = yield* Effect.onExit(
+          prepare(userId, input, produced, batchId).pipe(
+            // The match went with an account erased while its screenshot was read.
+            Effect.catchTag("NotFound", (missing) => unlessErased(userId, missing))
+          ),
+          settle
+        )
         return Stream.ensuringWith(events, settle)
       })
 
@@ -331,5 +358,5 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
         )
     } as const
   }),
-  dependencies: [OpenersRepo.Default, Quotas.Default]
+  dependencies: [OpenersRepo.Default, Quotas.Default, Tombstones.Default]
 }) {}

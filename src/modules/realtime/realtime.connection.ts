@@ -427,6 +427,18 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
                 message: "The database is unavailable; try again shortly"
               })
             }
+            // The account was erased during the generation (another device): it ends as its start
+            // would now be refused, and the connection closes as for any frame of an erased account.
+            if (error._tag === "Unauthorized" && reasonOf(error) === ACCOUNT_ERASED) {
+              yield* send({
+                type: "opener.error",
+                requestId,
+                code: "UNAUTHORIZED",
+                message: error.message,
+                details: { reason: ACCOUNT_ERASED }
+              })
+              return yield* close(CloseCode.Unauthenticated, "Account erased")
+            }
             const wire = isAiError(error) ? yield* Effect.flip(aiErrorToWire(error)) : error
             const code = codeOf(wire)
             if (code === "INTERNAL_ERROR") yield* Effect.logError("WebSocket: opener generation failed", error)

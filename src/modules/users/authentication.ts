@@ -11,7 +11,7 @@ import { Erasure } from "../../core/erasure.ts"
 import { RateLimiter } from "../../core/rate-limit/rate-limiter.ts"
 import { Authentication, type CurrentUser, TokenAuthentication } from "../../domain/auth.ts"
 import { RpcAuthentication, RpcTokenAuthentication } from "../../domain/rpc.ts"
-import { RateLimited, Unauthorized } from "../../domain/errors.ts"
+import { accountErased, RateLimited, Unauthorized } from "../../domain/errors.ts"
 import { UsersService } from "./users.service.ts"
 
 const rejected = (error: TokenRejected) =>
@@ -31,8 +31,7 @@ export const makeAuthenticateWithExpiry = Effect.gen(function* () {
       ),
       Effect.catchTags({
         TokenRejected: (error) => Effect.fail(rejected(error)),
-        AccountErased: () =>
-          Effect.fail(new Unauthorized({ message: "This account was erased", details: { reason: "account-erased" } })),
+        AccountErased: () => Effect.fail(accountErased()),
         DbError: Effect.die,
         ErasureFailed: Effect.die
       })

@@ -1,0 +1,307 @@
+/**
+ * An account erased while one of its generations is running (`DELETE /users/me` from another
+ * device): the generation ends as its start would now be refused, `UNAUTHORIZED` with
+ * `details.reason: "account-erased"`, on every transport (WebSocket `opener.error`, then the
+ * connection closes 4401; the SSE `failed` event; the RPC stream's `Unauthorized`), never an
+ * internal error, and nothing of the database's own words reaches the client. The model's answer
+ * is held after its first line (saved), the account is erased, then the second line comes and
+ * cannot be saved for a user who is gone. Nothing of the user is left behind.
+ */
+import { expect, layer } from "@effect/vitest"
+import { Deferred, Effect, Fiber } from "effect"
+import { afterAll, beforeEach } from "vitest"
+import { CloseCode } from "../../../src/domain/realtime.ts"
+import { startFakeOpenAI } from "../../fakes/ai/index.ts"
+import { tinyImage } from "../../fixtures/images.ts"
+import { captureLogs } from "../../fixtures/queue-contract.ts"
+import { sql, TestDb } from "../../support/database.ts"
+import { http } from "../../support/http.ts"
+import { baseUrl, testServer } from "../../support/server.ts"
+import { provisionUser, type TestUser } from "../../support/users.ts"
+import { sendBytes, ticketFor } from "../../support/uploads.ts"
+import { connectAs, ofType } from "../../support/ws.ts"
+import { generateSse, newMatch, parseFrame, type SseEvent } from "./support.ts"
+
+const openai = await startFakeOpenAI()
+afterAll(() => openai.close())
+beforeEach(() => openai.reset())
+
+/** What the server logs: nothing at ERROR for a race the server expects (a user erased meanwhile). */
+const logs = captureLogs()
+beforeEach(() => {
+  logs.lines.length = 0
+})
+
+const Server = testServer({
+  db: TestDb(),
+  logs: logs.layer,
+  config: {
+    OPENAI_API_KEY: "test",
+    OPENAI_BASE_URL: openai.url,
+    AI_PROVIDER_STRATEGY_PRIMARY: "gpt-4o",
+    AI_BREAKER_FAILURES: "1000",
+    AI_DAILY_SPEND_CAP_MICROS: "0",
+    OPENERS_DAILY_LIMIT: "10000"
+  }
+})
+
+const ERASED = {
+  code: "UNAUTHORIZED",
+  message: "This account was erased",
+  details: { reason: "account-erased" }
+}
+/** What must never reach a client: Prisma's words, a constraint's name, a table's. */
+const INTERNAL_WORDS = /prisma|magic_openers|fkey|foreign key|constraint/i
+
+/** Two lines; the answer is held after the first (saved) until `released` completes. */
+const heldAfterTheFirstLine = (released: Deferred.Deferred<void>) =>
+  openai.enqueue({
+    kind: "ok",
+    text: "Hi Sam?\nTacos or sushi?\n",
+    chunks: ["Hi Sam?\n", "Tacos or sushi?\n"],
+    holdAfter: { deltas: 1, until: Effect.runPromise(Deferred.await(released)) },
+    usage: { input: 100, output: 10 }
+  })
+
+/** DELETE /users/me as `user` (another device): 204 once the erasure is complete. */
+const eraseAccount = (url: string, user: TestUser) =>
+  Effect.gen(function* () {
+    const res = yield* http(`${url}/api/v1/users/me`, { method: "DELETE", headers: user.headers })
+    expect(res.status).toBe(204)
+  })
+
+/** Every row that names the user: none may be written after the erasure. */
+const rowsOf = (userId: string) =>
+  sql(
+    `SELECT 'users' AS t, count(*)::int AS n FROM users WHERE id = $1
+     UNION ALL SELECT 'matches', count(*)::int FROM matches WHERE user_id = $1
+     UNION ALL SELECT 'magic_openers', count(*)::int FROM magic_openers WHERE user_id = $1
+     UNION ALL SELECT 'ai_calls', count(*)::int FROM ai_calls WHERE user_id = $1
+     UNION ALL SELECT 'ai_spend_reservations', count(*)::int FROM ai_spend_reservations WHERE user_id = $1
+     UNION ALL SELECT 'usage_counters', count(*)::int FROM usage_counters WHERE user_id = $1`,
+    [userId]
+  )
+
+/**
+ * Nothing of the user left, and nothing logged as an error (before: "AI ledger write failed",
+ * its entry refused by the user's foreign key, with Prisma's text).
+ */
+const expectNothingLeftOf = (userId: string) =>
+  Effect.gen(function* () {
+    const rows = yield* rowsOf(userId)
+    expect(rows.filter((row) => row["n"] !== 0)).toEqual([])
+    expect(logs.lines.filter((line) => line.startsWith("ERROR"))).toEqual([])
+  })
+
+/**
+ * POSTs to `url` and reads the answer as it comes, split on `separator`: `onPart` is awaited
+ * for each part (the test acts mid-stream). The whole text once the server ends it.
+ */
+const readStreamed = (
+  url: string,
+  init: RequestInit,
+  separator: string,
+  onPart: (part: string) => Promise<void>
+): Effect.Effect<string> =>
+  Effect.promise(async () => {
+    const response = await fetch(url, init)
+    expect(response.status).toBe(200)
+    if (response.body === null) throw new Error("no body")
+    const decoder = new TextDecoder()
+    let text = ""
+    let buffer = ""
+    for await (const chunk of response.body) {
+      const piece = decoder.decode(chunk, { stream: true })
+      text += piece
+      buffer += piece
+      let end = buffer.indexOf(separator)
+      while (end !== -1) {
+        const part = buffer.slice(0, end)
+        buffer = buffer.slice(end + separator.length)
+        end = buffer.indexOf(separator)
+        await onPart(part)
+      }
+    }
+    return text
+  })
+
+/** What a generation is for: a saved match (whose row goes with the account), or a profile given inline. */
+type Subject = "match" | "profile"
+
+const subjectOf = (url: string, user: TestUser, subject: Subject) =>
+  subject === "match"
+    ? Effect.map(newMatch(url, user.headers, { name: "Sam", bio: "Climber" }), (match) => ({ matchId: match.id }))
+    : Effect.succeed({ profile: { name: "Sam", bio: "Climber" } })
+
+/** A match whose profile screenshot is not read yet: its generation reads it with the vision model first. */
+const matchWithScreenshot = (url: string, user: TestUser) =>
+  Effect.gen(function* () {
+    const bytes = yield* Effect.promise(() => tinyImage("png", 390, 844))
+    const ticket = yield* ticketFor(url, user.headers, bytes, "image/png", "profile")
+    expect((yield* sendBytes(ticket, bytes)).status).toBe(200)
+    return yield* newMatch(url, user.headers, { name: "Sam", profileUploadId: ticket.uploadId })
+  })
+
+/** The vision model's read of the screenshot, held from its arrival (`asked`) until `released`. */
+const heldScreenshotRead = (asked: Deferred.Deferred<void>, released: Deferred.Deferred<void>) =>
+  openai.enqueue({
+    kind: "ok",
+    text: JSON.stringify({ name: "Sam", age: 29, bio: "Climber", prompts: [], interests: [] }),
+    arrived: () => Effect.runSync(Deferred.succeed(asked, undefined)),
+    until: Effect.runPromise(Deferred.await(released))
+  })
+
+layer(Server, { timeout: 60_000 })("openers: an account erased during its generation", (it) => {
+  for (const subject of ["match", "profile"] as const) {
+    it.scoped(`WebSocket (${subject}): opener.error UNAUTHORIZED account-erased, then the connection closes 4401`, () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const alice = yield* provisionUser(url, "alice")
+        const payload = yield* subjectOf(url, alice, subject)
+        const released = yield* Deferred.make<void>()
+        heldAfterTheFirstLine(released)
+        const socket = yield* connectAs(url, alice.token)
+        yield* socket.send({ type: "opener.generate", requestId: "g1", count: 2, ...payload })
+        yield* socket.next(ofType("opener.saved"))
+        yield* eraseAccount(url, alice)
+        yield* Deferred.succeed(released, undefined)
+
+        // Before: opener.error INTERNAL_ERROR "Something went wrong" (the save's foreign key of the user).
+        const end = yield* socket.next((frame) => frame.type === "opener.error" || frame.type === "opener.done")
+        expect(end).toEqual({ type: "opener.error", requestId: "g1", ...ERASED })
+        expect(socket.frames.filter((frame) => frame["requestId"] === "g1").map((frame) => frame.type)).toEqual([
+          "opener.delta",
+          "opener.saved",
+          "opener.error"
+        ])
+        // As any frame of an erased account is refused: no token of it will be accepted again.
+        expect((yield* socket.closed()).code).toBe(CloseCode.Unauthenticated)
+        yield* expectNothingLeftOf(alice.id)
+      })
+    )
+  }
+
+  it.effect("REST SSE: the terminal failed event is UNAUTHORIZED account-erased", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const alice = yield* provisionUser(url, "alice")
+      const payload = yield* subjectOf(url, alice, "match")
+      const released = yield* Deferred.make<void>()
+      heldAfterTheFirstLine(released)
+      const events: Array<SseEvent> = []
+      const text = yield* readStreamed(
+        `${url}/api/v1/magic-openers/generate`,
+        {
+          method: "POST",
+          headers: { ...alice.headers, "content-type": "application/json", accept: "text/event-stream" },
+          body: JSON.stringify({ ...payload, count: 2 })
+        },
+        "\n\n",
+        async (frame) => {
+          const event = parseFrame(frame)
+          if (event === undefined) return
+          events.push({ event: event.event, data: event.data })
+          if (event.event === "done") {
+            await Effect.runPromise(Effect.zipRight(eraseAccount(url, alice), Deferred.succeed(released, undefined)))
+          }
+        }
+      )
+      // Before: `failed` INTERNAL_ERROR.
+      expect(events.map((event) => event.event)).toEqual(["delta", "done", "failed"])
+      expect(events.at(-1)?.data).toEqual({ ...ERASED, openers: [expect.objectContaining({ text: "Hi Sam?" })] })
+      expect(text).not.toMatch(INTERNAL_WORDS)
+      yield* expectNothingLeftOf(alice.id)
+    })
+  )
+
+  it.effect("RPC: the stream fails Unauthorized account-erased; nothing of the database reaches the client", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const alice = yield* provisionUser(url, "alice")
+      const payload = yield* subjectOf(url, alice, "match")
+      const released = yield* Deferred.make<void>()
+      heldAfterTheFirstLine(released)
+      const request = {
+        _tag: "Request",
+        id: "1",
+        tag: "openers.generate",
+        payload: { ...payload, count: 2 },
+        headers: [["authorization", `Bearer ${alice.token}`]]
+      }
+      const text = yield* readStreamed(
+        `${url}/rpc`,
+        { method: "POST", headers: { "content-type": "application/ndjson" }, body: `${JSON.stringify(request)}\n` },
+        "\n",
+        async (line) => {
+          if (line.includes('"_tag":"done"')) {
+            await Effect.runPromise(Effect.zipRight(eraseAccount(url, alice), Deferred.succeed(released, undefined)))
+          }
+        }
+      )
+      const lines = text
+        .split("\n")
+        .filter((line) => line !== "")
+        .map((line): unknown => JSON.parse(line))
+      // Before: `Exit` Failure Die { name: "InternalError", message: "An unexpected error occurred" }.
+      expect(lines.at(-1)).toEqual({
+        _tag: "Exit",
+        requestId: "1",
+        exit: {
+          _tag: "Failure",
+          cause: {
+            _tag: "Fail",
+            error: { _tag: "Unauthorized", message: ERASED.message, details: ERASED.details }
+          }
+        }
+      })
+      expect(text).not.toMatch(INTERNAL_WORDS)
+      yield* expectNothingLeftOf(alice.id)
+    })
+  )
+
+  it.effect("REST SSE, while the match's screenshot is read (before the stream): 401 UNAUTHORIZED account-erased", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const alice = yield* provisionUser(url, "alice")
+      const match = yield* matchWithScreenshot(url, alice)
+      const asked = yield* Deferred.make<void>()
+      const released = yield* Deferred.make<void>()
+      heldScreenshotRead(asked, released)
+      const generating = yield* Effect.fork(generateSse(url, alice.headers, { matchId: match.id, count: 1 }))
+      yield* Deferred.await(asked)
+      yield* eraseAccount(url, alice)
+      yield* Deferred.succeed(released, undefined)
+
+      const res = yield* Fiber.join(generating)
+      // Before: 404 NOT_FOUND "Match not found" (the match went with the account).
+      expect(res.status).toBe(401)
+      expect(res.body).toEqual({ success: false, error: ERASED })
+      // The opener's model was never asked.
+      expect(openai.requests.map((request) => request.stream)).toEqual([false])
+      yield* expectNothingLeftOf(alice.id)
+    })
+  )
+
+  it.scoped(
+    "WebSocket, while the match's screenshot is read: opener.error UNAUTHORIZED account-erased, then 4401",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const alice = yield* provisionUser(url, "alice")
+        const match = yield* matchWithScreenshot(url, alice)
+        const asked = yield* Deferred.make<void>()
+        const released = yield* Deferred.make<void>()
+        heldScreenshotRead(asked, released)
+        const socket = yield* connectAs(url, alice.token)
+        yield* socket.send({ type: "opener.generate", requestId: "g1", matchId: match.id, count: 1 })
+        yield* Deferred.await(asked)
+        yield* eraseAccount(url, alice)
+        yield* Deferred.succeed(released, undefined)
+
+        // Before: opener.error NOT_FOUND "Match not found".
+        expect(yield* socket.next(ofType("opener.error"))).toEqual({ type: "opener.error", requestId: "g1", ...ERASED })
+        expect((yield* socket.closed()).code).toBe(CloseCode.Unauthenticated)
+        yield* expectNothingLeftOf(alice.id)
+      })
+  )
+})
