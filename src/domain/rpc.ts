@@ -237,8 +237,12 @@ export const SessionsRpcs = RpcGroup.make(
   Rpc.make("regenerate", {
     payload: { sessionId: ResourceId, ...RegenerateSuggestions.fields },
     success: RegenerationEvent,
-    /** `AiEmptyResult`: no line could be kept, twice; nothing saved, not counted. */
-    error: Schema.Union(NotFound, Conflict, SafetyBlocked, AiEmptyResult, ...AiErrors),
+    /**
+     * `AiEmptyResult`: no line could be kept, twice; nothing saved, not counted. The stream fails
+     * `NotFound` when the session is deleted meanwhile, `Unauthorized` (`account-erased`) when the
+     * account is erased meanwhile.
+     */
+    error: Schema.Union(NotFound, Unauthorized, Conflict, SafetyBlocked, AiEmptyResult, ...AiErrors),
     stream: true
   }),
   /**

@@ -355,10 +355,13 @@ export const REGENERATION_STREAM_EVENTS: ReadonlyArray<SseEventDoc> = [
   },
   {
     event: "failed",
-    description: "Terminal: the batch failed; the suggestions saved before stay saved",
+    description:
+      "Terminal: the batch failed; the suggestions saved before stay saved (a session deleted meanwhile: " +
+      "NOT_FOUND; an account erased meanwhile: UNAUTHORIZED with `details.reason` `account-erased`)",
     data: Schema.Struct({
       code: FailureCode,
       message: Schema.String,
+      details: Schema.optional(Schema.Unknown),
       batch: Schema.Int,
       suggestions: Schema.Array(SessionSuggestion)
     })

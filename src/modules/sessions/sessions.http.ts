@@ -21,7 +21,7 @@ import { codeOf } from "../../domain/errors.ts"
 import type { SessionStreamItem, SessionSuggestion, SuggestionBatch } from "../../domain/sessions.ts"
 import { SessionsService } from "./sessions.service.ts"
 import { wireEventOf } from "./sessions.views.ts"
-import { type BatchError, type BatchEvent, type BatchResult, batchErrorToWire } from "./sessions.suggest.ts"
+import { type BatchEvent, type BatchResult, batchErrorToWire, type RegenerationFailure } from "./sessions.suggest.ts"
 
 /** `Last-Event-ID` as a seq to resume after; anything else starts from a snapshot. */
 const lastSeqOf = (header: string | undefined) => {
@@ -37,9 +37,11 @@ const itemFrame = (item: SessionStreamItem) => {
 
 /**
  * The regeneration as SSE, ids `<batch>:<n>`: delta, suggestion, blocked, then the terminal
- * `final` `{batch, suggestions}` or `failed` `{code, message, batch, suggestions}`.
+ * `final` `{batch, suggestions}` or `failed` `{code, message, details?, batch, suggestions}`
+ * (NOT_FOUND for a session deleted meanwhile, UNAUTHORIZED `account-erased` for an account erased
+ * meanwhile).
  */
-const regenerationSse = (batch: number, events: Stream.Stream<BatchEvent | BatchResult, BatchError>) => {
+const regenerationSse = (batch: number, events: Stream.Stream<BatchEvent | BatchResult, RegenerationFailure>) => {
   let n = 0
   let suggestions: ReadonlyArray<SessionSuggestion> = []
   const id = () => `${batch}:${++n}`
@@ -59,7 +61,13 @@ const regenerationSse = (batch: number, events: Stream.Stream<BatchEvent | Batch
     Stream.catchAll((error) =>
       Stream.fromEffect(
         Effect.map(Effect.flip(batchErrorToWire(error)), (wire) =>
-          sseFrame(id(), "failed", { code: codeOf(wire), message: wire.message, batch, suggestions })
+          sseFrame(id(), "failed", {
+            code: codeOf(wire),
+            message: wire.message,
+            ...(wire.details === undefined ? {} : { details: wire.details }),
+            batch,
+            suggestions
+          })
         )
       )
     ),

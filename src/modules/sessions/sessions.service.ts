@@ -5,7 +5,7 @@
  */
 import { Clock, Duration, Effect, Layer, Option, Ref, Schema, Stream } from "effect"
 import { AppConfig } from "../../core/config.ts"
-import { Erasure } from "../../core/erasure.ts"
+import { Erasure, Tombstones } from "../../core/erasure.ts"
 import { notFound } from "../../core/ownership.ts"
 import { toPage } from "../../core/pagination.ts"
 import {
@@ -19,6 +19,7 @@ import {
 import type { ProgressItem } from "../../core/progress/progress-bus.ts"
 import { Storage } from "../../core/storage/storage.ts"
 import {
+  accountErased,
   BadRequest,
   Conflict,
   NotFound,
@@ -147,6 +148,7 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
     const suggester = yield* SessionSuggester
     const config = yield* AppConfig
     const quotas = yield* Quotas
+    const tombstones = yield* Tombstones
 
     const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
 
@@ -472,6 +474,15 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         }
         yield* Effect.logInfo("Session suggestions regenerated").pipe(Effect.annotateLogs({ sessionId: id, batch }))
         const events = suggester.stream(request).pipe(
+          // Its session was deleted meanwhile (another device), or went with the account erased
+          // meanwhile: the batch ends as a request for either would now be refused.
+          Stream.catchTag("AttemptStopped", () =>
+            Stream.fromEffect(
+              Effect.flatMap(Effect.orDie(tombstones.isErased(userId)), (erased) =>
+                Effect.fail(erased ? accountErased() : notFound("Session"))
+              )
+            )
+          ),
           Stream.tap((event) =>
             !("_tag" in event)
               ? repo.syncCost(id)
@@ -541,7 +552,7 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
       eraseUser
     } as const
   }),
-  dependencies: [SessionsRepo.Default, SessionSuggester.Default, Quotas.Default]
+  dependencies: [SessionsRepo.Default, SessionSuggester.Default, Quotas.Default, Tombstones.Default]
 }) {}
 
 /** Registers the sessions' erasure step: queued jobs and progress state. */

@@ -14,7 +14,7 @@ import { AiStrategy } from "../../core/ai/strategy.ts"
 import { type AiWireError, aiErrorToWire } from "../../core/ai/wire.ts"
 import { AppConfig } from "../../core/config.ts"
 import type { DbError } from "../../core/db/db.ts"
-import { AiEmptyResult, SafetyBlocked } from "../../domain/errors.ts"
+import { AiEmptyResult, type NotFound, SafetyBlocked, type Unauthorized } from "../../domain/errors.ts"
 import type { BlockedReason } from "../../domain/openers.ts"
 import type { SessionMessage, SessionSuggestion } from "../../domain/sessions.ts"
 import { Tone } from "../../domain/tones.ts"
@@ -70,13 +70,24 @@ export type BatchEvent =
 export type BatchError = AiError | DbError | SafetyBlocked | AiEmptyResult | AttemptStopped
 
 /**
- * A failure of the batch as the API names it (SafetyBlocked and AiEmptyResult are already wire
- * errors; a database failure is a defect, and so is a regeneration's session gone while it wrote).
+ * Why a regeneration's stream fails: the batch's failures, with its session gone meanwhile
+ * (`AttemptStopped`) told as `NotFound`, or as `Unauthorized` (`account-erased`) when it went
+ * with its account.
+ */
+export type RegenerationFailure = Exclude<BatchError, AttemptStopped> | NotFound | Unauthorized
+
+/**
+ * A failure of the batch as the API names it (SafetyBlocked, AiEmptyResult, NotFound and
+ * Unauthorized are already wire errors; a database failure is a defect, and so is an attempt
+ * stopped that no one told apart).
  */
 export const batchErrorToWire = (
-  error: BatchError
-): Effect.Effect<never, SafetyBlocked | AiEmptyResult | AiWireError> =>
-  error._tag === "SafetyBlocked" || error._tag === "AiEmptyResult"
+  error: BatchError | RegenerationFailure
+): Effect.Effect<never, SafetyBlocked | AiEmptyResult | NotFound | Unauthorized | AiWireError> =>
+  error._tag === "SafetyBlocked" ||
+  error._tag === "AiEmptyResult" ||
+  error._tag === "NotFound" ||
+  error._tag === "Unauthorized"
     ? Effect.fail(error)
     : error._tag === "DbError" || error._tag === "AttemptStopped"
       ? Effect.die(error)

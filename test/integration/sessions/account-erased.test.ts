@@ -6,6 +6,10 @@
  * user is written after the erasure. Deterministically: the pipeline's handler is driven by the
  * test, the provider holds its answer while the account is erased, then goes on. The spend cap is
  * on, as in production: a call that starts after the erasure reserves under it.
+ *
+ * A regeneration (the api) whose account is erased meanwhile ends `UNAUTHORIZED` with
+ * `details.reason: "account-erased"` (SSE `failed`, RPC `Unauthorized`), one whose session is
+ * deleted meanwhile `NOT_FOUND`: never an internal error.
  */
 import { expect, layer } from "@effect/vitest"
 import { Clock, Deferred, Effect, Exit, Fiber, Layer, Queue } from "effect"
@@ -21,7 +25,7 @@ import { eventually } from "../../support/eventually.ts"
 import { http } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { provisionUser, type TestUser } from "../../support/users.ts"
-import { createSession, FAKE_VISION, uploadPng, type WireSession } from "./support.ts"
+import { createSession, FAKE_SUGGESTIONS, FAKE_VISION, sseFrames, uploadPng, type WireSession } from "./support.ts"
 
 const openai = await startFakeOpenAI()
 afterAll(() => openai.close())
@@ -98,6 +102,49 @@ const eraseAccount = (url: string, user: TestUser) =>
     expect(res.status).toBe(204)
   })
 
+const ERASED = { code: "UNAUTHORIZED", message: "This account was erased", details: { reason: "account-erased" } }
+
+/**
+ * POSTs to `url` and reads the answer as it comes, split on `separator`: `onPart` is awaited
+ * for each part (the test acts mid-stream). The whole text once the server ends it.
+ */
+const readStreamed = (
+  url: string,
+  init: RequestInit,
+  separator: string,
+  onPart: (part: string) => Promise<void>
+): Effect.Effect<string> =>
+  Effect.promise(async () => {
+    const response = await fetch(url, init)
+    expect(response.status).toBe(200)
+    if (response.body === null) throw new Error("no body")
+    const decoder = new TextDecoder()
+    let text = ""
+    let buffer = ""
+    for await (const chunk of response.body) {
+      const piece = decoder.decode(chunk, { stream: true })
+      text += piece
+      buffer += piece
+      let end = buffer.indexOf(separator)
+      while (end !== -1) {
+        const part = buffer.slice(0, end)
+        buffer = buffer.slice(end + separator.length)
+        end = buffer.indexOf(separator)
+        await onPart(part)
+      }
+    }
+    return text
+  })
+
+/** A regeneration's answer, held after its first line (saved) until `released` completes. */
+const heldRegeneration = (released: Deferred.Deferred<void>) =>
+  openai.enqueue({
+    kind: "ok",
+    text: "A brand new line\nOne more idea\nAnother idea",
+    chunks: ["A brand new line\n", "One more idea\n", "Another idea"],
+    holdAfter: { deltas: 1, until: Effect.runPromise(Deferred.await(released)) }
+  })
+
 /** A session of one screenshot, created as `user`: its job, as the worker would take it. */
 const sessionJob = (url: string, user: TestUser) =>
   Effect.gen(function* () {
@@ -108,6 +155,38 @@ const sessionJob = (url: string, user: TestUser) =>
     const job = yield* Queue.take(enqueued)
     expect(job.id).toBe(id)
     return job
+  })
+
+/** A session of `user` completed by its job (driven here): its id. */
+const completedSession = (url: string, user: TestUser) =>
+  Effect.gen(function* () {
+    openai.enqueue(FAKE_VISION, FAKE_SUGGESTIONS)
+    const job = yield* sessionJob(url, user)
+    const attempt = yield* Deferred.await(handler)
+    expect(yield* attempt(job)).toStrictEqual(Exit.void)
+    return job.id
+  })
+
+/** The regeneration's SSE events, read as they come; `midway` runs once its first suggestion is saved. */
+const regenerateSse = (url: string, user: TestUser, sessionId: string, midway: Effect.Effect<void>) =>
+  Effect.gen(function* () {
+    const events: Array<{ event: string; data: unknown }> = []
+    yield* readStreamed(
+      `${url}/api/v1/sessions/${sessionId}/suggestions`,
+      {
+        method: "POST",
+        headers: { ...user.headers, "content-type": "application/json", accept: "text/event-stream" },
+        body: "{}"
+      },
+      "\n\n",
+      async (frame) => {
+        const [event] = sseFrames(frame)
+        if (event === undefined) return
+        events.push({ event: event.event, data: event.data })
+        if (event.event === "suggestion") await Effect.runPromise(midway)
+      }
+    )
+    return events
   })
 
 layer(Server, { timeout: 120_000 })("sessions: an account erased while its session is processed", (it) => {
@@ -164,6 +243,103 @@ layer(Server, { timeout: 120_000 })("sessions: an account erased while its sessi
 
       expect(yield* Fiber.join(running)).toStrictEqual(Exit.void)
       yield* expectNothingLeftOf(alice.id, job.id)
+    })
+  )
+
+  it.effect("a regeneration (SSE) of an account erased meanwhile: failed UNAUTHORIZED account-erased", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const alice = yield* provisionUser(url, "alice")
+      const id = yield* completedSession(url, alice)
+      const released = yield* Deferred.make<void>()
+      heldRegeneration(released)
+      const events = yield* regenerateSse(
+        url,
+        alice,
+        id,
+        Effect.zipRight(eraseAccount(url, alice), Deferred.succeed(released, undefined))
+      )
+      // Before: `failed` INTERNAL_ERROR "An unexpected error occurred".
+      // The second line's delta went out as it came; its save was refused.
+      expect(events.map((event) => event.event)).toEqual(["delta", "suggestion", "delta", "failed"])
+      expect(events.at(-1)?.data).toEqual({
+        ...ERASED,
+        batch: 1,
+        suggestions: [expect.objectContaining({ text: "A brand new line" })]
+      })
+      yield* expectNothingLeftOf(alice.id, id)
+    })
+  )
+
+  it.effect("a regeneration (SSE) whose session is deleted meanwhile: failed NOT_FOUND", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const alice = yield* provisionUser(url, "alice")
+      const id = yield* completedSession(url, alice)
+      const released = yield* Deferred.make<void>()
+      heldRegeneration(released)
+      const deleteSession = Effect.gen(function* () {
+        const res = yield* http(`${url}/api/v1/sessions/${id}`, { method: "DELETE", headers: alice.headers })
+        expect(res.status).toBe(204)
+      })
+      const events = yield* regenerateSse(
+        url,
+        alice,
+        id,
+        Effect.zipRight(deleteSession, Deferred.succeed(released, undefined))
+      )
+      // Before: `failed` INTERNAL_ERROR "An unexpected error occurred".
+      // The second line's delta went out as it came; its save was refused.
+      expect(events.map((event) => event.event)).toEqual(["delta", "suggestion", "delta", "failed"])
+      expect(events.at(-1)?.data).toEqual({
+        code: "NOT_FOUND",
+        message: "Session not found",
+        batch: 1,
+        suggestions: [expect.objectContaining({ text: "A brand new line" })]
+      })
+      expect(yield* sql("SELECT 1 FROM suggestions WHERE session_id = $1", [id])).toEqual([])
+      expect(logs.lines.filter((line) => line.startsWith("ERROR"))).toEqual([])
+    })
+  )
+
+  it.effect("a regeneration (RPC) of an account erased meanwhile: the stream fails Unauthorized account-erased", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const alice = yield* provisionUser(url, "alice")
+      const id = yield* completedSession(url, alice)
+      const released = yield* Deferred.make<void>()
+      heldRegeneration(released)
+      const request = {
+        _tag: "Request",
+        id: "1",
+        tag: "sessions.regenerate",
+        payload: { sessionId: id },
+        headers: [["authorization", `Bearer ${alice.token}`]]
+      }
+      const text = yield* readStreamed(
+        `${url}/rpc`,
+        { method: "POST", headers: { "content-type": "application/ndjson" }, body: `${JSON.stringify(request)}\n` },
+        "\n",
+        async (line) => {
+          if (line.includes('"_tag":"Suggestion"')) {
+            await Effect.runPromise(Effect.zipRight(eraseAccount(url, alice), Deferred.succeed(released, undefined)))
+          }
+        }
+      )
+      const lines = text
+        .split("\n")
+        .filter((line) => line !== "")
+        .map((line): unknown => JSON.parse(line))
+      // Before: `Exit` Failure Die { name: "InternalError", message: "An unexpected error occurred" }.
+      expect(lines.at(-1)).toEqual({
+        _tag: "Exit",
+        requestId: "1",
+        exit: {
+          _tag: "Failure",
+          cause: { _tag: "Fail", error: { _tag: "Unauthorized", message: ERASED.message, details: ERASED.details } }
+        }
+      })
+      yield* expectNothingLeftOf(alice.id, id)
     })
   )
 })
