@@ -18,10 +18,10 @@ import { type ListedObject, type StorageError, userPrefix } from "../../core/sto
 import { Storage } from "../../core/storage/storage.ts"
 import { notFound, ownedBy } from "../../core/ownership.ts"
 import {
+  accountErased,
   ImageTooLarge,
   ImageUnreadable,
   PayloadTooLarge,
-  Unauthorized,
   UnsupportedMediaType,
   UploadAlreadyUsed,
   UploadContentMismatch,
@@ -192,7 +192,7 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
         // A token mapped before the erasure started (another api's cache) must not open a new URL:
         // no row is written for an erased user, and the signed URL is not handed out.
         if (Option.isNone(created)) {
-          return yield* new Unauthorized({ message: "This account was erased", details: { reason: "account-erased" } })
+          return yield* accountErased()
         }
         const uploadId = created.value
         yield* Effect.logInfo("Upload URL issued").pipe(Effect.annotateLogs({ uploadId, userId }))

@@ -5,12 +5,11 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect } from "effect"
 import { WingmateApi } from "../../domain/api.ts"
 import { ClerkIdentity, CurrentUser } from "../../domain/auth.ts"
-import { type RateLimited, Unauthorized } from "../../domain/errors.ts"
+import { accountErased, type RateLimited } from "../../domain/errors.ts"
 import { UsersService } from "./users.service.ts"
 
 // The user vanished between authentication and the handler: it was just erased.
-const erasedMeanwhile = () =>
-  Effect.fail(new Unauthorized({ message: "This account was erased", details: { reason: "account-erased" } }))
+const erasedMeanwhile = () => Effect.fail(accountErased())
 
 /** A refusal of the export's own limit: 429 with `Retry-After`, as the REST limits answer. */
 const retryAfter = (error: RateLimited) =>

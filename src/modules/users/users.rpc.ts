@@ -1,13 +1,12 @@
 /** `users.*` procedures: the caller's own account. */
 import { Effect } from "effect"
 import { ClerkIdentity, CurrentUser } from "../../domain/auth.ts"
-import { Unauthorized } from "../../domain/errors.ts"
+import { accountErased } from "../../domain/errors.ts"
 import { AccountRpcs, UsersRpcs } from "../../domain/rpc.ts"
 import { UsersService } from "./users.service.ts"
 
 // The user vanished between authentication and the handler: it was just erased.
-const erasedMeanwhile = () =>
-  Effect.fail(new Unauthorized({ message: "This account was erased", details: { reason: "account-erased" } }))
+const erasedMeanwhile = () => Effect.fail(accountErased())
 
 export const UsersRpcLive = UsersRpcs.toLayer(
   Effect.gen(function* () {

@@ -404,6 +404,8 @@ layer(Server, { timeout: 60_000 })("magic openers: generate", (it) => {
             data: {
               code: "AI_UNAVAILABLE",
               message: "The AI provider stopped mid-answer; try again",
+              // The same details as the REST envelope's for this failure.
+              details: { provider: "gpt-4o", kind: "network" },
               openers: [expect.objectContaining({ position: 0 })]
             }
           }
@@ -432,6 +434,7 @@ layer(Server, { timeout: 60_000 })("magic openers: generate", (it) => {
             data: {
               code: "AI_UNAVAILABLE",
               message: "The AI provider stopped mid-answer; try again",
+              details: { provider: "gpt-4o", kind: "timeout" },
               openers: [expect.objectContaining({ position: 0 })]
             }
           }
@@ -490,7 +493,17 @@ layer(Server, { timeout: 60_000 })("magic openers: generate", (it) => {
         expect(res.events).toEqual([
           {
             event: "failed",
-            data: { code: "AI_UNAVAILABLE", message: "No AI provider could answer; try again shortly", openers: [] }
+            data: {
+              code: "AI_UNAVAILABLE",
+              message: "No AI provider could answer; try again shortly",
+              details: {
+                attempts: [
+                  expect.objectContaining({ provider: "gpt-4o", outcome: "error", status: 500 }),
+                  expect.objectContaining({ provider: "claude-sonnet", outcome: "error", status: 503 })
+                ]
+              },
+              openers: []
+            }
           }
         ])
         expect(yield* openerRows(alice.id)).toEqual([])
