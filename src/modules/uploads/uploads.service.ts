@@ -517,8 +517,12 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
      *   whose session ended (completed, failed, cancelled; unless its retention is running): a
      *   crash or a failed deletion at the session's end leaves none for good;
      * - every object of a session upload whose session is gone, and then its row;
-     * - once older than the URL TTL (so uploads and processing in flight are left alone), objects
-     *   no upload refers to, and a normalised image or thumbnail its upload does not record.
+     * - objects no upload refers to, however recent: every upload's row is written before its URL
+     *   is handed out, so such an object is no upload in flight but one whose row went (a session
+     *   deleted, an account erased) and a late PUT to its URL (S3 cannot revoke one), or what a
+     *   crash between deleting a row and its objects left;
+     * - once older than the URL TTL (so processing in flight is left alone), a normalised image or
+     *   thumbnail its upload does not record.
      */
     const straysOf = (objects: ReadonlyArray<ListedObject>, settledBefore: number, at: number) =>
       Effect.gen(function* () {
@@ -530,7 +534,7 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
         const keys = objects
           .filter((object) => {
             const owner = owners.get(originalKeyOf(object.key))
-            if (owner === undefined) return object.lastModified.getTime() < settledBefore
+            if (owner === undefined) return true
             const kept = keptOf(owner, settledBefore, at)
             if (kept === "none") {
               sessionless.add(owner.key)

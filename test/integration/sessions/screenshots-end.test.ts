@@ -14,8 +14,10 @@
  * - an unreadable image fails the session, a cancel during OCR cancels it: the original and the
  *   normalised image are gone at once; a cancelled session keeps its thumbnail, as a completed one;
  * - the account is erased, with a session done and one being normalised: nothing under its prefix;
- * - the upload URL used again after the session completed (S3 cannot revoke a URL; the local store
- *   refuses a second PUT): the next sweep deletes what lands.
+ * - objects no upload row refers to (what a crash leaves): the next sweep deletes them; a normalised
+ *   image its live upload does not record (maybe being processed) once older than the URL TTL;
+ * - the upload URL used again after the session ended or was deleted (S3 cannot revoke a URL; the
+ *   local store refuses a second PUT): the next sweep deletes what lands.
  * On S3 only: DeleteObjects answering HTTP 200 with a per-key error is a failed deletion (the sweep
  * deletes the object), not a success; erasure pages through more than 1000 keys (ListObjectsV2's
  * page, DeleteObjects' limit).
@@ -460,6 +462,34 @@ const scenarios = (backend: Backend) =>
           })
       )
 
+      it.effect(
+        "objects no upload row refers to go at the next sweep; an unrecorded normalised image waits out the URL TTL",
+        () =>
+          Effect.gen(function* () {
+            const url = yield* baseUrl
+            const { alice } = yield* twoUsers(url)
+            const png = yield* Effect.promise(() => tinyImage("png", 74, 50))
+            const orphan = yield* ticketFor(url, alice.headers, png)
+            expect((yield* sendBytes(orphan, png)).status).toBe(200)
+            const gone = keysOf(yield* uploadKey(orphan.uploadId))
+            yield* backend.write(gone.thumbnail, png)
+            // What a crash leaves: the row deleted, its objects not (as by a sweep or a deletion dying between them).
+            yield* sql("DELETE FROM uploads WHERE id = $1", [orphan.uploadId])
+            // A live upload, and a normalised image of it not recorded (yet: it may be being processed).
+            const live = yield* ticketFor(url, alice.headers, png)
+            expect((yield* sendBytes(live, png)).status).toBe(200)
+            const kept = keysOf(yield* uploadKey(live.uploadId))
+            yield* backend.write(kept.image, png)
+
+            yield* sweep
+            expect(yield* keysUnder(gone.original)).toEqual([])
+            expect(yield* keysUnder(kept.original)).toEqual([kept.original, kept.image])
+            yield* backend.backdate(kept.image, URL_TTL_SECONDS + 60)
+            yield* sweep
+            expect(yield* keysUnder(kept.original)).toEqual([kept.original])
+          })
+      )
+
       it.effect("the upload URL used again after the session completed: the sweep deletes what lands", () =>
         Effect.gen(function* () {
           const url = yield* baseUrl
@@ -473,6 +503,27 @@ const scenarios = (backend: Backend) =>
           yield* putAgain(backend, ticket, png)
           yield* sweep
           expect(yield* keysUnder(keys.original)).toEqual([keys.thumbnail])
+        })
+      )
+
+      it.effect("the upload URL used again after the session was deleted: the sweep deletes what lands", () =>
+        Effect.gen(function* () {
+          const url = yield* baseUrl
+          const { alice } = yield* twoUsers(url)
+          openai.enqueue(FAKE_VISION, FAKE_SUGGESTIONS)
+          const png = yield* Effect.promise(() => tinyImage("png", 76, 50))
+          const { id, ticket, keys } = yield* started(url, alice.headers, png)
+          expect((yield* awaitFinished(url, alice.headers, id)).status).toBe("completed")
+          const deleted = yield* http(`${url}/api/v1/sessions/${id}`, { method: "DELETE", headers: alice.headers })
+          expect(deleted.status).toBe(204)
+          expect(yield* keysUnder(keys.original)).toEqual([])
+
+          yield* putAgain(backend, ticket, png)
+          expect(yield* keysUnder(keys.original)).toEqual(backend.takesLatePuts ? [keys.original] : [])
+          // No row refers to it any more (every upload's row is written before its URL is handed
+          // out): the next sweep deletes it, however recent.
+          yield* sweep
+          expect(yield* keysUnder(keys.original)).toEqual([])
         })
       )
 
