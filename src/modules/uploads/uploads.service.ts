@@ -490,7 +490,16 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
     const sweepErased = Effect.gen(function* () {
       const window = (limits.urlTtlSeconds + 2 * limits.sweepIntervalSeconds) * 1000
       const erased = yield* tombstones.erasedSince(new Date((yield* Clock.currentTimeMillis) - window))
-      const removed = yield* Effect.forEach(erased, (userId) => storage.removePrefix(userPrefix(userId)))
+      // One prefix the store does not empty (an object it refuses to delete) stops neither the others nor the strays.
+      const removed = yield* Effect.forEach(erased, (userId) =>
+        storage
+          .removePrefix(userPrefix(userId))
+          .pipe(
+            Effect.catchAll((error) =>
+              Effect.as(Effect.logWarning("Sweep: an erased user's objects not all deleted", error), 0)
+            )
+          )
+      )
       return removed.reduce((sum, count) => sum + count, 0)
     })
 
@@ -558,7 +567,18 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
     // Where the stray sweep resumes: each sweep lists at most UPLOAD_SWEEP_MAX_OBJECTS (list calls cost).
     const strayCursor = yield* Ref.make<string | undefined>(undefined)
 
-    /** Lists `users/` page by page from where the last sweep stopped, and deletes the strays. */
+    /** Deletes `keys`: whether the store did; a failure is logged (a later sweep tries again). */
+    const removedAll = (keys: ReadonlyArray<string>) =>
+      storage.remove(keys).pipe(
+        Effect.as(true),
+        Effect.catchAll((error) => Effect.as(Effect.logWarning("Sweep: strays not all deleted", error), false))
+      )
+
+    /**
+     * Lists `users/` page by page from where the last sweep stopped, and deletes the strays. A page
+     * whose deletion fails (S3 refusing a key: a policy, an object lock) is logged and the sweep
+     * goes on: one object the store keeps refusing must not shelter every key listed after it.
+     */
     const sweepStrays = Effect.gen(function* () {
       const at = yield* Clock.currentTimeMillis
       const settledBefore = at - limits.urlTtlSeconds * 1000
@@ -569,13 +589,12 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
         const page = yield* storage.list("users/", { after, limit: Math.min(1000, limits.sweepMaxObjects - listed) })
         listed += page.objects.length
         const strays = yield* straysOf(page.objects, settledBefore, at)
-        yield* storage.remove(strays.keys)
-        // Every object such an upload may have, listed on this page or not, then its row.
-        if (strays.sessionless.length > 0) {
-          yield* storage.remove(strays.sessionless.flatMap(objectKeysOf))
+        if (yield* removedAll(strays.keys)) removed += strays.keys.length
+        // Every object such an upload may have, listed on this page or not, then its row (kept while
+        // any of them may remain: it is what leads the sweep back to them).
+        if (strays.sessionless.length > 0 && (yield* removedAll(strays.sessionless.flatMap(objectKeysOf)))) {
           yield* repo.removeSessionless(strays.sessionless)
         }
-        removed += strays.keys.length
         after = page.more ? page.objects.at(-1)?.key : undefined
       } while (after !== undefined && listed < limits.sweepMaxObjects)
       yield* Ref.set(strayCursor, after)

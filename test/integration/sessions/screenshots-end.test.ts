@@ -18,9 +18,11 @@
  *   image its live upload does not record (maybe being processed) once older than the URL TTL;
  * - the upload URL used again after the session ended or was deleted (S3 cannot revoke a URL; the
  *   local store refuses a second PUT): the next sweep deletes what lands.
- * On S3 only: DeleteObjects answering HTTP 200 with a per-key error is a failed deletion (the sweep
- * deletes the object), not a success; erasure pages through more than 1000 keys (ListObjectsV2's
- * page, DeleteObjects' limit).
+ * On S3 only: DeleteObjects answering HTTP 200 with a per-key error is a failed deletion, not a
+ * success: the sweep deletes the object, and keeps the row it would have deleted after it; one key
+ * the store keeps refusing (a policy, an object lock) stops neither the pages of the sweep after it
+ * nor the sweep of other users' screenshots; the sweep and erasure page through more than 1000 keys
+ * (ListObjectsV2's page, DeleteObjects' limit).
  * In-process queue, two attempts, the AI chain at the OpenAI wire fake, storage wrapped to fail or
  * hold chosen operations.
  */
@@ -546,6 +548,99 @@ const scenarios = (backend: Backend) =>
               yield* onS3((fake) => fake.allowDeletes)
               yield* sweep
               expect(yield* keysUnder(keys.original)).toEqual([keys.thumbnail])
+            })
+        )
+
+        it.effect(
+          "a session upload whose session is gone, one object refused: its row stays until every object is gone",
+          () =>
+            Effect.gen(function* () {
+              const url = yield* baseUrl
+              const { alice } = yield* twoUsers(url)
+              openai.enqueue(FAKE_VISION, FAKE_SUGGESTIONS)
+              const png = yield* Effect.promise(() => tinyImage("png", 78, 50))
+              const { id, uploadId, keys } = yield* started(url, alice.headers, png)
+              expect((yield* awaitFinished(url, alice.headers, id)).status).toBe("completed")
+              yield* sql("DELETE FROM sessions WHERE id = $1", [id])
+              yield* sql("UPDATE uploads SET used_at = now() - interval '1 day' WHERE id = $1", [uploadId])
+              yield* onS3((fake) => fake.refuseDeletes([keys.thumbnail]))
+
+              yield* sweep
+              // The store said no for the thumbnail: the row that leads the sweep back to it stays.
+              expect(yield* keysUnder(keys.original)).toEqual([keys.thumbnail])
+              expect(yield* sql("SELECT 1 FROM uploads WHERE id = $1", [uploadId])).toHaveLength(1)
+
+              yield* onS3((fake) => fake.allowDeletes)
+              yield* sweep
+              expect(yield* keysUnder(keys.original)).toEqual([])
+              expect(yield* sql("SELECT 1 FROM uploads WHERE id = $1", [uploadId])).toEqual([])
+            })
+        )
+
+        it.effect(
+          "more than 1000 objects, one the store refuses to delete: the sweep pages on and deletes the screenshots after it",
+          () =>
+            Effect.gen(function* () {
+              const url = yield* baseUrl
+              const { alice } = yield* twoUsers(url)
+              openai.enqueue(FAKE_VISION, FAKE_SUGGESTIONS)
+              const png = yield* Effect.promise(() => tinyImage("png", 79, 50))
+              // A completed session whose full-size copies were not deleted (the deletion failed).
+              const { id, keys } = yield* started(url, alice.headers, png, (key) =>
+                Effect.sync(() => {
+                  plan.removal = { key, how: "fail" }
+                })
+              )
+              expect((yield* awaitFinished(url, alice.headers, id)).status).toBe("completed")
+              expect(yield* keysUnder(keys.original)).toEqual([keys.original, keys.thumbnail, keys.image])
+              // 1100 leftovers no row refers to, listed before it ("0" sorts before every user id);
+              // the first of them the store refuses to delete.
+              const leftovers = Array.from(
+                { length: 1100 },
+                (_, index) => `users/0-leftovers/uploads/${String(index).padStart(4, "0")}`
+              )
+              yield* onS3((fake) => fake.put(leftovers.map((key) => ({ key, body: png, contentType: "image/png" }))))
+              yield* onS3((fake) => fake.refuseDeletes([leftovers[0] ?? ""]))
+
+              yield* sweep
+              expect(yield* keysUnder("users/0-leftovers/")).toEqual([leftovers[0]])
+              expect(yield* keysUnder(keys.original)).toEqual([keys.thumbnail])
+
+              yield* onS3((fake) => fake.allowDeletes)
+              yield* sweep
+              expect(yield* keysUnder("users/0-leftovers/")).toEqual([])
+            })
+        )
+
+        it.effect(
+          "an erased user's object the store refuses to delete does not stop the sweep of others' screenshots; a later sweep empties the prefix",
+          () =>
+            Effect.gen(function* () {
+              const url = yield* baseUrl
+              const { alice, bob } = yield* twoUsers(url)
+              openai.enqueue(FAKE_VISION, FAKE_SUGGESTIONS, FAKE_VISION, FAKE_SUGGESTIONS)
+              const png = yield* Effect.promise(() => tinyImage("png", 81, 50))
+              const alices = yield* started(url, alice.headers, png)
+              expect((yield* awaitFinished(url, alice.headers, alices.id)).status).toBe("completed")
+              // Bob's session completes, its full-size copies not deleted (the deletion failed).
+              const bobs = yield* started(url, bob.headers, png, (key) =>
+                Effect.sync(() => {
+                  plan.removal = { key, how: "fail" }
+                })
+              )
+              expect((yield* awaitFinished(url, bob.headers, bobs.id)).status).toBe("completed")
+              yield* onS3((fake) => fake.refuseDeletes([alices.keys.thumbnail]))
+
+              // The erasure's storage step fails: 500, the tombstone kept for a retry.
+              const erased = yield* http(`${url}/api/v1/users/me`, { method: "DELETE", headers: alice.headers })
+              expect(erased.status).toBe(500)
+              yield* sweep
+              expect(yield* keysUnder(`users/${alice.id}/`)).toEqual([alices.keys.thumbnail])
+              expect(yield* keysUnder(bobs.keys.original)).toEqual([bobs.keys.thumbnail])
+
+              yield* onS3((fake) => fake.allowDeletes)
+              yield* sweep
+              expect(yield* keysUnder(`users/${alice.id}/`)).toEqual([])
             })
         )
 
