@@ -3,14 +3,16 @@
  * (originals and normalised images) right after OCR succeeded; > 0 keeps them until
  * `originals_expire_at`, then the sessions sweeper deletes them. Only the thumbnail stays with the
  * session: its owner gets it as a short-lived signed URL (SESSION_THUMBNAIL_URL_TTL_SECONDS), and
- * it goes with the session.
+ * it goes with the session. On local storage, and on S3 (the S3 fake through the real SDK; what
+ * the bucket holds read from s3rver's files).
  */
 import { expect, layer } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll } from "vitest"
+import { S3Fake } from "../../fakes/s3/s3.ts"
 import { assertFontsRender, chatScreenshotPng } from "../../fixtures/chat-screenshot.ts"
 import { sql, TestDb } from "../../support/database.ts"
 import { http } from "../../support/http.ts"
@@ -169,5 +171,77 @@ layer(
       expect(existsSync(objectPath(root, keys.image))).toBe(false)
       expect(existsSync(objectPath(root, keys.thumbnail))).toBe(true)
     })
+  )
+})
+
+/** Which of an upload's objects the bucket holds (read from the fake's files, not through the app). */
+const inBucket = (keys: { original: string; image: string; thumbnail: string }) =>
+  Effect.map(S3Fake, (fake) => fake.keys(keys.original)).pipe(
+    Effect.flatten,
+    Effect.map((held) => ({
+      original: held.includes(keys.original),
+      image: held.includes(keys.image),
+      thumbnail: held.includes(keys.thumbnail),
+      others: held.filter((key) => ![keys.original, keys.image, keys.thumbnail].includes(key))
+    }))
+  )
+
+const onS3 = (config: Record<string, string>) =>
+  testServer({
+    db: TestDb(),
+    consumer: true,
+    storage: Layer.unwrapEffect(Effect.map(S3Fake, (fake) => fake.storage)),
+    config
+  }).pipe(Layer.provideMerge(S3Fake.layer()))
+
+layer(onS3({ SESSION_THUMBNAIL_URL_TTL_SECONDS: String(THUMBNAIL_TTL_SECONDS) }), { timeout: 120_000 })(
+  "sessions: screenshot retention 0 (default), on S3",
+  (it) => {
+    it.effect(
+      "the full-size copies leave the bucket once OCR succeeded; the thumbnail is served, then goes with the session",
+      () =>
+        Effect.gen(function* () {
+          const url = yield* baseUrl
+          const { alice } = yield* twoUsers(url)
+          const { id, keys } = yield* completed(url, alice.headers)
+          expect(yield* inBucket(keys)).toEqual({ original: false, image: false, thumbnail: true, others: [] })
+          expect(yield* expiry(id)).toBeNull()
+
+          const viewed = yield* getSession(url, alice.headers, id)
+          const images = (viewed.body as { data: { images: ReadonlyArray<WireImage> } }).data.images
+          const thumbnail = images[0]?.thumbnail
+          if (thumbnail === null || thumbnail === undefined) return yield* Effect.dieMessage("no thumbnail URL")
+          const fetched = yield* Effect.promise(async () => {
+            const response = await fetch(thumbnail.url)
+            return { status: response.status, cache: response.headers.get("cache-control") }
+          })
+          expect(fetched).toEqual({ status: 200, cache: "private, no-store" })
+
+          const deleted = yield* http(`${url}/api/v1/sessions/${id}`, { method: "DELETE", headers: alice.headers })
+          expect(deleted.status).toBe(204)
+          expect(yield* inBucket(keys)).toEqual({ original: false, image: false, thumbnail: false, others: [] })
+          expect((yield* Effect.promise(() => fetch(thumbnail.url))).status).toBe(404)
+        })
+    )
+  }
+)
+
+layer(onS3({ SESSION_SCREENSHOT_RETENTION_SECONDS: "3600", UPLOAD_SWEEP_INTERVAL_SECONDS: "1" }), {
+  timeout: 120_000
+})("sessions: screenshot retention > 0, on S3", (it) => {
+  it.effect(
+    "the original and normalised image stay in the bucket until their expiry, then the sweeper deletes them",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const { alice } = yield* twoUsers(url)
+        const { id, keys } = yield* completed(url, alice.headers)
+        expect(yield* expiry(id)).toBeInstanceOf(Date)
+        expect(yield* inBucket(keys)).toEqual({ original: true, image: true, thumbnail: true, others: [] })
+
+        yield* sql("UPDATE sessions SET originals_expire_at = now() - interval '1 second' WHERE id = $1", [id])
+        expect(yield* eventually(expiry(id), (value) => value === null, "the expiry to be cleared")).toBeNull()
+        expect(yield* inBucket(keys)).toEqual({ original: false, image: false, thumbnail: true, others: [] })
+      })
   )
 })
