@@ -14,6 +14,7 @@
  * - an unreadable image fails the session, a cancel during OCR cancels it: the original and the
  *   normalised image are gone at once; a cancelled session keeps its thumbnail, as a completed one;
  * - the account is erased, with a session done and one being normalised: nothing under its prefix;
+ * - deleted, the objects' deletion failing: the next sweep deletes them;
  * - objects no upload row refers to (what a crash leaves): the next sweep deletes them; a normalised
  *   image its live upload does not record (maybe being processed) once older than the URL TTL;
  * - the upload URL used again after the session ended or was deleted (S3 cannot revoke a URL; the
@@ -490,6 +491,28 @@ const scenarios = (backend: Backend) =>
             yield* sweep
             expect(yield* keysUnder(kept.original)).toEqual([kept.original])
           })
+      )
+
+      it.effect("deleted, the store failing the objects' deletion: the next sweep deletes them", () =>
+        Effect.gen(function* () {
+          const url = yield* baseUrl
+          const { alice } = yield* twoUsers(url)
+          openai.enqueue(FAKE_VISION, FAKE_SUGGESTIONS)
+          const png = yield* Effect.promise(() => tinyImage("png", 82, 50))
+          const { id, keys } = yield* started(url, alice.headers, png)
+          expect((yield* awaitFinished(url, alice.headers, id)).status).toBe("completed")
+          yield* Effect.sync(() => {
+            plan.removal = { key: keys.original, how: "fail" }
+          })
+          const deleted = yield* http(`${url}/api/v1/sessions/${id}`, { method: "DELETE", headers: alice.headers })
+          expect(deleted.status).toBe(204)
+          expect(plan.removal).toBeUndefined()
+          // The rows went first: nothing refers to the thumbnail left behind.
+          expect(yield* keysUnder(keys.original)).toEqual([keys.thumbnail])
+
+          yield* sweep
+          expect(yield* keysUnder(keys.original)).toEqual([])
+        })
       )
 
       it.effect("the upload URL used again after the session completed: the sweep deletes what lands", () =>
