@@ -17,7 +17,7 @@ import {
   S3ServiceException
 } from "@aws-sdk/client-s3"
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner"
-import { Clock, Effect, Option, Redacted } from "effect"
+import { Clock, Effect, Either, Option, Redacted } from "effect"
 import { type ByteRange, StorageError, type StorageShape } from "./model.ts"
 
 export interface S3Options {
@@ -82,8 +82,14 @@ export const makeS3Storage = (options: S3Options) =>
 
     const expiresAt = (seconds: number) => Effect.map(Clock.currentTimeMillis, (now) => new Date(now + seconds * 1000))
 
+    /**
+     * DeleteObjects, at most 1000 keys a call. S3 answers HTTP 200 even when it deleted some keys
+     * and not others (a per-key `Errors` entry: a policy, an object lock): that is a failure. Every
+     * batch is sent even when one fails (the first failure is answered after), so a key the store
+     * keeps refusing never shelters the keys of the batches after it.
+     */
     const remove = (keys: ReadonlyArray<string>) =>
-      Effect.forEach(
+      Effect.validateAll(
         chunks(keys, 1000),
         (batch) =>
           call("s3.deleteObjects", (abortSignal) =>
@@ -107,7 +113,7 @@ export const makeS3Storage = (options: S3Options) =>
             )
           ),
         { discard: true }
-      )
+      ).pipe(Effect.mapError((errors) => errors[0]))
 
     const storage: StorageShape = {
       driver: "s3",
@@ -213,9 +219,12 @@ export const makeS3Storage = (options: S3Options) =>
             more: page.IsTruncated === true
           }))
         ),
+      // Every page is emptied even when a deletion fails (the first failure is answered after): one
+      // call deletes all the store lets it, whatever keys it refuses on the pages before.
       removePrefix: (prefix) =>
         Effect.gen(function* () {
           let removed = 0
+          let failure: StorageError | undefined = undefined
           let token: string | undefined = undefined
           do {
             const continuationToken: string | undefined = token
@@ -230,10 +239,12 @@ export const makeS3Storage = (options: S3Options) =>
               )
             )
             const keys = (page.Contents ?? []).flatMap((object) => (object.Key === undefined ? [] : [object.Key]))
-            yield* remove(keys)
-            removed += keys.length
+            const deleted = yield* Effect.either(remove(keys))
+            if (Either.isLeft(deleted)) failure ??= deleted.left
+            else removed += keys.length
             token = page.IsTruncated === true ? page.NextContinuationToken : undefined
           } while (token !== undefined)
+          if (failure !== undefined) return yield* failure
           return removed
         })
     }

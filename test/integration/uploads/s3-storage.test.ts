@@ -113,6 +113,39 @@ layer(Server, { timeout: 60_000 })("S3 storage (s3rver, real SDK)", (it) => {
     )
   )
 
+  it.effect(
+    "a key the store refuses (HTTP 200, a per-key error) fails the deletion, after every other key of every batch and page went",
+    () =>
+      Effect.gen(function* () {
+        const fake = yield* S3Fake
+        const names = (prefix: string) =>
+          Array.from({ length: 1500 }, (_, index) => `${prefix}${String(index).padStart(4, "0")}`)
+        const listed = names("users/refused-list/")
+        const prefixed = names("users/refused-prefix/")
+        yield* fake.put(
+          [...listed, ...prefixed].map((key) => ({ key, body: new Uint8Array([1]), contentType: "image/png" }))
+        )
+        yield* fake.refuseDeletes([listed[0] ?? "", prefixed[0] ?? ""])
+        yield* withStorage(
+          Effect.gen(function* () {
+            const storage = yield* Storage
+            // Two DeleteObjects batches (at most 1000 keys each): the second is sent although the first failed.
+            const removed = yield* Effect.either(storage.remove(listed))
+            expect(removed).toMatchObject({ _tag: "Left", left: { _tag: "StorageError" } })
+            expect(yield* fake.keys("users/refused-list/")).toEqual([listed[0]])
+            // Two listing pages: the second is emptied although the first's deletion failed.
+            const emptied = yield* Effect.either(storage.removePrefix("users/refused-prefix/"))
+            expect(emptied).toMatchObject({ _tag: "Left", left: { _tag: "StorageError" } })
+            expect(yield* fake.keys("users/refused-prefix/")).toEqual([prefixed[0]])
+          })
+        )
+        yield* fake.allowDeletes
+        yield* withStorage(Effect.flatMap(Storage, (storage) => storage.removePrefix("users/refused-")))
+        expect(yield* fake.keys("users/refused-")).toEqual([])
+      }),
+    60_000
+  )
+
   it.effect("the API's upload flow on S3: POST, PUT with fetch to the returned URL, then verified", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
