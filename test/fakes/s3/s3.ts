@@ -119,20 +119,23 @@ const partialDelete = (
   )
   const failing = keys.filter((key) => refused.has(key))
   const deleting = keys.filter((key) => !failing.includes(key))
-  return Promise.all(deleting.map((key) => deleteUpstream(upstream, bucket, key))).then(() => {
-    res.writeHead(200, { "content-type": "application/xml" })
-    res.end(
-      `<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">` +
-        deleting.map((key) => `<Deleted><Key>${xmlText(key)}</Key></Deleted>`).join("") +
-        failing
-          .map(
-            (key) =>
-              `<Error><Key>${xmlText(key)}</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`
-          )
-          .join("") +
-        `</DeleteResult>`
-    )
-  })
+  return Promise.all(deleting.map((key) => deleteUpstream(upstream, bucket, key))).then(
+    () => {
+      res.writeHead(200, { "content-type": "application/xml" })
+      res.end(
+        `<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">` +
+          deleting.map((key) => `<Deleted><Key>${xmlText(key)}</Key></Deleted>`).join("") +
+          failing
+            .map(
+              (key) =>
+                `<Error><Key>${xmlText(key)}</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`
+            )
+            .join("") +
+          `</DeleteResult>`
+      )
+    },
+    () => res.destroy()
+  )
 }
 
 const token = (key: string) => Buffer.from(key, "utf8").toString("base64url")
