@@ -1,4 +1,5 @@
 /** Plain HTTP from tests: status, headers and the parsed JSON body (or the text when not JSON). */
+import { expect } from "@effect/vitest"
 import { Effect } from "effect"
 import { randomBytes } from "node:crypto"
 import { request } from "node:http"
@@ -136,4 +137,36 @@ export const rawUpgrade = (url: string, path: string, headers: Record<string, st
     })
     socket.on("error", (error) => resume(Effect.fail(error)))
     socket.on("close", () => answer(true))
+  })
+
+/**
+ * Requests `url` with `init` and reads the answer as it comes, split on `separator`: `onPart` is awaited
+ * for each part (the test acts mid-stream). The whole text once the server ends it.
+ */
+export const readStreamed = (
+  url: string,
+  init: RequestInit,
+  separator: string,
+  onPart: (part: string) => Promise<void>
+): Effect.Effect<string> =>
+  Effect.promise(async () => {
+    const response = await fetch(url, init)
+    expect(response.status).toBe(200)
+    if (response.body === null) throw new Error("no body")
+    const decoder = new TextDecoder()
+    let text = ""
+    let buffer = ""
+    for await (const chunk of response.body) {
+      const piece = decoder.decode(chunk, { stream: true })
+      text += piece
+      buffer += piece
+      let end = buffer.indexOf(separator)
+      while (end !== -1) {
+        const part = buffer.slice(0, end)
+        buffer = buffer.slice(end + separator.length)
+        end = buffer.indexOf(separator)
+        await onPart(part)
+      }
+    }
+    return text
   })

@@ -15,7 +15,7 @@ import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { tinyImage } from "../../fixtures/images.ts"
 import { captureLogs } from "../../fixtures/queue-contract.ts"
 import { sql, TestDb } from "../../support/database.ts"
-import { http } from "../../support/http.ts"
+import { http, readStreamed } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { provisionUser, type TestUser } from "../../support/users.ts"
 import { sendBytes, ticketFor } from "../../support/uploads.ts"
@@ -91,38 +91,6 @@ const expectNothingLeftOf = (userId: string) =>
     const rows = yield* rowsOf(userId)
     expect(rows.filter((row) => row["n"] !== 0)).toEqual([])
     expect(logs.lines.filter((line) => line.startsWith("ERROR"))).toEqual([])
-  })
-
-/**
- * POSTs to `url` and reads the answer as it comes, split on `separator`: `onPart` is awaited
- * for each part (the test acts mid-stream). The whole text once the server ends it.
- */
-const readStreamed = (
-  url: string,
-  init: RequestInit,
-  separator: string,
-  onPart: (part: string) => Promise<void>
-): Effect.Effect<string> =>
-  Effect.promise(async () => {
-    const response = await fetch(url, init)
-    expect(response.status).toBe(200)
-    if (response.body === null) throw new Error("no body")
-    const decoder = new TextDecoder()
-    let text = ""
-    let buffer = ""
-    for await (const chunk of response.body) {
-      const piece = decoder.decode(chunk, { stream: true })
-      text += piece
-      buffer += piece
-      let end = buffer.indexOf(separator)
-      while (end !== -1) {
-        const part = buffer.slice(0, end)
-        buffer = buffer.slice(end + separator.length)
-        end = buffer.indexOf(separator)
-        await onPart(part)
-      }
-    }
-    return text
   })
 
 /** What a generation is for: a saved match (whose row goes with the account), or a profile given inline. */

@@ -9,7 +9,7 @@ import { expect, layer } from "@effect/vitest"
 import { Deferred, Effect } from "effect"
 import { afterAll, beforeEach } from "vitest"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
-import { http } from "../../support/http.ts"
+import { http, readStreamed } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { type TestUser, twoUsers } from "../../support/users.ts"
 import { connectAs, ofType } from "../../support/ws.ts"
@@ -51,38 +51,6 @@ const deleteMatch = (url: string, user: TestUser, matchId: string) =>
   Effect.gen(function* () {
     const res = yield* http(`${url}/api/v1/matches/${matchId}`, { method: "DELETE", headers: user.headers })
     expect(res.status).toBe(204)
-  })
-
-/**
- * POSTs `body` to `path` and reads the answer as it comes, split on `separator`: `onPart` is awaited
- * for each part (the test acts mid-stream). The whole text once the server ends it.
- */
-const readStreamed = (
-  url: string,
-  init: RequestInit,
-  separator: string,
-  onPart: (part: string) => Promise<void>
-): Effect.Effect<string> =>
-  Effect.promise(async () => {
-    const response = await fetch(url, init)
-    expect(response.status).toBe(200)
-    if (response.body === null) throw new Error("no body")
-    const decoder = new TextDecoder()
-    let text = ""
-    let buffer = ""
-    for await (const chunk of response.body) {
-      const piece = decoder.decode(chunk, { stream: true })
-      text += piece
-      buffer += piece
-      let end = buffer.indexOf(separator)
-      while (end !== -1) {
-        const part = buffer.slice(0, end)
-        buffer = buffer.slice(end + separator.length)
-        end = buffer.indexOf(separator)
-        await onPart(part)
-      }
-    }
-    return text
   })
 
 layer(Server, { timeout: 60_000 })("openers: a match deleted during its generation", (it) => {

@@ -12,49 +12,33 @@
  * deleted meanwhile `NOT_FOUND`: never an internal error.
  */
 import { expect, layer } from "@effect/vitest"
-import { Clock, Deferred, Effect, Exit, Fiber, Layer, Queue } from "effect"
+import { Deferred, Effect, Exit, Fiber, Queue } from "effect"
 import { afterAll, beforeEach } from "vitest"
-import type { Job } from "../../../src/core/queue/job-queue.ts"
-import { SessionJobs, type SessionJob } from "../../../src/modules/sessions/sessions.jobs.ts"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { tinyImage } from "../../fixtures/images.ts"
 import { captureLogs } from "../../fixtures/queue-contract.ts"
 import { openAiFakeConfig } from "../../support/ai-config.ts"
 import { sql, TestDb } from "../../support/database.ts"
 import { eventually } from "../../support/eventually.ts"
-import { http } from "../../support/http.ts"
+import { http, readStreamed } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { provisionUser, type TestUser } from "../../support/users.ts"
-import { createSession, FAKE_SUGGESTIONS, FAKE_VISION, sseFrames, uploadPng, type WireSession } from "./support.ts"
+import {
+  createSession,
+  drivenSessionJobs,
+  FAKE_SUGGESTIONS,
+  FAKE_VISION,
+  sseFrames,
+  uploadPng,
+  type WireSession
+} from "./support.ts"
 
 const openai = await startFakeOpenAI()
 afterAll(() => openai.close())
 beforeEach(() => openai.reset())
 
-/** One attempt of a job, run by the test: its exit. */
-type Attempt = (job: Job<SessionJob>) => Effect.Effect<Exit.Exit<void, unknown>>
-
-/** The handler the consumer registered, and the jobs enqueued: the queue itself runs nothing. */
-const handler = Effect.runSync(Deferred.make<Attempt>())
-const enqueued = Effect.runSync(Queue.unbounded<Job<SessionJob>>())
-
-const drivenJobs = Layer.effect(
-  SessionJobs,
-  Effect.map(SessionJobs, (jobs) =>
-    SessionJobs.of({
-      ...jobs,
-      enqueue: (jobId, payload) =>
-        Effect.as(Queue.offer(enqueued, { id: jobId, payload, attempt: 1, maxAttempts: 3 }), "enqueued" as const),
-      consume: <E, R>(handle: (job: Job<SessionJob>) => Effect.Effect<void, E, R>) =>
-        Effect.flatMap(Effect.context<R>(), (context) =>
-          // On the real clock, whatever clock the test's fiber has: the pipeline paces its publishes.
-          Deferred.succeed(handler, (job) =>
-            Effect.exit(Effect.provide(handle(job), context).pipe(Effect.withClock(Clock.make())))
-          )
-        ).pipe(Effect.asVoid)
-    })
-  )
-).pipe(Layer.provide(SessionJobs.layer))
+/** The pipeline's job handler, driven by the test (the queue itself runs nothing). */
+const { handler, enqueued, layer: drivenJobs } = drivenSessionJobs()
 
 /** What the server logs: nothing at ERROR for a race the server expects (a user erased meanwhile). */
 const logs = captureLogs()
@@ -103,38 +87,6 @@ const eraseAccount = (url: string, user: TestUser) =>
   })
 
 const ERASED = { code: "UNAUTHORIZED", message: "This account was erased", details: { reason: "account-erased" } }
-
-/**
- * POSTs to `url` and reads the answer as it comes, split on `separator`: `onPart` is awaited
- * for each part (the test acts mid-stream). The whole text once the server ends it.
- */
-const readStreamed = (
-  url: string,
-  init: RequestInit,
-  separator: string,
-  onPart: (part: string) => Promise<void>
-): Effect.Effect<string> =>
-  Effect.promise(async () => {
-    const response = await fetch(url, init)
-    expect(response.status).toBe(200)
-    if (response.body === null) throw new Error("no body")
-    const decoder = new TextDecoder()
-    let text = ""
-    let buffer = ""
-    for await (const chunk of response.body) {
-      const piece = decoder.decode(chunk, { stream: true })
-      text += piece
-      buffer += piece
-      let end = buffer.indexOf(separator)
-      while (end !== -1) {
-        const part = buffer.slice(0, end)
-        buffer = buffer.slice(end + separator.length)
-        end = buffer.indexOf(separator)
-        await onPart(part)
-      }
-    }
-    return text
-  })
 
 /** A regeneration's answer, held after its first line (saved) until `released` completes. */
 const heldRegeneration = (released: Deferred.Deferred<void>) =>

@@ -9,10 +9,8 @@
  * failed, the job not retried), its provider stream is cut off (ledger outcome `cancelled`).
  */
 import { expect, layer } from "@effect/vitest"
-import { Clock, Deferred, Effect, Exit, Fiber, Layer, Queue } from "effect"
+import { Deferred, Effect, Exit, Fiber, Queue } from "effect"
 import { afterAll } from "vitest"
-import type { Job } from "../../../src/core/queue/job-queue.ts"
-import { SessionJobs, type SessionJob } from "../../../src/modules/sessions/sessions.jobs.ts"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { tinyImage } from "../../fixtures/images.ts"
 import { openAiFakeConfig } from "../../support/ai-config.ts"
@@ -21,35 +19,20 @@ import { eventually } from "../../support/eventually.ts"
 import { http } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
-import { createSession, FAKE_SUGGESTIONS, FAKE_VISION, uploadPng, type WireSession } from "./support.ts"
+import {
+  createSession,
+  drivenSessionJobs,
+  FAKE_SUGGESTIONS,
+  FAKE_VISION,
+  uploadPng,
+  type WireSession
+} from "./support.ts"
 
 const openai = await startFakeOpenAI()
 afterAll(() => openai.close())
 
-/** One attempt of a job, run by the test: its exit. */
-type Attempt = (job: Job<SessionJob>) => Effect.Effect<Exit.Exit<void, unknown>>
-
-/** The handler the consumer registered, and the jobs enqueued: the queue itself runs nothing. */
-const handler = Effect.runSync(Deferred.make<Attempt>())
-const enqueued = Effect.runSync(Queue.unbounded<Job<SessionJob>>())
-
-const drivenJobs = Layer.effect(
-  SessionJobs,
-  Effect.map(SessionJobs, (jobs) =>
-    SessionJobs.of({
-      ...jobs,
-      enqueue: (jobId, payload) =>
-        Effect.as(Queue.offer(enqueued, { id: jobId, payload, attempt: 1, maxAttempts: 3 }), "enqueued" as const),
-      consume: <E, R>(handle: (job: Job<SessionJob>) => Effect.Effect<void, E, R>) =>
-        Effect.flatMap(Effect.context<R>(), (context) =>
-          // On the real clock, whatever clock the test's fiber has: the pipeline paces its publishes.
-          Deferred.succeed(handler, (job) =>
-            Effect.exit(Effect.provide(handle(job), context).pipe(Effect.withClock(Clock.make())))
-          )
-        ).pipe(Effect.asVoid)
-    })
-  )
-).pipe(Layer.provide(SessionJobs.layer))
+/** The pipeline's job handler, driven by the test (the queue itself runs nothing). */
+const { handler, enqueued, layer: drivenJobs } = drivenSessionJobs()
 
 interface SuggestionRow extends Record<string, unknown> {
   readonly id: string

@@ -1,6 +1,8 @@
 /** Helpers of the sessions tests: uploads of generated screenshots, sessions through the API, SSE. */
 import { expect } from "@effect/vitest"
-import { Effect } from "effect"
+import { Clock, Deferred, Effect, type Exit, Layer, Queue } from "effect"
+import type { Job } from "../../../src/core/queue/job-queue.ts"
+import { SessionJobs, type SessionJob } from "../../../src/modules/sessions/sessions.jobs.ts"
 import { openAiFakeConfig } from "../../support/ai-config.ts"
 import { sql, TestDb } from "../../support/database.ts"
 import { eventually } from "../../support/eventually.ts"
@@ -161,3 +163,33 @@ export const expectSavedOnce = (url: string, headers: Record<string, string>, id
       ]
     )
   })
+
+/** One attempt of a job, run by the test: its exit. */
+export type DrivenAttempt = (job: Job<SessionJob>) => Effect.Effect<Exit.Exit<void, unknown>>
+
+/**
+ * `SessionJobs` whose queue runs nothing: the jobs enqueued go to `enqueued`, and the handler the
+ * consumer registers to `handler`, for the test to run each attempt itself (twice, paused, …).
+ */
+export const drivenSessionJobs = () => {
+  const handler = Effect.runSync(Deferred.make<DrivenAttempt>())
+  const enqueued = Effect.runSync(Queue.unbounded<Job<SessionJob>>())
+  const layer = Layer.effect(
+    SessionJobs,
+    Effect.map(SessionJobs, (jobs) =>
+      SessionJobs.of({
+        ...jobs,
+        enqueue: (jobId, payload) =>
+          Effect.as(Queue.offer(enqueued, { id: jobId, payload, attempt: 1, maxAttempts: 3 }), "enqueued" as const),
+        consume: <E, R>(handle: (job: Job<SessionJob>) => Effect.Effect<void, E, R>) =>
+          Effect.flatMap(Effect.context<R>(), (context) =>
+            // On the real clock, whatever clock the test's fiber has: the pipeline paces its publishes.
+            Deferred.succeed(handler, (job) =>
+              Effect.exit(Effect.provide(handle(job), context).pipe(Effect.withClock(Clock.make())))
+            )
+          ).pipe(Effect.asVoid)
+      })
+    )
+  ).pipe(Layer.provide(SessionJobs.layer))
+  return { handler, enqueued, layer }
+}
