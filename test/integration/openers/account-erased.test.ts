@@ -20,7 +20,7 @@ import { baseUrl, testServer } from "../../support/server.ts"
 import { provisionUser, type TestUser } from "../../support/users.ts"
 import { sendBytes, ticketFor } from "../../support/uploads.ts"
 import { connectAs, ofType } from "../../support/ws.ts"
-import { generateSse, newMatch, parseFrame, type SseEvent } from "./support.ts"
+import { generateSse, heldAfterTheFirstLine, INTERNAL_WORDS, newMatch, parseFrame, type SseEvent } from "./support.ts"
 
 const openai = await startFakeOpenAI()
 afterAll(() => openai.close())
@@ -50,18 +50,6 @@ const ERASED = {
   message: "This account was erased",
   details: { reason: "account-erased" }
 }
-/** What must never reach a client: Prisma's words, a constraint's name, a table's. */
-const INTERNAL_WORDS = /prisma|magic_openers|fkey|foreign key|constraint/i
-
-/** Two lines; the answer is held after the first (saved) until `released` completes. */
-const heldAfterTheFirstLine = (released: Deferred.Deferred<void>) =>
-  openai.enqueue({
-    kind: "ok",
-    text: "Hi Sam?\nTacos or sushi?\n",
-    chunks: ["Hi Sam?\n", "Tacos or sushi?\n"],
-    holdAfter: { deltas: 1, until: Effect.runPromise(Deferred.await(released)) },
-    usage: { input: 100, output: 10 }
-  })
 
 /** DELETE /users/me as `user` (another device): 204 once the erasure is complete. */
 const eraseAccount = (url: string, user: TestUser) =>
@@ -127,7 +115,7 @@ layer(Server, { timeout: 60_000 })("openers: an account erased during its genera
         const alice = yield* provisionUser(url, "alice")
         const payload = yield* subjectOf(url, alice, subject)
         const released = yield* Deferred.make<void>()
-        heldAfterTheFirstLine(released)
+        heldAfterTheFirstLine(openai, released)
         const socket = yield* connectAs(url, alice.token)
         yield* socket.send({ type: "opener.generate", requestId: "g1", count: 2, ...payload })
         yield* socket.next(ofType("opener.saved"))
@@ -155,7 +143,7 @@ layer(Server, { timeout: 60_000 })("openers: an account erased during its genera
       const alice = yield* provisionUser(url, "alice")
       const payload = yield* subjectOf(url, alice, "match")
       const released = yield* Deferred.make<void>()
-      heldAfterTheFirstLine(released)
+      heldAfterTheFirstLine(openai, released)
       const events: Array<SseEvent> = []
       const text = yield* readStreamed(
         `${url}/api/v1/magic-openers/generate`,
@@ -188,7 +176,7 @@ layer(Server, { timeout: 60_000 })("openers: an account erased during its genera
       const alice = yield* provisionUser(url, "alice")
       const payload = yield* subjectOf(url, alice, "match")
       const released = yield* Deferred.make<void>()
-      heldAfterTheFirstLine(released)
+      heldAfterTheFirstLine(openai, released)
       const request = {
         _tag: "Request",
         id: "1",

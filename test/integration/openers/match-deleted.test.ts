@@ -14,7 +14,7 @@ import { baseUrl, testServer } from "../../support/server.ts"
 import { type TestUser, twoUsers } from "../../support/users.ts"
 import { connectAs, ofType } from "../../support/ws.ts"
 import { TestDb } from "../../support/database.ts"
-import { newMatch, openerRows, parseFrame, type SseEvent } from "./support.ts"
+import { heldAfterTheFirstLine, INTERNAL_WORDS, newMatch, openerRows, parseFrame, type SseEvent } from "./support.ts"
 
 const openai = await startFakeOpenAI()
 afterAll(() => openai.close())
@@ -33,18 +33,6 @@ const Server = testServer({
 })
 
 const MATCH_GONE = { code: "NOT_FOUND", message: "Match not found" }
-/** What must never reach a client: Prisma's words, the constraint's name, the table's. */
-const INTERNAL_WORDS = /prisma|magic_openers|fkey|foreign key|constraint/i
-
-/** Two lines; the answer is held after the first (saved) until `released` completes. */
-const heldAfterTheFirstLine = (released: Deferred.Deferred<void>) =>
-  openai.enqueue({
-    kind: "ok",
-    text: "Hi Sam?\nTacos or sushi?\n",
-    chunks: ["Hi Sam?\n", "Tacos or sushi?\n"],
-    holdAfter: { deltas: 1, until: Effect.runPromise(Deferred.await(released)) },
-    usage: { input: 100, output: 10 }
-  })
 
 /** DELETE /matches/:id as `user`: 204. */
 const deleteMatch = (url: string, user: TestUser, matchId: string) =>
@@ -60,7 +48,7 @@ layer(Server, { timeout: 60_000 })("openers: a match deleted during its generati
       const { alice } = yield* twoUsers(url)
       const match = yield* newMatch(url, alice.headers, { name: "Sam", bio: "Climber" })
       const released = yield* Deferred.make<void>()
-      heldAfterTheFirstLine(released)
+      heldAfterTheFirstLine(openai, released)
       const socket = yield* connectAs(url, alice.token)
       yield* socket.send({ type: "opener.generate", requestId: "g1", matchId: match.id, count: 2 })
       yield* socket.next(ofType("opener.saved"))
@@ -90,7 +78,7 @@ layer(Server, { timeout: 60_000 })("openers: a match deleted during its generati
       const { alice } = yield* twoUsers(url)
       const match = yield* newMatch(url, alice.headers, { name: "Sam", bio: "Climber" })
       const released = yield* Deferred.make<void>()
-      heldAfterTheFirstLine(released)
+      heldAfterTheFirstLine(openai, released)
       const events: Array<SseEvent> = []
       yield* readStreamed(
         `${url}/api/v1/magic-openers/generate`,
@@ -124,7 +112,7 @@ layer(Server, { timeout: 60_000 })("openers: a match deleted during its generati
       const { alice } = yield* twoUsers(url)
       const match = yield* newMatch(url, alice.headers, { name: "Sam", bio: "Climber" })
       const released = yield* Deferred.make<void>()
-      heldAfterTheFirstLine(released)
+      heldAfterTheFirstLine(openai, released)
       const request = {
         _tag: "Request",
         id: "1",

@@ -2,7 +2,7 @@
  * Helpers of the openers and matches tests: matches through the API, generation read as real
  * Server-Sent Events (frames parsed from the body stream) or as the JSON envelope, and rows.
  */
-import { Effect } from "effect"
+import { Deferred, Effect } from "effect"
 import { expect } from "vitest"
 import { sql } from "../../support/database.ts"
 import { eventually } from "../../support/eventually.ts"
@@ -245,3 +245,16 @@ export const abortSeen = (fake: FakeProvider) =>
     ),
     (aborted) => aborted > 0
   )
+
+/** What must never reach a client: Prisma's words, a constraint's name, a table's. */
+export const INTERNAL_WORDS = /prisma|magic_openers|fkey|foreign key|constraint/i
+
+/** Two opener lines on `fake`; the answer is held after the first (saved) until `released` completes. */
+export const heldAfterTheFirstLine = (fake: FakeProvider, released: Deferred.Deferred<void>) =>
+  fake.enqueue({
+    kind: "ok",
+    text: "Hi Sam?\nTacos or sushi?\n",
+    chunks: ["Hi Sam?\n", "Tacos or sushi?\n"],
+    holdAfter: { deltas: 1, until: Effect.runPromise(Deferred.await(released)) },
+    usage: { input: 100, output: 10 }
+  })
