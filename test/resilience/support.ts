@@ -4,12 +4,11 @@
  * test may kill and start again, users with tokens that outlive the suite, bounded HTTP calls,
  * and the resident memory of a child. Everything talks to loopback only.
  */
-import { randomBytes } from "node:crypto"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { bearer, newClerkId, TEST_AUTHORIZED_PARTY, testKeys, tokenFor } from "../support/auth.ts"
-import { testDatabaseUrl } from "../support/database.ts"
+import { bearer, newClerkId, tokenFor } from "../support/auth.ts"
+import { childAppEnv } from "../support/app-env.ts"
 import { cleanEnv, freePort, outputContains, type Running, start, waitForReady } from "../support/processes.ts"
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
@@ -49,19 +48,7 @@ export interface Stack {
 export const stack = (env: Record<string, string>): Stack => {
   const dataDir = mkdtempSync(join(tmpdir(), "wingmate-resilience-"))
   const running: Array<Running> = []
-  const shared: Record<string, string> = {
-    // api.ts and worker.ts are production unless told otherwise.
-    NODE_ENV: "test",
-    DATABASE_URL: testDatabaseUrl(),
-    REDIS_URL: process.env["TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379",
-    QUEUE_PREFIX: `wm-res-${randomBytes(4).toString("hex")}`,
-    DATA_DIR: dataDir,
-    UPLOAD_SIGNING_SECRET: randomBytes(32).toString("hex"),
-    CLERK_JWT_KEY: testKeys.publicKeyPem,
-    CLERK_AUTHORIZED_PARTIES: TEST_AUTHORIZED_PARTY,
-    LOG_FORMAT: "json",
-    ...env
-  }
+  const shared: Record<string, string> = { ...childAppEnv(dataDir, "wm-res"), ...env }
   const api = async (overrides: Record<string, string> = {}) => {
     const port = await freePort()
     const url = `http://127.0.0.1:${port}`

@@ -6,14 +6,12 @@
  * JSON envelope.
  */
 import { Effect } from "effect"
-import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
-import { TEST_AUTHORIZED_PARTY, testKeys } from "../../support/auth.ts"
-import { testDatabaseUrl } from "../../support/database.ts"
 import { rawUpgrade } from "../../support/http.ts"
+import { childAppEnv } from "../../support/app-env.ts"
 import { cleanEnv, freePort, type Running, start, waitForReady } from "../../support/processes.ts"
 
 const dataDir = mkdtempSync(join(tmpdir(), "wingmate-upgrade-shutdown-"))
@@ -32,16 +30,8 @@ describe("an upgrade ws would reject, then SIGTERM", () => {
     const api = start(
       "src/main/api.ts",
       cleanEnv({
-        NODE_ENV: "test",
-        DATABASE_URL: testDatabaseUrl(),
-        REDIS_URL: process.env["TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379",
-        QUEUE_PREFIX: `wm-test-${randomBytes(4).toString("hex")}`,
-        DATA_DIR: dataDir,
-        UPLOAD_SIGNING_SECRET: randomBytes(32).toString("hex"),
-        CLERK_JWT_KEY: testKeys.publicKeyPem,
-        CLERK_AUTHORIZED_PARTIES: TEST_AUTHORIZED_PARTY,
+        ...childAppEnv(dataDir),
         RATE_LIMIT_ENABLED: "false",
-        LOG_FORMAT: "json",
         PORT: String(port),
         PUBLIC_BASE_URL: url
       })

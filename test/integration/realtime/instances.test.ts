@@ -5,14 +5,13 @@
  * BullMQ to the worker, its progress crosses Redis pub/sub to B's socket.
  */
 import { Effect } from "effect"
-import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { chatScreenshotPng } from "../../fixtures/chat-screenshot.ts"
-import { bearer, newClerkId, TEST_AUTHORIZED_PARTY, testKeys, tokenFor } from "../../support/auth.ts"
-import { testDatabaseUrl } from "../../support/database.ts"
+import { bearer, newClerkId, tokenFor } from "../../support/auth.ts"
+import { childAppEnv } from "../../support/app-env.ts"
 import { cleanEnv, freePort, type Running, start, waitForReady } from "../../support/processes.ts"
 import { connectAs, followToEnd } from "../../support/ws.ts"
 import { createSession, uploadPng, type WireSession } from "../sessions/support.ts"
@@ -23,19 +22,7 @@ let apiA = ""
 let apiB = ""
 
 beforeAll(async () => {
-  const shared = {
-    // api.ts and worker.ts are production unless told otherwise.
-    NODE_ENV: "test",
-    DATABASE_URL: testDatabaseUrl(),
-    REDIS_URL: process.env["TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379",
-    QUEUE_PREFIX: `wm-test-${randomBytes(4).toString("hex")}`,
-    DATA_DIR: dataDir,
-    UPLOAD_SIGNING_SECRET: randomBytes(32).toString("hex"),
-    CLERK_JWT_KEY: testKeys.publicKeyPem,
-    CLERK_AUTHORIZED_PARTIES: TEST_AUTHORIZED_PARTY,
-    RATE_LIMIT_ENABLED: "false",
-    LOG_FORMAT: "json"
-  }
+  const shared = { ...childAppEnv(dataDir), RATE_LIMIT_ENABLED: "false" }
   const [portA, portB] = [await freePort(), await freePort()]
   apiA = `http://127.0.0.1:${portA}`
   apiB = `http://127.0.0.1:${portB}`
