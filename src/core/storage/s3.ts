@@ -9,6 +9,7 @@
 import {
   DeleteObjectsCommand,
   GetObjectCommand,
+  HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   type ListObjectsV2CommandOutput,
@@ -17,7 +18,7 @@ import {
   S3ServiceException
 } from "@aws-sdk/client-s3"
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner"
-import { Clock, Effect, Either, Option, Redacted } from "effect"
+import { Clock, Duration, Effect, Either, Option, Redacted } from "effect"
 import { type ByteRange, StorageError, type StorageShape } from "./model.ts"
 
 export interface S3Options {
@@ -31,9 +32,15 @@ export interface S3Options {
     { readonly accessKeyId: string; readonly secretAccessKey: Redacted.Redacted<string> } | undefined
 }
 
+// A missing bucket is a misconfiguration, not a missing object (a GET says which; a HEAD cannot,
+// hence the bucket's check at boot).
 const isMissing = (cause: unknown): boolean =>
   cause instanceof S3ServiceException &&
+  cause.name !== "NoSuchBucket" &&
   (cause.name === "NotFound" || cause.name === "NoSuchKey" || cause.$metadata.httpStatusCode === 404)
+
+/** How long the bucket's check at boot may take before the store counts as unreachable for now. */
+const BUCKET_CHECK_TIMEOUT = Duration.seconds(5)
 
 /** DeleteObjects takes at most 1000 keys per call. */
 const chunks = <A>(items: ReadonlyArray<A>, size: number): Array<Array<A>> =>
@@ -65,6 +72,32 @@ export const makeS3Storage = (options: S3Options) =>
       (client) => Effect.sync(() => client.destroy())
     )
     const Bucket = options.bucket
+
+    // The bucket, checked once at boot: a name, region or credentials that cannot work fail the boot
+    // with what is wrong, rather than every upload later as "not received". A store that does not
+    // answer yet is only logged: it may come back, and readiness does not depend on it.
+    yield* Effect.tryPromise((abortSignal) => client.send(new HeadBucketCommand({ Bucket }), { abortSignal })).pipe(
+      Effect.timeout(BUCKET_CHECK_TIMEOUT),
+      Effect.catchAll((cause) => {
+        const status =
+          cause._tag === "UnknownException" && cause.error instanceof S3ServiceException
+            ? cause.error.$metadata.httpStatusCode
+            : undefined
+        const wrong =
+          status === 404
+            ? `S3 bucket ${Bucket} does not exist`
+            : status === 403
+              ? `S3 bucket ${Bucket}: access denied with these credentials`
+              : status === 301
+                ? `S3 bucket ${Bucket} is in another region than ${options.region}`
+                : undefined
+        return wrong === undefined
+          ? Effect.logWarning("Storage: the S3 bucket could not be checked at boot; going on").pipe(
+              Effect.annotateLogs({ bucket: Bucket, reason: cause._tag })
+            )
+          : Effect.fail(new StorageError({ operation: "s3.headBucket", cause: new Error(wrong) }))
+      })
+    )
 
     const call = <A>(operation: string, run: (signal: AbortSignal) => Promise<A>) =>
       Effect.tryPromise({ try: run, catch: (cause) => new StorageError({ operation, cause }) })

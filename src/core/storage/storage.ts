@@ -40,9 +40,10 @@ const loadOrCreateSecret = (dir: string): Uint8Array => {
 export class Storage extends Context.Tag("Storage")<Storage, StorageShape>() {
   /**
    * AWS S3, Cloudflare R2, or any S3-compatible store (tests: s3rver). The AWS SDK (~12 MB of
-   * heap) is loaded only here, when S3 is configured (issue #17); failing to load it is a defect.
+   * heap) is loaded only here, when S3 is configured (issue #17); failing to load it is a defect. A
+   * bucket that does not exist or refuses these credentials fails the layer (checked at boot).
    */
-  static s3(options: S3Options): Layer.Layer<Storage> {
+  static s3(options: S3Options): Layer.Layer<Storage, StorageError> {
     return Layer.scoped(
       Storage,
       Effect.flatMap(Effect.orDie(Effect.tryPromise(() => import("./s3.ts"))), (s3) => s3.makeS3Storage(options))

@@ -27,6 +27,7 @@ import { tmpdir } from "node:os"
 import { join, relative, sep } from "node:path"
 import S3rver from "s3rver"
 import { Storage } from "../../../src/core/storage/storage.ts"
+import type { S3Options } from "../../../src/core/storage/s3.ts"
 
 export interface S3FakeShape {
   readonly endpoint: string
@@ -58,6 +59,15 @@ const s3Error = (res: ServerResponse, status: number, code: string, message: str
       `<Condition>If-None-Match</Condition><RequestId>s3-fake</RequestId></Error>`
   )
 }
+
+/** What the real SDK needs to reach `bucket` on the fake: s3rver's fixed credentials, path-style URLs. */
+export const s3Options = (endpoint: string, bucket: string): S3Options => ({
+  bucket,
+  region: "us-east-1",
+  endpoint,
+  forcePathStyle: true,
+  credentials: { accessKeyId: "S3RVER", secretAccessKey: Redacted.make("S3RVER") }
+})
 
 /** Whether the object at `path` (`/<bucket>/<key>`) exists upstream. */
 const exists = (upstream: AddressInfo, path: string) =>
@@ -356,13 +366,8 @@ export class S3Fake extends Context.Tag("S3Fake")<S3Fake, S3FakeShape>() {
               const at = new Date(Date.now() - seconds * 1000)
               return utimes(join(directory, bucket, ...parts, `${name}._S3rver_object`), at, at)
             }),
-          storage: Storage.s3({
-            bucket,
-            region: "us-east-1",
-            endpoint,
-            forcePathStyle: true,
-            credentials: { accessKeyId: "S3RVER", secretAccessKey: Redacted.make("S3RVER") }
-          })
+          // The fake's bucket exists: a failed check at boot is a broken fake.
+          storage: Layer.orDie(Storage.s3(s3Options(endpoint, bucket)))
         }
       })
     )

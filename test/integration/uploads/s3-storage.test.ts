@@ -4,9 +4,10 @@
  * whole upload flow of the API on it, and erasure.
  */
 import { expect, layer } from "@effect/vitest"
-import { Effect, Layer, Option } from "effect"
+import { CreateBucketCommand, DeleteBucketCommand, S3Client } from "@aws-sdk/client-s3"
+import { Cause, Effect, Exit, Layer, Option } from "effect"
 import { Storage } from "../../../src/core/storage/storage.ts"
-import { S3Fake } from "../../fakes/s3/s3.ts"
+import { S3Fake, s3Options } from "../../fakes/s3/s3.ts"
 import { TestDb, sql } from "../../support/database.ts"
 import { http } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
@@ -87,6 +88,41 @@ layer(Server, { timeout: 60_000 })("S3 storage (s3rver, real SDK)", (it) => {
           expect(yield* storage.head("users/u1/uploads/missing")).toEqual(Option.none())
           expect(yield* storage.get("users/u1/uploads/missing")).toEqual(Option.none())
         })
+      )
+    })
+  )
+
+  it.effect("a bucket that does not exist fails the layer at boot, with the bucket's name", () =>
+    Effect.gen(function* () {
+      const fake = yield* S3Fake
+      const exit = yield* Effect.exit(Effect.provide(Storage, Storage.s3(s3Options(fake.endpoint, "no-such-bucket"))))
+      expect(exit._tag).toBe("Failure")
+      const error = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
+      expect(Option.map(error, (e) => [e.operation, String(e.cause)])).toEqual(
+        Option.some(["s3.headBucket", "Error: S3 bucket no-such-bucket does not exist"])
+      )
+    })
+  )
+
+  it.effect("a bucket gone after boot: a read is a StorageError, not a missing object", () =>
+    Effect.gen(function* () {
+      const fake = yield* S3Fake
+      const options = s3Options(fake.endpoint, "gone-later")
+      const admin = new S3Client({
+        region: options.region,
+        endpoint: fake.endpoint,
+        forcePathStyle: true,
+        credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" }
+      })
+      yield* Effect.promise(() => admin.send(new CreateBucketCommand({ Bucket: "gone-later" })))
+      const read = yield* Effect.gen(function* () {
+        const storage = yield* Storage
+        yield* Effect.promise(() => admin.send(new DeleteBucketCommand({ Bucket: "gone-later" })))
+        return yield* Effect.exit(storage.get("users/u1/uploads/shot"))
+      }).pipe(Effect.provide(Storage.s3(options)))
+      admin.destroy()
+      expect(Exit.isFailure(read) ? Option.map(Cause.failureOption(read.cause), (e) => e._tag) : "read").toEqual(
+        Option.some("StorageError")
       )
     })
   )
