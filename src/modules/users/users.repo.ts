@@ -1,7 +1,7 @@
 /** Prisma access for users, erased-account tombstones and the mapping Clerk id → internal id. */
 import { Effect } from "effect"
 import { createHash } from "node:crypto"
-import { Db, isUniqueViolation } from "../../core/db/db.ts"
+import { Db, isUniqueViolation, queryWith } from "../../core/db/db.ts"
 import { storableText } from "../../domain/fields.ts"
 import type { User } from "../../core/db/generated/client.ts"
 import type { ExportKind } from "../../domain/users.ts"
@@ -61,27 +61,42 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("UsersRepo", {
 
     /**
      * Applies Clerk's view of the user (webhook), unless an equal or newer one was applied
-     * already. The email moves to this account if another row still holds it.
+     * already, also when deliveries of one user land at once (Svix sends them concurrently): the
+     * row is claimed with its newer `clerkUpdatedAt` first (a conditional update, which locks
+     * it), and only then written. The email moves to this account if another row still holds it;
+     * two accounts given one email at once collide on its unique index: the loser tries again,
+     * and then takes it from the winner as Clerk's newer view says.
      */
-    const syncFromClerk = (clerkId: string, delivered: ProfileFields, clerkUpdatedAt: Date) =>
-      db.query("users.syncFromClerk", async (c) => {
-        const profile = storable(delivered)
-        const existing = await c.user.findUnique({ where: { clerkId } })
-        if (existing?.clerkUpdatedAt && existing.clerkUpdatedAt >= clerkUpdatedAt) return "stale" as const
-        const release =
-          profile.email == null
-            ? []
-            : [c.user.updateMany({ where: { email: profile.email, NOT: { clerkId } }, data: { email: null } })]
-        await c.$transaction([
-          ...release,
-          c.user.upsert({
-            where: { clerkId },
-            create: { clerkId, ...profile, clerkUpdatedAt },
-            update: { ...profile, clerkUpdatedAt }
-          })
-        ])
-        return "applied" as const
-      })
+    const syncFromClerk = (clerkId: string, delivered: ProfileFields, clerkUpdatedAt: Date) => {
+      const profile = storable(delivered)
+      const older = { clerkId, OR: [{ clerkUpdatedAt: null }, { clerkUpdatedAt: { lt: clerkUpdatedAt } }] }
+      const attempt = db.transaction("users.syncFromClerk", (tx) =>
+        Effect.gen(function* () {
+          const claim = queryWith(tx, "users.syncFromClerk.claim", (c) =>
+            c.user.updateMany({ where: older, data: { clerkUpdatedAt } })
+          )
+          let claimed = (yield* claim).count > 0
+          if (!claimed) {
+            // No row, or a newer one. An insert that finds a row created meanwhile (a token's
+            // first request, a concurrent delivery) waits for it: the claim then decides.
+            const created = yield* queryWith(tx, "users.syncFromClerk.create", (c) =>
+              c.user.createMany({ data: [{ clerkId, clerkUpdatedAt }], skipDuplicates: true })
+            )
+            claimed = created.count > 0 || (yield* claim).count > 0
+          }
+          if (!claimed) return "stale" as const
+          if (profile.email != null) {
+            const email = profile.email
+            yield* queryWith(tx, "users.syncFromClerk.release", (c) =>
+              c.user.updateMany({ where: { email, NOT: { clerkId } }, data: { email: null } })
+            )
+          }
+          yield* queryWith(tx, "users.syncFromClerk.apply", (c) => c.user.update({ where: { clerkId }, data: profile }))
+          return "applied" as const
+        })
+      )
+      return attempt.pipe(Effect.retry({ while: isUniqueViolation, times: 5 }))
+    }
 
     const remove = (id: string) => db.query("users.delete", (c) => c.user.deleteMany({ where: { id } }))
 

@@ -121,6 +121,53 @@ layer(testServer({ db: TestDb(), config: { CLERK_WEBHOOK_SIGNING_SECRET: TEST_WE
     })
   )
 
+  it.effect(
+    "concurrent deliveries of one user's updates: the newest applied wins, whatever the order they land in",
+    () =>
+      Effect.gen(function* () {
+        const now = Date.now()
+        // Rounds of ten updates at once, each newer than the one before: the newest must be on the row.
+        for (let round = 0; round < 5; round++) {
+          const clerkId = newClerkId("newest")
+          const answers = yield* Effect.all(
+            Array.from({ length: 10 }, (_, i) =>
+              deliver(
+                signDelivery(
+                  clerkUserEvent(i % 2 === 0 ? "user.updated" : "user.created", {
+                    id: clerkId,
+                    firstName: `Version ${i}`,
+                    updatedAt: now + i
+                  })
+                )
+              )
+            ),
+            { concurrency: "unbounded" }
+          )
+          expect(answers.map((answer) => answer.status)).toEqual(Array.from({ length: 10 }, () => 200))
+          const row = yield* userRow(clerkId)
+          expect(row).toMatchObject({ first_name: "Version 9" })
+          expect((row?.["clerk_updated_at"] as Date).getTime()).toBe(now + 9)
+        }
+      })
+  )
+
+  it.effect("one email delivered for several accounts at once: 200 to each, one account holds it, no 500", () =>
+    Effect.gen(function* () {
+      for (let round = 0; round < 5; round++) {
+        const email = `${newClerkId("shared")}@test.dev`
+        const clerkIds = Array.from({ length: 4 }, () => newClerkId("sharer"))
+        const answers = yield* Effect.all(
+          clerkIds.map((id) => deliver(signDelivery(clerkUserEvent("user.created", { id, email })))),
+          { concurrency: "unbounded" }
+        )
+        expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200])
+        const rows = yield* sql("SELECT clerk_id, email FROM users WHERE clerk_id = ANY($1)", [clerkIds])
+        expect(rows).toHaveLength(4)
+        expect(rows.filter((row) => row["email"] === email)).toHaveLength(1)
+      }
+    })
+  )
+
   describe("refused deliveries write nothing", () => {
     it.effect("a tampered body → 400 INVALID_SIGNATURE", () =>
       Effect.gen(function* () {
