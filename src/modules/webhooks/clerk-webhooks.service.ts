@@ -7,11 +7,22 @@ import { Effect, Option, Redacted, Schema } from "effect"
 import { AppConfig } from "../../core/config.ts"
 import { Db } from "../../core/db/db.ts"
 import { InvalidSignature, ServiceUnavailable } from "../../domain/errors.ts"
+import { PlainString, storableText } from "../../domain/fields.ts"
 import type { WebhookReceipt } from "../../domain/webhooks.ts"
 import { UsersService } from "../users/users.service.ts"
 
+/**
+ * A Clerk id as a session token's `sub` may carry it (1 to 255 characters), without what
+ * PostgreSQL cannot store or no Clerk id holds (NUL, control characters, lone surrogates): a
+ * signed event naming anything else has an unexpected shape, and is ignored.
+ */
+const ClerkId = PlainString().pipe(Schema.minLength(1), Schema.maxLength(255))
+
+/** Clerk's times are milliseconds since the epoch; beyond a date's range is not one of them. */
+const EpochMillis = Schema.Number.pipe(Schema.between(0, 8.64e15))
+
 const ClerkUser = Schema.Struct({
-  id: Schema.String,
+  id: ClerkId,
   email_addresses: Schema.optionalWith(
     Schema.Array(Schema.Struct({ id: Schema.String, email_address: Schema.String })),
     { default: () => [] }
@@ -20,12 +31,20 @@ const ClerkUser = Schema.Struct({
   first_name: Schema.optional(Schema.NullOr(Schema.String)),
   last_name: Schema.optional(Schema.NullOr(Schema.String)),
   image_url: Schema.optional(Schema.NullOr(Schema.String)),
-  updated_at: Schema.optional(Schema.Number)
+  updated_at: Schema.optional(EpochMillis)
 })
 
-const DeletedUser = Schema.Struct({ id: Schema.String })
+const DeletedUser = Schema.Struct({ id: ClerkId })
 
-const Event = Schema.Struct({ type: Schema.String, data: Schema.Unknown, timestamp: Schema.optional(Schema.Number) })
+const Event = Schema.Struct({
+  type: Schema.String,
+  data: Schema.Unknown,
+  timestamp: Schema.optional(Schema.Number)
+})
+
+/** The event's `timestamp` when it is a time (a fallback for a user without `updated_at`). */
+const eventTime = (event: typeof Event.Type): number | undefined =>
+  Schema.is(EpochMillis)(event.timestamp) ? event.timestamp : undefined
 
 export interface WebhookDelivery {
   readonly body: string
@@ -80,7 +99,7 @@ export class ClerkWebhooks extends Effect.Service<ClerkWebhooks>()("ClerkWebhook
                 lastName: user.last_name ?? null,
                 imageUrl: user.image_url ?? null
               },
-              new Date(user.updated_at ?? event.timestamp ?? Date.now())
+              new Date(user.updated_at ?? eventTime(event) ?? Date.now())
             )
             return true
           }
@@ -105,14 +124,18 @@ export class ClerkWebhooks extends Effect.Service<ClerkWebhooks>()("ClerkWebhook
         const deliveryId = delivery.headers["svix-id"] ?? ""
         const claimed = yield* db.query("webhookDeliveries.claim", (c) =>
           c.webhookDelivery.createMany({
-            data: [{ id: deliveryId, source: "clerk", type: event.type }],
+            // The type as text PostgreSQL stores (a signed type could hold a NUL): for operators only.
+            data: [{ id: deliveryId, source: "clerk", type: storableText(event.type, 200) }],
             skipDuplicates: true
           })
         )
         if (claimed.count === 0) return { processed: false, handled: false }
         const handled = yield* apply(event).pipe(
           Effect.catchTag("ParseError", () =>
-            Effect.logWarning(`Clerk webhook ${event.type} had an unexpected shape; ignored`).pipe(Effect.as(false))
+            Effect.logWarning("Clerk webhook with an unexpected shape; ignored").pipe(
+              Effect.annotateLogs("type", storableText(event.type, 100)),
+              Effect.as(false)
+            )
           ),
           // Undo the claim so that Clerk's retry of this delivery is processed.
           Effect.tapError(() =>

@@ -168,6 +168,34 @@ layer(testServer({ db: TestDb(), config: { CLERK_WEBHOOK_SIGNING_SECRET: TEST_WE
     })
   )
 
+  it.effect("signed events with values PostgreSQL cannot store → 200, ignored, nothing written, no 500", () =>
+    Effect.gen(function* () {
+      const clerkId = newClerkId("unstorable")
+      const deliveries = [
+        // NUL in the event type (stored with the delivery)
+        { ...clerkUserEvent("user.created", { id: clerkId }), type: "user.\u0000created" },
+        // NUL in the Clerk id, on each of the user events
+        clerkUserEvent("user.created", { id: `${clerkId}\u0000` }),
+        { type: "user.deleted", object: "event", data: { id: `${clerkId}\u0000`, object: "user", deleted: true } },
+        // an empty Clerk id, and one no Clerk token could carry
+        clerkUserEvent("user.created", { id: "" }),
+        clerkUserEvent("user.created", { id: `${clerkId}${"x".repeat(300)}` }),
+        // an updated_at beyond what a date holds, either way
+        clerkUserEvent("user.updated", { id: clerkId, updatedAt: 1e20 }),
+        clerkUserEvent("user.updated", { id: clerkId, updatedAt: -1e20 })
+      ]
+      for (const event of deliveries) {
+        const res = yield* deliver(signDelivery(event))
+        expect({ type: event.type, status: res.status, body: res.body }).toEqual({
+          type: event.type,
+          status: 200,
+          body: { success: true, data: { processed: true, handled: false } }
+        })
+      }
+      expect(yield* sql("SELECT id FROM users WHERE clerk_id LIKE $1 OR clerk_id = ''", [`${clerkId}%`])).toEqual([])
+    })
+  )
+
   describe("refused deliveries write nothing", () => {
     it.effect("a tampered body → 400 INVALID_SIGNATURE", () =>
       Effect.gen(function* () {
