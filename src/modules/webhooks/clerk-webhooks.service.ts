@@ -122,27 +122,38 @@ export class ClerkWebhooks extends Effect.Service<ClerkWebhooks>()("ClerkWebhook
         })
         const event = yield* verify(secret, delivery)
         const deliveryId = delivery.headers["svix-id"] ?? ""
-        const claimed = yield* db.query("webhookDeliveries.claim", (c) =>
-          c.webhookDelivery.createMany({
-            // The type as text PostgreSQL stores (a signed type could hold a NUL): for operators only.
-            data: [{ id: deliveryId, source: "clerk", type: storableText(event.type, 200) }],
-            skipDuplicates: true
+        // Claimed, then carried out to the end even when the sender hangs up meanwhile (Svix
+        // gives up on a slow answer): an interrupted erasure would keep the claim with its work
+        // half done, and every redelivery would answer "already processed".
+        return yield* Effect.uninterruptible(
+          Effect.gen(function* () {
+            const claimed = yield* db.query("webhookDeliveries.claim", (c) =>
+              c.webhookDelivery.createMany({
+                // The type as text PostgreSQL stores (a signed type could hold a NUL): for operators only.
+                data: [{ id: deliveryId, source: "clerk", type: storableText(event.type, 200) }],
+                skipDuplicates: true
+              })
+            )
+            if (claimed.count === 0) return { processed: false, handled: false }
+            const handled = yield* apply(event).pipe(
+              Effect.catchTag("ParseError", () =>
+                Effect.logWarning("Clerk webhook with an unexpected shape; ignored").pipe(
+                  Effect.annotateLogs("type", storableText(event.type, 100)),
+                  Effect.as(false)
+                )
+              ),
+              // Undo the claim, whatever stopped the work, so that Clerk's retry of this delivery is processed.
+              Effect.onError(() =>
+                db
+                  .query("webhookDeliveries.release", (c) =>
+                    c.webhookDelivery.deleteMany({ where: { id: deliveryId } })
+                  )
+                  .pipe(Effect.ignoreLogged)
+              )
+            )
+            return { processed: true, handled }
           })
         )
-        if (claimed.count === 0) return { processed: false, handled: false }
-        const handled = yield* apply(event).pipe(
-          Effect.catchTag("ParseError", () =>
-            Effect.logWarning("Clerk webhook with an unexpected shape; ignored").pipe(
-              Effect.annotateLogs("type", storableText(event.type, 100)),
-              Effect.as(false)
-            )
-          ),
-          // Undo the claim so that Clerk's retry of this delivery is processed.
-          Effect.tapError(() =>
-            db.query("webhookDeliveries.release", (c) => c.webhookDelivery.deleteMany({ where: { id: deliveryId } }))
-          )
-        )
-        return { processed: true, handled }
       }).pipe(Effect.catchTags({ DbError: Effect.die, ErasureFailed: Effect.die }))
 
     return { receive } as const

@@ -5,7 +5,9 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { bearer, newClerkId, tokenFor } from "../../support/auth.ts"
-import { sql, TestDb } from "../../support/database.ts"
+import pg from "pg"
+import { sql, TestDb, testDatabaseUrl } from "../../support/database.ts"
+import { eventually } from "../../support/eventually.ts"
 import { http } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { clerkUserEvent, signDelivery, TEST_WEBHOOK_SECRET, type SignedDelivery } from "../../support/webhooks.ts"
@@ -264,6 +266,62 @@ layer(testServer({ db: TestDb(), config: { CLERK_WEBHOOK_SIGNING_SECRET: TEST_WE
       yield* deliver(signDelivery(clerkUserEvent("user.updated", { id: clerkId, firstName: "Zombie" })))
       expect(yield* userRow(clerkId)).toBeUndefined()
     })
+  )
+
+  it.scoped(
+    "a user.deleted whose sender hangs up mid-erasure is still carried out: the account is gone, its redelivery answers 200",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const clerkId = newClerkId("hangup")
+        const token = tokenFor({ clerkId, email: `${clerkId}@test.dev` })
+        expect((yield* http(`${url}/api/v1/users/me`, { headers: bearer(token) })).status).toBe(200)
+        // The erasure's first write (its tombstone) waits for this lock: the sender gives up meanwhile.
+        const holder = yield* Effect.acquireRelease(
+          Effect.promise(async () => {
+            const client = new pg.Client({ connectionString: testDatabaseUrl() })
+            await client.connect()
+            await client.query("BEGIN")
+            await client.query("LOCK TABLE erased_accounts IN SHARE MODE")
+            return client
+          }),
+          (client) => Effect.promise(() => client.query("ROLLBACK").then(() => client.end()))
+        )
+        const delivery = signDelivery({
+          type: "user.deleted",
+          object: "event",
+          data: { id: clerkId, object: "user", deleted: true }
+        })
+        const sender = new AbortController()
+        const sent = fetch(`${url}/api/v1/webhooks/clerk`, {
+          method: "POST",
+          headers: delivery.headers,
+          body: delivery.body,
+          signal: sender.signal
+        }).catch(() => "aborted" as const)
+        yield* eventually(
+          sql<{ waiting: boolean }>(
+            "SELECT count(*) > 0 AS waiting FROM pg_locks WHERE relation = 'erased_accounts'::regclass AND NOT granted"
+          ),
+          (rows) => rows[0]?.waiting === true,
+          "the erasure waiting for the lock"
+        )
+        sender.abort()
+        expect(yield* Effect.promise(() => sent)).toBe("aborted")
+        // A request on a new connection is answered after the server saw the first one close.
+        expect((yield* http(`${url}/health/live`)).status).toBe(200)
+        yield* Effect.promise(() => holder.query("ROLLBACK"))
+        const redelivered = yield* deliver(delivery)
+        expect(redelivered.status).toBe(200)
+        yield* eventually(userRow(clerkId), (row) => row === undefined, "the account erased")
+        expect(
+          yield* sql(
+            "SELECT 1 FROM erased_accounts WHERE user_id IS NOT NULL AND clerk_id_hash = encode(sha256($1::bytea), 'hex')",
+            [clerkId]
+          )
+        ).toHaveLength(1)
+      }),
+    20_000
   )
 })
 
