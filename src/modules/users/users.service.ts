@@ -172,8 +172,14 @@ export class UsersService extends Effect.Service<UsersService>()("UsersService",
         return exported
       })
 
-    /** `eraseAccount`, then no api cache keeps the mapping. */
-    const erase = (clerkId: string) => Effect.zipRight(eraseAccount(clerkId), mapping.invalidateAll)
+    /**
+     * `eraseAccount`, then no api cache keeps the mapping. Carried out to the end once started,
+     * even when the caller hangs up meanwhile: the tombstone already refuses the account's token
+     * everywhere but here, so an erasure cut short would keep its rows and objects until the
+     * owner thought of calling it again.
+     */
+    const erase = (clerkId: string) =>
+      Effect.uninterruptible(Effect.zipRight(eraseAccount(clerkId), mapping.invalidateAll))
 
     /** Clerk's view of a user (webhook); an erased account is not brought back. */
     const syncFromClerk = (clerkId: string, fields: ProfileFields, clerkUpdatedAt: Date) =>

@@ -1,10 +1,11 @@
 /** `/api/v1/users/me` against the real PostgreSQL: provisioning, profile, erasure. */
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Deferred, Effect, Layer } from "effect"
 import { Erasure, type ErasedUser } from "../../../src/core/erasure.ts"
 import { clerkIdHash } from "../../../src/modules/users/users.repo.ts"
 import { bearer, newClerkId, tokenFor } from "../../support/auth.ts"
 import { sql, TestDb } from "../../support/database.ts"
+import { eventually } from "../../support/eventually.ts"
 import { http, issuePaths } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { createUpload } from "../../support/uploads.ts"
@@ -13,12 +14,23 @@ import { provisionUser, twoUsers } from "../../support/users.ts"
 /** A module's erasure step, as later modules register theirs: it records whom it erased. */
 const erasedByProbe: Array<ErasedUser> = []
 let probeFailures = 0
+/** While set, the step waits for it (a slow store) after saying it started. */
+let probeHold: { readonly started: Deferred.Deferred<void>; readonly release: Deferred.Deferred<void> } | undefined
 const ProbeErasureStep = Erasure.register({
   name: "probe",
   erase: (user) =>
-    probeFailures > 0
-      ? Effect.sync(() => probeFailures--).pipe(Effect.zipRight(Effect.fail(new Error("storage unreachable"))))
-      : Effect.sync(() => void erasedByProbe.push(user))
+    Effect.gen(function* () {
+      const hold = probeHold
+      if (hold !== undefined) {
+        yield* Deferred.succeed(hold.started, undefined)
+        yield* Deferred.await(hold.release)
+      }
+      if (probeFailures > 0) {
+        probeFailures--
+        return yield* Effect.fail(new Error("storage unreachable"))
+      }
+      erasedByProbe.push(user)
+    })
 })
 
 const patchMe = (url: string, headers: Record<string, string>, body: unknown) =>
@@ -247,6 +259,33 @@ layer(testServer({ db: TestDb(), routes: ProbeErasureStep }), { timeout: 60_000 
         expect(retried.status).toBe(204)
         expect(yield* userRows(alice.clerkId)).toHaveLength(0)
       })
+    )
+
+    it.effect(
+      "a client that hangs up mid-erasure does not leave it half done: the account is gone all the same",
+      () =>
+        Effect.gen(function* () {
+          const url = yield* baseUrl
+          const { alice } = yield* twoUsers(url)
+          const hold = { started: yield* Deferred.make<void>(), release: yield* Deferred.make<void>() }
+          probeHold = hold
+          const client = new AbortController()
+          const sent = fetch(`${url}/api/v1/users/me`, {
+            method: "DELETE",
+            headers: alice.headers,
+            signal: client.signal
+          }).catch(() => "aborted" as const)
+          yield* Deferred.await(hold.started)
+          probeHold = undefined
+          client.abort()
+          expect(yield* Effect.promise(() => sent)).toBe("aborted")
+          // A request on a new connection is answered after the server saw the first one close.
+          expect((yield* http(`${url}/health/live`)).status).toBe(200)
+          yield* Deferred.succeed(hold.release, undefined)
+          yield* eventually(userRows(alice.clerkId), (rows) => rows.length === 0, "the account erased")
+          expect(erasedByProbe).toContainEqual({ id: alice.id, clerkId: alice.clerkId })
+        }).pipe(Effect.ensuring(Effect.sync(() => (probeHold = undefined)))),
+      20_000
     )
   })
 })
