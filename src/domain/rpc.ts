@@ -103,8 +103,8 @@ const UploadErrors = [
 export const UsersRpcs = RpcGroup.make(
   /** The caller's user. `Unauthorized` (`account-erased`) if it was erased meanwhile. */
   Rpc.make("me", { success: UserProfile, error: Unauthorized }),
-  /** As `PATCH /users/me`: `null` clears a field. */
-  Rpc.make("updateMe", { payload: UpdateProfile, success: UserProfile }),
+  /** As `PATCH /users/me`: `null` clears a field. `Unauthorized` (`account-erased`) if it was erased meanwhile. */
+  Rpc.make("updateMe", { payload: UpdateProfile, success: UserProfile, error: Unauthorized }),
   /** As `GET /users/me/export`; `RateLimited` over RATE_LIMIT_EXPORT_USER (`details.retryAfterMs`). */
   Rpc.make("exportMe", { success: UserExport, error: Schema.Union(Unauthorized, RateLimited) })
 )

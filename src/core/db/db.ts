@@ -23,6 +23,10 @@ export class DbError extends Schema.TaggedError<DbError>()("DbError", {
 export const isUniqueViolation = (error: DbError): boolean =>
   error.cause instanceof Prisma.PrismaClientKnownRequestError && error.cause.code === "P2002"
 
+/** The row an `update` or `delete` named does not exist (P2025). */
+export const isRecordNotFound = (error: DbError): boolean =>
+  error.cause instanceof Prisma.PrismaClientKnownRequestError && error.cause.code === "P2025"
+
 // Prisma's codes for a server out of reach: not reachable, timed out, connection closed, and
 // (P2024) no connection from the pool in time.
 const UNAVAILABLE_PRISMA_CODES = new Set(["P1001", "P1002", "P1008", "P1017", "P2024"])

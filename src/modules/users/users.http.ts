@@ -39,7 +39,7 @@ export const UsersHttpLive = HttpApiBuilder.group(WingmateApi, "users", (handler
       .handle("updateMe", ({ payload }) =>
         CurrentUser.pipe(
           Effect.flatMap((user) => users.updateProfile(user.id, payload)),
-          Effect.orDie
+          Effect.catchTags({ NotFound: erasedMeanwhile, DbError: Effect.die })
         )
       )
       .handle("exportMe", () =>

@@ -1,7 +1,7 @@
 /** Prisma access for users, erased-account tombstones and the mapping Clerk id → internal id. */
 import { Effect } from "effect"
 import { createHash } from "node:crypto"
-import { Db, isUniqueViolation, queryWith } from "../../core/db/db.ts"
+import { Db, isRecordNotFound, isUniqueViolation, queryWith } from "../../core/db/db.ts"
 import { storableText } from "../../domain/fields.ts"
 import type { User } from "../../core/db/generated/client.ts"
 import type { ExportKind } from "../../domain/users.ts"
@@ -56,8 +56,11 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("UsersRepo", {
       )
     }
 
+    /** The row as updated, or null when it is gone (its account erased meanwhile, perhaps on another instance). */
     const update = (id: string, fields: ProfileFields) =>
-      db.query("users.update", (c) => c.user.update({ where: { id }, data: fields }))
+      db
+        .query("users.update", (c): Promise<User | null> => c.user.update({ where: { id }, data: fields }))
+        .pipe(Effect.catchIf(isRecordNotFound, () => Effect.succeed(null)))
 
     /**
      * Applies Clerk's view of the user (webhook), unless an equal or newer one was applied

@@ -20,7 +20,7 @@ export const UsersRpcLive = UsersRpcs.toLayer(
       "users.updateMe": (patch) =>
         CurrentUser.pipe(
           Effect.flatMap((user) => users.updateProfile(user.id, patch)),
-          Effect.orDie
+          Effect.catchTags({ NotFound: erasedMeanwhile, DbError: Effect.die })
         ),
       "users.exportMe": () =>
         CurrentUser.pipe(

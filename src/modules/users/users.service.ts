@@ -135,7 +135,13 @@ export class UsersService extends Effect.Service<UsersService>()("UsersService",
         ...(patch.preferredLanguage === undefined ? {} : { preferredLanguage: patch.preferredLanguage }),
         ...(patch.defaultTone === undefined ? {} : { defaultTone: patch.defaultTone })
       }
-      return repo.update(userId, fields).pipe(Effect.map(toProfile))
+      return repo
+        .update(userId, fields)
+        .pipe(
+          Effect.flatMap((user) =>
+            user === null ? Effect.fail(new NotFound({ message: "No such user" })) : Effect.succeed(toProfile(user))
+          )
+        )
     }
 
     /**

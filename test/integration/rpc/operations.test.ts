@@ -17,6 +17,7 @@ import {
   ValidationError
 } from "../../../src/domain/errors.ts"
 import { assertFontsRender, chatScreenshotPng } from "../../fixtures/chat-screenshot.ts"
+import { clerkIdHash } from "../../../src/modules/users/users.repo.ts"
 import { sql, TestDb } from "../../support/database.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { sendBytes } from "../../support/uploads.ts"
@@ -246,6 +247,29 @@ layer(testServer({ db: TestDb(), consumer: true }), { timeout: 120_000, excludeT
         expect(anonymous).toMatchObject({ _tag: "Unauthorized", details: { reason: "missing-token" } })
         expect((yield* as("http", url, bob.token)((rpc) => rpc.users.me())).id).toBe(bob.id)
       })
+    )
+
+    it.effect(
+      "users.updateMe where the token is still mapped but another instance erased the account: Unauthorized, not a defect",
+      () =>
+        Effect.gen(function* () {
+          const url = yield* baseUrl
+          const { alice } = yield* twoUsers(url)
+          // This instance maps the token (its cache); another one wrote the tombstone and deleted the row.
+          yield* sql("INSERT INTO erased_accounts (clerk_id_hash, user_id) VALUES ($1, $2)", [
+            clerkIdHash(alice.clerkId),
+            alice.id
+          ])
+          yield* sql("DELETE FROM users WHERE id = $1", [alice.id])
+          const refused = yield* as(
+            "http",
+            url,
+            alice.token
+          )((rpc) => Effect.flip(rpc.users.updateMe({ firstName: "Ghost" })))
+          expect(refused).toBeInstanceOf(Unauthorized)
+          expect(refused).toMatchObject({ details: { reason: "account-erased" } })
+          expect(yield* sql("SELECT count(*)::int AS n FROM users WHERE id = $1", [alice.id])).toEqual([{ n: 0 }])
+        })
     )
   }
 )

@@ -178,6 +178,28 @@ layer(testServer({ db: TestDb(), routes: ProbeErasureStep }), { timeout: 60_000 
       })
     )
 
+    it.effect(
+      "on an instance that still maps the token, a PATCH after another instance erased the account is a 401, not a 500",
+      () =>
+        Effect.gen(function* () {
+          const url = yield* baseUrl
+          const user = yield* provisionUser(url, "patchgone")
+          // Another api instance erased the account: its tombstone, then the row gone. This one's cache still maps the token.
+          yield* sql("INSERT INTO erased_accounts (clerk_id_hash, user_id) VALUES ($1, $2)", [
+            clerkIdHash(user.clerkId),
+            user.id
+          ])
+          yield* sql("DELETE FROM users WHERE id = $1", [user.id])
+          const res = yield* patchMe(url, user.headers, { firstName: "Ghost" })
+          expect(res.status).toBe(401)
+          expect(res.body).toEqual({
+            success: false,
+            error: { code: "UNAUTHORIZED", message: "This account was erased", details: { reason: "account-erased" } }
+          })
+          expect(yield* userRows(user.clerkId)).toHaveLength(0)
+        })
+    )
+
     it.effect("invalid values are named per field", () =>
       Effect.gen(function* () {
         const url = yield* baseUrl
