@@ -6,6 +6,7 @@
 import { verifyToken } from "@clerk/backend"
 import { TokenVerificationError } from "@clerk/backend/errors"
 import { Cache, Context, Duration, Effect, Exit, Layer, Option, Redacted, Schema } from "effect"
+import { PlainString } from "../../domain/fields.ts"
 import { AppConfig } from "../config.ts"
 import { loadOrCreateDevKeys } from "./dev-auth.ts"
 
@@ -17,7 +18,8 @@ export class TokenRejected extends Schema.TaggedError<TokenRejected>()("TokenRej
 
 /** The claims this backend uses. Email and names are optional custom session-token claims. */
 const SessionClaims = Schema.Struct({
-  sub: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255)),
+  // No Clerk id holds a control character or a lone surrogate (nor could PostgreSQL look up a NUL).
+  sub: PlainString().pipe(Schema.minLength(1), Schema.maxLength(255)),
   exp: Schema.Number,
   email: Schema.optional(Schema.String),
   first_name: Schema.optional(Schema.String),

@@ -43,6 +43,11 @@ layer(testServer({ db: TestDb() }), { timeout: 60_000 })("bearer authentication"
       "token-invalid-signature"
     ],
     [
+      "a signed token whose subject holds a NUL (no Clerk id does; PostgreSQL cannot look it up)",
+      () => bearer(tokenFor({ clerkId: `${newClerkId()}\u0000` })),
+      "token-invalid"
+    ],
+    [
       "a token for another party (azp)",
       () => bearer(tokenFor({ clerkId: newClerkId(), azp: "https://evil.example" })),
       "token-invalid-authorized-parties"
