@@ -119,11 +119,14 @@ export const AccountRpcs = RpcGroup.make(
   .prefix("users.")
 
 export const MatchesRpcs = RpcGroup.make(
-  /** As `POST /matches`; a `profileUploadId` is taken (an upload with purpose `profile`). */
+  /**
+   * As `POST /matches`; a `profileUploadId` is taken (an upload with purpose `profile`).
+   * `Unauthorized` (`account-erased`) if the account was erased meanwhile.
+   */
   Rpc.make("create", {
     payload: CreateMatch,
     success: Match,
-    error: Schema.Union(SafetyBlocked, NotFound, ...UploadErrors)
+    error: Schema.Union(SafetyBlocked, NotFound, Unauthorized, ...UploadErrors)
   }),
   /** Newest first. */
   Rpc.make("list", {

@@ -1,6 +1,6 @@
 /** Prisma access for matches; every query is scoped to its owner. */
 import { Effect } from "effect"
-import { Db } from "../../core/db/db.ts"
+import { Db, isForeignKeyViolation } from "../../core/db/db.ts"
 import type { Match, Prisma } from "../../core/db/generated/client.ts"
 import { afterCursor, newestFirst } from "../../core/pagination.ts"
 
@@ -10,7 +10,16 @@ export class MatchesRepo extends Effect.Service<MatchesRepo>()("MatchesRepo", {
   effect: Effect.gen(function* () {
     const db = yield* Db
     return {
-      create: (data: Prisma.MatchUncheckedCreateInput) => db.query("matches.create", (c) => c.match.create({ data })),
+      /** The match saved; null when its user is gone (the account erased meanwhile, perhaps on another instance). */
+      create: (data: Prisma.MatchUncheckedCreateInput) =>
+        db
+          .query("matches.create", (c): Promise<Match | null> => c.match.create({ data }))
+          .pipe(
+            Effect.catchIf(
+              (error) => isForeignKeyViolation(error, "matches_user_id_fkey"),
+              () => Effect.succeed(null)
+            )
+          ),
       find: (userId: string, id: string) =>
         db.query("matches.find", (c) => c.match.findFirst({ where: { id, userId } })),
       list: (userId: string, limit: number, cursor: string | undefined) =>

@@ -2,7 +2,7 @@
 import { Effect, Option, Schema } from "effect"
 import { notFound } from "../../core/ownership.ts"
 import { toPage } from "../../core/pagination.ts"
-import { SafetyBlocked } from "../../domain/errors.ts"
+import { accountErased, SafetyBlocked } from "../../domain/errors.ts"
 import { type CreateMatch, ExtractedProfile, type Match as MatchView, type UpdateMatch } from "../../domain/matches.ts"
 import { impliesMinor } from "../openers/safety.ts"
 import { UploadsService } from "../uploads/uploads.service.ts"
@@ -76,6 +76,7 @@ export class MatchesService extends Effect.Service<MatchesService>()("MatchesSer
           platform: input.platform ?? null,
           profileUploadId: input.profileUploadId ?? null
         })
+        if (match === null) return yield* Effect.fail(accountErased())
         return toMatchView(match)
       })
 

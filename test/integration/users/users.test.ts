@@ -227,6 +227,31 @@ layer(testServer({ db: TestDb(), routes: ProbeErasureStep }), { timeout: 60_000 
   })
 
   describe("DELETE /users/me (erasure)", () => {
+    it.effect(
+      "on an instance that still maps the token, creating a match after another instance erased the account is a 401, not a 500",
+      () =>
+        Effect.gen(function* () {
+          const url = yield* baseUrl
+          const user = yield* provisionUser(url, "matchgone")
+          yield* sql("INSERT INTO erased_accounts (clerk_id_hash, user_id) VALUES ($1, $2)", [
+            clerkIdHash(user.clerkId),
+            user.id
+          ])
+          yield* sql("DELETE FROM users WHERE id = $1", [user.id])
+          const res = yield* http(`${url}/api/v1/matches`, {
+            method: "POST",
+            headers: { "content-type": "application/json", ...user.headers },
+            body: JSON.stringify({ name: "Sam" })
+          })
+          expect(res.status).toBe(401)
+          expect(res.body).toEqual({
+            success: false,
+            error: { code: "UNAUTHORIZED", message: "This account was erased", details: { reason: "account-erased" } }
+          })
+          expect(yield* sql("SELECT id FROM matches WHERE user_id = $1", [user.id])).toEqual([])
+        })
+    )
+
     it.effect("erases the user and everything registered, keeps a hashed tombstone, and can be run again", () =>
       Effect.gen(function* () {
         const url = yield* baseUrl
