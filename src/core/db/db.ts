@@ -81,6 +81,20 @@ export const isConnectionLost = (error: DbError): boolean => {
   return cause instanceof Error && UNAVAILABLE_MESSAGE.test(cause.message)
 }
 
+/**
+ * The transaction lost to another one (a deadlock, 40P01, or a serialization failure, 40001:
+ * Prisma's P2034 or the driver adapter's own report of it): running it again may well succeed.
+ */
+export const isTransactionConflict = (error: DbError): boolean => {
+  const cause = error.cause
+  if (!(cause instanceof Prisma.PrismaClientKnownRequestError)) return false
+  if (cause.code === "P2034") return true
+  const adapter = fieldOf(fieldOf(cause.meta, "driverAdapterError"), "cause")
+  const kind = fieldOf(adapter, "kind")
+  const code = fieldOf(adapter, "code")
+  return kind === "TransactionWriteConflict" || (kind === "postgres" && (code === "40P01" || code === "40001"))
+}
+
 export type DbEngine = "postgres" | "pglite"
 
 /** The client inside a transaction: what `Db.transaction`'s body queries with. */

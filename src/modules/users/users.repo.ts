@@ -1,7 +1,7 @@
 /** Prisma access for users, erased-account tombstones and the mapping Clerk id → internal id. */
 import { Effect } from "effect"
 import { createHash } from "node:crypto"
-import { Db, isRecordNotFound, isUniqueViolation, queryWith } from "../../core/db/db.ts"
+import { Db, isRecordNotFound, isTransactionConflict, isUniqueViolation, queryWith } from "../../core/db/db.ts"
 import { storableText } from "../../domain/fields.ts"
 import type { User } from "../../core/db/generated/client.ts"
 import type { ExportKind } from "../../domain/users.ts"
@@ -67,8 +67,8 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("UsersRepo", {
      * already, also when deliveries of one user land at once (Svix sends them concurrently): the
      * row is claimed with its newer `clerkUpdatedAt` first (a conditional update, which locks
      * it), and only then written. The email moves to this account if another row still holds it;
-     * two accounts given one email at once collide on its unique index: the loser tries again,
-     * and then takes it from the winner as Clerk's newer view says.
+     * two accounts given one email at once collide on its unique index (or, swapping emails,
+     * deadlock on each other's rows): the loser tries again, and then takes it as Clerk says.
      */
     const syncFromClerk = (clerkId: string, delivered: ProfileFields, clerkUpdatedAt: Date) => {
       const profile = storable(delivered)
@@ -98,7 +98,9 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("UsersRepo", {
           return "applied" as const
         })
       )
-      return attempt.pipe(Effect.retry({ while: isUniqueViolation, times: 5 }))
+      return attempt.pipe(
+        Effect.retry({ while: (error) => isUniqueViolation(error) || isTransactionConflict(error), times: 5 })
+      )
     }
 
     const remove = (id: string) => db.query("users.delete", (c) => c.user.deleteMany({ where: { id } }))

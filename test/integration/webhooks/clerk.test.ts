@@ -170,6 +170,34 @@ layer(testServer({ db: TestDb(), config: { CLERK_WEBHOOK_SIGNING_SECRET: TEST_WE
     })
   )
 
+  it.effect("two accounts swapping their emails at once: 200 to both, each ends with the other's", () =>
+    Effect.gen(function* () {
+      const now = Date.now()
+      for (let round = 0; round < 10; round++) {
+        const [a, b] = [newClerkId("swapa"), newClerkId("swapb")]
+        const [emailA, emailB] = [`${a}@test.dev`, `${b}@test.dev`]
+        yield* deliver(signDelivery(clerkUserEvent("user.created", { id: a, email: emailA, updatedAt: now })))
+        yield* deliver(signDelivery(clerkUserEvent("user.created", { id: b, email: emailB, updatedAt: now })))
+        const answers = yield* Effect.all(
+          [
+            deliver(signDelivery(clerkUserEvent("user.updated", { id: a, email: emailB, updatedAt: now + 1 }))),
+            deliver(signDelivery(clerkUserEvent("user.updated", { id: b, email: emailA, updatedAt: now + 1 })))
+          ],
+          { concurrency: "unbounded" }
+        )
+        expect(answers.map((answer) => answer.status)).toEqual([200, 200])
+        // Whichever lands first, the other then takes its new email back from it: a swap.
+        const rows = yield* sql("SELECT clerk_id, email FROM users WHERE clerk_id = ANY($1) ORDER BY clerk_id", [
+          [a, b]
+        ])
+        expect(rows).toEqual([
+          { clerk_id: a, email: emailB },
+          { clerk_id: b, email: emailA }
+        ])
+      }
+    })
+  )
+
   it.effect("signed events with values PostgreSQL cannot store → 200, ignored, nothing written, no 500", () =>
     Effect.gen(function* () {
       const clerkId = newClerkId("unstorable")
