@@ -32,7 +32,7 @@ import { ocrCacheServes, ocrCacheTag } from "../../core/ocr/local.ts"
 import { Ocr, type StreamedMessage } from "../../core/ocr/ocr.ts"
 import { Transcript } from "../../core/ocr/transcript.ts"
 import { JobFailedPermanently, type Job } from "../../core/queue/job-queue.ts"
-import { Quotas, utcDayOf } from "../../core/quota/quotas.ts"
+import { utcDayOf } from "../../core/quota/quotas.ts"
 import { Storage } from "../../core/storage/storage.ts"
 import { codeOf, type ErrorCode } from "../../domain/errors.ts"
 import type {
@@ -46,7 +46,7 @@ import type { ProcessedFields } from "../uploads/uploads.repo.ts"
 import { fullSizeKeysOf, sweepEvery, UploadsService } from "../uploads/uploads.service.ts"
 import { mergeTranscripts } from "./merge.ts"
 import { SessionJobs, type SessionJob, sessionFeed } from "./sessions.jobs.ts"
-import { type MessageRow, SessionsRepo, type StaleKey } from "./sessions.repo.ts"
+import { type MessageRow, SessionsRepo, type SessionUnit, type StaleKey } from "./sessions.repo.ts"
 import { failureMessage, toMessage } from "./sessions.views.ts"
 import { SessionSuggester } from "./sessions.suggest.ts"
 
@@ -107,7 +107,6 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
     const storage = yield* Storage
     const ocr = yield* Ocr
     const suggester = yield* SessionSuggester
-    const quotas = yield* Quotas
     const config = yield* AppConfig
     const feed = yield* sessionFeed
     const jobs = yield* SessionJobs
@@ -129,12 +128,13 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
     /**
      * Marks the session failed with `code`, deletes its full-size screenshots and publishes it;
      * false when it had already ended, or (by an `attempt`) when another attempt owns it. What the
-     * attempts consumed before failing is the session's cost too.
+     * attempts consumed before failing is the session's cost too. `unit`: its daily unit is given
+     * back in the same statement.
      */
-    const markFailed = (sessionId: string, code: ErrorCode, attempt?: string) =>
+    const markFailed = (sessionId: string, code: ErrorCode, attempt?: string, unit?: SessionUnit) =>
       Effect.gen(function* () {
         if (attempt !== undefined) {
-          const failed = yield* repo.failOwned(sessionId, attempt, code, yield* now).pipe(
+          const failed = yield* repo.failOwned(sessionId, attempt, code, yield* now, unit).pipe(
             Effect.as(true),
             Effect.catchTag("AttemptStopped", (stopped) =>
               Effect.as(
@@ -149,12 +149,10 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
           )
           if (!failed) return false
         } else {
-          const failed = yield* repo.advance(sessionId, {
-            status: "failed",
-            phase: null,
-            errorCode: code,
-            completedAt: yield* now
-          })
+          const at = yield* now
+          const failed = yield* unit === undefined
+            ? repo.advance(sessionId, { status: "failed", phase: null, errorCode: code, completedAt: at })
+            : repo.failRunning(sessionId, code, at, unit)
           if (!failed) return false
           yield* repo
             .syncCost(sessionId)
@@ -415,18 +413,12 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
         const result = yield* Fiber.join(suggesting).pipe(
           Effect.ensuring(streamed.flush),
           // No suggestion could be kept, twice: the session fails and its daily unit is given back
-          // (once: only by the attempt that marks it failed).
+          // (once: only by the attempt that marks it failed, in the same statement).
           Effect.tapErrorTag("AiEmptyResult", () =>
-            Effect.flatMap(markFailed(sessionId, "AI_EMPTY_RESULT", attempt), (failed) =>
-              failed
-                ? quotas.release({
-                    userId: session.userId,
-                    kind: "sessions",
-                    day: utcDayOf(session.createdAt.getTime()),
-                    amount: 1
-                  })
-                : Effect.void
-            )
+            markFailed(sessionId, "AI_EMPTY_RESULT", attempt, {
+              userId: session.userId,
+              day: utcDayOf(session.createdAt.getTime())
+            })
           )
         )
 
@@ -540,10 +532,11 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
               requeued++
             } else if (
               (state.value === "failed" || state.value === "completed") &&
-              (yield* markFailed(row.id, "INTERNAL_ERROR"))
+              (yield* markFailed(row.id, "INTERNAL_ERROR", undefined, {
+                userId: row.userId,
+                day: utcDayOf(row.createdAt.getTime())
+              }))
             ) {
-              const day = utcDayOf(row.createdAt.getTime())
-              yield* quotas.release({ userId: row.userId, kind: "sessions", day, amount: 1 })
               givenUp++
             }
           }
@@ -565,7 +558,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
 
     return { run, handle, sweepOriginals, reconcile } as const
   }),
-  dependencies: [SessionsRepo.Default, SessionSuggester.Default, Quotas.Default]
+  dependencies: [SessionsRepo.Default, SessionSuggester.Default]
 }) {}
 
 /**

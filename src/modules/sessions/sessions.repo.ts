@@ -42,6 +42,12 @@ export interface SummaryRow {
 /** Statuses in which the pipeline may still write. */
 const RUNNING: Array<"queued" | "processing"> = ["queued", "processing"]
 
+/** A session's daily unit of `sessions`: its owner, and the UTC day (`YYYY-MM-DD`) it was taken on. */
+export interface SessionUnit {
+  readonly userId: string
+  readonly day: string
+}
+
 /**
  * A job attempt may no longer write its session: it `ended` (cancelled, finished or deleted
  * meanwhile) or another attempt of its job took it over (`superseded`). The attempt stops quietly.
@@ -225,6 +231,20 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
     const db = yield* Db
 
     /**
+     * A CTE giving back the session's daily unit (`unit`: its owner and the UTC day it was taken on)
+     * when, and only when, the statement's `updated` CTE changed the session: a client that sees the
+     * session failed sees its unit back too, and a crash cannot leave one without the other.
+     */
+    const releasingUnit = (unit: SessionUnit | undefined) =>
+      unit === undefined
+        ? Prisma.empty
+        : Prisma.sql`, released AS (
+              UPDATE usage_counters SET used = GREATEST(used - 1, 0)
+              WHERE EXISTS (SELECT 1 FROM updated) AND user_id = ${unit.userId} AND kind = 'sessions'
+                AND day = ${unit.day}::date
+            )`
+
+    /**
      * An update of the session by its owning attempt, in one statement: `set` applied while the
      * session runs and `attempt` owns it; the `returning` columns, or `AttemptStopped`.
      */
@@ -233,7 +253,8 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
       id: string,
       attempt: string,
       set: Prisma.Sql,
-      returning: Prisma.Sql
+      returning: Prisma.Sql,
+      also: Prisma.Sql = Prisma.empty
     ): Effect.Effect<Row, DbError | AttemptStopped> =>
       Effect.flatMap(
         db.sql<Row & { readonly updated: boolean; readonly superseded: boolean | null }>(
@@ -243,7 +264,7 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
               UPDATE sessions SET ${set}
               WHERE id = ${id} AND status IN ('queued', 'processing') AND attempt_token = ${attempt}
               RETURNING ${returning}
-            )
+            )${also}
             SELECT updated.*, EXISTS (SELECT 1 FROM updated) AS updated,
                    (SELECT attempt_token IS DISTINCT FROM ${attempt}::text FROM sessions WHERE id = ${id}) AS superseded
             FROM (SELECT 1) AS one LEFT JOIN updated ON true`
@@ -443,7 +464,7 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
        * it (what the attempts consumed before failing), in one statement; `AttemptStopped` when it
        * had ended or another attempt took it over.
        */
-      failOwned: (id: string, attempt: string, errorCode: string, at: Date) =>
+      failOwned: (id: string, attempt: string, errorCode: string, at: Date, unit?: SessionUnit) =>
         Effect.asVoid(
           updateOwned(
             "sessions.failOwned",
@@ -451,9 +472,29 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
             attempt,
             Prisma.sql`status = 'failed', phase = NULL, error_code = ${errorCode}, completed_at = ${at}, updated_at = ${at},
                        cost_micros = (SELECT COALESCE(SUM(cost_micros), 0) FROM ai_calls WHERE session_id = ${id})`,
-            Prisma.sql`id`
+            Prisma.sql`id`,
+            releasingUnit(unit)
           )
         ),
+      /**
+       * The session failed with `errorCode` while it runs, whichever attempt owns it (the
+       * reconciler's, for a session whose job the queue ended), its unit given back in the same
+       * statement; false when it had ended.
+       */
+      failRunning: (id: string, errorCode: string, at: Date, unit: SessionUnit) =>
+        db
+          .sql<{ readonly updated: boolean }>(
+            "sessions.failRunning",
+            Prisma.sql`
+              WITH updated AS (
+                UPDATE sessions SET status = 'failed', phase = NULL, error_code = ${errorCode},
+                                    completed_at = ${at}, updated_at = ${at}
+                WHERE id = ${id} AND status IN ('queued', 'processing')
+                RETURNING id
+              )${releasingUnit(unit)}
+              SELECT EXISTS (SELECT 1 FROM updated) AS updated`
+          )
+          .pipe(Effect.map((rows) => rows[0]?.updated === true)),
       cancel: (userId: string, id: string, at: Date) =>
         db
           .query("sessions.cancel", (c) =>

@@ -20,9 +20,18 @@ import { SessionJobs, type SessionJob } from "../../../src/modules/sessions/sess
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { tinyImage } from "../../fixtures/images.ts"
 import { openAiFakeConfig } from "../../support/ai-config.ts"
+import { eventually } from "../../support/eventually.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
-import { awaitFinished, createSession, FAKE_SUGGESTIONS, FAKE_VISION, uploadPng, type WireSession } from "./support.ts"
+import {
+  awaitFinished,
+  createSession,
+  FAKE_SUGGESTIONS,
+  FAKE_VISION,
+  getSession,
+  uploadPng,
+  type WireSession
+} from "./support.ts"
 
 const openai = await startFakeOpenAI()
 afterAll(() => openai.close())
@@ -124,21 +133,50 @@ layer(
     })
   )
 
-  // Before: the reconciler saw a job (failed) and left the session `queued` for ever.
-  it.effect("a job the queue failed without running the session: the session fails, its daily unit given back", () =>
-    Effect.gen(function* () {
-      const url = yield* baseUrl
-      const { bob } = yield* twoUsers(url)
-      givenUp.add(bob.id)
-      const uploadId = yield* uploadPng(url, bob.headers, yield* Effect.promise(() => tinyImage("png")))
-      const created = yield* createSession(url, bob.headers, { uploadIds: [uploadId] })
-      expect(created.status).toBe(202)
-      const id = (created.body as { data: WireSession }).data.id
-      const done = yield* awaitFinished(url, bob.headers, id)
-      expect(done).toMatchObject({ status: "failed", errorCode: "INTERNAL_ERROR" })
-      const units = yield* rows("SELECT used FROM usage_counters WHERE user_id = $1 AND kind = 'sessions'", bob.id)
-      expect(units).toEqual([{ used: 0 }])
-      expect(yield* reconciled(url, "failed")).toBe(1)
-    })
+  // Before: the reconciler saw a job (failed) and left the session `queued` for ever. Then: it failed
+  // the session and gave the unit back in a second statement, so a client could see the session
+  // failed with its unit still taken (and a crash between the two kept it taken).
+  it.scoped(
+    "a job the queue failed without running the session: the session fails and its daily unit is given back, together",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const { bob } = yield* twoUsers(url)
+        givenUp.add(bob.id)
+        const uploadId = yield* uploadPng(url, bob.headers, yield* Effect.promise(() => tinyImage("png")))
+        const created = yield* createSession(url, bob.headers, { uploadIds: [uploadId] })
+        expect(created.status).toBe(202)
+        const id = (created.body as { data: WireSession }).data.id
+        // The unit's row held by another transaction (the reconciler waits SESSION_RECONCILE_SECONDS first).
+        const holder = yield* Effect.acquireRelease(
+          Effect.promise(async () => {
+            const client = new pg.Client({ connectionString: databaseUrl })
+            await client.connect()
+            await client.query("BEGIN")
+            await client.query("SELECT used FROM usage_counters WHERE user_id = $1 AND kind = 'sessions' FOR UPDATE", [
+              bob.id
+            ])
+            return client
+          }),
+          (client) => Effect.promise(() => client.end())
+        )
+        // The reconciler has reached the unit: its statement waits on the row.
+        yield* eventually(
+          rows(
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+            databaseName
+          ),
+          (waiting) => waiting[0]?.["n"] === 1,
+          "the reconciler to wait on the unit's row"
+        )
+        const meanwhile = yield* getSession(url, bob.headers, id)
+        expect((meanwhile.body as { data: WireSession }).data.status).not.toBe("failed")
+        yield* Effect.promise(() => holder.query("COMMIT"))
+        const done = yield* awaitFinished(url, bob.headers, id)
+        expect(done).toMatchObject({ status: "failed", errorCode: "INTERNAL_ERROR" })
+        const units = yield* rows("SELECT used FROM usage_counters WHERE user_id = $1 AND kind = 'sessions'", bob.id)
+        expect(units).toEqual([{ used: 0 }])
+        expect(yield* reconciled(url, "failed")).toBe(1)
+      })
   )
 })
