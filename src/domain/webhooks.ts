@@ -16,7 +16,7 @@ export const ClerkWebhookEvent = Schema.Struct({
 export const WebhookReceipt = Schema.Struct({
   /** false when this `svix-id` was already processed (a redelivery): nothing was done again. */
   processed: Schema.Boolean,
-  /** false for event types this backend does not use. */
+  /** false for event types this backend does not use, and for a signed body that is not an event it reads. */
   handled: Schema.Boolean
 }).annotations({ identifier: "WebhookReceipt" })
 export type WebhookReceipt = typeof WebhookReceipt.Type

@@ -77,11 +77,9 @@ export class ClerkWebhooks extends Effect.Service<ClerkWebhooks>()("ClerkWebhook
           ),
         catch: () => invalid("The webhook signature is missing, invalid or stale")
       }).pipe(
-        Effect.flatMap((event) =>
-          Schema.decodeUnknown(Event)(event).pipe(
-            Effect.mapError(() => invalid("The webhook body is not a Clerk event"))
-          )
-        )
+        // Signed, but not an event this server reads (`{}`, `[]`, a shape Clerk changed): no retry
+        // would read it either, so it is acknowledged and ignored, as an unknown event type is.
+        Effect.flatMap((event) => Effect.option(Schema.decodeUnknown(Event)(event)))
       )
 
     const apply = (event: typeof Event.Type) =>
@@ -120,7 +118,12 @@ export class ClerkWebhooks extends Effect.Service<ClerkWebhooks>()("ClerkWebhook
             Effect.fail(new ServiceUnavailable({ message: "Clerk webhooks are not configured on this server" })),
           onSome: Effect.succeed
         })
-        const event = yield* verify(secret, delivery)
+        const verified = yield* verify(secret, delivery)
+        if (Option.isNone(verified)) {
+          yield* Effect.logWarning("Clerk webhook signed but not an event; ignored")
+          return { processed: true, handled: false }
+        }
+        const event = verified.value
         const deliveryId = delivery.headers["svix-id"] ?? ""
         // Claimed, then carried out to the end even when the sender hangs up meanwhile (Svix
         // gives up on a slow answer): an interrupted erasure would keep the claim with its work

@@ -278,6 +278,22 @@ layer(testServer({ db: TestDb(), config: { CLERK_WEBHOOK_SIGNING_SECRET: TEST_WE
     })
   )
 
+  // Before: 400 INVALID_SIGNATURE for a body whose signature is valid, and Svix retried it for a day.
+  it.effect("a signed body that is not an event (`{}`, `[]`, no type) → 200, ignored, nothing recorded", () =>
+    Effect.gen(function* () {
+      for (const body of [{}, [], { object: "event", data: {} }, { type: 7, data: {} }]) {
+        const delivery = signDelivery(body)
+        const res = yield* deliver(delivery)
+        expect([JSON.stringify(body), res.status, res.body]).toEqual([
+          JSON.stringify(body),
+          200,
+          { success: true, data: { processed: true, handled: false } }
+        ])
+        expect(yield* deliveryRows(delivery.headers["svix-id"] ?? "")).toEqual([])
+      }
+    })
+  )
+
   it.effect("user.deleted erases the account; its token no longer works; later updates do not resurrect it", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
