@@ -18,15 +18,17 @@ const CONTROL_BUT_LINES = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]
 
 /**
  * Text the server did not get from the client's own typing but must store all the same (signed
- * Clerk claims and webhooks): made storable rather than refused, lone surrogates as U+FFFD,
- * control characters dropped, trimmed, capped.
+ * Clerk claims and webhooks, what an AI model wrote): made storable rather than refused, lone
+ * surrogates as U+FFFD, control characters dropped (multi-line: but \t, \n and \r), trimmed.
  */
-export const storableText = (s: string, max: number): string =>
+export const storable = (s: string, options: { readonly multiline?: boolean } = {}): string =>
   s
     .replace(/\p{Cs}/gu, "\uFFFD")
-    .replace(new RegExp(CONTROL.source, "g"), "")
+    .replace(new RegExp((options.multiline === true ? CONTROL_BUT_LINES : CONTROL).source, "g"), "")
     .trim()
-    .slice(0, max)
+
+/** `storable`, capped at `max` characters. */
+export const storableText = (s: string, max: number): string => storable(s).slice(0, max)
 
 const wellFormed = (s: string) => !LONE_SURROGATE.test(s) || "Expected well-formed Unicode (no lone surrogate)"
 

@@ -16,6 +16,7 @@
  * transcript would be refused too), and `OcrFailed` when local OCR cannot read anything either.
  */
 import { type ConfigError, Context, Data, Duration, Effect, Layer, Option, Stream } from "effect"
+import { storable } from "../../domain/fields.ts"
 import type { AiError, AiQuotaExceeded } from "../ai/errors.ts"
 import type { ImageInput } from "../ai/provider.ts"
 import { AiStrategy, type CallContext, type ObjectEvent } from "../ai/strategy.ts"
@@ -78,6 +79,17 @@ class VisionFallback extends Data.TaggedError("VisionFallback")<{
 
 const DEFAULT_MAX_OUTPUT_TOKENS = 4_096
 
+/**
+ * A message as the model wrote it, made storable: PostgreSQL refuses NUL (in a column and in the
+ * cached JSON) and a lone surrogate in JSON, so a model writing either would otherwise fail the
+ * session. The same for a streamed line as for the transcript, so a line is its message.
+ */
+const storableMessage = <M extends StreamedMessage>(message: M): M => ({
+  ...message,
+  text: storable(message.text, { multiline: true }),
+  time: message.time === null ? null : storable(message.time)
+})
+
 const localOnly = (local: LocalOcrShape): OcrShape => ({
   vision: false,
   read: (context, image, options) =>
@@ -106,7 +118,7 @@ export class Ocr extends Context.Tag("Ocr")<Ocr, OcrShape>() {
           let shown = 0
           const show = (messages: ReadonlyArray<VisionMessage>) =>
             Effect.forEach(
-              messages.map(({ sender, text, time }) => ({ sender, text: text.trim(), time: time ?? null })),
+              messages.map(({ sender, text, time }) => storableMessage({ sender, text, time: time ?? null })),
               (message) => (message.text === "" || onMessage === undefined ? Effect.void : onMessage(shown++, message)),
               { discard: true }
             )
@@ -157,11 +169,14 @@ export class Ocr extends Context.Tag("Ocr")<Ocr, OcrShape>() {
           Effect.flatMap((result) => {
             if (result.local) return Effect.fail(new VisionFallback({ reason: "local-provider" }))
             const transcript = transcriptOfVision(result.value, `vision:${result.provider}`)
-            const messages = transcript.messages
-              .map((message) => ({ ...message, text: message.text.trim() }))
-              .filter((message) => message.text !== "")
+            const messages = transcript.messages.map(storableMessage).filter((message) => message.text !== "")
             if (messages.length === 0) return Effect.fail(new VisionFallback({ reason: "no-messages" }))
-            return Effect.succeed<Transcript>({ ...transcript, messages })
+            return Effect.succeed<Transcript>({
+              ...transcript,
+              messages,
+              matchName: transcript.matchName === null ? null : storable(transcript.matchName),
+              app: transcript.app === null ? null : storable(transcript.app)
+            })
           })
         )
 

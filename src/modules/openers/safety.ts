@@ -3,6 +3,7 @@
  * age under 18 is refused. Output: each generated opener is checked against the policy's terms;
  * anything the check cannot clear is dropped (fail closed), never saved or shown as done.
  */
+import { storable } from "../../domain/fields.ts"
 import type { BlockedReason } from "../../domain/openers.ts"
 
 /** Patterns that state or imply a minor. Deliberately broad: a false positive costs one refusal. */
@@ -49,10 +50,11 @@ export const normalizeOpener = (text: string) =>
 /**
  * Numbering, bullets and quotes the model may add despite the instructions. Quotes go only when
  * they wrap the whole line: a quoted title at either end stays whole (never an unbalanced quote).
+ * NUL and other control characters go, a lone surrogate becomes U+FFFD: the line is saved, and
+ * PostgreSQL refuses NUL (a model writing one would otherwise fail the batch).
  */
 export const cleanLine = (line: string) => {
-  const text = line
-    .trim()
+  const text = storable(line)
     .replace(/^(?:\d{1,2}[.)]|[-*•])(?:\s+|$)/, "")
     .trim()
   if (/^["“”']*$/.test(text)) return ""
