@@ -10,7 +10,9 @@
  *   retry (`AiInvalidOutput`), a provider refused the request (`AiRejected`), or the read took
  *   longer than `visionTimeoutMs` (the provider's request is then aborted);
  * - the answer came from the local provider (a fallback of the chain outside production: its
- *   values are made up) or holds no message.
+ *   values are made up) or holds no message;
+ * - the answer has two top-level `messages` arrays (the lines streamed were the first's, the value
+ *   decoded holds the last).
  * Those AI failures never surface (they are logged, without any image or text). What does:
  * `AiQuotaExceeded` (the user's daily AI budget is spent; nothing was sent, and what follows a
  * transcript would be refused too), and `OcrFailed` when local OCR cannot read anything either.
@@ -74,7 +76,14 @@ export interface OcrShape {
 /** Why a vision read gave way to local OCR (logged, never returned). */
 class VisionFallback extends Data.TaggedError("VisionFallback")<{
   readonly reason:
-    "timeout" | "unavailable" | "invalid-output" | "rejected" | "stream-failed" | "local-provider" | "no-messages"
+    | "timeout"
+    | "unavailable"
+    | "invalid-output"
+    | "ambiguous"
+    | "rejected"
+    | "stream-failed"
+    | "local-provider"
+    | "no-messages"
 }> {}
 
 const DEFAULT_MAX_OUTPUT_TOKENS = 4_096
@@ -151,6 +160,9 @@ export class Ocr extends Context.Tag("Ocr")<Ocr, OcrShape>() {
             )
           // The strategy's stream always ends with its `Completed` (or fails): never seen, but not assumed.
           if (Option.isNone(completed)) return yield* new VisionFallback({ reason: "stream-failed" })
+          // Two `messages` arrays: the value decoded holds the last, the lines shown came from the first
+          // (and the model contradicted itself): not a transcript to keep.
+          if (scanner.ambiguous()) return yield* new VisionFallback({ reason: "ambiguous" })
           return completed.value
         })
 

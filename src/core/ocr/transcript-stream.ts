@@ -15,6 +15,12 @@ import { VisionLine, VisionMessage } from "./transcript.ts"
 export interface MessageScanner {
   /** Feeds the next piece of the answer; the messages it completed, in order. */
   readonly push: (piece: string) => ReadonlyArray<VisionMessage>
+  /**
+   * Whether the answer so far has a second top-level `messages` key. JSON.parse keeps the last one,
+   * so the messages handed over from the first are not the transcript's: such an answer is not to
+   * be trusted as a transcript.
+   */
+  readonly ambiguous: () => boolean
 }
 
 type Container = "object" | "array"
@@ -37,6 +43,7 @@ export const makeMessageScanner = (): MessageScanner => {
   // The depth of the `messages` array's elements while inside it; the start of the element being read.
   let elementDepth = -1
   let elementStart = -1
+  let messagesKeys = 0
 
   const push = (piece: string): ReadonlyArray<VisionMessage> => {
     text += piece
@@ -50,6 +57,7 @@ export const makeMessageScanner = (): MessageScanner => {
           inString = false
           if (stringIsKey && stack.length === 1) {
             rootKey = Option.getOrUndefined(decodeKey(text.slice(stringStart, scanned + 1)))
+            if (rootKey === "messages") messagesKeys++
           } else if (stack.length === elementDepth - 1) {
             const decoded = decodeLine(text.slice(stringStart, scanned + 1))
             if (Option.isSome(decoded)) found.push(decoded.value)
@@ -98,5 +106,5 @@ export const makeMessageScanner = (): MessageScanner => {
     return found
   }
 
-  return { push }
+  return { push, ambiguous: () => messagesKeys > 1 }
 }

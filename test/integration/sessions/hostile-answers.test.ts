@@ -27,7 +27,7 @@ import { baseUrl, testServer } from "../../support/server.ts"
 import { provisionUser } from "../../support/users.ts"
 import { createSession, readEvents, type SseFrame, uploadPng, type WireSession } from "./support.ts"
 
-const SEED = 20261207
+const SEED = Number(process.env["FUZZ_SEED"] ?? 20261207)
 const CANARY = "zorblaxquint"
 // What a session may fail with when its provider misbehaves (README, Sessions and the error catalog).
 const DOCUMENTED_FAILURES = ["OCR_FAILED", "AI_UNAVAILABLE", "AI_INVALID_OUTPUT", "AI_EMPTY_RESULT", "SAFETY_BLOCKED"]
@@ -136,7 +136,38 @@ const unsureIndex = fc.oneof(
   { arbitrary: fc.nat(14), weight: 4 },
   { arbitrary: fc.constantFrom<unknown>(-1, 1.5, 1e9, Number.NaN, "0", null), weight: 1 }
 )
-const answer = fc.record(
+/** An answer the schema accepts, whatever its text says: the lines must then be the transcript's. */
+const validLine = fc
+  .tuple(
+    fc.constantFrom("me", "them", "system"),
+    fc.option(fc.constantFrom("9:41 PM", "", "a [b", "12:00"), { nil: undefined }),
+    messageText
+  )
+  .map(([who, when, text]) => `${who}${when === undefined ? "" : ` [${when}]`}: ${text}`)
+const validObject = fc.record(
+  {
+    sender: fc.constantFrom("me", "them", "system"),
+    text: messageText,
+    time: fc.option(fc.string({ maxLength: 8 })),
+    confidence: fc.double({ min: 0, max: 1, noNaN: true })
+  },
+  { requiredKeys: ["sender", "text"] }
+)
+const validAnswer = fc.record(
+  {
+    messages: fc.array(fc.oneof({ arbitrary: validLine, weight: 4 }, { arbitrary: validObject, weight: 1 }), {
+      maxLength: 12
+    }),
+    unsure: fc.array(fc.record({ message: fc.nat(14), confidence: fc.double({ min: 0, max: 1, noNaN: true }) }), {
+      maxLength: 4
+    }),
+    matchName: fc.option(messageText),
+    confidence: fc.double({ min: 0, max: 1, noNaN: true }),
+    extra: fc.constantFrom<unknown>("x", { messages: ["them: nested"] }, [1, 2], null)
+  },
+  { requiredKeys: ["messages", "confidence"] }
+)
+const hostileAnswer = fc.record(
   {
     messages,
     unsure: fc.array(fc.record({ message: unsureIndex, confidence: weirdNumber }), { maxLength: 4 }),
@@ -148,11 +179,16 @@ const answer = fc.record(
   { requiredKeys: ["messages", "confidence"] }
 )
 
+const answer = fc.oneof({ arbitrary: validAnswer, weight: 3 }, { arbitrary: hostileAnswer, weight: 2 })
+
 /** The answer's JSON text, as a careless or hostile model writes it around the value. */
 const answerText = fc
   .tuple(
     answer,
-    fc.constantFrom("plain", "fenced", "prose", "truncated", "duplicate-key", "nested-key", "garbage"),
+    fc.oneof(
+      { arbitrary: fc.constant("plain"), weight: 6 },
+      fc.constantFrom("fenced", "prose", "truncated", "duplicate-key", "nested-key", "garbage")
+    ),
     fc.nat()
   )
   .map(([value, form, cut]) => {
@@ -372,8 +408,39 @@ test(
   60_000
 )
 
-test.prop([visionBehavior, correction, suggestionsText], { numRuns: 40, seed: SEED })(
+test.prop([visionBehavior, correction, suggestionsText], {
+  numRuns: Number(process.env["FUZZ_RUNS"] ?? 40),
+  seed: SEED
+})(
   "any vision answer: the session ends with a documented outcome, lines agree with the transcript, nothing leaks",
   (vision, corrected, suggestions) => check(Effect.asVoid(run(vision, corrected, suggestions.text))),
   120_000
+)
+
+test(
+  "an answer with two messages arrays is not kept: its lines came from the first, JSON.parse keeps the last",
+  () =>
+    check(
+      Effect.gen(function* () {
+        const text = `{"messages":["them: ${CANARY} first"],"messages":["me: ${CANARY} real","them: ${CANARY} two"],"confidence":0.9}`
+        const { id, lines } = yield* run(
+          { kind: "ok", text },
+          VALID_ANSWER,
+          "Coffee sounds great\nA walk?\nSurprise me"
+        )
+        expect(lines.map((line) => [line.position, line.text])).toEqual([
+          [0, `${CANARY} first`],
+          [1, `${CANARY} real`],
+          [2, `${CANARY} two`]
+        ])
+        // Read again by local OCR, which finds no text in a blank screenshot.
+        const session = yield* finished(id)
+        expect({ status: session.status, errorCode: session.errorCode, transcript: session.transcript }).toEqual({
+          status: "failed",
+          errorCode: "OCR_FAILED",
+          transcript: []
+        })
+      })
+    ),
+  60_000
 )

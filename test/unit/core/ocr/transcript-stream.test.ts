@@ -116,4 +116,15 @@ describe("makeMessageScanner", () => {
       { sender: "me", text: "done" }
     ])
   })
+
+  it("a second top-level messages key makes the answer ambiguous (JSON.parse keeps the last); a nested one does not", () => {
+    const nested = makeMessageScanner()
+    nested.push('{"meta":{"messages":["them: a"]},"messages":["me: b"],"x":"messages","confidence":1}')
+    expect(nested.ambiguous()).toBe(false)
+    const twice = makeMessageScanner()
+    twice.push('{"messages":["them: a"],"mess')
+    expect(twice.ambiguous()).toBe(false)
+    twice.push('ages":["me: b"],"confidence":1}')
+    expect(twice.ambiguous()).toBe(true)
+  })
 })
