@@ -30,7 +30,14 @@ import { createSession, readEvents, type SseFrame, uploadPng, type WireSession }
 const SEED = Number(process.env["FUZZ_SEED"] ?? 20261207)
 const CANARY = "zorblaxquint"
 // What a session may fail with when its provider misbehaves (README, Sessions and the error catalog).
-const DOCUMENTED_FAILURES = ["OCR_FAILED", "AI_UNAVAILABLE", "AI_INVALID_OUTPUT", "AI_EMPTY_RESULT", "SAFETY_BLOCKED"]
+const DOCUMENTED_FAILURES = [
+  "OCR_FAILED",
+  "AI_UNAVAILABLE",
+  "AI_REQUEST_REJECTED",
+  "AI_INVALID_OUTPUT",
+  "AI_EMPTY_RESULT",
+  "SAFETY_BLOCKED"
+]
 
 const openai = await startFakeOpenAI()
 const logs = captureLogs()
@@ -284,11 +291,17 @@ interface LineEvent {
 }
 
 const run = (vision: Behavior, corrected: string, suggestions: string) =>
-  Effect.gen(function* () {
+  Effect.suspend(() => {
     openai.reset()
     openai.enqueue(vision)
     // The corrective retry is not streamed; the suggestions are (asked for twice when none is kept).
     openai.setFallback({ kind: "ok", text: "", textFor: ({ stream }) => (stream ? suggestions : corrected) })
+    return runWith()
+  })
+
+/** A session of a fresh screenshot, with the fake as the test set it, to its end; every invariant checked. */
+const runWith = () =>
+  Effect.gen(function* () {
     const logsBefore = logs.lines.length
     const uploadId = yield* uploadPng(url, user.headers, yield* Effect.promise(freshImage))
     const created = yield* createSession(url, user.headers, { uploadIds: [uploadId] })
@@ -341,7 +354,7 @@ const run = (vision: Behavior, corrected: string, suggestions: string) =>
     }
     const leaked = logs.lines.slice(logsBefore).filter((entry) => entry.includes(CANARY))
     expect(leaked.map((entry) => entry.slice(0, 300))).toEqual([])
-    return { id, lines }
+    return { id, lines, events: events.frames }
   })
 
 const check = (effect: Effect.Effect<void, unknown, never>) => runtime.runPromise(effect)
@@ -440,6 +453,128 @@ test(
           errorCode: "OCR_FAILED",
           transcript: []
         })
+      })
+    ),
+  60_000
+)
+
+// ---------------------------------------------------------------------------------------------------------------
+// Suggestion streams
+
+/** A suggestions answer as a provider may send it: chunked anywhere, a chunk repeated, cut, or not an answer at all. */
+const suggestionsBehavior = fc
+  .tuple(
+    suggestionsText,
+    fc.array(fc.nat(), { maxLength: 10 }),
+    fc.option(fc.nat(), { nil: undefined }),
+    fc.constantFrom("ok", "ok", "ok", "cut", "malformed", "500", "429", "400")
+  )
+  .map(([{ text }, cuts, repeat, ending]): Behavior => {
+    const chunks = chunked(text, cuts, repeat)
+    switch (ending) {
+      case "ok":
+        return shortly({ kind: "ok", text: chunks.join(""), chunks })
+      case "cut":
+        return shortly({ kind: "cut", afterChunks: Math.max(1, (repeat ?? 0) % (chunks.length + 1)), chunks })
+      case "malformed":
+        return { kind: "malformed" }
+      default:
+        return { kind: "status", status: Number(ending) }
+    }
+  })
+
+const READ = JSON.stringify({ messages: [`them: ${CANARY} are you free`, `me: ${CANARY} maybe`], confidence: 0.9 })
+
+test.prop([suggestionsBehavior, suggestionsBehavior], {
+  numRuns: Number(process.env["FUZZ_RUNS"] ?? 30),
+  seed: SEED
+})(
+  "any suggestion stream: the session ends with a documented outcome, what is saved is what was announced, nothing leaks",
+  (first, second) =>
+    check(
+      Effect.gen(function* () {
+        openai.reset()
+        openai.enqueue({ kind: "ok", text: READ }, first, second)
+        openai.setFallback({ kind: "status", status: 500 })
+        const { id, events } = yield* runWith()
+        const session = yield* finished(id)
+        const announced = events
+          .filter((frame) => frame.event === "suggestion")
+          .map((frame) => (frame.data as { suggestion: { text: string } }).suggestion.text)
+        if (session.status === "completed") {
+          expect(session.suggestions.map((suggestion) => suggestion.text)).toEqual(announced)
+          expect(announced.length).toBeGreaterThan(0)
+          for (const text of announced) {
+            expect(text.length).toBeLessThanOrEqual(300)
+            expect(text.trim()).toBe(text)
+            expect(text).not.toBe("")
+          }
+        }
+      })
+    ),
+  120_000
+)
+
+// ---------------------------------------------------------------------------------------------------------------
+// Streams that never end
+
+const never = new Promise<never>(() => {})
+
+test(
+  "a vision answer that stops mid-line and never ends: the read gives up at OCR_VISION_TIMEOUT_MS, the session ends",
+  () =>
+    check(
+      Effect.gen(function* () {
+        openai.reset()
+        const text = `{"messages":["them: ${CANARY} one","me: ${CANARY} \\u12`
+        openai.enqueue({
+          kind: "ok",
+          text,
+          chunks: [text.slice(0, 30), text.slice(30)],
+          holdAfter: { deltas: 2, until: never }
+        })
+        openai.setFallback({ kind: "ok", text: "Coffee sounds great" })
+        const { id, lines } = yield* runWith()
+        expect(lines.map((line) => line.text)).toEqual([`${CANARY} one`])
+        expect(yield* finished(id)).toMatchObject({ status: "failed", errorCode: "OCR_FAILED" })
+      })
+    ),
+  60_000
+)
+
+test(
+  "a suggestion stream that stops mid-line and never ends: the session fails AI_UNAVAILABLE once the stream is quiet for AI_TIMEOUT_MS",
+  () =>
+    check(
+      Effect.gen(function* () {
+        openai.reset()
+        openai.enqueue(
+          { kind: "ok", text: READ },
+          {
+            kind: "ok",
+            text: "Coffee sounds great\nA walk by",
+            chunks: ["Coffee sounds great\n", "A walk by"],
+            holdAfter: { deltas: 2, until: never }
+          }
+        )
+        openai.setFallback({ kind: "status", status: 500 })
+        const { id } = yield* runWith()
+        expect(yield* finished(id)).toMatchObject({ status: "failed", errorCode: "AI_UNAVAILABLE" })
+      })
+    ),
+  60_000
+)
+
+test(
+  "a provider that answers 200 and never sends a byte of the suggestions: the session ends",
+  () =>
+    check(
+      Effect.gen(function* () {
+        openai.reset()
+        openai.enqueue({ kind: "ok", text: READ }, { kind: "hang" })
+        openai.setFallback({ kind: "hang" })
+        const { id } = yield* runWith()
+        expect(yield* finished(id)).toMatchObject({ status: "failed", errorCode: "AI_UNAVAILABLE" })
       })
     ),
   60_000
