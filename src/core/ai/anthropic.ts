@@ -17,6 +17,9 @@ export const makeAnthropicProvider = (options: SdkProviderOptions): AiProvider =
   const client = new Anthropic({
     apiKey: Redacted.value(options.apiKey),
     maxRetries: 0,
+    // The SDK's own logging writes a malformed stream frame (the model's text) to the console; the
+    // chain logs its failures itself, without any text.
+    logLevel: "off",
     // The SDK adds `/v1/messages`: a URL given with its `/v1` loses it rather than asking for `/v1/v1/…`.
     ...(options.baseUrl === undefined ? {} : { baseURL: splitApiVersion(options.baseUrl).root })
   })

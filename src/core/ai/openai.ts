@@ -22,6 +22,9 @@ export const makeOpenAiProvider = (options: SdkProviderOptions): AiProvider => {
   const client = new OpenAI({
     apiKey: Redacted.value(options.apiKey),
     maxRetries: 0,
+    // The SDK's own logging writes a malformed stream frame (the model's text) to the console; the
+    // chain logs its failures itself, without any text.
+    logLevel: "off",
     ...(options.baseUrl === undefined ? {} : { baseURL: openAiBaseUrl(options.baseUrl) })
   })
   const id = "gpt-4o" as const
