@@ -26,6 +26,7 @@ import { sql, TestDb } from "../../support/database.ts"
 import { http } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { provisionUser } from "../../support/users.ts"
+import { connectAs, followToEnd, ofType } from "../../support/ws.ts"
 import { createSession, readEvents, type SseFrame, uploadPng, type WireSession } from "./support.ts"
 
 const SEED = Number(process.env["FUZZ_SEED"] ?? 20261207)
@@ -336,7 +337,8 @@ const run = (vision: Behavior, corrected: string, suggestions: string, rig: Rig 
 const runWith = (rig: Rig = main) =>
   Effect.gen(function* () {
     const { url, logs } = rig
-    const user = { id: rig.user.id, headers: headersOf(rig) }
+    const token = tokenFor({ clerkId: rig.user.clerkId })
+    const user = { id: rig.user.id, token, headers: bearer(token) }
     const logsBefore = logs.lines.length
     const uploadId = yield* uploadPng(url, user.headers, yield* Effect.promise(freshImage))
     const created = yield* createSession(url, user.headers, { uploadIds: [uploadId] })
@@ -357,6 +359,16 @@ const runWith = (rig: Rig = main) =>
     expect(list.status, list.text.slice(0, 300)).toBe(200)
     const again = yield* readEvents(url, user.headers, id, undefined, 10_000)
     expect(again.status).toBeLessThan(500)
+    // The WebSocket follow replays the same feed to the same end.
+    const followed = yield* Effect.scoped(
+      Effect.gen(function* () {
+        const socket = yield* connectAs(url, user.token)
+        yield* socket.send({ type: "subscribe", sessionId: id, afterSeq: 0 })
+        yield* socket.next(ofType("subscribed"), { timeoutMs: 10_000 })
+        return yield* followToEnd(socket, id, { timeoutMs: 10_000 })
+      })
+    )
+    expect(followed.at(-1)?.["event"]).toBe(terminal?.event)
 
     // The lines are the transcript's when the transcript is the answer they were read from.
     const [cached] = yield* sql<{ provider: string; transcript: unknown }>(
@@ -370,6 +382,9 @@ const runWith = (rig: Rig = main) =>
     const lines = events.frames
       .filter((frame: SseFrame) => frame.event === "lines")
       .flatMap((frame) => (frame.data as { messages: ReadonlyArray<LineEvent> }).messages)
+    // Every line comes before the transcript that replaces them.
+    const kinds = events.frames.map((frame) => frame.event)
+    if (kinds.includes("transcript")) expect(kinds.lastIndexOf("lines")).toBeLessThan(kinds.indexOf("transcript"))
     const visionReads = rig.fake.requests.filter((request) => request.image).length
     if (cached?.provider.startsWith("vision:") === true && visionReads === 1) {
       const transcript = events.frames.find((frame) => frame.event === "transcript")?.data as
