@@ -16,9 +16,9 @@ export interface MessageScanner {
   /** Feeds the next piece of the answer; the messages it completed, in order. */
   readonly push: (piece: string) => ReadonlyArray<VisionMessage>
   /**
-   * Whether the answer so far has a second top-level `messages` key. JSON.parse keeps the last one,
-   * so the messages handed over from the first are not the transcript's: such an answer is not to
-   * be trusted as a transcript.
+   * Whether the answer so far has a second top-level `messages` array. JSON.parse keeps the last
+   * one, so the messages handed over from the first are not the transcript's: such an answer is not
+   * to be trusted as a transcript.
    */
   readonly ambiguous: () => boolean
 }
@@ -43,7 +43,7 @@ export const makeMessageScanner = (): MessageScanner => {
   // The depth of the `messages` array's elements while inside it; the start of the element being read.
   let elementDepth = -1
   let elementStart = -1
-  let messagesKeys = 0
+  let messagesArrays = 0
 
   const push = (piece: string): ReadonlyArray<VisionMessage> => {
     text += piece
@@ -57,7 +57,6 @@ export const makeMessageScanner = (): MessageScanner => {
           inString = false
           if (stringIsKey && stack.length === 1) {
             rootKey = Option.getOrUndefined(decodeKey(text.slice(stringStart, scanned + 1)))
-            if (rootKey === "messages") messagesKeys++
           } else if (stack.length === elementDepth - 1) {
             const decoded = decodeLine(text.slice(stringStart, scanned + 1))
             if (Option.isSome(decoded)) found.push(decoded.value)
@@ -79,7 +78,10 @@ export const makeMessageScanner = (): MessageScanner => {
           break
         case "[":
           stack.push("array")
-          if (stack.length === 2 && rootKey === "messages") elementDepth = 3
+          if (stack.length === 2 && rootKey === "messages") {
+            elementDepth = 3
+            messagesArrays++
+          }
           break
         case "}":
           stack.pop()
@@ -106,5 +108,5 @@ export const makeMessageScanner = (): MessageScanner => {
     return found
   }
 
-  return { push, ambiguous: () => messagesKeys > 1 }
+  return { push, ambiguous: () => messagesArrays > 1 }
 }

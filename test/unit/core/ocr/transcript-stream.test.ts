@@ -117,7 +117,7 @@ describe("makeMessageScanner", () => {
     ])
   })
 
-  it("a second top-level messages key makes the answer ambiguous (JSON.parse keeps the last); a nested one does not", () => {
+  it("a second top-level messages array makes the answer ambiguous (JSON.parse keeps the last); a nested one does not", () => {
     const nested = makeMessageScanner()
     nested.push('{"meta":{"messages":["them: a"]},"messages":["me: b"],"x":"messages","confidence":1}')
     expect(nested.ambiguous()).toBe(false)
@@ -126,5 +126,9 @@ describe("makeMessageScanner", () => {
     expect(twice.ambiguous()).toBe(false)
     twice.push('ages":["me: b"],"confidence":1}')
     expect(twice.ambiguous()).toBe(true)
+    // A `messages` key that is not an array first: the lines come from the one array, which JSON.parse keeps.
+    const nullFirst = makeMessageScanner()
+    nullFirst.push('{"messages":null,"messages":["me: b"],"confidence":1}')
+    expect(nullFirst.ambiguous()).toBe(false)
   })
 })
