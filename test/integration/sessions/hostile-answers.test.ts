@@ -267,7 +267,7 @@ const shortly = <A extends object>(value: A): A =>
     }
   })
 
-const visionBehavior = fc
+const visionAnswer = fc
   .tuple(
     answerText,
     fc.array(fc.nat(), { maxLength: 12 }),
@@ -282,6 +282,19 @@ const visionBehavior = fc
         : { kind: "cut", afterChunks: cutAfter % (chunks.length + 1), chunks }
     return shortly(behavior)
   })
+/** Mostly an answer; sometimes no answer at all (200 then garbage, a refusal, an outage). */
+const visionBehavior = fc.oneof(
+  { arbitrary: visionAnswer, weight: 8 },
+  {
+    arbitrary: fc.constantFrom<Behavior>(
+      { kind: "malformed" },
+      { kind: "status", status: 500 },
+      { kind: "status", status: 429 },
+      { kind: "status", status: 400 }
+    ),
+    weight: 1
+  }
+)
 
 const VALID_ANSWER = JSON.stringify({ messages: [`them: ${CANARY} corrected`], confidence: 0.9 })
 const correction = fc.constantFrom(VALID_ANSWER, "not json", `{"messages":[]}`)
