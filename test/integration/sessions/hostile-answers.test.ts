@@ -11,7 +11,9 @@
  *   streamed answer (no corrective retry, no local fallback): the README's promise of lines;
  * - the stored transcript decodes as a `Transcript`;
  * - no log line holds message text (every generated text carries a canary word).
- * A failure prints fast-check's seed and counterexample (replay with `{ seed, path }`).
+ * The vision property runs through each provider's protocol (OpenAI, Gemini, Anthropic fakes).
+ * A failure prints fast-check's seed and counterexample (replay with `{ seed, path }`); FUZZ_SEED
+ * and FUZZ_RUNS explore further (the seed is fixed otherwise).
  */
 import { fc, test } from "@fast-check/vitest"
 import { Effect, ManagedRuntime, Schema } from "effect"
