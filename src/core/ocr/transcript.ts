@@ -47,6 +47,11 @@ const transcriptFields = {
  * confidence, only for the few the model doubts, goes in `unsure`; name and app only when shown.
  */
 const VISION_LINE = /^(me|them|system)(?: \[([^\]\n]*)\])?:(?: ([\s\S]*))?$/
+/**
+ * What is read as a line: the pattern the model is sent, and what a model writes near it ("Them:",
+ * "me : …", "me:…"), which would otherwise cost a corrective retry for nothing.
+ */
+const READ_LINE = /^\s*(me|them|system)\s*(?:\[([^\]\n]*)\]\s*)?:(?: ?([\s\S]*))?$/i
 
 /** A message as the vision answer gives it, line or object, decoded. */
 export const VisionMessage = Schema.Struct({
@@ -64,13 +69,13 @@ const LINE_DESCRIPTION =
 
 /** `sender: text` or `sender [time]: text`, read as a message. */
 export const VisionLine = Schema.transformOrFail(
-  Schema.String.pipe(Schema.pattern(VISION_LINE)).annotations({ description: LINE_DESCRIPTION }),
+  Schema.String.pipe(Schema.pattern(READ_LINE)).annotations({ description: LINE_DESCRIPTION }),
   Schema.typeSchema(VisionMessage),
   {
     strict: true,
     decode: (line, _, ast) => {
-      const match = VISION_LINE.exec(line)
-      const sender = match?.[1]
+      const match = READ_LINE.exec(line)
+      const sender = match?.[1]?.toLowerCase()
       if (match === null || sender === undefined || !isSender(sender)) {
         return ParseResult.fail(new ParseResult.Type(ast, line, "Expected sender: text"))
       }

@@ -321,19 +321,31 @@ describe("Transcript and the ocr-v3 prompt", () => {
     expect(schema.required).toEqual(["messages", "confidence"])
     const items = schema.properties.messages.items
     expect(items.type).toBe("string")
-    // The pattern the model is sent is the one the answer is decoded with: a line decodes when it matches.
+    // Every line the pattern the model is sent accepts decodes (reading is only more lenient).
     const pattern = new RegExp(items.pattern)
     const decodes = (answer: unknown) => Either.isRight(Schema.decodeUnknownEither(VisionTranscript)(answer))
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.stringMatching(pattern)), (line) => {
-        expect(pattern.test(line)).toBe(decodes({ messages: [line], confidence: 1 }))
+      fc.property(fc.stringMatching(pattern), (line) => {
+        expect(decodes({ messages: [line], confidence: 1 })).toBe(true)
       }),
       { numRuns: 500 }
     )
     for (const line of ["them: hi", "me [9:41 PM]: ok", "system:"]) expect(pattern.test(line)).toBe(true)
     for (const line of ["Alex: hi", "them hi", "me [9:41]ok", "me [a\nb]: x"]) {
       expect(pattern.test(line)).toBe(false)
+      expect(decodes({ messages: [line], confidence: 1 })).toBe(false)
     }
+  })
+
+  it("what a model writes near the asked form is read too, not retried: sender's case, spaces around the colon", () => {
+    const decode = Schema.decodeUnknownSync(VisionTranscript)
+    const read = decode({ messages: ["Them: Hi!", "me : ok", "ME [9:41 PM] :sure", " system:Today"], confidence: 1 })
+    expect(read.messages).toEqual([
+      { sender: "them", text: "Hi!" },
+      { sender: "me", text: "ok" },
+      { sender: "me", text: "sure", time: "9:41 PM" },
+      { sender: "system", text: "Today" }
+    ])
   })
 
   it("a line answer and an object answer (the earlier prompts' form) read alike; a line without a sender fails", () => {
