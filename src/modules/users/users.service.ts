@@ -3,6 +3,7 @@
  * the profile, the data export, and account erasure through the registered erasure steps.
  */
 import { Cache, Clock, Data, Duration, Effect, Exit, Option, Schema } from "effect"
+import { toTheEnd } from "../../core/to-the-end.ts"
 import { AppConfig } from "../../core/config.ts"
 import { Erasure } from "../../core/erasure.ts"
 import type { VerifiedToken } from "../../core/auth/token-verifier.ts"
@@ -184,8 +185,7 @@ export class UsersService extends Effect.Service<UsersService>()("UsersService",
      * everywhere but here, so an erasure cut short would keep its rows and objects until the
      * owner thought of calling it again.
      */
-    const erase = (clerkId: string) =>
-      Effect.uninterruptible(Effect.zipRight(eraseAccount(clerkId), mapping.invalidateAll))
+    const erase = (clerkId: string) => toTheEnd(Effect.zipRight(eraseAccount(clerkId), mapping.invalidateAll))
 
     /** Clerk's view of a user (webhook); an erased account is not brought back. */
     const syncFromClerk = (clerkId: string, fields: ProfileFields, clerkUpdatedAt: Date) =>

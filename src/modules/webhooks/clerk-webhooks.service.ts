@@ -4,6 +4,7 @@
  */
 import { verifyWebhook } from "@clerk/backend/webhooks"
 import { Effect, Option, Redacted, Schema } from "effect"
+import { toTheEnd } from "../../core/to-the-end.ts"
 import { AppConfig } from "../../core/config.ts"
 import { Db } from "../../core/db/db.ts"
 import { InvalidSignature, ServiceUnavailable } from "../../domain/errors.ts"
@@ -128,7 +129,7 @@ export class ClerkWebhooks extends Effect.Service<ClerkWebhooks>()("ClerkWebhook
         // Claimed, then carried out to the end even when the sender hangs up meanwhile (Svix
         // gives up on a slow answer): an interrupted erasure would keep the claim with its work
         // half done, and every redelivery would answer "already processed".
-        return yield* Effect.uninterruptible(
+        return yield* toTheEnd(
           Effect.gen(function* () {
             const claimed = yield* db.query("webhookDeliveries.claim", (c) =>
               c.webhookDelivery.createMany({
