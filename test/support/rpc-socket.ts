@@ -7,6 +7,7 @@
  */
 import { Effect } from "effect"
 import WebSocket from "ws"
+import { readStreamed } from "./http.ts"
 
 /** A message from the server: `Chunk`, `Exit`, `Defect`, `Pong`… */
 export interface RpcWireMessage {
@@ -99,4 +100,27 @@ export const openRpcSocket = (baseUrl: string) =>
       )
     }),
     (socket) => Effect.sync(() => socket.ws.terminate())
+  )
+
+/**
+ * One RPC request over HTTP (NDJSON), its answer read line by line as it comes: `onLine` is awaited
+ * for each (the test acts mid-stream). Every line, parsed, once the server ends the answer.
+ */
+export const rpcStreamed = (
+  url: string,
+  request: ReturnType<typeof rpcRequest>,
+  onLine: (line: string) => Promise<void>
+): Effect.Effect<ReadonlyArray<unknown>> =>
+  Effect.map(
+    readStreamed(
+      `${url}/rpc`,
+      { method: "POST", headers: { "content-type": "application/ndjson" }, body: `${JSON.stringify(request)}\n` },
+      "\n",
+      onLine
+    ),
+    (text) =>
+      text
+        .split("\n")
+        .filter((line) => line !== "")
+        .map((line): unknown => JSON.parse(line))
   )

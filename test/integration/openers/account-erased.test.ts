@@ -15,9 +15,10 @@ import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { tinyImage } from "../../fixtures/images.ts"
 import { captureLogs } from "../../fixtures/queue-contract.ts"
 import { sql, TestDb } from "../../support/database.ts"
-import { http, readStreamed } from "../../support/http.ts"
+import { readStreamed } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
-import { provisionUser, type TestUser } from "../../support/users.ts"
+import { rpcRequest, rpcStreamed } from "../../support/rpc-socket.ts"
+import { ERASED, eraseAccount, provisionUser, type TestUser } from "../../support/users.ts"
 import { sendBytes, ticketFor } from "../../support/uploads.ts"
 import { connectAs, ofType } from "../../support/ws.ts"
 import { generateSse, heldAfterTheFirstLine, INTERNAL_WORDS, newMatch, parseFrame, type SseEvent } from "./support.ts"
@@ -44,19 +45,6 @@ const Server = testServer({
     OPENERS_DAILY_LIMIT: "10000"
   }
 })
-
-const ERASED = {
-  code: "UNAUTHORIZED",
-  message: "This account was erased",
-  details: { reason: "account-erased" }
-}
-
-/** DELETE /users/me as `user` (another device): 204 once the erasure is complete. */
-const eraseAccount = (url: string, user: TestUser) =>
-  Effect.gen(function* () {
-    const res = yield* http(`${url}/api/v1/users/me`, { method: "DELETE", headers: user.headers })
-    expect(res.status).toBe(204)
-  })
 
 /** Every row that names the user: none may be written after the erasure. */
 const rowsOf = (userId: string) =>
@@ -177,27 +165,15 @@ layer(Server, { timeout: 60_000 })("openers: an account erased during its genera
       const payload = yield* subjectOf(url, alice, "match")
       const released = yield* Deferred.make<void>()
       heldAfterTheFirstLine(openai, released)
-      const request = {
-        _tag: "Request",
-        id: "1",
-        tag: "openers.generate",
-        payload: { ...payload, count: 2 },
-        headers: [["authorization", `Bearer ${alice.token}`]]
-      }
-      const text = yield* readStreamed(
-        `${url}/rpc`,
-        { method: "POST", headers: { "content-type": "application/ndjson" }, body: `${JSON.stringify(request)}\n` },
-        "\n",
+      const lines = yield* rpcStreamed(
+        url,
+        rpcRequest("1", "openers.generate", { ...payload, count: 2 }, alice.token),
         async (line) => {
           if (line.includes('"_tag":"done"')) {
             await Effect.runPromise(Effect.zipRight(eraseAccount(url, alice), Deferred.succeed(released, undefined)))
           }
         }
       )
-      const lines = text
-        .split("\n")
-        .filter((line) => line !== "")
-        .map((line): unknown => JSON.parse(line))
       // Before: `Exit` Failure Die { name: "InternalError", message: "An unexpected error occurred" }.
       expect(lines.at(-1)).toEqual({
         _tag: "Exit",
@@ -210,7 +186,7 @@ layer(Server, { timeout: 60_000 })("openers: an account erased during its genera
           }
         }
       })
-      expect(text).not.toMatch(INTERNAL_WORDS)
+      expect(JSON.stringify(lines)).not.toMatch(INTERNAL_WORDS)
       yield* expectNothingLeftOf(alice.id)
     })
   )

@@ -11,6 +11,7 @@ import { afterAll, beforeEach } from "vitest"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { http, readStreamed } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
+import { rpcRequest, rpcStreamed } from "../../support/rpc-socket.ts"
 import { type TestUser, twoUsers } from "../../support/users.ts"
 import { connectAs, ofType } from "../../support/ws.ts"
 import { TestDb } from "../../support/database.ts"
@@ -113,17 +114,9 @@ layer(Server, { timeout: 60_000 })("openers: a match deleted during its generati
       const match = yield* newMatch(url, alice.headers, { name: "Sam", bio: "Climber" })
       const released = yield* Deferred.make<void>()
       heldAfterTheFirstLine(openai, released)
-      const request = {
-        _tag: "Request",
-        id: "1",
-        tag: "openers.generate",
-        payload: { matchId: match.id, count: 2 },
-        headers: [["authorization", `Bearer ${alice.token}`]]
-      }
-      const text = yield* readStreamed(
-        `${url}/rpc`,
-        { method: "POST", headers: { "content-type": "application/ndjson" }, body: `${JSON.stringify(request)}\n` },
-        "\n",
+      const lines = yield* rpcStreamed(
+        url,
+        rpcRequest("1", "openers.generate", { matchId: match.id, count: 2 }, alice.token),
         async (line) => {
           if (line.includes('"_tag":"done"')) {
             await Effect.runPromise(
@@ -132,17 +125,13 @@ layer(Server, { timeout: 60_000 })("openers: a match deleted during its generati
           }
         }
       )
-      const lines = text
-        .split("\n")
-        .filter((line) => line !== "")
-        .map((line): unknown => JSON.parse(line))
       // Before: `Exit` Failure Die { name: "DbError", message: "… PrismaClientKnownRequestError … magic_openers_match_id_fkey …" }.
       expect(lines.at(-1)).toEqual({
         _tag: "Exit",
         requestId: "1",
         exit: { _tag: "Failure", cause: { _tag: "Fail", error: { _tag: "NotFound", message: MATCH_GONE.message } } }
       })
-      expect(text).not.toMatch(INTERNAL_WORDS)
+      expect(JSON.stringify(lines)).not.toMatch(INTERNAL_WORDS)
       expect(yield* openerRows(alice.id)).toEqual([])
     })
   )

@@ -22,7 +22,8 @@ import { sql, TestDb } from "../../support/database.ts"
 import { eventually } from "../../support/eventually.ts"
 import { http, readStreamed } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
-import { provisionUser, type TestUser } from "../../support/users.ts"
+import { rpcRequest, rpcStreamed } from "../../support/rpc-socket.ts"
+import { ERASED, eraseAccount, provisionUser, type TestUser } from "../../support/users.ts"
 import {
   createSession,
   drivenSessionJobs,
@@ -79,14 +80,6 @@ const expectNothingLeftOf = (userId: string, sessionId: string) =>
     expect(rows.filter((row) => row["n"] !== 0)).toEqual([])
     expect(logs.lines.filter((line) => line.startsWith("ERROR"))).toEqual([])
   })
-
-const eraseAccount = (url: string, user: TestUser) =>
-  Effect.gen(function* () {
-    const res = yield* http(`${url}/api/v1/users/me`, { method: "DELETE", headers: user.headers })
-    expect(res.status).toBe(204)
-  })
-
-const ERASED = { code: "UNAUTHORIZED", message: "This account was erased", details: { reason: "account-erased" } }
 
 /** A regeneration's answer, held after its first line (saved) until `released` completes. */
 const heldRegeneration = (released: Deferred.Deferred<void>) =>
@@ -261,27 +254,15 @@ layer(Server, { timeout: 120_000 })("sessions: an account erased while its sessi
       const id = yield* completedSession(url, alice)
       const released = yield* Deferred.make<void>()
       heldRegeneration(released)
-      const request = {
-        _tag: "Request",
-        id: "1",
-        tag: "sessions.regenerate",
-        payload: { sessionId: id },
-        headers: [["authorization", `Bearer ${alice.token}`]]
-      }
-      const text = yield* readStreamed(
-        `${url}/rpc`,
-        { method: "POST", headers: { "content-type": "application/ndjson" }, body: `${JSON.stringify(request)}\n` },
-        "\n",
+      const lines = yield* rpcStreamed(
+        url,
+        rpcRequest("1", "sessions.regenerate", { sessionId: id }, alice.token),
         async (line) => {
           if (line.includes('"_tag":"Suggestion"')) {
             await Effect.runPromise(Effect.zipRight(eraseAccount(url, alice), Deferred.succeed(released, undefined)))
           }
         }
       )
-      const lines = text
-        .split("\n")
-        .filter((line) => line !== "")
-        .map((line): unknown => JSON.parse(line))
       // Before: `Exit` Failure Die { name: "InternalError", message: "An unexpected error occurred" }.
       expect(lines.at(-1)).toEqual({
         _tag: "Exit",
