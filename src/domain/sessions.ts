@@ -141,7 +141,7 @@ export const SessionImage = Schema.Struct({
   thumbnail: Schema.NullOr(SignedImageUrl).annotations({
     description:
       "The screenshot's thumbnail (at most IMAGE_THUMBNAIL_EDGE px, default 320) as a signed GET that expires " +
-      "after SESSION_THUMBNAIL_URL_TTL_SECONDS (default 600); null until the screenshot was normalised"
+      "after SESSION_THUMBNAIL_URL_TTL_SECONDS (default 600); null until the screenshot is stored (while the chat is being read)"
   })
 }).annotations({
   identifier: "SessionImage",

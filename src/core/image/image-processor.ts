@@ -11,8 +11,12 @@
  * and from ~80 to ~43 ms of CPU, for 25–30% more bytes and the same local OCR error rate; the
  * vision models bill an image by its pixels, not its bytes. The thumbnail is made from the encoded image (shrink-on-load: decoding a quarter of it),
  * which measured cheaper than resizing the full-size pixels a second time.
+ *
+ * A caller that needs the image before its thumbnail (the sessions pipeline: the vision call waits
+ * for the image alone) asks for them apart, and may wait for `noneWaiting` before asking for the
+ * thumbnail, so a burst's images are not held behind the thumbnails of those before them (issue #17).
  */
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Effect, Layer, Schema, Stream, SubscriptionRef } from "effect"
 import { createHash } from "node:crypto"
 import type { Sharp } from "sharp"
 import { AppConfig } from "../config.ts"
@@ -47,17 +51,28 @@ export interface EncodedImage {
   readonly height: number
 }
 
-export interface NormalizedImage {
+/** A normalised image without its thumbnail. */
+export interface NormalizedOnly {
   readonly image: EncodedImage
-  readonly thumbnail: EncodedImage
   /** SHA-256 (hex) of the normalised image's bytes. */
   readonly contentHash: string
   /** What was decoded: format and size as stored (before orientation). */
   readonly source: { readonly format: string; readonly width: number; readonly height: number }
 }
 
+export interface NormalizedImage extends NormalizedOnly {
+  readonly thumbnail: EncodedImage
+}
+
 export interface ImageProcessorShape {
+  /** The normalised image and its thumbnail, made one after the other. */
   readonly normalize: (input: Uint8Array) => Effect.Effect<NormalizedImage, ImageError>
+  /** The normalised image alone; its thumbnail from `thumbnailOf`. */
+  readonly normalizeImage: (input: Uint8Array) => Effect.Effect<NormalizedOnly, ImageError>
+  /** The thumbnail of an image `normalizeImage` made. */
+  readonly thumbnailOf: (image: EncodedImage) => Effect.Effect<EncodedImage, ImageError>
+  /** Completes once no normalisation waits for the processor: when work that can wait may start. */
+  readonly noneWaiting: Effect.Effect<void>
 }
 
 const DECODABLE = new Set(["png", "jpeg", "webp"])
@@ -93,6 +108,37 @@ export const makeImageProcessor = (options: ImageOptions) =>
     // normalises only profile screenshots and may never need it (issue #17).
     const loadSharp = yield* Effect.cached(Effect.orDie(Effect.tryPromise(() => import("sharp"))))
 
+    // Normalisations asked for and not finished (waiting for a permit or running): a thumbnail
+    // that can wait starts only when every one of them has a permit.
+    const pending = yield* SubscriptionRef.make(0)
+    const noneWaiting = pending.changes.pipe(
+      Stream.filter((count) => count < options.concurrency),
+      Stream.runHead,
+      Effect.asVoid
+    )
+    const foreground = <A, E>(work: Effect.Effect<A, E>) =>
+      Effect.acquireUseRelease(
+        SubscriptionRef.update(pending, (count) => count + 1),
+        () => permits.withPermits(1)(work),
+        () => SubscriptionRef.update(pending, (count) => count - 1)
+      )
+
+    const thumbnailNow = (image: EncodedImage) =>
+      Effect.gen(function* () {
+        const { default: sharp } = yield* loadSharp
+        const thumbnail = yield* run(() =>
+          encode(sharp(image.bytes).timeout(timeout).resize(fit(options.thumbnailEdge))).toBuffer({
+            resolveWithObject: true
+          })
+        )
+        return {
+          bytes: thumbnail.data,
+          contentType,
+          width: thumbnail.info.width,
+          height: thumbnail.info.height
+        } satisfies EncodedImage
+      })
+
     const normalizeNow = (input: Uint8Array) =>
       Effect.gen(function* () {
         const { default: sharp } = yield* loadSharp
@@ -120,22 +166,25 @@ export const makeImageProcessor = (options: ImageOptions) =>
         const image = yield* run(() =>
           encode(decoded.autoOrient().resize(fit(options.maxEdge))).toBuffer({ resolveWithObject: true })
         )
-        const thumbnail = yield* run(() =>
-          encode(sharp(image.data).timeout(timeout).resize(fit(options.thumbnailEdge))).toBuffer({
-            resolveWithObject: true
-          })
-        )
         return {
           image: { bytes: image.data, contentType, width: image.info.width, height: image.info.height },
-          thumbnail: { bytes: thumbnail.data, contentType, width: thumbnail.info.width, height: thumbnail.info.height },
           contentHash: createHash("sha256").update(image.data).digest("hex"),
           source: { format, width, height }
-        } satisfies NormalizedImage
+        } satisfies NormalizedOnly
       })
 
     return {
       normalize: (input: Uint8Array) =>
-        permits.withPermits(1)(normalizeNow(input)).pipe(Effect.withSpan("ImageProcessor.normalize"))
+        foreground(
+          Effect.flatMap(normalizeNow(input), (normalized) =>
+            Effect.map(thumbnailNow(normalized.image), (thumbnail) => ({ ...normalized, thumbnail }))
+          )
+        ).pipe(Effect.withSpan("ImageProcessor.normalize")),
+      normalizeImage: (input: Uint8Array) =>
+        foreground(normalizeNow(input)).pipe(Effect.withSpan("ImageProcessor.normalizeImage")),
+      thumbnailOf: (image: EncodedImage) =>
+        permits.withPermits(1)(thumbnailNow(image)).pipe(Effect.withSpan("ImageProcessor.thumbnailOf")),
+      noneWaiting
     } satisfies ImageProcessorShape
   })
 

@@ -43,10 +43,10 @@ import type {
   SessionSuggestion
 } from "../../domain/sessions.ts"
 import type { ProcessedFields } from "../uploads/uploads.repo.ts"
-import { fullSizeKeysOf, sweepEvery, UploadsService } from "../uploads/uploads.service.ts"
+import { fullSizeKeysOf, type StoreError, sweepEvery, UploadsService } from "../uploads/uploads.service.ts"
 import { mergeTranscripts } from "./merge.ts"
 import { SessionJobs, type SessionJob, sessionFeed } from "./sessions.jobs.ts"
-import { type MessageRow, SessionsRepo, type SessionUnit, type StaleKey } from "./sessions.repo.ts"
+import { type AttemptStopped, type MessageRow, SessionsRepo, type SessionUnit, type StaleKey } from "./sessions.repo.ts"
 import { failureMessage, toMessage } from "./sessions.views.ts"
 import { SessionSuggester } from "./sessions.suggest.ts"
 
@@ -227,6 +227,21 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
         // What this attempt read (the transcript was not saved yet): saved below.
         let read: { readonly rows: ReadonlyArray<MessageRow> } | undefined
         if (stored.length === 0) {
+          // Each screenshot just normalised is stored and recorded while it is read: its thumbnail,
+          // its two writes and its row are off the way to the vision call, and wait for the images of
+          // other sessions still to be normalised (issue #17). They are done before the transcript is
+          // saved (a retry that finds it saved never reads the images) and, should the normalisation
+          // of another screenshot or the read fail, before the session fails (the thumbnail stays).
+          const storeNow = yield* Deferred.make<void>()
+          const storing: Array<Fiber.RuntimeFiber<void, StoreError<AttemptStopped>>> = []
+          const imagesStored = Effect.zipRight(
+            Deferred.succeed(storeNow, undefined),
+            Effect.suspend(() => Effect.forEach(storing, Fiber.join, { discard: true }))
+          )
+          const storedOnFailure = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+            Effect.onError(effect, (cause) =>
+              Cause.isInterruptedOnly(cause) ? Effect.void : Effect.ignore(imagesStored)
+            )
           yield* enter("normalise")
           const images = yield* timed(
             "normalise",
@@ -237,37 +252,43 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
                   ? Effect.succeed({ contentHash: image.contentHash, imageKey: image.imageKey, bytes: undefined })
                   : Effect.gen(function* () {
                       // The upload as the job's read found it; recorded with the session's image in one statement,
-                      // while the session runs. Ended or deleted meanwhile (whoever ended it deleted what was
-                      // recorded): what this attempt wrote goes, and the attempt stops.
+                      // while the session runs. Ended meanwhile (whoever ended it deleted what was recorded): the
+                      // full-size image this attempt wrote goes, its thumbnail stays with the session (or goes, the
+                      // session deleted), and the attempt stops.
                       const record = (uploadId: string, fields: ProcessedFields) =>
                         repo.setImage({ sessionId, attempt }, image.id, uploadId, fields).pipe(
                           Effect.tapError((stopped) =>
                             // Superseded: the attempt that owns the session writes (and records) the same
                             // keys, so what was written here stays.
                             stopped._tag === "AttemptStopped" && stopped.reason === "ended"
-                              ? storage
-                                  .remove([fields.imageKey, fields.thumbnailKey])
-                                  .pipe(
-                                    Effect.catchAll((error) =>
-                                      Effect.logWarning(
-                                        "Images of an ended session not deleted (the sweep will)",
-                                        error
-                                      )
-                                    )
+                              ? Effect.gen(function* () {
+                                  yield* storage.remove([fields.imageKey])
+                                  if (!(yield* repo.keepThumbnail(image.id, uploadId, fields.thumbnailKey)))
+                                    yield* storage.remove([fields.thumbnailKey])
+                                }).pipe(
+                                  Effect.catchAll((error) =>
+                                    Effect.logWarning("Images of an ended session not deleted (the sweep will)", error)
                                   )
+                                )
                               : Effect.void
                           )
                         )
-                      const { processed, image: bytes } = yield* uploads.processWithImage(userId, image.uploadId, {
+                      const {
+                        processed,
+                        image: bytes,
+                        store
+                      } = yield* uploads.processWithImage(userId, image.uploadId, {
                         known: { upload: image.upload, erased: session.erased },
-                        record
+                        record,
+                        storeLater: true
                       })
                       // Processed by an earlier attempt that stopped before the session's image was recorded.
                       if (bytes === undefined) yield* record(image.uploadId, { ...processed, processedAt: yield* now })
+                      if (store !== undefined) storing.push(yield* Effect.forkScoped(store(Deferred.await(storeNow))))
                       return { contentHash: processed.contentHash, imageKey: processed.imageKey, bytes }
                     }),
               { concurrency: 2 }
-            )
+            ).pipe(storedOnFailure)
           )
 
           yield* enter("ocr")
@@ -318,8 +339,9 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
                   return transcript
                 }),
               { concurrency: "unbounded" }
-            ).pipe(Effect.ensuring(lines.flush))
+            ).pipe(Effect.ensuring(lines.flush), storedOnFailure)
           )
+          yield* imagesStored
 
           const merged = mergeTranscripts(transcripts.map((transcript) => transcript.messages))
           if (merged.length === 0) {

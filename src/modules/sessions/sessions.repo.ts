@@ -593,6 +593,26 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
           ),
           (rows) => settle(rows[0]?.ownership)
         ),
+      /**
+       * The thumbnail of a screenshot stored after its session ended (cancelled or failed while it
+       * was being stored), recorded on the session image and its upload so that it stays with the
+       * session like the others; false when the session is gone (the caller deletes the thumbnail).
+       */
+      keepThumbnail: (imageId: string, uploadId: string, thumbnailKey: string) =>
+        Effect.map(
+          db.sql<{ kept: boolean }>(
+            "sessions.keepThumbnail",
+            Prisma.sql`
+              WITH image AS (
+                UPDATE session_images SET thumbnail_key = ${thumbnailKey} WHERE id = ${imageId} RETURNING id
+              ), upload AS (
+                UPDATE uploads SET thumbnail_key = ${thumbnailKey}
+                WHERE id = ${uploadId} AND EXISTS (SELECT 1 FROM image)
+              )
+              SELECT EXISTS (SELECT 1 FROM image) AS kept`
+          ),
+          (rows) => rows[0]?.kept === true
+        ),
       cachedOcr: (userId: string, contentHash: string) =>
         db.query("sessions.cachedOcr", (c) =>
           c.ocrResult.findUnique({ where: { userId_contentHash: { userId, contentHash } } })

@@ -133,6 +133,9 @@ const rejectionError = (upload: Pick<Upload, "rejectionCode" | "rejectionNote">)
   }
 }
 
+/** What storing and recording a normalised image can fail with (`RecordError`: its `record`'s own). */
+export type StoreError<RecordError> = ImageTooLarge | ImageUnreadable | StorageError | DbError | RecordError
+
 const imageFailure = (error: ImageError) =>
   error.reason === "too-large"
     ? new ImageTooLarge({ message: error.message, details: error.details })
@@ -374,6 +377,10 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
      * oriented, stripped of metadata, resized, encoded, with a thumbnail; stored next to the
      * original and recorded (on the upload's row, or by `options.record`, which must write it
      * there too). Done once; later calls answer the record.
+     *
+     * With `options.storeLater`, the image's bytes come back before its thumbnail is made and
+     * anything is stored or recorded: `store` does that, its thumbnail waiting for the images of
+     * others (see `ImageProcessor.thumbnailOf`) until `needed` completes; the caller runs it.
      */
     const processWithImage = <RecordError = never>(
       userId: string,
@@ -381,6 +388,7 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
       options: {
         readonly known?: KnownUpload
         readonly record?: (uploadId: string, fields: ProcessedFields) => Effect.Effect<unknown, DbError | RecordError>
+        readonly storeLater?: boolean
       } = {}
     ) =>
       Effect.gen(function* () {
@@ -401,13 +409,13 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
             width: upload.width,
             height: upload.height
           }
-          return { processed, image: undefined }
+          return { processed, image: undefined, store: undefined }
         }
         const bytes = yield* storage.get(checked.key)
         if (Option.isNone(bytes)) {
           return yield* new UploadNotReceived({ message: "The uploaded image is no longer in storage" })
         }
-        const normalized = yield* images.normalize(bytes.value).pipe(Effect.mapError(imageFailure))
+        const normalized = yield* images.normalizeImage(bytes.value).pipe(Effect.mapError(imageFailure))
         // The bytes may have been replaced since verification (the URL allows PUT until it expires).
         if (`image/${normalized.source.format}` !== checked.contentType) {
           return yield* new UploadContentMismatch({
@@ -415,41 +423,47 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
           })
         }
         const extension = EXTENSIONS[normalized.image.contentType] ?? "img"
-        const imageKey = `${checked.key}.${extension}`
-        const thumbnailKey = `${checked.key}.thumb.${extension}`
-        // Written and recorded as one step, not interrupted half-way: a write abandoned in flight may
-        // land after whoever stopped the caller deleted the upload's objects, with nothing recording it.
-        // Stopped meanwhile, `record` finds nothing to record on and deletes what was written.
-        const processedAt = yield* now
-        yield* Effect.uninterruptible(
-          Effect.zipRight(
-            // Both at once: on S3 each is a round trip on the way to the session's vision call.
-            Effect.all(
-              [
-                storage.put(imageKey, normalized.image.bytes, normalized.image.contentType),
-                storage.put(thumbnailKey, normalized.thumbnail.bytes, normalized.thumbnail.contentType)
-              ],
-              { concurrency: 2, discard: true }
-            ),
-            (options.record ?? repo.markProcessed)(upload.id, {
-              imageKey,
-              thumbnailKey,
-              contentHash: normalized.contentHash,
-              width: normalized.image.width,
-              height: normalized.image.height,
-              processedAt
-            })
-          )
-        )
         const processed: ProcessedUpload = {
           uploadId: upload.id,
-          imageKey,
-          thumbnailKey,
+          imageKey: `${checked.key}.${extension}`,
+          thumbnailKey: `${checked.key}.thumb.${extension}`,
           contentHash: normalized.contentHash,
           width: normalized.image.width,
           height: normalized.image.height
         }
-        return { processed, image: normalized.image.bytes }
+        // Made, written and recorded as one step, not interrupted half-way: a write abandoned in flight
+        // may land after whoever stopped the caller deleted the upload's objects, with nothing recording
+        // it. Stopped meanwhile, `record` finds nothing to record on and deletes what was written. Only
+        // the wait for the images of others is cut short by an interruption.
+        const store = (needed: Effect.Effect<void>): Effect.Effect<void, StoreError<RecordError>> =>
+          Effect.uninterruptibleMask((restore) =>
+            Effect.gen(function* () {
+              yield* Effect.exit(restore(Effect.raceFirst(images.noneWaiting, needed)))
+              const thumbnail = yield* images.thumbnailOf(normalized.image).pipe(Effect.mapError(imageFailure))
+              const processedAt = yield* now
+              yield* Effect.zipRight(
+                // Both at once: on S3 each is a round trip.
+                Effect.all(
+                  [
+                    storage.put(processed.imageKey, normalized.image.bytes, normalized.image.contentType),
+                    storage.put(processed.thumbnailKey, thumbnail.bytes, thumbnail.contentType)
+                  ],
+                  { concurrency: 2, discard: true }
+                ),
+                (options.record ?? repo.markProcessed)(upload.id, {
+                  imageKey: processed.imageKey,
+                  thumbnailKey: processed.thumbnailKey,
+                  contentHash: processed.contentHash,
+                  width: processed.width,
+                  height: processed.height,
+                  processedAt
+                })
+              )
+            })
+          )
+        if (options.storeLater === true) return { processed, image: normalized.image.bytes, store }
+        yield* store(Effect.void)
+        return { processed, image: normalized.image.bytes, store: undefined }
       })
 
     const process = (userId: string, uploadId: string) =>

@@ -125,6 +125,14 @@ const uploadKey = (uploadId: string) =>
     rows[0] === undefined ? Effect.dieMessage("no upload row") : Effect.succeed(rows[0].key)
   )
 
+/** Waits until every screenshot of session `id` is stored and recorded (their thumbnails' keys on the session's images). */
+const thumbnailRecorded = (id: string) =>
+  eventually(
+    sql<{ thumbnail_key: string | null }>("SELECT thumbnail_key FROM session_images WHERE session_id = $1", [id]),
+    (rows) => rows.length > 0 && rows.every((row) => row.thumbnail_key !== null),
+    "the screenshot to be stored"
+  )
+
 /** The api and the queue's consumer (in-process queue, two attempts, the AI at the fake) on `storage`, gated. */
 const serverOn = <RS>(
   storage: Layer.Layer<Storage, unknown, AppConfig | HttpServer.HttpServer | RS>,
@@ -409,6 +417,8 @@ const scenarios = (backend: Backend) =>
             (count) => count === 1,
             "the screenshot to be read"
           )
+          // Stored and recorded while it is read.
+          yield* thumbnailRecorded(id)
           expect(yield* keysUnder(keys.original)).toEqual([keys.original, keys.thumbnail, keys.image])
 
           const cancelled = yield* http(`${url}/api/v1/sessions/${id}/cancel`, {
@@ -420,6 +430,44 @@ const scenarios = (backend: Backend) =>
           yield* Effect.promise(() => aborted)
           expect(yield* keysUnder(keys.original)).toEqual([keys.thumbnail])
         })
+      )
+
+      it.effect(
+        "cancelled while the screenshot is stored (its read under way): the normalised image goes, the thumbnail stays",
+        () =>
+          Effect.gen(function* () {
+            const url = yield* baseUrl
+            const { alice } = yield* twoUsers(url)
+            openai.enqueue({ kind: "hang" })
+            const hold = {
+              reached: yield* Deferred.make<void>(),
+              release: yield* Deferred.make<void>(),
+              written: yield* Deferred.make<void>()
+            }
+            const png = yield* Effect.promise(() => tinyImage("png", 81, 50))
+            const { id, keys } = yield* started(url, alice.headers, png, (key) =>
+              Effect.sync(() => {
+                plan.hold = { key, ...hold }
+              })
+            )
+            yield* Deferred.await(hold.reached)
+            const cancelled = yield* http(`${url}/api/v1/sessions/${id}/cancel`, {
+              method: "POST",
+              headers: alice.headers
+            })
+            expect(cancelled.body).toMatchObject({ data: { id, status: "cancelled" } })
+            // The attempt, stopped, finishes the store it started: the image written after the cancel goes.
+            yield* Deferred.succeed(hold.release, undefined)
+            yield* Deferred.await(hold.written)
+            yield* attemptEnded(id)
+            expect(yield* keysUnder(keys.original)).toEqual([keys.thumbnail])
+            const view = yield* http(`${url}/api/v1/sessions/${id}`, { headers: alice.headers })
+            expect(view.body).toMatchObject({
+              data: { status: "cancelled", images: [{ position: 0, thumbnail: { url: expect.any(String) } }] }
+            })
+            yield* sweep
+            expect(yield* keysUnder(keys.original)).toEqual([keys.thumbnail])
+          })
       )
 
       it.effect(

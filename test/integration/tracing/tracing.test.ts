@@ -248,7 +248,9 @@ it.scopedLive(
       const read = one("ocr.read")
       expect(within(read, phase("ocr"))).toBe(true)
       expect(parentOf(one("ocr.local"))).toBe(read)
-      expect(within(one("ImageProcessor.normalize"), phase("normalise"))).toBe(true)
+      expect(within(one("ImageProcessor.normalizeImage"), phase("normalise"))).toBe(true)
+      // The thumbnail is made while the screenshot is read, in the session's job.
+      expect(one("ImageProcessor.thumbnailOf").traceId).toBe(read.traceId)
 
       // Privacy: no token, no query value, no message text in any span of any trace. The upload's
       // PUT to local storage had its signature in the query: only the names are left.
