@@ -95,6 +95,9 @@ const unreadable = (cause: unknown) =>
 export const makeImageProcessor = (options: ImageOptions) =>
   Effect.gen(function* () {
     const permits = yield* Effect.makeSemaphore(options.concurrency)
+    // The thumbnails asked for apart have permits of their own: one needed now (its session's read
+    // done while the burst's images still wait) does not queue behind those images.
+    const thumbnailPermits = yield* Effect.makeSemaphore(options.concurrency)
     const contentType = options.format === "webp" ? ("image/webp" as const) : ("image/jpeg" as const)
     const timeout = { seconds: options.timeoutSeconds ?? 30 }
 
@@ -183,7 +186,7 @@ export const makeImageProcessor = (options: ImageOptions) =>
       normalizeImage: (input: Uint8Array) =>
         foreground(normalizeNow(input)).pipe(Effect.withSpan("ImageProcessor.normalizeImage")),
       thumbnailOf: (image: EncodedImage) =>
-        permits.withPermits(1)(thumbnailNow(image)).pipe(Effect.withSpan("ImageProcessor.thumbnailOf")),
+        thumbnailPermits.withPermits(1)(thumbnailNow(image)).pipe(Effect.withSpan("ImageProcessor.thumbnailOf")),
       noneWaiting
     } satisfies ImageProcessorShape
   })
