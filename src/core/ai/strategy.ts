@@ -7,6 +7,7 @@
  * provider is called.
  */
 import { Chunk, Clock, Context, Data, Duration, Effect, Exit, JSONSchema, Option, Schema, Scope, Stream } from "effect"
+import { answerOf } from "./answer-json.ts"
 import { makeBreaker, type BreakerOptions } from "./breaker.ts"
 import {
   AiInvalidOutput,
@@ -152,8 +153,8 @@ const objectRequestOf = <A, I>(request: ObjectRequest<A, I>): ProviderRequest =>
   ...(request.image === undefined ? {} : { image: request.image })
 })
 
-const decoderOf = <A, I>(schema: Schema.Schema<A, I>) =>
-  Schema.decodeUnknown(Schema.parseJson(schema), { errors: "all" })
+/** An answer's text decoded: the JSON whole, or the one object in a code fence or in prose (see `AnswerJson`). */
+const decoderOf = <A, I>(schema: Schema.Schema<A, I>) => Schema.decodeUnknown(answerOf(schema), { errors: "all" })
 
 /** The prompt of the one corrective retry after an answer that did not decode. */
 const correctivePrompt = (prompt: string, problems: string) =>

@@ -7,7 +7,8 @@
  * is skipped (the whole answer will fail to decode too, and the read falls back).
  *
  * One pass over the characters (strings and escapes tracked, so braces and quotes inside a
- * message's text count for nothing): the work is linear in the answer, whatever the size of the pieces.
+ * message's text count for nothing; outside any object, in a code fence or prose around the answer,
+ * only a `{` counts): the work is linear in the answer, whatever the size of the pieces.
  */
 import { Option, Schema } from "effect"
 import { VisionLine, VisionMessage } from "./transcript.ts"
@@ -64,6 +65,9 @@ export const makeMessageScanner = (): MessageScanner => {
         }
         continue
       }
+      // Outside any object (a code fence, prose around the answer) only an object's opening counts,
+      // as the strategy reads the answer (see `AnswerJson`): a quote in a sentence is not a string.
+      if (stack.length === 0 && char !== "{") continue
       switch (char) {
         case '"':
           inString = true

@@ -7,11 +7,11 @@ import { Effect } from "effect"
 import { afterAll, beforeAll, beforeEach } from "vitest"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { chatScreenshotPng } from "../../fixtures/chat-screenshot.ts"
-import { sql, TestDb } from "../../support/database.ts"
+import { TestDb } from "../../support/database.ts"
 import { http } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { twoUsers } from "../../support/users.ts"
-import { awaitFinished, FAKE_SUGGESTIONS, FAKE_VISION, getSession, sessionRun } from "./support.ts"
+import { awaitFinished, FAKE_SUGGESTIONS, FAKE_VISION, getSession, ledgerOf, sessionRun } from "./support.ts"
 
 const openai = await startFakeOpenAI()
 afterAll(() => openai.close())
@@ -21,12 +21,6 @@ let screenshot: Buffer
 beforeAll(async () => {
   screenshot = await chatScreenshotPng()
 })
-
-const ledgerOf = (sessionId: string) =>
-  sql<{ feature: string; cost: number }>(
-    "SELECT feature, cost_micros AS cost FROM ai_calls WHERE session_id = $1 ORDER BY created_at",
-    [sessionId]
-  )
 
 layer(
   testServer({

@@ -128,6 +128,13 @@ export const sseFrames = (text: string): Array<SseFrame> => {
   return frames
 }
 
+/** The AI ledger's rows of a session, oldest first: what each call was for and what it cost. */
+export const ledgerOf = (sessionId: string) =>
+  sql<{ feature: string; cost: number }>(
+    "SELECT feature, cost_micros AS cost FROM ai_calls WHERE session_id = $1 ORDER BY created_at",
+    [sessionId]
+  )
+
 /** A wire fake's answers: the vision read of any screenshot (two messages), then three suggestions. */
 export const FAKE_VISION = {
   kind: "ok" as const,

@@ -231,6 +231,27 @@ describe("AiStrategy.generateObject", () => {
     })
   )
 
+  it.effect("an answer in a code fence or in prose: the object inside is read, no corrective retry", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [
+        { _tag: "answer", text: '```json\n{"opener":"Fenced"}\n```' },
+        { _tag: "answer", text: 'Here is "one" for you:\n{"opener":"Wrapped"}\nEnjoy!' },
+        { _tag: "answer", text: '{"opener":"One"}\nor\n{"opener":"Two"}' },
+        { _tag: "answer", text: '{"opener":"Fixed"}' }
+      ])
+      const { strategy, entries } = yield* setup([gemini])
+      expect((yield* strategy.generateObject(ask, request)).value).toEqual({ opener: "Fenced" })
+      expect((yield* strategy.generateObject(ask, request)).value).toEqual({ opener: "Wrapped" })
+      expect(yield* Ref.get(gemini.calls)).toHaveLength(2)
+      // Two objects: which one is meant is a guess, so the answer is corrected.
+      expect((yield* strategy.generateObject(ask, request)).value).toEqual({ opener: "Fixed" })
+      const calls = yield* Ref.get(gemini.calls)
+      expect(calls).toHaveLength(4)
+      expect(calls[3]?.prompt).toContain("2 JSON objects in the answer")
+      expect(yield* Ref.get(entries)).toHaveLength(3)
+    })
+  )
+
   it.effect("the corrective retry reserves its own cost: when the cap cannot take it, AiInvalidOutput without it", () =>
     Effect.gen(function* () {
       const gemini = yield* scripted("gemini-flash", [
@@ -685,6 +706,19 @@ describe("AiStrategy.streamObject", () => {
       expect(calls[1]?.prompt).toContain("Your previous answer was not valid")
       expect(yield* Ref.get(openai.calls)).toHaveLength(0)
       expect(yield* Ref.get(entries)).toMatchObject([{ outcome: "ok" }, { outcome: "ok", inputTokens: 100 }])
+    })
+  )
+
+  it.effect("an answer streamed in a code fence: the object inside is read, no corrective retry", () =>
+    Effect.gen(function* () {
+      const gemini = yield* scripted("gemini-flash", [
+        { _tag: "stream", deltas: ["```json\n", '{"opener":', '"Hi"}', "\n```"] }
+      ])
+      const { strategy, entries } = yield* setup([gemini])
+      const events = yield* collect(strategy.streamObject(ask, request))
+      expect(events.at(-1)).toMatchObject({ _tag: "Completed", value: { opener: "Hi" } })
+      expect(yield* Ref.get(gemini.calls)).toHaveLength(1)
+      expect(yield* Ref.get(entries)).toMatchObject([{ outcome: "ok", inputTokens: 10, outputTokens: 20 }])
     })
   )
 

@@ -82,6 +82,15 @@ describe("makeMessageScanner", () => {
     ])
   })
 
+  it("prose before the answer (a lone quote, brackets) counts for nothing: the messages of the object after it stream", () => {
+    const text =
+      'Here is the 5" screen [as asked]: ```json\n{"messages":["them: hi \\"you\\"","me: yo"],"confidence":1}\n``` Done "'
+    expect(scanAll(cutAt(text, [9, 10, 40, 41]))).toEqual([
+      { sender: "them", text: 'hi "you"' },
+      { sender: "me", text: "yo" }
+    ])
+  })
+
   it("lines: sender, time in brackets, text with colons, brackets and quotes; a line without a sender is skipped", () => {
     const text = JSON.stringify({
       messages: [
