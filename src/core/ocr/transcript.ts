@@ -5,7 +5,7 @@
  * sent to the provider), in a compact form; `Transcript` is the full form with the engine, which
  * the service sets itself.
  */
-import { ParseResult, Schema } from "effect"
+import { JSONSchema, ParseResult, Schema } from "effect"
 import { ProviderId } from "../ai/provider.ts"
 
 export const Sender = Schema.Literal("me", "them", "system").annotations({
@@ -95,22 +95,40 @@ const VisionMessageAnswer = Schema.Union(VisionLine, VisionMessage).annotations(
   jsonSchema: { type: "string", pattern: VISION_LINE.source, description: LINE_DESCRIPTION }
 })
 
+const Doubt = Schema.Struct({
+  message: Schema.Number.pipe(Schema.int(), Schema.nonNegative()).annotations({
+    description: "Its position in messages, from 0"
+  }),
+  confidence: Confidence
+})
+const isDoubt = Schema.is(Doubt)
+const Doubts = Schema.Array(Doubt).annotations({
+  description: "Only messages you are less sure of than the rest, each with its own confidence; left out otherwise"
+})
+// The model is sent the list as asked (the JSON Schema of `Doubts`, without its `$schema`).
+const { $schema: _, ...doubtsJsonSchema } = JSONSchema.make(Doubts)
+
+/**
+ * `unsure` is advisory: an entry that is not a doubt (a confidence of 7, a position of -1 or 1.5, a
+ * string) is dropped and the others kept, rather than the whole answer sent back for a corrective
+ * retry; anything but a list is no doubt at all. (A position past the last message is ignored by
+ * `transcriptOfVision`.)
+ */
+const Unsure = Schema.transform(
+  Schema.Unknown.annotations({ jsonSchema: doubtsJsonSchema }),
+  Schema.typeSchema(Doubts),
+  {
+    strict: true,
+    decode: (entries) => (Array.isArray(entries) ? entries.filter(isDoubt) : []),
+    encode: (doubts) => doubts
+  }
+)
+
 export const VisionTranscript = Schema.Struct({
   messages: Schema.Array(VisionMessageAnswer).annotations({
     description: "Every message, in order from top to bottom"
   }),
-  unsure: Schema.optional(
-    Schema.Array(
-      Schema.Struct({
-        message: Schema.Number.pipe(Schema.int(), Schema.nonNegative()).annotations({
-          description: "Its position in messages, from 0"
-        }),
-        confidence: Confidence
-      })
-    ).annotations({
-      description: "Only messages you are less sure of than the rest, each with its own confidence; left out otherwise"
-    })
-  ),
+  unsure: Schema.optional(Unsure),
   matchName: Schema.optionalWith(Schema.String, { nullable: true }).annotations({
     description: "The other person's display name as shown in the chat header; left out when not shown"
   }),

@@ -1,7 +1,8 @@
 /**
  * What the vision model writes, read leniently but safely, at the wire (the OpenAI fake, the real
- * SDK, api, consumer, PostgreSQL): an answer in a code fence or wrapped in prose is read as it is,
- * with one vision call and one ledger row for it, not a corrective retry.
+ * SDK, api, consumer, PostgreSQL): an answer in a code fence or wrapped in prose, or with malformed
+ * `unsure` entries, is read as it is, with one vision call and one ledger row for it, not a
+ * corrective retry.
  */
 import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
@@ -83,6 +84,21 @@ layer(sessionsServer(openai.url), { timeout: 120_000 })("sessions: the model's o
         expect(ledger.map((row) => row.feature)).toEqual(["sessions.ocr", "sessions.suggestions"])
         expect(done.costMicros).toBe(7_350)
       }
+    })
+  )
+
+  it.effect("malformed unsure entries are dropped, the good one kept: one vision call, no corrective retry", () =>
+    Effect.gen(function* () {
+      const unsure = [{ message: 0, confidence: 7 }, "the second is blurry", { message: -1, confidence: 0.2 }]
+      const text = JSON.stringify({ ...READ, unsure: [...unsure, { message: 1, confidence: 0.4 }] })
+      const { done, visionCalls, ledger } = yield* sessionWith({ kind: "ok", text })
+      expect(done.status).toBe("completed")
+      expect(done.transcript.map((message) => [message.text, message.confidence])).toEqual([
+        ["Are you free on Saturday?", 0.9],
+        ['Maybe: "what" is the {plan}?', 0.4]
+      ])
+      expect(visionCalls).toBe(1)
+      expect(ledger.map((row) => row.feature)).toEqual(["sessions.ocr", "sessions.suggestions"])
     })
   )
 })

@@ -17,7 +17,7 @@ import { AiStrategy, type CallContext, type ObjectEvent, type ObjectRequest } fr
 import { OcrFailed } from "../../../../src/core/ocr/errors.ts"
 import { LocalOcr } from "../../../../src/core/ocr/local.ts"
 import { Ocr, type StreamedMessage } from "../../../../src/core/ocr/ocr.ts"
-import { Transcript, VisionTranscript } from "../../../../src/core/ocr/transcript.ts"
+import { Transcript, transcriptOfVision, VisionTranscript } from "../../../../src/core/ocr/transcript.ts"
 import { OCR_PROMPT_VERSION, ocrPromptV3, ocrSystem } from "../../../../src/modules/sessions/prompts/ocr-v3.ts"
 
 const image: ImageInput = { bytes: new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]), mimeType: "image/png" }
@@ -316,9 +316,56 @@ describe("Transcript and the ocr-v3 prompt", () => {
     })
   )
 
+  it("a malformed unsure entry is dropped, the others kept: not a reason to send the answer back", () => {
+    const decode = Schema.decodeUnknownEither(VisionTranscript)
+    const messages = ["them: Are you free?", "me: Maybe", "them: Saturday?"]
+    const read = decode({
+      messages,
+      unsure: [
+        { message: 0, confidence: 7 },
+        { message: 1, confidence: 0.4 },
+        "message 2 is blurry",
+        { message: -1, confidence: 0.2 },
+        { message: 1.5, confidence: 0.2 },
+        { message: "2", confidence: 0.2 },
+        null,
+        { message: 9, confidence: 0.1 },
+        { message: 2, confidence: 0.3, why: "blurry" }
+      ],
+      confidence: 0.9
+    })
+    expect(read).toEqual(
+      Either.right({
+        messages: messages.map((line, index) => ({ sender: index === 1 ? "me" : "them", text: line.split(": ")[1] })),
+        unsure: [
+          { message: 1, confidence: 0.4 },
+          { message: 9, confidence: 0.1 },
+          { message: 2, confidence: 0.3 }
+        ],
+        confidence: 0.9
+      })
+    )
+    // A position past the last message addresses none.
+    const transcript = Either.map(read, (answer) => transcriptOfVision(answer, "vision:gpt-4o"))
+    expect(Either.map(transcript, (t) => t.messages.map((message) => message.confidence))).toEqual(
+      Either.right([0.9, 0.4, 0.3])
+    )
+    // Anything but a list is no doubt at all.
+    for (const unsure of ["none", null, { message: 1, confidence: 0.4 }, 3]) {
+      expect(Either.map(decode({ messages, unsure, confidence: 0.9 }), (answer) => answer.unsure)).toEqual(
+        Either.right([])
+      )
+    }
+  })
+
   it("the schema asks for lines (sender, optional [time], text) and requires only messages and confidence", () => {
     const schema = JSON.parse(JSON.stringify(JSONSchema.make(VisionTranscript)))
     expect(schema.required).toEqual(["messages", "confidence"])
+    // `unsure` is asked for as a list of doubts, however leniently it is read.
+    expect(schema.properties.unsure).toMatchObject({
+      type: "array",
+      items: { type: "object", required: ["message", "confidence"] }
+    })
     const items = schema.properties.messages.items
     expect(items.type).toBe("string")
     // Every line the pattern the model is sent accepts decodes (reading is only more lenient).
