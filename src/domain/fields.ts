@@ -28,7 +28,8 @@ export const storable = (s: string, options: { readonly multiline?: boolean } = 
     .trim()
 
 /** `storable`, capped at `max` characters. */
-export const storableText = (s: string, max: number): string => storable(s).slice(0, max)
+export const storableText = (s: string, max: number, options: { readonly multiline?: boolean } = {}): string =>
+  storable(s, options).slice(0, max)
 
 const wellFormed = (s: string) => !LONE_SURROGATE.test(s) || "Expected well-formed Unicode (no lone surrogate)"
 

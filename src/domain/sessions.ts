@@ -37,6 +37,7 @@ import { BlockedReason, DislikeBody, Feedback, withOptionalBody } from "./opener
 import { Page, PageParams, ResourceId } from "./pagination.ts"
 import { type SseEventDoc, withEventStream } from "./sse.ts"
 import { LanguageTag, Tone } from "./tones.ts"
+import { MAX_MESSAGE_CHARS, MAX_SCREENSHOT_MESSAGES } from "./transcript-limits.ts"
 
 export const SessionStatus = Schema.Literal("queued", "processing", "completed", "failed", "cancelled")
 export type SessionStatus = typeof SessionStatus.Type
@@ -301,7 +302,7 @@ const EVENTS_DESCRIPTION =
 export const TranscriptFix = Schema.Struct({
   position: Schema.Int.pipe(Schema.nonNegative()),
   sender: Schema.optionalWith(SessionSender, { exact: true }),
-  text: Schema.optionalWith(LongText(2000), { exact: true })
+  text: Schema.optionalWith(LongText(MAX_MESSAGE_CHARS), { exact: true })
 }).pipe(
   Schema.filter((fix) =>
     fix.sender !== undefined || fix.text !== undefined
@@ -312,7 +313,7 @@ export const TranscriptFix = Schema.Struct({
 export type TranscriptFix = typeof TranscriptFix.Type
 
 export const PatchTranscript = Schema.Struct({
-  messages: Schema.Array(TranscriptFix).pipe(Schema.minItems(1), Schema.maxItems(200))
+  messages: Schema.Array(TranscriptFix).pipe(Schema.minItems(1), Schema.maxItems(MAX_SCREENSHOT_MESSAGES))
 })
   .pipe(
     Schema.filter((input) =>

@@ -16,9 +16,13 @@
  * Those AI failures never surface (they are logged, without any image or text). What does:
  * `AiQuotaExceeded` (the user's daily AI budget is spent; nothing was sent, and what follows a
  * transcript would be refused too), and `OcrFailed` when local OCR cannot read anything either.
+ *
+ * Whatever the engine, a read keeps its first MAX_SCREENSHOT_MESSAGES messages, each made storable
+ * and cut at MAX_MESSAGE_CHARS (src/domain/transcript-limits.ts).
  */
 import { type ConfigError, Context, Data, Duration, Effect, Layer, Option, Stream } from "effect"
-import { storable } from "../../domain/fields.ts"
+import { storable, storableText } from "../../domain/fields.ts"
+import { MAX_MESSAGE_CHARS, MAX_SCREENSHOT_MESSAGES } from "../../domain/transcript-limits.ts"
 import type { AiError, AiQuotaExceeded } from "../ai/errors.ts"
 import type { ImageInput } from "../ai/provider.ts"
 import { AiStrategy, type CallContext, type ObjectEvent } from "../ai/strategy.ts"
@@ -91,18 +95,35 @@ const DEFAULT_MAX_OUTPUT_TOKENS = 4_096
 /**
  * A message as the model wrote it, made storable: PostgreSQL refuses NUL (in a column and in the
  * cached JSON) and a lone surrogate in JSON, so a model writing either would otherwise fail the
- * session. The same for a streamed line as for the transcript, so a line is its message.
+ * session; its text cut at MAX_MESSAGE_CHARS, as long as a user's fix may be (a model may write
+ * 100 KB in one message). The same for a streamed line as for the transcript, so a line is its message.
  */
 const storableMessage = <M extends StreamedMessage>(message: M): M => ({
   ...message,
-  text: storable(message.text, { multiline: true }),
+  text: storableText(message.text, MAX_MESSAGE_CHARS, { multiline: true }),
   time: message.time === null ? null : storable(message.time)
 })
+
+/** A read's messages within a transcript's limits: each made storable, the first MAX_SCREENSHOT_MESSAGES of them. */
+const withinLimits = (messages: ReadonlyArray<TranscriptMessage>): ReadonlyArray<TranscriptMessage> =>
+  messages
+    .map(storableMessage)
+    .filter((message) => message.text !== "")
+    .slice(0, MAX_SCREENSHOT_MESSAGES)
+
+/** Local OCR's read, within a transcript's limits as a vision read is. */
+const readLocally = (local: LocalOcrShape, image: ImageInput, options: LocalReadOptions | undefined) =>
+  Effect.map(local.read(image, options), (transcript) => ({
+    ...transcript,
+    messages: withinLimits(transcript.messages)
+  }))
 
 const localOnly = (local: LocalOcrShape): OcrShape => ({
   vision: false,
   read: (context, image, options) =>
-    local.read(image, options).pipe(Effect.withSpan("ocr.read", { attributes: { "ocr.feature": context.feature } }))
+    readLocally(local, image, options).pipe(
+      Effect.withSpan("ocr.read", { attributes: { "ocr.feature": context.feature } })
+    )
 })
 
 export class Ocr extends Context.Tag("Ocr")<Ocr, OcrShape>() {
@@ -125,10 +146,14 @@ export class Ocr extends Context.Tag("Ocr")<Ocr, OcrShape>() {
         Effect.gen(function* () {
           const scanner = makeMessageScanner()
           let shown = 0
+          // Only the messages the transcript will keep (none past MAX_SCREENSHOT_MESSAGES).
           const show = (messages: ReadonlyArray<VisionMessage>) =>
             Effect.forEach(
               messages.map(({ sender, text, time }) => storableMessage({ sender, text, time: time ?? null })),
-              (message) => (message.text === "" || onMessage === undefined ? Effect.void : onMessage(shown++, message)),
+              (message) =>
+                message.text === "" || onMessage === undefined || shown >= MAX_SCREENSHOT_MESSAGES
+                  ? Effect.void
+                  : onMessage(shown++, message),
               { discard: true }
             )
           // Chunk by chunk, with an effect only where a message is complete (most deltas complete none).
@@ -181,7 +206,7 @@ export class Ocr extends Context.Tag("Ocr")<Ocr, OcrShape>() {
           Effect.flatMap((result) => {
             if (result.local) return Effect.fail(new VisionFallback({ reason: "local-provider" }))
             const transcript = transcriptOfVision(result.value, `vision:${result.provider}`)
-            const messages = transcript.messages.map(storableMessage).filter((message) => message.text !== "")
+            const messages = withinLimits(transcript.messages)
             if (messages.length === 0) return Effect.fail(new VisionFallback({ reason: "no-messages" }))
             return Effect.succeed<Transcript>({
               ...transcript,
@@ -201,7 +226,7 @@ export class Ocr extends Context.Tag("Ocr")<Ocr, OcrShape>() {
           Effect.catchTag("VisionFallback", (fallback) =>
             Effect.logWarning("OCR: vision read unusable, falling back to local OCR").pipe(
               Effect.annotateLogs({ reason: fallback.reason, feature: context.feature }),
-              Effect.zipRight(local.read(image, readOptions))
+              Effect.zipRight(readLocally(local, image, readOptions))
             )
           ),
           Effect.tap((transcript) =>

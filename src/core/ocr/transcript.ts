@@ -6,6 +6,7 @@
  * the service sets itself.
  */
 import { JSONSchema, ParseResult, Schema } from "effect"
+import { MAX_MESSAGE_CHARS, MAX_SCREENSHOT_MESSAGES } from "../../domain/transcript-limits.ts"
 import { ProviderId } from "../ai/provider.ts"
 
 export const Sender = Schema.Literal("me", "them", "system").annotations({
@@ -20,7 +21,9 @@ export const Confidence = Schema.Number.pipe(Schema.between(0, 1)).annotations({
 
 export const TranscriptMessage = Schema.Struct({
   sender: Sender,
-  text: Schema.String.annotations({ description: "The message exactly as written (no corrections)" }),
+  text: Schema.String.pipe(Schema.maxLength(MAX_MESSAGE_CHARS)).annotations({
+    description: "The message exactly as written (no corrections)"
+  }),
   time: Schema.NullOr(Schema.String).annotations({
     description: "The time shown with the message, as written, or null"
   }),
@@ -29,7 +32,9 @@ export const TranscriptMessage = Schema.Struct({
 export type TranscriptMessage = typeof TranscriptMessage.Type
 
 const transcriptFields = {
-  messages: Schema.Array(TranscriptMessage).annotations({ description: "Every message, in order from top to bottom" }),
+  messages: Schema.Array(TranscriptMessage)
+    .pipe(Schema.maxItems(MAX_SCREENSHOT_MESSAGES))
+    .annotations({ description: "Every message, in order from top to bottom" }),
   matchName: Schema.NullOr(Schema.String).annotations({
     description: "The other person's display name as shown in the chat header, or null"
   }),

@@ -2,13 +2,16 @@
  * What the vision model writes, read leniently but safely, at the wire (the OpenAI fake, the real
  * SDK, api, consumer, PostgreSQL): an answer in a code fence or wrapped in prose, or with malformed
  * `unsure` entries, is read as it is, with one vision call and one ledger row for it, not a
- * corrective retry.
+ * corrective retry; what is saved of it stays within a transcript's limits.
  */
 import { expect, layer } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
 import { afterAll } from "vitest"
 import { type Behavior, startFakeOpenAI } from "../../fakes/ai/index.ts"
+import { Transcript } from "../../../src/core/ocr/transcript.ts"
+import { MAX_MESSAGE_CHARS, MAX_SCREENSHOT_MESSAGES } from "../../../src/domain/transcript-limits.ts"
 import { tinyImage } from "../../fixtures/images.ts"
+import { sql } from "../../support/database.ts"
 import { baseUrl } from "../../support/server.ts"
 import { provisionUser } from "../../support/users.ts"
 import { awaitFinished, FAKE_SUGGESTIONS, ledgerOf, sessionRun, sessionsServer } from "./support.ts"
@@ -85,6 +88,35 @@ layer(sessionsServer(openai.url), { timeout: 120_000 })("sessions: the model's o
         expect(done.costMicros).toBe(7_350)
       }
     })
+  )
+
+  it.effect(
+    "a 100 KB message is saved cut at the PATCH route's limit, and a read keeps at most its limit of messages",
+    () =>
+      Effect.gen(function* () {
+        const messages = [`them: ${"x".repeat(100_000)}`, ...Array.from({ length: 300 }, (_, i) => `me: line ${i}`)]
+        const text = JSON.stringify({ messages, confidence: 0.9 })
+        const { done, events } = yield* sessionWith({ kind: "ok", text })
+        expect(done.status).toBe("completed")
+        const rows = yield* sql<{ length: number }>(
+          "SELECT length(text) AS length FROM transcript_messages WHERE session_id = $1 ORDER BY position",
+          [done.id]
+        )
+        expect(rows).toHaveLength(MAX_SCREENSHOT_MESSAGES)
+        expect(rows[0]?.length).toBe(MAX_MESSAGE_CHARS)
+        const [cached] = yield* sql<{ transcript: unknown }>(
+          `SELECT o.transcript FROM ocr_results o JOIN session_images i ON i.content_hash = o.content_hash
+         WHERE i.session_id = $1`,
+          [done.id]
+        )
+        expect(Schema.decodeUnknownEither(Transcript)(cached?.transcript)._tag).toBe("Right")
+        // No line is published past what the transcript keeps.
+        const positions = events.frames
+          .filter((frame) => frame.event === "lines")
+          .flatMap((frame) => (frame.data as { messages: ReadonlyArray<{ position: number }> }).messages)
+          .map((line) => line.position)
+        expect(Math.max(...positions)).toBe(MAX_SCREENSHOT_MESSAGES - 1)
+      })
   )
 
   it.effect("malformed unsure entries are dropped, the good one kept: one vision call, no corrective retry", () =>

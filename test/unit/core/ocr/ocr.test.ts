@@ -18,6 +18,7 @@ import { OcrFailed } from "../../../../src/core/ocr/errors.ts"
 import { LocalOcr } from "../../../../src/core/ocr/local.ts"
 import { Ocr, type StreamedMessage } from "../../../../src/core/ocr/ocr.ts"
 import { Transcript, transcriptOfVision, VisionTranscript } from "../../../../src/core/ocr/transcript.ts"
+import { MAX_MESSAGE_CHARS, MAX_SCREENSHOT_MESSAGES } from "../../../../src/domain/transcript-limits.ts"
 import { OCR_PROMPT_VERSION, ocrPromptV3, ocrSystem } from "../../../../src/modules/sessions/prompts/ocr-v3.ts"
 
 const image: ImageInput = { bytes: new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]), mimeType: "image/png" }
@@ -189,6 +190,45 @@ describe("Ocr", () => {
           lines.map(([, message]) => message)
         )
       })
+  )
+
+  it.effect(
+    "a message's text is cut at MAX_MESSAGE_CHARS and a read keeps MAX_SCREENSHOT_MESSAGES messages; the lines told alike",
+    () =>
+      Effect.gen(function* () {
+        const long = `them: ${"x".repeat(100_000)}`
+        const messages = [long, ...Array.from({ length: 300 }, (_, i) => `me: line ${i}`)]
+        const { ocr } = yield* setup(["gemini-flash"], { _tag: "value", json: { messages, confidence: 0.9 } })
+        const told = yield* Ref.make<ReadonlyArray<readonly [number, StreamedMessage]>>([])
+        const transcript = yield* ocr.read(context, image, {
+          onMessage: (position, message) => Ref.update(told, (all) => [...all, [position, message] as const])
+        })
+        expect(transcript.messages).toHaveLength(MAX_SCREENSHOT_MESSAGES)
+        expect(transcript.messages[0]?.text).toBe("x".repeat(MAX_MESSAGE_CHARS))
+        expect(transcript.messages.at(-1)?.text).toBe(`line ${MAX_SCREENSHOT_MESSAGES - 2}`)
+        expect(Schema.is(Transcript)(transcript)).toBe(true)
+        const lines = yield* Ref.get(told)
+        expect(lines.map(([position]) => position)).toEqual(transcript.messages.map((_, position) => position))
+        expect(lines.map(([, message]) => message)).toEqual(
+          transcript.messages.map(({ sender, text, time }) => ({ sender, text, time }))
+        )
+      })
+  )
+
+  it.effect("local OCR's read is held to the same limits", () =>
+    Effect.gen(function* () {
+      const message = { sender: "them" as const, text: "y".repeat(5_000), time: null, confidence: 0.5 }
+      const { ocr } = yield* setup(
+        ["local"],
+        { _tag: "hang" },
+        {
+          local: Effect.succeed({ ...LOCAL, messages: Array.from({ length: 250 }, () => message) })
+        }
+      )
+      const transcript = yield* ocr.read(context, image)
+      expect(transcript.messages).toHaveLength(MAX_SCREENSHOT_MESSAGES)
+      expect(transcript.messages.every((read) => read.text.length === MAX_MESSAGE_CHARS)).toBe(true)
+    })
   )
 
   it.effect("nothing is told of an answer from the chain's local provider (made up), nor of a local OCR read", () =>
