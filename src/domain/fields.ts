@@ -27,9 +27,33 @@ export const storable = (s: string, options: { readonly multiline?: boolean } = 
     .replace(new RegExp((options.multiline === true ? CONTROL_BUT_LINES : CONTROL).source, "g"), "")
     .trim()
 
-/** `storable`, capped at `max` characters. */
+let graphemes: Intl.Segmenter | undefined
+
+/**
+ * The longest prefix of `s` of at most `max` UTF-16 code units (JavaScript's `length`) that ends on a
+ * grapheme boundary: a flag, a family emoji, a letter and its accents are kept whole or left out,
+ * never cut in two (a surrogate pair least of all). Only when the first grapheme alone is longer than
+ * `max` (a letter under thousands of accents) is it cut, between two code points.
+ */
+const prefixWithin = (s: string, max: number): string => {
+  if (s.length <= max) return s
+  if (max < 1) return ""
+  // Made on first use: a client that bundles this module may run where Intl.Segmenter is missing.
+  graphemes ??= new Intl.Segmenter(undefined, { granularity: "grapheme" })
+  let end = 0
+  // Lazily segmented: the work is in proportion to `max`, not to the length of `s`.
+  for (const { index, segment } of graphemes.segment(s)) {
+    if (index + segment.length > max) break
+    end = index + segment.length
+  }
+  if (end > 0) return s.slice(0, end)
+  const pairCut = /[\uD800-\uDBFF]/.test(s.charAt(max - 1))
+  return s.slice(0, pairCut ? max - 1 : max)
+}
+
+/** `storable`, capped at `max` UTF-16 code units, cut between graphemes (see `prefixWithin`), trimmed. */
 export const storableText = (s: string, max: number, options: { readonly multiline?: boolean } = {}): string =>
-  storable(s, options).slice(0, max)
+  prefixWithin(storable(s, options), max).trimEnd()
 
 const wellFormed = (s: string) => !LONE_SURROGATE.test(s) || "Expected well-formed Unicode (no lone surrogate)"
 

@@ -1,7 +1,7 @@
 /** The boundary's text schemas: well-formed Unicode, no NUL or control characters, trimmed, capped. */
 import { describe, expect, it } from "@effect/vitest"
-import { Either, Schema } from "effect"
-import { LongText, PlainString, Text, Token } from "../../../src/domain/fields.ts"
+import { Either, FastCheck as fc, Schema } from "effect"
+import { LongText, PlainString, storable, storableText, Text, Token } from "../../../src/domain/fields.ts"
 
 const decode = <A, I>(schema: Schema.Schema<A, I>, input: unknown) => Schema.decodeUnknownEither(schema)(input)
 
@@ -56,5 +56,68 @@ describe("Token", () => {
     for (const bad of ["", "a b", "a\u0000", "é", "x\ud800"]) {
       expect(Either.isLeft(decode(Token(10), bad)), JSON.stringify(bad)).toBe(true)
     }
+  })
+})
+
+describe("storableText", () => {
+  const LONE_SURROGATE = /\p{Cs}/u
+  const boundaries = (s: string) =>
+    new Set([...new Intl.Segmenter(undefined, { granularity: "grapheme" }).segment(s)].map(({ index }) => index))
+
+  it("cuts between graphemes: a flag, a family, a skin tone, an accent are kept whole or left out", () => {
+    const family = "\u{1F468}\u200D\u{1F469}\u200D\u{1F467}" // 8 code units
+    expect(storableText(`ab${family}`, 9)).toBe("ab")
+    expect(storableText(`ab${family}`, 10)).toBe(`ab${family}`)
+    expect(storableText("ok \u{1F1EB}\u{1F1F7}", 5)).toBe("ok")
+    expect(storableText("a\u{1F44D}\u{1F3FD}", 4)).toBe("a")
+    expect(storableText("a\u{1F600}", 2)).toBe("a")
+    expect(storableText("Zoe\u0301!", 3)).toBe("Zo")
+    expect(storableText("x".repeat(10), 4)).toBe("xxxx")
+    // A first grapheme longer than the cap is cut between code points, never inside a pair.
+    expect(storableText(`\u{1F600}${"\u0301".repeat(10)}`, 1)).toBe("")
+    expect(storableText(`e${"\u0301".repeat(10)}`, 4)).toBe("e\u0301\u0301\u0301")
+  })
+
+  it("for any text and cap: a prefix of the storable text, at most the cap long, no lone surrogate", () => {
+    const text = fc.oneof(
+      fc.string({ unit: "grapheme", maxLength: 30 }),
+      fc.string({ unit: "binary", maxLength: 30 }),
+      fc
+        .array(
+          fc.constantFrom(
+            "\u{1F1EB}\u{1F1F7}",
+            "\u{1F468}\u200D\u{1F469}\u200D\u{1F467}",
+            "e\u0301",
+            "a",
+            " ",
+            "\ud800",
+            "\u0000"
+          ),
+          {
+            maxLength: 20
+          }
+        )
+        .map((parts) => parts.join(""))
+    )
+    fc.assert(
+      fc.property(text, fc.nat(40), fc.boolean(), (s, max, multiline) => {
+        const whole = storable(s, { multiline })
+        const cut = storableText(s, max, { multiline })
+        expect(whole.startsWith(cut)).toBe(true)
+        expect(cut.length).toBeLessThanOrEqual(max)
+        expect(LONE_SURROGATE.test(cut)).toBe(false)
+        expect(cut.trim()).toBe(cut)
+        if (whole.length <= max) expect(cut).toBe(whole)
+        // Between graphemes, unless the first alone is longer than the cap.
+        const [first] = new Intl.Segmenter(undefined, { granularity: "grapheme" }).segment(whole)
+        if (first !== undefined && first.segment.length <= max)
+          expect(boundaries(whole).has(cut.length) || cut.length === whole.length).toBe(true)
+      }),
+      { numRuns: 500 }
+    )
+  })
+
+  it("a 100 KB text of emoji is cut to whole emoji", () => {
+    expect(storableText("\u{1F600}".repeat(50_000), 2_001)).toHaveLength(2_000)
   })
 })
