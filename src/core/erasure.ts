@@ -11,12 +11,28 @@
  * of what lands later. It holds nothing about the person.
  */
 import { Effect, Layer, Schema } from "effect"
-import { Db } from "./db/db.ts"
+import { accountErased, type Unauthorized } from "../domain/errors.ts"
+import { Db, DbError, isForeignKeyViolation } from "./db/db.ts"
 
 export class ErasureFailed extends Schema.TaggedError<ErasureFailed>()("ErasureFailed", {
   step: Schema.String,
   cause: Schema.Defect
 }) {}
+
+/**
+ * A write that `constraint`, the foreign key of its user, refused: the account was erased after
+ * the request was let in (its erasure ran meanwhile, or on another instance whose tombstone this
+ * one's cached token mapping has not seen). It fails as the account's requests are now refused,
+ * `account-erased`, rather than as an internal error.
+ */
+export const refusingErased =
+  (constraint: string) =>
+  <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | Unauthorized, R> =>
+    Effect.catchIf(
+      self,
+      (error) => error instanceof DbError && isForeignKeyViolation(error, constraint),
+      () => Effect.fail(accountErased())
+    )
 
 export interface ErasedUser {
   readonly id: string

@@ -4,7 +4,9 @@
  */
 import { expect } from "@effect/vitest"
 import { Effect } from "effect"
+import { clerkIdHash } from "../../src/modules/users/users.repo.ts"
 import { bearer, newClerkId, tokenFor } from "./auth.ts"
+import { sql } from "./database.ts"
 import { http } from "./http.ts"
 
 export interface TestUser {
@@ -34,9 +36,33 @@ export const eraseAccount = (url: string, user: TestUser) =>
     expect(res.status).toBe(204)
   })
 
+/**
+ * The account erased by another api instance, as that one's erasure leaves it: its tombstone
+ * written, its row gone (with everything that cascades). This instance's cache still maps the
+ * token, so its next request is authenticated and meets the erasure at its first write.
+ */
+export const eraseElsewhere = (user: TestUser) =>
+  Effect.gen(function* () {
+    yield* sql("INSERT INTO erased_accounts (clerk_id_hash, user_id) VALUES ($1, $2)", [
+      clerkIdHash(user.clerkId),
+      user.id
+    ])
+    yield* sql("DELETE FROM users WHERE id = $1", [user.id])
+  })
+
 /** What an erased account's requests are refused with (401). */
 export const ERASED = {
   code: "UNAUTHORIZED",
   message: "This account was erased",
   details: { reason: "account-erased" }
 }
+
+/** The RPC `Exit` of request `requestId` refused as the account was erased (`Unauthorized` account-erased). */
+export const erasedRpcExit = (requestId: string) => ({
+  _tag: "Exit",
+  requestId,
+  exit: {
+    _tag: "Failure",
+    cause: { _tag: "Fail", error: { _tag: "Unauthorized", message: ERASED.message, details: ERASED.details } }
+  }
+})

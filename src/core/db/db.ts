@@ -48,14 +48,17 @@ const fieldOf = (value: unknown, key: string): unknown =>
   typeof value === "object" && value !== null ? Reflect.get(value, key) : undefined
 
 /**
- * A foreign key refused the write (Prisma's P2003) and it is `constraint` (its name in the
- * database, as the driver adapter reports it): the row it points to is gone.
+ * A foreign key refused the write and it is `constraint` (its name in the database, as the driver
+ * adapter reports it): the row it points to is gone. A Prisma call reports it as P2003, a raw
+ * statement through the client (`$queryRaw`) as P2010 of kind `ForeignKeyConstraintViolation`.
  */
 export const isForeignKeyViolation = (error: DbError, constraint: string): boolean => {
   const cause = error.cause
-  if (!(cause instanceof Prisma.PrismaClientKnownRequestError) || cause.code !== "P2003") return false
-  const named = fieldOf(fieldOf(fieldOf(fieldOf(cause.meta, "driverAdapterError"), "cause"), "constraint"), "index")
-  return named === constraint
+  if (!(cause instanceof Prisma.PrismaClientKnownRequestError)) return false
+  if (cause.code !== "P2003" && cause.code !== "P2010") return false
+  const adapter = fieldOf(fieldOf(cause.meta, "driverAdapterError"), "cause")
+  if (cause.code === "P2010" && fieldOf(adapter, "kind") !== "ForeignKeyConstraintViolation") return false
+  return fieldOf(fieldOf(adapter, "constraint"), "index") === constraint
 }
 
 /**

@@ -9,7 +9,8 @@
 import { Clock, Effect, Exit, Schema } from "effect"
 import { Db, type DbError, queryWith, type TxClient } from "../db/db.ts"
 import type { PrismaClient } from "../db/generated/client.ts"
-import { QuotaExceeded } from "../../domain/errors.ts"
+import { refusingErased } from "../erasure.ts"
+import { QuotaExceeded, type Unauthorized } from "../../domain/errors.ts"
 import { retryAfter } from "../http/retry-after.ts"
 
 export type QuotaKind = "openers" | "sessions" | "regenerations"
@@ -41,6 +42,9 @@ export const secondsToNextUtcDay = (now: number) =>
   Math.max(1, Math.ceil((Math.floor(now / DAY_MS) * DAY_MS + DAY_MS - now) / 1000))
 
 type Client = PrismaClient | TxClient
+
+/** The foreign key of a counter's user (prisma/migrations). */
+export const USAGE_USER_FOREIGN_KEY = "usage_counters_user_id_fkey"
 
 /**
  * Takes `amount` if the day's total stays within `limit`; the row's new total, or none. The
@@ -104,17 +108,20 @@ export class Quotas extends Effect.Service<Quotas>()("Quotas", {
 
     /**
      * Takes `amount` of today's `limit` (on `client`: a transaction's, to take it with what it
-     * pays for); `QuotaRefused` when it would go over.
+     * pays for); `QuotaRefused` when it would go over, `Unauthorized` (`account-erased`) when the
+     * user's row is gone (erased since the request was authenticated).
      */
     const take = (
       userId: string,
       kind: QuotaKind,
       limit: number,
       options: { readonly amount?: number; readonly client?: TxClient } = {}
-    ): Effect.Effect<Reservation, QuotaRefused | DbError> =>
+    ): Effect.Effect<Reservation, QuotaRefused | DbError | Unauthorized> =>
       Effect.gen(function* () {
         const { now, reservation } = yield* today(userId, kind, options.amount ?? 1)
-        const taken = yield* takeWith(options.client ?? db.client, reservation, limit)
+        const taken = yield* takeWith(options.client ?? db.client, reservation, limit).pipe(
+          refusingErased(USAGE_USER_FOREIGN_KEY)
+        )
         if (!taken) return yield* new QuotaRefused({ kind, limit, retryAfterSeconds: secondsToNextUtcDay(now) })
         return reservation
       })

@@ -23,7 +23,7 @@ import { eventually } from "../../support/eventually.ts"
 import { http, readStreamed } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { rpcRequest, rpcStreamed } from "../../support/rpc-socket.ts"
-import { ERASED, eraseAccount, provisionUser, type TestUser } from "../../support/users.ts"
+import { ERASED, eraseAccount, erasedRpcExit, provisionUser, type TestUser } from "../../support/users.ts"
 import {
   createSession,
   drivenSessionJobs,
@@ -264,14 +264,7 @@ layer(Server, { timeout: 120_000 })("sessions: an account erased while its sessi
         }
       )
       // Before: `Exit` Failure Die { name: "InternalError", message: "An unexpected error occurred" }.
-      expect(lines.at(-1)).toEqual({
-        _tag: "Exit",
-        requestId: "1",
-        exit: {
-          _tag: "Failure",
-          cause: { _tag: "Fail", error: { _tag: "Unauthorized", message: ERASED.message, details: ERASED.details } }
-        }
-      })
+      expect(lines.at(-1)).toEqual(erasedRpcExit("1"))
       yield* expectNothingLeftOf(alice.id, id)
     })
   )

@@ -1,0 +1,165 @@
+/**
+ * A request let in for an account that is erased before its daily allowance is taken: the
+ * allowance's row (`usage_counters`) names a user who is gone, and its foreign key refuses it. The
+ * request ends as the account's requests are now refused, 401 `UNAUTHORIZED` with
+ * `details.reason: "account-erased"` (never a 500), and no counter is left behind. Two ways to
+ * get there, each deterministic: another api instance erased the account while this one's cache
+ * still maps the token; or the erasure runs on this instance while the allowance's write waits
+ * (a lock on `usage_counters` held by the test, released once the erasure waits for it too).
+ */
+import { expect, layer } from "@effect/vitest"
+import { Effect, Fiber } from "effect"
+import { beforeAll } from "vitest"
+import { CloseCode } from "../../../src/domain/realtime.ts"
+import { assertFontsRender, chatScreenshotPng } from "../../fixtures/chat-screenshot.ts"
+import { awaitWaitingOn, holdingLocks, sql, TestDb } from "../../support/database.ts"
+import { http, postJson, type HttpResult } from "../../support/http.ts"
+import { rpcRequest, rpcStreamed } from "../../support/rpc-socket.ts"
+import { baseUrl, testServer } from "../../support/server.ts"
+import {
+  ERASED,
+  eraseAccount,
+  erasedRpcExit,
+  eraseElsewhere,
+  provisionUser,
+  type TestUser
+} from "../../support/users.ts"
+import { connectAs } from "../../support/ws.ts"
+import { awaitFinished, createSession, uploadPng, type WireSession } from "../sessions/support.ts"
+
+let screenshot: Buffer
+
+beforeAll(async () => {
+  await assertFontsRender()
+  screenshot = await chatScreenshotPng()
+})
+
+const GENERATE = { profile: { name: "Sam", bio: "Climber" }, count: 1 }
+
+const generateJson = (url: string, user: TestUser) =>
+  postJson(`${url}/api/v1/magic-openers/generate`, JSON.stringify(GENERATE), user.headers)
+
+const generateSse = (url: string, user: TestUser) =>
+  http(`${url}/api/v1/magic-openers/generate`, {
+    method: "POST",
+    headers: { ...user.headers, "content-type": "application/json", accept: "text/event-stream" },
+    body: JSON.stringify(GENERATE)
+  })
+
+const regenerate = (url: string, user: TestUser, sessionId: string) =>
+  postJson(`${url}/api/v1/sessions/${sessionId}/suggestions`, JSON.stringify({}), user.headers)
+
+/** Every row that names the user: none may be left once the request was refused. */
+const rowsOf = (userId: string) =>
+  sql(
+    `SELECT 'users' AS t, count(*)::int AS n FROM users WHERE id = $1
+     UNION ALL SELECT 'usage_counters', count(*)::int FROM usage_counters WHERE user_id = $1
+     UNION ALL SELECT 'magic_openers', count(*)::int FROM magic_openers WHERE user_id = $1
+     UNION ALL SELECT 'sessions', count(*)::int FROM sessions WHERE user_id = $1`,
+    [userId]
+  )
+
+const expectRefusedAsErased = (res: HttpResult, userId: string) =>
+  Effect.gen(function* () {
+    expect(res.status).toBe(401)
+    expect(res.body).toEqual({ success: false, error: ERASED })
+    expect((yield* rowsOf(userId)).filter((row) => row["n"] !== 0)).toEqual([])
+  })
+
+/** A session of `user`'s, completed (the local OCR and provider). */
+const completedSession = (url: string, user: TestUser) =>
+  Effect.gen(function* () {
+    const uploadId = yield* uploadPng(url, user.headers, screenshot)
+    const created = yield* createSession(url, user.headers, { uploadIds: [uploadId] })
+    expect(created.status).toBe(202)
+    const done = yield* awaitFinished(url, user.headers, (created.body as { data: WireSession }).data.id)
+    expect(done.status).toBe("completed")
+    return done
+  })
+
+/**
+ * `request` of `user`'s started while the test holds `usage_counters`, so that its allowance
+ * waits; the account erased meanwhile on this instance (DELETE /users/me from another device),
+ * whose cascade then waits on the same table; then both let go: the erasure commits while the
+ * allowance's foreign key check waits for it. The request's answer.
+ */
+const erasedWhileTakingAllowance = <A>(url: string, user: TestUser, request: Effect.Effect<A>) =>
+  Effect.gen(function* () {
+    const lock = yield* holdingLocks("LOCK TABLE usage_counters IN SHARE MODE")
+    const requesting = yield* Effect.fork(request)
+    yield* awaitWaitingOn("usage_counters", 1)
+    const erasing = yield* Effect.fork(eraseAccount(url, user))
+    yield* awaitWaitingOn("usage_counters", 2)
+    yield* lock.release
+    yield* Fiber.join(erasing)
+    return yield* Fiber.join(requesting)
+  })
+
+layer(testServer({ db: TestDb(), consumer: true, config: { AI_DAILY_SPEND_CAP_MICROS: "0" } }), {
+  timeout: 120_000
+})("the daily allowance of an account erased after its request was let in", (it) => {
+  it.effect("another instance erased it: REST generate (JSON, SSE) answers 401 account-erased, not a 500", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      for (const generate of [generateJson, generateSse]) {
+        const user = yield* provisionUser(url, "elsewhere")
+        yield* eraseElsewhere(user)
+        // Before: 500 INTERNAL_ERROR (the counter's foreign key of the user).
+        yield* expectRefusedAsErased(yield* generate(url, user), user.id)
+      }
+    })
+  )
+
+  it.scoped(
+    "erased on this instance while a WebSocket generation's allowance is taken: opener.error account-erased",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const user = yield* provisionUser(url, "racing")
+        const socket = yield* connectAs(url, user.token)
+        const end = yield* erasedWhileTakingAllowance(
+          url,
+          user,
+          Effect.zipRight(
+            socket.send({ type: "opener.generate", requestId: "g1", ...GENERATE }),
+            socket.next((frame) => frame.type === "opener.error" || frame.type === "opener.done")
+          )
+        )
+        // Before: opener.error INTERNAL_ERROR.
+        expect(end).toEqual({ type: "opener.error", requestId: "g1", ...ERASED })
+        expect((yield* socket.closed()).code).toBe(CloseCode.Unauthenticated)
+        expect((yield* rowsOf(user.id)).filter((row) => row["n"] !== 0)).toEqual([])
+      })
+  )
+
+  it.effect("another instance erased it: RPC openers.generate fails Unauthorized account-erased", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const user = yield* provisionUser(url, "elsewhere")
+      yield* eraseElsewhere(user)
+      const lines = yield* rpcStreamed(url, rpcRequest("1", "openers.generate", GENERATE, user.token), async () => {})
+      // Before: Failure Die InternalError.
+      expect(lines.at(-1)).toEqual(erasedRpcExit("1"))
+      expect((yield* rowsOf(user.id)).filter((row) => row["n"] !== 0)).toEqual([])
+    })
+  )
+
+  it.scoped("erased on this instance while a generation's allowance is taken: 401 account-erased, not a 500", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const user = yield* provisionUser(url, "racing")
+      const res = yield* erasedWhileTakingAllowance(url, user, generateJson(url, user))
+      yield* expectRefusedAsErased(res, user.id)
+    })
+  )
+
+  it.scoped("erased on this instance while a regeneration's allowance is taken: 401 account-erased, not a 500", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const user = yield* provisionUser(url, "racing")
+      const session = yield* completedSession(url, user)
+      const res = yield* erasedWhileTakingAllowance(url, user, regenerate(url, user, session.id))
+      yield* expectRefusedAsErased(res, user.id)
+    })
+  )
+})
