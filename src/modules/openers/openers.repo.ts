@@ -19,11 +19,19 @@ export class OpenersRepo extends Effect.Service<OpenersRepo>()("OpenersRepo", {
     return {
       /**
        * The opener saved; null when its match or its user is gone (the match deleted, the account
-       * erased meanwhile: a foreign key refused the row).
+       * erased meanwhile: a foreign key refused the row), or when the account's erasure has started
+       * (its tombstone is written; its rows are about to go): a generation that goes on meanwhile
+       * (let in by a token mapped before) adds nothing for it and ends as its account is refused.
        */
       create: (data: Prisma.OpenerUncheckedCreateInput) =>
         db
-          .query("openers.create", (c): Promise<Opener | null> => c.opener.create({ data }))
+          .query("openers.create", async (c): Promise<Opener | null> => {
+            const erasing = await c.erasedAccount.findUnique({
+              where: { userId: data.userId },
+              select: { userId: true }
+            })
+            return erasing === null ? c.opener.create({ data }) : null
+          })
           .pipe(
             Effect.catchIf(
               (error) => GONE_FOREIGN_KEYS.some((constraint) => isForeignKeyViolation(error, constraint)),

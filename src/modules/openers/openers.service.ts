@@ -226,8 +226,9 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
                   model: meta.model
                 })
                 .pipe(Effect.orDie)
-              // Its match or its user is gone. The foreign key PostgreSQL names does not tell them
-              // apart (an erased user's matches go with it): the tombstone does.
+              // Its match or its user is gone, or the account's erasure has started. The foreign key
+              // PostgreSQL names does not tell them apart (an erased user's matches go with it): the
+              // tombstone does.
               if (saved === null) return yield* unlessErased(userId, notFound("Match"))
               produced.saved++
               return [{ _tag: "done", index: position, opener: toOpenerView(saved) }]

@@ -10,6 +10,7 @@
 import { expect, layer } from "@effect/vitest"
 import { Deferred, Effect, Fiber } from "effect"
 import { afterAll, beforeEach } from "vitest"
+import { Erasure } from "../../../src/core/erasure.ts"
 import { CloseCode } from "../../../src/domain/realtime.ts"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { tinyImage } from "../../fixtures/images.ts"
@@ -21,7 +22,15 @@ import { rpcRequest, rpcStreamed } from "../../support/rpc-socket.ts"
 import { ERASED, eraseAccount, erasedRpcExit, provisionUser, type TestUser } from "../../support/users.ts"
 import { sendBytes, ticketFor } from "../../support/uploads.ts"
 import { connectAs, ofType } from "../../support/ws.ts"
-import { generateSse, heldAfterTheFirstLine, INTERNAL_WORDS, newMatch, parseFrame, type SseEvent } from "./support.ts"
+import {
+  generateJson,
+  generateSse,
+  heldAfterTheFirstLine,
+  INTERNAL_WORDS,
+  newMatch,
+  parseFrame,
+  type SseEvent
+} from "./support.ts"
 
 const openai = await startFakeOpenAI()
 afterAll(() => openai.close())
@@ -33,9 +42,25 @@ beforeEach(() => {
   logs.lines.length = 0
 })
 
+/**
+ * While set, the erasure of `userId` waits in a step of its own (after its tombstone, before the
+ * user's row is deleted) from saying `started` until `released`: an erasure that is running.
+ */
+let erasureHold:
+  | { readonly userId: string; readonly started: Deferred.Deferred<void>; readonly released: Deferred.Deferred<void> }
+  | undefined
+const HeldErasureStep = Erasure.register({
+  name: "held",
+  erase: (user) =>
+    erasureHold?.userId === user.id
+      ? Effect.zipRight(Deferred.succeed(erasureHold.started, undefined), Deferred.await(erasureHold.released))
+      : Effect.void
+})
+
 const Server = testServer({
   db: TestDb(),
   logs: logs.layer,
+  routes: HeldErasureStep,
   config: {
     OPENAI_API_KEY: "test",
     OPENAI_BASE_URL: openai.url,
@@ -225,5 +250,73 @@ layer(Server, { timeout: 60_000 })("openers: an account erased during its genera
         expect((yield* socket.closed()).code).toBe(CloseCode.Unauthenticated)
         yield* expectNothingLeftOf(alice.id)
       })
+  )
+
+  it.effect("REST, while the erasure runs (its tombstone written, the rows not yet deleted): 401 account-erased", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const alice = yield* provisionUser(url, "alice")
+      const started = yield* Deferred.make<void>()
+      const released = yield* Deferred.make<void>()
+      erasureHold = { userId: alice.id, started, released }
+      const erasing = yield* Effect.fork(eraseAccount(url, alice))
+      yield* Deferred.await(started)
+      openai.enqueue({ kind: "ok", text: "Hi Sam?\n", usage: { input: 100, output: 10 } })
+      // This instance's cache still maps the token: the request is let in.
+      const res = yield* generateJson(url, alice.headers, { profile: { name: "Sam" }, count: 1 })
+      yield* Deferred.succeed(released, undefined)
+      yield* Fiber.join(erasing)
+
+      // Before: 200 with the opener, saved for an account whose erasure had started (and deleted with it after).
+      expect(res.status).toBe(401)
+      expect(res.body).toEqual({ success: false, error: ERASED })
+      yield* expectNothingLeftOf(alice.id)
+    }).pipe(Effect.ensuring(Effect.sync(() => (erasureHold = undefined))))
+  )
+
+  it.effect("REST SSE, a line after the erasure started (its rows not yet deleted): failed account-erased", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const alice = yield* provisionUser(url, "alice")
+      const started = yield* Deferred.make<void>()
+      const ended = yield* Deferred.make<void>()
+      erasureHold = { userId: alice.id, started, released: ended }
+      const firstSaved = yield* Deferred.make<void>()
+      const released = yield* Deferred.make<void>()
+      heldAfterTheFirstLine(openai, released)
+      const events: Array<SseEvent> = []
+      const reading = yield* Effect.fork(
+        readStreamed(
+          `${url}/api/v1/magic-openers/generate`,
+          {
+            method: "POST",
+            headers: { ...alice.headers, "content-type": "application/json", accept: "text/event-stream" },
+            body: JSON.stringify({ profile: { name: "Sam" }, count: 2 })
+          },
+          "\n\n",
+          async (frame) => {
+            const event = parseFrame(frame)
+            if (event === undefined) return
+            events.push({ event: event.event, data: event.data })
+            if (event.event === "done") await Effect.runPromise(Deferred.succeed(firstSaved, undefined))
+            if (event.event === "failed" || event.event === "final")
+              await Effect.runPromise(Deferred.succeed(ended, undefined))
+          }
+        )
+      )
+      // The first opener saved, the erasure starts (tombstone written) and waits until the stream
+      // ended; only then does the model's second line come.
+      yield* Deferred.await(firstSaved)
+      const erasing = yield* Effect.fork(eraseAccount(url, alice))
+      yield* Deferred.await(started)
+      yield* Deferred.succeed(released, undefined)
+      yield* Fiber.join(reading)
+      yield* Fiber.join(erasing)
+
+      // Before: the second opener saved and `final` (both openers went with the account right after).
+      expect(events.map((event) => event.event)).toEqual(["delta", "done", "failed"])
+      expect(events.at(-1)?.data).toEqual({ ...ERASED, openers: [expect.objectContaining({ text: "Hi Sam?" })] })
+      yield* expectNothingLeftOf(alice.id)
+    }).pipe(Effect.ensuring(Effect.sync(() => (erasureHold = undefined))))
   )
 })
