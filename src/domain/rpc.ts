@@ -257,26 +257,30 @@ export const SessionsRpcs = RpcGroup.make(
     success: Session,
     error: Schema.Union(NotFound, Conflict, BadRequest)
   }),
+  /**
+   * Feedback on a suggestion: the suggestion as it is now. `NotFound` if its session is deleted
+   * meanwhile, `Unauthorized` (`account-erased`) if the account is erased meanwhile.
+   */
   Rpc.make("like", {
     payload: { sessionId: ResourceId, suggestionId: ResourceId },
     success: SessionSuggestion,
-    error: NotFound
+    error: Schema.Union(NotFound, Unauthorized)
   }),
   Rpc.make("unlike", {
     payload: { sessionId: ResourceId, suggestionId: ResourceId },
     success: SessionSuggestion,
-    error: NotFound
+    error: Schema.Union(NotFound, Unauthorized)
   }),
   Rpc.make("dislike", {
     payload: { sessionId: ResourceId, suggestionId: ResourceId, ...DislikeOpener.fields },
     success: SessionSuggestion,
-    error: NotFound
+    error: Schema.Union(NotFound, Unauthorized)
   }),
   /** Clears a dislike and its reason (a like stays); idempotent. */
   Rpc.make("undislike", {
     payload: { sessionId: ResourceId, suggestionId: ResourceId },
     success: SessionSuggestion,
-    error: NotFound
+    error: Schema.Union(NotFound, Unauthorized)
   }),
   /** As `POST /sessions/:id/cancel`: the session, cancelled unless it had already ended. */
   Rpc.make("cancel", {

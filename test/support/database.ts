@@ -32,17 +32,17 @@ export const sql = <Row extends Record<string, unknown> = Record<string, unknown
   })
 
 /**
- * A transaction of the test's own, holding what `statements` lock (a table, rows) until `release`
+ * A transaction of the test's own, holding what `statement` locks (a table, rows) until `release`
  * or the end of the scope: what a server's statement then waits on, to make a race deterministic.
  */
-export const holdingLocks = (...statements: ReadonlyArray<string>) =>
+export const holdingLocks = (statement: string, params: ReadonlyArray<unknown> = []) =>
   Effect.map(
     Effect.acquireRelease(
       Effect.promise(async () => {
         const client = new pg.Client({ connectionString: testDatabaseUrl() })
         await client.connect()
         await client.query("BEGIN")
-        for (const statement of statements) await client.query(statement)
+        await client.query(statement, [...params])
         return client
       }),
       (client) => Effect.promise(() => client.end())
@@ -50,12 +50,12 @@ export const holdingLocks = (...statements: ReadonlyArray<string>) =>
     (client) => ({ release: Effect.asVoid(Effect.promise(() => client.query("ROLLBACK"))) })
   )
 
-/** Until `count` statements wait for a lock on the table `relation`. */
-export const awaitWaitingOn = (relation: string, count: number) =>
+/** Until `count` statements on the test database wait for a lock (a table's, a row's). */
+export const awaitLockWaits = (count: number) =>
   eventually(
-    sql<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE relation = $1::regclass AND NOT granted", [
-      relation
-    ]),
+    sql<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    ),
     (rows) => rows[0]?.n === count,
-    `${count} statement(s) waiting on ${relation}`
+    `${count} statement(s) waiting for a lock`
   )

@@ -10,9 +10,9 @@
  * `AttemptStopped` ("superseded"), whatever it was doing.
  */
 import { Data, Effect, Schema } from "effect"
-import { Db, type DbError, queryWith } from "../../core/db/db.ts"
+import { Db, type DbError, isRecordNotFound, queryWith } from "../../core/db/db.ts"
 import { newId } from "../../core/db/ids.ts"
-import { Prisma, type Session, UploadPurpose, UploadStatus } from "../../core/db/generated/client.ts"
+import { Prisma, type Session, type Suggestion, UploadPurpose, UploadStatus } from "../../core/db/generated/client.ts"
 import { cursorKey } from "../../core/pagination.ts"
 import { TONES } from "../../domain/tones.ts"
 import type { ProcessedFields } from "../uploads/uploads.repo.ts"
@@ -786,7 +786,13 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
           readonly dislikeReason: string | null
           readonly feedbackAt: Date | null
         }
-      ) => db.query("sessions.setFeedback", (c) => c.suggestion.update({ where: { id: suggestionId }, data })),
+      ) =>
+        db
+          .query("sessions.setFeedback", (c): Promise<Suggestion | null> =>
+            c.suggestion.update({ where: { id: suggestionId }, data })
+          )
+          // Gone since it was read: its session deleted, or its account erased, meanwhile.
+          .pipe(Effect.catchIf(isRecordNotFound, () => Effect.succeed(null))),
       /**
        * The session's cost as the ledger holds it: every AI call made for it (OCR, suggestions,
        * regenerations, failed attempts that were billed), in one statement.

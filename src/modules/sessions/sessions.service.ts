@@ -24,6 +24,7 @@ import {
   Conflict,
   NotFound,
   ServiceUnavailable,
+  type Unauthorized,
   UploadAlreadyUsed,
   UploadContentMismatch,
   UploadExpired,
@@ -151,6 +152,15 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
     const tombstones = yield* Tombstones
 
     const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
+
+    /**
+     * `missing` (gone meanwhile: deleted from another device), unless the account was erased
+     * meanwhile: then the request ends as its start would now be refused, `account-erased`.
+     */
+    const unlessErased = (userId: string, missing: NotFound): Effect.Effect<never, NotFound | Unauthorized> =>
+      Effect.flatMap(Effect.orDie(tombstones.isErased(userId)), (erased) =>
+        Effect.fail(erased ? accountErased() : missing)
+      )
 
     const load = (userId: string, id: string) =>
       Effect.flatMap(repo.find(userId, id), (row) =>
@@ -476,13 +486,7 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         const events = suggester.stream(request).pipe(
           // Its session was deleted meanwhile (another device), or went with the account erased
           // meanwhile: the batch ends as a request for either would now be refused.
-          Stream.catchTag("AttemptStopped", () =>
-            Stream.fromEffect(
-              Effect.flatMap(Effect.orDie(tombstones.isErased(userId)), (erased) =>
-                Effect.fail(erased ? accountErased() : notFound("Session"))
-              )
-            )
-          ),
+          Stream.catchTag("AttemptStopped", () => Stream.fromEffect(unlessErased(userId, notFound("Session")))),
           Stream.tap((event) =>
             !("_tag" in event)
               ? repo.syncCost(id)
@@ -511,7 +515,10 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         const next = change(current)
         if (next.feedback === current.feedback && next.dislikeReason === current.dislikeReason)
           return toSuggestion(current)
-        return toSuggestion(yield* repo.setFeedback(suggestionId, next))
+        const updated = yield* repo.setFeedback(suggestionId, next)
+        // Gone since it was read: its session deleted (another device), or the account erased, meanwhile.
+        if (updated === null) return yield* unlessErased(userId, notFound("Suggestion"))
+        return toSuggestion(updated)
       })
 
     return {

@@ -1,18 +1,22 @@
 /**
- * A request let in for an account that is erased before its daily allowance is taken: the
- * allowance's row (`usage_counters`) names a user who is gone, and its foreign key refuses it. The
- * request ends as the account's requests are now refused, 401 `UNAUTHORIZED` with
- * `details.reason: "account-erased"` (never a 500), and no counter is left behind. Two ways to
- * get there, each deterministic: another api instance erased the account while this one's cache
- * still maps the token; or the erasure runs on this instance while the allowance's write waits
- * (a lock on `usage_counters` held by the test, released once the erasure waits for it too).
+ * Requests let in for an account that is erased before their write: they end as the account's
+ * requests are now refused, 401 `UNAUTHORIZED` with `details.reason: "account-erased"` (never a
+ * 500), and nothing of the user is left behind. Each race is made deterministic: another api
+ * instance erased the account while this one's cache still maps the token; or the erasure runs on
+ * this instance while the request's write waits on a lock the test holds.
+ *
+ * The daily allowance: its row (`usage_counters`) names a user who is gone, and its foreign key
+ * refuses it. The test holds `usage_counters`, and lets go once the erasure waits for it too.
+ *
+ * Feedback on a suggestion: read, then deleted with the account before the feedback is written.
+ * The test holds the suggestion's row: the erasure's delete waits first, the feedback behind it.
  */
 import { expect, layer } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { beforeAll } from "vitest"
 import { CloseCode } from "../../../src/domain/realtime.ts"
 import { assertFontsRender, chatScreenshotPng } from "../../fixtures/chat-screenshot.ts"
-import { awaitWaitingOn, holdingLocks, sql, TestDb } from "../../support/database.ts"
+import { awaitLockWaits, holdingLocks, sql, TestDb } from "../../support/database.ts"
 import { http, postJson, type HttpResult } from "../../support/http.ts"
 import { rpcRequest, rpcStreamed } from "../../support/rpc-socket.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
@@ -87,9 +91,9 @@ const erasedWhileTakingAllowance = <A>(url: string, user: TestUser, request: Eff
   Effect.gen(function* () {
     const lock = yield* holdingLocks("LOCK TABLE usage_counters IN SHARE MODE")
     const requesting = yield* Effect.fork(request)
-    yield* awaitWaitingOn("usage_counters", 1)
+    yield* awaitLockWaits(1)
     const erasing = yield* Effect.fork(eraseAccount(url, user))
-    yield* awaitWaitingOn("usage_counters", 2)
+    yield* awaitLockWaits(2)
     yield* lock.release
     yield* Fiber.join(erasing)
     return yield* Fiber.join(requesting)
@@ -97,7 +101,7 @@ const erasedWhileTakingAllowance = <A>(url: string, user: TestUser, request: Eff
 
 layer(testServer({ db: TestDb(), consumer: true, config: { AI_DAILY_SPEND_CAP_MICROS: "0" } }), {
   timeout: 120_000
-})("the daily allowance of an account erased after its request was let in", (it) => {
+})("an account erased after its request was let in", (it) => {
   it.effect("another instance erased it: REST generate (JSON, SSE) answers 401 account-erased, not a 500", () =>
     Effect.gen(function* () {
       const url = yield* baseUrl
@@ -160,6 +164,29 @@ layer(testServer({ db: TestDb(), consumer: true, config: { AI_DAILY_SPEND_CAP_MI
       const session = yield* completedSession(url, user)
       const res = yield* erasedWhileTakingAllowance(url, user, regenerate(url, user, session.id))
       yield* expectRefusedAsErased(res, user.id)
+    })
+  )
+
+  it.scoped("erased on this instance between a suggestion's read and its feedback: 401 account-erased, not a 500", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const user = yield* provisionUser(url, "racing")
+      const session = yield* completedSession(url, user)
+      const suggestionId = session.suggestions[0]?.id ?? ""
+      const lock = yield* holdingLocks("SELECT id FROM suggestions WHERE id = $1 FOR UPDATE", [suggestionId])
+      const erasing = yield* Effect.fork(eraseAccount(url, user))
+      yield* awaitLockWaits(1)
+      const liking = yield* Effect.fork(
+        http(`${url}/api/v1/sessions/${session.id}/suggestions/${suggestionId}/like`, {
+          method: "POST",
+          headers: user.headers
+        })
+      )
+      yield* awaitLockWaits(2)
+      yield* lock.release
+      yield* Fiber.join(erasing)
+      // Before: 500 INTERNAL_ERROR (the update found no row).
+      yield* expectRefusedAsErased(yield* Fiber.join(liking), user.id)
     })
   )
 })
