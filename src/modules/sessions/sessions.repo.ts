@@ -807,7 +807,10 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
               >`UPDATE sessions SET cost_micros = (SELECT COALESCE(SUM(cost_micros), 0) FROM ai_calls WHERE session_id = ${id}) WHERE id = ${id} RETURNING cost_micros`
           )
           .pipe(Effect.map((rows) => rows[0]?.cost_micros ?? 0)),
-      /** The next batch number of a session, taken atomically (two regenerations at once get one each). */
+      /**
+       * The next batch number of a session, taken atomically (two regenerations at once get one
+       * each); null when the session is gone since it was read (deleted, or its account erased, meanwhile).
+       */
       nextBatch: (sessionId: string) =>
         db
           .query("sessions.nextBatch", (c) =>
@@ -817,7 +820,10 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
               select: { lastBatch: true }
             })
           )
-          .pipe(Effect.map((row) => row.lastBatch)),
+          .pipe(
+            Effect.map((row): number | null => row.lastBatch),
+            Effect.catchIf(isRecordNotFound, () => Effect.succeed(null))
+          ),
       /**
        * Earlier sessions of the user with this match (newest first, at most `sessions`), each with
        * its last `messages` transcript messages (in order): context for the suggestions.

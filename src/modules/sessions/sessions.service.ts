@@ -466,7 +466,12 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
           .pipe(answeringRefusal((limit) => `Daily limit of ${limit} suggestion regenerations reached`))
         const produced = { saved: 0 }
         const settle = quotas.settleOn(reservation, () => produced.saved > 0)
-        const batch = yield* Effect.onExit(repo.nextBatch(id), settle)
+        const batch = yield* Effect.onExit(
+          Effect.flatMap(repo.nextBatch(id), (next) =>
+            next === null ? unlessErased(userId, notFound("Session")) : Effect.succeed(next)
+          ),
+          settle
+        )
         const request: BatchRequest = {
           sessionId: id,
           userId,

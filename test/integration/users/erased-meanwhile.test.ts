@@ -8,8 +8,9 @@
  * The daily allowance: its row (`usage_counters`) names a user who is gone, and its foreign key
  * refuses it. The test holds `usage_counters`, and lets go once the erasure waits for it too.
  *
- * Feedback on a suggestion: read, then deleted with the account before the feedback is written.
- * The test holds the suggestion's row: the erasure's delete waits first, the feedback behind it.
+ * A session's or a suggestion's row: read, then deleted with the account before the request's
+ * write (a regeneration's batch number, feedback). The test holds the row: the erasure's delete
+ * waits first, the request's update behind it.
  */
 import { expect, layer } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
@@ -187,6 +188,23 @@ layer(testServer({ db: TestDb(), consumer: true, config: { AI_DAILY_SPEND_CAP_MI
       yield* Fiber.join(erasing)
       // Before: 500 INTERNAL_ERROR (the update found no row).
       yield* expectRefusedAsErased(yield* Fiber.join(liking), user.id)
+    })
+  )
+
+  it.scoped("erased on this instance between a regeneration's read of its session and its batch number: 401", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const user = yield* provisionUser(url, "racing")
+      const session = yield* completedSession(url, user)
+      const lock = yield* holdingLocks("SELECT id FROM sessions WHERE id = $1 FOR UPDATE", [session.id])
+      const erasing = yield* Effect.fork(eraseAccount(url, user))
+      yield* awaitLockWaits(1)
+      const regenerating = yield* Effect.fork(regenerate(url, user, session.id))
+      yield* awaitLockWaits(2)
+      yield* lock.release
+      yield* Fiber.join(erasing)
+      // Before: 500 INTERNAL_ERROR (the batch number's update found no row).
+      yield* expectRefusedAsErased(yield* Fiber.join(regenerating), user.id)
     })
   )
 })
