@@ -17,11 +17,10 @@ import {
   ValidationError
 } from "../../../src/domain/errors.ts"
 import { assertFontsRender, chatScreenshotPng } from "../../fixtures/chat-screenshot.ts"
-import { clerkIdHash } from "../../../src/modules/users/users.repo.ts"
 import { sql, TestDb } from "../../support/database.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { sendBytes } from "../../support/uploads.ts"
-import { twoUsers } from "../../support/users.ts"
+import { eraseElsewhere, twoUsers } from "../../support/users.ts"
 
 let screenshot: Buffer
 
@@ -256,11 +255,7 @@ layer(testServer({ db: TestDb(), consumer: true }), { timeout: 120_000, excludeT
           const url = yield* baseUrl
           const { alice } = yield* twoUsers(url)
           // This instance maps the token (its cache); another one wrote the tombstone and deleted the row.
-          yield* sql("INSERT INTO erased_accounts (clerk_id_hash, user_id) VALUES ($1, $2)", [
-            clerkIdHash(alice.clerkId),
-            alice.id
-          ])
-          yield* sql("DELETE FROM users WHERE id = $1", [alice.id])
+          yield* eraseElsewhere(alice)
           const refused = yield* as(
             "http",
             url,

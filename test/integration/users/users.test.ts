@@ -9,7 +9,7 @@ import { eventually } from "../../support/eventually.ts"
 import { http, issuePaths } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { createUpload } from "../../support/uploads.ts"
-import { provisionUser, twoUsers } from "../../support/users.ts"
+import { eraseElsewhere, provisionUser, twoUsers } from "../../support/users.ts"
 
 /** A module's erasure step, as later modules register theirs: it records whom it erased. */
 const erasedByProbe: Array<ErasedUser> = []
@@ -185,11 +185,7 @@ layer(testServer({ db: TestDb(), routes: ProbeErasureStep }), { timeout: 60_000 
           const url = yield* baseUrl
           const user = yield* provisionUser(url, "patchgone")
           // Another api instance erased the account: its tombstone, then the row gone. This one's cache still maps the token.
-          yield* sql("INSERT INTO erased_accounts (clerk_id_hash, user_id) VALUES ($1, $2)", [
-            clerkIdHash(user.clerkId),
-            user.id
-          ])
-          yield* sql("DELETE FROM users WHERE id = $1", [user.id])
+          yield* eraseElsewhere(user)
           const res = yield* patchMe(url, user.headers, { firstName: "Ghost" })
           expect(res.status).toBe(401)
           expect(res.body).toEqual({
@@ -233,11 +229,7 @@ layer(testServer({ db: TestDb(), routes: ProbeErasureStep }), { timeout: 60_000 
         Effect.gen(function* () {
           const url = yield* baseUrl
           const user = yield* provisionUser(url, "matchgone")
-          yield* sql("INSERT INTO erased_accounts (clerk_id_hash, user_id) VALUES ($1, $2)", [
-            clerkIdHash(user.clerkId),
-            user.id
-          ])
-          yield* sql("DELETE FROM users WHERE id = $1", [user.id])
+          yield* eraseElsewhere(user)
           const res = yield* http(`${url}/api/v1/matches`, {
             method: "POST",
             headers: { "content-type": "application/json", ...user.headers },
