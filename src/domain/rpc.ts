@@ -255,7 +255,7 @@ export const SessionsRpcs = RpcGroup.make(
   Rpc.make("patchTranscript", {
     payload: Schema.extend(Schema.Struct({ sessionId: ResourceId }), PatchTranscript),
     success: Session,
-    error: Schema.Union(NotFound, Conflict, BadRequest)
+    error: Schema.Union(NotFound, Conflict, BadRequest, Unauthorized)
   }),
   /**
    * Feedback on a suggestion: the suggestion as it is now. `NotFound` if its session is deleted

@@ -438,6 +438,8 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
           })
         }
         if (!(yield* repo.fixMessages(id, input.messages))) {
+          // Gone with the account erased meanwhile (another device), or changed meanwhile.
+          if (yield* Effect.orDie(tombstones.isErased(userId))) return yield* accountErased()
           return yield* new Conflict({ message: "The session changed meanwhile; try again" })
         }
         yield* Effect.logInfo("Session transcript fixed").pipe(

@@ -9,7 +9,7 @@
  * refuses it. The test holds `usage_counters`, and lets go once the erasure waits for it too.
  *
  * A session's or a suggestion's row: read, then deleted with the account before the request's
- * write (a regeneration's batch number, feedback). The test holds the row: the erasure's delete
+ * write (a regeneration's batch number, a transcript's fixes, feedback). The test holds the row: the erasure's delete
  * waits first, the request's update behind it.
  */
 import { expect, layer } from "@effect/vitest"
@@ -100,6 +100,30 @@ const erasedWhileTakingAllowance = <A>(url: string, user: TestUser, request: Eff
     return yield* Fiber.join(requesting)
   })
 
+/**
+ * `request` of `user`'s whose row (`id` in `table`) goes with the account between its read and
+ * its write: the test holds the row; the erasure (DELETE /users/me from another device) waits for
+ * it first, then the request's write behind it; the row let go, the erasure deletes it and the
+ * write finds nothing. The request's answer.
+ */
+const erasedBeforeItsWrite = <A>(
+  url: string,
+  user: TestUser,
+  table: "sessions" | "suggestions",
+  id: string,
+  request: Effect.Effect<A>
+) =>
+  Effect.gen(function* () {
+    const lock = yield* holdingLocks(`SELECT id FROM ${table} WHERE id = $1 FOR UPDATE`, [id])
+    const erasing = yield* Effect.fork(eraseAccount(url, user))
+    yield* awaitLockWaits(1)
+    const requesting = yield* Effect.fork(request)
+    yield* awaitLockWaits(2)
+    yield* lock.release
+    yield* Fiber.join(erasing)
+    return yield* Fiber.join(requesting)
+  })
+
 layer(testServer({ db: TestDb(), consumer: true, config: { AI_DAILY_SPEND_CAP_MICROS: "0" } }), {
   timeout: 120_000
 })("an account erased after its request was let in", (it) => {
@@ -174,20 +198,18 @@ layer(testServer({ db: TestDb(), consumer: true, config: { AI_DAILY_SPEND_CAP_MI
       const user = yield* provisionUser(url, "racing")
       const session = yield* completedSession(url, user)
       const suggestionId = session.suggestions[0]?.id ?? ""
-      const lock = yield* holdingLocks("SELECT id FROM suggestions WHERE id = $1 FOR UPDATE", [suggestionId])
-      const erasing = yield* Effect.fork(eraseAccount(url, user))
-      yield* awaitLockWaits(1)
-      const liking = yield* Effect.fork(
+      const liking = yield* erasedBeforeItsWrite(
+        url,
+        user,
+        "suggestions",
+        suggestionId,
         http(`${url}/api/v1/sessions/${session.id}/suggestions/${suggestionId}/like`, {
           method: "POST",
           headers: user.headers
         })
       )
-      yield* awaitLockWaits(2)
-      yield* lock.release
-      yield* Fiber.join(erasing)
       // Before: 500 INTERNAL_ERROR (the update found no row).
-      yield* expectRefusedAsErased(yield* Fiber.join(liking), user.id)
+      yield* expectRefusedAsErased(liking, user.id)
     })
   )
 
@@ -196,15 +218,36 @@ layer(testServer({ db: TestDb(), consumer: true, config: { AI_DAILY_SPEND_CAP_MI
       const url = yield* baseUrl
       const user = yield* provisionUser(url, "racing")
       const session = yield* completedSession(url, user)
-      const lock = yield* holdingLocks("SELECT id FROM sessions WHERE id = $1 FOR UPDATE", [session.id])
-      const erasing = yield* Effect.fork(eraseAccount(url, user))
-      yield* awaitLockWaits(1)
-      const regenerating = yield* Effect.fork(regenerate(url, user, session.id))
-      yield* awaitLockWaits(2)
-      yield* lock.release
-      yield* Fiber.join(erasing)
+      const regenerating = yield* erasedBeforeItsWrite(
+        url,
+        user,
+        "sessions",
+        session.id,
+        regenerate(url, user, session.id)
+      )
       // Before: 500 INTERNAL_ERROR (the batch number's update found no row).
-      yield* expectRefusedAsErased(yield* Fiber.join(regenerating), user.id)
+      yield* expectRefusedAsErased(regenerating, user.id)
+    })
+  )
+
+  it.scoped("erased on this instance between a transcript fix's read of its session and its write: 401", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const user = yield* provisionUser(url, "racing")
+      const session = yield* completedSession(url, user)
+      const fixing = yield* erasedBeforeItsWrite(
+        url,
+        user,
+        "sessions",
+        session.id,
+        http(`${url}/api/v1/sessions/${session.id}/transcript`, {
+          method: "PATCH",
+          headers: { ...user.headers, "content-type": "application/json" },
+          body: JSON.stringify({ messages: [{ position: 0, text: "Fixed" }] })
+        })
+      )
+      // Before: 409 CONFLICT "The session changed meanwhile; try again", which no retry would change.
+      yield* expectRefusedAsErased(fixing, user.id)
     })
   )
 })
