@@ -13,10 +13,10 @@
  * which measured cheaper than resizing the full-size pixels a second time.
  *
  * A caller that needs the image before its thumbnail (the sessions pipeline: the vision call waits
- * for the image alone) asks for them apart, and may wait for `noneWaiting` before asking for the
- * thumbnail, so a burst's images are not held behind the thumbnails of those before them (issue #17).
+ * for the image alone) asks for them apart, and asks for the thumbnail later (issue #17). Those
+ * thumbnails have permits of their own: one needed at once does not queue behind waiting images.
  */
-import { Context, Effect, Layer, Schema, Stream, SubscriptionRef } from "effect"
+import { Context, Effect, Layer, Schema } from "effect"
 import { createHash } from "node:crypto"
 import type { Sharp } from "sharp"
 import { AppConfig } from "../config.ts"
@@ -69,10 +69,8 @@ export interface ImageProcessorShape {
   readonly normalize: (input: Uint8Array) => Effect.Effect<NormalizedImage, ImageError>
   /** The normalised image alone; its thumbnail from `thumbnailOf`. */
   readonly normalizeImage: (input: Uint8Array) => Effect.Effect<NormalizedOnly, ImageError>
-  /** The thumbnail of an image `normalizeImage` made. */
+  /** The thumbnail of an image `normalizeImage` made (permits of its own: see the header comment). */
   readonly thumbnailOf: (image: EncodedImage) => Effect.Effect<EncodedImage, ImageError>
-  /** Completes once no normalisation waits for the processor: when work that can wait may start. */
-  readonly noneWaiting: Effect.Effect<void>
 }
 
 const DECODABLE = new Set(["png", "jpeg", "webp"])
@@ -95,8 +93,6 @@ const unreadable = (cause: unknown) =>
 export const makeImageProcessor = (options: ImageOptions) =>
   Effect.gen(function* () {
     const permits = yield* Effect.makeSemaphore(options.concurrency)
-    // The thumbnails asked for apart have permits of their own: one needed now (its session's read
-    // done while the burst's images still wait) does not queue behind those images.
     const thumbnailPermits = yield* Effect.makeSemaphore(options.concurrency)
     const contentType = options.format === "webp" ? ("image/webp" as const) : ("image/jpeg" as const)
     const timeout = { seconds: options.timeoutSeconds ?? 30 }
@@ -110,21 +106,6 @@ export const makeImageProcessor = (options: ImageOptions) =>
     // sharp (libvips: ~30 MB resident) loads with the first image, not at boot: the api
     // normalises only profile screenshots and may never need it (issue #17).
     const loadSharp = yield* Effect.cached(Effect.orDie(Effect.tryPromise(() => import("sharp"))))
-
-    // Normalisations asked for and not finished (waiting for a permit or running): a thumbnail
-    // that can wait starts only when every one of them has a permit.
-    const pending = yield* SubscriptionRef.make(0)
-    const noneWaiting = pending.changes.pipe(
-      Stream.filter((count) => count < options.concurrency),
-      Stream.runHead,
-      Effect.asVoid
-    )
-    const foreground = <A, E>(work: Effect.Effect<A, E>) =>
-      Effect.acquireUseRelease(
-        SubscriptionRef.update(pending, (count) => count + 1),
-        () => permits.withPermits(1)(work),
-        () => SubscriptionRef.update(pending, (count) => count - 1)
-      )
 
     const thumbnailNow = (image: EncodedImage) =>
       Effect.gen(function* () {
@@ -178,16 +159,17 @@ export const makeImageProcessor = (options: ImageOptions) =>
 
     return {
       normalize: (input: Uint8Array) =>
-        foreground(
-          Effect.flatMap(normalizeNow(input), (normalized) =>
-            Effect.map(thumbnailNow(normalized.image), (thumbnail) => ({ ...normalized, thumbnail }))
+        permits
+          .withPermits(1)(
+            Effect.flatMap(normalizeNow(input), (normalized) =>
+              Effect.map(thumbnailNow(normalized.image), (thumbnail) => ({ ...normalized, thumbnail }))
+            )
           )
-        ).pipe(Effect.withSpan("ImageProcessor.normalize")),
+          .pipe(Effect.withSpan("ImageProcessor.normalize")),
       normalizeImage: (input: Uint8Array) =>
-        foreground(normalizeNow(input)).pipe(Effect.withSpan("ImageProcessor.normalizeImage")),
+        permits.withPermits(1)(normalizeNow(input)).pipe(Effect.withSpan("ImageProcessor.normalizeImage")),
       thumbnailOf: (image: EncodedImage) =>
-        thumbnailPermits.withPermits(1)(thumbnailNow(image)).pipe(Effect.withSpan("ImageProcessor.thumbnailOf")),
-      noneWaiting
+        thumbnailPermits.withPermits(1)(thumbnailNow(image)).pipe(Effect.withSpan("ImageProcessor.thumbnailOf"))
     } satisfies ImageProcessorShape
   })
 

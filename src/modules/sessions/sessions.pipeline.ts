@@ -228,10 +228,11 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
         let read: { readonly rows: ReadonlyArray<MessageRow> } | undefined
         if (stored.length === 0) {
           // Each screenshot just normalised is stored and recorded while it is read: its thumbnail,
-          // its two writes and its row are off the way to the vision call, and wait for the images of
-          // other sessions still to be normalised (issue #17). They are done before the transcript is
-          // saved (a retry that finds it saved never reads the images) and, should the normalisation
-          // of another screenshot or the read fail, before the session fails (the thumbnail stays).
+          // its two writes and its row are off the way to the vision call, and start once the model
+          // writes its first message (~0.9 s in: the images of a burst's other sessions are normalised
+          // by then, not held behind these; issue #17). They are done before the transcript is saved
+          // (a retry that finds it saved never reads the images) and, should the normalisation of
+          // another screenshot or the read fail, before the session fails (the thumbnail stays).
           const storeNow = yield* Deferred.make<void>()
           const storing: Array<Fiber.RuntimeFiber<void, StoreError<AttemptStopped>>> = []
           const imagesStored = Effect.zipRight(
@@ -324,7 +325,10 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
                       ...(index === 0
                         ? {
                             onMessage: (position: number, message: StreamedMessage) =>
-                              lines.offer({ _tag: "Lines", messages: [{ position, ...message }] })
+                              Effect.zipRight(
+                                Deferred.succeed(storeNow, undefined),
+                                lines.offer({ _tag: "Lines", messages: [{ position, ...message }] })
+                              )
                           }
                         : {})
                     }

@@ -379,8 +379,8 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
      * there too). Done once; later calls answer the record.
      *
      * With `options.storeLater`, the image's bytes come back before its thumbnail is made and
-     * anything is stored or recorded: `store` does that, its thumbnail waiting for the images of
-     * others (see `ImageProcessor.thumbnailOf`) until `needed` completes; the caller runs it.
+     * anything is stored or recorded: `store` does that once `needed` completes (or it is
+     * interrupted); the caller runs it.
      */
     const processWithImage = <RecordError = never>(
       userId: string,
@@ -434,11 +434,11 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
         // Made, written and recorded as one step, not interrupted half-way: a write abandoned in flight
         // may land after whoever stopped the caller deleted the upload's objects, with nothing recording
         // it. Stopped meanwhile, `record` finds nothing to record on and deletes what was written. Only
-        // the wait for the images of others is cut short by an interruption.
+        // the wait for `needed` is cut short by an interruption.
         const store = (needed: Effect.Effect<void>): Effect.Effect<void, StoreError<RecordError>> =>
           Effect.uninterruptibleMask((restore) =>
             Effect.gen(function* () {
-              yield* Effect.exit(restore(Effect.raceFirst(images.noneWaiting, needed)))
+              yield* Effect.exit(restore(needed))
               const thumbnail = yield* images.thumbnailOf(normalized.image).pipe(Effect.mapError(imageFailure))
               const processedAt = yield* now
               yield* Effect.zipRight(

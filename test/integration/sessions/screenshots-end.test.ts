@@ -133,6 +133,25 @@ const thumbnailRecorded = (id: string) =>
     "the screenshot to be stored"
   )
 
+/** A vision answer that writes its first message, then hangs (the model still writing). */
+const firstMessageThenHang = {
+  ...FAKE_VISION,
+  chunks: [
+    FAKE_VISION.text.slice(0, FAKE_VISION.text.indexOf('"me:')),
+    FAKE_VISION.text.slice(FAKE_VISION.text.indexOf('"me:'))
+  ],
+  holdAfter: { deltas: 1, until: new Promise<never>(() => {}) }
+}
+
+/** The session's view shows its screenshot's thumbnail (a signed link), in status `status`. */
+const expectThumbnailShown = (url: string, headers: Record<string, string>, id: string, status: string) =>
+  Effect.gen(function* () {
+    const view = yield* http(`${url}/api/v1/sessions/${id}`, { headers })
+    expect(view.body).toMatchObject({
+      data: { status, images: [{ position: 0, thumbnail: { url: expect.any(String) } }] }
+    })
+  })
+
 /** The api and the queue's consumer (in-process queue, two attempts, the AI at the fake) on `storage`, gated. */
 const serverOn = <RS>(
   storage: Layer.Layer<Storage, unknown, AppConfig | HttpServer.HttpServer | RS>,
@@ -404,20 +423,47 @@ const scenarios = (backend: Backend) =>
         })
       )
 
-      it.effect("cancelled while the screenshot is read: the full-size copies go, the thumbnail stays", () =>
+      it.effect(
+        "cancelled while the screenshot is read, before the model wrote a message: nothing was stored yet, the thumbnail stays",
+        () =>
+          Effect.gen(function* () {
+            const url = yield* baseUrl
+            const { alice } = yield* twoUsers(url)
+            openai.enqueue({ kind: "hang" })
+            const aborted = openai.nextClientAbort()
+            const png = yield* Effect.promise(() => tinyImage("png", 69, 50))
+            const { id, keys } = yield* started(url, alice.headers, png)
+            yield* eventually(
+              Effect.sync(() => openai.requests.filter((request) => request.image).length),
+              (count) => count === 1,
+              "the screenshot to be read"
+            )
+            // The normalised image and its thumbnail wait for the model's first message.
+            expect(yield* keysUnder(keys.original)).toEqual([keys.original])
+
+            const cancelled = yield* http(`${url}/api/v1/sessions/${id}/cancel`, {
+              method: "POST",
+              headers: alice.headers
+            })
+            expect(cancelled.status).toBe(200)
+            expect(cancelled.body).toMatchObject({ data: { id, status: "cancelled" } })
+            yield* Effect.promise(() => aborted)
+            // The stopped attempt stores the thumbnail (recorded on the ended session), not the image.
+            yield* attemptEnded(id)
+            expect(yield* keysUnder(keys.original)).toEqual([keys.thumbnail])
+            yield* expectThumbnailShown(url, alice.headers, id, "cancelled")
+          })
+      )
+
+      it.effect("cancelled while the model writes: the full-size copies go, the thumbnail stays", () =>
         Effect.gen(function* () {
           const url = yield* baseUrl
           const { alice } = yield* twoUsers(url)
-          openai.enqueue({ kind: "hang" })
+          openai.enqueue(firstMessageThenHang)
           const aborted = openai.nextClientAbort()
-          const png = yield* Effect.promise(() => tinyImage("png", 69, 50))
+          const png = yield* Effect.promise(() => tinyImage("png", 70, 50))
           const { id, keys } = yield* started(url, alice.headers, png)
-          yield* eventually(
-            Effect.sync(() => openai.requests.filter((request) => request.image).length),
-            (count) => count === 1,
-            "the screenshot to be read"
-          )
-          // Stored and recorded while it is read.
+          // Stored and recorded from the model's first message on, while it writes the rest.
           yield* thumbnailRecorded(id)
           expect(yield* keysUnder(keys.original)).toEqual([keys.original, keys.thumbnail, keys.image])
 
@@ -433,12 +479,12 @@ const scenarios = (backend: Backend) =>
       )
 
       it.effect(
-        "cancelled while the screenshot is stored (its read under way): the normalised image goes, the thumbnail stays",
+        "cancelled while the screenshot is being stored: the normalised image written after the cancel goes, the thumbnail stays",
         () =>
           Effect.gen(function* () {
             const url = yield* baseUrl
             const { alice } = yield* twoUsers(url)
-            openai.enqueue({ kind: "hang" })
+            openai.enqueue(firstMessageThenHang)
             const hold = {
               reached: yield* Deferred.make<void>(),
               release: yield* Deferred.make<void>(),
@@ -456,15 +502,12 @@ const scenarios = (backend: Backend) =>
               headers: alice.headers
             })
             expect(cancelled.body).toMatchObject({ data: { id, status: "cancelled" } })
-            // The attempt, stopped, finishes the store it started: the image written after the cancel goes.
+            // The stopped attempt finishes the store it started: the image written after the cancel goes.
             yield* Deferred.succeed(hold.release, undefined)
             yield* Deferred.await(hold.written)
             yield* attemptEnded(id)
             expect(yield* keysUnder(keys.original)).toEqual([keys.thumbnail])
-            const view = yield* http(`${url}/api/v1/sessions/${id}`, { headers: alice.headers })
-            expect(view.body).toMatchObject({
-              data: { status: "cancelled", images: [{ position: 0, thumbnail: { url: expect.any(String) } }] }
-            })
+            yield* expectThumbnailShown(url, alice.headers, id, "cancelled")
             yield* sweep
             expect(yield* keysUnder(keys.original)).toEqual([keys.thumbnail])
           })

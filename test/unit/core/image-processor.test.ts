@@ -1,6 +1,6 @@
 /** ImageProcessor on the real sharp: limits, broken input, orientation, metadata, sizes, hash. */
 import { describe, expect, it, layer } from "@effect/vitest"
-import { ConfigProvider, Effect, Either, Fiber } from "effect"
+import { ConfigProvider, Effect, Either } from "effect"
 import { createHash } from "node:crypto"
 import sharp from "sharp"
 import { AppConfig } from "../../../src/core/config.ts"
@@ -133,28 +133,6 @@ layer(ImageProcessor.fromOptions(options))("ImageProcessor", (it) => {
       const thumbnail = yield* images.thumbnailOf(alone.image)
       expect(thumbnail).toMatchObject({ contentType: "image/webp", width: 148, height: 320 })
       expect(Buffer.from(thumbnail.bytes).equals(Buffer.from(whole.thumbnail.bytes))).toBe(true)
-    })
-  )
-
-  it.effect("`noneWaiting` completes once every normalisation asked for has a permit, not before", () =>
-    Effect.gen(function* () {
-      const images = yield* ImageProcessor
-      const shot = yield* Effect.promise(() => screenshotPng(1170, 2532))
-      const order: Array<string> = []
-      // Two permits (the default concurrency), four asked for: two wait.
-      const normalizing = yield* Effect.forEach([1, 2, 3, 4], (n) =>
-        Effect.fork(Effect.tap(images.normalizeImage(shot), () => Effect.sync(() => order.push(`image ${n}`))))
-      )
-      // The forked fibers run up to their first wait before this one goes on.
-      yield* Effect.yieldNow()
-      const idle = yield* Effect.fork(Effect.tap(images.noneWaiting, () => Effect.sync(() => order.push("idle"))))
-      yield* Fiber.joinAll(normalizing)
-      yield* Fiber.join(idle)
-      // Idle once at most one is left (fewer than the permits): not before two of them are done.
-      expect(order.indexOf("idle")).toBeGreaterThanOrEqual(2)
-      expect(order.filter((entry) => entry.startsWith("image"))).toHaveLength(4)
-      // Nothing pending: at once.
-      yield* images.noneWaiting
     })
   )
 
