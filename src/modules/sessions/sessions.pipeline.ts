@@ -222,27 +222,28 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
             })
           )
 
+        // Each screenshot just normalised is stored and recorded while it is read: its thumbnail,
+        // its two writes and its row are off the way to the vision call, and start once the model
+        // writes its first message (~0.9 s in: the images of a burst's other sessions are normalised
+        // by then, not held behind these; issue #17). They are done before the transcript is saved
+        // (a retry that finds it saved never reads the images), while the suggestions' call waits for
+        // its first token, and, should the normalisation of another screenshot or the read fail,
+        // before the session fails (the thumbnail stays). A stopped attempt finishes them too.
+        const storeNow = yield* Deferred.make<void>()
+        const storing: Array<Fiber.RuntimeFiber<void, StoreError<AttemptStopped>>> = []
+        const imagesStored = Effect.zipRight(
+          Deferred.succeed(storeNow, undefined),
+          Effect.suspend(() => Effect.forEach(storing, Fiber.join, { discard: true }))
+        )
+        const storedOnFailure = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+          Effect.onError(effect, (cause) =>
+            Cause.isInterruptedOnly(cause) ? Effect.void : Effect.ignore(imagesStored)
+          )
         // Normalise and OCR, unless an earlier attempt already saved the transcript.
         let stored: ReadonlyArray<MessageRow & { readonly position: number }> = session.messages
         // What this attempt read (the transcript was not saved yet): saved below.
         let read: { readonly rows: ReadonlyArray<MessageRow> } | undefined
         if (stored.length === 0) {
-          // Each screenshot just normalised is stored and recorded while it is read: its thumbnail,
-          // its two writes and its row are off the way to the vision call, and start once the model
-          // writes its first message (~0.9 s in: the images of a burst's other sessions are normalised
-          // by then, not held behind these; issue #17). They are done before the transcript is saved
-          // (a retry that finds it saved never reads the images) and, should the normalisation of
-          // another screenshot or the read fail, before the session fails (the thumbnail stays).
-          const storeNow = yield* Deferred.make<void>()
-          const storing: Array<Fiber.RuntimeFiber<void, StoreError<AttemptStopped>>> = []
-          const imagesStored = Effect.zipRight(
-            Deferred.succeed(storeNow, undefined),
-            Effect.suspend(() => Effect.forEach(storing, Fiber.join, { discard: true }))
-          )
-          const storedOnFailure = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-            Effect.onError(effect, (cause) =>
-              Cause.isInterruptedOnly(cause) ? Effect.void : Effect.ignore(imagesStored)
-            )
           yield* enter("normalise")
           const images = yield* timed(
             "normalise",
@@ -345,10 +346,10 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
               { concurrency: "unbounded" }
             ).pipe(Effect.ensuring(lines.flush), storedOnFailure)
           )
-          yield* imagesStored
 
           const merged = mergeTranscripts(transcripts.map((transcript) => transcript.messages))
           if (merged.length === 0) {
+            yield* imagesStored
             return yield* new OcrFailed({ reason: "no-text", message: "No message was read from the screenshots" })
           }
           read = {
@@ -417,6 +418,7 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
           })
         if (read !== undefined) {
           const rows = read.rows
+          yield* imagesStored
           yield* enter("transcript")
           const saved = yield* timed("transcript", repo.saveTranscript(sessionId, attempt, rows))
           yield* dropFullSize(false)
