@@ -285,6 +285,23 @@ const started = (
     }
   })
 
+/** `started`, the next write of its normalised image held (`plan.hold`): once that write is reached, the session and its hold. */
+const startedHeld = (url: string, headers: Record<string, string>, png: Uint8Array) =>
+  Effect.gen(function* () {
+    const hold = {
+      reached: yield* Deferred.make<void>(),
+      release: yield* Deferred.make<void>(),
+      written: yield* Deferred.make<void>()
+    }
+    const session = yield* started(url, headers, png, (key) =>
+      Effect.sync(() => {
+        plan.hold = { key, ...hold }
+      })
+    )
+    yield* Deferred.await(hold.reached)
+    return { ...session, hold }
+  })
+
 /** The ticket's URL used again with the same bytes: 200 where the store takes it. */
 const putAgain = (backend: Backend, ticket: Ticket, png: Uint8Array) =>
   Effect.gen(function* () {
@@ -361,18 +378,8 @@ const scenarios = (backend: Backend) =>
         Effect.gen(function* () {
           const url = yield* baseUrl
           const { alice } = yield* twoUsers(url)
-          const hold = {
-            reached: yield* Deferred.make<void>(),
-            release: yield* Deferred.make<void>(),
-            written: yield* Deferred.make<void>()
-          }
           const png = yield* Effect.promise(() => tinyImage("png", 68, 50))
-          const { id, uploadId, keys } = yield* started(url, alice.headers, png, (key) =>
-            Effect.sync(() => {
-              plan.hold = { key, ...hold }
-            })
-          )
-          yield* Deferred.await(hold.reached)
+          const { id, uploadId, keys, hold } = yield* startedHeld(url, alice.headers, png)
 
           const deleted = yield* http(`${url}/api/v1/sessions/${id}`, { method: "DELETE", headers: alice.headers })
           expect(deleted.status).toBe(204)
@@ -485,18 +492,8 @@ const scenarios = (backend: Backend) =>
             const url = yield* baseUrl
             const { alice } = yield* twoUsers(url)
             openai.enqueue(firstMessageThenHang)
-            const hold = {
-              reached: yield* Deferred.make<void>(),
-              release: yield* Deferred.make<void>(),
-              written: yield* Deferred.make<void>()
-            }
             const png = yield* Effect.promise(() => tinyImage("png", 81, 50))
-            const { id, keys } = yield* started(url, alice.headers, png, (key) =>
-              Effect.sync(() => {
-                plan.hold = { key, ...hold }
-              })
-            )
-            yield* Deferred.await(hold.reached)
+            const { id, keys, hold } = yield* startedHeld(url, alice.headers, png)
             const cancelled = yield* http(`${url}/api/v1/sessions/${id}/cancel`, {
               method: "POST",
               headers: alice.headers
@@ -525,18 +522,9 @@ const scenarios = (backend: Backend) =>
             const bobs = yield* started(url, bob.headers, yield* Effect.promise(() => tinyImage("png", 72, 50)))
             expect((yield* awaitFinished(url, bob.headers, bobs.id)).status).toBe("completed")
 
-            const hold = {
-              reached: yield* Deferred.make<void>(),
-              release: yield* Deferred.make<void>(),
-              written: yield* Deferred.make<void>()
-            }
             const png = yield* Effect.promise(() => tinyImage("png", 73, 50))
-            const running = yield* started(url, alice.headers, png, (key) =>
-              Effect.sync(() => {
-                plan.hold = { key, ...hold }
-              })
-            )
-            yield* Deferred.await(hold.reached)
+            const running = yield* startedHeld(url, alice.headers, png)
+            const hold = running.hold
             // (The thumbnail is written beside the held image: it may be there already.)
             expect(yield* keysUnder(`users/${alice.id}/`)).toEqual(
               expect.arrayContaining([done.keys.thumbnail, running.keys.original])
