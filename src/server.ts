@@ -49,6 +49,7 @@ import { SessionsRpcLive } from "./modules/sessions/sessions.rpc.ts"
 import { SessionsErasureLive, SessionsService } from "./modules/sessions/sessions.service.ts"
 import { RealtimeGatewayLive } from "./modules/realtime/realtime.gateway.ts"
 import { ClerkWebhooks } from "./modules/webhooks/clerk-webhooks.service.ts"
+import { WebhookDeliveries, WebhookDeliveriesPrunerLive } from "./modules/webhooks/webhook-deliveries.ts"
 import { WebhooksHttpLive } from "./modules/webhooks/webhooks.http.ts"
 
 /**
@@ -59,6 +60,7 @@ const Modules = Layer.mergeAll(
   AuthenticationLive,
   TokenAuthenticationLive,
   ClerkWebhooks.Default,
+  WebhookDeliveriesPrunerLive.pipe(Layer.provide(WebhookDeliveries.Default)),
   UploadsErasureLive,
   UploadsSweeperLive,
   SessionsErasureLive,

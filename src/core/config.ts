@@ -137,6 +137,17 @@ const raw = Config.all({
   clerkSecretKey: nonEmptyRedacted("CLERK_SECRET_KEY"),
   clerkAuthorizedParties: list("CLERK_AUTHORIZED_PARTIES"),
   clerkWebhookSigningSecret: nonEmptyRedacted("CLERK_WEBHOOK_SIGNING_SECRET"),
+  /**
+   * How long a webhook delivery's id is kept to recognise its redeliveries; older ones are pruned.
+   * At least two days: Svix retries a failed delivery for about 27.5 hours (5 s, 5 min, 30 min,
+   * 2 h, 5 h, 10 h, 10 h), and a redelivery whose id is gone would be processed again.
+   */
+  webhookDeliveryRetentionSeconds: intBetween(
+    "WEBHOOK_DELIVERY_RETENTION_SECONDS",
+    2 * 24 * 60 * 60,
+    365 * 24 * 60 * 60,
+    3 * 24 * 60 * 60
+  ),
   authClockSkewMs: Config.integer("AUTH_CLOCK_SKEW_MS").pipe(
     Config.validate({ message: "Expected 0 to 60000 milliseconds", validation: (n) => n >= 0 && n <= 60_000 }),
     Config.withDefault(5_000)

@@ -32,7 +32,8 @@ export class WebhooksGroup extends HttpApiGroup.make("webhooks")
       .annotate(
         OpenApi.Description,
         "Clerk user events (user.created, user.updated, user.deleted), verified with the svix-id, " +
-          "svix-timestamp and svix-signature headers on the raw body. Redeliveries have one effect."
+          "svix-timestamp and svix-signature headers on the raw body. Redeliveries have one effect; one that " +
+          "arrives while the same delivery is still being processed answers 503, to be retried."
       )
   )
   .prefix("/webhooks")

@@ -8,11 +8,17 @@ export interface SignedDelivery {
   readonly headers: Record<string, string>
 }
 
-export const signDelivery = (
-  event: unknown,
-  options: { readonly id?: string; readonly timestamp?: number; readonly secret?: string } = {}
-): SignedDelivery => {
-  const body = JSON.stringify(event)
+export interface SigningOptions {
+  readonly id?: string
+  readonly timestamp?: number
+  readonly secret?: string
+}
+
+export const signDelivery = (event: unknown, options: SigningOptions = {}): SignedDelivery =>
+  signBody(JSON.stringify(event), options)
+
+/** Signs `body` as it is (not necessarily JSON). */
+export const signBody = (body: string, options: SigningOptions = {}): SignedDelivery => {
   const id = options.id ?? `msg_${randomUUID()}`
   const timestamp = String(options.timestamp ?? Math.floor(Date.now() / 1000))
   const key = Buffer.from((options.secret ?? TEST_WEBHOOK_SECRET).replace(/^whsec_/, ""), "base64")

@@ -17,12 +17,16 @@ export interface ProfileFields {
   readonly defaultTone?: string | null
 }
 
-/** Fields from signed sources (token claims, Clerk's webhooks) stored as text PostgreSQL accepts. */
+/**
+ * Fields from signed sources (token claims, Clerk's webhooks) stored as text PostgreSQL accepts,
+ * the email in lower case whichever source it comes from: one address is one value on the unique
+ * index (a token's `Ada@Example.com` and a webhook's `ada@example.com` are not two accounts' emails).
+ */
 const storable = (profile: ProfileFields): ProfileFields =>
   Object.fromEntries(
     Object.entries(profile).map(([field, value]) => [
       field,
-      typeof value === "string" ? storableText(value, 512) : value
+      typeof value === "string" ? storableText(field === "email" ? value.toLowerCase() : value, 512) : value
     ])
   )
 

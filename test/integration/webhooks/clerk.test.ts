@@ -3,14 +3,23 @@
  * one effect, user sync and erasure, against the real PostgreSQL.
  */
 import { describe, expect, layer } from "@effect/vitest"
-import { Effect } from "effect"
+import { Clock, Effect, Fiber, Layer } from "effect"
+import { randomBytes } from "node:crypto"
 import { bearer, newClerkId, tokenFor } from "../../support/auth.ts"
 import pg from "pg"
+import { AppConfig } from "../../../src/core/config.ts"
+import { WebhookDeliveries, WebhookDeliveriesPrunerLive } from "../../../src/modules/webhooks/webhook-deliveries.ts"
 import { sql, TestDb, testDatabaseUrl } from "../../support/database.ts"
 import { eventually } from "../../support/eventually.ts"
 import { http } from "../../support/http.ts"
-import { baseUrl, testServer } from "../../support/server.ts"
-import { clerkUserEvent, signDelivery, TEST_WEBHOOK_SECRET, type SignedDelivery } from "../../support/webhooks.ts"
+import { baseUrl, testConfig, testServer } from "../../support/server.ts"
+import {
+  clerkUserEvent,
+  signBody,
+  signDelivery,
+  TEST_WEBHOOK_SECRET,
+  type SignedDelivery
+} from "../../support/webhooks.ts"
 
 const deliver = (delivery: SignedDelivery) =>
   Effect.flatMap(baseUrl, (url) =>
@@ -21,6 +30,58 @@ const userRow = (clerkId: string) =>
   Effect.map(sql("SELECT * FROM users WHERE clerk_id = $1", [clerkId]), (rows) => rows[0])
 
 const deliveryRows = (id: string) => sql("SELECT * FROM webhook_deliveries WHERE id = $1", [id])
+
+/** A quoted SQL literal (for DDL, which takes no parameters). */
+const literal = (text: string) => `'${text.replaceAll("'", "''")}'`
+
+/**
+ * An injected database fault, removed with the scope: the first `failures` writes of `clerkId`'s
+ * user row fail (after `delayMs`), as they would on a database that went away; with `deliveryId`,
+ * every change to that delivery's row fails too (its release after the failure included).
+ */
+const injectFault = (options: {
+  readonly clerkId: string
+  readonly failures?: number
+  readonly delayMs?: number
+  readonly deliveryId?: string
+}) => {
+  const name = `fault_${randomBytes(6).toString("hex")}`
+  return Effect.acquireRelease(
+    sql(`
+      CREATE SEQUENCE ${name}_seq;
+      CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $f$
+      BEGIN
+        IF nextval('${name}_seq') <= ${options.failures ?? 1} THEN
+          PERFORM pg_sleep(${(options.delayMs ?? 0) / 1000});
+          RAISE EXCEPTION 'injected fault';
+        END IF;
+        RETURN NEW;
+      END $f$;
+      CREATE TRIGGER ${name} BEFORE INSERT OR UPDATE ON users FOR EACH ROW
+        WHEN (NEW.clerk_id = ${literal(options.clerkId)}) EXECUTE FUNCTION ${name}();
+      CREATE FUNCTION ${name}_always() RETURNS trigger LANGUAGE plpgsql AS $f$
+      BEGIN
+        RAISE EXCEPTION 'injected fault';
+      END $f$;
+      ${
+        options.deliveryId === undefined
+          ? ""
+          : `CREATE TRIGGER ${name} BEFORE UPDATE OR DELETE ON webhook_deliveries FOR EACH ROW
+               WHEN (OLD.id = ${literal(options.deliveryId)}) EXECUTE FUNCTION ${name}_always();`
+      }
+    `),
+    () =>
+      sql(`
+        DROP TRIGGER IF EXISTS ${name} ON users;
+        DROP TRIGGER IF EXISTS ${name} ON webhook_deliveries;
+        DROP FUNCTION ${name}();
+        DROP FUNCTION ${name}_always();
+        DROP SEQUENCE ${name}_seq;
+      `)
+  )
+}
+
+const processedOnce = { success: true, data: { processed: true, handled: true } }
 
 const invalidSignature = {
   success: false,
@@ -122,6 +183,78 @@ layer(testServer({ db: TestDb(), config: { CLERK_WEBHOOK_SIGNING_SECRET: TEST_WE
       expect(processed).toHaveLength(1)
     })
   )
+
+  // Before: the delivery's row was written before the sync and only deleted again when the sync
+  // failed, so a crash or a lost database in between answered every redelivery "already processed".
+  describe("a delivery is marked processed only once its work succeeded", () => {
+    it.scoped("a delivery whose processing failed → 500; its redelivery is processed", () =>
+      Effect.gen(function* () {
+        const clerkId = newClerkId("fault")
+        const delivery = signDelivery(clerkUserEvent("user.created", { id: clerkId, firstName: "Kept" }))
+        const id = delivery.headers["svix-id"] ?? ""
+        yield* injectFault({ clerkId })
+        const failed = yield* deliver(delivery)
+        expect(failed.status).toBe(500)
+        expect(yield* userRow(clerkId)).toBeUndefined()
+        const redelivered = yield* deliver(delivery)
+        expect([redelivered.status, redelivered.body]).toEqual([200, processedOnce])
+        expect(yield* userRow(clerkId)).toMatchObject({ first_name: "Kept" })
+        expect(yield* deliveryRows(id)).toEqual([
+          expect.objectContaining({ processed_at: expect.any(Date), lease_until: null })
+        ])
+      })
+    )
+
+    it.effect(
+      "a claim left behind (the processing failed and so did its release, as when the process dies) → 503 while its lease runs, processed once it ran out",
+      () =>
+        Effect.gen(function* () {
+          const clerkId = newClerkId("orphan")
+          const delivery = signDelivery(clerkUserEvent("user.created", { id: clerkId, firstName: "Late" }))
+          const id = delivery.headers["svix-id"] ?? ""
+          const failed = yield* Effect.scoped(
+            Effect.zipRight(injectFault({ clerkId, deliveryId: id }), deliver(delivery))
+          )
+          expect(failed.status).toBe(500)
+          expect(yield* deliveryRows(id)).toEqual([
+            expect.objectContaining({ processed_at: null, lease_until: expect.any(Date) })
+          ])
+          // Its processor may still be at work: not "already processed", not processed twice at once.
+          const meanwhile = yield* deliver(delivery)
+          expect(meanwhile.status).toBe(503)
+          expect(meanwhile.body).toMatchObject({ success: false, error: { code: "SERVICE_UNAVAILABLE" } })
+          expect(yield* userRow(clerkId)).toBeUndefined()
+          // The lease ran out (a minute without renewal): its processor is gone.
+          yield* sql("UPDATE webhook_deliveries SET lease_until = lease_until - interval '2 minutes' WHERE id = $1", [
+            id
+          ])
+          const redelivered = yield* deliver(delivery)
+          expect([redelivered.status, redelivered.body]).toEqual([200, processedOnce])
+          expect(yield* userRow(clerkId)).toMatchObject({ first_name: "Late" })
+          const again = yield* deliver(delivery)
+          expect(again.body).toEqual({ success: true, data: { processed: false, handled: false } })
+        }),
+      20_000
+    )
+
+    it.scoped(
+      "a redelivery while the first is being processed waits for it: the first fails (500), the redelivery processes it (200)",
+      () =>
+        Effect.gen(function* () {
+          const clerkId = newClerkId("waiter")
+          const delivery = signDelivery(clerkUserEvent("user.created", { id: clerkId, firstName: "Second" }))
+          const id = delivery.headers["svix-id"] ?? ""
+          // The first processing's sync waits a second, then fails; later writes go through.
+          yield* injectFault({ clerkId, delayMs: 1000 })
+          const first = yield* Effect.fork(deliver(delivery))
+          yield* eventually(deliveryRows(id), (rows) => rows.length === 1, "the first delivery's claim")
+          const second = yield* deliver(delivery)
+          expect((yield* Fiber.join(first)).status).toBe(500)
+          expect([second.status, second.body]).toEqual([200, processedOnce])
+          expect(yield* userRow(clerkId)).toMatchObject({ first_name: "Second" })
+        })
+    )
+  })
 
   it.effect(
     "concurrent deliveries of one user's updates: the newest applied wins, whatever the order they land in",
@@ -226,6 +359,95 @@ layer(testServer({ db: TestDb(), config: { CLERK_WEBHOOK_SIGNING_SECRET: TEST_WE
     })
   )
 
+  // Before: a token's email kept its capitals while the webhook lower-cased the same address, so
+  // one address could sit on two accounts in two spellings (the unique index saw two values).
+  it.effect(
+    "a token's email is stored in lower case, as a webhook's: an address moved by Clerk leaves the first account",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const [first, second] = [newClerkId("casefirst"), newClerkId("casesecond")]
+        const me = yield* http(`${url}/api/v1/users/me`, {
+          headers: bearer(tokenFor({ clerkId: first, email: `Mixed.${first}@Example.COM` }))
+        })
+        expect(me.status).toBe(200)
+        expect(me.body).toMatchObject({ data: { email: `mixed.${first}@example.com` } })
+        const moved = yield* deliver(
+          signDelivery(clerkUserEvent("user.created", { id: second, email: `MIXED.${first}@example.com` }))
+        )
+        expect(moved.status).toBe(200)
+        expect(
+          yield* sql("SELECT clerk_id, email FROM users WHERE clerk_id = ANY($1) ORDER BY clerk_id", [[first, second]])
+        ).toEqual([
+          { clerk_id: first, email: null },
+          { clerk_id: second, email: `mixed.${first}@example.com` }
+        ])
+      })
+  )
+
+  describe("pruning", () => {
+    const deliveries = WebhookDeliveries.Default.pipe(Layer.provide(TestDb()))
+
+    /** `count` deliveries named `<prefix><kind>_<n>`, received `age` ago (an SQL interval), half of them never processed. */
+    const received = (prefix: string, kind: string, count: number, age: string) =>
+      sql(
+        `INSERT INTO webhook_deliveries (id, source, type, received_at, processed_at)
+         SELECT $1 || $2 || '_' || g, 'clerk', 'user.updated', (now() AT TIME ZONE 'UTC') - $3::interval,
+                CASE WHEN g % 2 = 0 THEN (now() AT TIME ZONE 'UTC') - $3::interval END
+         FROM generate_series(1, $4::int) AS g`,
+        [prefix, kind, age, count]
+      )
+
+    const left = (prefix: string) =>
+      sql(
+        `SELECT split_part(substr(id, length($1) + 1), '_', 1) AS kind, count(*)::int AS count
+         FROM webhook_deliveries WHERE starts_with(id, $1) GROUP BY 1 ORDER BY 1`,
+        [prefix]
+      )
+
+    // On the real clock: the retention is counted from it (the test's own clock stands at 1970).
+    it.effect("deliveries older than the retention (3 days) go, in batches; younger ones stay", () =>
+      Effect.gen(function* () {
+        const prefix = `msg_prune_${randomBytes(4).toString("hex")}_`
+        yield* received(prefix, "old", 2500, "4 days")
+        yield* received(prefix, "recent", 10, "2 days 23 hours")
+        yield* received(prefix, "new", 10, "0 seconds")
+        const pruned = yield* Effect.flatMap(WebhookDeliveries, (service) => service.prune).pipe(
+          Effect.provide(deliveries)
+        )
+        expect(pruned).toBeGreaterThanOrEqual(2500)
+        expect(yield* left(prefix)).toEqual([
+          { kind: "new", count: 10 },
+          { kind: "recent", count: 10 }
+        ])
+      }).pipe(Effect.withClock(Clock.make()))
+    )
+
+    it.effect(
+      "the pruner runs every UPLOAD_SWEEP_INTERVAL_SECONDS; WEBHOOK_DELIVERY_RETENTION_SECONDS sets the age",
+      () =>
+        Effect.gen(function* () {
+          const prefix = `msg_pruner_${randomBytes(4).toString("hex")}_`
+          yield* received(prefix, "old", 3, "2 days 1 hour")
+          yield* received(prefix, "recent", 3, "1 day 23 hours")
+          yield* Layer.build(
+            WebhookDeliveriesPrunerLive.pipe(
+              Layer.provide(deliveries),
+              Layer.provide(AppConfig.Default),
+              Layer.provide(
+                testConfig({
+                  UPLOAD_SWEEP_INTERVAL_SECONDS: "1",
+                  WEBHOOK_DELIVERY_RETENTION_SECONDS: String(2 * 86_400)
+                })
+              )
+            )
+          )
+          yield* eventually(left(prefix), (rows) => rows.length === 1, "the old deliveries pruned")
+          expect(yield* left(prefix)).toEqual([{ kind: "recent", count: 3 }])
+        }).pipe(Effect.scoped, Effect.withClock(Clock.make()))
+    )
+  })
+
   describe("refused deliveries write nothing", () => {
     it.effect("a tampered body → 400 INVALID_SIGNATURE", () =>
       Effect.gen(function* () {
@@ -279,9 +501,9 @@ layer(testServer({ db: TestDb(), config: { CLERK_WEBHOOK_SIGNING_SECRET: TEST_WE
   )
 
   // Before: 400 INVALID_SIGNATURE for a body whose signature is valid, and Svix retried it for a day.
-  it.effect("a signed body that is not an event (`{}`, `[]`, no type) → 200, ignored, nothing recorded", () =>
+  it.effect("a signed body that is not an event (`null`, `{}`, `[]`, no type) → 200, ignored, nothing recorded", () =>
     Effect.gen(function* () {
-      for (const body of [{}, [], { object: "event", data: {} }, { type: 7, data: {} }]) {
+      for (const body of [null, {}, [], 7, "user.created", { object: "event", data: {} }, { type: 7, data: {} }]) {
         const delivery = signDelivery(body)
         const res = yield* deliver(delivery)
         expect([JSON.stringify(body), res.status, res.body]).toEqual([
@@ -291,6 +513,29 @@ layer(testServer({ db: TestDb(), config: { CLERK_WEBHOOK_SIGNING_SECRET: TEST_WE
         ])
         expect(yield* deliveryRows(delivery.headers["svix-id"] ?? "")).toEqual([])
       }
+    })
+  )
+
+  it.effect("a signed body that is empty or not JSON → 200, ignored", () =>
+    Effect.gen(function* () {
+      for (const body of ["", "not json", '{"type":"user.created"']) {
+        const res = yield* deliver(signBody(body))
+        expect([body, res.status, res.body]).toEqual([
+          body,
+          200,
+          { success: true, data: { processed: true, handled: false } }
+        ])
+      }
+    })
+  )
+
+  it.effect("`null` with a wrong signature, or signed for another body → 400 INVALID_SIGNATURE", () =>
+    Effect.gen(function* () {
+      const wrongKey = yield* deliver(signBody("null", { secret: "whsec_d3Jvbmcgc2VjcmV0IGZvciB0ZXN0cw==" }))
+      expect([wrongKey.status, wrongKey.body]).toEqual([400, invalidSignature])
+      const signed = signBody("{}")
+      const swapped = yield* deliver({ ...signed, body: "null" })
+      expect([swapped.status, swapped.body]).toEqual([400, invalidSignature])
     })
   )
 

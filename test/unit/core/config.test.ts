@@ -51,6 +51,18 @@ describe("AppConfig", () => {
     })
   )
 
+  it.effect("webhook deliveries are kept 3 days by default, at least 2 (past Svix's retries, ~27.5 h)", () =>
+    Effect.gen(function* () {
+      const retentionOf = (env: Record<string, string>) =>
+        Effect.map(Effect.flatten(load(env)), (config) => config.webhookDeliveryRetentionSeconds)
+      expect(yield* retentionOf({})).toBe(3 * 86_400)
+      expect(yield* retentionOf({ WEBHOOK_DELIVERY_RETENTION_SECONDS: "172800" })).toBe(2 * 86_400)
+      expect(yield* problemsOf({ WEBHOOK_DELIVERY_RETENTION_SECONDS: "86400" })).toEqual([
+        "WEBHOOK_DELIVERY_RETENTION_SECONDS: invalid value: Expected an integer from 172800 to 31536000"
+      ])
+    })
+  )
+
   it.effect("secrets stay redacted and an empty value counts as unset", () =>
     Effect.gen(function* () {
       const config = yield* Effect.flatten(load({ DATABASE_URL: "postgresql://u:pw@h/db", REDIS_URL: " " }))
