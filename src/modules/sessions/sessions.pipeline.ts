@@ -1,6 +1,7 @@
 /**
  * The sessions pipeline, run by the queue's consumer for one session:
- *   normalise every image (uploads.process) → OCR each image in parallel (the Ocr service; the
+ *   normalise every image (uploads.processWithImage; its thumbnail, writes and record while it is
+ *   read, see `imagesStored`) → OCR each image in parallel (the Ocr service; the
  *   same image hash of the same user reuses the earlier result; the first image's messages are
  *   published as `Lines` while the vision model writes them) → merge in order without the
  *   overlap of consecutive screenshots → persist the transcript and publish it → stream the
