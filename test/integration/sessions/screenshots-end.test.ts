@@ -152,6 +152,15 @@ const expectThumbnailShown = (url: string, headers: Record<string, string>, id: 
     })
   })
 
+/** Cancels session `id` while its screenshot is read: cancelled (200), and the vision call `aborted`. */
+const cancelledMidRead = (url: string, headers: Record<string, string>, id: string, aborted: Promise<unknown>) =>
+  Effect.gen(function* () {
+    const cancelled = yield* http(`${url}/api/v1/sessions/${id}/cancel`, { method: "POST", headers })
+    expect(cancelled.status).toBe(200)
+    expect(cancelled.body).toMatchObject({ data: { id, status: "cancelled" } })
+    yield* Effect.promise(() => aborted)
+  })
+
 /** The api and the queue's consumer (in-process queue, two attempts, the AI at the fake) on `storage`, gated. */
 const serverOn = <RS>(
   storage: Layer.Layer<Storage, unknown, AppConfig | HttpServer.HttpServer | RS>,
@@ -448,13 +457,7 @@ const scenarios = (backend: Backend) =>
             // The normalised image and its thumbnail wait for the model's first message.
             expect(yield* keysUnder(keys.original)).toEqual([keys.original])
 
-            const cancelled = yield* http(`${url}/api/v1/sessions/${id}/cancel`, {
-              method: "POST",
-              headers: alice.headers
-            })
-            expect(cancelled.status).toBe(200)
-            expect(cancelled.body).toMatchObject({ data: { id, status: "cancelled" } })
-            yield* Effect.promise(() => aborted)
+            yield* cancelledMidRead(url, alice.headers, id, aborted)
             // The stopped attempt stores the thumbnail (recorded on the ended session), not the image.
             yield* attemptEnded(id)
             expect(yield* keysUnder(keys.original)).toEqual([keys.thumbnail])
@@ -474,13 +477,7 @@ const scenarios = (backend: Backend) =>
           yield* thumbnailRecorded(id)
           expect(yield* keysUnder(keys.original)).toEqual([keys.original, keys.thumbnail, keys.image])
 
-          const cancelled = yield* http(`${url}/api/v1/sessions/${id}/cancel`, {
-            method: "POST",
-            headers: alice.headers
-          })
-          expect(cancelled.status).toBe(200)
-          expect(cancelled.body).toMatchObject({ data: { id, status: "cancelled" } })
-          yield* Effect.promise(() => aborted)
+          yield* cancelledMidRead(url, alice.headers, id, aborted)
           expect(yield* keysUnder(keys.original)).toEqual([keys.thumbnail])
         })
       )
