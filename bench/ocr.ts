@@ -13,8 +13,15 @@
  *   npm run bench:ocr -- --quick               (one style in three, 2 sets of the dev seed only)
  *   npm run bench:ocr -- --styles tinder,hinge (only those styles)
  *   npm run bench:ocr -- --seed 7              (another development seed)
+ *   npm run bench:ocr -- --original            (the rendered PNG read as it is, not normalised first)
+ *   npm run bench:ocr -- --kernel linear       (the normalisation's resize kernel; sharp's lanczos3 by default)
+ *
+ * Each screenshot is normalised first (ImageProcessor with the IMAGE_* settings: resized to
+ * IMAGE_MAX_EDGE, re-encoded), because that is what the sessions pipeline's local read gets.
  */
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
+import { AppConfig } from "../src/core/config.ts"
+import { makeImageProcessor, RESIZE_KERNELS } from "../src/core/image/image-processor.ts"
 import { LocalOcr } from "../src/core/ocr/local.ts"
 import { editDistance, textSimilarity } from "../src/core/ocr/overlap.ts"
 import type { Transcript } from "../src/core/ocr/transcript.ts"
@@ -37,6 +44,8 @@ const flag = (name: string) => {
   return index === -1 ? undefined : args[index + 1]
 }
 const quick = args.includes("--quick")
+/** The pipeline reads the normalised image (resized to IMAGE_MAX_EDGE, re-encoded), not the upload. */
+const normalised = !args.includes("--original")
 const DEV_SEED = Number(flag("--seed") ?? "20261206")
 /** Never used while developing: reported apart. */
 const HELD_OUT_SEED = 424242
@@ -253,6 +262,12 @@ const groups = [
 
 const program = Effect.gen(function* () {
   const ocr = yield* LocalOcr
+  const kernelName = flag("--kernel")
+  const kernel = RESIZE_KERNELS.find((candidate) => candidate === kernelName)
+  if (kernelName !== undefined && kernel === undefined) {
+    return yield* Effect.dieMessage(`Unknown kernel ${kernelName}; kernels: ${RESIZE_KERNELS.join(", ")}`)
+  }
+  const images = yield* makeImageProcessor({ ...(yield* AppConfig).images, ...(kernel ? { kernel } : {}) })
   const results: Record<string, Record<string, Tally>> = {}
   for (const group of groups) {
     const tallies: Record<string, Tally> = {}
@@ -260,19 +275,24 @@ const program = Effect.gen(function* () {
       const tally = (tallies[set.style] ??= emptyTally())
       const transcripts: Array<Transcript> = []
       for (const shot of set.screenshots) {
-        const bytes = yield* Effect.promise(() => screenshotPng(shot))
+        const png = yield* Effect.promise(() => screenshotPng(shot))
+        const image = normalised
+          ? (yield* Effect.orDie(images.normalizeImage(png))).image
+          : { bytes: png, contentType: "image/png" as const }
         const start = performance.now()
-        const transcript = yield* ocr.read({ bytes, mimeType: "image/png" }, { language: shot.language }).pipe(
-          Effect.catchTag("OcrFailed", () =>
-            Effect.succeed<Transcript>({
-              messages: [],
-              matchName: null,
-              app: null,
-              confidence: 0,
-              engine: "local-ocr"
-            })
+        const transcript = yield* ocr
+          .read({ bytes: image.bytes, mimeType: image.contentType }, { language: shot.language })
+          .pipe(
+            Effect.catchTag("OcrFailed", () =>
+              Effect.succeed<Transcript>({
+                messages: [],
+                matchName: null,
+                app: null,
+                confidence: 0,
+                engine: "local-ocr"
+              })
+            )
           )
-        )
         const ms = performance.now() - start
         scoreScreenshot(tally, shot, transcript, ms)
         transcripts.push(transcript)
@@ -285,7 +305,9 @@ const program = Effect.gen(function* () {
   return results
 })
 
-const results = await Effect.runPromise(Effect.scoped(Effect.provide(program, LocalOcr.layer({ workers: 1 }))))
+const results = await Effect.runPromise(
+  Effect.scoped(Effect.provide(program, Layer.merge(LocalOcr.layer({ workers: 1 }), AppConfig.Default)))
+)
 process.stdout.write("\n")
 
 const pct = (value: number) => `${(value * 100).toFixed(1)}%`
@@ -296,7 +318,8 @@ for (const group of groups) {
   const rows = Object.entries(tallies).map(([style, tally]) => [style, summary(tally)] as const)
   const overall = summary(merge(Object.values(tallies)))
   console.log(
-    `\n${group.name} seed ${group.seed} (${process.version}, ${new Date().toISOString()}${quick ? ", quick" : ""})\n`
+    `\n${group.name} seed ${group.seed} (${process.version}, ${new Date().toISOString()}${quick ? ", quick" : ""}` +
+      `${normalised ? "" : ", original PNGs"})\n`
   )
   console.log(
     table(
@@ -335,4 +358,4 @@ for (const group of groups) {
 console.log(
   "\nGoals: F1 ≥ 0.97, speaker ≥ 0.98, CER ≤ 2%, chrome 0, dups 0, p50 ≤ 500 ms. Examples: bench/results/ocr.json"
 )
-writeResult("ocr", { at: new Date().toISOString(), node: process.version, quick, styles, ...output })
+writeResult("ocr", { at: new Date().toISOString(), node: process.version, quick, normalised, styles, ...output })

@@ -42,7 +42,12 @@ export interface ImageOptions {
   readonly concurrency: number
   /** A single image taking longer fails (libvips stops working on it). */
   readonly timeoutSeconds?: number
+  /** The resampling kernel of the resize to `maxEdge` (sharp's default: lanczos3). */
+  readonly kernel?: ResizeKernel
 }
+
+export const RESIZE_KERNELS = ["nearest", "linear", "cubic", "mitchell", "lanczos2", "lanczos3"] as const
+export type ResizeKernel = (typeof RESIZE_KERNELS)[number]
 
 export interface EncodedImage {
   readonly bytes: Uint8Array
@@ -148,7 +153,9 @@ export const makeImageProcessor = (options: ImageOptions) =>
         // autoOrient applies the EXIF orientation; the output keeps no metadata at all (sharp's
         // default without keepMetadata/withMetadata): EXIF, GPS, XMP, IPTC and ICC are dropped.
         const image = yield* run(() =>
-          encode(decoded.autoOrient().resize(fit(options.maxEdge))).toBuffer({ resolveWithObject: true })
+          encode(
+            decoded.autoOrient().resize({ ...fit(options.maxEdge), kernel: options.kernel ?? "lanczos3" })
+          ).toBuffer({ resolveWithObject: true })
         )
         return {
           image: { bytes: image.data, contentType, width: image.info.width, height: image.info.height },

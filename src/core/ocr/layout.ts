@@ -292,7 +292,10 @@ const chromeOf = (line: Line, page: OcrPage, bubbles: BubbleText | null) => {
       // Fragments read across a gap (a receipt and its time, specks), not a line of text.
       charWidth(line) > SPREAD * bubbles.charWidth ||
       (height(line.box) < META_HEIGHT * bubbles.textHeight &&
-        (charWidth(line) < META_HEIGHT * bubbles.charWidth || line.text.split(/\s+/u).length <= 2)))
+        (charWidth(line) < META_HEIGHT * bubbles.charWidth || line.text.split(/\s+/u).length <= 2)) ||
+      // A word or three of narrower characters, whatever its height: on a downscaled screenshot
+      // (the normalised image the pipeline reads) a receipt's box can come out as tall as a message's.
+      (charWidth(line) < META_HEIGHT * bubbles.charWidth && line.text.split(/\s+/u).length <= 3))
   ) {
     return "meta" satisfies Chrome
   }

@@ -175,6 +175,40 @@ describe("layoutTranscript", () => {
     ])
   })
 
+  it("a receipt read with a box as tall as a message's is still chrome: its narrower characters tell", () => {
+    // Measured on the normalised image the pipeline reads (bench:ocr): a receipt's characters stay
+    // ~0.75–0.85 of the bubbles' width while its box came out 1–1.3 times their text's height.
+    const me = (y: number) => ({ x0: 440, y0: y, x1: 960, y1: y + 80 })
+    const them = (y: number) => ({ x0: 40, y0: y, x1: 560, y1: y + 80 })
+    const receipts = ["Read", "Vu à 13:11", "Lu à 13:43"].map((text, index) =>
+      line(text, 960 - text.length * 14, 505 + index * 300, { height: HEIGHT_OF_LINE, char: 14 })
+    )
+    const transcript = layoutTranscript(
+      page(
+        [
+          line("Hey! How was your weekend", 60, 320),
+          line("Pretty good thanks", 460, 420),
+          receipts[0]!,
+          line("Glad to hear", 60, 620),
+          line("Coffee tomorrow?", 460, 720),
+          receipts[1]!,
+          line("Sure", 60, 920),
+          line("Great, see you", 460, 1020),
+          receipts[2]!
+        ],
+        [them(300), me(400), them(600), me(700), them(900), me(1000)]
+      )
+    )
+    expect(transcript.messages.map((message) => [message.sender, message.text])).toEqual([
+      ["them", "Hey! How was your weekend"],
+      ["me", "Pretty good thanks"],
+      ["them", "Glad to hear"],
+      ["me", "Coffee tomorrow?"],
+      ["them", "Sure"],
+      ["me", "Great, see you"]
+    ])
+  })
+
   it("a time alone inside the bubble, or set apart at the end of a line, is the message's time", () => {
     const bubble = { x0: 40, y0: 290, x1: 600, y1: 420 }
     const alone = layoutTranscript(
