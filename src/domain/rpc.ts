@@ -136,11 +136,14 @@ export const MatchesRpcs = RpcGroup.make(
     error: ValidationError
   }),
   Rpc.make("get", { payload: { matchId: ResourceId }, success: Match, error: NotFound }),
-  /** As `PATCH /matches/:id`: `null` clears a field. */
+  /**
+   * As `PATCH /matches/:id`: `null` clears a field. `Unauthorized` (`account-erased`) if the account
+   * was erased meanwhile (a new `profileUploadId` is refused).
+   */
   Rpc.make("update", {
     payload: { matchId: ResourceId, ...UpdateMatch.fields },
     success: Match,
-    error: Schema.Union(NotFound, SafetyBlocked, ...UploadErrors)
+    error: Schema.Union(NotFound, SafetyBlocked, Unauthorized, ...UploadErrors)
   }),
   Rpc.make("delete", { payload: { matchId: ResourceId }, success: Schema.Void, error: NotFound })
 )
@@ -155,8 +158,11 @@ export const UploadsRpcs = RpcGroup.make(
     /** `Unauthorized` (`account-erased`): the account was erased meanwhile. */
     error: Schema.Union(UnsupportedMediaType, PayloadTooLarge, Unauthorized)
   }),
-  /** The upload's status (a pending one is checked against storage). */
-  Rpc.make("get", { payload: { uploadId: ResourceId }, success: Upload, error: NotFound })
+  /**
+   * The upload's status (a pending one is checked against storage). `Unauthorized`
+   * (`account-erased`): the account was erased meanwhile.
+   */
+  Rpc.make("get", { payload: { uploadId: ResourceId }, success: Upload, error: Schema.Union(NotFound, Unauthorized) })
 )
   .middleware(RpcAuthentication)
   .prefix("uploads.")
@@ -204,11 +210,22 @@ export const RegenerationEvent = Schema.Union(
 export type RegenerationEvent = typeof RegenerationEvent.Type
 
 export const SessionsRpcs = RpcGroup.make(
-  /** Takes the uploads and queues the session (as `POST /sessions`). */
+  /**
+   * Takes the uploads and queues the session (as `POST /sessions`). `Unauthorized`
+   * (`account-erased`) if the account was erased meanwhile (its uploads went with it).
+   */
   Rpc.make("create", {
     payload: CreateSession,
     success: Session,
-    error: Schema.Union(NotFound, ...UploadErrors, ImageTooLarge, ImageUnreadable, QuotaExceeded, ServiceUnavailable)
+    error: Schema.Union(
+      NotFound,
+      Unauthorized,
+      ...UploadErrors,
+      ImageTooLarge,
+      ImageUnreadable,
+      QuotaExceeded,
+      ServiceUnavailable
+    )
   }),
   /** Newest first; `matchId`: only that match's sessions. */
   Rpc.make("list", {

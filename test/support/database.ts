@@ -33,7 +33,8 @@ export const sql = <Row extends Record<string, unknown> = Record<string, unknown
 
 /**
  * A transaction of the test's own, holding what `statement` locks (a table, rows) until `release`
- * or the end of the scope: what a server's statement then waits on, to make a race deterministic.
+ * (rolled back), `commit`, or the end of the scope: what a server's statement then waits on, to
+ * make a race deterministic.
  */
 export const holdingLocks = (statement: string, params: ReadonlyArray<unknown> = []) =>
   Effect.map(
@@ -47,7 +48,10 @@ export const holdingLocks = (statement: string, params: ReadonlyArray<unknown> =
       }),
       (client) => Effect.promise(() => client.end())
     ),
-    (client) => ({ release: Effect.asVoid(Effect.promise(() => client.query("ROLLBACK"))) })
+    (client) => ({
+      release: Effect.asVoid(Effect.promise(() => client.query("ROLLBACK"))),
+      commit: Effect.asVoid(Effect.promise(() => client.query("COMMIT")))
+    })
   )
 
 /** Until `count` statements on the test database wait for a lock (a table's, a row's). */

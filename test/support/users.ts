@@ -6,7 +6,7 @@ import { expect } from "@effect/vitest"
 import { Effect } from "effect"
 import { clerkIdHash } from "../../src/modules/users/users.repo.ts"
 import { bearer, newClerkId, tokenFor } from "./auth.ts"
-import { sql } from "./database.ts"
+import { holdingLocks, sql } from "./database.ts"
 import { http } from "./http.ts"
 
 export interface TestUser {
@@ -36,19 +36,23 @@ export const eraseAccount = (url: string, user: TestUser) =>
     expect(res.status).toBe(204)
   })
 
+// The tombstone and the user's row gone (with everything that cascades), in one statement.
+const ERASE_ELSEWHERE =
+  "WITH tombstone AS (INSERT INTO erased_accounts (clerk_id_hash, user_id) VALUES ($1, $2)) DELETE FROM users WHERE id = $2"
+
 /**
  * The account erased by another api instance, as that one's erasure leaves it: its tombstone
  * written, its row gone (with everything that cascades). This instance's cache still maps the
  * token, so its next request is authenticated and meets the erasure at its first write.
  */
 export const eraseElsewhere = (user: TestUser) =>
-  Effect.gen(function* () {
-    yield* sql("INSERT INTO erased_accounts (clerk_id_hash, user_id) VALUES ($1, $2)", [
-      clerkIdHash(user.clerkId),
-      user.id
-    ])
-    yield* sql("DELETE FROM users WHERE id = $1", [user.id])
-  })
+  Effect.asVoid(sql(ERASE_ELSEWHERE, [clerkIdHash(user.clerkId), user.id]))
+
+/**
+ * `eraseElsewhere` in a transaction held open until `commit`: until then no other transaction
+ * sees the tombstone, and a write of the user's rows waits for it (they are locked, being deleted).
+ */
+export const erasingElsewhere = (user: TestUser) => holdingLocks(ERASE_ELSEWHERE, [clerkIdHash(user.clerkId), user.id])
 
 /** What an erased account's requests are refused with (401). */
 export const ERASED = {

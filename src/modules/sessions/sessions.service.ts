@@ -250,7 +250,12 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
           limit: config.sessions.dailyLimit,
           now: at
         })
-        if (created._tag === "UploadTaken") return yield* Effect.fail(naming(created.uploadId)(uploads.alreadyUsed()))
+        if (created._tag === "UploadTaken") {
+          // Gone with an account erased since the checks (another instance: no tombstone then), or
+          // taken by another request meanwhile.
+          if (yield* Effect.orDie(tombstones.isErased(userId))) return yield* accountErased()
+          return yield* Effect.fail(naming(created.uploadId)(uploads.alreadyUsed()))
+        }
         if (created._tag === "QuotaRefused") {
           const refused = new QuotaRefused({
             kind: "sessions",

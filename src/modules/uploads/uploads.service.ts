@@ -264,13 +264,14 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
       })
 
     /**
-     * The caller's upload, inspected; another user's answers exactly like a missing one, and so
-     * does any upload of a user whose erasure started (nothing of theirs is verified or used).
+     * The caller's upload, inspected; another user's answers exactly like a missing one. A user
+     * whose erasure started (a request let in by a token mapping cached before) is refused as its
+     * requests now are, `account-erased`: nothing of theirs is verified or used.
      */
     const load = (userId: string, uploadId: string) =>
       Effect.gen(function* () {
         const { erased, upload } = yield* repo.findWithTombstone(userId, uploadId)
-        if (erased) return yield* notFound("Upload")
+        if (erased) return yield* accountErased()
         return yield* Effect.flatMap(ownedBy(userId, "Upload")(upload), inspect)
       })
 
@@ -365,9 +366,11 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
     const loadKnown = (userId: string, uploadId: string, known: KnownUpload | undefined) =>
       known === undefined || known.upload.status === "pending"
         ? load(userId, uploadId)
-        : known.erased || known.upload.userId !== userId || known.upload.id !== uploadId
-          ? Effect.fail(notFound("Upload"))
-          : Effect.succeed(known.upload)
+        : known.erased
+          ? Effect.fail(accountErased())
+          : known.upload.userId !== userId || known.upload.id !== uploadId
+            ? Effect.fail(notFound("Upload"))
+            : Effect.succeed(known.upload)
 
     /**
      * `process`, with the normalised image's bytes when this call made them (undefined when they

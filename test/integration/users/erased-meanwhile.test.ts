@@ -11,6 +11,9 @@
  * A session's or a suggestion's row: read, then deleted with the account before the request's
  * write (a regeneration's batch number, a transcript's fixes, feedback). The test holds the row: the erasure's delete
  * waits first, the request's update behind it.
+ *
+ * A session's create: its upload read after the tombstone (the erasure waiting on the upload the
+ * test holds), or checked before another instance's erasure commits and gone when it is taken.
  */
 import { expect, layer } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
@@ -26,6 +29,7 @@ import {
   eraseAccount,
   erasedRpcExit,
   eraseElsewhere,
+  erasingElsewhere,
   provisionUser,
   type TestUser
 } from "../../support/users.ts"
@@ -60,7 +64,8 @@ const rowsOf = (userId: string) =>
     `SELECT 'users' AS t, count(*)::int AS n FROM users WHERE id = $1
      UNION ALL SELECT 'usage_counters', count(*)::int FROM usage_counters WHERE user_id = $1
      UNION ALL SELECT 'magic_openers', count(*)::int FROM magic_openers WHERE user_id = $1
-     UNION ALL SELECT 'sessions', count(*)::int FROM sessions WHERE user_id = $1`,
+     UNION ALL SELECT 'sessions', count(*)::int FROM sessions WHERE user_id = $1
+     UNION ALL SELECT 'uploads', count(*)::int FROM uploads WHERE user_id = $1`,
     [userId]
   )
 
@@ -136,6 +141,59 @@ layer(testServer({ db: TestDb(), consumer: true, config: { AI_DAILY_SPEND_CAP_MI
         // Before: 500 INTERNAL_ERROR (the counter's foreign key of the user).
         yield* expectRefusedAsErased(yield* generate(url, user), user.id)
       }
+    })
+  )
+
+  it.effect("another instance erased it: POST /sessions and RPC sessions.create answer 401 account-erased", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const user = yield* provisionUser(url, "elsewhere")
+      const uploadId = yield* uploadPng(url, user.headers, screenshot)
+      yield* eraseElsewhere(user)
+      // Before: 404 NOT_FOUND "Upload not found" (the upload went with the account).
+      yield* expectRefusedAsErased(yield* createSession(url, user.headers, { uploadIds: [uploadId] }), user.id)
+      const lines = yield* rpcStreamed(
+        url,
+        rpcRequest("1", "sessions.create", { uploadIds: [uploadId] }, user.token),
+        async () => {}
+      )
+      // Before: Failure Fail NotFound "Upload not found".
+      expect(lines.at(-1)).toEqual(erasedRpcExit("1"))
+    })
+  )
+
+  it.scoped("erased on this instance while a session's create is let in: 401 account-erased, not 404", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const user = yield* provisionUser(url, "racing")
+      const uploadId = yield* uploadPng(url, user.headers, screenshot)
+      // The erasure runs (its tombstone written) and waits to delete the upload, which the test holds.
+      const lock = yield* holdingLocks("SELECT id FROM uploads WHERE id = $1 FOR UPDATE", [uploadId])
+      const erasing = yield* Effect.fork(eraseAccount(url, user))
+      yield* awaitLockWaits(1)
+      const res = yield* createSession(url, user.headers, { uploadIds: [uploadId] })
+      yield* lock.release
+      yield* Fiber.join(erasing)
+      // Before: 404 NOT_FOUND "Upload not found".
+      yield* expectRefusedAsErased(res, user.id)
+    })
+  )
+
+  it.scoped("erased on another instance while a session's create waits to take its upload: 401, not 409", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const user = yield* provisionUser(url, "racing")
+      const uploadId = yield* uploadPng(url, user.headers, screenshot)
+      // Verified now, so that the create's checks only read it.
+      expect((yield* http(`${url}/api/v1/uploads/${uploadId}`, { headers: user.headers })).status).toBe(200)
+      // The other instance's erasure deleted the upload (with the user) but has not committed: the
+      // create's checks still see the upload, unused and no tombstone; its taking waits for the erasure.
+      const erasure = yield* erasingElsewhere(user)
+      const creating = yield* Effect.fork(createSession(url, user.headers, { uploadIds: [uploadId] }))
+      yield* awaitLockWaits(1)
+      yield* erasure.commit
+      // Before: 409 UPLOAD_ALREADY_USED (the upload it could not take had gone with the account).
+      yield* expectRefusedAsErased(yield* Fiber.join(creating), user.id)
     })
   )
 
