@@ -74,12 +74,21 @@ export class Erasure extends Effect.Service<Erasure>()("Erasure", {
 export class Tombstones extends Effect.Service<Tombstones>()("Tombstones", {
   effect: Effect.gen(function* () {
     const db = yield* Db
+    /** True from the moment the user's erasure started. */
+    const isErased = (userId: string) =>
+      db
+        .query("erasedAccounts.findByUser", (c) => c.erasedAccount.findUnique({ where: { userId } }))
+        .pipe(Effect.map((row) => row !== null))
     return {
-      /** True from the moment the user's erasure started. */
-      isErased: (userId: string) =>
-        db
-          .query("erasedAccounts.findByUser", (c) => c.erasedAccount.findUnique({ where: { userId } }))
-          .pipe(Effect.map((row) => row !== null)),
+      isErased,
+      /**
+       * For a lookup or write of the user's that found nothing: `missing`, unless the user's
+       * erasure has started (on this instance or another, after the request was let in); then the
+       * request ends as its start would now be refused, `account-erased`. The tombstone is read
+       * only then, never on the way of a request that finds what it looks for.
+       */
+      missingUnlessErased: <E>(userId: string, missing: E): Effect.Effect<never, E | Unauthorized> =>
+        Effect.flatMap(Effect.orDie(isErased(userId)), (erased) => Effect.fail(erased ? accountErased() : missing)),
       /** The users whose erasure started at `since` or later. */
       erasedSince: (since: Date) =>
         db

@@ -36,9 +36,11 @@ export const eraseAccount = (url: string, user: TestUser) =>
     expect(res.status).toBe(204)
   })
 
-// The tombstone and the user's row gone (with everything that cascades), in one statement.
-const ERASE_ELSEWHERE =
-  "WITH tombstone AS (INSERT INTO erased_accounts (clerk_id_hash, user_id) VALUES ($1, $2)) DELETE FROM users WHERE id = $2"
+// The tombstone and the user's row gone (with everything that cascades), or only its uploads' rows
+// (an erasure at its uploads' step), in one statement.
+const erasing = (rows: "user" | "uploads") =>
+  `WITH tombstone AS (INSERT INTO erased_accounts (clerk_id_hash, user_id) VALUES ($1, $2))
+   ${rows === "user" ? "DELETE FROM users WHERE id = $2" : "DELETE FROM uploads WHERE user_id = $2"}`
 
 /**
  * The account erased by another api instance, as that one's erasure leaves it: its tombstone
@@ -46,13 +48,15 @@ const ERASE_ELSEWHERE =
  * token, so its next request is authenticated and meets the erasure at its first write.
  */
 export const eraseElsewhere = (user: TestUser) =>
-  Effect.asVoid(sql(ERASE_ELSEWHERE, [clerkIdHash(user.clerkId), user.id]))
+  Effect.asVoid(sql(erasing("user"), [clerkIdHash(user.clerkId), user.id]))
 
 /**
- * `eraseElsewhere` in a transaction held open until `commit`: until then no other transaction
- * sees the tombstone, and a write of the user's rows waits for it (they are locked, being deleted).
+ * `eraseElsewhere` (or, `rows: "uploads"`, its step that deletes the uploads' rows) in a
+ * transaction held open until `commit`: until then no other transaction sees the tombstone, and a
+ * write of the rows it deletes waits for it.
  */
-export const erasingElsewhere = (user: TestUser) => holdingLocks(ERASE_ELSEWHERE, [clerkIdHash(user.clerkId), user.id])
+export const erasingElsewhere = (user: TestUser, rows: "user" | "uploads" = "user") =>
+  holdingLocks(erasing(rows), [clerkIdHash(user.clerkId), user.id])
 
 /** What an erased account's requests are refused with (401). */
 export const ERASED = {

@@ -145,8 +145,11 @@ export class UploadsRepo extends Effect.Service<UploadsRepo>()("UploadsRepo", {
         c.upload.updateMany({ where: { id, status: "verified" }, data: { status: "used", usedAt: at } })
       ).pipe(Effect.map((result) => result.count === 1))
 
+    /** The normalised image recorded on the upload's row; false when the row is gone (deleted since it was read). */
     const markProcessed = (id: string, fields: ProcessedFields) =>
-      db.query("uploads.markProcessed", (c) => c.upload.update({ where: { id }, data: fields }))
+      db
+        .query("uploads.markProcessed", (c) => c.upload.updateMany({ where: { id }, data: fields }))
+        .pipe(Effect.map((result) => result.count === 1))
 
     /** Uploads no feature took, created before `cutoff`, oldest first. */
     const findUnusedBefore = (cutoff: Date, take: number) =>

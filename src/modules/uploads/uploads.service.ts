@@ -378,21 +378,21 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
      *
      * The normalised image of a verified (or used) upload: decoded within the pixel limit,
      * oriented, stripped of metadata, resized, encoded, with a thumbnail; stored next to the
-     * original and recorded (on the upload's row, or by `options.record`, which must write it
-     * there too). Done once; later calls answer the record.
+     * original and recorded by `options.record`, which writes it on the upload's row (and may
+     * write more with it). Done once; later calls answer the record.
      *
      * With `options.storeLater`, the image's bytes come back before its thumbnail is made and
      * anything is stored or recorded: `store` does that once `needed` completes (or it is
      * interrupted); the caller runs it.
      */
-    const processWithImage = <RecordError = never>(
+    const processWithImage = <RecordError>(
       userId: string,
       uploadId: string,
       options: {
         readonly known?: KnownUpload
-        readonly record?: (uploadId: string, fields: ProcessedFields) => Effect.Effect<unknown, DbError | RecordError>
+        readonly record: (uploadId: string, fields: ProcessedFields) => Effect.Effect<unknown, DbError | RecordError>
         readonly storeLater?: boolean
-      } = {}
+      }
     ) =>
       Effect.gen(function* () {
         const upload = yield* loadKnown(userId, uploadId, options.known)
@@ -453,7 +453,7 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
                   ],
                   { concurrency: 2, discard: true }
                 ),
-                (options.record ?? repo.markProcessed)(upload.id, {
+                options.record(upload.id, {
                   imageKey: processed.imageKey,
                   thumbnailKey: processed.thumbnailKey,
                   contentHash: processed.contentHash,
@@ -469,8 +469,26 @@ export class UploadsService extends Effect.Service<UploadsService>()("UploadsSer
         return { processed, image: normalized.image.bytes, store: undefined }
       })
 
+    /**
+     * The normalised image recorded on its upload's row. The row gone since it was read (with an
+     * account erased meanwhile, or deleted): what was just written goes, and the caller gets what
+     * reading the upload now answers (`account-erased`, or NotFound) rather than an internal error.
+     */
+    const recordOnUpload = (userId: string) => (id: string, fields: ProcessedFields) =>
+      Effect.gen(function* () {
+        if (yield* repo.markProcessed(id, fields)) return
+        yield* storage
+          .remove([fields.imageKey, fields.thumbnailKey])
+          .pipe(
+            Effect.catchAll((error) =>
+              Effect.logWarning("Images of a vanished upload not deleted (the sweep will)", error)
+            )
+          )
+        return yield* tombstones.missingUnlessErased(userId, notFound("Upload"))
+      })
+
     const process = (userId: string, uploadId: string) =>
-      Effect.map(processWithImage(userId, uploadId), (result) => result.processed)
+      Effect.map(processWithImage(userId, uploadId, { record: recordOnUpload(userId) }), (result) => result.processed)
 
     /**
      * Deletes the uploads no feature took within UPLOAD_RETENTION_SECONDS, rows and objects.

@@ -6,6 +6,9 @@
  * internal error, and nothing of the database's own words reaches the client. The model's answer
  * is held after its first line (saved), the account is erased, then the second line comes and
  * cannot be saved for a user who is gone. Nothing of the user is left behind.
+ *
+ * The match's screenshot read before the erasure and its normalised image recorded after the
+ * upload's row went: the same refusal, not an internal error.
  */
 import { expect, layer } from "@effect/vitest"
 import { Deferred, Effect, Fiber } from "effect"
@@ -15,11 +18,18 @@ import { CloseCode } from "../../../src/domain/realtime.ts"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { tinyImage } from "../../fixtures/images.ts"
 import { captureLogs } from "../../fixtures/queue-contract.ts"
-import { sql, TestDb } from "../../support/database.ts"
+import { awaitLockWaits, sql, TestDb } from "../../support/database.ts"
 import { readStreamed } from "../../support/http.ts"
 import { baseUrl, testServer } from "../../support/server.ts"
 import { rpcRequest, rpcStreamed } from "../../support/rpc-socket.ts"
-import { ERASED, eraseAccount, erasedRpcExit, provisionUser, type TestUser } from "../../support/users.ts"
+import {
+  ERASED,
+  eraseAccount,
+  erasedRpcExit,
+  erasingElsewhere,
+  provisionUser,
+  type TestUser
+} from "../../support/users.ts"
 import { sendBytes, ticketFor } from "../../support/uploads.ts"
 import { connectAs, ofType } from "../../support/ws.ts"
 import {
@@ -248,6 +258,33 @@ layer(Server, { timeout: 60_000 })("openers: an account erased during its genera
         // Before: opener.error NOT_FOUND "Match not found".
         expect(yield* socket.next(ofType("opener.error"))).toEqual({ type: "opener.error", requestId: "g1", ...ERASED })
         expect((yield* socket.closed()).code).toBe(CloseCode.Unauthenticated)
+        yield* expectNothingLeftOf(alice.id)
+      })
+  )
+
+  it.scoped(
+    "REST, erased on another instance while the screenshot's normalised image is recorded: 401, not a 500",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const alice = yield* provisionUser(url, "alice")
+        const match = yield* matchWithScreenshot(url, alice)
+        // Another instance's erasure at its uploads' step (the tombstone, then the rows), not yet
+        // committed: the generation takes its allowance and reads the match and its upload as they
+        // were; its record of the normalised image waits for the erasure, then finds no row.
+        const erasure = yield* erasingElsewhere(alice, "uploads")
+        const generating = yield* Effect.fork(generateJson(url, alice.headers, { matchId: match.id, count: 1 }))
+        yield* awaitLockWaits(1)
+        yield* erasure.commit
+        const res = yield* Fiber.join(generating)
+        // The rest of the erasure (its user's row, which the allowance names), from its tombstone.
+        yield* eraseAccount(url, alice)
+
+        // Before: 500 INTERNAL_ERROR (the record's update found no row).
+        expect(res.status).toBe(401)
+        expect(res.body).toEqual({ success: false, error: ERASED })
+        // Neither the vision model nor the opener's was asked.
+        expect(openai.requests).toEqual([])
         yield* expectNothingLeftOf(alice.id)
       })
   )
