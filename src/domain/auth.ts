@@ -5,17 +5,45 @@
 import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
 import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
 import { Context, Effect } from "effect"
-import { UnauthorizedEnvelope } from "./errors.ts"
+import { accountErased, NotFound, type Unauthorized, UnauthorizedEnvelope } from "./errors.ts"
 
 /** The caller, mapped from the token's Clerk id to the internal user (provisioned just in time). */
 export class CurrentUser extends Context.Tag("CurrentUser")<
   CurrentUser,
-  { readonly id: string; readonly clerkId: string }
+  {
+    readonly id: string
+    readonly clerkId: string
+    /**
+     * Whether the caller's erasure has started, from its tombstone: the mapping that let the
+     * request in may be older (cached here, the erasure on another instance). A read per call.
+     */
+    readonly erased: Effect.Effect<boolean>
+  }
 >() {}
 
-/** Runs `f` with the caller's internal user id (handlers of the HttpApi and RPC groups). */
-export const withUser = <A, E, R>(f: (userId: string) => Effect.Effect<A, E, R>) =>
-  Effect.flatMap(CurrentUser, (user) => f(user.id))
+/** A handler's failures once `withUser` ran it: `Unauthorized` too, where it may fail `NotFound`. */
+export type ErasedWhenMissing<E> = [Extract<E, NotFound>] extends [never] ? E : E | Unauthorized
+
+/**
+ * Runs `f` with the caller's internal user id (handlers of the HttpApi and RPC groups). What it
+ * finds missing is `account-erased` when the caller's erasure has started: the account's
+ * resources went with it, and the request is refused as its start now would be. The tombstone is
+ * read only then, never on the way of a request that finds what it looks for.
+ */
+export function withUser<A, E, R>(
+  f: (userId: string) => Effect.Effect<A, E, R>
+): Effect.Effect<A, ErasedWhenMissing<E>, R | CurrentUser>
+export function withUser<A, E, R>(
+  f: (userId: string) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E | Unauthorized, R | CurrentUser> {
+  return Effect.flatMap(CurrentUser, (user) =>
+    Effect.catchIf(
+      f(user.id),
+      (error) => error instanceof NotFound,
+      (missing) => Effect.flatMap(user.erased, (erased) => Effect.fail(erased ? accountErased() : missing))
+    )
+  )
+}
 
 /** Verifies the bearer token and provides `CurrentUser`; 401 `UNAUTHORIZED` otherwise. */
 export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("Authentication", {

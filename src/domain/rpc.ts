@@ -6,7 +6,8 @@
  * Every procedure runs behind `RpcAuthentication`: `authorization: Bearer <jwt>`, read from the
  * request's headers (HTTP), the upgrade request's (WebSocket), or the message's own, which win.
  * `users.eraseMe` alone runs behind `RpcTokenAuthentication` (the token verified, no user resolved),
- * so erasing again answers as over REST.
+ * so erasing again answers as over REST. A call that would fail `NotFound` fails `Unauthorized`
+ * (`account-erased`) once the account's erasure has started (its token still mapped by a cache).
  *
  * Every app operation of the HttpApi has a procedure here (test/unit/domain/rpc-coverage.test.ts
  * maps each one). Not app operations, so not here: the Clerk webhook (`POST /webhooks/clerk`,
@@ -135,7 +136,7 @@ export const MatchesRpcs = RpcGroup.make(
     /** A `cursor` that is not a `nextCursor`. */
     error: ValidationError
   }),
-  Rpc.make("get", { payload: { matchId: ResourceId }, success: Match, error: NotFound }),
+  Rpc.make("get", { payload: { matchId: ResourceId }, success: Match, error: Schema.Union(NotFound, Unauthorized) }),
   /**
    * As `PATCH /matches/:id`: `null` clears a field. `Unauthorized` (`account-erased`) if the account
    * was erased meanwhile (a new `profileUploadId` is refused).
@@ -145,7 +146,11 @@ export const MatchesRpcs = RpcGroup.make(
     success: Match,
     error: Schema.Union(NotFound, SafetyBlocked, Unauthorized, ...UploadErrors)
   }),
-  Rpc.make("delete", { payload: { matchId: ResourceId }, success: Schema.Void, error: NotFound })
+  Rpc.make("delete", {
+    payload: { matchId: ResourceId },
+    success: Schema.Void,
+    error: Schema.Union(NotFound, Unauthorized)
+  })
 )
   .middleware(RpcAuthentication)
   .prefix("matches.")
@@ -186,15 +191,23 @@ export const OpenersRpcs = RpcGroup.make(
     /** A `cursor` that is not a `nextCursor`. */
     error: ValidationError
   }),
-  Rpc.make("like", { payload: { openerId: ResourceId }, success: Opener, error: NotFound }),
-  Rpc.make("unlike", { payload: { openerId: ResourceId }, success: Opener, error: NotFound }),
+  Rpc.make("like", { payload: { openerId: ResourceId }, success: Opener, error: Schema.Union(NotFound, Unauthorized) }),
+  Rpc.make("unlike", {
+    payload: { openerId: ResourceId },
+    success: Opener,
+    error: Schema.Union(NotFound, Unauthorized)
+  }),
   Rpc.make("dislike", {
     payload: { openerId: ResourceId, ...DislikeOpener.fields },
     success: Opener,
-    error: NotFound
+    error: Schema.Union(NotFound, Unauthorized)
   }),
   /** Clears a dislike and its reason (a like stays); idempotent. */
-  Rpc.make("undislike", { payload: { openerId: ResourceId }, success: Opener, error: NotFound })
+  Rpc.make("undislike", {
+    payload: { openerId: ResourceId },
+    success: Opener,
+    error: Schema.Union(NotFound, Unauthorized)
+  })
 )
   .middleware(RpcAuthentication)
   .prefix("openers.")
@@ -234,7 +247,11 @@ export const SessionsRpcs = RpcGroup.make(
     /** A `cursor` that is not a `nextCursor`. */
     error: ValidationError
   }),
-  Rpc.make("get", { payload: { sessionId: ResourceId }, success: Session, error: NotFound }),
+  Rpc.make("get", {
+    payload: { sessionId: ResourceId },
+    success: Session,
+    error: Schema.Union(NotFound, Unauthorized)
+  }),
   /**
    * The session's progress until a terminal event (`Completed`, `Failed`, `Cancelled`) or a
    * terminal snapshot. Resumable: pass the last `seq` seen as `afterSeq` to get exactly what
@@ -250,7 +267,7 @@ export const SessionsRpcs = RpcGroup.make(
      * `NotFound`: no such session of yours, or deleted while followed. `ServiceUnavailable`: the
      * progress feed failed; resume with `afterSeq`.
      */
-    error: Schema.Union(NotFound, ServiceUnavailable),
+    error: Schema.Union(NotFound, Unauthorized, ServiceUnavailable),
     stream: true
   }),
   /** A new batch of suggestions from the stored transcript (as `POST /sessions/:id/suggestions`). */
@@ -303,13 +320,13 @@ export const SessionsRpcs = RpcGroup.make(
   Rpc.make("cancel", {
     payload: { sessionId: ResourceId },
     success: Session,
-    error: Schema.Union(NotFound, ServiceUnavailable)
+    error: Schema.Union(NotFound, Unauthorized, ServiceUnavailable)
   }),
   /** As `DELETE /sessions/:id`: the session, its images and its progress. */
   Rpc.make("delete", {
     payload: { sessionId: ResourceId },
     success: Schema.Void,
-    error: Schema.Union(NotFound, ServiceUnavailable)
+    error: Schema.Union(NotFound, Unauthorized, ServiceUnavailable)
   })
 )
   .middleware(RpcAuthentication)

@@ -15,7 +15,7 @@ import { notFound } from "../../core/ownership.ts"
 import { answeringRefusal, Quotas } from "../../core/quota/quotas.ts"
 import { toPage } from "../../core/pagination.ts"
 import { Storage } from "../../core/storage/storage.ts"
-import { accountErased, type NotFound, SafetyBlocked, type Unauthorized } from "../../domain/errors.ts"
+import { type NotFound, SafetyBlocked, type Unauthorized } from "../../domain/errors.ts"
 import { ExtractedProfile } from "../../domain/matches.ts"
 import type { BlockedReason, GenerateOpeners, Opener as OpenerView, OpenerEvent } from "../../domain/openers.ts"
 import { Tone } from "../../domain/tones.ts"
@@ -145,15 +145,6 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
         return { matchId: match.id, profile }
       })
 
-    /**
-     * `missing` (the match, gone meanwhile), unless the account was erased meanwhile (another
-     * device): then the generation ends as its start would now be refused, `account-erased`.
-     */
-    const unlessErased = (userId: string, missing: NotFound): Effect.Effect<never, NotFound | Unauthorized> =>
-      Effect.flatMap(Effect.orDie(tombstones.isErased(userId)), (erased) =>
-        Effect.fail(erased ? accountErased() : missing)
-      )
-
     /** Today's generation, taken atomically before any model call (a read-then-act check is a race). */
     const takeQuota = (userId: string) =>
       quotas
@@ -229,7 +220,7 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
               // Its match or its user is gone, or the account's erasure has started. The foreign key
               // PostgreSQL names does not tell them apart (an erased user's matches go with it): the
               // tombstone does.
-              if (saved === null) return yield* unlessErased(userId, notFound("Match"))
+              if (saved === null) return yield* tombstones.missingUnlessErased(userId, notFound("Match"))
               produced.saved++
               return [{ _tag: "done", index: position, opener: toOpenerView(saved) }]
             })
@@ -303,7 +294,7 @@ export class OpenersService extends Effect.Service<OpenersService>()("OpenersSer
         const events = yield* Effect.onExit(
           prepare(userId, input, produced, batchId).pipe(
             // The match went with an account erased while its screenshot was read.
-            Effect.catchTag("NotFound", (missing) => unlessErased(userId, missing))
+            Effect.catchTag("NotFound", (missing) => tombstones.missingUnlessErased(userId, missing))
           ),
           settle
         )

@@ -19,12 +19,10 @@ import {
 import type { ProgressItem } from "../../core/progress/progress-bus.ts"
 import { Storage } from "../../core/storage/storage.ts"
 import {
-  accountErased,
   BadRequest,
   Conflict,
   NotFound,
   ServiceUnavailable,
-  type Unauthorized,
   UploadAlreadyUsed,
   UploadContentMismatch,
   UploadExpired,
@@ -153,15 +151,6 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
 
     const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
 
-    /**
-     * `missing` (gone meanwhile: deleted from another device), unless the account was erased
-     * meanwhile: then the request ends as its start would now be refused, `account-erased`.
-     */
-    const unlessErased = (userId: string, missing: NotFound): Effect.Effect<never, NotFound | Unauthorized> =>
-      Effect.flatMap(Effect.orDie(tombstones.isErased(userId)), (erased) =>
-        Effect.fail(erased ? accountErased() : missing)
-      )
-
     const load = (userId: string, id: string) =>
       Effect.flatMap(repo.find(userId, id), (row) =>
         row === null ? Effect.fail(notFound("Session")) : Effect.succeed(row)
@@ -253,8 +242,7 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         if (created._tag === "UploadTaken") {
           // Gone with an account erased since the checks (another instance: no tombstone then), or
           // taken by another request meanwhile.
-          if (yield* Effect.orDie(tombstones.isErased(userId))) return yield* accountErased()
-          return yield* Effect.fail(naming(created.uploadId)(uploads.alreadyUsed()))
+          return yield* tombstones.missingUnlessErased(userId, naming(created.uploadId)(uploads.alreadyUsed()))
         }
         if (created._tag === "QuotaRefused") {
           const refused = new QuotaRefused({
@@ -444,8 +432,10 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         }
         if (!(yield* repo.fixMessages(id, input.messages))) {
           // Gone with the account erased meanwhile (another device), or changed meanwhile.
-          if (yield* Effect.orDie(tombstones.isErased(userId))) return yield* accountErased()
-          return yield* new Conflict({ message: "The session changed meanwhile; try again" })
+          return yield* tombstones.missingUnlessErased(
+            userId,
+            new Conflict({ message: "The session changed meanwhile; try again" })
+          )
         }
         yield* Effect.logInfo("Session transcript fixed").pipe(
           Effect.annotateLogs({ sessionId: id, messages: input.messages.length })
@@ -475,7 +465,7 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         const settle = quotas.settleOn(reservation, () => produced.saved > 0)
         const batch = yield* Effect.onExit(
           Effect.flatMap(repo.nextBatch(id), (next) =>
-            next === null ? unlessErased(userId, notFound("Session")) : Effect.succeed(next)
+            next === null ? tombstones.missingUnlessErased(userId, notFound("Session")) : Effect.succeed(next)
           ),
           settle
         )
@@ -498,7 +488,9 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         const events = suggester.stream(request).pipe(
           // Its session was deleted meanwhile (another device), or went with the account erased
           // meanwhile: the batch ends as a request for either would now be refused.
-          Stream.catchTag("AttemptStopped", () => Stream.fromEffect(unlessErased(userId, notFound("Session")))),
+          Stream.catchTag("AttemptStopped", () =>
+            Stream.fromEffect(tombstones.missingUnlessErased(userId, notFound("Session")))
+          ),
           Stream.tap((event) =>
             !("_tag" in event)
               ? repo.syncCost(id)
@@ -529,7 +521,7 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
           return toSuggestion(current)
         const updated = yield* repo.setFeedback(suggestionId, next)
         // Gone since it was read: its session deleted (another device), or the account erased, meanwhile.
-        if (updated === null) return yield* unlessErased(userId, notFound("Suggestion"))
+        if (updated === null) return yield* tombstones.missingUnlessErased(userId, notFound("Suggestion"))
         return toSuggestion(updated)
       })
 

@@ -200,7 +200,10 @@ export class UsersService extends Effect.Service<UsersService>()("UsersService",
         return applied
       })
 
-    return { resolve, profile, updateProfile, exportData, erase, syncFromClerk } as const
+    /** Whether the erasure of `clerkId`'s account has started (its tombstone). */
+    const isErased = (clerkId: string) => repo.isErased(clerkId)
+
+    return { resolve, isErased, profile, updateProfile, exportData, erase, syncFromClerk } as const
   }),
   dependencies: [UsersRepo.Default]
 }) {}

@@ -12,6 +12,9 @@
  * write (a regeneration's batch number, a transcript's fixes, feedback). The test holds the row: the erasure's delete
  * waits first, the request's update behind it.
  *
+ * A request that finds nothing (its match, session or opener gone with the account, or never
+ * there), after another instance erased the account: `withUser` reads the tombstone then.
+ *
  * A session's create: its upload read after the tombstone (the erasure waiting on the upload the
  * test holds), or checked before another instance's erasure commits and gone when it is taken.
  */
@@ -34,6 +37,7 @@ import {
   type TestUser
 } from "../../support/users.ts"
 import { connectAs } from "../../support/ws.ts"
+import { newMatch } from "../openers/support.ts"
 import { awaitFinished, createSession, uploadPng, type WireSession } from "../sessions/support.ts"
 
 let screenshot: Buffer
@@ -160,6 +164,38 @@ layer(testServer({ db: TestDb(), consumer: true, config: { AI_DAILY_SPEND_CAP_MI
       // Before: Failure Fail NotFound "Upload not found".
       expect(lines.at(-1)).toEqual(erasedRpcExit("1"))
     })
+  )
+
+  it.effect(
+    "another instance erased it: what went with it (or was never there) answers 401 account-erased, not 404",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const user = yield* provisionUser(url, "elsewhere")
+        const bob = yield* provisionUser(url, "bob")
+        const match = yield* newMatch(url, user.headers, { name: "Sam" })
+        const missing = "cmissing0000000000000000"
+        yield* eraseElsewhere(user)
+        const requests = (headers: Record<string, string>) => [
+          http(`${url}/api/v1/matches/${match.id}`, { headers }),
+          http(`${url}/api/v1/matches/${match.id}`, { method: "DELETE", headers }),
+          http(`${url}/api/v1/sessions/${missing}`, { headers }),
+          http(`${url}/api/v1/sessions/${missing}/cancel`, { method: "POST", headers }),
+          http(`${url}/api/v1/magic-openers/${missing}/like`, { method: "POST", headers })
+        ]
+        // Before: 404 NOT_FOUND for each.
+        for (const request of requests(user.headers)) yield* expectRefusedAsErased(yield* request, user.id)
+        for (const [id, tag, payload] of [
+          ["1", "matches.get", { matchId: match.id }],
+          ["2", "sessions.get", { sessionId: missing }],
+          ["3", "openers.like", { openerId: missing }]
+        ] as const) {
+          const lines = yield* rpcStreamed(url, rpcRequest(id, tag, payload, user.token), async () => {})
+          expect(lines.at(-1)).toEqual(erasedRpcExit(id))
+        }
+        // An account that is not erased still gets its 404s.
+        for (const request of requests(bob.headers)) expect((yield* request).status).toBe(404)
+      })
   )
 
   it.scoped("erased on this instance while a session's create is let in: 401 account-erased, not 404", () =>
