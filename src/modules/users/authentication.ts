@@ -27,10 +27,7 @@ export const makeAuthenticateWithExpiry = Effect.gen(function* () {
   return (token: string): Effect.Effect<{ user: CurrentUser["Type"]; expiresAt: number }, Unauthorized> =>
     verifier.verify(token).pipe(
       Effect.flatMap((verified) =>
-        Effect.map(users.resolve(verified), ({ id, clerkId }) => ({
-          user: { id, clerkId, erased: Effect.orDie(users.isErased(clerkId)) },
-          expiresAt: verified.expiresAt
-        }))
+        Effect.map(users.resolve(verified), (user) => ({ user, expiresAt: verified.expiresAt }))
       ),
       Effect.catchTags({
         TokenRejected: (error) => Effect.fail(rejected(error)),

@@ -20,6 +20,8 @@ export class AccountErased extends Schema.TaggedError<AccountErased>()("AccountE
 export interface ResolvedUser {
   readonly id: string
   readonly clerkId: string
+  /** Whether the account's erasure has started, from its tombstone when run: made once per mapping, run only when asked. */
+  readonly erased: Effect.Effect<boolean>
 }
 
 /** What identifies a user and seeds its row; stable across the tokens of one user, so it keys the cache. */
@@ -78,12 +80,18 @@ export class UsersService extends Effect.Service<UsersService>()("UsersService",
         }
       })
 
+    const resolved = (user: Pick<User, "id" | "clerkId">): ResolvedUser => ({
+      id: user.id,
+      clerkId: user.clerkId,
+      erased: Effect.orDie(repo.isErased(user.clerkId))
+    })
+
     const resolveUncached = (key: IdentityKey) =>
       Effect.gen(function* () {
         // The tombstone first: an account whose erasure started is refused even while its row exists.
         if (yield* repo.isErased(key.clerkId)) return yield* new AccountErased()
         const existing = yield* repo.findByClerkId(key.clerkId)
-        if (existing) return { id: existing.id, clerkId: existing.clerkId }
+        if (existing) return resolved(existing)
         const created = yield* repo.provision(key.clerkId, {
           email: key.email ?? null,
           firstName: key.firstName ?? null,
@@ -97,7 +105,7 @@ export class UsersService extends Effect.Service<UsersService>()("UsersService",
         yield* Effect.logInfo("User provisioned from a token before Clerk's webhook").pipe(
           Effect.annotateLogs("userId", created.id)
         )
-        return { id: created.id, clerkId: created.clerkId }
+        return resolved(created)
       })
 
     // Concurrent first requests of one user share a single lookup; failures are not remembered.
@@ -200,10 +208,7 @@ export class UsersService extends Effect.Service<UsersService>()("UsersService",
         return applied
       })
 
-    /** Whether the erasure of `clerkId`'s account has started (its tombstone). */
-    const isErased = (clerkId: string) => repo.isErased(clerkId)
-
-    return { resolve, isErased, profile, updateProfile, exportData, erase, syncFromClerk } as const
+    return { resolve, profile, updateProfile, exportData, erase, syncFromClerk } as const
   }),
   dependencies: [UsersRepo.Default]
 }) {}
