@@ -336,10 +336,18 @@ const TYPING = /^[\s.·•°oO0eéc*-]{1,8}$/u
 export const layoutTranscript = (page: OcrPage): Transcript => {
   const cleaned = page.lines.map((line) => cleanLine(line, page)).filter((line): line is Line => line !== undefined)
   const typicalHeight = median(cleaned.map((line) => height(line.box)))
-  const lines = cleaned
+  const kept = cleaned
     // Specks read as text are noise.
     .filter((line) => height(line.box) >= 0.4 * typicalHeight)
     .sort((a, b) => (a.box.y0 + a.box.y1) / 2 - (b.box.y0 + b.box.y1) / 2 || a.box.x0 - b.box.x0)
+  // A line whose own bubble was not found (its sample fell on a rounded corner or an edge blurred
+  // by the downscale) but that lies inside the bubble another line found is in that bubble.
+  const found = kept.flatMap((line) => (line.bubble === undefined ? [] : [line.bubble]))
+  const lines = kept.map((line) => {
+    if (line.bubble !== undefined || line.band) return line
+    const bubble = found.find((candidate) => centredIn(line.box, candidate, 0))
+    return bubble === undefined ? line : { ...line, bubble, ...placeOf(bubble, page.width) }
+  })
   const lineHeight = Math.max(1, typicalHeight)
 
   const inBubbles = lines.filter(

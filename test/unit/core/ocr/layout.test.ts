@@ -209,6 +209,25 @@ describe("layoutTranscript", () => {
     ])
   })
 
+  it("a line whose own bubble was not found takes the bubble it lies in, found for another line", () => {
+    // Measured on the normalised image: the sample left of a short last line fell on the bubble's
+    // rounded corner, and the line ("a night", left of the middle) was read as the other person's.
+    const bubble = { x0: 300, y0: 590, x1: 960, y1: 720 }
+    const first = line("Are you a morning person or", 330, 600)
+    const last = line("a night owl?", 330, 660)
+    const transcript = layoutTranscript({
+      width: WIDTH,
+      height: HEIGHT,
+      lines: [line("What are you up to tonight?", 60, 320), first, last],
+      bubbleOf: (box) =>
+        box.y0 >= 600 && box.y0 < 650 ? bubble : box.y0 < 400 ? { x0: 40, y0: 300, x1: 600, y1: 380 } : undefined
+    })
+    expect(transcript.messages.map((message) => [message.sender, message.text])).toEqual([
+      ["them", "What are you up to tonight?"],
+      ["me", "Are you a morning person or a night owl?"]
+    ])
+  })
+
   it("a time alone inside the bubble, or set apart at the end of a line, is the message's time", () => {
     const bubble = { x0: 40, y0: 290, x1: 600, y1: 420 }
     const alone = layoutTranscript(
