@@ -31,35 +31,47 @@ const decodeLine = Schema.decodeUnknownOption(Schema.parseJson(VisionLine))
 const decodeKey = Schema.decodeUnknownOption(Schema.parseJson(Schema.String))
 
 export const makeMessageScanner = (): MessageScanner => {
-  let text = ""
-  let scanned = 0
   const stack: Array<Container> = []
   let inString = false
   let escaped = false
-  let stringStart = -1
   // In an object, the next string is a key (after `{` or `,`), not a value.
   let expectKey = false
-  let stringIsKey = false
   let rootKey: string | undefined
-  // The depth of the `messages` array's elements while inside it; the start of the element being read.
+  // The depth of the `messages` array's elements while inside it.
   let elementDepth = -1
-  let elementStart = -1
   let messagesArrays = 0
+  // The one span being read whose text is needed (a top-level key, a line, a message object): its
+  // pieces before the current one. Only it is kept, never the answer so far: indexing a string grown
+  // by `+=` makes V8 copy all of it, at every piece (quadratic in 1-character deltas).
+  let span: "key" | "line" | "element" | undefined
+  let held: Array<string> = []
 
   const push = (piece: string): ReadonlyArray<VisionMessage> => {
-    text += piece
     const found: Array<VisionMessage> = []
-    for (; scanned < text.length; scanned++) {
-      const char = text[scanned]
+    let spanStart = 0
+    const open = (kind: NonNullable<typeof span>, at: number) => {
+      span = kind
+      spanStart = at
+      held = []
+    }
+    const close = (at: number): string => {
+      held.push(piece.slice(spanStart, at + 1))
+      const whole = held.join("")
+      span = undefined
+      held = []
+      return whole
+    }
+    for (let at = 0; at < piece.length; at++) {
+      const char = piece[at]
       if (inString) {
         if (escaped) escaped = false
         else if (char === "\\") escaped = true
         else if (char === '"') {
           inString = false
-          if (stringIsKey && stack.length === 1) {
-            rootKey = Option.getOrUndefined(decodeKey(text.slice(stringStart, scanned + 1)))
-          } else if (stack.length === elementDepth - 1) {
-            const decoded = decodeLine(text.slice(stringStart, scanned + 1))
+          if (span === "key") {
+            rootKey = Option.getOrUndefined(decodeKey(close(at)))
+          } else if (span === "line") {
+            const decoded = decodeLine(close(at))
             if (Option.isSome(decoded)) found.push(decoded.value)
           }
         }
@@ -71,12 +83,12 @@ export const makeMessageScanner = (): MessageScanner => {
       switch (char) {
         case '"':
           inString = true
-          stringStart = scanned
-          stringIsKey = expectKey && stack.at(-1) === "object"
+          if (expectKey && stack.at(-1) === "object" && stack.length === 1) open("key", at)
+          else if (stack.length === elementDepth - 1) open("line", at)
           expectKey = false
           break
         case "{":
-          if (stack.length === elementDepth - 1 && elementStart === -1) elementStart = scanned
+          if (stack.length === elementDepth - 1 && span === undefined) open("element", at)
           stack.push("object")
           expectKey = true
           break
@@ -89,10 +101,9 @@ export const makeMessageScanner = (): MessageScanner => {
           break
         case "}":
           stack.pop()
-          if (elementStart !== -1 && stack.length === elementDepth - 1) {
-            const decoded = decodeMessage(text.slice(elementStart, scanned + 1))
+          if (span === "element" && stack.length === elementDepth - 1) {
+            const decoded = decodeMessage(close(at))
             if (Option.isSome(decoded)) found.push(decoded.value)
-            elementStart = -1
           }
           break
         case "]":
@@ -109,6 +120,7 @@ export const makeMessageScanner = (): MessageScanner => {
           break
       }
     }
+    if (span !== undefined) held.push(piece.slice(spanStart))
     return found
   }
 

@@ -140,4 +140,21 @@ describe("makeMessageScanner", () => {
     nullFirst.push('{"messages":null,"messages":["me: b"],"confidence":1}')
     expect(nullFirst.ambiguous()).toBe(false)
   })
+
+  it("a 1 MB answer fed a character at a time is read through (the pieces read are not copied again at each piece)", async () => {
+    // Held whole and indexed after each `+=`, V8 flattened the answer so far at every piece: a 1 MB
+    // answer in 1-character deltas copied ~500 GB and never came back within the test's guard (the
+    // loop yields now and then so that the guard can end it).
+    const lines = Array.from({ length: 40_000 }, (_, index) => `them: line ${index} {"x":[1]} \\ é`)
+    const text = `Here it is:\n\`\`\`json\n${JSON.stringify({ messages: lines, confidence: 1 })}\n\`\`\``
+    expect(text.length).toBeGreaterThan(1_000_000)
+    const scanner = makeMessageScanner()
+    let read = 0
+    for (let at = 0; at < text.length; at++) {
+      read += scanner.push(text.charAt(at)).length
+      if (at % 10_000 === 0) await new Promise((resolve) => setImmediate(resolve))
+    }
+    expect(read).toBe(lines.length)
+    expect(scanner.ambiguous()).toBe(false)
+  })
 })
