@@ -13,6 +13,7 @@
  * Rows older than WEBHOOK_DELIVERY_RETENTION_SECONDS are pruned in bounded batches.
  */
 import { Clock, Duration, Effect, Layer } from "effect"
+import { createHash } from "node:crypto"
 import { AppConfig } from "../../core/config.ts"
 import { Db } from "../../core/db/db.ts"
 import { Prisma } from "../../core/db/generated/client.ts"
@@ -26,6 +27,16 @@ const RENEW_EVERY = Duration.seconds(15)
 
 /** Rows one prune statement deletes at most. */
 const PRUNE_BATCH = 1000
+
+/** The longest delivery id kept as it is (Svix's are ~30 characters). */
+const MAX_KEPT_ID_CHARS = 200
+
+/**
+ * The row's key for delivery id `id`: the id, or its digest when longer than MAX_KEPT_ID_CHARS
+ * (PostgreSQL's btree refuses a key over 2,704 bytes, which a signed id may exceed).
+ */
+const keyOf = (id: string) =>
+  id.length <= MAX_KEPT_ID_CHARS ? id : `sha256:${createHash("sha256").update(id).digest("hex")}`
 
 /** What claiming a delivery found: it is ours to process, done already, or being processed elsewhere. */
 export type Claim = "claimed" | "taken-over" | "processed" | "busy"
@@ -42,8 +53,9 @@ export class WebhookDeliveries extends Effect.Service<WebhookDeliveries>()("Webh
      * processing failed) or whose lease ran out (its processor died). Concurrent claims of one id
      * give it to one of them (the insert and the conditional update are each atomic).
      */
-    const claim = (id: string, source: string, type: string) =>
+    const claim = (deliveryId: string, source: string, type: string) =>
       Effect.gen(function* () {
+        const id = keyOf(deliveryId)
         const now = yield* Clock.currentTimeMillis
         const leaseUntil = leaseFrom(now)
         const inserted = yield* db.query("webhookDeliveries.claim", (c) =>
@@ -80,8 +92,9 @@ export class WebhookDeliveries extends Effect.Service<WebhookDeliveries>()("Webh
      * processed once `work` succeeded, releases it (for a redelivery to process) otherwise. A
      * release or a mark that does not reach the database leaves the lease to run out.
      */
-    const processClaimed = <A, E, R>(id: string, work: Effect.Effect<A, E, R>) =>
+    const processClaimed = <A, E, R>(deliveryId: string, work: Effect.Effect<A, E, R>) =>
       Effect.gen(function* () {
+        const id = keyOf(deliveryId)
         const result = yield* Effect.scoped(
           Effect.zipRight(
             Effect.forkScoped(

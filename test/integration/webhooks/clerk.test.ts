@@ -170,6 +170,32 @@ layer(testServer({ db: TestDb(), config: { CLERK_WEBHOOK_SIGNING_SECRET: TEST_WE
     })
   )
 
+  // Before: the svix-id was the row's key as it came, and PostgreSQL's btree refuses a key over
+  // 2,704 bytes: a signed delivery with a long id answered 500 at every redelivery, never processed.
+  it.effect("a svix-id longer than an index holds is processed once: 200, its redelivery 200 not again", () =>
+    Effect.gen(function* () {
+      const clerkId = newClerkId("longid")
+      // Random, so that PostgreSQL cannot compress the key under the limit.
+      const id = `msg_${randomBytes(3_000).toString("base64")}`
+      const event = clerkUserEvent("user.created", { id: clerkId, firstName: "Long" })
+      const first = yield* deliver(signDelivery(event, { id }))
+      expect({ status: first.status, body: first.body }).toEqual({ status: 200, body: processedOnce })
+      expect(yield* userRow(clerkId)).toMatchObject({ first_name: "Long" })
+      yield* sql("UPDATE users SET first_name = 'Edited' WHERE clerk_id = $1", [clerkId])
+      const replay = yield* deliver(signDelivery(event, { id }))
+      expect({ status: replay.status, body: replay.body }).toEqual({
+        status: 200,
+        body: { success: true, data: { processed: false, handled: false } }
+      })
+      expect(yield* userRow(clerkId)).toMatchObject({ first_name: "Edited" })
+      // Another long id that shares the first one's beginning is another delivery.
+      const later = clerkUserEvent("user.updated", { id: clerkId, firstName: "Later", updatedAt: Date.now() + 60_000 })
+      const other = yield* deliver(signDelivery(later, { id: `${id}x` }))
+      expect({ status: other.status, body: other.body }).toEqual({ status: 200, body: processedOnce })
+      expect(yield* userRow(clerkId)).toMatchObject({ first_name: "Later" })
+    })
+  )
+
   it.effect("concurrent redeliveries of one svix-id are processed once", () =>
     Effect.gen(function* () {
       const clerkId = newClerkId("race")
