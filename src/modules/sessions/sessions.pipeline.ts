@@ -302,7 +302,8 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
               (image, index) =>
                 Effect.gen(function* () {
                   const cached = yield* repo.cachedOcr(userId, image.contentHash)
-                  // A local read of another language (its model read the other script) is read again.
+                  // A local read of another language (its model read the other script), or one cached before
+                  // the transcript's limits, is read again, and the new read takes its place in the cache.
                   if (cached !== null && ocrCacheServes(cached.provider, session.language)) {
                     const decoded = Schema.decodeUnknownOption(Transcript)(cached.transcript)
                     if (Option.isSome(decoded)) return decoded.value
@@ -340,7 +341,8 @@ export class SessionPipeline extends Effect.Service<SessionPipeline>()("SessionP
                     userId,
                     image.contentHash,
                     Schema.encodeSync(Transcript)(transcript),
-                    ocrCacheTag(transcript.engine, session.language)
+                    ocrCacheTag(transcript.engine, session.language),
+                    cached ?? undefined
                   )
                   return transcript
                 }),

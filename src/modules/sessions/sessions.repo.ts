@@ -619,14 +619,19 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
         ),
       /**
        * Kept only while the session exists (its row key-share locked until the insert commits):
-       * a read that ends after the session was deleted is not cached (see `remove`).
+       * a read that ends after the session was deleted is not cached (see `remove`). An entry
+       * already there stays, unless it is `replacing`, the one found that could not serve this
+       * session (cached before the transcript's limits, or a local read of another language): that
+       * one is replaced, else it would be read again at every session of the image. Replaced only
+       * as found (its provider and transcript), so a read cached meanwhile by another session stays.
        */
       cacheOcr: (
         sessionId: string,
         userId: string,
         contentHash: string,
         transcript: Prisma.InputJsonValue,
-        provider: string
+        provider: string,
+        replacing?: { readonly provider: string; readonly transcript: Prisma.JsonValue }
       ) =>
         db.sql(
           "sessions.cacheOcr",
@@ -634,7 +639,14 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
             INSERT INTO ocr_results (user_id, content_hash, transcript, provider)
             SELECT ${userId}, ${contentHash}, ${JSON.stringify(transcript)}::jsonb, ${provider}
             WHERE EXISTS (SELECT 1 FROM sessions WHERE id = ${sessionId} FOR KEY SHARE)
-            ON CONFLICT (user_id, content_hash) DO NOTHING`
+            ON CONFLICT (user_id, content_hash) ${
+              replacing === undefined
+                ? Prisma.sql`DO NOTHING`
+                : Prisma.sql`DO UPDATE SET transcript = EXCLUDED.transcript, provider = EXCLUDED.provider,
+                                           created_at = now()
+                             WHERE ocr_results.provider = ${replacing.provider}
+                               AND ocr_results.transcript = ${JSON.stringify(replacing.transcript)}::jsonb`
+            }`
         ),
       /**
        * The merged transcript, once, by the attempt that owns the session (else `AttemptStopped`,

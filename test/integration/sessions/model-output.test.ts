@@ -2,7 +2,8 @@
  * What the vision model writes, read leniently but safely, at the wire (the OpenAI fake, the real
  * SDK, api, consumer, PostgreSQL): an answer in a code fence or wrapped in prose, or with malformed
  * `unsure` entries, is read as it is, with one vision call and one ledger row for it, not a
- * corrective retry; what is saved of it stays within a transcript's limits.
+ * corrective retry; what is saved of it stays within a transcript's limits, and a read cached
+ * before those limits is read once more and replaced.
  */
 import { expect, layer } from "@effect/vitest"
 import { Effect, Schema } from "effect"
@@ -116,6 +117,46 @@ layer(sessionsServer(openai.url), { timeout: 120_000 })("sessions: the model's o
           .flatMap((frame) => (frame.data as { messages: ReadonlyArray<{ position: number }> }).messages)
           .map((line) => line.position)
         expect(Math.max(...positions)).toBe(MAX_SCREENSHOT_MESSAGES - 1)
+      })
+  )
+
+  // Before: a cached read the limits refuse (written before them) was read again at every session
+  // of the screenshot, a paid vision call each time, the new read never cached (the insert kept the old row).
+  it.effect(
+    "a cached read over the limits (cached before them) is read again once; the new read is the one cached",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const user = yield* provisionUser(url, "stale-cache")
+        const png = yield* freshImage()
+        openai.reset()
+        openai.setFallback(FAKE_SUGGESTIONS)
+        const visionCalls = () => openai.requests.filter((request) => request.image).length
+        // `read`: the screenshot is expected to be read (the fake's next answer is the read).
+        const run = (read: boolean) =>
+          Effect.gen(function* () {
+            if (read) openai.enqueue({ kind: "ok", text: JSON.stringify(READ) })
+            const { id } = yield* sessionRun(url, user.headers, png)
+            const done = yield* awaitFinished(url, user.headers, id)
+            expect(done.status).toBe("completed")
+            expect(done.transcript.map(({ sender, text, time }) => [sender, text, time])).toEqual(TRANSCRIPT)
+          })
+        const cached = sql<{ transcript: unknown }>("SELECT transcript FROM ocr_results WHERE user_id = $1", [user.id])
+
+        yield* run(true)
+        expect(visionCalls()).toBe(1)
+        // What a read cached before the limits holds: a message longer than a transcript keeps.
+        yield* sql(
+          `UPDATE ocr_results SET transcript = jsonb_set(transcript, '{messages,0,text}', to_jsonb(repeat('x', $2::int)))
+         WHERE user_id = $1`,
+          [user.id, MAX_MESSAGE_CHARS + 1]
+        )
+        yield* run(true)
+        expect(visionCalls()).toBe(2)
+        const [row] = yield* cached
+        expect(Schema.decodeUnknownEither(Transcript)(row?.transcript)._tag).toBe("Right")
+        yield* run(false)
+        expect(visionCalls()).toBe(2)
       })
   )
 
