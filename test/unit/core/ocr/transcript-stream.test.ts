@@ -5,7 +5,8 @@
  * from the top-level `messages` array.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Arbitrary, FastCheck as fc, Schema } from "effect"
+import { Arbitrary, Either, FastCheck as fc, Schema } from "effect"
+import { answerOf } from "../../../../src/core/ai/answer-json.ts"
 import { makeMessageScanner } from "../../../../src/core/ocr/transcript-stream.ts"
 import { type VisionMessage, VisionTranscript } from "../../../../src/core/ocr/transcript.ts"
 
@@ -116,6 +117,33 @@ describe("makeMessageScanner", () => {
     const text =
       '{"matchName":"them: Alex","extra":[["me: nested"]],"messages":["them: hi"],"app":"me: x","confidence":1}'
     expect(scanAll([text])).toEqual([{ sender: "them", text: "hi" }])
+  })
+
+  it("whatever prose wraps the answer (braces, brackets, quotes, escapes, other objects), a read that is kept streamed its messages", () => {
+    // Kept: the whole answer decodes (AnswerJson) and the scanner saw one messages array.
+    const whole = Schema.decodeUnknownEither(answerOf(VisionTranscript))
+    const unit = fc.constantFrom("{", "}", "[", "]", '"', "\\", ",", ":", "`", " ", "\n", "a", "\u{1F600}")
+    const prose = fc.oneof(
+      fc.string({ unit, maxLength: 30 }),
+      fc.string(),
+      fc.constantFrom("{}", '{"messages":["them: other"]}', '{"messages":["them: other"], broken}')
+    )
+    let kept = 0
+    fc.assert(
+      fc.property(answers, prose, prose, fc.array(fc.nat(), { maxLength: 20 }), (answer, before, after, cuts) => {
+        const text = `${before}\n\`\`\`json\n${JSON.stringify(answer)}\n\`\`\`\n${after}`
+        const scanner = makeMessageScanner()
+        const streamed = cutAt(text, cuts).flatMap((piece) => scanner.push(piece))
+        const decoded = whole(text)
+        if (Either.isRight(decoded) && !scanner.ambiguous()) {
+          kept++
+          expect(streamed).toEqual(decoded.right.messages)
+        }
+      }),
+      { numRuns: 500 }
+    )
+    // Not vacuous: harmless prose (or none) leaves the answer readable.
+    expect(kept).toBeGreaterThan(0)
   })
 
   it("an answer cut off mid-message gives the messages before it, and nothing half-written", () => {
