@@ -34,7 +34,6 @@ import {
   appEnv,
   baseEnv,
   cpuMsOf,
-  writeSyscallsOf,
   devToken,
   distinctChatImages,
   endRun,
@@ -116,8 +115,6 @@ process.once("SIGINT", () => {
 interface Round {
   readonly sessions: ReadonlyArray<FollowedSession>
   readonly cpuMs: { readonly api?: number; readonly worker?: number; readonly fake?: number }
-  /** The api's write system calls over the round (each WebSocket frame sent alone is one). */
-  readonly apiWrites?: number
 }
 
 const results: Array<Round> = []
@@ -177,23 +174,17 @@ try {
     const follower = await openFollower(url, token)
     const cpu = () => ({ api: cpuMsOf(api.pid), worker: cpuMsOf(worker.pid), fake: cpuMsOf(fake.pid) })
     const before = cpu()
-    const writesBefore = writeSyscallsOf(api.pid)
     // For a profile of the burst alone (the uploads above are not timed): cpuprofile-top.ts --since/--until.
     console.log(`burst of ${count} creates at monotonic ${process.hrtime.bigint() / 1000n} µs`)
     const sessions = await Promise.all(uploadIds.map((uploadId) => followSession(url, token, follower, uploadId)))
     const after = cpu()
-    const writesAfter = writeSyscallsOf(api.pid)
     await follower.close()
     for (const session of sessions) if (session.id !== undefined) sessionIds.push(session.id)
     const spent = (key: "api" | "worker" | "fake") => {
       const [b, a] = [before[key], after[key]]
       return a === undefined || b === undefined ? {} : { [key]: a - b }
     }
-    return {
-      sessions,
-      cpuMs: { ...spent("api"), ...spent("worker"), ...spent("fake") },
-      ...(writesBefore === undefined || writesAfter === undefined ? {} : { apiWrites: writesAfter - writesBefore })
-    }
+    return { sessions, cpuMs: { ...spent("api"), ...spent("worker"), ...spent("fake") } }
   }
 
   const pacedSoFar = (): Array<Paced> =>
@@ -327,13 +318,9 @@ console.log(
   )}`
 )
 const cpu = { api: cpuPerSession("api"), worker: cpuPerSession("worker"), fake: cpuPerSession("fake") }
-const apiWritesPerSession = results.every((round) => round.apiWrites !== undefined)
-  ? results.reduce((sum, round) => sum + (round.apiWrites ?? 0), 0) / Math.max(1, completed.length)
-  : null
 console.log(
   `\nCPU ms per session: api ${cpu.api?.toFixed(1) ?? "n/a"}, worker ${cpu.worker?.toFixed(1) ?? "n/a"}, ` +
-    `fake provider (own process) ${cpu.fake?.toFixed(1) ?? "n/a"}; api write system calls per session ` +
-    `${apiWritesPerSession?.toFixed(1) ?? "n/a"}`
+    `fake provider (own process) ${cpu.fake?.toFixed(1) ?? "n/a"}`
 )
 // Each event is a publish through Redis and the api, and a frame to the app: what the session costs in messages.
 const eventsPerSession = Object.fromEntries(
@@ -369,7 +356,6 @@ writeResult("latency", {
   spans,
   providerShare: provider,
   cpuMsPerSession: cpu,
-  apiWritesPerSession,
   failures
 })
 if (failures.length > 0) process.exitCode = 1

@@ -193,18 +193,6 @@ export const cpuMsOf = (pid: number): number | undefined => {
   }
 }
 
-/** Write system calls (write, writev, sendmsg …) a process has made so far; undefined off Linux. */
-export const writeSyscallsOf = (pid: number): number | undefined => {
-  try {
-    const line = readFileSync(`/proc/${pid}/io`, "utf8")
-      .split("\n")
-      .find((entry) => entry.startsWith("syscw:"))
-    return line === undefined ? undefined : Number(line.slice("syscw:".length))
-  } catch {
-    return undefined
-  }
-}
-
 /** This process's CPU time so far (user + system), in ms. */
 export const ownCpuMs = () => {
   const usage = process.cpuUsage()

@@ -24,13 +24,11 @@ import {
   Scope,
   Stream
 } from "effect"
-import type { Duplex } from "node:stream"
 import type { RawData, WebSocket } from "ws"
 import type { AiError } from "../../core/ai/errors.ts"
 import { aiErrorToWire, aiFailuresToWire } from "../../core/ai/wire.ts"
 import { AppConfig } from "../../core/config.ts"
 import { randomUUID } from "node:crypto"
-import { batchingWrites } from "./write-batching.ts"
 import { jsonLimitExceeded } from "../../core/http/json-limits.ts"
 import { trackedIn, wsConnections, wsSubscriptions } from "../../core/metrics.ts"
 import {
@@ -211,9 +209,8 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
      * Serves one upgraded socket until it closes (returns once it is set up: the socket's events
      * drive it from then on). `ip` is the client's address.
      */
-    const serve = (ws: WebSocket, ip: string, socket?: Duplex) =>
+    const serve = (ws: WebSocket, ip: string) =>
       Effect.gen(function* () {
-        const batch = socket === undefined ? () => {} : batchingWrites(socket)
         const inbox: Array<Inbound> = []
         /** Starts handling the inbox; set once the connection is set up (frames wait until then). */
         let startDraining = () => {}
@@ -281,7 +278,6 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
           Effect.flatMap(Effect.orDie(Schema.encode(ServerFrame)(frame)), (encoded) =>
             Effect.sync(() => {
               if (ws.readyState !== OPEN) return
-              batch()
               ws.send(JSON.stringify(encoded))
               if (ws.bufferedAmount > config.maxBufferedBytes) {
                 closeSocket(CloseCode.SlowConsumer, "Slow consumer: outgoing buffer full")

@@ -102,7 +102,7 @@ export const RealtimeGatewayLive = Layer.scopedDiscard(
         const ws = yield* Effect.async<WebSocket>((resume) =>
           wss.handleUpgrade(request, socket, head, (ws) => resume(Effect.succeed(ws)))
         )
-        yield* connections.serve(ws, ip, socket)
+        yield* connections.serve(ws, ip)
       })
 
     yield* upgrades.route(WEBSOCKET_PATH, (request, socket, head) => {
