@@ -42,4 +42,11 @@ EXPOSE 3000
 # The api answers on PORT; a worker on WORKER_HEALTH_PORT when set (it serves nothing else).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s \
   CMD wget -qO- "http://127.0.0.1:${WORKER_HEALTH_PORT:-${PORT}}/health/live" >/dev/null || exit 1
-CMD ["node", "src/main/api.ts"]
+# The api keeps WebAssembly on V8's baseline compiler (--liftoff-only; Node refuses it in NODE_OPTIONS):
+# its one WebAssembly, Prisma's query compiler, was recompiled by TurboFan after the first queries,
+# ~65 MiB of compiler memory that glibc kept (after one list request 287-293 -> 214-232 MiB RSS) for
+# no CPU measurable per statement. The worker keeps the optimising tier: tesseract, its local OCR
+# fallback, reads ~1.7x slower without it (bench/README.md, "The api's WebAssembly on Liftoff").
+# package.json's start, the compose file and the Kubernetes api run the same command
+# (test/unit/deploy/node-options.test.ts).
+CMD ["node", "--liftoff-only", "src/main/api.ts"]

@@ -44,8 +44,8 @@ const quick = process.argv.includes("--quick")
 const settleMs = quick ? 3_000 : 10_000
 const redisUrl = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
 const queuePrefix = `wm-bench-footprint-${process.pid}`
-// The Wingmate processes run with the image's Node options (appNodeArgs). BENCH_ONLY=api,worker,express,raw: a subset.
-const nodeArgs = appNodeArgs()
+// The Wingmate processes run with the image's Node flags (appNodeArgs). BENCH_ONLY=api,worker,express,raw: a subset.
+const nodeArgs = { api: appNodeArgs("api"), worker: appNodeArgs("worker") }
 const only = process.env["BENCH_ONLY"]?.split(",")
 // Another checkout's api and worker (a before/after: `git archive <rev> | tar -x -C <dir>`, link
 // this checkout's node_modules, `prisma generate` there).
@@ -120,7 +120,8 @@ try {
       script: join(appRoot, "src/main/api.ts"),
       extra: wingmate,
       http: true,
-      app: true
+      app: true,
+      nodeArgs: [...nodeArgs.api, "--import", probe]
     },
     {
       key: "worker",
@@ -128,7 +129,8 @@ try {
       script: join(appRoot, "src/main/worker.ts"),
       extra: wingmate,
       http: false,
-      app: true
+      app: true,
+      nodeArgs: [...nodeArgs.worker, "--import", probe]
     },
     {
       key: "express",
@@ -136,7 +138,8 @@ try {
       script: "bench/baselines/express/server.ts",
       extra: {},
       http: true,
-      app: false
+      app: false,
+      nodeArgs: []
     },
     {
       key: "raw",
@@ -144,7 +147,8 @@ try {
       script: "bench/baselines/raw/server.ts",
       extra: {},
       http: true,
-      app: false
+      app: false,
+      nodeArgs: []
     }
   ].filter((target) => only === undefined || only.includes(target.key))
   for (const [index, target] of targets.entries()) {
@@ -164,7 +168,7 @@ try {
         FOOTPRINT_PROBE_SNAPSHOT: process.env["BENCH_HEAP_SNAPSHOT"] ?? ""
       },
       logFile,
-      target.app ? [...nodeArgs, "--import", probe] : []
+      target.nodeArgs
     )
     running.push(child)
     await waitFor(

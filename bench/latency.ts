@@ -158,9 +158,15 @@ try {
     ...(queueConcurrency === undefined ? {} : { QUEUE_CONCURRENCY: queueConcurrency })
   }
   // The image's Node flags (BENCH_NODE_ARGS replaces them, e.g. to add --cpu-prof).
-  const api = start("api", join(appRoot, "src/main/api.ts"), env, join(dataDir, "api.log"), appNodeArgs())
+  const api = start("api", join(appRoot, "src/main/api.ts"), env, join(dataDir, "api.log"), appNodeArgs("api"))
   children.push(api)
-  const worker = start("worker", join(appRoot, "src/main/worker.ts"), env, join(dataDir, "worker.log"), appNodeArgs())
+  const worker = start(
+    "worker",
+    join(appRoot, "src/main/worker.ts"),
+    env,
+    join(dataDir, "worker.log"),
+    appNodeArgs("worker")
+  )
   children.push(worker)
   await waitFor("api ready", httpOk(`${url}/health/ready`), api)
   await waitFor("worker consuming", () => Promise.resolve(worker.output().includes("Consumer started")), worker)

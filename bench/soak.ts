@@ -137,7 +137,7 @@ const dataDir = mkdtempSync(join(tmpdir(), "wingmate-soak-"))
 // The api and worker processes run with the image's Node flags, as deployed: V8 sizes its heap, and
 // so the RSS this run judges, by them (bench/README.md, "Soak"). BENCH_NODE_ARGS replaces them
 // (a diagnosis: add `--heapsnapshot-signal=SIGUSR2`).
-const processNodeArgs = appNodeArgs()
+const processNodeArgs = { api: appNodeArgs("api"), worker: appNodeArgs("worker") }
 const logDir = mkdtempSync(join(tmpdir(), "wingmate-soak-logs-"))
 const children: Array<Running> = []
 let dropDatabase: (() => Promise<unknown>) | undefined
@@ -273,13 +273,13 @@ try {
       "src/main/api.ts",
       env(port, `api${index}`),
       join(logDir, `api${index}.log`),
-      processNodeArgs
+      processNodeArgs.api
     )
     children.push(running)
     apis.push({ index, url: `http://127.0.0.1:${port}`, running })
   }
   const startWorker = async (name: string) => {
-    const running = start(name, "src/main/worker.ts", env(0, name), join(logDir, `${name}.log`), processNodeArgs)
+    const running = start(name, "src/main/worker.ts", env(0, name), join(logDir, `${name}.log`), processNodeArgs.worker)
     children.push(running)
     await waitFor(`${name} consuming`, () => Promise.resolve(running.output().includes("Consumer started")), running)
     return running

@@ -112,12 +112,17 @@ export const appEnv = (target: AppTarget): NodeJS.ProcessEnv => ({
 })
 
 /**
- * The Node flags the api and the worker run with in the image (the Dockerfile's NODE_OPTIONS), so
- * that a bench measures them as deployed; BENCH_NODE_ARGS replaces them ("" for V8's defaults).
+ * The Node flags a process runs with in the image, so that a bench measures it as deployed: the
+ * Dockerfile's NODE_OPTIONS, and for the api the flags of the image's command (its `CMD`:
+ * `--liftoff-only`, which Node refuses in NODE_OPTIONS). BENCH_NODE_ARGS replaces them ("" for
+ * V8's defaults).
  */
-export const appNodeArgs = (): ReadonlyArray<string> => {
-  const image = /^\s*NODE_OPTIONS="([^"]*)"/m.exec(readFileSync(join(root, "Dockerfile"), "utf8"))?.[1] ?? ""
-  return (process.env["BENCH_NODE_ARGS"] ?? image).split(" ").filter((arg) => arg !== "")
+export const appNodeArgs = (role: "api" | "worker"): ReadonlyArray<string> => {
+  const dockerfile = readFileSync(join(root, "Dockerfile"), "utf8")
+  const options = (/^\s*NODE_OPTIONS="([^"]*)"/m.exec(dockerfile)?.[1] ?? "").split(" ")
+  const command = role === "api" ? (/^CMD \["node", (.*), "src\/main\/api\.ts"\]$/m.exec(dockerfile)?.[1] ?? "") : ""
+  const flags = [...options, ...command.split(", ").map((flag) => flag.replaceAll('"', ""))].join(" ")
+  return (process.env["BENCH_NODE_ARGS"] ?? flags).split(" ").filter((arg) => arg !== "")
 }
 
 export interface Running {

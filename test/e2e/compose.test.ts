@@ -18,8 +18,8 @@ const PRODUCTION = ["docker-compose.yml", "docker-compose.production.yml"]
 /** Exactly the compose environment (and a PATH), as in the container. */
 const checkConfig = (command: ReadonlyArray<string>, env: Record<string, string>) =>
   new Promise<{ code: number | null; output: string }>((resolve) => {
-    const [, script = ""] = command
-    const child = spawn(process.execPath, [script, "--check-config"], {
+    const [, ...args] = command
+    const child = spawn(process.execPath, [...args, "--check-config"], {
       cwd: root,
       env: { PATH: process.env["PATH"] ?? "", ...env },
       stdio: ["ignore", "pipe", "pipe"]
