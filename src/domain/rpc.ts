@@ -264,7 +264,8 @@ export const SessionsRpcs = RpcGroup.make(
     }),
     success: SessionStreamItem,
     /**
-     * `NotFound`: no such session of yours, or deleted while followed. `ServiceUnavailable`: the
+     * `NotFound`: no such session of yours, or deleted while followed. `Unauthorized`
+     * (`account-erased`): the account was erased, before or while followed. `ServiceUnavailable`: the
      * progress feed failed; resume with `afterSeq`.
      */
     error: Schema.Union(NotFound, Unauthorized, ServiceUnavailable),

@@ -399,8 +399,11 @@ export class RealtimeConnections extends Effect.Service<RealtimeConnections>()("
                   error._tag === "NotFound"
                     ? // Deleted meanwhile: as a subscription to a missing session is answered.
                       sendError("NOT_FOUND", error.message, { details: { sessionId } })
-                    : // The session's id says which one to follow again (a client follows several at once).
-                      internal("session stream", { details: { sessionId } })(error)
+                    : error._tag === "Unauthorized" && reasonOf(error) === ACCOUNT_ERASED
+                      ? // Gone with the account erased meanwhile: as any frame of an erased account is refused.
+                        refuseErased({})
+                      : // The session's id says which one to follow again (a client follows several at once).
+                        internal("session stream", { details: { sessionId } })(error)
                 ),
                 trackedIn(wsSubscriptions)
               )

@@ -343,7 +343,10 @@ export class SessionsService extends Effect.Service<SessionsService>()("Sessions
         )
         return Stream.merge(live, watchdog, { haltStrategy: "either" }).pipe(
           Stream.tap((item) => Ref.set(last, item)),
-          Stream.concat(closing)
+          Stream.concat(closing),
+          // Gone with the account erased meanwhile (another device): the follow ends as its start
+          // would now be refused, not as a session deleted by itself.
+          Stream.catchTag("NotFound", (missing) => Stream.fromEffect(tombstones.missingUnlessErased(userId, missing)))
         )
       })
 

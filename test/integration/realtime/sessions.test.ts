@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto"
 import pg from "pg"
 import { afterAll, beforeAll, beforeEach } from "vitest"
 import { Redis } from "../../../src/core/redis.ts"
+import { CloseCode } from "../../../src/domain/realtime.ts"
 import { chatScreenshotPng } from "../../fixtures/chat-screenshot.ts"
 import { startFakeOpenAI } from "../../fakes/ai/index.ts"
 import { sql, TestDb, testDatabaseUrl } from "../../support/database.ts"
@@ -281,17 +282,26 @@ layer(
     })
   )
 
-  it.scoped("a followed session of an account erased meanwhile: its subscription ends with NOT_FOUND", () =>
-    Effect.gen(function* () {
-      const { url, alice, socket, session } = yield* aliceFollowsARunningSession
-      const erased = yield* Effect.promise(() =>
-        fetch(`${url}/api/v1/users/me`, { method: "DELETE", headers: alice.headers })
-      )
-      expect(erased.status).toBe(204)
-      // Before: the progress was cleared while the rows still existed, and the subscription ended quietly.
-      expect(yield* socket.next(ofType("error"))).toEqual(notFoundFrame(session.id))
-      expect(yield* sql("SELECT count(*)::int AS n FROM sessions WHERE id = $1", [session.id])).toEqual([{ n: 0 }])
-    })
+  it.scoped(
+    "a followed session of an account erased meanwhile: refused UNAUTHORIZED account-erased, as any frame of the account, then closed 4401",
+    () =>
+      Effect.gen(function* () {
+        const { url, alice, socket, session } = yield* aliceFollowsARunningSession
+        const erased = yield* Effect.promise(() =>
+          fetch(`${url}/api/v1/users/me`, { method: "DELETE", headers: alice.headers })
+        )
+        expect(erased.status).toBe(204)
+        // Before: NOT_FOUND, as for a session deleted by itself, and the connection stayed open
+        // (earlier still, the progress was cleared while the rows existed and it ended quietly).
+        expect(yield* socket.next(ofType("error"))).toEqual({
+          type: "error",
+          code: "UNAUTHORIZED",
+          message: "This account was erased",
+          details: { reason: "account-erased" }
+        })
+        expect((yield* socket.closed()).code).toBe(CloseCode.Unauthenticated)
+        expect(yield* sql("SELECT count(*)::int AS n FROM sessions WHERE id = $1", [session.id])).toEqual([{ n: 0 }])
+      })
   )
 
   it.scoped("unsubscribe acknowledges and stops the events", () =>

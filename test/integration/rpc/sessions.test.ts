@@ -8,7 +8,7 @@ import { expect, layer } from "@effect/vitest"
 import { Chunk, Deferred, Effect, Fiber, Stream } from "effect"
 import { beforeAll } from "vitest"
 import { WingmateRpcClient } from "../../../src/client/rpc-client.ts"
-import { NotFound } from "../../../src/domain/errors.ts"
+import { NotFound, Unauthorized } from "../../../src/domain/errors.ts"
 import type { RegenerationEvent } from "../../../src/domain/rpc.ts"
 import type { SessionStreamItem } from "../../../src/domain/sessions.ts"
 import { assertFontsRender, chatScreenshotPng } from "../../fixtures/chat-screenshot.ts"
@@ -166,6 +166,32 @@ layer(testServer({ db: TestDb(), consumer: false }), { timeout: 60_000, excludeT
           return yield* Effect.flip(Fiber.join(follow))
         }).pipe(Effect.provide(WingmateRpcClient.http({ baseUrl: url, token: alice.token })))
         expect(failure).toBeInstanceOf(NotFound)
+      })
+    )
+
+    it.effect("a followed session of an account erased meanwhile: the follow fails Unauthorized account-erased", () =>
+      Effect.gen(function* () {
+        const url = yield* baseUrl
+        const { alice } = yield* twoUsers(url)
+        const uploadId = yield* uploadPng(url, alice.headers, screenshot)
+        const failure = yield* Effect.gen(function* () {
+          const rpc = yield* WingmateRpcClient
+          const created = yield* rpc.sessions.create({ uploadIds: [uploadId] })
+          const following = yield* Deferred.make<void>()
+          const follow = yield* rpc.sessions.follow({ sessionId: created.id, afterSeq: 0 }).pipe(
+            Stream.runForEach(() => Deferred.succeed(following, undefined)),
+            Effect.fork
+          )
+          yield* Deferred.await(following)
+          const erased = yield* Effect.promise(() =>
+            fetch(`${url}/api/v1/users/me`, { method: "DELETE", headers: alice.headers })
+          )
+          expect(erased.status).toBe(204)
+          // Before: NotFound, as for a session deleted by itself.
+          return yield* Effect.flip(Fiber.join(follow))
+        }).pipe(Effect.provide(WingmateRpcClient.http({ baseUrl: url, token: alice.token })))
+        expect(failure).toBeInstanceOf(Unauthorized)
+        expect(failure).toMatchObject({ details: { reason: "account-erased" } })
       })
     )
   }
