@@ -140,56 +140,47 @@ layer(testServer({ db: TestDb(), consumer: true }), { timeout: 120_000, excludeT
   }
 )
 
+/**
+ * Alice follows a queued session over RPC (no worker: it stays queued), then a DELETE of hers at
+ * `path` takes it away (the session, or her account): what the follow fails with.
+ */
+const followFailureAfterDelete = (path: (sessionId: string) => string) =>
+  Effect.gen(function* () {
+    const url = yield* baseUrl
+    const { alice } = yield* twoUsers(url)
+    const uploadId = yield* uploadPng(url, alice.headers, screenshot)
+    return yield* Effect.gen(function* () {
+      const rpc = yield* WingmateRpcClient
+      const created = yield* rpc.sessions.create({ uploadIds: [uploadId] })
+      const following = yield* Deferred.make<void>()
+      const follow = yield* rpc.sessions.follow({ sessionId: created.id, afterSeq: 0 }).pipe(
+        Stream.runForEach(() => Deferred.succeed(following, undefined)),
+        Effect.fork
+      )
+      yield* Deferred.await(following)
+      const deleted = yield* Effect.promise(() =>
+        fetch(`${url}${path(created.id)}`, { method: "DELETE", headers: alice.headers })
+      )
+      expect(deleted.status).toBe(204)
+      return yield* Effect.flip(Fiber.join(follow))
+    }).pipe(Effect.provide(WingmateRpcClient.http({ baseUrl: url, token: alice.token })))
+  })
+
 layer(testServer({ db: TestDb(), consumer: false }), { timeout: 60_000, excludeTestServices: true })(
   "rpc: sessions, no worker",
   (it) => {
     it.effect("a followed session deleted meanwhile: the follow fails NotFound instead of waiting forever", () =>
       Effect.gen(function* () {
-        const url = yield* baseUrl
-        const { alice } = yield* twoUsers(url)
-        const uploadId = yield* uploadPng(url, alice.headers, screenshot)
-        const failure = yield* Effect.gen(function* () {
-          const rpc = yield* WingmateRpcClient
-          // No worker: the session stays queued until it is deleted.
-          const created = yield* rpc.sessions.create({ uploadIds: [uploadId] })
-          const following = yield* Deferred.make<void>()
-          const follow = yield* rpc.sessions.follow({ sessionId: created.id, afterSeq: 0 }).pipe(
-            Stream.runForEach(() => Deferred.succeed(following, undefined)),
-            Effect.fork
-          )
-          yield* Deferred.await(following)
-          const deleted = yield* Effect.promise(() =>
-            fetch(`${url}/api/v1/sessions/${created.id}`, { method: "DELETE", headers: alice.headers })
-          )
-          expect(deleted.status).toBe(204)
-          // Before: the stream ended without its terminal event, as if the session could still go on.
-          return yield* Effect.flip(Fiber.join(follow))
-        }).pipe(Effect.provide(WingmateRpcClient.http({ baseUrl: url, token: alice.token })))
+        // Before: the stream ended without its terminal event, as if the session could still go on.
+        const failure = yield* followFailureAfterDelete((sessionId) => `/api/v1/sessions/${sessionId}`)
         expect(failure).toBeInstanceOf(NotFound)
       })
     )
 
     it.effect("a followed session of an account erased meanwhile: the follow fails Unauthorized account-erased", () =>
       Effect.gen(function* () {
-        const url = yield* baseUrl
-        const { alice } = yield* twoUsers(url)
-        const uploadId = yield* uploadPng(url, alice.headers, screenshot)
-        const failure = yield* Effect.gen(function* () {
-          const rpc = yield* WingmateRpcClient
-          const created = yield* rpc.sessions.create({ uploadIds: [uploadId] })
-          const following = yield* Deferred.make<void>()
-          const follow = yield* rpc.sessions.follow({ sessionId: created.id, afterSeq: 0 }).pipe(
-            Stream.runForEach(() => Deferred.succeed(following, undefined)),
-            Effect.fork
-          )
-          yield* Deferred.await(following)
-          const erased = yield* Effect.promise(() =>
-            fetch(`${url}/api/v1/users/me`, { method: "DELETE", headers: alice.headers })
-          )
-          expect(erased.status).toBe(204)
-          // Before: NotFound, as for a session deleted by itself.
-          return yield* Effect.flip(Fiber.join(follow))
-        }).pipe(Effect.provide(WingmateRpcClient.http({ baseUrl: url, token: alice.token })))
+        // Before: NotFound, as for a session deleted by itself.
+        const failure = yield* followFailureAfterDelete(() => "/api/v1/users/me")
         expect(failure).toBeInstanceOf(Unauthorized)
         expect(failure).toMatchObject({ details: { reason: "account-erased" } })
       })
