@@ -101,7 +101,9 @@ export const appEnv = (target: AppTarget): NodeJS.ProcessEnv => ({
   ...target.providerEnv,
   AI_PROVIDER_STRATEGY_PRIMARY: target.provider,
   AI_PROVIDER_STRATEGY_FALLBACKS: target.provider,
-  AI_DAILY_SPEND_CAP_MICROS: "0",
+  // The spend cap on, as deployed by default (each AI call's admission, renewal and release are
+  // part of a session's cost), but high enough never to refuse a bench's user.
+  AI_DAILY_SPEND_CAP_MICROS: "1000000000000",
   PROGRESS_TTL_SECONDS: "600",
   // One client address and a few users send every request: a bench measures the app, not its limits.
   RATE_LIMIT_ENABLED: "false",

@@ -50,10 +50,13 @@ const fieldOf = (value: unknown, key: string): unknown =>
 /**
  * A foreign key refused the write and it is `constraint` (its name in the database, as the driver
  * adapter reports it): the row it points to is gone. A Prisma call reports it as P2003, a raw
- * statement through the client (`$queryRaw`) as P2010 of kind `ForeignKeyConstraintViolation`.
+ * statement through the client (`$queryRaw`, PGlite's `sql`) as P2010 of kind
+ * `ForeignKeyConstraintViolation`, one sent to the pool as SQLSTATE 23503.
  */
 export const isForeignKeyViolation = (error: DbError, constraint: string): boolean => {
   const cause = error.cause
+  // A statement sent to the pool (`sql` on PostgreSQL): node-postgres' error, PostgreSQL's fields.
+  if (cause instanceof pg.DatabaseError) return cause.code === "23503" && cause.constraint === constraint
   if (!(cause instanceof Prisma.PrismaClientKnownRequestError)) return false
   if (cause.code !== "P2003" && cause.code !== "P2010") return false
   const adapter = fieldOf(fieldOf(cause.meta, "driverAdapterError"), "cause")
