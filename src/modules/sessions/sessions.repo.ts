@@ -613,9 +613,18 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("SessionsRepo",
           ),
           (rows) => rows[0]?.kept === true
         ),
+      /**
+       * Through the pool like the job's other statements: with the ledger's (src/core/ai/ledger-db.ts),
+       * a session's job sends nothing through Prisma's client, so a worker never instantiates its
+       * query compiler (WebAssembly, tens of MiB once optimised) for sessions.
+       */
       cachedOcr: (userId: string, contentHash: string) =>
-        db.query("sessions.cachedOcr", (c) =>
-          c.ocrResult.findUnique({ where: { userId_contentHash: { userId, contentHash } } })
+        Effect.map(
+          db.sql<{ readonly provider: string; readonly transcript: Prisma.JsonValue }>(
+            "sessions.cachedOcr",
+            Prisma.sql`SELECT provider, transcript FROM ocr_results WHERE user_id = ${userId} AND content_hash = ${contentHash}`
+          ),
+          (rows) => rows[0] ?? null
         ),
       /**
        * Kept only while the session exists (its row key-share locked until the insert commits):
