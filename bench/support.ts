@@ -121,10 +121,12 @@ export const appEnv = (target: AppTarget): NodeJS.ProcessEnv => ({
  */
 export const appNodeArgs = (role: "api" | "worker"): ReadonlyArray<string> => {
   const dockerfile = readFileSync(join(root, "Dockerfile"), "utf8")
-  const options = (/^\s*NODE_OPTIONS="([^"]*)"/m.exec(dockerfile)?.[1] ?? "").split(" ")
-  const command = role === "api" ? (/^CMD \["node", (.*), "src\/main\/api\.ts"\]$/m.exec(dockerfile)?.[1] ?? "") : ""
-  const flags = [...options, ...command.split(", ").map((flag) => flag.replaceAll('"', ""))].join(" ")
-  return (process.env["BENCH_NODE_ARGS"] ?? flags).split(" ").filter((arg) => arg !== "")
+  const options = /^\s*NODE_OPTIONS="([^"]*)"/m.exec(dockerfile)?.[1] ?? ""
+  // The exec form's JSON array: ["node", ...flags, "src/main/api.ts"].
+  const command: unknown = JSON.parse(/^CMD (\[.*\])$/m.exec(dockerfile)?.[1] ?? "[]")
+  const commandFlags = role === "api" && Array.isArray(command) ? command.slice(1, -1).map(String) : []
+  const flags = process.env["BENCH_NODE_ARGS"]?.split(" ") ?? [...options.split(" "), ...commandFlags]
+  return flags.filter((arg) => arg !== "")
 }
 
 export interface Running {
